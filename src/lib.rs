@@ -1,1 +1,12 @@
-pub fn placeholder() {}
+//! scangate keeps vulnerable images out of Kubernetes clusters.
+//!
+//! One binary, two roles: an admission webhook (`server`, `admission`) and a scan controller
+//! (`controller`). Everything that decides something is a pure function in `api`, `admission`,
+//! `policy` and `report`; I/O lives at the edges.
+
+pub mod admission;
+pub mod api;
+pub mod cli;
+pub mod image;
+pub mod policy;
+pub mod report;

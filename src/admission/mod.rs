@@ -1,0 +1,1 @@
+//! Pure admission decisions: workloads, scanning objects, status enrichment.

@@ -1,0 +1,1 @@
+//! CRD types of scanning.scangate.dev/v1beta1.

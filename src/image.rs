@@ -1,0 +1,1 @@
+//! Image reference parsing and normalization.

@@ -1,0 +1,1 @@
+//! ScanPolicies: Rego compiled once with regorus, evaluated many times.

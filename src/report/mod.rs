@@ -1,0 +1,1 @@
+//! Scanner output (Grype, Trivy, CycloneDX, SARIF) normalized into one report.
