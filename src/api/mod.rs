@@ -1,1 +1,5 @@
-//! CRD types of scanning.scangate.dev/v1beta1.
+//! CRD types of `scanning.scangate.dev/v1beta1`, the scan status contract and phase derivation.
+
+mod status;
+
+pub use status::*;
