@@ -1,1 +1,462 @@
 //! Image reference parsing and normalization.
+//!
+//! Follows the grammar of the distribution reference library that Docker, containerd and the
+//! kubelet use: `[domain[:port]/]path[:tag][@algorithm:hex]`. A first path component is a
+//! domain only if it contains `.` or `:` or is `localhost`; otherwise the image is on Docker
+//! Hub, and a single-component Docker Hub name lives under `library/`. A reference with
+//! neither tag nor digest means `:latest`. So `nginx` normalizes to
+//! `docker.io/library/nginx:latest`, which is how scans and workloads are matched.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The registry of references that name none.
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
+const OFFICIAL_NAMESPACE: &str = "library";
+const DEFAULT_TAG: &str = "latest";
+/// Longest repository name (registry and path) a registry accepts.
+const MAX_NAME_LENGTH: usize = 255;
+const MAX_TAG_LENGTH: usize = 128;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("image reference is empty: give a name such as `nginx:1.27`")]
+    Empty,
+    #[error(
+        "image reference {0:?} contains uppercase letters in its repository: repository names are lowercase"
+    )]
+    Uppercase(String),
+    #[error("image reference {reference:?} is invalid: {problem}")]
+    Invalid { reference: String, problem: String },
+    #[error(
+        "image reference {0:?} is longer than {MAX_NAME_LENGTH} characters, the most a registry accepts"
+    )]
+    TooLong(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A parsed, normalized image reference.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses and normalizes a reference as the kubelet would pull it.
+    pub fn parse(reference: &str) -> Result<Self> {
+        if reference.is_empty() {
+            return Err(Error::Empty);
+        }
+        let invalid = |problem: &str| Error::Invalid {
+            reference: reference.to_string(),
+            problem: problem.to_string(),
+        };
+        let (rest, digest) = match reference.split_once('@') {
+            Some((rest, digest)) => {
+                check_digest(digest).map_err(|p| invalid(&p))?;
+                (rest, Some(digest.to_string()))
+            }
+            None => (reference, None),
+        };
+        // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let tag = &rest[last_slash + i + 1..];
+                check_tag(tag).map_err(|p| invalid(&p))?;
+                (&rest[..last_slash + i], Some(tag.to_string()))
+            }
+            None => (rest, None),
+        };
+        if name.is_empty() {
+            return Err(invalid("the repository name is missing"));
+        }
+        let (registry, path) = split_registry(name);
+        if let Some(registry) = registry {
+            check_registry(registry).map_err(|p| invalid(&p))?;
+        }
+        if path.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(Error::Uppercase(reference.to_string()));
+        }
+        check_path(path).map_err(|p| invalid(&p))?;
+
+        let registry = match registry {
+            None | Some(LEGACY_DEFAULT_REGISTRY) => DEFAULT_REGISTRY.to_string(),
+            Some(r) => r.to_string(),
+        };
+        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
+            format!("{OFFICIAL_NAMESPACE}/{path}")
+        } else {
+            path.to_string()
+        };
+        if registry.len() + 1 + repository.len() > MAX_NAME_LENGTH {
+            return Err(Error::TooLong(reference.to_string()));
+        }
+        let tag = match (tag, &digest) {
+            (None, None) => Some(DEFAULT_TAG.to_string()),
+            (tag, _) => tag,
+        };
+        Ok(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// The registry host, with its port if any (`docker.io`, `localhost:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository path within the registry (`library/nginx`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The digest (`sha256:…`), when the reference pins one.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+
+    /// `registry/repository`, the name without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// `registry/repository@digest`, when the reference has a digest.
+    pub fn by_digest(&self) -> Option<String> {
+        self.digest.as_ref().map(|d| format!("{}@{d}", self.name()))
+    }
+
+    /// `registry/repository:tag`, when the reference has a tag.
+    pub fn by_tag(&self) -> Option<String> {
+        self.tag.as_ref().map(|t| format!("{}:{t}", self.name()))
+    }
+
+    /// The same image pinned to `digest`.
+    pub fn with_digest(&self, digest: &str) -> Result<Self> {
+        check_digest(digest).map_err(|problem| Error::Invalid {
+            reference: format!("{}@{digest}", self.name()),
+            problem,
+        })?;
+        Ok(ImageRef {
+            digest: Some(digest.to_string()),
+            ..self.clone()
+        })
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ImageRef::parse(s)
+    }
+}
+
+/// Splits `host[:port]/path` into the registry, if the first component is one, and the path.
+fn split_registry(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            (Some(first), rest)
+        }
+        _ => (None, name),
+    }
+}
+
+fn check_registry(registry: &str) -> Result<(), String> {
+    let (host, port) = match registry.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (registry, None),
+    };
+    if let Some(port) = port
+        && (!port.chars().all(|c| c.is_ascii_digit()) || port.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "registry port {port:?} is not a number between 0 and 65535"
+        ));
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if host.is_empty() || !host.split('.').all(label_ok) {
+        return Err(format!(
+            "registry host {host:?} is not a valid host name (letters, digits, '-' and '.')"
+        ));
+    }
+    Ok(())
+}
+
+/// Path components are `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+fn check_path(path: &str) -> Result<(), String> {
+    for component in path.split('/') {
+        if component.is_empty() {
+            return Err("the repository path has an empty component ('//' or a trailing '/')".into());
+        }
+        let bytes = component.as_bytes();
+        let is_alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if !is_alnum(bytes[0]) || !is_alnum(bytes[bytes.len() - 1]) {
+            return Err(format!(
+                "repository component {component:?} must start and end with a lowercase letter or digit"
+            ));
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if is_alnum(b) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && !is_alnum(bytes[i]) {
+                i += 1;
+            }
+            let separator = &component[start..i];
+            let valid = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+            if !valid {
+                return Err(format!(
+                    "repository component {component:?} contains {separator:?}; only lowercase \
+                     letters, digits and the separators '.', '_', '__' and '-' are allowed"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tags are `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn check_tag(tag: &str) -> Result<(), String> {
+    let mut chars = tag.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok || tag.len() > MAX_TAG_LENGTH {
+        return Err(format!(
+            "tag {tag:?} is not valid: up to {MAX_TAG_LENGTH} letters, digits, '_', '.' and '-', \
+             not starting with '.' or '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Digests are `algorithm:hex`; for sha256 exactly 64 lowercase hex digits.
+fn check_digest(digest: &str) -> Result<(), String> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Err(format!(
+            "digest {digest:?} must be `algorithm:hex`, e.g. `sha256:` and 64 hex digits"
+        ));
+    };
+    let algorithm_ok = algorithm
+        .split(['+', '.', '_', '-'])
+        .all(|part| {
+            part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if !algorithm_ok {
+        return Err(format!("digest algorithm {algorithm:?} is not valid"));
+    }
+    let hex_ok = hex.len() >= 32 && hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
+    if !hex_ok || (algorithm == "sha256" && hex.len() != 64) {
+        return Err(format!(
+            "digest {digest:?} must end in lowercase hex digits (64 for sha256)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn norm(s: &str) -> String {
+        ImageRef::parse(s).map(|r| r.to_string()).unwrap_or_else(|e| format!("ERR {e}"))
+    }
+
+    #[test]
+    fn docker_hub_defaults() {
+        assert_eq!(norm("nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(norm("nginx:1.27"), "docker.io/library/nginx:1.27");
+        assert_eq!(norm("bitnami/redis"), "docker.io/bitnami/redis:latest");
+        assert_eq!(norm("docker.io/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(norm("index.docker.io/library/nginx:1"), "docker.io/library/nginx:1");
+        assert_eq!(norm("docker.io/library/nginx:latest"), "docker.io/library/nginx:latest");
+    }
+
+    #[test]
+    fn other_registries_keep_their_path() {
+        assert_eq!(norm("ghcr.io/org/app:v1"), "ghcr.io/org/app:v1");
+        assert_eq!(norm("quay.io/a/b/c"), "quay.io/a/b/c:latest");
+        assert_eq!(norm("registry.k8s.io/pause"), "registry.k8s.io/pause:latest");
+        assert_eq!(norm("localhost/app"), "localhost/app:latest");
+    }
+
+    #[test]
+    fn ports_in_registry_hosts() {
+        let r = ImageRef::parse("localhost:5000/team/app:2.0").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.registry(), "localhost:5000");
+        assert_eq!(r.repository(), "team/app");
+        assert_eq!(r.tag(), Some("2.0"));
+        assert_eq!(norm("registry.local:8443/app"), "registry.local:8443/app:latest");
+        assert!(norm("registry.local:http/app").starts_with("ERR"));
+    }
+
+    #[test]
+    fn digests() {
+        let r = ImageRef::parse(&format!("nginx@{D}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.tag(), None, "a digest without a tag gets no default tag");
+        assert_eq!(r.digest(), Some(D));
+        assert_eq!(r.by_digest(), Some(format!("docker.io/library/nginx@{D}")));
+        assert_eq!(r.by_tag(), None);
+        let both = ImageRef::parse(&format!("ghcr.io/o/a:1.0@{D}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(both.to_string(), format!("ghcr.io/o/a:1.0@{D}"));
+        assert_eq!(both.by_tag(), Some("ghcr.io/o/a:1.0".into()));
+        let pinned = ImageRef::parse("nginx:1").and_then(|r| r.with_digest(D));
+        assert_eq!(pinned.map(|p| p.to_string()), Ok(format!("docker.io/library/nginx:1@{D}")));
+    }
+
+    #[test]
+    fn uppercase_is_rejected_with_a_clear_error() {
+        assert_eq!(ImageRef::parse("NGINX"), Err(Error::Uppercase("NGINX".into())));
+        assert!(matches!(ImageRef::parse("ghcr.io/Org/app"), Err(Error::Uppercase(_))));
+        // Uppercase in a registry host is allowed (host names are case-insensitive).
+        assert_eq!(norm("Registry.Example.com/app"), "Registry.Example.com/app:latest");
+        // Uppercase in a tag is allowed.
+        assert_eq!(norm("nginx:V1"), "docker.io/library/nginx:V1");
+    }
+
+    #[test]
+    fn malformed_references_are_rejected() {
+        for bad in [
+            "",
+            ":latest",
+            "nginx:",
+            "nginx:-bad",
+            "nginx@sha256:abc",
+            "nginx@sha256",
+            &format!("nginx@SHA256:{}", &D[7..]),
+            "ngin x",
+            "a//b",
+            "a/b/",
+            "/a",
+            "-a",
+            "a__-b",
+            "a...b",
+            "ghcr.io/",
+            "host:99999999/app",
+            "host:65536/app",
+            "ghcr.io/app:tag:again",
+        ] {
+            let result = ImageRef::parse(bad);
+            assert!(result.is_err(), "{bad:?} parsed as {result:?}");
+        }
+        let message = ImageRef::parse("nginx:-bad").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("tag \"-bad\" is not valid"), "{message}");
+        assert!(ImageRef::parse("").err().map(|e| e.to_string()).unwrap_or_default().contains("empty"));
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        let long = format!("ghcr.io/{}", "a".repeat(250));
+        assert!(matches!(ImageRef::parse(&long), Err(Error::TooLong(_))));
+        let tag = format!("nginx:{}", "t".repeat(129));
+        assert!(ImageRef::parse(&tag).is_err());
+    }
+
+    #[test]
+    fn separators() {
+        for ok in ["a.b", "a_b", "a__b", "a-b", "a---b", "a.b-c_d"] {
+            assert!(ImageRef::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    fn component() -> impl Strategy<Value = String> {
+        "[a-z0-9]{1,8}([._-][a-z0-9]{1,8}){0,2}"
+    }
+
+    fn registry() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("[a-z]{1,8}\\.[a-z]{2,4}(:[1-9][0-9]{1,3})?")
+    }
+
+    proptest! {
+        #[test]
+        fn normalized_form_parses_to_itself(
+            registry in registry(),
+            path in proptest::collection::vec(component(), 1..4),
+            tag in proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+            digest in proptest::option::of("[0-9a-f]{64}"),
+        ) {
+            // Without a registry, a first component with a '.' would be read as a host.
+            prop_assume!(registry.is_some() || !path[0].contains('.'));
+            let mut s = String::new();
+            if let Some(r) = &registry {
+                s.push_str(r);
+                s.push('/');
+            }
+            s.push_str(&path.join("/"));
+            if let Some(t) = &tag {
+                s.push(':');
+                s.push_str(t);
+            }
+            if let Some(d) = &digest {
+                s.push_str("@sha256:");
+                s.push_str(d);
+            }
+            let parsed = ImageRef::parse(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let formatted = parsed.to_string();
+            let reparsed = ImageRef::parse(&formatted).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&reparsed, &parsed);
+            prop_assert_eq!(reparsed.to_string(), formatted);
+            prop_assert_eq!(parsed.tag(), tag.as_deref().or(if digest.is_none() { Some("latest") } else { None }));
+            if registry.is_none() {
+                prop_assert_eq!(parsed.registry(), "docker.io");
+            }
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in "\\PC{0,80}") {
+            let _ = ImageRef::parse(&s);
+        }
+
+        #[test]
+        fn parse_is_idempotent(s in "[a-zA-Z0-9:/@._-]{1,60}") {
+            if let Ok(parsed) = ImageRef::parse(&s) {
+                prop_assert_eq!(ImageRef::parse(&parsed.to_string()), Ok(parsed));
+            }
+        }
+    }
+}

@@ -1,5 +1,20 @@
 //! CRD types of `scanning.scangate.dev/v1beta1`, the scan status contract and phase derivation.
 
+mod crds;
+mod exception;
+mod policy;
+mod scan;
 mod status;
+mod template;
 
+pub use crds::{all_crds, crds_yaml};
+pub use exception::*;
+pub use policy::*;
+pub use scan::*;
 pub use status::*;
+pub use template::*;
+
+/// The API group of every scangate kind.
+pub const GROUP: &str = "scanning.scangate.dev";
+/// The API version of every scangate kind.
+pub const VERSION: &str = "v1beta1";

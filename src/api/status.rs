@@ -1,7 +1,428 @@
-//! The status shared by ImageScan and SourceScan.
+//! The status shared by ImageScan and SourceScan: conditions, phase, counts, artifacts.
+//!
+//! The condition types, reasons and messages are a contract copied from the source documents:
+//! users of the system they describe read and script against these exact strings.
 
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// What a scan's status says about it, derived from its conditions by [`phase`].
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Initial phase: no scan job has started yet.
+    Pending,
+    /// The scan job is running.
+    Scanning,
+    /// The scan completed and no CVEs violated the policy.
+    Completed,
+    /// The scan completed but CVEs violated the policy.
+    Failed,
+    /// Something went wrong: the job failed, or the template or policy is invalid.
+    Error,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Pending,
+        Phase::Scanning,
+        Phase::Completed,
+        Phase::Failed,
+        Phase::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Scanning => "Scanning",
+            Phase::Completed => "Completed",
+            Phase::Failed => "Failed",
+            Phase::Error => "Error",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The four condition types of the status contract.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+pub enum ConditionType {
+    /// The scan job is running (`True`) or has finished (`False`).
+    Scanning,
+    /// The scan job's result: `True` ok, `False` otherwise.
+    Succeeded,
+    /// Sending the results to the metadata store.
+    SendingResults,
+    /// Compliance of the results with the ScanPolicy.
+    PolicySucceeded,
+}
+
+impl ConditionType {
+    pub const ALL: [ConditionType; 4] = [
+        ConditionType::Scanning,
+        ConditionType::Succeeded,
+        ConditionType::SendingResults,
+        ConditionType::PolicySucceeded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Scanning => "Scanning",
+            ConditionType::Succeeded => "Succeeded",
+            ConditionType::SendingResults => "SendingResults",
+            ConditionType::PolicySucceeded => "PolicySucceeded",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A condition's status, as in every Kubernetes condition.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub const ALL: [ConditionStatus; 3] = [
+        ConditionStatus::True,
+        ConditionStatus::False,
+        ConditionStatus::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+impl fmt::Display for ConditionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reasons of the status contract.
+pub mod reason {
+    pub const JOB_STARTED: &str = "JobStarted";
+    pub const JOB_FINISHED: &str = "JobFinished";
+    pub const ERROR: &str = "Error";
+    pub const SENT: &str = "Sent";
+    pub const NOT_CONFIGURED: &str = "NotConfigured";
+    pub const EVALUATION_PASSED: &str = "EvaluationPassed";
+    pub const EVALUATION_FAILED: &str = "EvaluationFailed";
+}
+
+/// Messages of the status contract (the ones that are fixed strings).
+pub mod message {
+    pub const JOB_RUNNING: &str = "The scan job is running";
+    pub const JOB_TERMINATED: &str = "The scan job terminated";
+    pub const POLICY_PASSED: &str = "No CVEs were found that violated the policy";
+    pub const AN_ERROR_HAS_OCCURRED: &str = "An error has occurred";
+    pub const RESULTS_SENT: &str = "The scan results were sent to the metadata store";
+    pub const STORE_NOT_CONFIGURED: &str = "The metadata store integration is not configured";
+    pub const SENDING_FAILED: &str = "The scan results could not be sent to the metadata store";
+
+    /// `Policy violated because of X CVEs`, X being the number of unique CVE ids.
+    pub fn policy_violated(unique_cves: usize) -> String {
+        format!("Policy violated because of {unique_cves} CVEs")
+    }
+}
+
+/// One entry of `status.conditions`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: ConditionType,
+    pub status: ConditionStatus,
+    /// A CamelCase word saying why the condition is in its status.
+    pub reason: String,
+    /// A human readable message; for some types and reasons a fixed string of the contract.
+    #[serde(default)]
+    pub message: String,
+    /// The cause, when something went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the status last changed; set by the status enricher when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    /// The scan's `metadata.generation` this condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Condition {
+    fn new(type_: ConditionType, status: ConditionStatus, reason: &str, message: String) -> Self {
+        Condition {
+            type_,
+            status,
+            reason: reason.to_string(),
+            message,
+            error: None,
+            last_transition_time: None,
+            observed_generation: None,
+        }
+    }
+
+    fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+
+    /// `Scanning=True/JobStarted`: the scan job is running.
+    pub fn job_started() -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::True,
+            reason::JOB_STARTED,
+            message::JOB_RUNNING.into(),
+        )
+    }
+
+    /// `Scanning=False/JobFinished`: the scan job terminated.
+    pub fn job_finished() -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason::JOB_FINISHED,
+            message::JOB_TERMINATED.into(),
+        )
+    }
+
+    /// `Succeeded=True/JobFinished`, with the last seen job status as message.
+    pub fn succeeded(last_job_status: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Succeeded,
+            ConditionStatus::True,
+            reason::JOB_FINISHED,
+            last_job_status.into(),
+        )
+    }
+
+    /// `Succeeded=False/Error`, with the last seen job status as message and the cause in `error`.
+    pub fn scan_failed(last_job_status: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Succeeded,
+            ConditionStatus::False,
+            reason::ERROR,
+            last_job_status.into(),
+        )
+        .with_error(cause)
+    }
+
+    /// `SendingResults=True/Sent`.
+    pub fn results_sent() -> Self {
+        Self::new(
+            ConditionType::SendingResults,
+            ConditionStatus::True,
+            reason::SENT,
+            message::RESULTS_SENT.into(),
+        )
+    }
+
+    /// `SendingResults=False/NotConfigured`.
+    pub fn store_not_configured() -> Self {
+        Self::new(
+            ConditionType::SendingResults,
+            ConditionStatus::False,
+            reason::NOT_CONFIGURED,
+            message::STORE_NOT_CONFIGURED.into(),
+        )
+    }
+
+    /// `SendingResults=False/Error`, with the store's error.
+    pub fn sending_failed(cause: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::SendingResults,
+            ConditionStatus::False,
+            reason::ERROR,
+            message::SENDING_FAILED.into(),
+        )
+        .with_error(cause)
+    }
+
+    /// `PolicySucceeded=True/EvaluationPassed`.
+    pub fn policy_passed() -> Self {
+        Self::new(
+            ConditionType::PolicySucceeded,
+            ConditionStatus::True,
+            reason::EVALUATION_PASSED,
+            message::POLICY_PASSED.into(),
+        )
+    }
+
+    /// `PolicySucceeded=False/EvaluationFailed`: `unique_cves` distinct CVE ids violate the policy.
+    pub fn policy_violated(unique_cves: usize) -> Self {
+        Self::new(
+            ConditionType::PolicySucceeded,
+            ConditionStatus::False,
+            reason::EVALUATION_FAILED,
+            message::policy_violated(unique_cves),
+        )
+    }
+
+    /// `PolicySucceeded=Unknown/Error`: the policy could not be evaluated.
+    pub fn policy_error(cause: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::PolicySucceeded,
+            ConditionStatus::Unknown,
+            reason::ERROR,
+            message::AN_ERROR_HAS_OCCURRED.into(),
+        )
+        .with_error(cause)
+    }
+}
+
+/// The reasons the contract allows for a condition type in a given status.
+pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'static [&'static str] {
+    use ConditionStatus::*;
+    use ConditionType::*;
+    match (type_, status) {
+        (Scanning, True) => &[reason::JOB_STARTED],
+        (Scanning, False) => &[reason::JOB_FINISHED],
+        (Succeeded, True) => &[reason::JOB_FINISHED],
+        (Succeeded, False) => &[reason::ERROR],
+        (SendingResults, True) => &[reason::SENT],
+        (SendingResults, False) => &[reason::NOT_CONFIGURED, reason::ERROR],
+        (PolicySucceeded, True) => &[reason::EVALUATION_PASSED],
+        (PolicySucceeded, False) => &[reason::EVALUATION_FAILED],
+        (PolicySucceeded, Unknown) => &[reason::ERROR],
+        (Scanning | Succeeded | SendingResults, Unknown) => &[],
+    }
+}
+
+/// The status of the condition of type `type_`, if the list has one.
+pub fn condition_status(
+    conditions: &[Condition],
+    type_: ConditionType,
+) -> Option<ConditionStatus> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status)
+}
+
+/// The phase, as one pure function of the conditions (the design's rules, in order):
+/// no `Scanning` condition → `Pending`; `Scanning=True` → `Scanning`; `Succeeded=False` or
+/// `PolicySucceeded=Unknown` → `Error`; `PolicySucceeded=False` → `Failed`; `Succeeded=True` and
+/// (`PolicySucceeded=True` or no policy condition) → `Completed`.
+///
+/// A finished job with no `Succeeded` condition yet matches no rule and stays `Pending`; the
+/// status enricher rejects that state as inconsistent (see [`consistency_problem`]).
+pub fn phase(conditions: &[Condition]) -> Phase {
+    use ConditionStatus::*;
+    let scanning = condition_status(conditions, ConditionType::Scanning);
+    let succeeded = condition_status(conditions, ConditionType::Succeeded);
+    let policy = condition_status(conditions, ConditionType::PolicySucceeded);
+    match (scanning, succeeded, policy) {
+        (None, _, _) => Phase::Pending,
+        (Some(True), _, _) => Phase::Scanning,
+        (_, Some(False), _) | (_, _, Some(Unknown)) => Phase::Error,
+        (_, _, Some(False)) => Phase::Failed,
+        (_, Some(True), Some(True) | None) => Phase::Completed,
+        _ => Phase::Pending,
+    }
+}
+
+/// Why one condition breaks the contract (a status or reason its type cannot have), if it does.
+pub fn condition_problem(c: &Condition) -> Option<String> {
+    let allowed = allowed_reasons(c.type_, c.status);
+    if allowed.is_empty() {
+        return Some(format!(
+            "condition {} cannot have status {}; it is True or False",
+            c.type_, c.status
+        ));
+    }
+    if !allowed.contains(&c.reason.as_str()) {
+        return Some(format!(
+            "condition {}={} has reason {:?}; the reason must be {}",
+            c.type_,
+            c.status,
+            c.reason,
+            allowed.join(" or ")
+        ));
+    }
+    None
+}
+
+/// Why a set of conditions cannot be a real scan's state, if it cannot.
+pub fn consistency_problem(conditions: &[Condition]) -> Option<String> {
+    for (i, c) in conditions.iter().enumerate() {
+        if conditions[..i].iter().any(|earlier| earlier.type_ == c.type_) {
+            return Some(format!(
+                "condition type {} appears more than once; keep one entry per type",
+                c.type_
+            ));
+        }
+        if let Some(problem) = condition_problem(c) {
+            return Some(problem);
+        }
+    }
+    let scanning = condition_status(conditions, ConditionType::Scanning);
+    let succeeded = condition_status(conditions, ConditionType::Succeeded);
+    if scanning == Some(ConditionStatus::False) && succeeded.is_none() {
+        return Some(
+            "condition Scanning=False says the scan job finished, but there is no Succeeded \
+             condition with its result; add it"
+                .into(),
+        );
+    }
+    None
+}
+
+/// What was scanned: an image with its resolved digest, a git revision or a blob.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryArtifact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitArtifact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<BlobArtifact>,
+}
+
+/// A scanned image.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryArtifact {
+    /// The image with its digest, `repository@sha256:…`.
+    pub image: String,
+}
+
+/// A scanned git revision.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitArtifact {
+    pub url: String,
+    pub revision: String,
+}
+
+/// A scanned source archive.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobArtifact {
+    pub url: String,
+    /// The archive's checksum or revision, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
 
 /// Unique CVE ids per severity, and their total.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -19,4 +440,412 @@ pub struct CveCount {
     pub unknown: i64,
     #[serde(default)]
     pub total: i64,
+}
+
+impl CveCount {
+    /// The per-severity counts, named, in severity order.
+    pub fn by_severity(&self) -> [(&'static str, i64); 5] {
+        [
+            ("critical", self.critical),
+            ("high", self.high),
+            ("medium", self.medium),
+            ("low", self.low),
+            ("unknown", self.unknown),
+        ]
+    }
+
+    /// The sum of the per-severity counts: what `total` must be.
+    pub fn sum(&self) -> i64 {
+        self.by_severity().iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// One CVE that violated the policy.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    pub id: String,
+    pub severity: String,
+    #[serde(default)]
+    pub package: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_version: Option<String>,
+}
+
+/// The scanner that produced the report.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScannedBy {
+    pub scanner: Scanner,
+}
+
+/// Name, vendor and version of a scanner.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Scanner {
+    pub name: String,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// The status of an ImageScan or SourceScan.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanStatus {
+    /// Pending, Scanning, Completed, Failed or Error; derived from the conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cve_count: Option<CveCount>,
+    /// What was scanned, with the resolved digest or revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
+    /// The artifact, only while the phase is Completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliant_artifact: Option<Artifact>,
+    /// The first 20 policy violations, worst first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// Where the metadata store keeps the results; only when the integration is configured.
+    #[serde(default, rename = "metadataURL", skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_by: Option<ScannedBy>,
+    /// When the latest scan finished successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_policy_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_template_generation: Option<i64>,
+}
+
+/// At most this many violations are kept in the status.
+pub const MAX_VIOLATIONS: usize = 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConditionStatus::{False, True, Unknown};
+
+    fn cond(type_: ConditionType, status: ConditionStatus) -> Condition {
+        let reason = allowed_reasons(type_, status)
+            .first()
+            .copied()
+            .unwrap_or("Invalid");
+        Condition::new(type_, status, reason, String::new())
+    }
+
+    #[test]
+    fn no_scanning_condition_is_pending() {
+        assert_eq!(phase(&[]), Phase::Pending);
+        assert_eq!(
+            phase(&[cond(ConditionType::PolicySucceeded, False)]),
+            Phase::Pending
+        );
+    }
+
+    #[test]
+    fn running_job_is_scanning_whatever_the_previous_result() {
+        assert_eq!(phase(&[Condition::job_started()]), Phase::Scanning);
+        assert_eq!(
+            phase(&[
+                Condition::job_started(),
+                Condition::scan_failed("Failed", "boom"),
+                Condition::policy_violated(3),
+            ]),
+            Phase::Scanning
+        );
+    }
+
+    #[test]
+    fn failed_job_is_error() {
+        assert_eq!(
+            phase(&[Condition::job_finished(), Condition::scan_failed("x", "y")]),
+            Phase::Error
+        );
+        // Even with a compliant policy result from before.
+        assert_eq!(
+            phase(&[
+                Condition::job_finished(),
+                Condition::scan_failed("x", "y"),
+                Condition::policy_passed(),
+            ]),
+            Phase::Error
+        );
+    }
+
+    #[test]
+    fn policy_evaluation_error_is_error() {
+        assert_eq!(
+            phase(&[
+                Condition::job_finished(),
+                Condition::succeeded("Complete"),
+                Condition::policy_error("eval failed"),
+            ]),
+            Phase::Error
+        );
+    }
+
+    #[test]
+    fn policy_violation_is_failed() {
+        assert_eq!(
+            phase(&[
+                Condition::job_finished(),
+                Condition::succeeded("Complete"),
+                Condition::policy_violated(2),
+            ]),
+            Phase::Failed
+        );
+    }
+
+    #[test]
+    fn success_with_passed_or_no_policy_is_completed() {
+        assert_eq!(
+            phase(&[
+                Condition::job_finished(),
+                Condition::succeeded("Complete"),
+                Condition::policy_passed(),
+            ]),
+            Phase::Completed
+        );
+        assert_eq!(
+            phase(&[Condition::job_finished(), Condition::succeeded("Complete")]),
+            Phase::Completed
+        );
+    }
+
+    #[test]
+    fn sending_results_does_not_change_the_phase() {
+        for sending in [
+            Condition::results_sent(),
+            Condition::store_not_configured(),
+            Condition::sending_failed("refused"),
+        ] {
+            assert_eq!(
+                phase(&[
+                    Condition::job_finished(),
+                    Condition::succeeded("Complete"),
+                    sending
+                ]),
+                Phase::Completed
+            );
+        }
+    }
+
+    #[test]
+    fn finished_job_without_result_is_pending_and_inconsistent() {
+        let conditions = [Condition::job_finished()];
+        assert_eq!(phase(&conditions), Phase::Pending);
+        let problem = consistency_problem(&conditions).unwrap_or_default();
+        assert!(problem.contains("no Succeeded condition"), "{problem}");
+    }
+
+    #[test]
+    fn phase_is_independent_of_condition_order() {
+        let mut conditions = vec![
+            Condition::policy_violated(1),
+            Condition::succeeded("Complete"),
+            Condition::job_finished(),
+        ];
+        assert_eq!(phase(&conditions), Phase::Failed);
+        conditions.reverse();
+        assert_eq!(phase(&conditions), Phase::Failed);
+    }
+
+    #[test]
+    fn every_combination_has_a_phase_matching_the_rules() {
+        let states = [None, Some(True), Some(False), Some(Unknown)];
+        for scanning in states {
+            for succeeded in states {
+                for policy in states {
+                    let mut conditions = vec![];
+                    let entries = [
+                        (ConditionType::Scanning, scanning),
+                        (ConditionType::Succeeded, succeeded),
+                        (ConditionType::PolicySucceeded, policy),
+                    ];
+                    for (t, s) in entries {
+                        if let Some(s) = s {
+                            conditions.push(cond(t, s));
+                        }
+                    }
+                    let expected = if scanning.is_none() {
+                        Phase::Pending
+                    } else if scanning == Some(True) {
+                        Phase::Scanning
+                    } else if succeeded == Some(False) || policy == Some(Unknown) {
+                        Phase::Error
+                    } else if policy == Some(False) {
+                        Phase::Failed
+                    } else if succeeded == Some(True) && matches!(policy, Some(True) | None) {
+                        Phase::Completed
+                    } else {
+                        Phase::Pending
+                    };
+                    assert_eq!(phase(&conditions), expected, "{conditions:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn condition_strings_are_the_contract() {
+        let check = |c: Condition, t: &str, s: &str, r: &str, m: &str| {
+            let json = serde_json::to_value(&c).unwrap_or_default();
+            assert_eq!(json["type"], t);
+            assert_eq!(json["status"], s);
+            assert_eq!(json["reason"], r);
+            assert_eq!(json["message"], m);
+        };
+        check(
+            Condition::job_started(),
+            "Scanning",
+            "True",
+            "JobStarted",
+            "The scan job is running",
+        );
+        check(
+            Condition::job_finished(),
+            "Scanning",
+            "False",
+            "JobFinished",
+            "The scan job terminated",
+        );
+        check(
+            Condition::succeeded("Job completed"),
+            "Succeeded",
+            "True",
+            "JobFinished",
+            "Job completed",
+        );
+        check(
+            Condition::scan_failed("BackoffLimitExceeded", "pod exited 1"),
+            "Succeeded",
+            "False",
+            "Error",
+            "BackoffLimitExceeded",
+        );
+        check(
+            Condition::results_sent(),
+            "SendingResults",
+            "True",
+            "Sent",
+            message::RESULTS_SENT,
+        );
+        check(
+            Condition::store_not_configured(),
+            "SendingResults",
+            "False",
+            "NotConfigured",
+            message::STORE_NOT_CONFIGURED,
+        );
+        check(
+            Condition::sending_failed("connection refused"),
+            "SendingResults",
+            "False",
+            "Error",
+            message::SENDING_FAILED,
+        );
+        check(
+            Condition::policy_passed(),
+            "PolicySucceeded",
+            "True",
+            "EvaluationPassed",
+            "No CVEs were found that violated the policy",
+        );
+        check(
+            Condition::policy_violated(7),
+            "PolicySucceeded",
+            "False",
+            "EvaluationFailed",
+            "Policy violated because of 7 CVEs",
+        );
+        check(
+            Condition::policy_error("undefined function"),
+            "PolicySucceeded",
+            "Unknown",
+            "Error",
+            "An error has occurred",
+        );
+    }
+
+    #[test]
+    fn error_conditions_carry_the_cause() {
+        assert_eq!(
+            Condition::scan_failed("Failed", "image not found").error,
+            Some("image not found".into())
+        );
+        assert_eq!(
+            Condition::sending_failed("503 from store").error,
+            Some("503 from store".into())
+        );
+        assert_eq!(
+            Condition::policy_error("rego: bad").error,
+            Some("rego: bad".into())
+        );
+        assert_eq!(Condition::policy_passed().error, None);
+    }
+
+    #[test]
+    fn every_constructor_is_consistent_with_the_reason_table() {
+        for c in [
+            Condition::job_started(),
+            Condition::job_finished(),
+            Condition::succeeded("ok"),
+            Condition::scan_failed("x", "y"),
+            Condition::results_sent(),
+            Condition::store_not_configured(),
+            Condition::sending_failed("x"),
+            Condition::policy_passed(),
+            Condition::policy_violated(1),
+            Condition::policy_error("x"),
+        ] {
+            assert_eq!(condition_problem(&c), None, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn duplicated_types_and_wrong_reasons_are_inconsistent() {
+        let dup = [Condition::job_started(), Condition::job_finished()];
+        assert!(
+            consistency_problem(&dup)
+                .unwrap_or_default()
+                .contains("more than once")
+        );
+        let mut wrong = Condition::job_started();
+        wrong.reason = "JobFinished".into();
+        let problem = consistency_problem(&[wrong]).unwrap_or_default();
+        assert!(problem.contains("must be JobStarted"), "{problem}");
+        let unknown_scanning = cond(ConditionType::Scanning, Unknown);
+        assert!(
+            condition_problem(&unknown_scanning)
+                .unwrap_or_default()
+                .contains("cannot have status Unknown")
+        );
+    }
+
+    #[test]
+    fn status_serializes_with_the_contract_field_names() {
+        let status = ScanStatus {
+            phase: Some(Phase::Completed),
+            metadata_url: Some("https://store/x".into()),
+            cve_count: Some(CveCount::default()),
+            observed_policy_generation: Some(2),
+            ..ScanStatus::default()
+        };
+        let json = serde_json::to_value(&status).unwrap_or_default();
+        assert_eq!(json["phase"], "Completed");
+        assert_eq!(json["metadataURL"], "https://store/x");
+        assert_eq!(json["cveCount"]["total"], 0);
+        assert_eq!(json["observedPolicyGeneration"], 2);
+    }
 }
