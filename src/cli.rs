@@ -1,1 +1,191 @@
-//! Command line interface.
+//! Command line interface: every flag has an environment variable fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps vulnerable images out of Kubernetes clusters.
+#[derive(Debug, Parser)]
+#[command(name = "scangate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,scangate=debug`).
+    #[arg(long, env = "SCANGATE_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+    /// Log format.
+    #[arg(long, env = "SCANGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook (HTTPS) and its admin port.
+    Webhook(WebhookArgs),
+    /// Run the scan controller.
+    Controller(ControllerArgs),
+    /// Check workload manifests against scans on disk, as the webhook would (no cluster needed).
+    Check(CheckArgs),
+    /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
+    Report(ReportArgs),
+    /// Evaluate ScanPolicies offline.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+    /// Create a local CA and a serving certificate for development and tests.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Address of the HTTPS admission server.
+    #[arg(long, env = "SCANGATE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP admin server (/livez, /readyz, /metrics).
+    #[arg(long, env = "SCANGATE_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
+    /// PEM serving certificate (chain); reloaded when it changes.
+    #[arg(
+        long,
+        env = "SCANGATE_TLS_CERT",
+        default_value = "/etc/scangate/tls/tls.crt"
+    )]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the serving certificate; reloaded when it changes.
+    #[arg(
+        long,
+        env = "SCANGATE_TLS_KEY",
+        default_value = "/etc/scangate/tls/tls.key"
+    )]
+    pub tls_key: PathBuf,
+    /// Admission rules (YAML); reloaded when it changes.
+    #[arg(long, env = "SCANGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Address of the plain-HTTP admin server (/livez, /readyz, /metrics).
+    #[arg(long, env = "SCANGATE_ADMIN_LISTEN", default_value = "0.0.0.0:8081")]
+    pub admin_listen: SocketAddr,
+    /// Base URL of the metadata store; results are not sent when unset.
+    #[arg(long, env = "SCANGATE_METADATA_STORE_URL")]
+    pub metadata_store_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Workload manifests (YAML or JSON, multi-document, Lists); `-` for standard input.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        env = "SCANGATE_CHECK_MANIFESTS",
+        required = true
+    )]
+    pub manifests: Vec<PathBuf>,
+    /// A directory of scan objects (ImageScans, ScanExceptions) as YAML or JSON.
+    #[arg(long, env = "SCANGATE_CHECK_SCANS")]
+    pub scans: PathBuf,
+    /// Admission rules (YAML), as the webhook reads them.
+    #[arg(long, env = "SCANGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The scanner's output file; `-` for standard input.
+    #[arg(env = "SCANGATE_REPORT_FILE")]
+    pub file: PathBuf,
+    /// Store the normalized report in the cluster for scan NAMESPACE/SCAN instead of printing it.
+    #[arg(
+        long,
+        env = "SCANGATE_REPORT_TO_CONFIGMAP",
+        value_name = "NAMESPACE/SCAN"
+    )]
+    pub to_configmap: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate a policy against a report: exit 0 compliant, 1 violated, 2 error.
+    Eval(PolicyEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyEvalArgs {
+    /// A Rego file, or a ScanPolicy manifest.
+    #[arg(long, env = "SCANGATE_POLICY")]
+    pub policy: PathBuf,
+    /// A scanner's output file or a normalized report.
+    #[arg(long, env = "SCANGATE_REPORT")]
+    pub report: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
+    #[arg(long, env = "SCANGATE_CERTS_DIR", default_value = "certs/local")]
+    pub out_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_fallback() {
+        fn walk(cmd: &clap::Command, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_env().is_none() {
+                    missing.push(format!("{} --{}", cmd.get_name(), arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&Cli::command(), &mut missing);
+        assert!(missing.is_empty(), "flags without env: {missing:?}");
+    }
+
+    #[test]
+    fn parses_a_webhook_command_line() {
+        let cli = Cli::try_parse_from([
+            "scangate",
+            "webhook",
+            "--listen",
+            "127.0.0.1:9443",
+            "--tls-cert",
+            "a.crt",
+        ]);
+        match cli.map(|c| c.command) {
+            Ok(Command::Webhook(args)) => {
+                assert_eq!(args.listen.port(), 9443);
+                assert_eq!(args.tls_cert, PathBuf::from("a.crt"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

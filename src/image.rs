@@ -222,7 +222,9 @@ fn check_registry(registry: &str) -> Result<(), String> {
 fn check_path(path: &str) -> Result<(), String> {
     for component in path.split('/') {
         if component.is_empty() {
-            return Err("the repository path has an empty component ('//' or a trailing '/')".into());
+            return Err(
+                "the repository path has an empty component ('//' or a trailing '/')".into(),
+            );
         }
         let bytes = component.as_bytes();
         let is_alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -243,7 +245,8 @@ fn check_path(path: &str) -> Result<(), String> {
                 i += 1;
             }
             let separator = &component[start..i];
-            let valid = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+            let valid =
+                matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
             if !valid {
                 return Err(format!(
                     "repository component {component:?} contains {separator:?}; only lowercase \
@@ -278,12 +281,12 @@ fn check_digest(digest: &str) -> Result<(), String> {
             "digest {digest:?} must be `algorithm:hex`, e.g. `sha256:` and 64 hex digits"
         ));
     };
-    let algorithm_ok = algorithm
-        .split(['+', '.', '_', '-'])
-        .all(|part| {
-            part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        });
+    let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(|part| {
+        part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
     if !algorithm_ok {
         return Err(format!("digest algorithm {algorithm:?} is not valid"));
     }
@@ -304,7 +307,9 @@ mod tests {
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn norm(s: &str) -> String {
-        ImageRef::parse(s).map(|r| r.to_string()).unwrap_or_else(|e| format!("ERR {e}"))
+        ImageRef::parse(s)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     #[test]
@@ -313,15 +318,24 @@ mod tests {
         assert_eq!(norm("nginx:1.27"), "docker.io/library/nginx:1.27");
         assert_eq!(norm("bitnami/redis"), "docker.io/bitnami/redis:latest");
         assert_eq!(norm("docker.io/nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(norm("index.docker.io/library/nginx:1"), "docker.io/library/nginx:1");
-        assert_eq!(norm("docker.io/library/nginx:latest"), "docker.io/library/nginx:latest");
+        assert_eq!(
+            norm("index.docker.io/library/nginx:1"),
+            "docker.io/library/nginx:1"
+        );
+        assert_eq!(
+            norm("docker.io/library/nginx:latest"),
+            "docker.io/library/nginx:latest"
+        );
     }
 
     #[test]
     fn other_registries_keep_their_path() {
         assert_eq!(norm("ghcr.io/org/app:v1"), "ghcr.io/org/app:v1");
         assert_eq!(norm("quay.io/a/b/c"), "quay.io/a/b/c:latest");
-        assert_eq!(norm("registry.k8s.io/pause"), "registry.k8s.io/pause:latest");
+        assert_eq!(
+            norm("registry.k8s.io/pause"),
+            "registry.k8s.io/pause:latest"
+        );
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
     }
 
@@ -331,7 +345,10 @@ mod tests {
         assert_eq!(r.registry(), "localhost:5000");
         assert_eq!(r.repository(), "team/app");
         assert_eq!(r.tag(), Some("2.0"));
-        assert_eq!(norm("registry.local:8443/app"), "registry.local:8443/app:latest");
+        assert_eq!(
+            norm("registry.local:8443/app"),
+            "registry.local:8443/app:latest"
+        );
         assert!(norm("registry.local:http/app").starts_with("ERR"));
     }
 
@@ -342,19 +359,32 @@ mod tests {
         assert_eq!(r.digest(), Some(D));
         assert_eq!(r.by_digest(), Some(format!("docker.io/library/nginx@{D}")));
         assert_eq!(r.by_tag(), None);
-        let both = ImageRef::parse(&format!("ghcr.io/o/a:1.0@{D}")).unwrap_or_else(|e| panic!("{e}"));
+        let both =
+            ImageRef::parse(&format!("ghcr.io/o/a:1.0@{D}")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(both.to_string(), format!("ghcr.io/o/a:1.0@{D}"));
         assert_eq!(both.by_tag(), Some("ghcr.io/o/a:1.0".into()));
         let pinned = ImageRef::parse("nginx:1").and_then(|r| r.with_digest(D));
-        assert_eq!(pinned.map(|p| p.to_string()), Ok(format!("docker.io/library/nginx:1@{D}")));
+        assert_eq!(
+            pinned.map(|p| p.to_string()),
+            Ok(format!("docker.io/library/nginx:1@{D}"))
+        );
     }
 
     #[test]
     fn uppercase_is_rejected_with_a_clear_error() {
-        assert_eq!(ImageRef::parse("NGINX"), Err(Error::Uppercase("NGINX".into())));
-        assert!(matches!(ImageRef::parse("ghcr.io/Org/app"), Err(Error::Uppercase(_))));
+        assert_eq!(
+            ImageRef::parse("NGINX"),
+            Err(Error::Uppercase("NGINX".into()))
+        );
+        assert!(matches!(
+            ImageRef::parse("ghcr.io/Org/app"),
+            Err(Error::Uppercase(_))
+        ));
         // Uppercase in a registry host is allowed (host names are case-insensitive).
-        assert_eq!(norm("Registry.Example.com/app"), "Registry.Example.com/app:latest");
+        assert_eq!(
+            norm("Registry.Example.com/app"),
+            "Registry.Example.com/app:latest"
+        );
         // Uppercase in a tag is allowed.
         assert_eq!(norm("nginx:V1"), "docker.io/library/nginx:V1");
     }
@@ -384,9 +414,18 @@ mod tests {
             let result = ImageRef::parse(bad);
             assert!(result.is_err(), "{bad:?} parsed as {result:?}");
         }
-        let message = ImageRef::parse("nginx:-bad").err().map(|e| e.to_string()).unwrap_or_default();
+        let message = ImageRef::parse("nginx:-bad")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(message.contains("tag \"-bad\" is not valid"), "{message}");
-        assert!(ImageRef::parse("").err().map(|e| e.to_string()).unwrap_or_default().contains("empty"));
+        assert!(
+            ImageRef::parse("")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("empty")
+        );
     }
 
     #[test]

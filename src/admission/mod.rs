@@ -1,1 +1,3 @@
 //! Pure admission decisions: workloads, scanning objects, status enrichment.
+
+pub mod status;

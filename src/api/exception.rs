@@ -1,4 +1,7 @@
 //! ScanException: a reviewed, expiring permission to run an image despite its CVEs.
+// clippy reads the repeated `printcolumn(type_ = …)` arguments of the derive as duplicated
+// attributes; they are separate columns.
+#![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -19,7 +22,11 @@ use serde::{Deserialize, Serialize};
     doc = "ScanException admits matching images despite the listed CVEs until it expires.",
     printcolumn(name = "Expires", type_ = "date", json_path = ".spec.expires"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScanExceptionSpec {

@@ -1,4 +1,7 @@
 //! ImageScan and SourceScan: what to scan, with which template and policy.
+// clippy reads the repeated `printcolumn(type_ = …)` arguments of the derive as duplicated
+// attributes; they are separate columns.
+#![allow(clippy::duplicated_attributes)]
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -23,13 +26,33 @@ use super::ScanStatus;
         type_ = "string",
         json_path = ".status.artifact.registry.image"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Critical", type_ = "integer", json_path = ".status.cveCount.critical"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Critical",
+        type_ = "integer",
+        json_path = ".status.cveCount.critical"
+    ),
     printcolumn(name = "High", type_ = "integer", json_path = ".status.cveCount.high"),
-    printcolumn(name = "Medium", type_ = "integer", json_path = ".status.cveCount.medium"),
+    printcolumn(
+        name = "Medium",
+        type_ = "integer",
+        json_path = ".status.cveCount.medium"
+    ),
     printcolumn(name = "Low", type_ = "integer", json_path = ".status.cveCount.low"),
-    printcolumn(name = "Unknown", type_ = "integer", json_path = ".status.cveCount.unknown"),
-    printcolumn(name = "CVETotal", type_ = "integer", json_path = ".status.cveCount.total"),
+    printcolumn(
+        name = "Unknown",
+        type_ = "integer",
+        json_path = ".status.cveCount.unknown"
+    ),
+    printcolumn(
+        name = "CVETotal",
+        type_ = "integer",
+        json_path = ".status.cveCount.total"
+    ),
     printcolumn(
         name = "Scanner",
         type_ = "string",
@@ -83,13 +106,33 @@ pub struct RegistrySpec {
         type_ = "string",
         json_path = ".status.artifact.git.url"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Critical", type_ = "integer", json_path = ".status.cveCount.critical"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Critical",
+        type_ = "integer",
+        json_path = ".status.cveCount.critical"
+    ),
     printcolumn(name = "High", type_ = "integer", json_path = ".status.cveCount.high"),
-    printcolumn(name = "Medium", type_ = "integer", json_path = ".status.cveCount.medium"),
+    printcolumn(
+        name = "Medium",
+        type_ = "integer",
+        json_path = ".status.cveCount.medium"
+    ),
     printcolumn(name = "Low", type_ = "integer", json_path = ".status.cveCount.low"),
-    printcolumn(name = "Unknown", type_ = "integer", json_path = ".status.cveCount.unknown"),
-    printcolumn(name = "CVETotal", type_ = "integer", json_path = ".status.cveCount.total"),
+    printcolumn(
+        name = "Unknown",
+        type_ = "integer",
+        json_path = ".status.cveCount.unknown"
+    ),
+    printcolumn(
+        name = "CVETotal",
+        type_ = "integer",
+        json_path = ".status.cveCount.total"
+    ),
     printcolumn(
         name = "Scanner",
         type_ = "string",

@@ -308,10 +308,7 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
 }
 
 /// The status of the condition of type `type_`, if the list has one.
-pub fn condition_status(
-    conditions: &[Condition],
-    type_: ConditionType,
-) -> Option<ConditionStatus> {
+pub fn condition_status(conditions: &[Condition], type_: ConditionType) -> Option<ConditionStatus> {
     conditions
         .iter()
         .find(|c| c.type_ == type_)
@@ -364,7 +361,10 @@ pub fn condition_problem(c: &Condition) -> Option<String> {
 /// Why a set of conditions cannot be a real scan's state, if it cannot.
 pub fn consistency_problem(conditions: &[Condition]) -> Option<String> {
     for (i, c) in conditions.iter().enumerate() {
-        if conditions[..i].iter().any(|earlier| earlier.type_ == c.type_) {
+        if conditions[..i]
+            .iter()
+            .any(|earlier| earlier.type_ == c.type_)
+        {
             return Some(format!(
                 "condition type {} appears more than once; keep one entry per type",
                 c.type_
@@ -513,7 +513,11 @@ pub struct ScanStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
     /// Where the metadata store keeps the results; only when the integration is configured.
-    #[serde(default, rename = "metadataURL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "metadataURL",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metadata_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanned_by: Option<ScannedBy>,
