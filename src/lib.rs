@@ -8,5 +8,6 @@ pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod image;
+pub mod index;
 pub mod policy;
 pub mod report;

@@ -1,3 +1,4 @@
 //! Pure admission decisions: workloads, scanning objects, status enrichment.
 
+pub mod config;
 pub mod status;

@@ -1,6 +1,7 @@
 //! CRD types of `scanning.scangate.dev/v1beta1`, the scan status contract and phase derivation.
 
 mod crds;
+mod duration;
 mod exception;
 mod policy;
 mod scan;
@@ -8,6 +9,7 @@ mod status;
 mod template;
 
 pub use crds::{all_crds, crds_yaml};
+pub use duration::{DurationError, parse_duration};
 pub use exception::*;
 pub use policy::*;
 pub use scan::*;

@@ -1,0 +1,399 @@
+//! The index of scans that admission decides from: built from ImageScans (a reflector's store
+//! in the webhook, files for the CLI), looked up by digest and by tag with no network call.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+
+use crate::api::{ImageScan, Phase, ScanException, Violation};
+use crate::image::ImageRef;
+
+/// What admission needs to know about one ImageScan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexedScan {
+    pub namespace: String,
+    pub name: String,
+    pub phase: Phase,
+    /// The scanned image: the resolved artifact when the scan has one, else the spec's image.
+    pub image: ImageRef,
+    pub policy: Option<String>,
+    pub violations: Vec<Violation>,
+    /// When the scan last finished, or else when it was created: the newest scan wins.
+    pub as_of: Timestamp,
+}
+
+impl IndexedScan {
+    /// Reads what admission needs from an ImageScan; `None` when its image cannot be parsed
+    /// (the webhook refuses such scans, so only hand-edited objects are skipped).
+    pub fn from_scan(scan: &ImageScan) -> Option<Self> {
+        let status = scan.status.as_ref();
+        let spec_image = ImageRef::parse(&scan.spec.registry.image).ok()?;
+        let resolved = status
+            .and_then(|s| s.artifact.as_ref())
+            .and_then(|a| a.registry.as_ref())
+            .and_then(|r| ImageRef::parse(&r.image).ok());
+        // The resolved artifact has the digest; the spec keeps the tag it was asked for.
+        let image = match (resolved.as_ref().and_then(|r| r.digest()), &spec_image) {
+            (Some(digest), spec) if spec.digest().is_none() || spec.digest() == Some(digest) => {
+                spec.with_digest(digest).ok()?
+            }
+            _ => spec_image,
+        };
+        let created = scan
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        Some(IndexedScan {
+            namespace: scan.metadata.namespace.clone().unwrap_or_default(),
+            name: scan.metadata.name.clone().unwrap_or_default(),
+            phase: status.and_then(|s| s.phase).unwrap_or(Phase::Pending),
+            image,
+            policy: scan.spec.scan.scan_policy.clone(),
+            violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
+            as_of: status
+                .and_then(|s| s.scanned_at.as_ref())
+                .map(|t| t.0)
+                .unwrap_or(created),
+        })
+    }
+}
+
+/// Scans by normalized `repo@digest` and by `repo:tag`.
+#[derive(Debug, Default)]
+pub struct ScanIndex {
+    by_digest: HashMap<String, Vec<IndexedScan>>,
+    by_tag: HashMap<String, Vec<IndexedScan>>,
+    len: usize,
+}
+
+impl ScanIndex {
+    pub fn new<'a>(scans: impl IntoIterator<Item = &'a ImageScan>) -> Self {
+        let mut index = ScanIndex::default();
+        for scan in scans.into_iter().filter_map(IndexedScan::from_scan) {
+            index.insert(scan);
+        }
+        index
+    }
+
+    fn insert(&mut self, scan: IndexedScan) {
+        if let Some(key) = scan.image.by_digest() {
+            self.by_digest.entry(key).or_default().push(scan.clone());
+        }
+        if let Some(key) = scan.image.by_tag() {
+            self.by_tag.entry(key).or_default().push(scan);
+        }
+        self.len += 1;
+    }
+
+    /// The number of scans indexed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The newest trusted scan of `image`: of its digest when it has one, failing that of its
+    /// tag. `trusted` says whether a scan's namespace may vouch for this image.
+    pub fn lookup<'a>(
+        &'a self,
+        image: &ImageRef,
+        trusted: impl Fn(&str) -> bool,
+    ) -> Option<&'a IndexedScan> {
+        let newest = |scans: Option<&'a Vec<IndexedScan>>| -> Option<&'a IndexedScan> {
+            scans
+                .into_iter()
+                .flatten()
+                .filter(|s| trusted(&s.namespace))
+                .max_by(|a, b| {
+                    (a.as_of, &a.namespace, &a.name).cmp(&(b.as_of, &b.namespace, &b.name))
+                })
+        };
+        image
+            .by_digest()
+            .and_then(|key| newest(self.by_digest.get(&key)))
+            .or_else(|| image.by_tag().and_then(|key| newest(self.by_tag.get(&key))))
+    }
+}
+
+/// An exception that admission honours, with its image patterns parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActiveException {
+    pub namespace: String,
+    pub name: String,
+    pub images: Vec<ImagePattern>,
+    /// Empty: every CVE.
+    pub cves: Vec<String>,
+    pub expires: Timestamp,
+}
+
+impl ActiveException {
+    /// The exception, if it has not expired at `now`. Patterns that cannot be parsed are
+    /// dropped (the webhook refuses them when the exception is applied).
+    pub fn from_exception(exception: &ScanException, now: Timestamp) -> Option<Self> {
+        let expires = exception.spec.expires.0;
+        if expires <= now {
+            return None;
+        }
+        Some(ActiveException {
+            namespace: exception.metadata.namespace.clone().unwrap_or_default(),
+            name: exception.metadata.name.clone().unwrap_or_default(),
+            images: exception
+                .spec
+                .images
+                .iter()
+                .filter_map(|p| ImagePattern::parse(p).ok())
+                .collect(),
+            cves: exception.spec.cves.clone(),
+            expires,
+        })
+    }
+
+    pub fn matches(&self, image: &ImageRef) -> bool {
+        self.images.iter().any(|p| p.matches(image))
+    }
+
+    /// Whether it covers this CVE (an exception without CVEs covers all).
+    pub fn covers(&self, cve: &str) -> bool {
+        self.cves.is_empty() || self.cves.iter().any(|c| c.eq_ignore_ascii_case(cve))
+    }
+}
+
+/// An image pattern of a ScanException.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImagePattern {
+    /// `repo` with no tag or digest: every tag and digest of the repository.
+    Repository(String),
+    /// `repo:tag`.
+    Tag(String),
+    /// `repo@digest` (or `repo:tag@digest`): that digest.
+    Digest(String),
+    /// A prefix of the normalized reference, written with a trailing `*`
+    /// (`ghcr.io/org/*`, `docker.io/library/nginx:1.*`).
+    Prefix(String),
+}
+
+impl ImagePattern {
+    pub fn parse(pattern: &str) -> Result<Self, crate::image::Error> {
+        if let Some(prefix) = pattern.strip_suffix('*') {
+            return Ok(ImagePattern::Prefix(prefix.to_string()));
+        }
+        let image = ImageRef::parse(pattern)?;
+        let names_tag = pattern
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+        Ok(match (image.by_digest(), names_tag) {
+            (Some(digest), _) => ImagePattern::Digest(digest),
+            (None, true) => ImagePattern::Tag(image.by_tag().unwrap_or_default()),
+            (None, false) => ImagePattern::Repository(image.name()),
+        })
+    }
+
+    pub fn matches(&self, image: &ImageRef) -> bool {
+        match self {
+            ImagePattern::Repository(name) => image.name() == *name,
+            ImagePattern::Tag(tag) => image.by_tag().as_deref() == Some(tag),
+            ImagePattern::Digest(digest) => image.by_digest().as_deref() == Some(digest),
+            ImagePattern::Prefix(prefix) => image.to_string().starts_with(prefix.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Artifact, ImageScanSpec, RegistryArtifact, RegistrySpec, ScanStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn scan(
+        ns: &str,
+        name: &str,
+        image: &str,
+        resolved: Option<&str>,
+        phase: Phase,
+        at: &str,
+    ) -> ImageScan {
+        let mut scan = ImageScan::new(
+            name,
+            ImageScanSpec {
+                registry: RegistrySpec {
+                    image: image.into(),
+                    image_pull_secret: None,
+                },
+                scan: Default::default(),
+            },
+        );
+        scan.metadata.namespace = Some(ns.into());
+        scan.status = Some(ScanStatus {
+            phase: Some(phase),
+            artifact: resolved.map(|r| Artifact {
+                registry: Some(RegistryArtifact { image: r.into() }),
+                ..Artifact::default()
+            }),
+            scanned_at: Some(Time(ts(at))),
+            ..ScanStatus::default()
+        });
+        scan
+    }
+
+    fn image(s: &str) -> ImageRef {
+        ImageRef::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn looks_up_by_digest_then_by_tag() {
+        let scans = [
+            scan(
+                "a",
+                "by-tag",
+                "nginx:1.27",
+                Some(&format!("nginx@{D1}")),
+                Phase::Failed,
+                "2026-01-01T00:00:00Z",
+            ),
+            scan(
+                "a",
+                "other",
+                "redis",
+                None,
+                Phase::Completed,
+                "2026-01-01T00:00:00Z",
+            ),
+        ];
+        let index = ScanIndex::new(&scans);
+        assert_eq!(index.len(), 2);
+        let all = |_: &str| true;
+        // A workload pinned to the digest finds the scan through its resolved artifact.
+        let found = index.lookup(&image(&format!("docker.io/library/nginx@{D1}")), all);
+        assert_eq!(found.map(|s| s.name.as_str()), Some("by-tag"));
+        // By tag.
+        assert_eq!(
+            index
+                .lookup(&image("nginx:1.27"), all)
+                .map(|s| s.name.as_str()),
+            Some("by-tag")
+        );
+        assert_eq!(
+            index
+                .lookup(&image("redis:latest"), all)
+                .map(|s| s.name.as_str()),
+            Some("other")
+        );
+        // Another digest of the same tag, with the tag: falls back to the tag's scan.
+        let found = index.lookup(&image(&format!("nginx:1.27@{D2}")), all);
+        assert_eq!(found.map(|s| s.name.as_str()), Some("by-tag"));
+        // Another digest and no tag: unscanned.
+        assert_eq!(index.lookup(&image(&format!("nginx@{D2}")), all), None);
+        assert_eq!(index.lookup(&image("nginx:1.28"), all), None);
+    }
+
+    #[test]
+    fn newest_scan_wins() {
+        let scans = [
+            scan(
+                "a",
+                "old",
+                "nginx:1",
+                None,
+                Phase::Completed,
+                "2026-01-01T00:00:00Z",
+            ),
+            scan(
+                "a",
+                "new",
+                "nginx:1",
+                None,
+                Phase::Failed,
+                "2026-02-01T00:00:00Z",
+            ),
+        ];
+        let index = ScanIndex::new(&scans);
+        assert_eq!(
+            index
+                .lookup(&image("nginx:1"), |_| true)
+                .map(|s| s.name.as_str()),
+            Some("new")
+        );
+    }
+
+    #[test]
+    fn untrusted_namespaces_are_ignored() {
+        let scans = [
+            scan(
+                "tenant-b",
+                "fake-clean",
+                "nginx:1",
+                None,
+                Phase::Completed,
+                "2026-03-01T00:00:00Z",
+            ),
+            scan(
+                "tenant-a",
+                "real",
+                "nginx:1",
+                None,
+                Phase::Failed,
+                "2026-01-01T00:00:00Z",
+            ),
+        ];
+        let index = ScanIndex::new(&scans);
+        let found = index.lookup(&image("nginx:1"), |ns| ns == "tenant-a");
+        assert_eq!(found.map(|s| s.name.as_str()), Some("real"));
+        assert_eq!(index.lookup(&image("nginx:1"), |ns| ns == "tenant-c"), None);
+    }
+
+    #[test]
+    fn image_patterns() {
+        let p = |s: &str| ImagePattern::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p("nginx"),
+            ImagePattern::Repository("docker.io/library/nginx".into())
+        );
+        assert!(p("nginx").matches(&image("nginx:1.27")));
+        assert!(p("nginx").matches(&image(&format!("nginx@{D1}"))));
+        assert!(!p("nginx").matches(&image("nginxinc/nginx")));
+        assert!(p("nginx:1.27").matches(&image("docker.io/library/nginx:1.27")));
+        assert!(!p("nginx:1.27").matches(&image("nginx:1.28")));
+        assert!(p(&format!("nginx@{D1}")).matches(&image(&format!("nginx:1@{D1}"))));
+        assert!(!p(&format!("nginx@{D1}")).matches(&image("nginx:1")));
+        assert!(p("ghcr.io/org/*").matches(&image("ghcr.io/org/app:2")));
+        assert!(!p("ghcr.io/org/*").matches(&image("ghcr.io/other/app:2")));
+        assert!(p("localhost:5000/app:1.*").matches(&image("localhost:5000/app:1.2")));
+        assert!(ImagePattern::parse("Bad Pattern").is_err());
+    }
+
+    #[test]
+    fn expired_exceptions_are_inactive() {
+        use crate::api::ScanExceptionSpec;
+        let mut ex = ScanException::new(
+            "e",
+            ScanExceptionSpec {
+                images: vec!["nginx".into()],
+                cves: vec!["CVE-2024-1".into()],
+                reason: "r".into(),
+                expires: Time(ts("2026-06-01T00:00:00Z")),
+            },
+        );
+        ex.metadata.namespace = Some("a".into());
+        let active = ActiveException::from_exception(&ex, ts("2026-05-01T00:00:00Z"));
+        let active = active.unwrap_or_else(|| panic!("should be active"));
+        assert!(active.matches(&image("nginx:1")));
+        assert!(active.covers("cve-2024-1"));
+        assert!(!active.covers("CVE-2024-2"));
+        assert_eq!(
+            ActiveException::from_exception(&ex, ts("2026-06-01T00:00:00Z")),
+            None
+        );
+    }
+}
