@@ -1,0 +1,727 @@
+//! The workload decision: may these containers' images run? One pure function serves the
+//! webhook (`/validate/workloads`) and `scangate check`.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::config::{Action, AdmissionConfig, Enforcement};
+use crate::api::{Phase, Violation};
+use crate::image::ImageRef;
+use crate::index::{ActiveException, IndexedScan, ScanIndex};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("{kind} is not a workload kind scangate checks")]
+    NotAWorkload { kind: String },
+    #[error("{kind} {name:?} has no pod template at {path}")]
+    NoPodSpec {
+        kind: String,
+        name: String,
+        path: &'static str,
+    },
+    #[error("{kind} {name:?}: {section}[{index}] is not a container with a name and an image")]
+    BadContainer {
+        kind: String,
+        name: String,
+        section: &'static str,
+        index: usize,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The kinds whose pods scangate checks.
+pub const WORKLOAD_KINDS: [&str; 8] = [
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+
+/// Where a kind keeps its PodSpec, as a JSON pointer.
+pub fn pod_spec_path(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some("/spec"),
+        "Deployment"
+        | "ReplicaSet"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "ReplicationController" => Some("/spec/template/spec"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
+        _ => None,
+    }
+}
+
+/// The container lists of a PodSpec.
+const SECTIONS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+
+/// A container and the image it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+}
+
+/// The containers of a workload object, in pod order (init, regular, ephemeral).
+pub fn containers(kind: &str, object: &Value) -> Result<Vec<Container>> {
+    let path = pod_spec_path(kind).ok_or_else(|| Error::NotAWorkload {
+        kind: kind.to_string(),
+    })?;
+    let name = object
+        .pointer("/metadata/name")
+        .or_else(|| object.pointer("/metadata/generateName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let spec = object
+        .pointer(path)
+        .filter(|s| s.is_object())
+        .ok_or_else(|| Error::NoPodSpec {
+            kind: kind.to_string(),
+            name: name.clone(),
+            path,
+        })?;
+    let mut found = vec![];
+    for section in SECTIONS {
+        let Some(list) = spec.get(section).filter(|l| !l.is_null()) else {
+            continue;
+        };
+        let bad = |index| Error::BadContainer {
+            kind: kind.to_string(),
+            name: name.clone(),
+            section,
+            index,
+        };
+        let list = list.as_array().ok_or_else(|| bad(0))?;
+        for (index, c) in list.iter().enumerate() {
+            let container_name = c.get("name").and_then(Value::as_str);
+            let image = c.get("image").and_then(Value::as_str);
+            match (container_name, image) {
+                (Some(n), Some(i)) => found.push(Container {
+                    name: n.to_string(),
+                    image: i.to_string(),
+                }),
+                _ => return Err(bad(index)),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether an update changes any container's image (an update that does not is admitted
+/// without evaluation: scaling or relabelling a running workload is never blocked).
+pub fn images_changed(kind: &str, old: &Value, new: &Value) -> bool {
+    match (containers(kind, old), containers(kind, new)) {
+        (Ok(old), Ok(new)) => {
+            let mut old: Vec<_> = old.into_iter().map(|c| c.image).collect();
+            let mut new: Vec<_> = new.into_iter().map(|c| c.image).collect();
+            old.sort();
+            new.sort();
+            old != new
+        }
+        _ => true,
+    }
+}
+
+/// What scangate knows about an image.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImageState {
+    /// The newest trusted scan, in its phase.
+    Scanned(IndexedScan),
+    /// No trusted scan of this digest or tag.
+    Unscanned,
+    /// The reference cannot be parsed.
+    Invalid(String),
+}
+
+/// The verdict for one container.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerVerdict {
+    pub container: String,
+    /// The normalized reference (or the raw one when it cannot be parsed).
+    pub image: String,
+    pub state: ImageState,
+    /// The exception that admitted the image, if one did.
+    pub exception: Option<String>,
+    /// What the rules say, before the namespace's enforcement mode.
+    pub action: Action,
+    /// One line saying why.
+    pub reason: String,
+}
+
+/// The decision for a whole workload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub enforcement: Enforcement,
+    /// The denial message, when not allowed.
+    pub message: Option<String>,
+    /// Admission warnings (kubectl prints them).
+    pub warnings: Vec<String>,
+    pub verdicts: Vec<ContainerVerdict>,
+}
+
+impl Decision {
+    /// The verdict name for metrics and the CLI: `allow`, `warn` or `deny` (what the rules said,
+    /// whatever the mode made of it).
+    pub fn verdict(&self) -> Action {
+        let worst = |a: Action| self.verdicts.iter().any(|v| v.action == a);
+        if worst(Action::Deny) {
+            Action::Deny
+        } else if worst(Action::Warn) {
+            Action::Warn
+        } else {
+            Action::Allow
+        }
+    }
+}
+
+/// Everything the decision reads besides the containers.
+pub struct Context<'a> {
+    pub config: &'a AdmissionConfig,
+    pub index: &'a ScanIndex,
+    /// Active exceptions (expired ones already left out).
+    pub exceptions: &'a [ActiveException],
+    /// The workload's namespace.
+    pub namespace: &'a str,
+    pub enforcement: Enforcement,
+}
+
+/// How many CVEs a denial lists.
+const TOP_CVES: usize = 5;
+
+/// Decides whether the containers may run.
+pub fn decide(ctx: &Context<'_>, containers: &[Container]) -> Decision {
+    let verdicts: Vec<ContainerVerdict> = containers.iter().map(|c| verdict(ctx, c)).collect();
+    let denials: Vec<&ContainerVerdict> = verdicts
+        .iter()
+        .filter(|v| v.action == Action::Deny)
+        .collect();
+    let mut warnings: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.action == Action::Warn)
+        .map(|v| v.reason.clone())
+        .collect();
+    let denial = (!denials.is_empty()).then(|| denial_message(&denials));
+    let (allowed, message) = match (ctx.enforcement, denial) {
+        (_, None) => (true, None),
+        (Enforcement::Enforce, Some(message)) => (false, Some(message)),
+        (Enforcement::Warn, Some(message)) => {
+            warnings.insert(
+                0,
+                format!(
+                    "namespace {} is in warn mode; this would be denied: {message}",
+                    ctx.namespace
+                ),
+            );
+            (true, None)
+        }
+        (Enforcement::Audit, Some(_)) => (true, None),
+    };
+    if ctx.enforcement == Enforcement::Audit {
+        warnings.clear();
+    }
+    Decision {
+        allowed,
+        enforcement: ctx.enforcement,
+        message,
+        warnings,
+        verdicts,
+    }
+}
+
+fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
+    let image = match ImageRef::parse(&container.image) {
+        Ok(image) => image,
+        Err(e) => {
+            return ContainerVerdict {
+                container: container.name.clone(),
+                image: container.image.clone(),
+                state: ImageState::Invalid(e.to_string()),
+                exception: None,
+                action: Action::Deny,
+                reason: format!(
+                    "container {:?}: {e}; scangate cannot tell which scan applies",
+                    container.name
+                ),
+            };
+        }
+    };
+    let trusted = |ns: &str| ctx.config.trusts(ctx.namespace, ns);
+    let exceptions: Vec<&ActiveException> = ctx
+        .exceptions
+        .iter()
+        .filter(|e| trusted(&e.namespace) && e.matches(&image))
+        .collect();
+    let scan = ctx.index.lookup(&image, trusted);
+    let name = &container.name;
+    let (action, reason, exception) = match scan {
+        None => (
+            ctx.config.on_unscanned,
+            format!(
+                "container {name:?}: image {image} has no scan in namespace {}{}",
+                ctx.namespace,
+                trusted_suffix(ctx.config)
+            ),
+            None,
+        ),
+        Some(scan) => {
+            let scan_name = format!("{}/{}", scan.namespace, scan.name);
+            match scan.phase {
+                Phase::Completed => (
+                    Action::Allow,
+                    format!(
+                        "container {name:?}: image {} passed scan {scan_name}",
+                        scan.image
+                    ),
+                    None,
+                ),
+                Phase::Pending | Phase::Scanning => (
+                    ctx.config.on_pending,
+                    format!(
+                        "container {name:?}: image {} is not scanned yet: scan {scan_name} is {}",
+                        scan.image, scan.phase
+                    ),
+                    None,
+                ),
+                Phase::Error => (
+                    ctx.config.on_error,
+                    format!(
+                        "container {name:?}: image {} has scan {scan_name} in phase Error; see `kubectl describe imagescan -n {} {}`",
+                        scan.image, scan.namespace, scan.name
+                    ),
+                    None,
+                ),
+                Phase::Failed => match covering_exception(scan, &exceptions) {
+                    Some(e) => (
+                        Action::Allow,
+                        format!(
+                            "container {name:?}: image {} failed scan {scan_name} but is admitted by ScanException {}/{}",
+                            scan.image, e.namespace, e.name
+                        ),
+                        Some(format!("{}/{}", e.namespace, e.name)),
+                    ),
+                    None => (Action::Deny, failed_reason(name, scan), None),
+                },
+            }
+        }
+    };
+    // A whole-image exception also admits images that are unscanned, pending or in error.
+    let whole_image = exceptions.iter().find(|e| e.cves.is_empty());
+    let (action, reason, exception) = match (action, whole_image, exception) {
+        (Action::Deny | Action::Warn, Some(e), None) => (
+            Action::Allow,
+            format!(
+                "{reason}; admitted by ScanException {}/{}",
+                e.namespace, e.name
+            ),
+            Some(format!("{}/{}", e.namespace, e.name)),
+        ),
+        (action, _, exception) => (action, reason, exception),
+    };
+    ContainerVerdict {
+        container: container.name.clone(),
+        image: scan.map_or_else(|| image.to_string(), |s| s.image.to_string()),
+        state: scan.map_or(ImageState::Unscanned, |s| ImageState::Scanned(s.clone())),
+        exception,
+        action,
+        reason,
+    }
+}
+
+fn trusted_suffix(config: &AdmissionConfig) -> String {
+    if config.trusted_scan_namespaces.is_empty() {
+        String::new()
+    } else {
+        format!(" or {}", config.trusted_scan_namespaces.join(", "))
+    }
+}
+
+/// The exception that covers every violation of a failed scan, if one does. The status keeps
+/// the first violations only: when the list may be cut, only a whole-image exception covers it.
+fn covering_exception<'e>(
+    scan: &IndexedScan,
+    exceptions: &[&'e ActiveException],
+) -> Option<&'e ActiveException> {
+    let complete = scan.violations.len() < crate::api::MAX_VIOLATIONS;
+    exceptions.iter().copied().find(|e| {
+        e.cves.is_empty()
+            || (complete
+                && !scan.violations.is_empty()
+                && scan.violations.iter().all(|v| e.covers(&v.id)))
+    })
+}
+
+fn failed_reason(container: &str, scan: &IndexedScan) -> String {
+    let policy = scan
+        .policy
+        .as_deref()
+        .map_or_else(String::new, |p| format!(" (policy {}/{p})", scan.namespace));
+    let mut reason = format!(
+        "container {container:?}: image {} failed scan {}/{}{policy}",
+        scan.image, scan.namespace, scan.name
+    );
+    if !scan.violations.is_empty() {
+        let shown: Vec<String> = scan
+            .violations
+            .iter()
+            .take(TOP_CVES)
+            .map(describe)
+            .collect();
+        let _ = write!(reason, ": {}", shown.join(", "));
+        let more = scan.violations.len().saturating_sub(TOP_CVES);
+        if more > 0 {
+            let _ = write!(reason, " and {more} more");
+        }
+    }
+    reason
+}
+
+fn describe(v: &Violation) -> String {
+    let fix = v
+        .fixed_version
+        .as_deref()
+        .map_or_else(|| "no fix yet".to_string(), |f| format!("fixed in {f}"));
+    format!(
+        "{} ({}) in {} {}, {fix}",
+        v.id, v.severity, v.package, v.version
+    )
+}
+
+fn denial_message(denials: &[&ContainerVerdict]) -> String {
+    let reasons: Vec<&str> = denials.iter().map(|d| d.reason.as_str()).collect();
+    format!(
+        "scangate denied this workload: {}. Fix the image (rebuild with the fixed versions and \
+         scan it again) or ask an admin for a ScanException (`kubectl explain scanexception`).",
+        reasons.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        Artifact, ImageScan, ImageScanSpec, RegistryArtifact, RegistrySpec, ScanSettings,
+        ScanStatus,
+    };
+    use jiff::Timestamp;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    const DIGEST: &str = "sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
+
+    fn scan(ns: &str, name: &str, image: &str, phase: Phase, violations: usize) -> ImageScan {
+        let mut s = ImageScan::new(
+            name,
+            ImageScanSpec {
+                registry: RegistrySpec {
+                    image: image.into(),
+                    image_pull_secret: None,
+                },
+                scan: ScanSettings {
+                    scan_policy: Some("no-critical".into()),
+                    ..ScanSettings::default()
+                },
+            },
+        );
+        s.metadata.namespace = Some(ns.into());
+        s.status = Some(ScanStatus {
+            phase: Some(phase),
+            artifact: Some(Artifact {
+                registry: Some(RegistryArtifact {
+                    image: format!("{}@{DIGEST}", image.split(':').next().unwrap_or_default()),
+                }),
+                ..Artifact::default()
+            }),
+            violations: (0..violations)
+                .map(|i| Violation {
+                    id: format!("CVE-2024-{i:04}"),
+                    severity: "critical".into(),
+                    package: "busybox".into(),
+                    version: "1.32.1".into(),
+                    fixed_version: (i % 2 == 0).then(|| "1.36.0".into()),
+                })
+                .collect(),
+            scanned_at: Some(Time(Timestamp::UNIX_EPOCH)),
+            ..ScanStatus::default()
+        });
+        s
+    }
+
+    fn pod(images: &[&str]) -> Vec<Container> {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| Container {
+                name: format!("c{i}"),
+                image: image.to_string(),
+            })
+            .collect()
+    }
+
+    struct World {
+        config: AdmissionConfig,
+        index: ScanIndex,
+        exceptions: Vec<ActiveException>,
+    }
+
+    impl World {
+        fn new(scans: &[ImageScan]) -> Self {
+            World {
+                config: AdmissionConfig::default(),
+                index: ScanIndex::new(scans),
+                exceptions: vec![],
+            }
+        }
+
+        fn decide(&self, ns: &str, mode: Enforcement, images: &[&str]) -> Decision {
+            let ctx = Context {
+                config: &self.config,
+                index: &self.index,
+                exceptions: &self.exceptions,
+                namespace: ns,
+                enforcement: mode,
+            };
+            decide(&ctx, &pod(images))
+        }
+    }
+
+    fn exception(ns: &str, images: &[&str], cves: &[&str]) -> ActiveException {
+        ActiveException {
+            namespace: ns.into(),
+            name: "ex".into(),
+            images: images
+                .iter()
+                .filter_map(|p| crate::index::ImagePattern::parse(p).ok())
+                .collect(),
+            cves: cves.iter().map(|c| c.to_string()).collect(),
+            expires: Timestamp::MAX,
+        }
+    }
+
+    #[test]
+    fn failed_scan_is_denied_with_the_design_message() {
+        let world = World::new(&[scan("shop", "busybox", "busybox:1.32.1", Phase::Failed, 7)]);
+        let d = world.decide("shop", Enforcement::Enforce, &["busybox:1.32.1"]);
+        assert!(!d.allowed);
+        assert_eq!(d.verdict(), Action::Deny);
+        let message = d.message.unwrap_or_default();
+        for part in [
+            "scangate denied this workload",
+            "container \"c0\"",
+            &format!("image docker.io/library/busybox:1.32.1@{DIGEST}"),
+            "failed scan shop/busybox (policy shop/no-critical)",
+            "CVE-2024-0000 (critical) in busybox 1.32.1, fixed in 1.36.0",
+            "CVE-2024-0001 (critical) in busybox 1.32.1, no fix yet",
+            "and 2 more",
+            "ScanException",
+        ] {
+            assert!(message.contains(part), "missing {part:?} in {message}");
+        }
+    }
+
+    #[test]
+    fn decision_table_defaults() {
+        let world = World::new(&[
+            scan("ns", "ok", "ok:1", Phase::Completed, 0),
+            scan("ns", "err", "err:1", Phase::Error, 0),
+            scan("ns", "pend", "pend:1", Phase::Pending, 0),
+            scan("ns", "run", "run:1", Phase::Scanning, 0),
+        ]);
+        let action =
+            |image: &str| world.decide("ns", Enforcement::Enforce, &[image]).verdicts[0].action;
+        assert_eq!(action("ok:1"), Action::Allow);
+        assert_eq!(action("err:1"), Action::Deny);
+        assert_eq!(action("pend:1"), Action::Warn);
+        assert_eq!(action("run:1"), Action::Warn);
+        assert_eq!(action("never-scanned:1"), Action::Warn);
+        let d = world.decide("ns", Enforcement::Enforce, &["pend:1", "ok:1"]);
+        assert!(d.allowed);
+        assert_eq!(d.warnings.len(), 1);
+        assert!(
+            d.warnings[0].contains("is not scanned yet: scan ns/pend is Pending"),
+            "{:?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn decision_table_is_configurable_except_for_failed() {
+        let mut world = World::new(&[
+            scan("ns", "err", "err:1", Phase::Error, 0),
+            scan("ns", "pend", "pend:1", Phase::Pending, 0),
+            scan("ns", "bad", "bad:1", Phase::Failed, 1),
+        ]);
+        world.config.on_error = Action::Allow;
+        world.config.on_pending = Action::Deny;
+        world.config.on_unscanned = Action::Deny;
+        let action = |w: &World, image: &str| {
+            w.decide("ns", Enforcement::Enforce, &[image]).verdicts[0].action
+        };
+        assert_eq!(action(&world, "err:1"), Action::Allow);
+        assert_eq!(action(&world, "pend:1"), Action::Deny);
+        assert_eq!(action(&world, "nope:1"), Action::Deny);
+        assert_eq!(action(&world, "bad:1"), Action::Deny);
+        world.config.on_error = Action::Warn;
+        assert_eq!(action(&world, "err:1"), Action::Warn);
+    }
+
+    #[test]
+    fn enforcement_modes() {
+        let world = World::new(&[scan("ns", "bad", "bad:1", Phase::Failed, 1)]);
+        let warn = world.decide("ns", Enforcement::Warn, &["bad:1"]);
+        assert!(warn.allowed);
+        assert_eq!(warn.message, None);
+        assert!(
+            warn.warnings[0]
+                .starts_with("namespace ns is in warn mode; this would be denied: scangate denied")
+        );
+        let audit = world.decide("ns", Enforcement::Audit, &["bad:1", "unscanned:1"]);
+        assert!(audit.allowed);
+        assert!(audit.warnings.is_empty());
+        assert_eq!(
+            audit.verdict(),
+            Action::Deny,
+            "audit still records what the rules said"
+        );
+    }
+
+    #[test]
+    fn scans_in_other_namespaces_do_not_count_unless_trusted() {
+        let mut world = World::new(&[scan("central", "bad", "bad:1", Phase::Failed, 1)]);
+        let d = world.decide("shop", Enforcement::Enforce, &["bad:1"]);
+        assert_eq!(d.verdicts[0].state, ImageState::Unscanned);
+        assert!(d.allowed);
+        world.config.trusted_scan_namespaces = vec!["central".into()];
+        assert!(
+            !world
+                .decide("shop", Enforcement::Enforce, &["bad:1"])
+                .allowed
+        );
+    }
+
+    #[test]
+    fn exceptions_admit_covered_cves_only() {
+        let mut world = World::new(&[scan("ns", "bad", "bad:1", Phase::Failed, 2)]);
+        world.exceptions = vec![exception("ns", &["bad"], &["CVE-2024-0000"])];
+        assert!(!world.decide("ns", Enforcement::Enforce, &["bad:1"]).allowed);
+        world.exceptions = vec![exception(
+            "ns",
+            &["bad"],
+            &["CVE-2024-0000", "CVE-2024-0001"],
+        )];
+        let d = world.decide("ns", Enforcement::Enforce, &["bad:1"]);
+        assert!(d.allowed);
+        assert_eq!(d.verdicts[0].exception.as_deref(), Some("ns/ex"));
+        // An exception in another, untrusted namespace does nothing.
+        world.exceptions = vec![exception("other", &["bad"], &[])];
+        assert!(!world.decide("ns", Enforcement::Enforce, &["bad:1"]).allowed);
+    }
+
+    #[test]
+    fn a_cut_violation_list_needs_a_whole_image_exception() {
+        let mut world = World::new(&[scan("ns", "bad", "bad:1", Phase::Failed, 20)]);
+        let all_ids: Vec<String> = (0..20).map(|i| format!("CVE-2024-{i:04}")).collect();
+        let ids: Vec<&str> = all_ids.iter().map(String::as_str).collect();
+        world.exceptions = vec![exception("ns", &["bad"], &ids)];
+        assert!(!world.decide("ns", Enforcement::Enforce, &["bad:1"]).allowed);
+        world.exceptions = vec![exception("ns", &["docker.io/library/bad:*"], &[])];
+        assert!(world.decide("ns", Enforcement::Enforce, &["bad:1"]).allowed);
+    }
+
+    #[test]
+    fn whole_image_exception_also_admits_error_scans() {
+        let mut world = World::new(&[scan("ns", "err", "err:1", Phase::Error, 0)]);
+        world.exceptions = vec![exception("ns", &["err:1"], &[])];
+        let d = world.decide("ns", Enforcement::Enforce, &["err:1"]);
+        assert!(d.allowed);
+        assert!(
+            d.verdicts[0]
+                .reason
+                .contains("admitted by ScanException ns/ex")
+        );
+    }
+
+    #[test]
+    fn invalid_references_are_denied_clearly() {
+        let world = World::new(&[]);
+        let d = world.decide("ns", Enforcement::Enforce, &["Not Valid"]);
+        assert!(!d.allowed);
+        assert!(
+            d.message
+                .unwrap_or_default()
+                .contains("cannot tell which scan applies")
+        );
+    }
+
+    #[test]
+    fn containers_of_every_workload_kind() {
+        let spec = json!({"initContainers": [{"name": "i", "image": "init:1"}],
+                          "containers": [{"name": "c", "image": "app:1"}],
+                          "ephemeralContainers": [{"name": "e", "image": "debug:1"}]});
+        let objects = [
+            ("Pod", json!({"metadata": {"name": "p"}, "spec": spec})),
+            ("Deployment", json!({"spec": {"template": {"spec": spec}}})),
+            ("ReplicaSet", json!({"spec": {"template": {"spec": spec}}})),
+            ("StatefulSet", json!({"spec": {"template": {"spec": spec}}})),
+            ("DaemonSet", json!({"spec": {"template": {"spec": spec}}})),
+            ("Job", json!({"spec": {"template": {"spec": spec}}})),
+            (
+                "ReplicationController",
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+            ),
+        ];
+        assert_eq!(objects.len(), WORKLOAD_KINDS.len());
+        for (kind, object) in objects {
+            let images: Vec<String> = containers(kind, &object)
+                .unwrap_or_else(|e| panic!("{kind}: {e}"))
+                .into_iter()
+                .map(|c| c.image)
+                .collect();
+            assert_eq!(images, ["init:1", "app:1", "debug:1"], "{kind}");
+        }
+    }
+
+    #[test]
+    fn malformed_workloads_are_errors() {
+        assert_eq!(
+            containers("Service", &json!({})),
+            Err(Error::NotAWorkload {
+                kind: "Service".into()
+            })
+        );
+        let no_template = containers(
+            "Deployment",
+            &json!({"metadata": {"name": "d"}, "spec": {}}),
+        );
+        assert_eq!(
+            no_template.err().map(|e| e.to_string()),
+            Some("Deployment \"d\" has no pod template at /spec/template/spec".into())
+        );
+        let no_image = containers(
+            "Pod",
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "x"}]}}),
+        );
+        assert_eq!(
+            no_image.err().map(|e| e.to_string()),
+            Some("Pod \"p\": containers[0] is not a container with a name and an image".into())
+        );
+    }
+
+    #[test]
+    fn updates_that_keep_the_images_are_detected() {
+        let d = |image: &str, replicas: i32| json!({"spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
+        assert!(!images_changed("Deployment", &d("a:1", 1), &d("a:1", 5)));
+        assert!(images_changed("Deployment", &d("a:1", 1), &d("a:2", 1)));
+    }
+}
