@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use scangate::cli::{Cli, Command, LogArgs, LogFormat};
+use scangate::admission::config::AdmissionConfig;
+use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,11 +29,38 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Webhook(_) => not_built("webhook"),
         Command::Controller(_) => not_built("controller"),
-        Command::Check(_) => not_built("check"),
+        Command::Check(args) => check(args),
         Command::Report(_) => not_built("report"),
         Command::Policy(_) => not_built("policy"),
         Command::Certs(_) => not_built("certs"),
     }
+}
+
+/// Exit codes of the offline commands: compliant, violated, could not decide.
+const EXIT_VIOLATED: u8 = 1;
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read admission config {}", path.display()))?;
+            AdmissionConfig::from_yaml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => AdmissionConfig::default(),
+    };
+    let objects = scangate::check::read_dir(&args.scans)?;
+    let world = scangate::check::World::from_objects(config, &objects, jiff::Timestamp::now())?;
+    let mut manifests = vec![];
+    for path in &args.manifests {
+        manifests.extend(scangate::check::read_manifests(path)?);
+    }
+    let outcome = scangate::check::check(&world, &manifests)?;
+    print!("{}", outcome.report);
+    Ok(if outcome.denied {
+        ExitCode::from(EXIT_VIOLATED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn not_built(command: &str) -> anyhow::Result<ExitCode> {
