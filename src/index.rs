@@ -1,7 +1,7 @@
 //! The index of scans that admission decides from: built from ImageScans (a reflector's store
 //! in the webhook, files for the CLI), looked up by digest and by tag with no network call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 
@@ -60,53 +60,86 @@ impl IndexedScan {
     }
 }
 
-/// Scans by normalized `repo@digest` and by `repo:tag`.
+/// Scans by normalized `repo@digest` and by `repo:tag`, updated one scan at a time as a
+/// watch reports changes.
 #[derive(Debug, Default)]
 pub struct ScanIndex {
-    by_digest: HashMap<String, Vec<IndexedScan>>,
-    by_tag: HashMap<String, Vec<IndexedScan>>,
-    len: usize,
+    scans: HashMap<ScanKey, IndexedScan>,
+    by_digest: HashMap<String, HashSet<ScanKey>>,
+    by_tag: HashMap<String, HashSet<ScanKey>>,
 }
+
+/// A scan's namespace and name.
+pub type ScanKey = (String, String);
 
 impl ScanIndex {
     pub fn new<'a>(scans: impl IntoIterator<Item = &'a ImageScan>) -> Self {
         let mut index = ScanIndex::default();
-        for scan in scans.into_iter().filter_map(IndexedScan::from_scan) {
-            index.insert(scan);
+        for scan in scans {
+            index.upsert(scan);
         }
         index
     }
 
-    fn insert(&mut self, scan: IndexedScan) {
-        if let Some(key) = scan.image.by_digest() {
-            self.by_digest.entry(key).or_default().push(scan.clone());
+    /// Adds a scan, or replaces the previous version of it.
+    pub fn upsert(&mut self, scan: &ImageScan) {
+        let key = key_of(scan);
+        self.remove_key(&key);
+        let Some(indexed) = IndexedScan::from_scan(scan) else {
+            return;
+        };
+        if let Some(digest) = indexed.image.by_digest() {
+            self.by_digest
+                .entry(digest)
+                .or_default()
+                .insert(key.clone());
         }
-        if let Some(key) = scan.image.by_tag() {
-            self.by_tag.entry(key).or_default().push(scan);
+        if let Some(tag) = indexed.image.by_tag() {
+            self.by_tag.entry(tag).or_default().insert(key.clone());
         }
-        self.len += 1;
+        self.scans.insert(key, indexed);
+    }
+
+    /// Forgets a deleted scan.
+    pub fn remove(&mut self, scan: &ImageScan) {
+        self.remove_key(&key_of(scan));
+    }
+
+    fn remove_key(&mut self, key: &ScanKey) {
+        let Some(old) = self.scans.remove(key) else {
+            return;
+        };
+        for (map, bucket) in [
+            (&mut self.by_digest, old.image.by_digest()),
+            (&mut self.by_tag, old.image.by_tag()),
+        ] {
+            if let Some(bucket) = bucket
+                && let Some(keys) = map.get_mut(&bucket)
+            {
+                keys.remove(key);
+                if keys.is_empty() {
+                    map.remove(&bucket);
+                }
+            }
+        }
     }
 
     /// The number of scans indexed.
     pub fn len(&self) -> usize {
-        self.len
+        self.scans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.scans.is_empty()
     }
 
     /// The newest trusted scan of `image`: of its digest when it has one, failing that of its
     /// tag. `trusted` says whether a scan's namespace may vouch for this image.
-    pub fn lookup<'a>(
-        &'a self,
-        image: &ImageRef,
-        trusted: impl Fn(&str) -> bool,
-    ) -> Option<&'a IndexedScan> {
-        let newest = |scans: Option<&'a Vec<IndexedScan>>| -> Option<&'a IndexedScan> {
-            scans
-                .into_iter()
+    pub fn lookup(&self, image: &ImageRef, trusted: impl Fn(&str) -> bool) -> Option<&IndexedScan> {
+        let newest = |keys: Option<&HashSet<ScanKey>>| -> Option<&IndexedScan> {
+            keys.into_iter()
                 .flatten()
+                .filter_map(|k| self.scans.get(k))
                 .filter(|s| trusted(&s.namespace))
                 .max_by(|a, b| {
                     (a.as_of, &a.namespace, &a.name).cmp(&(b.as_of, &b.namespace, &b.name))
@@ -117,6 +150,13 @@ impl ScanIndex {
             .and_then(|key| newest(self.by_digest.get(&key)))
             .or_else(|| image.by_tag().and_then(|key| newest(self.by_tag.get(&key))))
     }
+}
+
+fn key_of(scan: &ImageScan) -> ScanKey {
+    (
+        scan.metadata.namespace.clone().unwrap_or_default(),
+        scan.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// An exception that admission honours, with its image patterns parsed.
@@ -296,6 +336,44 @@ mod tests {
         // Another digest and no tag: unscanned.
         assert_eq!(index.lookup(&image(&format!("nginx@{D2}")), all), None);
         assert_eq!(index.lookup(&image("nginx:1.28"), all), None);
+    }
+
+    #[test]
+    fn updates_replace_and_deletes_remove() {
+        let mut index = ScanIndex::default();
+        let mut s = scan(
+            "a",
+            "s",
+            "nginx:1",
+            None,
+            Phase::Scanning,
+            "2026-01-01T00:00:00Z",
+        );
+        index.upsert(&s);
+        // The scan resolves its digest and fails.
+        s.status = scan(
+            "a",
+            "s",
+            "nginx:1",
+            Some(&format!("nginx@{D1}")),
+            Phase::Failed,
+            "2026-01-02T00:00:00Z",
+        )
+        .status;
+        index.upsert(&s);
+        assert_eq!(index.len(), 1);
+        let found = index.lookup(&image(&format!("nginx@{D1}")), |_| true);
+        assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
+        // The image in the spec changes: the old tag no longer finds it.
+        s.spec.registry.image = "nginx:2".into();
+        s.status = None;
+        index.upsert(&s);
+        assert_eq!(index.lookup(&image("nginx:1"), |_| true), None);
+        assert_eq!(index.lookup(&image(&format!("nginx@{D1}")), |_| true), None);
+        assert!(index.lookup(&image("nginx:2"), |_| true).is_some());
+        index.remove(&s);
+        assert!(index.is_empty());
+        assert!(index.by_tag.is_empty() && index.by_digest.is_empty());
     }
 
     #[test]
