@@ -1,5 +1,6 @@
 //! Pure admission decisions: workloads, scanning objects, status enrichment.
 
 pub mod config;
+pub mod review;
 pub mod status;
 pub mod workload;
