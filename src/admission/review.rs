@@ -290,8 +290,10 @@ mod tests {
 
     #[test]
     fn updates_only_decide_new_images() {
-        let mut config = AdmissionConfig::default();
-        config.on_unscanned = Action::Deny;
+        let config = AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        };
         let index = ScanIndex::default();
         let same = decoded(&review(pod_request("UPDATE", &["a:1"], Some(&["a:1"]))));
         let (response, outcome) = review_workload(&same, &ctx(&config, &index));
