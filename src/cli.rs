@@ -140,6 +140,12 @@ pub struct CertsArgs {
     /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
     #[arg(long, env = "SCANGATE_CERTS_DIR", default_value = "certs/local")]
     pub out_dir: PathBuf,
+    /// Names and IP addresses of the serving certificate (default: loopback and the Service).
+    #[arg(long = "host", env = "SCANGATE_CERTS_HOSTS", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Days the CA and certificate are valid.
+    #[arg(long, env = "SCANGATE_CERTS_DAYS", default_value_t = 365)]
+    pub days: i64,
 }
 
 #[cfg(test)]

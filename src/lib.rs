@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod image;

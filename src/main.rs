@@ -32,7 +32,20 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Report(_) => not_built("report"),
         Command::Policy(_) => not_built("policy"),
-        Command::Certs(_) => not_built("certs"),
+        Command::Certs(args) => {
+            let hosts: Vec<String> = if args.hosts.is_empty() {
+                scangate::certs::DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect()
+            } else {
+                args.hosts
+            };
+            scangate::certs::generate(&hosts, args.days)?.write(&args.out_dir)?;
+            eprintln!(
+                "wrote ca.crt, ca.key, tls.crt and tls.key for {} to {}",
+                hosts.join(", "),
+                args.out_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
