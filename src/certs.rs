@@ -14,10 +14,7 @@ pub enum Error {
     #[error("cannot create a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {path}: {cause}")]
-    Write {
-        path: String,
-        cause: std::io::Error,
-    },
+    Write { path: String, cause: std::io::Error },
     #[error("the validity of {0} days is out of range")]
     Validity(i64),
 }
@@ -53,7 +50,10 @@ fn validity(params: &mut CertificateParams, days: i64) -> Result<()> {
     let end = now
         .checked_add(days.hours() * 24)
         .map_err(|_| Error::Validity(days))?;
-    params.not_before = date(now.checked_sub(1.hours() * 24).map_err(|_| Error::Validity(days))?);
+    params.not_before = date(
+        now.checked_sub(1.hours() * 24)
+            .map_err(|_| Error::Validity(days))?,
+    );
     params.not_after = date(end);
     Ok(())
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
 use crate::admission::workload::{self, Context, Decision, WORKLOAD_KINDS};
 use crate::api::{ImageScan, ScanException};
-use crate::index::{ActiveException, ScanIndex};
+use crate::index::{Exception, ScanIndex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -171,7 +171,9 @@ fn typed<T: serde::de::DeserializeOwned>(m: &Manifest) -> Result<T> {
 pub struct World {
     pub config: AdmissionConfig,
     pub index: ScanIndex,
-    pub exceptions: Vec<ActiveException>,
+    pub exceptions: Vec<Exception>,
+    /// The time exceptions are checked against.
+    pub now: Timestamp,
     /// Enforcement labels of Namespace objects found among the inputs.
     pub namespace_modes: HashMap<String, Enforcement>,
 }
@@ -191,7 +193,7 @@ impl World {
                 "ImageScan" => scans.push(typed(m)?),
                 "ScanException" => {
                     let e: ScanException = typed(m)?;
-                    exceptions.extend(ActiveException::from_exception(&e, now));
+                    exceptions.push(Exception::from_exception(&e));
                 }
                 "Namespace" => {
                     let label = m
@@ -211,6 +213,7 @@ impl World {
             config,
             index: ScanIndex::new(&scans),
             exceptions,
+            now,
             namespace_modes,
         })
     }
@@ -236,6 +239,7 @@ impl World {
             exceptions: &self.exceptions,
             namespace,
             enforcement: self.enforcement(namespace),
+            now: self.now,
         };
         Ok(workload::decide(&ctx, &containers))
     }

@@ -159,9 +159,9 @@ fn key_of(scan: &ImageScan) -> ScanKey {
     )
 }
 
-/// An exception that admission honours, with its image patterns parsed.
+/// A ScanException with its image patterns parsed, ready to match images.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ActiveException {
+pub struct Exception {
     pub namespace: String,
     pub name: String,
     pub images: Vec<ImagePattern>,
@@ -170,15 +170,12 @@ pub struct ActiveException {
     pub expires: Timestamp,
 }
 
-impl ActiveException {
-    /// The exception, if it has not expired at `now`. Patterns that cannot be parsed are
-    /// dropped (the webhook refuses them when the exception is applied).
-    pub fn from_exception(exception: &ScanException, now: Timestamp) -> Option<Self> {
+impl Exception {
+    /// Parses an exception. Patterns that cannot be parsed are dropped (the webhook refuses
+    /// them when the exception is applied).
+    pub fn from_exception(exception: &ScanException) -> Self {
         let expires = exception.spec.expires.0;
-        if expires <= now {
-            return None;
-        }
-        Some(ActiveException {
+        Exception {
             namespace: exception.metadata.namespace.clone().unwrap_or_default(),
             name: exception.metadata.name.clone().unwrap_or_default(),
             images: exception
@@ -189,7 +186,12 @@ impl ActiveException {
                 .collect(),
             cves: exception.spec.cves.clone(),
             expires,
-        })
+        }
+    }
+
+    /// Whether it still applies at `now`: an expired exception does nothing.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        now < self.expires
     }
 
     pub fn matches(&self, image: &ImageRef) -> bool {
@@ -464,14 +466,11 @@ mod tests {
             },
         );
         ex.metadata.namespace = Some("a".into());
-        let active = ActiveException::from_exception(&ex, ts("2026-05-01T00:00:00Z"));
-        let active = active.unwrap_or_else(|| panic!("should be active"));
-        assert!(active.matches(&image("nginx:1")));
-        assert!(active.covers("cve-2024-1"));
-        assert!(!active.covers("CVE-2024-2"));
-        assert_eq!(
-            ActiveException::from_exception(&ex, ts("2026-06-01T00:00:00Z")),
-            None
-        );
+        let parsed = Exception::from_exception(&ex);
+        assert!(parsed.is_active(ts("2026-05-01T00:00:00Z")));
+        assert!(parsed.matches(&image("nginx:1")));
+        assert!(parsed.covers("cve-2024-1"));
+        assert!(!parsed.covers("CVE-2024-2"));
+        assert!(!parsed.is_active(ts("2026-06-01T00:00:00Z")));
     }
 }

@@ -34,7 +34,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy(_) => not_built("policy"),
         Command::Certs(args) => {
             let hosts: Vec<String> = if args.hosts.is_empty() {
-                scangate::certs::DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect()
+                scangate::certs::DEFAULT_HOSTS
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect()
             } else {
                 args.hosts
             };

@@ -285,6 +285,7 @@ mod tests {
             exceptions: &[],
             namespace: "ns",
             enforcement: Enforcement::Enforce,
+            now: Timestamp::UNIX_EPOCH,
         }
     }
 

@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::config::{Action, AdmissionConfig, Enforcement};
 use crate::api::{Phase, Violation};
 use crate::image::ImageRef;
-use crate::index::{ActiveException, IndexedScan, ScanIndex};
+use jiff::Timestamp;
+
+use crate::index::{Exception, IndexedScan, ScanIndex};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
@@ -186,11 +188,13 @@ impl Decision {
 pub struct Context<'a> {
     pub config: &'a AdmissionConfig,
     pub index: &'a ScanIndex,
-    /// Active exceptions (expired ones already left out).
-    pub exceptions: &'a [ActiveException],
+    /// Every exception; the ones expired at `now` do nothing.
+    pub exceptions: &'a [Exception],
     /// The workload's namespace.
     pub namespace: &'a str,
     pub enforcement: Enforcement,
+    /// The time exceptions are checked against.
+    pub now: Timestamp,
 }
 
 /// How many CVEs a denial lists.
@@ -254,10 +258,10 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
         }
     };
     let trusted = |ns: &str| ctx.config.trusts(ctx.namespace, ns);
-    let exceptions: Vec<&ActiveException> = ctx
+    let exceptions: Vec<&Exception> = ctx
         .exceptions
         .iter()
-        .filter(|e| trusted(&e.namespace) && e.matches(&image))
+        .filter(|e| e.is_active(ctx.now) && trusted(&e.namespace) && e.matches(&image))
         .collect();
     let scan = ctx.index.lookup(&image, trusted);
     let name = &container.name;
@@ -347,8 +351,8 @@ fn trusted_suffix(config: &AdmissionConfig) -> String {
 /// the first violations only: when the list may be cut, only a whole-image exception covers it.
 fn covering_exception<'e>(
     scan: &IndexedScan,
-    exceptions: &[&'e ActiveException],
-) -> Option<&'e ActiveException> {
+    exceptions: &[&'e Exception],
+) -> Option<&'e Exception> {
     let complete = scan.violations.len() < crate::api::MAX_VIOLATIONS;
     exceptions.iter().copied().find(|e| {
         e.cves.is_empty()
@@ -410,7 +414,6 @@ mod tests {
         Artifact, ImageScan, ImageScanSpec, RegistryArtifact, RegistrySpec, ScanSettings,
         ScanStatus,
     };
-    use jiff::Timestamp;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
@@ -468,7 +471,7 @@ mod tests {
     struct World {
         config: AdmissionConfig,
         index: ScanIndex,
-        exceptions: Vec<ActiveException>,
+        exceptions: Vec<Exception>,
     }
 
     impl World {
@@ -487,13 +490,14 @@ mod tests {
                 exceptions: &self.exceptions,
                 namespace: ns,
                 enforcement: mode,
+                now: Timestamp::UNIX_EPOCH,
             };
             decide(&ctx, &pod(images))
         }
     }
 
-    fn exception(ns: &str, images: &[&str], cves: &[&str]) -> ActiveException {
-        ActiveException {
+    fn exception(ns: &str, images: &[&str], cves: &[&str]) -> Exception {
+        Exception {
             namespace: ns.into(),
             name: "ex".into(),
             images: images
@@ -621,6 +625,15 @@ mod tests {
         assert_eq!(d.verdicts[0].exception.as_deref(), Some("ns/ex"));
         // An exception in another, untrusted namespace does nothing.
         world.exceptions = vec![exception("other", &["bad"], &[])];
+        assert!(!world.decide("ns", Enforcement::Enforce, &["bad:1"]).allowed);
+    }
+
+    #[test]
+    fn expired_exceptions_do_nothing() {
+        let mut world = World::new(&[scan("ns", "bad", "bad:1", Phase::Failed, 1)]);
+        let mut expired = exception("ns", &["bad"], &[]);
+        expired.expires = Timestamp::UNIX_EPOCH;
+        world.exceptions = vec![expired];
         assert!(!world.decide("ns", Enforcement::Enforce, &["bad:1"]).allowed);
     }
 

@@ -1,0 +1,173 @@
+//! Prometheus metrics of the webhook. Labels are bounded: endpoint, kind (from a fixed list),
+//! verdict and mode; never an image or an object name.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::admission::workload::WORKLOAD_KINDS;
+
+/// The webhook's endpoints.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values as Prometheus users write them
+pub enum Endpoint {
+    validate_workloads,
+    validate_scanning,
+    mutate_scan_status,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: Endpoint,
+    /// A workload or scangate kind, or `other`.
+    pub kind: String,
+    /// allow, warn, deny, skip or error.
+    pub verdict: String,
+    /// enforce, warn or audit (for workloads), `none` otherwise.
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: Endpoint,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// The kinds that may appear as a label value; anything else is `other`.
+const SCANGATE_KINDS: [&str; 5] = [
+    "ImageScan",
+    "SourceScan",
+    "ScanTemplate",
+    "ScanPolicy",
+    "ScanException",
+];
+
+/// A kind as a bounded label value.
+pub fn kind_label(kind: &str) -> String {
+    if WORKLOAD_KINDS.contains(&kind) || SCANGATE_KINDS.contains(&kind) {
+        kind.to_string()
+    } else {
+        "other".to_string()
+    }
+}
+
+/// Every metric the webhook exports.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<EndpointLabels, Histogram>,
+    pub index_scans: Gauge,
+    pub certificate_expiry: Gauge,
+    pub certificate_reloads: Family<ResultLabels, Counter>,
+    pub config_reloads: Family<ResultLabels, Counter>,
+    pub config_valid: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics {
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+            }),
+            ..Metrics::default()
+        }
+    }
+
+    /// A registry exporting these metrics under the `scangate` prefix.
+    pub fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("scangate");
+        registry.register(
+            "admission_requests",
+            "Admission reviews answered, by endpoint, kind, verdict and enforcement mode",
+            self.requests.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer an admission review, from decoded body to encoded answer",
+            self.duration.clone(),
+        );
+        registry.register(
+            "scan_index_scans",
+            "ImageScans in the webhook's index",
+            self.index_scans.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the serving certificate expires (Unix time)",
+            self.certificate_expiry.clone(),
+        );
+        registry.register(
+            "tls_certificate_reloads",
+            "Reloads of the serving certificate, by result",
+            self.certificate_reloads.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Reloads of the admission config file, by result",
+            self.config_reloads.clone(),
+        );
+        registry.register(
+            "config_valid",
+            "1 when the last read of the admission config file succeeded, 0 when the last good config is in use",
+            self.config_valid.clone(),
+        );
+        registry
+    }
+
+    pub fn count_reload(family: &Family<ResultLabels, Counter>, ok: bool) {
+        family
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_bounded() {
+        assert_eq!(kind_label("Deployment"), "Deployment");
+        assert_eq!(kind_label("ScanPolicy"), "ScanPolicy");
+        assert_eq!(kind_label("my-app-prod-7f9c"), "other");
+    }
+
+    #[test]
+    fn exports_in_prometheus_text_format() {
+        let metrics = Metrics::new();
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                endpoint: Endpoint::validate_workloads,
+                kind: "Pod".into(),
+                verdict: "deny".into(),
+                mode: "enforce".into(),
+            })
+            .inc();
+        metrics
+            .duration
+            .get_or_create(&EndpointLabels {
+                endpoint: Endpoint::validate_workloads,
+            })
+            .observe(0.002);
+        metrics.index_scans.set(3);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains(
+            "scangate_admission_requests_total{endpoint=\"validate_workloads\",kind=\"Pod\",verdict=\"deny\",mode=\"enforce\"} 1"
+        ), "{text}");
+        assert!(text.contains("scangate_scan_index_scans 3"), "{text}");
+        assert!(text.contains("scangate_admission_duration_seconds_count{endpoint=\"validate_workloads\"} 1"), "{text}");
+    }
+}
