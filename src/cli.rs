@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -75,6 +76,23 @@ pub struct WebhookArgs {
     /// Admission rules (YAML); reloaded when it changes.
     #[arg(long, env = "SCANGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Read scans, exceptions and namespaces from this directory once instead of watching the
+    /// cluster (for running without a cluster, and for benchmarks).
+    #[arg(long, env = "SCANGATE_SCANS_DIR")]
+    pub scans_dir: Option<PathBuf>,
+    /// How often the certificate and config files are checked for changes.
+    #[arg(long, env = "SCANGATE_RELOAD_INTERVAL", default_value = "2s", value_parser = duration)]
+    pub reload_interval: Duration,
+    /// How long in-flight reviews may take to finish on shutdown.
+    #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    /// The largest AdmissionReview body accepted (the apiserver sends at most a few MiB).
+    #[arg(long, env = "SCANGATE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::api::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -13,3 +13,4 @@ pub mod image;
 pub mod index;
 pub mod policy;
 pub mod report;
+pub mod server;

@@ -27,7 +27,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{yaml}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Webhook(_) => not_built("webhook"),
+        Command::Webhook(args) => {
+            runtime()?.block_on(scangate::server::run_webhook(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Controller(_) => not_built("controller"),
         Command::Check(args) => check(args),
         Command::Report(_) => not_built("report"),
@@ -79,6 +82,13 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn not_built(command: &str) -> anyhow::Result<ExitCode> {
     anyhow::bail!("`scangate {command}` is not built yet in this version")
 }
@@ -88,7 +98,8 @@ fn init_tracing(log: &LogArgs) -> anyhow::Result<()> {
         .with_context(|| format!("invalid --log-filter {:?}", log.log_filter))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match log.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -59,11 +59,15 @@ pub fn kind_label(kind: &str) -> String {
     }
 }
 
+fn latency_histogram() -> Histogram {
+    // 0.1 ms to about 3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
 /// Every metric the webhook exports.
-#[derive(Default)]
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<EndpointLabels, Histogram>,
+    pub duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub index_scans: Gauge,
     pub certificate_expiry: Gauge,
     pub certificate_reloads: Family<ResultLabels, Counter>,
@@ -74,10 +78,13 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Metrics {
-            duration: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0001, 2.0, 16))
-            }),
-            ..Metrics::default()
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            index_scans: Gauge::default(),
+            certificate_expiry: Gauge::default(),
+            certificate_reloads: Family::default(),
+            config_reloads: Family::default(),
+            config_valid: Gauge::default(),
         }
     }
 

@@ -1,0 +1,269 @@
+//! The webhook process: HTTPS admission server with certificate reload, plain-HTTP admin port,
+//! config reload, the state's sources, and graceful shutdown.
+
+pub mod metrics;
+pub mod sources;
+pub mod state;
+pub mod tls;
+pub mod webhook;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::admission::config::AdmissionConfig;
+use crate::cli::WebhookArgs;
+use metrics::Metrics;
+use state::WebhookState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    #[error("cannot read the admission config {path}: {cause}")]
+    ConfigRead {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}: {cause}")]
+    Config {
+        path: PathBuf,
+        cause: crate::admission::config::Error,
+    },
+    #[error("cannot load scans from {0}")]
+    Files(#[from] crate::check::Error),
+    #[error("cannot connect to the Kubernetes API: {0}; run in a cluster, set KUBECONFIG, or give --scans-dir")]
+    Kube(#[from] kube::Error),
+    #[error("cannot serve on {addr}: {cause}")]
+    Serve {
+        addr: std::net::SocketAddr,
+        cause: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn read_config(path: &PathBuf) -> Result<AdmissionConfig> {
+    let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
+        path: path.clone(),
+        cause,
+    })?;
+    AdmissionConfig::from_yaml(&text).map_err(|cause| Error::Config {
+        path: path.clone(),
+        cause,
+    })
+}
+
+/// Runs the webhook until SIGTERM or SIGINT, then drains in-flight reviews.
+pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
+    // Both servers and the kube client use ring; installing it once makes that explicit.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = match &args.config {
+        Some(path) => read_config(path)?,
+        None => AdmissionConfig::default(),
+    };
+    let state = Arc::new(WebhookState::new(config));
+    state.set_config((*state.config()).clone());
+    state.metrics.config_valid.set(1);
+
+    let files = tls::TlsFiles {
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    };
+    let loaded = files.load()?;
+    if let Some(expiry) = loaded.expires_at {
+        state.metrics.certificate_expiry.set(expiry);
+    }
+    let rustls = RustlsConfig::from_config(loaded.config);
+    tokio::spawn(reload_certificate(
+        files,
+        loaded.contents,
+        rustls.clone(),
+        state.clone(),
+        args.reload_interval,
+    ));
+    if let Some(path) = args.config.clone() {
+        tokio::spawn(reload_config(path, state.clone(), args.reload_interval));
+    }
+
+    match &args.scans_dir {
+        Some(dir) => {
+            let count = sources::load_files(dir, &state)?;
+            tracing::info!(dir = %dir.display(), objects = count, "loaded scans from files");
+        }
+        None => sources::watch_cluster(kube::Client::try_default().await?, state.clone()),
+    }
+
+    let admin = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .map_err(|cause| Error::Serve {
+            addr: args.admin_listen,
+            cause,
+        })?;
+    let handle = axum_server::Handle::new();
+    let shutdown_handle = handle.clone();
+    let grace = args.shutdown_grace;
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(grace = ?grace, "shutting down: finishing in-flight reviews");
+        shutdown_handle.graceful_shutdown(Some(grace));
+        let _ = admin_stop.send(());
+    });
+    let admin_router = admin_router(state.clone());
+    let admin_server = tokio::spawn(async move {
+        axum::serve(admin, admin_router)
+            .with_graceful_shutdown(async {
+                let _ = admin_stopped.await;
+            })
+            .await
+    });
+
+    let app = webhook::AppState {
+        state: state.clone(),
+        max_body_bytes: args.max_body_bytes,
+    };
+    tracing::info!(listen = %args.listen, admin = %args.admin_listen, "scangate webhook serving");
+    axum_server::bind_rustls(args.listen, rustls)
+        .handle(handle)
+        .serve(webhook::router(app).into_make_service())
+        .await
+        .map_err(|cause| Error::Serve {
+            addr: args.listen,
+            cause,
+        })?;
+    let _ = admin_server.await;
+    tracing::info!("scangate webhook stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the webhook");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Polls the certificate files and swaps the server config when they change. Polling (rather
+/// than inotify) sees the kubelet's `..data` symlink swap the same way as an in-place write.
+async fn reload_certificate(
+    files: tls::TlsFiles,
+    mut current: tls::Contents,
+    rustls: RustlsConfig,
+    state: Arc<WebhookState>,
+    interval: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let contents = match files.read() {
+            Ok(c) if c != current => c,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the certificate; keeping the current one");
+                continue;
+            }
+        };
+        match files.build(contents.clone()) {
+            Ok(loaded) => {
+                rustls.reload_from_config(loaded.config);
+                if let Some(expiry) = loaded.expires_at {
+                    state.metrics.certificate_expiry.set(expiry);
+                }
+                Metrics::count_reload(&state.metrics.certificate_reloads, true);
+                tracing::info!("serving certificate reloaded");
+                current = contents;
+            }
+            Err(e) => {
+                // Half-written files right after a rotation: try again next tick.
+                Metrics::count_reload(&state.metrics.certificate_reloads, false);
+                tracing::warn!(error = %e, "new certificate not usable; keeping the current one");
+            }
+        }
+    }
+}
+
+/// Polls the admission config file; an invalid file keeps the last good config.
+async fn reload_config(path: PathBuf, state: Arc<WebhookState>, interval: Duration) {
+    let mut last = std::fs::read(&path).ok();
+    loop {
+        tokio::time::sleep(interval).await;
+        let bytes = std::fs::read(&path).ok();
+        if bytes == last {
+            continue;
+        }
+        last = bytes;
+        match read_config(&path) {
+            Ok(config) => {
+                state.set_config(config);
+                state.metrics.config_valid.set(1);
+                Metrics::count_reload(&state.metrics.config_reloads, true);
+                tracing::info!(path = %path.display(), "admission config reloaded");
+            }
+            Err(e) => {
+                state.metrics.config_valid.set(0);
+                Metrics::count_reload(&state.metrics.config_reloads, false);
+                tracing::error!(error = %e, "admission config not valid; keeping the last good one");
+            }
+        }
+    }
+}
+
+fn admin_router(state: Arc<WebhookState>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<WebhookState>>) -> impl IntoResponse {
+    let missing = state.ready.missing();
+    if missing.is_empty() {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: waiting for {}\n", missing.join(", ")),
+        )
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<WebhookState>>) -> impl IntoResponse {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry()) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

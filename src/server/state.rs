@@ -1,0 +1,234 @@
+//! What the webhook decides from, kept in memory and fed by watches (or files): the admission
+//! config, the scan index, exceptions, namespace enforcement modes, and which templates and
+//! policies exist. Request handlers only read it: no network call on the request path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use crate::admission::config::{AdmissionConfig, Enforcement};
+use crate::api::{ImageScan, ScanException};
+use crate::index::{Exception, ScanIndex, ScanKey};
+
+use super::metrics::Metrics;
+
+/// The parts that must be loaded before the webhook answers `/readyz` with 200.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub config: AtomicBool,
+    pub scans: AtomicBool,
+    pub exceptions: AtomicBool,
+    pub namespaces: AtomicBool,
+    pub templates: AtomicBool,
+    pub policies: AtomicBool,
+}
+
+impl Readiness {
+    /// The names of the parts not loaded yet.
+    pub fn missing(&self) -> Vec<&'static str> {
+        [
+            ("config", &self.config),
+            ("scans", &self.scans),
+            ("exceptions", &self.exceptions),
+            ("namespaces", &self.namespaces),
+            ("templates", &self.templates),
+            ("policies", &self.policies),
+        ]
+        .into_iter()
+        .filter(|(_, flag)| !flag.load(Ordering::Acquire))
+        .map(|(name, _)| name)
+        .collect()
+    }
+
+    pub fn set(flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+    }
+}
+
+/// The webhook's shared state.
+pub struct WebhookState {
+    config: RwLock<Arc<AdmissionConfig>>,
+    scans: RwLock<ScanIndex>,
+    exceptions: RwLock<HashMap<ScanKey, Exception>>,
+    namespace_modes: RwLock<HashMap<String, Enforcement>>,
+    templates: RwLock<HashSet<ScanKey>>,
+    policies: RwLock<HashSet<ScanKey>>,
+    pub ready: Readiness,
+    pub metrics: Metrics,
+}
+
+/// Reads a lock, recovering the data if a writer panicked (the data is replaced whole or
+/// updated one entry at a time, so it is never half-written).
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>, f: impl FnOnce(&mut T)) {
+    let mut guard = lock.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut guard);
+}
+
+fn key(meta: &kube::core::ObjectMeta) -> ScanKey {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl WebhookState {
+    pub fn new(config: AdmissionConfig) -> Self {
+        WebhookState {
+            config: RwLock::new(Arc::new(config)),
+            scans: RwLock::default(),
+            exceptions: RwLock::default(),
+            namespace_modes: RwLock::default(),
+            templates: RwLock::default(),
+            policies: RwLock::default(),
+            ready: Readiness::default(),
+            metrics: Metrics::new(),
+        }
+    }
+
+    pub fn config(&self) -> Arc<AdmissionConfig> {
+        read(&self.config).clone()
+    }
+
+    pub fn set_config(&self, config: AdmissionConfig) {
+        write(&self.config, |c| *c = Arc::new(config));
+        Readiness::set(&self.ready.config);
+    }
+
+    pub fn scans(&self) -> RwLockReadGuard<'_, ScanIndex> {
+        read(&self.scans)
+    }
+
+    pub fn exceptions(&self) -> Vec<Exception> {
+        read(&self.exceptions).values().cloned().collect()
+    }
+
+    /// The enforcement mode of a namespace: its label, else the config's default.
+    pub fn enforcement(&self, namespace: &str, config: &AdmissionConfig) -> Enforcement {
+        read(&self.namespace_modes)
+            .get(namespace)
+            .copied()
+            .unwrap_or(config.default_enforcement)
+    }
+
+    pub fn template_exists(&self, namespace: &str, name: &str) -> bool {
+        read(&self.templates).contains(&(namespace.to_string(), name.to_string()))
+    }
+
+    pub fn policy_exists(&self, namespace: &str, name: &str) -> bool {
+        read(&self.policies).contains(&(namespace.to_string(), name.to_string()))
+    }
+
+    // Updates, one per watched kind. `replace_*` installs a full list (a watch's initial list,
+    // or files) and marks that part ready.
+
+    pub fn replace_scans(&self, scans: &[ImageScan]) {
+        write(&self.scans, |index| *index = ScanIndex::new(scans));
+        self.metrics.index_scans.set(self.scans().len() as i64);
+        Readiness::set(&self.ready.scans);
+    }
+
+    pub fn apply_scan(&self, scan: &ImageScan) {
+        write(&self.scans, |index| index.upsert(scan));
+        self.metrics.index_scans.set(self.scans().len() as i64);
+    }
+
+    pub fn delete_scan(&self, scan: &ImageScan) {
+        write(&self.scans, |index| index.remove(scan));
+        self.metrics.index_scans.set(self.scans().len() as i64);
+    }
+
+    pub fn replace_exceptions(&self, exceptions: &[ScanException]) {
+        let parsed = exceptions
+            .iter()
+            .map(|e| (key(&e.metadata), Exception::from_exception(e)))
+            .collect();
+        write(&self.exceptions, |map| *map = parsed);
+        Readiness::set(&self.ready.exceptions);
+    }
+
+    pub fn apply_exception(&self, exception: &ScanException) {
+        let parsed = Exception::from_exception(exception);
+        write(&self.exceptions, |map| {
+            map.insert(key(&exception.metadata), parsed);
+        });
+    }
+
+    pub fn delete_exception(&self, exception: &ScanException) {
+        write(&self.exceptions, |map| {
+            map.remove(&key(&exception.metadata));
+        });
+    }
+
+    /// Records a namespace's mode from its labels (none, or an unknown value: the default).
+    pub fn apply_namespace(&self, meta: &kube::core::ObjectMeta) {
+        let name = meta.name.clone().unwrap_or_default();
+        let mode = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(Enforcement::LABEL))
+            .and_then(|v| Enforcement::from_label(v));
+        write(&self.namespace_modes, |modes| match mode {
+            Some(mode) => {
+                modes.insert(name, mode);
+            }
+            None => {
+                modes.remove(&name);
+            }
+        });
+    }
+
+    pub fn replace_namespaces<'a>(&self, metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>) {
+        write(&self.namespace_modes, |modes| modes.clear());
+        for meta in metas {
+            self.apply_namespace(meta);
+        }
+        Readiness::set(&self.ready.namespaces);
+    }
+
+    pub fn delete_namespace(&self, meta: &kube::core::ObjectMeta) {
+        let name = meta.name.clone().unwrap_or_default();
+        write(&self.namespace_modes, |modes| {
+            modes.remove(&name);
+        });
+    }
+
+    pub fn replace_templates<'a>(&self, metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>) {
+        let keys = metas.into_iter().map(key).collect();
+        write(&self.templates, |set| *set = keys);
+        Readiness::set(&self.ready.templates);
+    }
+
+    pub fn apply_template(&self, meta: &kube::core::ObjectMeta) {
+        write(&self.templates, |set| {
+            set.insert(key(meta));
+        });
+    }
+
+    pub fn delete_template(&self, meta: &kube::core::ObjectMeta) {
+        write(&self.templates, |set| {
+            set.remove(&key(meta));
+        });
+    }
+
+    pub fn replace_policies<'a>(&self, metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>) {
+        let keys = metas.into_iter().map(key).collect();
+        write(&self.policies, |set| *set = keys);
+        Readiness::set(&self.ready.policies);
+    }
+
+    pub fn apply_policy(&self, meta: &kube::core::ObjectMeta) {
+        write(&self.policies, |set| {
+            set.insert(key(meta));
+        });
+    }
+
+    pub fn delete_policy(&self, meta: &kube::core::ObjectMeta) {
+        write(&self.policies, |set| {
+            set.remove(&key(meta));
+        });
+    }
+}

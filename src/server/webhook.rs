@@ -1,0 +1,173 @@
+//! The HTTPS admission endpoints. Each handler reads the body (bounded), decodes it, calls a
+//! pure review from `admission`, and encodes the answer: always an AdmissionReview.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use tracing::{Span, field};
+
+use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
+use super::state::WebhookState;
+use crate::admission::review::{self, Rejection};
+use crate::admission::workload::Context;
+
+/// Shared with every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub state: Arc<WebhookState>,
+    /// The largest body read; larger ones are refused with a clear error.
+    pub max_body_bytes: usize,
+}
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/validate/workloads", post(validate_workloads))
+        .route("/mutate/scan-status", post(mutate_scan_status))
+        .with_state(app)
+}
+
+/// An AdmissionReview answer with its HTTP status.
+fn answer(status: StatusCode, review: AdmissionReview<DynamicObject>) -> Response {
+    (status, axum::Json(review)).into_response()
+}
+
+/// Reads and decodes a body, or gives the answer refusing it: 200 with `allowed: false` for a
+/// review the apiserver can match by uid, 400 otherwise.
+async fn decode(app: &AppState, body: Body) -> Result<AdmissionRequest<DynamicObject>, Response> {
+    let bytes: Bytes = match axum::body::to_bytes(body, app.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let message = format!(
+                "request body could not be read or is over {} bytes: {e}",
+                app.max_body_bytes
+            );
+            tracing::warn!(%message, "refused an admission request");
+            return Err(answer(
+                StatusCode::BAD_REQUEST,
+                Rejection::Unidentified(message).into_review(),
+            ));
+        }
+    };
+    review::decode(&bytes).map_err(|rejection| {
+        tracing::warn!(error = %rejection, "refused an undecodable admission request");
+        let status = match rejection {
+            Rejection::Identified { .. } => StatusCode::OK,
+            Rejection::Unidentified(_) => StatusCode::BAD_REQUEST,
+        };
+        answer(status, rejection.into_review())
+    })
+}
+
+fn admission_span(endpoint: Endpoint, req: &AdmissionRequest<DynamicObject>) -> Span {
+    tracing::info_span!(
+        "admission",
+        endpoint = ?endpoint,
+        uid = %req.uid,
+        kind = %req.kind.kind,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name,
+        operation = ?req.operation,
+        dry_run = req.dry_run,
+        verdict = field::Empty,
+    )
+}
+
+fn record(
+    app: &AppState,
+    endpoint: Endpoint,
+    kind: &str,
+    verdict: &str,
+    mode: &str,
+    started: Instant,
+) {
+    let metrics = &app.state.metrics;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            endpoint,
+            kind: kind_label(kind),
+            verdict: verdict.to_string(),
+            mode: mode.to_string(),
+        })
+        .inc();
+    metrics
+        .duration
+        .get_or_create(&EndpointLabels { endpoint })
+        .observe(started.elapsed().as_secs_f64());
+}
+
+fn respond(response: AdmissionResponse) -> Response {
+    answer(StatusCode::OK, response.into_review())
+}
+
+async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response {
+    let req = match decode(&app, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let started = Instant::now();
+    let span = admission_span(Endpoint::validate_workloads, &req);
+    let _entered = span.enter();
+    let state = &app.state;
+    let config = state.config();
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let enforcement = state.enforcement(&namespace, &config);
+    let exceptions = state.exceptions();
+    let (response, outcome) = {
+        let index = state.scans();
+        let ctx = Context {
+            config: &config,
+            index: &index,
+            exceptions: &exceptions,
+            namespace: &namespace,
+            enforcement,
+            now: jiff::Timestamp::now(),
+        };
+        review::review_workload(&req, &ctx)
+    };
+    let verdict = outcome.verdict_label();
+    span.record("verdict", verdict);
+    tracing::info!(allowed = response.allowed, mode = enforcement.as_str(), "workload reviewed");
+    record(
+        &app,
+        Endpoint::validate_workloads,
+        &req.kind.kind,
+        verdict,
+        enforcement.as_str(),
+        started,
+    );
+    respond(response)
+}
+
+async fn mutate_scan_status(State(app): State<AppState>, body: Body) -> Response {
+    let req = match decode(&app, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let started = Instant::now();
+    let span = admission_span(Endpoint::mutate_scan_status, &req);
+    let _entered = span.enter();
+    let response = review::review_status(&req, jiff::Timestamp::now());
+    let verdict = if response.allowed { "allow" } else { "deny" };
+    span.record("verdict", verdict);
+    if !response.allowed {
+        tracing::info!(reason = %response.result.message, "status refused");
+    }
+    record(
+        &app,
+        Endpoint::mutate_scan_status,
+        &req.kind.kind,
+        verdict,
+        "none",
+        started,
+    );
+    respond(response)
+}
