@@ -175,6 +175,11 @@ mod tests {
             "scangate_admission_requests_total{endpoint=\"validate_workloads\",kind=\"Pod\",verdict=\"deny\",mode=\"enforce\"} 1"
         ), "{text}");
         assert!(text.contains("scangate_scan_index_scans 3"), "{text}");
-        assert!(text.contains("scangate_admission_duration_seconds_count{endpoint=\"validate_workloads\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "scangate_admission_duration_seconds_count{endpoint=\"validate_workloads\"} 1"
+            ),
+            "{text}"
+        );
     }
 }

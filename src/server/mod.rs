@@ -39,7 +39,9 @@ pub enum Error {
     },
     #[error("cannot load scans from {0}")]
     Files(#[from] crate::check::Error),
-    #[error("cannot connect to the Kubernetes API: {0}; run in a cluster, set KUBECONFIG, or give --scans-dir")]
+    #[error(
+        "cannot connect to the Kubernetes API: {0}; run in a cluster, set KUBECONFIG, or give --scans-dir"
+    )]
     Kube(#[from] kube::Error),
     #[error("cannot serve on {addr}: {cause}")]
     Serve {
@@ -148,15 +150,16 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the webhook");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the webhook");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -83,8 +83,11 @@ pub fn watch_cluster(client: Client, state: Arc<WebhookState>) {
         .await
     });
     let s = state.clone();
-    let namespaces =
-        watcher::watcher(objects::<PartialObjectMeta<Namespace>>(&client), config.clone()).default_backoff();
+    let namespaces = watcher::watcher(
+        objects::<PartialObjectMeta<Namespace>>(&client),
+        config.clone(),
+    )
+    .default_backoff();
     tokio::spawn(async move {
         follow(
             "namespaces",
@@ -98,8 +101,11 @@ pub fn watch_cluster(client: Client, state: Arc<WebhookState>) {
         .await
     });
     let s = state.clone();
-    let templates =
-        watcher::watcher(objects::<PartialObjectMeta<ScanTemplate>>(&client), config.clone()).default_backoff();
+    let templates = watcher::watcher(
+        objects::<PartialObjectMeta<ScanTemplate>>(&client),
+        config.clone(),
+    )
+    .default_backoff();
     tokio::spawn(async move {
         follow(
             "scantemplates",
@@ -113,7 +119,8 @@ pub fn watch_cluster(client: Client, state: Arc<WebhookState>) {
         .await
     });
     let s = state;
-    let policies = watcher::watcher(objects::<PartialObjectMeta<ScanPolicy>>(&client), config).default_backoff();
+    let policies = watcher::watcher(objects::<PartialObjectMeta<ScanPolicy>>(&client), config)
+        .default_backoff();
     tokio::spawn(async move {
         follow(
             "scanpolicies",

@@ -64,7 +64,9 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>, f: impl FnOnce(&mut T)) {
-    let mut guard = lock.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = lock
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     f(&mut guard);
 }
 
@@ -181,7 +183,10 @@ impl WebhookState {
         });
     }
 
-    pub fn replace_namespaces<'a>(&self, metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>) {
+    pub fn replace_namespaces<'a>(
+        &self,
+        metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
+    ) {
         write(&self.namespace_modes, |modes| modes.clear());
         for meta in metas {
             self.apply_namespace(meta);
@@ -196,7 +201,10 @@ impl WebhookState {
         });
     }
 
-    pub fn replace_templates<'a>(&self, metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>) {
+    pub fn replace_templates<'a>(
+        &self,
+        metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
+    ) {
         let keys = metas.into_iter().map(key).collect();
         write(&self.templates, |set| *set = keys);
         Readiness::set(&self.ready.templates);
@@ -214,7 +222,10 @@ impl WebhookState {
         });
     }
 
-    pub fn replace_policies<'a>(&self, metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>) {
+    pub fn replace_policies<'a>(
+        &self,
+        metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
+    ) {
         let keys = metas.into_iter().map(key).collect();
         write(&self.policies, |set| *set = keys);
         Readiness::set(&self.ready.policies);

@@ -104,14 +104,13 @@ impl TlsFiles {
             key: self.key.clone(),
             cause,
         };
-        let mut config = ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(rustls_error)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(rustls_error)?;
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .map_err(rustls_error)?
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .map_err(rustls_error)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Loaded {
             config: Arc::new(config),
@@ -149,7 +148,10 @@ mod tests {
         let loaded = files.load().unwrap_or_else(|e| panic!("{e}"));
         let now = jiff::Timestamp::now().as_second();
         let expires = loaded.expires_at.unwrap_or_default();
-        assert!(expires > now + 29 * 86400 && expires < now + 32 * 86400, "{expires}");
+        assert!(
+            expires > now + 29 * 86400 && expires < now + 32 * 86400,
+            "{expires}"
+        );
         assert_eq!(loaded.config.alpn_protocols[0], b"h2".to_vec());
     }
 
@@ -163,7 +165,11 @@ mod tests {
         };
         assert!(matches!(missing.load(), Err(Error::Read { .. })));
         std::fs::write(&files.cert, "not pem").unwrap_or_else(|e| panic!("{e}"));
-        let message = files.load().err().map(|e| e.to_string()).unwrap_or_default();
+        let message = files
+            .load()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(message.contains("holds no PEM certificate"), "{message}");
         // A key from another bundle does not match the certificate.
         let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -172,11 +178,18 @@ mod tests {
             cert: other_files.cert.clone(),
             key: write_bundle(dir.path()).key,
         };
-        let message = mismatched.load().err().map(|e| e.to_string()).unwrap_or_default();
+        let message = mismatched
+            .load()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(message.contains("cannot serve TLS"), "{message}");
         std::fs::write(&files.key, "").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(&files.cert, std::fs::read(&other_files.cert).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            &files.cert,
+            std::fs::read(&other_files.cert).unwrap_or_default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(files.load(), Err(Error::NoKey { .. })));
     }
 }

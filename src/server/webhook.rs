@@ -135,7 +135,11 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     };
     let verdict = outcome.verdict_label();
     span.record("verdict", verdict);
-    tracing::info!(allowed = response.allowed, mode = enforcement.as_str(), "workload reviewed");
+    tracing::info!(
+        allowed = response.allowed,
+        mode = enforcement.as_str(),
+        "workload reviewed"
+    );
     record(
         &app,
         Endpoint::validate_workloads,

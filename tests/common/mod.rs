@@ -1,0 +1,4 @@
+//! Support shared by the integration tests.
+#![allow(dead_code)] // each test binary uses part of it
+
+pub mod webhook;

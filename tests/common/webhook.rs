@@ -1,0 +1,155 @@
+//! Runs the real `scangate webhook` binary on loopback and talks to it over real TLS.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Writes a CA and serving certificate for 127.0.0.1 into `dir`.
+pub fn certs(dir: &Path) {
+    scangate::certs::generate(&["127.0.0.1".to_string(), "localhost".to_string()], 30)
+        .and_then(|b| b.write(dir))
+        .expect("write certs");
+}
+
+/// A TLS client trusting the given CA files.
+pub fn client(cas: &[&Path]) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        let pem = std::fs::read(ca).expect("read CA");
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            roots.add(cert.expect("CA PEM")).expect("add CA");
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// A plain HTTP GET on loopback: (status, body), or None when nothing answers.
+pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+pub struct Webhook {
+    child: Child,
+    pub url: String,
+    pub admin: String,
+    pub log: PathBuf,
+}
+
+impl Webhook {
+    /// Starts the webhook with `args` added, and waits until `/readyz` answers 200.
+    pub fn start(workdir: &Path, tls_dir: &Path, args: &[&str]) -> Webhook {
+        let port = free_port();
+        let admin_port = free_port();
+        let log = workdir.join(format!("webhook-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args([
+                "webhook",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin_port}"),
+                "--tls-cert",
+                &tls_dir.join("tls.crt").display().to_string(),
+                "--tls-key",
+                &tls_dir.join("tls.key").display().to_string(),
+                "--reload-interval",
+                "100ms",
+            ])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start scangate webhook");
+        let webhook = Webhook {
+            child,
+            url: format!("https://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            log,
+        };
+        webhook.wait_ready();
+        webhook
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if http_get(&self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "webhook not ready in 30s; log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "webhook did not stop in 30s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
