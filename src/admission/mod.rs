@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod review;
+pub mod scanning;
 pub mod status;
 pub mod workload;
