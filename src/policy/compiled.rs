@@ -35,6 +35,7 @@ use std::num::NonZeroU32;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
+use regorus::unstable::{Expr, Rule, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, LimitError, Value};
 use serde::Deserialize;
@@ -126,12 +127,22 @@ impl Evaluation {
 
 /// A ScanPolicy's Rego, parsed and prepared once; cheap to evaluate, `Send + Sync`, meant to be
 /// shared behind an `Arc`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CompiledPolicy {
     name: String,
     syntax: Syntax,
     options: PolicyOptions,
     engine: Engine,
+}
+
+impl fmt::Debug for CompiledPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledPolicy")
+            .field("name", &self.name)
+            .field("syntax", &self.syntax)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CompiledPolicy {
@@ -142,7 +153,7 @@ impl CompiledPolicy {
     pub fn compile(name: &str, rego: &str, options: PolicyOptions) -> Result<Self> {
         let (mut engine, syntax) = parse(name, rego)?;
         check_package(name, &engine)?;
-        check_deny_declared(name, &engine)?;
+        check_deny_declared(name, &mut engine)?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: options.timeout,
             check_interval: TIMER_CHECK_INTERVAL,
@@ -307,9 +318,13 @@ fn check_package(name: &str, engine: &Engine) -> Result<()> {
     }
 }
 
-/// Requires a rule named `deny`.
-fn check_deny_declared(name: &str, engine: &Engine) -> Result<()> {
+/// Requires a rule named `deny` that is not a function (a function is never evaluated by
+/// `data.main.deny` and would pass every report).
+fn check_deny_declared(name: &str, engine: &mut Engine) -> Result<()> {
     match engine.has_declared_rule_rooted_at(name, "deny") {
+        Ok(true) if declares_deny_function(engine) => Err(Error::DenyIsAFunction {
+            name: name.to_owned(),
+        }),
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::MissingDeny {
             name: name.to_owned(),
@@ -319,6 +334,23 @@ fn check_deny_declared(name: &str, engine: &Engine) -> Result<()> {
             message: format!("{err:#}"),
         }),
     }
+}
+
+/// Whether a rule head is `deny(…)`. The AST is regorus's `unstable` API.
+fn declares_deny_function(engine: &mut Engine) -> bool {
+    engine.get_modules().iter().any(|module| {
+        module.policy.iter().any(|rule| match rule.as_ref() {
+            Rule::Spec {
+                head: RuleHead::Func { refr, .. },
+                ..
+            } => matches!(refr.as_ref(), Expr::Var { span, .. } if span.text() == "deny"),
+            Rule::Spec { .. } => false,
+            Rule::Default { refr, args, .. } => {
+                !args.is_empty()
+                    && matches!(refr.as_ref(), Expr::Var { span, .. } if span.text() == "deny")
+            }
+        })
+    })
 }
 
 /// The messages of `deny`: a set or an array of strings; undefined means none.

@@ -45,6 +45,17 @@ pub enum Error {
         name: String,
     },
 
+    /// `deny` is declared as a function, which `data.main.deny` never evaluates.
+    #[error(
+        "`deny` in policy {name} is a function (`deny(x)`), so it never yields violations: \
+         make it a set of messages, `deny contains msg if {{ ... }}` (Rego v1) or \
+         `deny[msg] {{ ... }}` (Rego v0)"
+    )]
+    DenyIsAFunction {
+        /// Source name of the policy.
+        name: String,
+    },
+
     /// regorus rejected the parsed policy while preparing it for evaluation
     /// (unsafe variables, recursion, conflicting rules, unknown functions...).
     #[error("policy {name} does not compile: {message}\nfix the rule at the position shown")]

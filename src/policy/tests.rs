@@ -301,3 +301,21 @@ fn input_that_is_not_a_report_is_evaluated_as_given() -> Result<()> {
 fn source_names_a_policy_by_namespace_and_name() {
     assert_eq!(source_name("team-a", "strict"), "team-a/strict.rego");
 }
+
+#[test]
+fn compiled_policy_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CompiledPolicy>();
+    assert_send_sync::<Error>();
+}
+
+#[test]
+fn deny_as_a_function_is_rejected() {
+    let rego = "package main\nimport rego.v1\ndeny(x) := [x]\n";
+    match check_contract("team-a/function.rego", rego) {
+        Err(err @ Error::DenyIsAFunction { .. }) => {
+            assert!(err.to_string().contains("deny contains msg if"), "{err}");
+        }
+        other => panic!("expected DenyIsAFunction, got {other:?}"),
+    }
+}
