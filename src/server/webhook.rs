@@ -11,12 +11,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use tracing::{Span, field};
 
 use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
 use super::state::WebhookState;
 use crate::admission::review::{self, Rejection};
+use crate::admission::scanning::{self, Verdict};
 use crate::admission::workload::Context;
 
 /// Shared with every handler.
@@ -30,6 +31,7 @@ pub struct AppState {
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/validate/workloads", post(validate_workloads))
+        .route("/validate/scanning", post(validate_scanning))
         .route("/mutate/scan-status", post(mutate_scan_status))
         .with_state(app)
 }
@@ -146,6 +148,76 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         &req.kind.kind,
         verdict,
         enforcement.as_str(),
+        started,
+    );
+    respond(response)
+}
+
+/// The admission check of a ScanPolicy: compile it and run it on sample reports.
+fn check_policy(name: &str, rego: &str) -> Result<(), String> {
+    crate::policy::check_contract(&format!("{name}.rego"), rego)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl scanning::Names for WebhookState {
+    fn template_exists(&self, namespace: &str, name: &str) -> bool {
+        WebhookState::template_exists(self, namespace, name)
+    }
+
+    fn policy_exists(&self, namespace: &str, name: &str) -> bool {
+        WebhookState::policy_exists(self, namespace, name)
+    }
+}
+
+async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response {
+    let req = match decode(&app, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let started = Instant::now();
+    let span = admission_span(Endpoint::validate_scanning, &req);
+    let _entered = span.enter();
+    let kind = req.kind.kind.clone();
+    let (response, verdict) = match (&req.operation, review::object_json(req.object.as_ref())) {
+        (Operation::Create | Operation::Update, Some(object)) => {
+            let config = app.state.config();
+            let namespace = req.namespace.clone().unwrap_or_default();
+            let name = object
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(&req.name)
+                .to_string();
+            let ctx = scanning::Context {
+                config: &config,
+                names: app.state.as_ref(),
+                namespace: &namespace,
+                now: jiff::Timestamp::now(),
+                check_policy: &check_policy,
+            };
+            match scanning::review(&kind, &name, &object, &ctx) {
+                Verdict::Allowed { warnings } => {
+                    let mut response = AdmissionResponse::from(&req);
+                    if !warnings.is_empty() {
+                        response.warnings = Some(warnings);
+                    }
+                    (response, "allow")
+                }
+                Verdict::Denied(message) => {
+                    tracing::info!(reason = %message, "scanning object refused");
+                    (review::deny(&req, message), "deny")
+                }
+            }
+        }
+        _ => (AdmissionResponse::from(&req), "skip"),
+    };
+    span.record("verdict", verdict);
+    record(
+        &app,
+        Endpoint::validate_scanning,
+        &kind,
+        verdict,
+        "none",
         started,
     );
     respond(response)
