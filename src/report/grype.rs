@@ -87,7 +87,7 @@ fn artifact(source: Option<&Value>) -> Artifact {
     };
     let target = source.get("target");
     let name = match target {
-        Some(Value::String(path)) => path.clone(),
+        Some(Value::String(path)) => unquoted(path).to_string(),
         Some(target) => ["userInput", "path", "name"]
             .iter()
             .find_map(|key| target.get(key).and_then(Value::as_str))
@@ -101,6 +101,13 @@ fn artifact(source: Option<&Value>) -> Artifact {
         name,
         digest,
     }
+}
+
+/// Old Grype versions wrote a directory target with its quotes (`"\".\""`).
+fn unquoted(path: &str) -> &str {
+    path.strip_prefix('"')
+        .and_then(|p| p.strip_suffix('"'))
+        .unwrap_or(path)
 }
 
 /// The registry digest (`repoDigests[0]`), else the `manifestDigest`.
