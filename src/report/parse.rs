@@ -313,10 +313,11 @@ fn data_error(
             _ => None,
         });
     let Some(format) = top_key.and_then(format_of_key) else {
-        return Error::UnknownFormat {
-            source_name,
-            found: format!("a JSON document scangate cannot read ({detail})"),
+        let found = match not_an_object(&detail) {
+            Some(value) => format!("JSON that is not an object ({value})"),
+            None => format!("a JSON document scangate cannot read ({detail})"),
         };
+        return Error::UnknownFormat { source_name, found };
     };
     let path = path.map(ToString::to_string).unwrap_or_default();
     let position = Some((inner.line(), inner.column()));
@@ -335,6 +336,14 @@ fn data_error(
             position,
         },
     }
+}
+
+/// What the top-level value was, from serde's "invalid type: integer `42`, expected …".
+fn not_an_object(message: &str) -> Option<&str> {
+    let (value, _) = message
+        .strip_prefix("invalid type: ")?
+        .split_once(", expected")?;
+    Some(value)
 }
 
 /// serde's message for a missing field is "missing field `name`".
