@@ -47,9 +47,9 @@ pub enum Error {
 
     /// The report is larger than the configured limit.
     #[error(
-        "report {source_name} is larger than the limit of {limit} bytes ({} MiB); raise the \
-         report size limit if this report is genuine",
-        limit / (1024 * 1024)
+        "report {source_name} is larger than the limit of {}; raise the report size limit if \
+         this report is genuine",
+        human_size(*limit)
     )]
     TooLarge {
         /// Where the report came from.
@@ -244,6 +244,16 @@ pub enum Error {
 
 /// The result type of the report module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `100 bytes`, or `256 MiB (268435456 bytes)` from one MiB on.
+fn human_size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes < MIB {
+        format!("{bytes} bytes")
+    } else {
+        format!("{} MiB ({bytes} bytes)", bytes / MIB)
+    }
+}
 
 fn at_position(position: Option<(usize, usize)>) -> String {
     match position {

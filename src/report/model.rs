@@ -102,3 +102,83 @@ pub struct Package {
     /// The package URL, when the report has one.
     pub purl: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The policy `input` contract: exact keys and value spellings.
+    #[test]
+    fn json_shape_is_the_policy_contract() {
+        let report = Report {
+            artifact: Artifact {
+                artifact_type: ArtifactType::Image,
+                name: "nginx:1.27".into(),
+                digest: Some("sha256:abc".into()),
+            },
+            scanner: Scanner {
+                name: "grype".into(),
+                vendor: "anchore".into(),
+                version: "0.94.0".into(),
+            },
+            vulnerabilities: vec![
+                Vulnerability {
+                    id: "CVE-2004-0971".into(),
+                    severity: Severity::Low,
+                    raw_severity: Some("Negligible".into()),
+                    package: Package {
+                        name: "libkrb5".into(),
+                        version: "1.17".into(),
+                        package_type: "deb".into(),
+                        purl: None,
+                    },
+                    fixed_versions: vec!["1.18".into()],
+                    urls: vec!["https://example.com".into()],
+                },
+                Vulnerability {
+                    id: "CVE-1".into(),
+                    severity: Severity::Critical,
+                    ..Vulnerability::default()
+                },
+            ],
+            exceptions: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(&report).expect("serialize"),
+            json!({
+                "artifact": {"type": "image", "name": "nginx:1.27", "digest": "sha256:abc"},
+                "scanner": {"name": "grype", "vendor": "anchore", "version": "0.94.0"},
+                "vulnerabilities": [
+                    {
+                        "id": "CVE-2004-0971",
+                        "severity": "low",
+                        "rawSeverity": "Negligible",
+                        "package": {"name": "libkrb5", "version": "1.17", "type": "deb", "purl": null},
+                        "fixedVersions": ["1.18"],
+                        "urls": ["https://example.com"]
+                    },
+                    {
+                        "id": "CVE-1",
+                        "severity": "critical",
+                        "package": {"name": "", "version": "", "type": "", "purl": null},
+                        "fixedVersions": [],
+                        "urls": []
+                    }
+                ],
+                "exceptions": []
+            })
+        );
+    }
+
+    #[test]
+    fn exceptions_default_to_empty() {
+        let report: Report = serde_json::from_value(json!({
+            "artifact": {"type": "unknown", "name": "", "digest": null},
+            "scanner": {"name": "x", "vendor": "y", "version": "z"},
+            "vulnerabilities": []
+        }))
+        .expect("deserialize");
+        assert!(report.exceptions.is_empty());
+    }
+}
