@@ -9,6 +9,7 @@ pub mod api;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod cmd;
 pub mod image;
 pub mod index;
 pub mod policy;

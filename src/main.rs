@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use scangate::admission::config::AdmissionConfig;
-use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat};
+use scangate::api::Phase;
+use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat, PolicyCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,8 +34,22 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Controller(_) => not_built("controller"),
         Command::Check(args) => check(args),
-        Command::Report(_) => not_built("report"),
-        Command::Policy(_) => not_built("policy"),
+        Command::Report(args) => match args.to_configmap {
+            Some(_) => not_built("report --to-configmap"),
+            None => {
+                println!("{}", scangate::cmd::report_json(&args.file)?);
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        Command::Policy(PolicyCommand::Eval(args)) => {
+            let eval = scangate::cmd::policy_eval(&args.policy, &args.report)?;
+            print!("{}", eval.text);
+            Ok(match eval.phase {
+                Phase::Completed => ExitCode::SUCCESS,
+                Phase::Failed => ExitCode::from(EXIT_VIOLATED),
+                _ => ExitCode::from(2),
+            })
+        }
         Command::Certs(args) => {
             let hosts: Vec<String> = if args.hosts.is_empty() {
                 scangate::certs::DEFAULT_HOSTS

@@ -117,6 +117,108 @@ fn check_errors_exit_2_with_a_clear_message() {
 }
 
 #[test]
+fn report_prints_the_normalized_report() {
+    let out = scangate(&[
+        "report",
+        "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["scanner"]["name"], "grype");
+    assert_eq!(report["vulnerabilities"].as_array().map(Vec::len), Some(15));
+    // A normalized report reads back as itself.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("normalized.json");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let again = scangate(&["report", &path.display().to_string()]);
+    assert_eq!(again.stdout, out.stdout);
+}
+
+#[test]
+fn report_errors_name_the_file() {
+    let out = scangate(&["report", "Cargo.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Cargo.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn policy_eval_exit_codes_and_output() {
+    let failed = scangate(&[
+        "policy",
+        "eval",
+        "--policy",
+        "src/policy/default.rego",
+        "--report",
+        "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    let text = stdout(&failed);
+    assert!(
+        text.contains("CVEs: critical 1 high 10 medium 2 low 2 unknown 0 total 15"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deny: CVE-2022-48174 (critical) in busybox 1.32.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PolicySucceeded=False EvaluationFailed: Policy violated because of 11 CVEs"),
+        "{text}"
+    );
+    assert!(text.ends_with("phase: Failed\n"), "{text}");
+
+    let passed = scangate(&[
+        "policy",
+        "eval",
+        "--policy",
+        "src/policy/default.rego",
+        "--report",
+        "tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif",
+    ]);
+    assert_eq!(passed.status.code(), Some(0), "{}", stderr(&passed));
+    assert!(stdout(&passed).contains("No CVEs were found that violated the policy"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.rego");
+    std::fs::write(&broken, "package main\ndeny contains x if { x := \n").expect("write");
+    let error = scangate(&[
+        "policy",
+        "eval",
+        "--policy",
+        &broken.display().to_string(),
+        "--report",
+        "tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif",
+    ]);
+    assert_eq!(error.status.code(), Some(2));
+    assert!(
+        stderr(&error).contains("broken.rego:"),
+        "{}",
+        stderr(&error)
+    );
+}
+
+#[test]
+fn policy_eval_reads_a_scanpolicy_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("policy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: scanning.scangate.dev/v1beta1\nkind: ScanPolicy\nmetadata: {name: any-critical}\nspec:\n  regoFile: |\n    package main\n    import rego.v1\n    deny contains v.id if { some v in input.vulnerabilities; v.severity == \"critical\" }\n",
+    )
+    .expect("write");
+    let out = scangate(&[
+        "policy",
+        "eval",
+        "--policy",
+        &manifest.display().to_string(),
+        "--report",
+        "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Policy violated because of 1 CVEs"));
+}
+
+#[test]
 fn commands_not_built_yet_say_so() {
     let out = scangate(&["controller"]);
     assert_eq!(out.status.code(), Some(2));

@@ -16,6 +16,7 @@ mod compiled;
 mod contract;
 mod default;
 mod error;
+mod outcome;
 
 pub use compat::{CompatInput, bom_view, legacy_severity};
 pub use compiled::{
@@ -25,6 +26,7 @@ pub use compiled::{
 pub use contract::{check_contract, check_contract_with, empty_report, sample_report};
 pub use default::{DEFAULT_POLICY, DEFAULT_POLICY_NAME, default_policy};
 pub use error::{Error, Result};
+pub use outcome::{Outcome, outcome};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,152 @@
+//! What a policy evaluation means for a scan: the `PolicySucceeded` condition, the violations
+//! kept in the status, and the unique CVE count of the contract's message.
+
+use std::collections::BTreeSet;
+
+use super::{Evaluation, Result};
+use crate::api::{Condition, MAX_VIOLATIONS, Violation};
+use crate::report::{Report, Vulnerability};
+
+/// The result of checking a report against a policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The policy's deny messages.
+    pub deny: Vec<String>,
+    /// The first violations, worst first, for the status.
+    pub violations: Vec<Violation>,
+    /// Unique CVE ids that violated the policy (`Policy violated because of X CVEs`).
+    pub unique_cves: usize,
+    /// The `PolicySucceeded` condition.
+    pub condition: Condition,
+}
+
+/// Reads an evaluation against the report it was made from. A vulnerability violates the
+/// policy when a deny message names its id; a policy whose messages name no id counts one
+/// violation per message.
+pub fn outcome(report: &Report, evaluation: Result<Evaluation>) -> Outcome {
+    let evaluation = match evaluation {
+        Ok(e) => e,
+        Err(e) => {
+            return Outcome {
+                deny: vec![],
+                violations: vec![],
+                unique_cves: 0,
+                condition: Condition::policy_error(e.to_string()),
+            };
+        }
+    };
+    if evaluation.is_compliant() {
+        return Outcome {
+            deny: evaluation.deny,
+            violations: vec![],
+            unique_cves: 0,
+            condition: Condition::policy_passed(),
+        };
+    }
+    let named: Vec<&Vulnerability> = report
+        .vulnerabilities_worst_first()
+        .into_iter()
+        .filter(|v| !v.id.is_empty() && evaluation.deny.iter().any(|m| m.contains(&v.id)))
+        .collect();
+    let ids: BTreeSet<&str> = named.iter().map(|v| v.id.as_str()).collect();
+    let unique_cves = if ids.is_empty() {
+        evaluation.deny.len()
+    } else {
+        ids.len()
+    };
+    let violations = named
+        .into_iter()
+        .take(MAX_VIOLATIONS)
+        .map(|v| Violation {
+            id: v.id.clone(),
+            severity: v.severity.to_string(),
+            package: v.package.name.clone(),
+            version: v.package.version.clone(),
+            fixed_version: v.fixed_versions.first().cloned(),
+        })
+        .collect();
+    Outcome {
+        deny: evaluation.deny,
+        violations,
+        unique_cves,
+        condition: Condition::policy_violated(unique_cves),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ConditionStatus;
+    use crate::report::{Package, Severity};
+
+    fn vuln(id: &str, severity: Severity, package: &str) -> Vulnerability {
+        Vulnerability {
+            id: id.into(),
+            severity,
+            package: Package {
+                name: package.into(),
+                version: "1.0".into(),
+                package_type: "deb".into(),
+                purl: None,
+            },
+            fixed_versions: vec!["1.1".into()],
+            ..Vulnerability::default()
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            vulnerabilities: vec![
+                vuln("CVE-1", Severity::High, "a"),
+                vuln("CVE-1", Severity::High, "b"),
+                vuln("CVE-2", Severity::Critical, "c"),
+                vuln("CVE-3", Severity::Low, "d"),
+            ],
+            ..Report::default()
+        }
+    }
+
+    fn eval(deny: &[&str]) -> Result<Evaluation> {
+        Ok(Evaluation {
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn violations_are_the_named_cves_counted_once() {
+        let o = outcome(&report(), eval(&["CVE-1 in a", "CVE-1 in b", "CVE-2 in c"]));
+        assert_eq!(o.unique_cves, 2);
+        assert_eq!(o.condition, Condition::policy_violated(2));
+        assert_eq!(o.condition.message, "Policy violated because of 2 CVEs");
+        let ids: Vec<&str> = o.violations.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["CVE-2", "CVE-1", "CVE-1"],
+            "worst first, one per package"
+        );
+        assert_eq!(o.violations[0].severity, "critical");
+        assert_eq!(o.violations[0].fixed_version.as_deref(), Some("1.1"));
+    }
+
+    #[test]
+    fn messages_without_ids_count_one_each() {
+        let o = outcome(&report(), eval(&["too many criticals"]));
+        assert_eq!(o.unique_cves, 1);
+        assert!(o.violations.is_empty());
+    }
+
+    #[test]
+    fn compliant_and_error() {
+        let o = outcome(&report(), eval(&[]));
+        assert_eq!(o.condition, Condition::policy_passed());
+        let o = outcome(
+            &report(),
+            Err(super::super::Error::Timeout {
+                name: "p".into(),
+                limit: std::time::Duration::from_secs(1),
+            }),
+        );
+        assert_eq!(o.condition.status, ConditionStatus::Unknown);
+        assert!(o.condition.error.unwrap_or_default().contains("p"));
+    }
+}
