@@ -4,7 +4,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build test unit-test lint fmt crds crds-check tools
+.PHONY: all build test unit-test e2e lint fmt crds certs tools
+
+include tests/controlplane/controlplane.mk
 
 all: build
 
@@ -17,12 +19,26 @@ tools:
 	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
-## unit-test: unit, property and integration tests that need no cluster.
+## unit-test: unit, property and integration tests that need no cluster (e2e tests skip).
 unit-test:
 	$(CARGO) test --locked
 
-## test: every test.
-test: unit-test
+## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
+test:
+	$(CARGO) test --locked --no-run
+	$(MAKE) --no-print-directory controlplane
+	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
+	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
+
+## e2e: only the end-to-end tests, on a fresh local control plane.
+e2e:
+	$(MAKE) --no-print-directory controlplane
+	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
+	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
+
+## certs: a local CA and serving certificate in certs/local (for the demo and manual runs).
+certs: build
+	$(BIN) certs --out-dir certs/local
 
 ## lint: formatting, clippy with warnings as errors, and CRD drift.
 lint: tools
