@@ -90,7 +90,7 @@ impl Cluster {
     }
 
     fn apply_crds(&self) {
-        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", "deploy/crds/"]);
+        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-k", "deploy/crds/"]);
         self.kubectl_ok(&[
             "wait",
             "--for=condition=Established",
