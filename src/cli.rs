@@ -49,6 +49,33 @@ pub enum Command {
     Crds,
     /// Create a local CA and a serving certificate for development and tests.
     Certs(CertsArgs),
+    /// Print the webhook configurations (validating and mutating) as YAML.
+    WebhookConfig(WebhookConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookConfigArgs {
+    /// Send reviews to this base URL (e.g. https://127.0.0.1:8443 for a webhook on loopback).
+    #[arg(long, env = "SCANGATE_WEBHOOK_URL", conflicts_with = "service")]
+    pub url: Option<String>,
+    /// Send reviews to this Service, as NAMESPACE/NAME (port 443).
+    #[arg(
+        long,
+        env = "SCANGATE_WEBHOOK_SERVICE",
+        default_value = "scangate-system/scangate-webhook"
+    )]
+    pub service: String,
+    /// PEM CA bundle that signed the webhook's certificate (cert-manager injects it otherwise).
+    #[arg(long, env = "SCANGATE_WEBHOOK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Namespaces the webhooks never apply to.
+    #[arg(
+        long,
+        env = "SCANGATE_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system,scangate-system"
+    )]
+    pub exclude_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Args)]

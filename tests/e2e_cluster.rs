@@ -33,26 +33,71 @@ fn printer_columns_show_a_status_set_through_the_subresource() {
     let Some(cluster) = cluster() else { return };
     let ns = cluster.namespace("e2e-columns", &[]);
     let out = ns.apply(SCAN);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     ns.kubectl_ok(&[
-        "patch", "imagescan", "busybox", "--subresource=status", "--type=merge", "-p", STATUS,
+        "patch",
+        "imagescan",
+        "busybox",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        STATUS,
     ]);
     let table = ns.kubectl_ok(&["get", "imagescans"]);
     let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "SCANNEDIMAGE", "AGE", "CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN", "CVETOTAL"]
+        [
+            "NAME",
+            "PHASE",
+            "SCANNEDIMAGE",
+            "AGE",
+            "CRITICAL",
+            "HIGH",
+            "MEDIUM",
+            "LOW",
+            "UNKNOWN",
+            "CVETOTAL"
+        ]
     );
-    let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row[..3], ["busybox", "Failed", "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7"]);
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..3],
+        [
+            "busybox",
+            "Failed",
+            "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7"
+        ]
+    );
     assert_eq!(row[4..], ["1", "10", "2", "2", "0", "15"]);
 
     let wide = ns.kubectl_ok(&["get", "imagescans", "-o", "wide"]);
-    assert!(wide.lines().next().unwrap_or_default().ends_with("SCANNER   SCANNERVERSION"), "{wide}");
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("SCANNER   SCANNERVERSION"),
+        "{wide}"
+    );
     assert!(wide.contains("grype     0.94.0"), "{wide}");
     // The category and short name reach it too.
-    assert!(ns.kubectl_ok(&["get", "scangate"]).contains("imagescan.scanning.scangate.dev/busybox"));
+    assert!(
+        ns.kubectl_ok(&["get", "scangate"])
+            .contains("imagescan.scanning.scangate.dev/busybox")
+    );
     assert!(ns.kubectl_ok(&["get", "imgscan"]).contains("busybox"));
 }
 
@@ -73,8 +118,13 @@ fn the_apiserver_rejects_a_status_outside_the_schema() {
     let ns = cluster.namespace("e2e-schema", &[]);
     assert!(ns.apply(SCAN).status.success());
     let out = ns.kubectl(&[
-        "patch", "imagescan", "busybox", "--subresource=status", "--type=merge",
-        "-p", r#"{"status": {"phase": "Exploded"}}"#,
+        "patch",
+        "imagescan",
+        "busybox",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"phase": "Exploded"}}"#,
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unsupported value: \"Exploded\""));
@@ -97,11 +147,27 @@ spec:
       containers: [{name: web, image: nginx:1.27}]
 ";
     assert!(ns.apply(deployment).status.success());
-    cluster.eventually("two Pending pods of the deployment", Duration::from_secs(60), || {
-        let out = ns.kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.phase}"]);
-        let phases = String::from_utf8_lossy(&out.stdout).into_owned();
-        (phases.split_whitespace().filter(|p| *p == "Pending").count() == 2).then_some(())
-    });
+    cluster.eventually(
+        "two Pending pods of the deployment",
+        Duration::from_secs(60),
+        || {
+            let out = ns.kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ]);
+            let phases = String::from_utf8_lossy(&out.stdout).into_owned();
+            (phases
+                .split_whitespace()
+                .filter(|p| *p == "Pending")
+                .count()
+                == 2)
+                .then_some(())
+        },
+    );
     let rs = ns.kubectl_ok(&["get", "replicasets", "-o", "name"]);
     assert!(rs.starts_with("replicaset.apps/web-"), "{rs}");
 }

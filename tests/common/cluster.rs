@@ -22,7 +22,9 @@ fn repo() -> &'static Path {
 /// The cluster, when e2e tests are enabled; `None` (after saying why) otherwise.
 pub fn cluster() -> Option<&'static Cluster> {
     if std::env::var("SCANGATE_E2E").as_deref() != Ok("1") {
-        eprintln!("skipping: set SCANGATE_E2E=1 and run `make controlplane` (or `make test`) for end-to-end tests");
+        eprintln!(
+            "skipping: set SCANGATE_E2E=1 and run `make controlplane` (or `make test`) for end-to-end tests"
+        );
         return None;
     }
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -65,7 +67,8 @@ impl Cluster {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.kubectl.display()));
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes()).expect("write kubectl stdin");
+            pipe.write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
         child.wait_with_output().expect("kubectl output")
     }
@@ -90,7 +93,13 @@ impl Cluster {
     }
 
     fn apply_crds(&self) {
-        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-k", "deploy/crds/"]);
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            "deploy/crds/",
+        ]);
         self.kubectl_ok(&[
             "wait",
             "--for=condition=Established",
@@ -117,21 +126,40 @@ impl Cluster {
             .collect();
         let yaml = format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:{}\n",
-            if labels.is_empty() { " {}".to_string() } else { labels }
+            if labels.is_empty() {
+                " {}".to_string()
+            } else {
+                labels
+            }
         );
         let out = self.apply(&yaml, &[]);
-        assert!(out.status.success(), "create namespace: {}", String::from_utf8_lossy(&out.stderr));
-        TestNamespace { cluster: self, name }
+        assert!(
+            out.status.success(),
+            "create namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestNamespace {
+            cluster: self,
+            name,
+        }
     }
 
     /// Polls `check` until it returns Some, or fails after `timeout` with `what`.
-    pub fn eventually<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn eventually<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(value) = check() {
                 return value;
             }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
