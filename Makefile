@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build test unit-test e2e lint fmt crds certs tools
+.PHONY: all build test unit-test e2e bench lint fmt crds certs tools
 
 include tests/controlplane/controlplane.mk
 
@@ -35,6 +35,11 @@ e2e:
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
+
+## bench: load the webhook (10,000 scans) and a bare axum+rustls server with wrk; print both.
+bench:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(CARGO) bench --locked --bench admission
 
 ## certs: a local CA and serving certificate in certs/local (for the demo and manual runs).
 certs: build

@@ -19,7 +19,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,scangate=debug`).
-    #[arg(long, env = "SCANGATE_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "SCANGATE_LOG",
+        default_value = "info,rustls=error",
+        global = true
+    )]
     pub log_filter: String,
     /// Log format.
     #[arg(long, env = "SCANGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
