@@ -4,9 +4,18 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build test unit-test e2e bench lint fmt crds certs tools
+.PHONY: all build demo test unit-test e2e bench lint fmt crds certs tools
+
+# The local control plane picks free ports, so it never collides with another cluster here.
+export CONTROLPLANE_APISERVER_PORT ?= 0
+export CONTROLPLANE_ETCD_CLIENT_PORT ?= 0
+export CONTROLPLANE_ETCD_PEER_PORT ?= 0
 
 include tests/controlplane/controlplane.mk
+
+## demo: the README's first command: a local cluster, scangate, a vulnerable deployment denied.
+demo: build controlplane-build
+	bash scripts/demo.sh
 
 all: build
 
