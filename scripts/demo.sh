@@ -44,7 +44,9 @@ KUBECONFIG=$CP/kubeconfig $BIN webhook --listen "127.0.0.1:$PORT" --admin-listen
   --tls-cert "$DEMO/certs/tls.crt" --tls-key "$DEMO/certs/tls.key" --config examples/config.yaml \
   >"$DEMO/webhook.log" 2>&1 &
 pids+=($!)
-if $BIN controller --help >/dev/null 2>&1 && ! $BIN controller --help 2>&1 | grep -q 'not built'; then
+# Builds before the controller landed say so; a built one fails fast on a missing kubeconfig.
+probe=$(KUBECONFIG=/nonexistent timeout 10 $BIN controller --admin-listen 127.0.0.1:0 2>&1 || true)
+if ! grep -q 'not built' <<<"$probe"; then
   KUBECONFIG=$CP/kubeconfig $BIN controller --admin-listen "127.0.0.1:$CONTROLLER_ADMIN_PORT" --leader-election=false \
     >"$DEMO/controller.log" 2>&1 &
   pids+=($!)

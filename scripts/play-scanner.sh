@@ -8,7 +8,9 @@ KUBECTL=$1
 BIN=$2
 KUBECONFIG_PATH=$(echo "$KUBECTL" | sed -n 's/.*--kubeconfig \([^ ]*\).*/\1/p')
 
-if $BIN controller --help >/dev/null 2>&1 && ! $BIN controller --help 2>&1 | grep -q 'not built'; then
+# Builds before the controller landed say so; a built one fails fast on a missing kubeconfig.
+probe=$(KUBECONFIG=/nonexistent timeout 10 $BIN controller --admin-listen 127.0.0.1:0 2>&1 || true)
+if ! grep -q 'not built' <<<"$probe"; then
   $KUBECTL apply -f examples/cluster/scanpolicy.yaml -f examples/cluster/imagescans.yaml
   echo "$ scangate report grype-0.94.0_busybox-1.32.1.json --to-configmap shop/busybox"
   KUBECONFIG=$KUBECONFIG_PATH $BIN report tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json --to-configmap shop/busybox
@@ -19,6 +21,6 @@ if $BIN controller --help >/dev/null 2>&1 && ! $BIN controller --help 2>&1 | gre
   done
 else
   echo "(no controller in this build: writing the example scan statuses directly)"
-  $KUBECTL apply -f examples/scans/busybox.yaml -f examples/scans/alpine.yaml
+  $KUBECTL apply -f examples/cluster/scanpolicy.yaml -f examples/scans/busybox.yaml -f examples/scans/alpine.yaml
   $KUBECTL apply --server-side --subresource=status -f examples/scans/busybox.yaml -f examples/scans/alpine.yaml
 fi
