@@ -59,6 +59,7 @@ lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## crds: regenerate deploy/crds from the Rust types.
+## crds: regenerate deploy/crds and deploy/core/webhooks.yaml from the Rust code.
 crds: build
 	$(BIN) crds > deploy/crds/scanning.scangate.dev.yaml
+	$(BIN) webhook-config > deploy/core/webhooks.yaml

@@ -70,9 +70,16 @@ pub struct WebhookConfigArgs {
         default_value = "scangate-system/scangate-webhook"
     )]
     pub service: String,
-    /// PEM CA bundle that signed the webhook's certificate (cert-manager injects it otherwise).
+    /// PEM CA bundle that signed the webhook's certificate.
     #[arg(long, env = "SCANGATE_WEBHOOK_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Without --ca-file: the cert-manager Certificate (NAMESPACE/NAME) whose CA is injected.
+    #[arg(
+        long,
+        env = "SCANGATE_WEBHOOK_CERTIFICATE",
+        default_value = "scangate-system/scangate-webhook"
+    )]
+    pub certificate: String,
     /// Namespaces the webhooks never apply to.
     #[arg(
         long,

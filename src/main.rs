@@ -69,11 +69,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let excluded: Vec<&str> = args.exclude_namespaces.iter().map(String::as_str).collect();
+            let ca = match &ca {
+                Some(pem) => webhooks::Ca::Bundle(pem),
+                None => webhooks::Ca::CertManager(&args.certificate),
+            };
             let yaml = webhooks::configurations_yaml(
                 webhooks::NAME,
                 &target,
                 &webhooks::Namespaces::Except(&excluded),
-                ca.as_deref(),
+                &ca,
             )
             .map_err(|e| anyhow::anyhow!("cannot render the webhook configurations: {e}"))?;
             print!("{yaml}");

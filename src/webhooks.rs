@@ -81,13 +81,28 @@ fn webhook(
     })
 }
 
+/// Where the CA bundle comes from.
+pub enum Ca<'a> {
+    /// PEM bytes, written into `caBundle`.
+    Bundle(&'a [u8]),
+    /// cert-manager's CA injector fills `caBundle` from this Certificate (`namespace/name`).
+    CertManager(&'a str),
+}
+
 /// Both configurations, named `name` (normally [`NAME`]).
 pub fn configurations(
     name: &str,
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
-    ca_bundle: Option<&[u8]>,
+    ca: &Ca<'_>,
 ) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration), serde_json::Error> {
+    let (ca_bundle, annotations) = match ca {
+        Ca::Bundle(pem) => (Some(*pem), json!({})),
+        Ca::CertManager(certificate) => {
+            (None, json!({"cert-manager.io/inject-ca-from": certificate}))
+        }
+    };
+    let metadata = json!({"name": name, "labels": {"app.kubernetes.io/name": "scangate"}, "annotations": annotations});
     let create_update = json!(["CREATE", "UPDATE"]);
     let workloads = json!([
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": create_update,
@@ -109,7 +124,7 @@ pub fn configurations(
     let validating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "scangate"}},
+        "metadata": metadata,
         "webhooks": [
             webhook("workloads", "/validate/workloads", workloads, 5, target, namespaces, ca_bundle),
             webhook("scanning", "/validate/scanning", scanning, 10, target, namespaces, ca_bundle),
@@ -128,7 +143,7 @@ pub fn configurations(
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "scangate"}},
+        "metadata": metadata,
         "webhooks": [status_webhook],
     });
     Ok((
@@ -142,9 +157,9 @@ pub fn configurations_yaml(
     name: &str,
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
-    ca_bundle: Option<&[u8]>,
+    ca: &Ca<'_>,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let (validating, mutating) = configurations(name, target, namespaces, ca_bundle)?;
+    let (validating, mutating) = configurations(name, target, namespaces, ca)?;
     Ok(format!(
         "---\n{}---\n{}",
         serde_yaml::to_string(&validating)?,
@@ -162,7 +177,7 @@ mod tests {
             NAME,
             &Target::Url("https://127.0.0.1:8443/"),
             &Namespaces::Except(&["kube-system", "scangate-system"]),
-            Some(b"CA"),
+            &Ca::Bundle(b"CA"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let webhooks = validating.webhooks.unwrap_or_default();
@@ -243,9 +258,10 @@ mod tests {
                 key: "e2e",
                 value: "1",
             },
-            None,
+            &Ca::CertManager("scangate-system/scangate-webhook"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        assert!(yaml.contains("cert-manager.io/inject-ca-from: scangate-system/scangate-webhook"));
         assert!(yaml.contains("namespace: scangate-system"));
         assert!(yaml.contains("path: /validate/workloads"));
         assert!(yaml.contains("e2e: '1'"), "{yaml}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, TestNamespace, cluster};
 use common::webhook::{Webhook, certs};
-use scangate::webhooks::{self, Namespaces, Target};
+use scangate::webhooks::{self, Ca, Namespaces, Target};
 
 /// One webhook, its configurations and a namespace they apply to; all removed on drop.
 struct Enforced {
@@ -51,7 +51,7 @@ fn enforced(cluster: &'static Cluster, mode: Option<&str>) -> Enforced {
             key: E2E_LABEL,
             value: &id,
         },
-        Some(&ca),
+        &Ca::Bundle(&ca),
     )
     .expect("webhook configurations");
     let out = cluster.apply(&yaml, &[]);

@@ -44,6 +44,7 @@ pub fn cluster() -> Option<&'static Cluster> {
             String::from_utf8_lossy(&ready.stderr)
         );
         cluster.apply_crds();
+        cluster.apply_rbac();
         cluster
     }))
 }
@@ -110,6 +111,46 @@ impl Cluster {
             "crd/scanpolicies.scanning.scangate.dev",
             "crd/scanexceptions.scanning.scangate.dev",
         ]);
+    }
+
+    /// scangate's namespace, ServiceAccounts and RBAC, as `deploy/core` installs them, so
+    /// tests can run scangate under its own identities.
+    fn apply_rbac(&self) {
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "deploy/core/namespace.yaml",
+        ]);
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "deploy/core/rbac.yaml",
+        ]);
+    }
+
+    /// A kubeconfig that acts as ServiceAccount `scangate-system/<name>` (impersonation), so
+    /// whatever runs with it has exactly that ServiceAccount's RBAC.
+    pub fn kubeconfig_as(&self, service_account: &str) -> PathBuf {
+        let path = self
+            .kubeconfig
+            .with_file_name(format!("kubeconfig-as-{service_account}"));
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+        let user = format!("system:serviceaccount:scangate-system:{service_account}");
+        if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
+            for entry in users {
+                if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
+                    map.insert("as".into(), user.clone().into());
+                }
+            }
+        }
+        std::fs::write(&path, serde_yaml::to_string(&config).expect("kubeconfig"))
+            .expect("write kubeconfig");
+        path
     }
 
     /// A fresh namespace, deleted when the returned guard drops.
