@@ -180,7 +180,7 @@ func run() error {
 	if err := os.RemoveAll(dataDir); err != nil {
 		return fmt.Errorf("wiping %s: %w", dataDir, err)
 	}
-	for _, f := range []string{kubeconfig, filepath.Join(dir, "env"), cmPidFile} {
+	for _, f := range []string{kubeconfig, filepath.Join(dir, "env"), cmPidFile, filepath.Join(dir, "etcd.log")} {
 		_ = os.Remove(f)
 	}
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -369,6 +369,8 @@ func startEtcd(c *config, dataDir, logFile string) (*embed.Etcd, error) {
 	cfg.ListenMetricsUrls = nil
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
 	cfg.LogLevel = "warn"
+	// embed.NewConfig leaves this 0, which logs every request as "expensive".
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cfg.LogOutputs = []string{logFile}
 	return embed.StartEtcd(cfg)
 }
