@@ -40,10 +40,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(args) => match args.to_configmap {
             Some(target) => {
                 let report = scangate::cmd::read_report(&args.file)?;
-                let stored =
-                    runtime()?.block_on(scangate::controller::upload::upload_to_cluster(
-                        &report, &target,
-                    ))?;
+                let stored = runtime()?.block_on(
+                    scangate::controller::upload::upload_to_cluster(&report, &target),
+                )?;
                 eprintln!("stored the report in ConfigMap {stored}");
                 Ok(ExitCode::SUCCESS)
             }

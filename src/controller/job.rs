@@ -216,7 +216,10 @@ fn set_env(container: &mut Container, vars: &[(String, String)]) {
 pub enum JobState {
     Running,
     /// `Complete=True`; `message` is its type and reason.
-    Complete { message: String, at: Timestamp },
+    Complete {
+        message: String,
+        at: Timestamp,
+    },
     /// `Failed=True`; `message` is its type and reason, `error` its message.
     Failed {
         message: String,
@@ -251,8 +254,7 @@ impl JobSummary {
         JobSummary {
             name: job.name_any(),
             scan_generation: get(annotation::SCAN_GENERATION).and_then(|g| g.parse().ok()),
-            template_generation: get(annotation::TEMPLATE_GENERATION)
-                .and_then(|g| g.parse().ok()),
+            template_generation: get(annotation::TEMPLATE_GENERATION).and_then(|g| g.parse().ok()),
             round: get(annotation::ROUND),
             attempt: get(annotation::ATTEMPT)
                 .and_then(|a| a.parse().ok())
@@ -278,8 +280,7 @@ pub fn job_state(job: &Job, created: Timestamp) -> JobState {
         .unwrap_or_default();
     let terminal = conditions
         .iter()
-        .filter(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"))
-        .last();
+        .rfind(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
     let Some(c) = terminal else {
         return JobState::Running;
     };
@@ -459,5 +460,506 @@ pub fn plan(p: &PlanInputs) -> Plan {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        BlobSpec, GitSpec, ImageScan, ImageScanSpec, RegistrySpec, ScanSettings, SourceScan,
+        SourceScanSpec,
+    };
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn image_scan(pull_secret: Option<&str>) -> ImageScan {
+        let mut scan = ImageScan::new(
+            "nginx-scan",
+            ImageScanSpec {
+                registry: RegistrySpec {
+                    image: "nginx:1.27".into(),
+                    image_pull_secret: pull_secret.map(Into::into),
+                },
+                scan: ScanSettings {
+                    scan_template: Some("grype".into()),
+                    ..ScanSettings::default()
+                },
+            },
+        );
+        scan.metadata.namespace = Some("apps".into());
+        scan.metadata.uid = Some("uid-1".into());
+        scan.metadata.generation = Some(3);
+        scan
+    }
+
+    fn template() -> PodSpec {
+        PodSpec {
+            init_containers: Some(vec![Container {
+                name: "fetch".into(),
+                image: Some("fetcher".into()),
+                ..Container::default()
+            }]),
+            containers: vec![Container {
+                name: "scan".into(),
+                image: Some("grype".into()),
+                env: Some(vec![
+                    EnvVar {
+                        name: "SCAN_IMAGE".into(),
+                        value: Some("overridden".into()),
+                        value_from: None,
+                    },
+                    EnvVar {
+                        name: "KEEP".into(),
+                        value: Some("me".into()),
+                        value_from: None,
+                    },
+                ]),
+                ..Container::default()
+            }],
+            image_pull_secrets: Some(vec![LocalObjectReference {
+                name: "registry".into(),
+            }]),
+            ..PodSpec::default()
+        }
+    }
+
+    fn key(attempt: u32) -> JobKey {
+        JobKey {
+            scan_uid: "uid-1".into(),
+            scan_generation: 3,
+            template_generation: 1,
+            round: "-".into(),
+            attempt,
+        }
+    }
+
+    fn env_of(container: &Container) -> BTreeMap<String, String> {
+        container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn job_names_are_deterministic_short_and_distinct() {
+        let a = job_name("nginx-scan", &key(0));
+        assert_eq!(a, job_name("nginx-scan", &key(0)));
+        assert!(a.starts_with("nginx-scan-"), "{a}");
+        assert_eq!(a.len(), "nginx-scan-".len() + HASH_LEN);
+        assert_ne!(a, job_name("nginx-scan", &key(1)));
+        let mut other = key(0);
+        other.template_generation = 2;
+        assert_ne!(a, job_name("nginx-scan", &other));
+        other = key(0);
+        other.round = "1767225600".into();
+        assert_ne!(a, job_name("nginx-scan", &other));
+        let long = job_name(&format!("{}-x", "a".repeat(80)), &key(0));
+        assert!(long.len() <= 63, "{long}");
+        assert!(long.starts_with("aaaa"));
+        // A prefix never ends in a dash before the hash.
+        let dashed = job_name(&format!("{}-{}", "b".repeat(51), "c".repeat(20)), &key(0));
+        assert!(!dashed.contains("--"), "{dashed}");
+    }
+
+    #[test]
+    fn builds_the_job_from_the_template() {
+        let scan = image_scan(Some("pull-me"));
+        let job = build_job(&scan, &template(), &key(0), Duration::from_secs(3600));
+        assert_eq!(job.metadata.name, Some(job_name("nginx-scan", &key(0))));
+        assert_eq!(job.metadata.namespace.as_deref(), Some("apps"));
+        let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
+        assert_eq!(owner.kind, "ImageScan");
+        assert_eq!(owner.api_version, "scanning.scangate.dev/v1beta1");
+        assert_eq!(owner.name, "nginx-scan");
+        assert_eq!(owner.uid, "uid-1");
+        assert_eq!(owner.controller, Some(true));
+        let labels = job.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(SCAN_LABEL).map(String::as_str),
+            Some("nginx-scan")
+        );
+        let annotations = job.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get(annotation::SCAN_GENERATION)
+                .map(String::as_str),
+            Some("3")
+        );
+        assert_eq!(
+            annotations.get(annotation::ATTEMPT).map(String::as_str),
+            Some("0")
+        );
+
+        let spec = job.spec.unwrap_or_default();
+        assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(spec.ttl_seconds_after_finished, Some(3600));
+        let pod_labels = spec
+            .template
+            .metadata
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            pod_labels.get(SCAN_LABEL).map(String::as_str),
+            Some("nginx-scan")
+        );
+        let pod = spec.template.spec.unwrap_or_default();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let pull: Vec<String> = pod
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(pull, ["registry", "pull-me"]);
+        for container in pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+        {
+            let env = env_of(container);
+            assert_eq!(env["SCAN_IMAGE"], "nginx:1.27", "{}", container.name);
+            assert_eq!(env["SCAN_NAME"], "nginx-scan");
+            assert_eq!(env["SCAN_NAMESPACE"], "apps");
+            assert_eq!(env["SCAN_GIT_URL"], "");
+            assert_eq!(env["SCAN_GIT_REVISION"], "");
+            assert_eq!(env["SCAN_BLOB_URL"], "");
+            assert!(!env.contains_key("SCAN_GIT_SSH_KEY"));
+        }
+        assert_eq!(env_of(&pod.containers[0])["KEEP"], "me");
+        assert_eq!(
+            pod.containers[0]
+                .env
+                .iter()
+                .flatten()
+                .filter(|e| e.name == "SCAN_IMAGE")
+                .count(),
+            1
+        );
+        assert!(pod.volumes.is_none());
+    }
+
+    #[test]
+    fn keeps_a_restart_policy_the_template_sets_and_adds_no_duplicate_pull_secret() {
+        let mut spec = template();
+        spec.restart_policy = Some("OnFailure".into());
+        let job = build_job(
+            &image_scan(Some("registry")),
+            &spec,
+            &key(0),
+            Duration::from_secs(60),
+        );
+        let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
+        assert_eq!(pod.image_pull_secrets.map(|s| s.len()), Some(1));
+    }
+
+    #[test]
+    fn mounts_the_git_ssh_key_read_only() {
+        let mut scan = SourceScan::new(
+            "repo",
+            SourceScanSpec {
+                blob: None,
+                git: Some(GitSpec {
+                    url: "git@github.com:org/repo.git".into(),
+                    revision: Some("main".into()),
+                    ssh_key_secret: Some("deploy-key".into()),
+                    known_hosts: Some("github.com ssh-ed25519 AAAA".into()),
+                    username: None,
+                }),
+                scan: ScanSettings::default(),
+            },
+        );
+        scan.metadata.namespace = Some("src".into());
+        scan.metadata.uid = Some("uid-2".into());
+        let job = build_job(&scan, &template(), &key(0), Duration::from_secs(60));
+        let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
+        assert_eq!(owner.kind, "SourceScan");
+        let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        let volume = &pod.volumes.clone().unwrap_or_default()[0];
+        assert_eq!(volume.name, GIT_SSH_VOLUME);
+        assert_eq!(
+            volume
+                .secret
+                .as_ref()
+                .and_then(|s| s.secret_name.as_deref()),
+            Some("deploy-key")
+        );
+        for container in pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+        {
+            let mount = &container.volume_mounts.clone().unwrap_or_default()[0];
+            assert_eq!(mount.mount_path, GIT_SSH_MOUNT_PATH);
+            assert_eq!(mount.read_only, Some(true));
+            let env = env_of(container);
+            assert_eq!(env["SCAN_GIT_URL"], "git@github.com:org/repo.git");
+            assert_eq!(env["SCAN_GIT_REVISION"], "main");
+            assert_eq!(env["SCAN_GIT_SSH_KEY"], "/etc/scangate/git/ssh-privatekey");
+            assert_eq!(env["SCAN_GIT_KNOWN_HOSTS"], "github.com ssh-ed25519 AAAA");
+            assert_eq!(env["SCAN_IMAGE"], "");
+        }
+        // No pull secret for source scans.
+        assert_eq!(pod.image_pull_secrets.map(|s| s.len()), Some(1));
+
+        let blob = SourceScan::new(
+            "blob",
+            SourceScanSpec {
+                blob: Some(BlobSpec {
+                    url: "https://example.com/src.tgz".into(),
+                }),
+                git: None,
+                scan: ScanSettings::default(),
+            },
+        );
+        let job = build_job(&blob, &template(), &key(0), Duration::from_secs(60));
+        let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        assert_eq!(
+            env_of(&pod.containers[0])["SCAN_BLOB_URL"],
+            "https://example.com/src.tgz"
+        );
+    }
+
+    fn job_with(
+        conditions: &[(&str, &str, Option<&str>, Option<&str>)],
+        annotations: &[(&str, &str)],
+    ) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some("j".into()),
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                creation_timestamp: Some(Time(ts("2026-01-01T00:00:00Z"))),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(JobStatus {
+                conditions: Some(
+                    conditions
+                        .iter()
+                        .map(|(t, s, reason, message)| JobCondition {
+                            type_: t.to_string(),
+                            status: s.to_string(),
+                            reason: reason.map(Into::into),
+                            message: message.map(Into::into),
+                            last_transition_time: Some(Time(ts("2026-01-01T00:05:00Z"))),
+                            ..JobCondition::default()
+                        })
+                        .collect(),
+                ),
+                ..JobStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn reads_job_states() {
+        let running = job_with(&[], &[]);
+        assert_eq!(JobSummary::from_job(&running).state, JobState::Running);
+        let complete = job_with(
+            &[
+                (
+                    "SuccessCriteriaMet",
+                    "True",
+                    Some("CompletionsReached"),
+                    None,
+                ),
+                ("Complete", "True", Some("CompletionsReached"), None),
+            ],
+            &[(annotation::ATTEMPT, "2"), (annotation::ROUND, "-")],
+        );
+        let summary = JobSummary::from_job(&complete);
+        assert_eq!(summary.attempt, 2);
+        assert_eq!(summary.round.as_deref(), Some("-"));
+        assert_eq!(
+            summary.state,
+            JobState::Complete {
+                message: "Complete: CompletionsReached".into(),
+                at: ts("2026-01-01T00:05:00Z")
+            }
+        );
+        let failed = job_with(
+            &[
+                ("FailureTarget", "True", Some("BackoffLimitExceeded"), None),
+                (
+                    "Failed",
+                    "True",
+                    Some("BackoffLimitExceeded"),
+                    Some("Job has reached the specified backoff limit"),
+                ),
+            ],
+            &[],
+        );
+        assert_eq!(
+            JobSummary::from_job(&failed).state,
+            JobState::Failed {
+                message: "Failed: BackoffLimitExceeded".into(),
+                error: "Job has reached the specified backoff limit".into(),
+                at: ts("2026-01-01T00:05:00Z")
+            }
+        );
+    }
+
+    fn summary(attempt: u32, state: JobState) -> JobSummary {
+        JobSummary {
+            name: format!("job-{attempt}"),
+            scan_generation: Some(3),
+            template_generation: Some(1),
+            round: Some("-".into()),
+            attempt,
+            state,
+            created: ts("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    fn inputs(jobs: Vec<JobSummary>, previous: Previous, now: &str) -> PlanInputs {
+        PlanInputs {
+            scan_uid: "uid-1".into(),
+            scan_generation: 3,
+            template_generation: 1,
+            jobs,
+            previous,
+            report_ok: false,
+            rescan_interval: None,
+            suspend: false,
+            error_retry: Duration::from_secs(60),
+            now: ts(now),
+        }
+    }
+
+    #[test]
+    fn a_new_scan_gets_a_job_and_a_running_one_is_followed() {
+        let p = plan(&inputs(vec![], Previous::default(), "2026-01-01T00:00:00Z"));
+        assert_eq!(p.action, JobAction::Create(key(0)));
+        let running = summary(0, JobState::Running);
+        let p = plan(&inputs(
+            vec![running.clone()],
+            Previous::default(),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(p.action, JobAction::Use(running));
+        // Suspended: nothing starts.
+        let mut suspended = inputs(vec![], Previous::default(), "2026-01-01T00:00:00Z");
+        suspended.suspend = true;
+        assert_eq!(plan(&suspended).action, JobAction::Idle);
+    }
+
+    #[test]
+    fn jobs_of_another_generation_or_round_do_not_count() {
+        let mut old = summary(0, JobState::Running);
+        old.scan_generation = Some(2);
+        let p = plan(&inputs(
+            vec![old],
+            Previous::default(),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(p.action, JobAction::Create(key(0)));
+    }
+
+    #[test]
+    fn a_complete_job_with_a_report_is_used_and_a_failed_one_retried_with_backoff() {
+        let complete = summary(
+            0,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts("2026-01-01T00:05:00Z"),
+            },
+        );
+        let mut with_report = inputs(
+            vec![complete.clone()],
+            Previous::default(),
+            "2026-01-01T00:06:00Z",
+        );
+        with_report.report_ok = true;
+        assert_eq!(plan(&with_report).action, JobAction::Use(complete.clone()));
+        // Without a report it is a failure: retried after the error-retry delay.
+        let early = plan(&inputs(
+            vec![complete.clone()],
+            Previous::default(),
+            "2026-01-01T00:05:30Z",
+        ));
+        assert_eq!(early.action, JobAction::Use(complete.clone()));
+        assert_eq!(early.requeue_at, Some(ts("2026-01-01T00:06:00Z")));
+        let due = plan(&inputs(
+            vec![complete],
+            Previous::default(),
+            "2026-01-01T00:06:00Z",
+        ));
+        assert_eq!(due.action, JobAction::Create(key(1)));
+        // The second failure waits twice as long.
+        let failed = summary(
+            1,
+            JobState::Failed {
+                message: "Failed".into(),
+                error: "boom".into(),
+                at: ts("2026-01-01T01:00:00Z"),
+            },
+        );
+        let p = plan(&inputs(
+            vec![failed.clone()],
+            Previous::default(),
+            "2026-01-01T01:01:00Z",
+        ));
+        assert_eq!(p.requeue_at, Some(ts("2026-01-01T01:02:00Z")));
+        let p = plan(&inputs(
+            vec![failed],
+            Previous::default(),
+            "2026-01-01T01:02:00Z",
+        ));
+        assert_eq!(p.action, JobAction::Create(key(2)));
+        assert_eq!(
+            retry_delay(Duration::from_secs(60), 10),
+            Duration::from_secs(3840)
+        );
+    }
+
+    #[test]
+    fn rescans_when_the_interval_elapsed_since_scanned_at() {
+        let scanned = ts("2026-01-01T00:00:00Z");
+        let done = Previous {
+            done: true,
+            scanned_at: Some(scanned),
+            failed_at: None,
+        };
+        let mut p = inputs(vec![], done.clone(), "2026-01-01T23:00:00Z");
+        p.rescan_interval = Some(Duration::from_secs(86_400));
+        let waiting = plan(&p);
+        assert_eq!(waiting.action, JobAction::Idle);
+        assert_eq!(waiting.requeue_at, Some(ts("2026-01-02T00:00:00Z")));
+        p.now = ts("2026-01-02T00:00:00Z");
+        let mut expected = key(0);
+        expected.round = scanned.as_second().to_string();
+        assert_eq!(plan(&p).action, JobAction::Create(expected));
+        // Without an interval a finished scan stays finished.
+        p.rescan_interval = None;
+        assert_eq!(plan(&p).action, JobAction::Idle);
+        assert_eq!(plan(&p).requeue_at, None);
+        assert_eq!(rescan_at(Some(scanned), None), None);
+        assert_eq!(until(ts("2026-01-02T00:00:00Z"), scanned), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_failure_whose_job_is_gone_is_retried() {
+        let previous = Previous {
+            done: true,
+            scanned_at: None,
+            failed_at: Some(ts("2026-01-01T00:00:00Z")),
+        };
+        let p = plan(&inputs(vec![], previous.clone(), "2026-01-01T00:00:30Z"));
+        assert_eq!(p.action, JobAction::Idle);
+        assert_eq!(p.requeue_at, Some(ts("2026-01-01T00:01:00Z")));
+        let p = plan(&inputs(vec![], previous, "2026-01-01T00:01:00Z"));
+        assert_eq!(p.action, JobAction::Create(key(0)));
     }
 }

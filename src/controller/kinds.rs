@@ -123,10 +123,7 @@ impl ScanKind for SourceScan {
         let git = self.spec.git.as_ref();
         let mut env = vec![
             (env::IMAGE, String::new()),
-            (
-                env::GIT_URL,
-                git.map(|g| g.url.clone()).unwrap_or_default(),
-            ),
+            (env::GIT_URL, git.map(|g| g.url.clone()).unwrap_or_default()),
             (
                 env::GIT_REVISION,
                 git.and_then(|g| g.revision.clone()).unwrap_or_default(),

@@ -54,9 +54,7 @@ use reconcile::{Context, Settings};
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error(
-        "cannot connect to the Kubernetes API: {0}; run in a cluster or set KUBECONFIG"
-    )]
+    #[error("cannot connect to the Kubernetes API: {0}; run in a cluster or set KUBECONFIG")]
     Connect(#[source] kube::Error),
     #[error(transparent)]
     Report(#[from] crate::report::Error),
@@ -185,10 +183,18 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     }
     let ready = admin.clone();
     tokio::spawn(async move {
-        let (a, b) = tokio::join!(image_store.wait_until_ready(), source_store.wait_until_ready());
-        if a.is_ok() && b.is_ok() {
-            ready.synced.store(true, Ordering::SeqCst);
-            tracing::info!("scan watches synced");
+        // A store wakes only its last waiter (the controller's runner), so poll again now
+        // and then rather than wait once.
+        loop {
+            let both = async {
+                image_store.wait_until_ready().await.is_ok()
+                    && source_store.wait_until_ready().await.is_ok()
+            };
+            if let Ok(true) = tokio::time::timeout(Duration::from_millis(500), both).await {
+                ready.synced.store(true, Ordering::SeqCst);
+                tracing::info!("scan watches synced");
+                return;
+            }
         }
     });
     tracing::info!(admin = %args.admin_listen, namespace = namespace.as_deref().unwrap_or("(all)"), "scangate controller running");
@@ -267,7 +273,8 @@ fn controller_for<K: ScanKind>(
     let controller = Controller::new(api_for::<K>(client, namespace), watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = controller.store();
-    let (for_policies, for_templates, for_exceptions) = (store.clone(), store.clone(), store.clone());
+    let (for_policies, for_templates, for_exceptions) =
+        (store.clone(), store.clone(), store.clone());
     let controller = controller
         .owns(api_for::<Job>(client, namespace), labelled.clone())
         .owns(api_for::<ConfigMap>(client, namespace), labelled)
@@ -314,15 +321,16 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -362,7 +370,12 @@ fn count_phases<K: ScanKind>(store: &Store<K>) -> Vec<(Phase, i64)> {
         .map(|phase| {
             let n = scans
                 .iter()
-                .filter(|s| s.scan_status().and_then(|st| st.phase).unwrap_or(Phase::Pending) == *phase)
+                .filter(|s| {
+                    s.scan_status()
+                        .and_then(|st| st.phase)
+                        .unwrap_or(Phase::Pending)
+                        == *phase
+                })
                 .count();
             (*phase, i64::try_from(n).unwrap_or(i64::MAX))
         })
@@ -372,8 +385,12 @@ fn count_phases<K: ScanKind>(store: &Store<K>) -> Vec<(Phase, i64)> {
 async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
     let stores = admin.stores.lock().ok().and_then(|s| s.clone());
     if let Some((images, sources)) = stores {
-        admin.metrics.set_phases("ImageScan", &count_phases(&images));
-        admin.metrics.set_phases("SourceScan", &count_phases(&sources));
+        admin
+            .metrics
+            .set_phases("ImageScan", &count_phases(&images));
+        admin
+            .metrics
+            .set_phases("SourceScan", &count_phases(&sources));
     }
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &admin.metrics.registry()) {

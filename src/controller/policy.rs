@@ -19,8 +19,13 @@ pub type Compiled = Arc<Result<CompiledPolicy, String>>;
 /// compiled at: a policy deleted and created again under the same name is compiled again.
 #[derive(Default)]
 pub struct PolicyCache {
-    entries: Mutex<HashMap<(String, String), ((Option<String>, Option<i64>), Compiled)>>,
+    entries: Mutex<HashMap<PolicyKey, (PolicyVersion, Compiled)>>,
 }
+
+/// A policy's namespace and name.
+type PolicyKey = (String, String);
+/// A policy's uid and generation.
+type PolicyVersion = (Option<String>, Option<i64>);
 
 impl PolicyCache {
     /// The compiled policy, compiling it when this generation has not been seen.
@@ -92,4 +97,86 @@ pub fn exceptions_input(
         })
         .collect();
     (input, first_expiry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ScanExceptionSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn exception(name: &str, images: &[&str], cves: &[&str], expires: &str) -> ScanException {
+        let mut e = ScanException::new(
+            name,
+            ScanExceptionSpec {
+                images: images.iter().map(|s| s.to_string()).collect(),
+                cves: cves.iter().map(|s| s.to_string()).collect(),
+                reason: format!("{name} reviewed"),
+                expires: Time(ts(expires)),
+            },
+        );
+        e.metadata.namespace = Some("apps".into());
+        e
+    }
+
+    #[test]
+    fn only_active_matching_exceptions_are_given_to_the_policy() {
+        let image = ImageRef::parse("busybox:1.32.1").ok();
+        let exceptions = [
+            exception(
+                "b-all",
+                &["docker.io/library/busybox"],
+                &[],
+                "2026-03-01T00:00:00Z",
+            ),
+            exception(
+                "a-one",
+                &["busybox:1.32.1"],
+                &["CVE-1"],
+                "2026-02-01T00:00:00Z",
+            ),
+            exception("expired", &["busybox"], &[], "2025-01-01T00:00:00Z"),
+            exception("other", &["nginx"], &[], "2027-01-01T00:00:00Z"),
+        ];
+        let (input, expiry) =
+            exceptions_input(&exceptions, image.as_ref(), ts("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            input,
+            vec![
+                json!({"images": ["busybox:1.32.1"], "cves": ["CVE-1"], "reason": "a-one reviewed", "expires": "2026-02-01T00:00:00Z"}),
+                json!({"images": ["docker.io/library/busybox"], "cves": [], "reason": "b-all reviewed", "expires": "2026-03-01T00:00:00Z"}),
+            ]
+        );
+        assert_eq!(expiry, Some(ts("2026-02-01T00:00:00Z")));
+        let (none, _) = exceptions_input(&exceptions, None, ts("2026-01-01T00:00:00Z"));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn compiles_once_per_generation() {
+        let mut policy = ScanPolicy::new(
+            "strict",
+            crate::api::ScanPolicySpec {
+                rego_file: crate::policy::DEFAULT_POLICY.into(),
+            },
+        );
+        policy.metadata.namespace = Some("apps".into());
+        policy.metadata.generation = Some(1);
+        let cache = PolicyCache::default();
+        let first = cache.get(&policy);
+        assert!(first.is_ok());
+        assert!(Arc::ptr_eq(&first, &cache.get(&policy)));
+        policy.metadata.generation = Some(2);
+        policy.spec.rego_file = "package main\ndeny contains x if {".into();
+        let broken = cache.get(&policy);
+        assert!(!Arc::ptr_eq(&first, &broken));
+        assert!(broken.as_ref().as_ref().is_err());
+        assert_eq!(cache.len(), 1);
+        cache.remove("apps", "strict");
+        assert!(cache.is_empty());
+    }
 }

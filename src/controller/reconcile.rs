@@ -15,9 +15,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::job::{
-    JobAction, JobState, JobSummary, PlanInputs, build_job, plan, rescan_at, until,
-};
+use super::job::{JobAction, JobState, JobSummary, PlanInputs, build_job, plan, rescan_at, until};
 use super::kinds::ScanKind;
 use super::metrics::Metrics;
 use super::policy::{PolicyCache, exceptions_input};
@@ -127,17 +125,16 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                     template_generation = Some(tgen);
                     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
                     let owned: Vec<Job> = jobs
-                        .list(&ListParams::default().labels(&format!(
-                            "{SCAN_LABEL}={}",
-                            scan_label_value(&name)
-                        )))
+                        .list(
+                            &ListParams::default()
+                                .labels(&format!("{SCAN_LABEL}={}", scan_label_value(&name))),
+                        )
                         .await?
                         .items
                         .into_iter()
                         .filter(|j| j.owner_references().iter().any(|o| o.uid == uid))
                         .collect();
-                    let previous_facts =
-                        previous_facts(previous, generation, template_generation);
+                    let previous_facts = previous_facts(previous, generation, template_generation);
                     let decided = plan(&PlanInputs {
                         scan_uid: uid.clone(),
                         scan_generation: generation.unwrap_or(0),
@@ -169,12 +166,8 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                             {
                                 delete_ignoring_missing(&jobs, &old.name_any()).await?;
                             }
-                            let job = build_job(
-                                scan,
-                                &template.spec.template,
-                                &key,
-                                settings.job_ttl,
-                            );
+                            let job =
+                                build_job(scan, &template.spec.template, &key, settings.job_ttl);
                             let job = create_or_adopt(&jobs, &job, &uid).await?;
                             ctx.metrics
                                 .jobs_created
@@ -260,8 +253,10 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
 
     if retry_errors {
         wake.push(
-            now.checked_add(jiff::SignedDuration::try_from(settings.error_retry).unwrap_or_default())
-                .unwrap_or(now),
+            now.checked_add(
+                jiff::SignedDuration::try_from(settings.error_retry).unwrap_or_default(),
+            )
+            .unwrap_or(now),
         );
     }
     Ok(match wake.into_iter().min() {
@@ -299,11 +294,7 @@ pub fn belongs_to(config_map: &ConfigMap, uid: &str, scan_name: &str) -> bool {
 /// managed fields, else its creation.
 pub fn read_report(config_map: &ConfigMap) -> ReadReport {
     let report = from_config_map(config_map).map_err(|e| e.to_string())?;
-    let created = config_map
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0);
+    let created = config_map.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let written = config_map
         .metadata
         .managed_fields
@@ -427,9 +418,10 @@ async fn send_results<K: ScanKind>(
         return SendState::NotConfigured;
     };
     if let Some(p) = previous {
-        let sent = p.conditions.iter().any(|c| {
-            c.type_ == ConditionType::SendingResults && c.status == ConditionStatus::True
-        });
+        let sent = p
+            .conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::SendingResults && c.status == ConditionStatus::True);
         let same_report = p.scanned_at.as_ref().map(|t| t.0) == Some(stored_at);
         if sent
             && same_report
@@ -467,8 +459,11 @@ async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &C
     let note = status
         .conditions
         .iter()
-        .filter(|c| c.status != ConditionStatus::True || c.type_ == ConditionType::Scanning)
-        .filter(|c| c.type_ != ConditionType::SendingResults)
+        .filter(|c| match c.type_ {
+            ConditionType::Scanning => c.status == ConditionStatus::True,
+            ConditionType::SendingResults => false,
+            _ => true,
+        })
         .map(|c| match &c.error {
             Some(e) => format!("{}: {} ({e})", c.type_, c.message),
             None => format!("{}: {}", c.type_, c.message),
@@ -486,11 +481,7 @@ async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &C
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &scan.object_ref(&()))
-        .await
-    {
+    if let Err(e) = ctx.recorder.publish(&event, &scan.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish an event");
     }
 }
