@@ -125,6 +125,7 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 struct Env {
     ns: String,
     controller: Child,
+    args: Vec<std::ffi::OsString>,
     log: PathBuf,
     admin: String,
     _dir: tempfile::TempDir,
@@ -133,6 +134,38 @@ struct Env {
 impl Env {
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn spawn(args: &[std::ffi::OsString], log: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig())
+            .env("SCANGATE_LOG", "info,scangate=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start scangate controller")
+    }
+
+    fn wait_ready(&self) {
+        wait_for(
+            "the controller to be ready",
+            || http_get(&self.admin, "/readyz").filter(|(status, _)| *status == 200),
+            || self.logs(),
+        );
+    }
+
+    /// Kills the controller (no graceful shutdown: a crash) and starts it again.
+    fn restart(&mut self) {
+        let _ = self.controller.kill();
+        let _ = self.controller.wait();
+        self.controller = Env::spawn(&self.args, &self.log);
+        self.wait_ready();
     }
 }
 
@@ -264,45 +297,40 @@ fn setup(store: Option<&Store>) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("controller.log");
     let admin = format!("127.0.0.1:{}", free_port());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scangate"));
-    command
-        .args([
-            "controller",
-            "--namespace",
-            &ns,
-            "--leader-election-namespace",
-            &ns,
-            "--admin-listen",
-            &admin,
-            "--error-retry",
-            "2s",
-        ])
-        .env("KUBECONFIG", kubeconfig())
-        .env("SCANGATE_LOG", "info,scangate=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"));
+    let mut args: Vec<std::ffi::OsString> = [
+        "controller",
+        "--namespace",
+        &ns,
+        "--leader-election-namespace",
+        &ns,
+        "--admin-listen",
+        &admin,
+        "--error-retry",
+        "2s",
+    ]
+    .iter()
+    .map(|a| a.into())
+    .collect();
     if let Some(store) = store {
-        command
-            .arg("--metadata-store-url")
-            .arg(&store.url)
-            .arg("--metadata-store-ca-file")
-            .arg(&store.ca)
-            .arg("--metadata-store-token-file")
-            .arg(&store.token);
+        args.extend([
+            "--metadata-store-url".into(),
+            store.url.clone().into(),
+            "--metadata-store-ca-file".into(),
+            store.ca.clone().into(),
+            "--metadata-store-token-file".into(),
+            store.token.clone().into(),
+        ]);
     }
-    let controller = command.spawn().expect("start scangate controller");
+    let controller = Env::spawn(&args, &log);
     let env = Env {
         ns,
         controller,
+        args,
         log,
         admin,
         _dir: dir,
     };
-    wait_for(
-        "the controller to be ready",
-        || http_get(&env.admin, "/readyz").filter(|(status, _)| *status == 200),
-        || env.logs(),
-    );
+    env.wait_ready();
     env
 }
 
@@ -711,4 +739,113 @@ fn missing_templates_are_errors_and_pushed_reports_finish_scans() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Marks a Job failed as the Job controller would: FailureTarget before Failed.
+fn fail_job(env: &Env, job: &str) {
+    let start = wait_for(
+        "the Job controller to set startTime",
+        || {
+            get_json(&env.ns, &["job", job])
+                .and_then(|j| j["status"]["startTime"].as_str().map(String::from))
+        },
+        || env.logs(),
+    );
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .expect("now")
+        .to_string();
+    let condition = |type_: &str| {
+        json!({"type": type_, "status": "True", "reason": "BackoffLimitExceeded",
+               "message": "Job has reached the specified backoff limit",
+               "lastTransitionTime": now})
+    };
+    let patch = json!({"status": {
+        "startTime": start,
+        "active": 0,
+        "ready": 0,
+        "terminating": 0,
+        "failed": 1,
+        "conditions": [condition("FailureTarget"), condition("Failed")],
+    }});
+    kubectl(&[
+        "-n",
+        &env.ns,
+        "patch",
+        "job",
+        job,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+#[test]
+fn restarts_adopt_the_job_and_failed_jobs_are_errors_then_retried() {
+    if !gated() {
+        return;
+    }
+    let mut env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    let mut scan = image_scan(&ns, "flaky", Some("grype"));
+    scan["spec"].as_object_mut().map(|s| s.remove("scanPolicy"));
+    apply(&ns, &scan);
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "flaky").into_iter().next(),
+        || env.logs(),
+    );
+    let job_name = job["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_phase(&env, "flaky", "Scanning");
+
+    // A crash and a restart: the same Job, no second one.
+    env.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(jobs(&env, "flaky").len(), 1, "{}", env.logs());
+    assert_eq!(status(&env, "flaky")["phase"], "Scanning");
+
+    fail_job(&env, &job_name);
+    let error = wait_phase(&env, "flaky", "Error");
+    let succeeded = condition(&error, "Succeeded");
+    assert_eq!(succeeded["reason"], "Error");
+    assert_eq!(succeeded["message"], "Failed: BackoffLimitExceeded");
+    assert_eq!(
+        succeeded["error"],
+        "Job has reached the specified backoff limit"
+    );
+    assert!(condition(&error, "PolicySucceeded").is_null());
+
+    // Retried after --error-retry (2s): a second attempt.
+    let retried = wait_for(
+        "a retry Job",
+        || Some(jobs(&env, "flaky")).filter(|j| j.len() == 2),
+        || env.logs(),
+    );
+    let attempts: Vec<&str> = retried
+        .iter()
+        .filter_map(|j| j["metadata"]["annotations"]["scanning.scangate.dev/attempt"].as_str())
+        .collect();
+    assert!(
+        attempts.contains(&"0") && attempts.contains(&"1"),
+        "{attempts:?}"
+    );
+    wait_phase(&env, "flaky", "Scanning");
+
+    // The retry succeeds: Completed without a policy.
+    let second = retried
+        .iter()
+        .find(|j| j["metadata"]["annotations"]["scanning.scangate.dev/attempt"] == "1")
+        .and_then(|j| j["metadata"]["name"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    upload_report(&env, "flaky");
+    complete_job(&env, &second);
+    let completed = wait_phase(&env, "flaky", "Completed");
+    assert!(condition(&completed, "PolicySucceeded").is_null());
+    assert_eq!(completed["cveCount"]["total"], 15);
+    assert_eq!(jobs(&env, "flaky").len(), 2);
 }

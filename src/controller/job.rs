@@ -388,8 +388,9 @@ pub fn round_of(scanned_at: Option<Timestamp>) -> String {
 ///
 /// A round is the scan's `scannedAt` when the Job starts: while a scan runs `scannedAt` does not
 /// change, so the name is stable; a finished scan moves `scannedAt` forward and a rescan is a
-/// new round. Within a round, a failed Job is retried after [`retry_delay`] with the next
-/// attempt number. A spec or template change is a new key, hence a new Job.
+/// new round. Within a round, a failed Job is retried with the next attempt number, once the
+/// status has shown the failure for [`retry_delay`]. A spec or template change is a new key,
+/// hence a new Job.
 pub fn plan(p: &PlanInputs) -> Plan {
     let key = |attempt| JobKey {
         scan_uid: p.scan_uid.clone(),
@@ -415,7 +416,16 @@ pub fn plan(p: &PlanInputs) -> Plan {
                 requeue_at: None,
             },
             JobState::Complete { at, .. } | JobState::Failed { at, .. } => {
-                let retry = at
+                // The failure is shown (Succeeded=False) before it is retried: the retry
+                // counts from when the status recorded it.
+                let Some(recorded) = p.previous.failed_at else {
+                    return Plan {
+                        action: JobAction::Use(job.clone()),
+                        requeue_at: None,
+                    };
+                };
+                let retry = recorded
+                    .max(*at)
                     .checked_add(
                         jiff::SignedDuration::try_from(retry_delay(p.error_retry, job.attempt))
                             .unwrap_or(jiff::SignedDuration::MAX),
@@ -883,18 +893,31 @@ mod tests {
         );
         with_report.report_ok = true;
         assert_eq!(plan(&with_report).action, JobAction::Use(complete.clone()));
-        // Without a report it is a failure: retried after the error-retry delay.
-        let early = plan(&inputs(
+        // Without a report it is a failure: first shown, not retried at once...
+        let unseen = plan(&inputs(
             vec![complete.clone()],
             Previous::default(),
+            "2026-01-01T01:00:00Z",
+        ));
+        assert_eq!(unseen.action, JobAction::Use(complete.clone()));
+        assert_eq!(unseen.requeue_at, None);
+        // ...then retried once the status has shown it for the error-retry delay.
+        let shown = |at: &str| Previous {
+            done: true,
+            scanned_at: None,
+            failed_at: Some(ts(at)),
+        };
+        let early = plan(&inputs(
+            vec![complete.clone()],
+            shown("2026-01-01T00:05:10Z"),
             "2026-01-01T00:05:30Z",
         ));
         assert_eq!(early.action, JobAction::Use(complete.clone()));
-        assert_eq!(early.requeue_at, Some(ts("2026-01-01T00:06:00Z")));
+        assert_eq!(early.requeue_at, Some(ts("2026-01-01T00:06:10Z")));
         let due = plan(&inputs(
             vec![complete],
-            Previous::default(),
-            "2026-01-01T00:06:00Z",
+            shown("2026-01-01T00:05:10Z"),
+            "2026-01-01T00:06:10Z",
         ));
         assert_eq!(due.action, JobAction::Create(key(1)));
         // The second failure waits twice as long.
@@ -908,16 +931,25 @@ mod tests {
         );
         let p = plan(&inputs(
             vec![failed.clone()],
-            Previous::default(),
+            shown("2026-01-01T01:00:00Z"),
             "2026-01-01T01:01:00Z",
         ));
         assert_eq!(p.requeue_at, Some(ts("2026-01-01T01:02:00Z")));
         let p = plan(&inputs(
-            vec![failed],
-            Previous::default(),
+            vec![failed.clone()],
+            shown("2026-01-01T01:00:00Z"),
             "2026-01-01T01:02:00Z",
         ));
         assert_eq!(p.action, JobAction::Create(key(2)));
+        // Suspended: no retry.
+        let mut suspended = inputs(
+            vec![failed],
+            shown("2026-01-01T01:00:00Z"),
+            "2026-01-01T02:00:00Z",
+        );
+        suspended.suspend = true;
+        assert_eq!(plan(&suspended).requeue_at, None);
+        assert!(matches!(plan(&suspended).action, JobAction::Use(_)));
         assert_eq!(
             retry_delay(Duration::from_secs(60), 10),
             Duration::from_secs(3840)

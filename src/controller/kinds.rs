@@ -178,3 +178,100 @@ impl ScanKind for SourceScan {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BlobSpec, ImageScanSpec, RegistrySpec, SourceScanSpec};
+    use crate::report::Artifact as ReportArtifact;
+
+    const DIGEST: &str = "sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
+
+    fn report(digest: Option<&str>) -> Report {
+        Report {
+            artifact: ReportArtifact {
+                digest: digest.map(Into::into),
+                ..ReportArtifact::default()
+            },
+            ..Report::default()
+        }
+    }
+
+    fn image_scan(image: &str) -> ImageScan {
+        ImageScan::new(
+            "s",
+            ImageScanSpec {
+                registry: RegistrySpec {
+                    image: image.into(),
+                    image_pull_secret: None,
+                },
+                scan: ScanSettings::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn image_artifacts_are_normalized_and_pinned_to_the_report_digest() {
+        let scan = image_scan("busybox:1.32.1");
+        let artifact = scan.artifact(&report(Some(DIGEST)));
+        assert_eq!(
+            artifact.registry.map(|r| r.image),
+            Some(format!("docker.io/library/busybox:1.32.1@{DIGEST}"))
+        );
+        let unpinned = scan.artifact(&report(None));
+        assert_eq!(
+            unpinned.registry.map(|r| r.image),
+            Some("docker.io/library/busybox:1.32.1".into())
+        );
+        // A spec pinned to a digest keeps its own.
+        let pinned = image_scan(&format!("busybox@{DIGEST}"));
+        let other = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        assert_eq!(
+            pinned
+                .exception_image(Some(&report(Some(other))))
+                .and_then(|i| i.digest().map(String::from)),
+            Some(DIGEST.into())
+        );
+    }
+
+    #[test]
+    fn source_artifacts_name_the_repository_and_revision_or_the_blob() {
+        let git = SourceScan::new(
+            "s",
+            SourceScanSpec {
+                blob: None,
+                git: Some(GitSpec {
+                    url: "https://github.com/org/repo".into(),
+                    revision: Some("v1.2.3".into()),
+                    ..GitSpec::default()
+                }),
+                scan: ScanSettings::default(),
+            },
+        );
+        assert_eq!(
+            git.artifact(&report(None)).git,
+            Some(GitArtifact {
+                url: "https://github.com/org/repo".into(),
+                revision: "v1.2.3".into()
+            })
+        );
+        assert!(git.exception_image(None).is_none());
+        let blob = SourceScan::new(
+            "s",
+            SourceScanSpec {
+                blob: Some(BlobSpec {
+                    url: "https://example.com/src.tgz".into(),
+                }),
+                git: None,
+                scan: ScanSettings::default(),
+            },
+        );
+        assert_eq!(
+            blob.artifact(&report(Some("sha256:ab"))).blob,
+            Some(BlobArtifact {
+                url: "https://example.com/src.tgz".into(),
+                revision: Some("sha256:ab".into())
+            })
+        );
+    }
+}

@@ -75,3 +75,23 @@ pub async fn upload_to_cluster(report: &Report, target: &str) -> Result<String> 
     let client = Client::try_default().await.map_err(Error::Connect)?;
     upload(&client, report, target).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_namespace_slash_scan() {
+        assert_eq!(
+            parse_target("apps/busybox").ok(),
+            Some(("apps".into(), "busybox".into()))
+        );
+        for bad in ["busybox", "/busybox", "apps/", "a/b/c", ""] {
+            let error = parse_target(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("is not NAMESPACE/SCAN"), "{bad}: {error}");
+        }
+    }
+}
