@@ -849,3 +849,65 @@ fn restarts_adopt_the_job_and_failed_jobs_are_errors_then_retried() {
     assert_eq!(completed["cveCount"]["total"], 15);
     assert_eq!(jobs(&env, "flaky").len(), 2);
 }
+
+#[test]
+fn rescans_on_schedule_and_suspended_scans_start_nothing() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+
+    let mut suspended = image_scan(&ns, "suspended", Some("grype"));
+    suspended["spec"]["suspend"] = json!(true);
+    apply(&ns, &suspended);
+
+    let mut scheduled = image_scan(&ns, "scheduled", Some("grype"));
+    scheduled["spec"]["rescanInterval"] = json!("4s");
+    scheduled["spec"]
+        .as_object_mut()
+        .map(|s| s.remove("scanPolicy"));
+    apply(&ns, &scheduled);
+    let first = wait_for(
+        "the first scan Job",
+        || jobs(&env, "scheduled").into_iter().next(),
+        || env.logs(),
+    );
+    upload_report(&env, "scheduled");
+    complete_job(&env, first["metadata"]["name"].as_str().unwrap_or_default());
+    let completed = wait_phase(&env, "scheduled", "Completed");
+    let scanned_at = completed["scannedAt"].clone();
+
+    // After the interval: a new Job, the old report gone, scannedAt kept while it runs.
+    let both = wait_for(
+        "the rescan Job",
+        || Some(jobs(&env, "scheduled")).filter(|j| j.len() == 2),
+        || format!("{:#}\n{}", status(&env, "scheduled"), env.logs()),
+    );
+    let rescanning = wait_phase(&env, "scheduled", "Scanning");
+    assert_eq!(rescanning["scannedAt"], scanned_at);
+    assert!(
+        get_json(&ns, &["configmap", "scheduled-report"]).is_none(),
+        "the old report is deleted when the rescan starts"
+    );
+    let second = both
+        .iter()
+        .map(|j| {
+            j["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .find(|n| Some(n.as_str()) != first["metadata"]["name"].as_str())
+        .unwrap_or_default();
+    std::thread::sleep(Duration::from_secs(1));
+    upload_report(&env, "scheduled");
+    complete_job(&env, &second);
+    let rescanned = wait_phase(&env, "scheduled", "Completed");
+    assert_ne!(rescanned["scannedAt"], scanned_at);
+
+    // Suspended from the start: no Job, Pending.
+    assert!(jobs(&env, "suspended").is_empty());
+    assert_eq!(status(&env, "suspended")["phase"], "Pending");
+}
