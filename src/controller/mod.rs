@@ -58,8 +58,30 @@ pub enum Error {
     Connect(#[source] kube::Error),
     #[error(transparent)]
     Report(#[from] crate::report::Error),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
+    #[error("cannot read the metadata store CA file {path}: {cause}")]
+    CaFile {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("the metadata store CA file {path} holds no usable PEM certificate")]
+    NoCertificate { path: std::path::PathBuf },
+    #[error("cannot build the metadata store client: {0}")]
+    Client(String),
+    #[error("cannot read the metadata store token file {path}: {cause}")]
+    TokenFile {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("POST {url} failed: {cause}")]
+    Request { url: String, cause: String },
+    #[error("POST {url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("POST {url} answered without a JSON {{\"url\": ...}} body: {cause}")]
+    Answer { url: String, cause: String },
     #[error("{0:?} is not NAMESPACE/SCAN")]
     Target(String),
     #[error("there is no ImageScan or SourceScan {namespace}/{name}")]

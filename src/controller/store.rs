@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Error;
 use crate::report::Report;
 
 /// The path reports are posted to, under the store's base URL.
@@ -33,36 +34,6 @@ pub const REPORTS_PATH: &str = "/api/v1/reports";
 
 /// How long one send may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot read the metadata store CA file {path}: {cause}")]
-    CaFile {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("the metadata store CA file {path} holds no usable PEM certificate")]
-    NoCertificate { path: PathBuf },
-    #[error("cannot build the metadata store client: {0}")]
-    Client(String),
-    #[error("cannot read the metadata store token file {path}: {cause}")]
-    TokenFile {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot encode the report: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error("POST {url} failed: {cause}")]
-    Request { url: String, cause: String },
-    #[error("POST {url} answered {status}: {body}")]
-    Status {
-        url: String,
-        status: u16,
-        body: String,
-    },
-    #[error("POST {url} answered without a JSON {{\"url\": ...}} body: {cause}")]
-    Answer { url: String, cause: String },
-}
 
 /// The scan a report is sent for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,15 +63,13 @@ impl MetadataStore {
         base_url: &str,
         token_file: Option<PathBuf>,
         ca_file: Option<PathBuf>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, Error> {
         let builder = reqwest::Client::builder().timeout(SEND_TIMEOUT);
         let builder = match &ca_file {
             Some(path) => builder.tls_backend_preconfigured(tls_config(path)?),
             None => builder,
         };
-        let client = builder
-            .build()
-            .map_err(|e| StoreError::Client(e.to_string()))?;
+        let client = builder.build().map_err(|e| Error::Client(e.to_string()))?;
         Ok(MetadataStore {
             endpoint: format!("{}{REPORTS_PATH}", base_url.trim_end_matches('/')),
             token_file,
@@ -114,7 +83,7 @@ impl MetadataStore {
     }
 
     /// Sends a report; returns the URL the store keeps it at.
-    pub async fn send(&self, scan: &ScanIdentity, report: &Report) -> Result<String, StoreError> {
+    pub async fn send(&self, scan: &ScanIdentity, report: &Report) -> Result<String, Error> {
         let body = serde_json::to_vec(report)?;
         let mut request = self
             .client
@@ -127,30 +96,30 @@ impl MetadataStore {
             .header("X-Scangate-Scan-Uid", scan.uid.clone())
             .body(body);
         if let Some(path) = &self.token_file {
-            let token = std::fs::read_to_string(path).map_err(|cause| StoreError::TokenFile {
+            let token = std::fs::read_to_string(path).map_err(|cause| Error::TokenFile {
                 path: path.clone(),
                 cause,
             })?;
             request = request.bearer_auth(token.trim());
         }
         let url = self.endpoint.clone();
-        let response = request.send().await.map_err(|e| StoreError::Request {
+        let response = request.send().await.map_err(|e| Error::Request {
             url: url.clone(),
             cause: error_chain(&e),
         })?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| StoreError::Request {
+        let text = response.text().await.map_err(|e| Error::Request {
             url: url.clone(),
             cause: error_chain(&e),
         })?;
         if !status.is_success() {
-            return Err(StoreError::Status {
+            return Err(Error::Status {
                 url,
                 status: status.as_u16(),
                 body: text.chars().take(300).collect(),
             });
         }
-        let answer: Answer = serde_json::from_str(&text).map_err(|e| StoreError::Answer {
+        let answer: Answer = serde_json::from_str(&text).map_err(|e| Error::Answer {
             url: url.clone(),
             cause: e.to_string(),
         })?;
@@ -171,8 +140,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A rustls client config trusting the CA certificates of a PEM file.
-fn tls_config(path: &PathBuf) -> Result<rustls::ClientConfig, StoreError> {
-    let pem = std::fs::read(path).map_err(|cause| StoreError::CaFile {
+fn tls_config(path: &PathBuf) -> Result<rustls::ClientConfig, Error> {
+    let pem = std::fs::read(path).map_err(|cause| Error::CaFile {
         path: path.clone(),
         cause,
     })?;
@@ -181,13 +150,13 @@ fn tls_config(path: &PathBuf) -> Result<rustls::ClientConfig, StoreError> {
         let _ = roots.add(cert);
     }
     if roots.is_empty() {
-        return Err(StoreError::NoCertificate { path: path.clone() });
+        return Err(Error::NoCertificate { path: path.clone() });
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| StoreError::Client(e.to_string()))?
+    .map_err(|e| Error::Client(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(config)
