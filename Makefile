@@ -4,7 +4,18 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build test unit-test lint fmt crds crds-check tools
+.PHONY: all build demo test unit-test e2e bench lint fmt crds certs tools
+
+# The local control plane picks free ports, so it never collides with another cluster here.
+export CONTROLPLANE_APISERVER_PORT ?= 0
+export CONTROLPLANE_ETCD_CLIENT_PORT ?= 0
+export CONTROLPLANE_ETCD_PEER_PORT ?= 0
+
+include tests/controlplane/controlplane.mk
+
+## demo: the README's first command: a local cluster, scangate, a vulnerable deployment denied.
+demo: build controlplane-build
+	bash scripts/demo.sh
 
 all: build
 
@@ -17,18 +28,38 @@ tools:
 	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
-## unit-test: unit, property and integration tests that need no cluster.
+## unit-test: unit, property and integration tests that need no cluster (e2e tests skip).
 unit-test:
 	$(CARGO) test --locked
 
-## test: every test.
-test: unit-test
+## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
+test:
+	$(CARGO) test --locked --no-run
+	$(MAKE) --no-print-directory controlplane
+	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
+	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
+
+## e2e: only the end-to-end tests, on a fresh local control plane.
+e2e:
+	$(MAKE) --no-print-directory controlplane
+	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
+	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
+
+## bench: load the webhook (10,000 scans) and a bare axum+rustls server with wrk; print both.
+bench:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(CARGO) bench --locked --bench admission
+
+## certs: a local CA and serving certificate in certs/local (for the demo and manual runs).
+certs: build
+	$(BIN) certs --out-dir certs/local
 
 ## lint: formatting, clippy with warnings as errors, and CRD drift.
 lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## crds: regenerate deploy/crds from the Rust types.
+## crds: regenerate deploy/crds and deploy/core/webhooks.yaml from the Rust code.
 crds: build
 	$(BIN) crds > deploy/crds/scanning.scangate.dev.yaml
+	$(BIN) webhook-config > deploy/core/webhooks.yaml

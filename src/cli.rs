@@ -19,7 +19,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,scangate=debug`).
-    #[arg(long, env = "SCANGATE_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "SCANGATE_LOG",
+        default_value = "info,rustls=error",
+        global = true
+    )]
     pub log_filter: String,
     /// Log format.
     #[arg(long, env = "SCANGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -49,6 +54,40 @@ pub enum Command {
     Crds,
     /// Create a local CA and a serving certificate for development and tests.
     Certs(CertsArgs),
+    /// Print the webhook configurations (validating and mutating) as YAML.
+    WebhookConfig(WebhookConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookConfigArgs {
+    /// Send reviews to this base URL (e.g. https://127.0.0.1:8443 for a webhook on loopback).
+    #[arg(long, env = "SCANGATE_WEBHOOK_URL", conflicts_with = "service")]
+    pub url: Option<String>,
+    /// Send reviews to this Service, as NAMESPACE/NAME (port 443).
+    #[arg(
+        long,
+        env = "SCANGATE_WEBHOOK_SERVICE",
+        default_value = "scangate-system/scangate-webhook"
+    )]
+    pub service: String,
+    /// PEM CA bundle that signed the webhook's certificate.
+    #[arg(long, env = "SCANGATE_WEBHOOK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Without --ca-file: the cert-manager Certificate (NAMESPACE/NAME) whose CA is injected.
+    #[arg(
+        long,
+        env = "SCANGATE_WEBHOOK_CERTIFICATE",
+        default_value = "scangate-system/scangate-webhook"
+    )]
+    pub certificate: String,
+    /// Namespaces the webhooks never apply to.
+    #[arg(
+        long,
+        env = "SCANGATE_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system,scangate-system"
+    )]
+    pub exclude_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,3 +16,4 @@ pub mod index;
 pub mod policy;
 pub mod report;
 pub mod server;
+pub mod webhooks;

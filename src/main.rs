@@ -5,6 +5,7 @@ use clap::Parser;
 use scangate::admission::config::AdmissionConfig;
 use scangate::api::Phase;
 use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat, PolicyCommand};
+use scangate::webhooks;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -59,6 +60,38 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Phase::Failed => ExitCode::from(EXIT_VIOLATED),
                 _ => ExitCode::from(2),
             })
+        }
+        Command::WebhookConfig(args) => {
+            let ca = match &args.ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("cannot read the CA file {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let target = match &args.url {
+                Some(url) => webhooks::Target::Url(url),
+                None => {
+                    let (namespace, name) = args.service.split_once('/').with_context(|| {
+                        format!("--service {:?} must be NAMESPACE/NAME", args.service)
+                    })?;
+                    webhooks::Target::Service { namespace, name }
+                }
+            };
+            let excluded: Vec<&str> = args.exclude_namespaces.iter().map(String::as_str).collect();
+            let ca = match &ca {
+                Some(pem) => webhooks::Ca::Bundle(pem),
+                None => webhooks::Ca::CertManager(&args.certificate),
+            };
+            let yaml = webhooks::configurations_yaml(
+                webhooks::NAME,
+                &target,
+                &webhooks::Namespaces::Except(&excluded),
+                &ca,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot render the webhook configurations: {e}"))?;
+            print!("{yaml}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Certs(args) => {
             let hosts: Vec<String> = if args.hosts.is_empty() {

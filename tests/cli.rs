@@ -29,6 +29,16 @@ fn crds_prints_the_checked_in_crds() {
 }
 
 #[test]
+fn webhook_config_prints_the_checked_in_configurations() {
+    let out = scangate(&["webhook-config"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out) == include_str!("../deploy/core/webhooks.yaml"),
+        "deploy/core/webhooks.yaml is out of date: run `make crds` and commit the result"
+    );
+}
+
+#[test]
 fn check_denies_the_vulnerable_deployment_with_the_design_message() {
     let out = scangate(&[
         "check",

@@ -395,4 +395,68 @@ mod tests {
                 .contains("status.cveCount.high is -2")
         );
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                "\\PC{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        const PATHS: [&str; 8] = [
+            "/request/object",
+            "/request/object/spec",
+            "/request/object/spec/containers",
+            "/request/object/spec/containers/0",
+            "/request/object/spec/containers/0/image",
+            "/request/kind",
+            "/request/operation",
+            "/request/oldObject",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = decode(&bytes);
+            }
+
+            #[test]
+            fn mutated_reviews_are_answered(path in 0..PATHS.len(), value in json_value()) {
+                let mut review_json = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                    "request": pod_request("CREATE", &["a:1"], Some(&["b:1"]))});
+                if let Some(slot) = review_json.pointer_mut(PATHS[path]) {
+                    *slot = value;
+                }
+                let body = serde_json::to_vec(&review_json).unwrap_or_default();
+                match decode(&body) {
+                    Ok(req) => {
+                        let config = AdmissionConfig::default();
+                        let index = ScanIndex::default();
+                        let (response, _) = review_workload(&req, &ctx(&config, &index));
+                        prop_assert_eq!(response.uid, "u-1");
+                        let _ = review_status(&req, Timestamp::UNIX_EPOCH);
+                    }
+                    Err(rejection) => {
+                        let answer = serde_json::to_value(rejection.into_review()).unwrap_or_default();
+                        prop_assert_eq!(&answer["response"]["allowed"], &json!(false));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 //! Support shared by the integration tests.
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod cluster;
 pub mod webhook;

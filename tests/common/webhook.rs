@@ -74,6 +74,16 @@ pub struct Webhook {
 impl Webhook {
     /// Starts the webhook with `args` added, and waits until `/readyz` answers 200.
     pub fn start(workdir: &Path, tls_dir: &Path, args: &[&str]) -> Webhook {
+        Self::start_with_env(workdir, tls_dir, args, &[])
+    }
+
+    /// Like [`Webhook::start`], with environment variables set (e.g. KUBECONFIG).
+    pub fn start_with_env(
+        workdir: &Path,
+        tls_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Webhook {
         let port = free_port();
         let admin_port = free_port();
         let log = workdir.join(format!("webhook-{port}.log"));
@@ -93,6 +103,7 @@ impl Webhook {
                 "100ms",
             ])
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(Stdio::null())
             .stderr(log_file)

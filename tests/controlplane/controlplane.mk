@@ -11,6 +11,9 @@
 #      CONTROLPLANE_READY_TIMEOUT (seconds, 180), CONTROLPLANE_GO (go binary),
 #      CONTROLPLANE_GO_BUILD_FLAGS (-p=2).
 
+# Don't let the file targets below become the including Makefile's default goal.
+_controlplane_default_goal := $(.DEFAULT_GOAL)
+
 CONTROLPLANE_DIR ?= target/controlplane
 CONTROLPLANE_SRC := tests/controlplane
 CONTROLPLANE_BIN := $(CONTROLPLANE_DIR)/bin/controlplane
@@ -54,3 +57,5 @@ controlplane-stop:
 
 controlplane-status:
 	@CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh --status
+
+.DEFAULT_GOAL := $(_controlplane_default_goal)

@@ -118,6 +118,9 @@ func main() {
 
 func parseFlags() *config {
 	c := &config{}
+	// Own FlagSet: imported Kubernetes packages register many flags on
+	// flag.CommandLine that mean nothing here.
+	flag := flag.NewFlagSet("controlplane", flag.ExitOnError)
 	flag.StringVar(&c.dir, "dir", envOr("CONTROLPLANE_DIR", "target/controlplane"),
 		"state directory: kubeconfig, pid files and logs; its data/ subdirectory (etcd, pki) is wiped on start [$CONTROLPLANE_DIR]")
 	flag.IntVar(&c.apiserverPort, "apiserver-port", envInt("CONTROLPLANE_APISERVER_PORT", 6443),
@@ -133,7 +136,7 @@ func parseFlags() *config {
 	flag.BoolVar(&c.setsid, "setsid", false, "start a new session (detach from the terminal's process group); used by start.sh")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "give up if etcd or the apiserver is not ready within this time")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for each component to stop on SIGTERM/SIGINT")
-	flag.Parse()
+	_ = flag.Parse(os.Args[1:])
 	c.apiserverArgs = append(strings.Fields(os.Getenv("CONTROLPLANE_APISERVER_ARGS")), c.apiserverArgs...)
 	c.cmArgs = append(strings.Fields(os.Getenv("CONTROLPLANE_CONTROLLER_MANAGER_ARGS")), c.cmArgs...)
 	return c
@@ -180,7 +183,7 @@ func run() error {
 	if err := os.RemoveAll(dataDir); err != nil {
 		return fmt.Errorf("wiping %s: %w", dataDir, err)
 	}
-	for _, f := range []string{kubeconfig, filepath.Join(dir, "env"), cmPidFile} {
+	for _, f := range []string{kubeconfig, filepath.Join(dir, "env"), cmPidFile, filepath.Join(dir, "etcd.log")} {
 		_ = os.Remove(f)
 	}
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -369,6 +372,8 @@ func startEtcd(c *config, dataDir, logFile string) (*embed.Etcd, error) {
 	cfg.ListenMetricsUrls = nil
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
 	cfg.LogLevel = "warn"
+	// embed.NewConfig leaves this 0, which logs every request as "expensive".
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cfg.LogOutputs = []string{logFile}
 	return embed.StartEtcd(cfg)
 }

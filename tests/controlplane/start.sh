@@ -24,7 +24,7 @@ mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 LOG=$DIR/controlplane.log
 KUBECONFIG_PATH=$DIR/kubeconfig
-rm -f "$DIR/controlplane.pid" "$KUBECONFIG_PATH"
+rm -f "$DIR/controlplane.pid" "$KUBECONFIG_PATH" "$DIR/controller-manager.log" "$DIR/etcd.log"
 
 start=${EPOCHREALTIME/./}
 "$DIR/bin/controlplane" --dir "$DIR" --setsid --ready-timeout "${TIMEOUT}s" </dev/null >"$LOG" 2>&1 &

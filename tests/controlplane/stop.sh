@@ -21,6 +21,8 @@ ours() {
   arg0=$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n1)
   [ "$(basename -- "$arg0")" = controlplane ]
 }
+# alive PID: the process exists and is not a zombie.
+alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 readpid() { [ -f "$1" ] && tr -dc '0-9' <"$1"; }
 
 main_pid=$(readpid "$MAIN_PID_FILE")
@@ -42,7 +44,7 @@ stop_pid() {
   ours "$pid" || return 0
   kill -TERM "$pid" 2>/dev/null
   for ((i = 0; i < secs * 10; i++)); do
-    ours "$pid" || { echo "controlplane: stopped $name (pid $pid)"; return 0; }
+    alive "$pid" || { echo "controlplane: stopped $name (pid $pid)"; return 0; }
     sleep 0.1
   done
   echo "controlplane: $name (pid $pid) still running after ${secs}s, killing it" >&2

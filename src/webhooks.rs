@@ -1,0 +1,270 @@
+//! The ValidatingWebhookConfiguration and MutatingWebhookConfiguration that route requests to
+//! the webhook: one definition of the rules, for the cluster install (a Service, CA injected by
+//! cert-manager) and for a webhook on loopback (a URL and the local CA).
+//!
+//! Choices, and why:
+//! - `failurePolicy: Fail` everywhere: scangate is an enforcement point, and failing open would
+//!   let any image in whenever the webhook is unreachable. Its own namespace and kube-system
+//!   are excluded, so scangate and the control plane can always start.
+//! - `timeoutSeconds`: 5 for workloads (decisions are in-memory lookups, well under a
+//!   millisecond; 5 s only covers a slow network), 10 for scanning objects (a ScanPolicy is
+//!   compiled and run on sample reports, each run bounded at 1 s), 5 for status.
+//! - `sideEffects: None`: the webhook only decides; dry-run requests are answered the same.
+//! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use serde_json::{Value, json};
+
+/// Where the apiserver sends reviews.
+pub enum Target<'a> {
+    /// A Service in the cluster: `namespace/name`, port 443.
+    Service { namespace: &'a str, name: &'a str },
+    /// A URL, e.g. `https://127.0.0.1:8443` for a webhook on loopback.
+    Url(&'a str),
+}
+
+/// Which namespaces the webhooks apply to.
+pub enum Namespaces<'a> {
+    /// Every namespace but these (kube-system and scangate's own, in an install).
+    Except(&'a [&'a str]),
+    /// Only namespaces with this label (for tests sharing a cluster).
+    Labelled { key: &'a str, value: &'a str },
+}
+
+/// The name prefix of both configurations and of each webhook.
+pub const NAME: &str = "scangate";
+
+fn client_config(target: &Target<'_>, path: &str, ca_bundle: Option<&[u8]>) -> Value {
+    let mut config = match target {
+        Target::Service { namespace, name } => {
+            json!({"service": {"namespace": namespace, "name": name, "path": path, "port": 443}})
+        }
+        Target::Url(base) => json!({"url": format!("{}{path}", base.trim_end_matches('/'))}),
+    };
+    if let Some(ca) = ca_bundle {
+        config["caBundle"] = json!(ByteString(ca.to_vec()));
+    }
+    config
+}
+
+fn namespace_selector(namespaces: &Namespaces<'_>) -> Value {
+    match namespaces {
+        Namespaces::Except(names) => json!({"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": names}
+        ]}),
+        Namespaces::Labelled { key, value } => json!({"matchLabels": {*key: *value}}),
+    }
+}
+
+fn webhook(
+    name: &str,
+    path: &str,
+    rules: Value,
+    timeout: i32,
+    target: &Target<'_>,
+    namespaces: &Namespaces<'_>,
+    ca_bundle: Option<&[u8]>,
+) -> Value {
+    json!({
+        "name": format!("{name}.scangate.dev"),
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": client_config(target, path, ca_bundle),
+        "rules": rules,
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "timeoutSeconds": timeout,
+        "namespaceSelector": namespace_selector(namespaces),
+    })
+}
+
+/// Where the CA bundle comes from.
+pub enum Ca<'a> {
+    /// PEM bytes, written into `caBundle`.
+    Bundle(&'a [u8]),
+    /// cert-manager's CA injector fills `caBundle` from this Certificate (`namespace/name`).
+    CertManager(&'a str),
+}
+
+/// Both configurations, named `name` (normally [`NAME`]).
+pub fn configurations(
+    name: &str,
+    target: &Target<'_>,
+    namespaces: &Namespaces<'_>,
+    ca: &Ca<'_>,
+) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration), serde_json::Error> {
+    let (ca_bundle, annotations) = match ca {
+        Ca::Bundle(pem) => (Some(*pem), json!({})),
+        Ca::CertManager(certificate) => {
+            (None, json!({"cert-manager.io/inject-ca-from": certificate}))
+        }
+    };
+    let metadata = json!({"name": name, "labels": {"app.kubernetes.io/name": "scangate"}, "annotations": annotations});
+    let create_update = json!(["CREATE", "UPDATE"]);
+    let workloads = json!([
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": create_update,
+         "resources": ["pods", "pods/ephemeralcontainers", "replicationcontrollers"], "scope": "Namespaced"},
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": create_update,
+         "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"], "scope": "Namespaced"},
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": create_update,
+         "resources": ["jobs", "cronjobs"], "scope": "Namespaced"},
+    ]);
+    let scanning = json!([
+        {"apiGroups": [crate::api::GROUP], "apiVersions": [crate::api::VERSION], "operations": create_update,
+         "resources": ["imagescans", "sourcescans", "scantemplates", "scanpolicies", "scanexceptions"],
+         "scope": "Namespaced"},
+    ]);
+    let status = json!([
+        {"apiGroups": [crate::api::GROUP], "apiVersions": [crate::api::VERSION], "operations": ["UPDATE"],
+         "resources": ["imagescans/status", "sourcescans/status"], "scope": "Namespaced"},
+    ]);
+    let validating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": metadata,
+        "webhooks": [
+            webhook("workloads", "/validate/workloads", workloads, 5, target, namespaces, ca_bundle),
+            webhook("scanning", "/validate/scanning", scanning, 10, target, namespaces, ca_bundle),
+        ],
+    });
+    let mut status_webhook = webhook(
+        "scan-status",
+        "/mutate/scan-status",
+        status,
+        5,
+        target,
+        namespaces,
+        ca_bundle,
+    );
+    status_webhook["reinvocationPolicy"] = json!("Never");
+    let mutating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": metadata,
+        "webhooks": [status_webhook],
+    });
+    Ok((
+        serde_json::from_value(validating)?,
+        serde_json::from_value(mutating)?,
+    ))
+}
+
+/// Both configurations as one YAML stream.
+pub fn configurations_yaml(
+    name: &str,
+    target: &Target<'_>,
+    namespaces: &Namespaces<'_>,
+    ca: &Ca<'_>,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let (validating, mutating) = configurations(name, target, namespaces, ca)?;
+    Ok(format!(
+        "---\n{}---\n{}",
+        serde_yaml::to_string(&validating)?,
+        serde_yaml::to_string(&mutating)?
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_every_workload_kind_and_subresource() {
+        let (validating, mutating) = configurations(
+            NAME,
+            &Target::Url("https://127.0.0.1:8443/"),
+            &Namespaces::Except(&["kube-system", "scangate-system"]),
+            &Ca::Bundle(b"CA"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let webhooks = validating.webhooks.unwrap_or_default();
+        let workloads = &webhooks[0];
+        assert_eq!(
+            workloads.client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/validate/workloads")
+        );
+        assert_eq!(
+            workloads.client_config.ca_bundle,
+            Some(ByteString(b"CA".to_vec()))
+        );
+        assert_eq!(workloads.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(workloads.side_effects, "None");
+        let resources: Vec<String> = workloads
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|r| r.resources.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            resources,
+            [
+                "pods",
+                "pods/ephemeralcontainers",
+                "replicationcontrollers",
+                "deployments",
+                "replicasets",
+                "statefulsets",
+                "daemonsets",
+                "jobs",
+                "cronjobs"
+            ]
+        );
+        let excluded = workloads
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_expressions.clone())
+            .unwrap_or_default();
+        assert_eq!(excluded[0].operator, "NotIn");
+        assert_eq!(
+            excluded[0].values,
+            Some(vec![
+                "kube-system".to_string(),
+                "scangate-system".to_string()
+            ])
+        );
+        assert_eq!(
+            webhooks[1].client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/validate/scanning")
+        );
+        let status = &mutating.webhooks.unwrap_or_default()[0];
+        assert_eq!(
+            status.client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/mutate/scan-status")
+        );
+        let status_resources = status.rules.clone().unwrap_or_default()[0]
+            .resources
+            .clone();
+        assert_eq!(
+            status_resources,
+            Some(vec![
+                "imagescans/status".to_string(),
+                "sourcescans/status".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn service_targets() {
+        let yaml = configurations_yaml(
+            NAME,
+            &Target::Service {
+                namespace: "scangate-system",
+                name: "scangate-webhook",
+            },
+            &Namespaces::Labelled {
+                key: "e2e",
+                value: "1",
+            },
+            &Ca::CertManager("scangate-system/scangate-webhook"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(yaml.contains("cert-manager.io/inject-ca-from: scangate-system/scangate-webhook"));
+        assert!(yaml.contains("namespace: scangate-system"));
+        assert!(yaml.contains("path: /validate/workloads"));
+        assert!(yaml.contains("e2e: '1'"), "{yaml}");
+        assert!(!yaml.contains("caBundle"));
+    }
+}

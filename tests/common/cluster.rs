@@ -1,0 +1,239 @@
+//! End-to-end support: the local control plane started by `make controlplane`
+//! (tests/controlplane/), reached through its kubeconfig and its own kubectl.
+//!
+//! E2E tests run when `SCANGATE_E2E=1`; then an unreachable control plane fails the test
+//! loudly. Without it they return at once, saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cluster, when e2e tests are enabled; `None` (after saying why) otherwise.
+pub fn cluster() -> Option<&'static Cluster> {
+    if std::env::var("SCANGATE_E2E").as_deref() != Ok("1") {
+        eprintln!(
+            "skipping: set SCANGATE_E2E=1 and run `make controlplane` (or `make test`) for end-to-end tests"
+        );
+        return None;
+    }
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    Some(CLUSTER.get_or_init(|| {
+        let dir = std::env::var_os("SCANGATE_CONTROLPLANE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target/controlplane"));
+        let cluster = Cluster {
+            kubeconfig: dir.join("kubeconfig"),
+            kubectl: dir.join("bin/kubectl"),
+        };
+        let ready = cluster.kubectl(&["get", "--raw", "/readyz"]);
+        assert!(
+            ready.status.success(),
+            "SCANGATE_E2E=1 but the control plane at {} is not reachable (run `make controlplane`): {}",
+            cluster.kubeconfig.display(),
+            String::from_utf8_lossy(&ready.stderr)
+        );
+        cluster.apply_crds();
+        cluster.apply_rbac();
+        cluster
+    }))
+}
+
+impl Cluster {
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_in(args, None)
+    }
+
+    /// Runs kubectl with `stdin` as standard input.
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(repo())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.kubectl.display()));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes())
+                .expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl and returns its standard output, failing the test if it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f -` of `yaml`; returns the whole output.
+    pub fn apply(&self, yaml: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        self.kubectl_in(&args, Some(yaml))
+    }
+
+    fn apply_crds(&self) {
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            "deploy/crds/",
+        ]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/imagescans.scanning.scangate.dev",
+            "crd/sourcescans.scanning.scangate.dev",
+            "crd/scantemplates.scanning.scangate.dev",
+            "crd/scanpolicies.scanning.scangate.dev",
+            "crd/scanexceptions.scanning.scangate.dev",
+        ]);
+    }
+
+    /// scangate's namespace, ServiceAccounts and RBAC, as `deploy/core` installs them, so
+    /// tests can run scangate under its own identities.
+    fn apply_rbac(&self) {
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "deploy/core/namespace.yaml",
+        ]);
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "deploy/core/rbac.yaml",
+        ]);
+    }
+
+    /// A kubeconfig that acts as ServiceAccount `scangate-system/<name>` (impersonation), so
+    /// whatever runs with it has exactly that ServiceAccount's RBAC.
+    pub fn kubeconfig_as(&self, service_account: &str) -> PathBuf {
+        let path = self
+            .kubeconfig
+            .with_file_name(format!("kubeconfig-as-{service_account}"));
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+        let user = format!("system:serviceaccount:scangate-system:{service_account}");
+        if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
+            for entry in users {
+                if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
+                    map.insert("as".into(), user.clone().into());
+                }
+            }
+        }
+        std::fs::write(&path, serde_yaml::to_string(&config).expect("kubeconfig"))
+            .expect("write kubeconfig");
+        path
+    }
+
+    /// A fresh namespace, deleted when the returned guard drops.
+    pub fn namespace(&'static self, prefix: &str, labels: &[(&str, &str)]) -> TestNamespace {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let labels: String = labels
+            .iter()
+            .map(|(k, v)| format!("\n    {k}: \"{v}\""))
+            .collect();
+        let yaml = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:{}\n",
+            if labels.is_empty() {
+                " {}".to_string()
+            } else {
+                labels
+            }
+        );
+        let out = self.apply(&yaml, &[]);
+        assert!(
+            out.status.success(),
+            "create namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestNamespace {
+            cluster: self,
+            name,
+        }
+    }
+
+    /// Polls `check` until it returns Some, or fails after `timeout` with `what`.
+    pub fn eventually<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+pub struct TestNamespace {
+    cluster: &'static Cluster,
+    pub name: String,
+}
+
+impl TestNamespace {
+    /// kubectl with `-n <namespace>` added.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        self.cluster.kubectl(&all)
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        self.cluster.kubectl_ok(&all)
+    }
+
+    pub fn apply(&self, yaml: &str) -> Output {
+        self.cluster.apply(yaml, &["-n", &self.name])
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
