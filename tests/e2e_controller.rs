@@ -911,3 +911,68 @@ fn rescans_on_schedule_and_suspended_scans_start_nothing() {
     assert!(jobs(&env, "suspended").is_empty());
     assert_eq!(status(&env, "suspended")["phase"], "Pending");
 }
+
+#[test]
+fn source_scans_pass_the_repository_to_the_job_and_report_the_revision() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    apply(
+        &ns,
+        &json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "SourceScan",
+            "metadata": {"name": "repo", "namespace": ns},
+            "spec": {
+                "git": {"url": "git@github.com:org/repo.git", "revision": "v1.2.3", "sshKeySecret": "deploy-key"},
+                "scanTemplate": "grype",
+            },
+        }),
+    );
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "repo").into_iter().next(),
+        || env.logs(),
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "SourceScan");
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env_of = |name: &str| {
+        container["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == name))
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(
+        env_of("SCAN_GIT_URL"),
+        Some(json!("git@github.com:org/repo.git"))
+    );
+    assert_eq!(env_of("SCAN_GIT_REVISION"), Some(json!("v1.2.3")));
+    assert_eq!(
+        env_of("SCAN_GIT_SSH_KEY"),
+        Some(json!("/etc/scangate/git/ssh-privatekey"))
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "deploy-key");
+    assert_eq!(container["volumeMounts"][0]["readOnly"], true);
+
+    upload_report(&env, "repo");
+    complete_job(&env, job["metadata"]["name"].as_str().unwrap_or_default());
+    let source_status = || {
+        get_json(&ns, &["sourcescan", "repo"])
+            .map(|s| s["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let completed = wait_for(
+        "SourceScan repo to be Completed",
+        || Some(source_status()).filter(|s| s["phase"] == "Completed"),
+        || format!("{:#}\n{}", source_status(), env.logs()),
+    );
+    assert_eq!(
+        completed["artifact"]["git"],
+        json!({"url": "git@github.com:org/repo.git", "revision": "v1.2.3"})
+    );
+    assert_eq!(completed["cveCount"]["total"], 15);
+}
