@@ -707,6 +707,22 @@ fn missing_templates_are_errors_and_pushed_reports_finish_scans() {
     apply(&ns, &nope);
     wait_phase(&env, "no-template", "Scanning");
 
+    // A template the apiserver refuses as a Job: the scan shows why.
+    let mut always = template(&ns);
+    always["metadata"]["name"] = json!("always");
+    always["spec"]["template"]["restartPolicy"] = json!("Always");
+    apply(&ns, &always);
+    apply(&ns, &image_scan(&ns, "invalid-job", Some("always")));
+    let invalid = wait_phase(&env, "invalid-job", "Error");
+    let cause = condition(&invalid, "Succeeded")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cause.contains("cannot create the scan Job") && cause.contains("restartPolicy"),
+        "{cause}"
+    );
+
     // Without a template, a pushed report finishes the scan.
     apply(&ns, &image_scan(&ns, "pushed", None));
     std::thread::sleep(Duration::from_secs(1));

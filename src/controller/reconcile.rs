@@ -158,7 +158,16 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                         JobAction::Create(key) => {
                             // A new scan: the old report must not pass for its result.
                             if report.take().is_some() {
-                                delete_ignoring_missing(&config_maps, &report_name).await?;
+                                match delete_ignoring_missing(&config_maps, &report_name).await {
+                                    Err(Error::Kube(kube::Error::Api(status)))
+                                        if status.code == 403 =>
+                                    {
+                                        // The new report will overwrite it; without `delete` on
+                                        // ConfigMaps, a Job that stores none is not told apart.
+                                        tracing::warn!(error = %status.message, "cannot delete the previous report before rescanning");
+                                    }
+                                    other => other?,
+                                }
                             }
                             for old in owned
                                 .iter()
@@ -168,16 +177,23 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                             }
                             let job =
                                 build_job(scan, &template.spec.template, &key, settings.job_ttl);
-                            let job = create_or_adopt(&jobs, &job, &uid).await?;
-                            ctx.metrics
-                                .jobs_created
-                                .get_or_create(&super::metrics::KindLabels {
-                                    kind: K::kind(&()).into_owned(),
-                                })
-                                .inc();
-                            tracing::info!(job = %job.name_any(), attempt = key.attempt, "scan job started");
-                            let summary = JobSummary::from_job(&job);
-                            state_from_job(&summary.state, None, &report_name)
+                            match create_or_adopt(&jobs, &job, &uid).await? {
+                                Ok(job) => {
+                                    ctx.metrics
+                                        .jobs_created
+                                        .get_or_create(&super::metrics::KindLabels {
+                                            kind: K::kind(&()).into_owned(),
+                                        })
+                                        .inc();
+                                    tracing::info!(job = %job.name_any(), attempt = key.attempt, "scan job started");
+                                    let summary = JobSummary::from_job(&job);
+                                    state_from_job(&summary.state, None, &report_name)
+                                }
+                                Err(error) => {
+                                    retry_errors = true;
+                                    ScanState::Unrunnable { error }
+                                }
+                            }
                         }
                     }
                 }
@@ -326,15 +342,22 @@ where
 }
 
 /// Creates the Job; when it exists already (a restart, or a lost response), adopts it if it is
-/// the scan's.
-async fn create_or_adopt(api: &Api<Job>, job: &Job, uid: &str) -> Result<Job> {
+/// the scan's. A Job the apiserver refuses (an invalid template, a quota, a policy) is
+/// `Ok(Err(cause))`: the scan shows the cause.
+async fn create_or_adopt(api: &Api<Job>, job: &Job, uid: &str) -> Result<Result<Job, String>> {
     match api.create(&PostParams::default(), job).await {
-        Ok(created) => Ok(created),
+        Ok(created) => Ok(Ok(created)),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+            Ok(Err(format!(
+                "cannot create the scan Job from ScanTemplate: {}",
+                status.message
+            )))
+        }
         Err(kube::Error::Api(status)) if status.is_already_exists() => {
             let name = job.name_any();
             let existing = api.get(&name).await?;
             if existing.owner_references().iter().any(|o| o.uid == uid) {
-                Ok(existing)
+                Ok(Ok(existing))
             } else {
                 Err(Error::JobNotOurs { name })
             }
