@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench lint fmt crds certs tools
+.PHONY: all build demo test unit-test e2e bench lint fmt crds certs deploy-local tools
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -49,6 +49,10 @@ e2e:
 bench:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(CARGO) bench --locked --bench admission
+
+## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
+deploy-local: certs
+	$(BIN) webhook-config --url https://127.0.0.1:18443 --ca-file certs/local/ca.crt > deploy/local/webhooks.yaml
 
 ## certs: a local CA and serving certificate in certs/local (for the demo and manual runs).
 certs: build

@@ -58,9 +58,10 @@ done
 curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { cat "$DEMO/webhook.log"; exit 1; }
 echo "webhook ready (logs: $DEMO/webhook.log)"
 
-say "registering the webhooks with the apiserver (loopback URL, local CA)"
-$BIN webhook-config --url "https://127.0.0.1:$PORT" --ca-file "$DEMO/certs/ca.crt" >"$DEMO/webhooks.yaml"
-run $KUBECTL apply -f "$DEMO/webhooks.yaml"
+say "installing scangate's CRDs, RBAC and webhook configurations (deploy/local: loopback URL, local CA)"
+$BIN webhook-config --url "https://127.0.0.1:$PORT" --ca-file "$DEMO/certs/ca.crt" >deploy/local/webhooks.yaml
+run $KUBECTL apply --server-side -k deploy/local
+$KUBECTL wait --for=condition=Established --timeout=60s crd/imagescans.scanning.scangate.dev >/dev/null
 
 say "the shop namespace, and scans of its images"
 run $KUBECTL apply -f examples/scans/namespaces.yaml

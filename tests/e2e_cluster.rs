@@ -104,7 +104,17 @@ fn printer_columns_show_a_status_set_through_the_subresource() {
 #[test]
 fn explain_describes_the_status() {
     let Some(cluster) = cluster() else { return };
-    let text = cluster.kubectl_ok(&["explain", "imagescan.status.cveCount"]);
+    // The apiserver publishes a new CRD's OpenAPI a few seconds after it is Established.
+    let text = cluster.eventually(
+        "kubectl explain to know ImageScans",
+        Duration::from_secs(60),
+        || {
+            let out = cluster.kubectl(&["explain", "imagescan.status.cveCount"]);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        },
+    );
     for field in ["critical", "high", "medium", "low", "unknown", "total"] {
         assert!(text.contains(field), "{field} missing:\n{text}");
     }

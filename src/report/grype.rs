@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
-use super::normalize::{digest_of, non_blank, or_unknown, package_type_from_grype, unique_urls};
+use super::normalize::{first_digest, non_blank, or_unknown, package_type_from_grype, unique_urls};
 use super::parse::Problem;
 use super::severity::MappedSeverity;
 
@@ -112,19 +112,7 @@ fn unquoted(path: &str) -> &str {
 
 /// The registry digest (`repoDigests[0]`), else the `manifestDigest`.
 fn image_digest(target: &Value) -> Option<String> {
-    let repo_digest = target
-        .get("repoDigests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find_map(digest_of);
-    repo_digest.or_else(|| {
-        target
-            .get("manifestDigest")
-            .and_then(Value::as_str)
-            .and_then(digest_of)
-    })
+    first_digest(target, "repoDigests", "manifestDigest")
 }
 
 fn vulnerability(matched: Match) -> Vulnerability {

@@ -129,6 +129,29 @@ pub(crate) fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
+/// The first well-formed digest among the strings of `object[list]` (repo digests), else the
+/// digest of the string `object[fallback]`.
+pub(crate) fn first_digest(
+    object: &serde_json::Value,
+    list: &str,
+    fallback: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    object
+        .get(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(digest_of)
+        .or_else(|| {
+            object
+                .get(fallback)
+                .and_then(Value::as_str)
+                .and_then(digest_of)
+        })
+}
+
 /// The digest in an image reference or digest string: `repo@sha256:abc` → `sha256:abc`,
 /// `sha256:abc` → itself. `None` when there is no `algorithm:hex` digest.
 pub(crate) fn digest_of(reference: &str) -> Option<String> {

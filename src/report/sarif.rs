@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
 use super::normalize::{
-    digest_of, known_scanner, non_blank, or_unknown, package_type_or_unknown, split_fixed_versions,
-    unique_urls,
+    first_digest, known_scanner, non_blank, or_unknown, package_type_or_unknown,
+    split_fixed_versions, unique_urls,
 };
 use super::parse::Problem;
 use super::severity::{MappedSeverity, Severity};
@@ -137,19 +137,7 @@ fn scanner(driver: &Driver) -> Scanner {
 /// Trivy's run properties: `imageName`, `repoDigests`, `imageID`.
 fn artifact(properties: &Value) -> Artifact {
     let image_name = properties.get("imageName").and_then(Value::as_str);
-    let repo_digest = properties
-        .get("repoDigests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find_map(digest_of);
-    let digest = repo_digest.or_else(|| {
-        properties
-            .get("imageID")
-            .and_then(Value::as_str)
-            .and_then(digest_of)
-    });
+    let digest = first_digest(properties, "repoDigests", "imageID");
     Artifact {
         artifact_type: if image_name.is_some() {
             ArtifactType::Image

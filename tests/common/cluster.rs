@@ -121,14 +121,14 @@ impl Cluster {
             "--server-side",
             "--force-conflicts",
             "-f",
-            "deploy/core/namespace.yaml",
+            "deploy/rbac/namespace.yaml",
         ]);
         self.kubectl_ok(&[
             "apply",
             "--server-side",
             "--force-conflicts",
             "-f",
-            "deploy/core/rbac.yaml",
+            "deploy/rbac/rbac.yaml",
         ]);
     }
 
