@@ -1,5 +1,5 @@
 //! The product end to end: `scangate controller` under its own ServiceAccount's RBAC
-//! (deploy/core/rbac.yaml, by impersonation) and `scangate webhook` enforcing and enriching
+//! (deploy/rbac/rbac.yaml, by impersonation) and `scangate webhook` enforcing and enriching
 //! scan status, on the local control plane. The test plays the scanner (there is no kubelet).
 //! A scan the controller finds violating its policy blocks the image's Deployment; a policy
 //! change lets it through, without a new scan.
