@@ -10,6 +10,7 @@ pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod cmd;
+pub mod controller;
 pub mod image;
 pub mod index;
 pub mod policy;

@@ -33,10 +33,20 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(scangate::server::run_webhook(args))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Controller(_) => not_built("controller"),
+        Command::Controller(args) => {
+            runtime()?.block_on(scangate::controller::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check(args) => check(args),
         Command::Report(args) => match args.to_configmap {
-            Some(_) => not_built("report --to-configmap"),
+            Some(target) => {
+                let report = scangate::cmd::read_report(&args.file)?;
+                let stored = runtime()?.block_on(
+                    scangate::controller::upload::upload_to_cluster(&report, &target),
+                )?;
+                eprintln!("stored the report in ConfigMap {stored}");
+                Ok(ExitCode::SUCCESS)
+            }
             None => {
                 println!("{}", scangate::cmd::report_json(&args.file)?);
                 Ok(ExitCode::SUCCESS)
@@ -135,10 +145,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn not_built(command: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`scangate {command}` is not built yet in this version")
 }
 
 fn init_tracing(log: &LogArgs) -> anyhow::Result<()> {

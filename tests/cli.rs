@@ -229,8 +229,38 @@ fn policy_eval_reads_a_scanpolicy_manifest() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so() {
-    let out = scangate(&["controller"]);
+fn cluster_commands_without_a_cluster_fail_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-kubeconfig");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KUBECONFIG", &missing)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("run scangate")
+    };
+    let out = run(&["controller", "--admin-listen", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not built yet"));
+    assert!(
+        stderr(&out).contains("cannot connect to the Kubernetes API"),
+        "{}",
+        stderr(&out)
+    );
+    let report = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+    let out = run(&["report", report, "--to-configmap", "no-slash"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not NAMESPACE/SCAN"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["report", report, "--to-configmap", "ns/scan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot connect to the Kubernetes API"),
+        "{}",
+        stderr(&out)
+    );
 }

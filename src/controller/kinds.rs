@@ -1,0 +1,277 @@
+//! What differs between ImageScan and SourceScan, as seen by the controller: the target's
+//! environment variables, the artifact a report describes, the image exceptions match.
+
+use std::fmt::Debug;
+
+use kube::Resource;
+use kube::core::NamespaceResourceScope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    Artifact, BlobArtifact, GitArtifact, GitSpec, ImageScan, RegistryArtifact, ScanSettings,
+    ScanStatus, SourceScan,
+};
+use crate::image::ImageRef;
+use crate::report::Report;
+
+/// Environment variables naming the scan target, set in every container of a scan Job.
+pub mod env {
+    pub const IMAGE: &str = "SCAN_IMAGE";
+    pub const GIT_URL: &str = "SCAN_GIT_URL";
+    pub const GIT_REVISION: &str = "SCAN_GIT_REVISION";
+    pub const BLOB_URL: &str = "SCAN_BLOB_URL";
+    pub const NAME: &str = "SCAN_NAME";
+    pub const NAMESPACE: &str = "SCAN_NAMESPACE";
+    /// The path of the git SSH private key, when the GitSpec names an `sshKeySecret`.
+    pub const GIT_SSH_KEY: &str = "SCAN_GIT_SSH_KEY";
+    /// The `knownHosts` of the GitSpec, when set.
+    pub const GIT_KNOWN_HOSTS: &str = "SCAN_GIT_KNOWN_HOSTS";
+    /// The `username` of the GitSpec, when set.
+    pub const GIT_USERNAME: &str = "SCAN_GIT_USERNAME";
+}
+
+/// An ImageScan or a SourceScan.
+pub trait ScanKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// The settings shared by both kinds.
+    fn settings(&self) -> &ScanSettings;
+    /// The current status, if any.
+    fn scan_status(&self) -> Option<&ScanStatus>;
+    /// `SCAN_IMAGE`, `SCAN_GIT_URL`, `SCAN_GIT_REVISION`, `SCAN_BLOB_URL` (empty when they do
+    /// not apply) and the extra git variables.
+    fn target_env(&self) -> Vec<(&'static str, String)>;
+    /// The Secret to pull the scanned image with.
+    fn image_pull_secret(&self) -> Option<&str> {
+        None
+    }
+    /// The git repository, for SourceScans of one.
+    fn git(&self) -> Option<&GitSpec> {
+        None
+    }
+    /// What was scanned, as the status reports it.
+    fn artifact(&self, report: &Report) -> Artifact;
+    /// The image ScanExceptions are matched against (ImageScans only).
+    fn exception_image(&self, report: Option<&Report>) -> Option<ImageRef>;
+}
+
+/// The spec's image, pinned to the report's digest when the report knows it.
+pub fn resolved_image(spec_image: &str, report: Option<&Report>) -> Option<ImageRef> {
+    let image = ImageRef::parse(spec_image).ok()?;
+    let digest = report.and_then(|r| r.artifact.digest.as_deref());
+    match digest {
+        Some(digest) if image.digest().is_none() => image.with_digest(digest).ok().or(Some(image)),
+        _ => Some(image),
+    }
+}
+
+impl ScanKind for ImageScan {
+    fn settings(&self) -> &ScanSettings {
+        &self.spec.scan
+    }
+
+    fn scan_status(&self) -> Option<&ScanStatus> {
+        self.status.as_ref()
+    }
+
+    fn target_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (env::IMAGE, self.spec.registry.image.clone()),
+            (env::GIT_URL, String::new()),
+            (env::GIT_REVISION, String::new()),
+            (env::BLOB_URL, String::new()),
+        ]
+    }
+
+    fn image_pull_secret(&self) -> Option<&str> {
+        self.spec.registry.image_pull_secret.as_deref()
+    }
+
+    fn artifact(&self, report: &Report) -> Artifact {
+        let image = resolved_image(&self.spec.registry.image, Some(report))
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| self.spec.registry.image.clone());
+        Artifact {
+            registry: Some(RegistryArtifact { image }),
+            ..Artifact::default()
+        }
+    }
+
+    fn exception_image(&self, report: Option<&Report>) -> Option<ImageRef> {
+        resolved_image(&self.spec.registry.image, report)
+    }
+}
+
+impl ScanKind for SourceScan {
+    fn settings(&self) -> &ScanSettings {
+        &self.spec.scan
+    }
+
+    fn scan_status(&self) -> Option<&ScanStatus> {
+        self.status.as_ref()
+    }
+
+    fn target_env(&self) -> Vec<(&'static str, String)> {
+        let git = self.spec.git.as_ref();
+        let mut env = vec![
+            (env::IMAGE, String::new()),
+            (env::GIT_URL, git.map(|g| g.url.clone()).unwrap_or_default()),
+            (
+                env::GIT_REVISION,
+                git.and_then(|g| g.revision.clone()).unwrap_or_default(),
+            ),
+            (
+                env::BLOB_URL,
+                self.spec
+                    .blob
+                    .as_ref()
+                    .map(|b| b.url.clone())
+                    .unwrap_or_default(),
+            ),
+        ];
+        if let Some(known_hosts) = git.and_then(|g| g.known_hosts.clone()) {
+            env.push((env::GIT_KNOWN_HOSTS, known_hosts));
+        }
+        if let Some(username) = git.and_then(|g| g.username.clone()) {
+            env.push((env::GIT_USERNAME, username));
+        }
+        env
+    }
+
+    fn git(&self) -> Option<&GitSpec> {
+        self.spec.git.as_ref()
+    }
+
+    fn artifact(&self, report: &Report) -> Artifact {
+        if let Some(git) = &self.spec.git {
+            let revision = git
+                .revision
+                .clone()
+                .or_else(|| report.artifact.digest.clone())
+                .unwrap_or_default();
+            return Artifact {
+                git: Some(GitArtifact {
+                    url: git.url.clone(),
+                    revision,
+                }),
+                ..Artifact::default()
+            };
+        }
+        Artifact {
+            blob: self.spec.blob.as_ref().map(|b| BlobArtifact {
+                url: b.url.clone(),
+                revision: report.artifact.digest.clone(),
+            }),
+            ..Artifact::default()
+        }
+    }
+
+    fn exception_image(&self, _report: Option<&Report>) -> Option<ImageRef> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BlobSpec, ImageScanSpec, RegistrySpec, SourceScanSpec};
+    use crate::report::Artifact as ReportArtifact;
+
+    const DIGEST: &str = "sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
+
+    fn report(digest: Option<&str>) -> Report {
+        Report {
+            artifact: ReportArtifact {
+                digest: digest.map(Into::into),
+                ..ReportArtifact::default()
+            },
+            ..Report::default()
+        }
+    }
+
+    fn image_scan(image: &str) -> ImageScan {
+        ImageScan::new(
+            "s",
+            ImageScanSpec {
+                registry: RegistrySpec {
+                    image: image.into(),
+                    image_pull_secret: None,
+                },
+                scan: ScanSettings::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn image_artifacts_are_normalized_and_pinned_to_the_report_digest() {
+        let scan = image_scan("busybox:1.32.1");
+        let artifact = scan.artifact(&report(Some(DIGEST)));
+        assert_eq!(
+            artifact.registry.map(|r| r.image),
+            Some(format!("docker.io/library/busybox:1.32.1@{DIGEST}"))
+        );
+        let unpinned = scan.artifact(&report(None));
+        assert_eq!(
+            unpinned.registry.map(|r| r.image),
+            Some("docker.io/library/busybox:1.32.1".into())
+        );
+        // A spec pinned to a digest keeps its own.
+        let pinned = image_scan(&format!("busybox@{DIGEST}"));
+        let other = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        assert_eq!(
+            pinned
+                .exception_image(Some(&report(Some(other))))
+                .and_then(|i| i.digest().map(String::from)),
+            Some(DIGEST.into())
+        );
+    }
+
+    #[test]
+    fn source_artifacts_name_the_repository_and_revision_or_the_blob() {
+        let git = SourceScan::new(
+            "s",
+            SourceScanSpec {
+                blob: None,
+                git: Some(GitSpec {
+                    url: "https://github.com/org/repo".into(),
+                    revision: Some("v1.2.3".into()),
+                    ..GitSpec::default()
+                }),
+                scan: ScanSettings::default(),
+            },
+        );
+        assert_eq!(
+            git.artifact(&report(None)).git,
+            Some(GitArtifact {
+                url: "https://github.com/org/repo".into(),
+                revision: "v1.2.3".into()
+            })
+        );
+        assert!(git.exception_image(None).is_none());
+        let blob = SourceScan::new(
+            "s",
+            SourceScanSpec {
+                blob: Some(BlobSpec {
+                    url: "https://example.com/src.tgz".into(),
+                }),
+                git: None,
+                scan: ScanSettings::default(),
+            },
+        );
+        assert_eq!(
+            blob.artifact(&report(Some("sha256:ab"))).blob,
+            Some(BlobArtifact {
+                url: "https://example.com/src.tgz".into(),
+                revision: Some("sha256:ab".into())
+            })
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Prometheus metrics of the controller. Labels are bounded: kind, result, phase.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// ImageScan or SourceScan.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub kind: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub kind: String,
+    pub phase: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 ms to about 30 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub errors: Family<KindLabels, Counter>,
+    pub duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    pub scans: Family<PhaseLabels, Gauge>,
+    pub jobs_created: Family<KindLabels, Counter>,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            scans: Family::default(),
+            jobs_created: Family::default(),
+            leader: Gauge::default(),
+        }
+    }
+
+    /// A registry exporting these metrics under the `scangate` prefix.
+    pub fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("scangate");
+        registry.register(
+            "controller_reconciles",
+            "Scan reconciliations, by kind and result",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "controller_reconcile_errors",
+            "Scan reconciliations that failed, by kind",
+            self.errors.clone(),
+        );
+        registry.register(
+            "controller_reconcile_duration_seconds",
+            "Time to reconcile one scan",
+            self.duration.clone(),
+        );
+        registry.register(
+            "controller_scans",
+            "Scans known to the controller, by kind and phase",
+            self.scans.clone(),
+        );
+        registry.register(
+            "controller_jobs_created",
+            "Scan Jobs created, by kind",
+            self.jobs_created.clone(),
+        );
+        registry.register(
+            "controller_leader",
+            "1 while this replica holds the leader lease",
+            self.leader.clone(),
+        );
+        registry
+    }
+
+    /// Counts one reconciliation.
+    pub fn reconciled(&self, kind: &str, ok: bool, seconds: f64) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                kind: kind.into(),
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
+        if !ok {
+            self.errors
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .inc();
+        }
+        self.duration
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .observe(seconds);
+    }
+
+    /// Sets the scans-by-phase gauge of a kind from a count per phase.
+    pub fn set_phases(&self, kind: &str, counts: &[(crate::api::Phase, i64)]) {
+        for (phase, n) in counts {
+            self.scans
+                .get_or_create(&PhaseLabels {
+                    kind: kind.into(),
+                    phase: phase.as_str().into(),
+                })
+                .set(*n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_in_prometheus_text_format() {
+        let metrics = Metrics::new();
+        metrics.reconciled("ImageScan", true, 0.01);
+        metrics.reconciled("ImageScan", false, 0.02);
+        metrics.set_phases("ImageScan", &[(crate::api::Phase::Failed, 2)]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry())
+            .unwrap_or_else(|e| panic!("{e}"));
+        for expected in [
+            "scangate_controller_reconciles_total{kind=\"ImageScan\",result=\"ok\"} 1",
+            "scangate_controller_reconcile_errors_total{kind=\"ImageScan\"} 1",
+            "scangate_controller_reconcile_duration_seconds_count{kind=\"ImageScan\"} 2",
+            "scangate_controller_scans{kind=\"ImageScan\",phase=\"Failed\"} 2",
+        ] {
+            assert!(text.contains(expected), "{expected} not in {text}");
+        }
+    }
+}

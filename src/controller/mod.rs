@@ -1,0 +1,430 @@
+//! The scan controller: runs scan Jobs from ScanTemplates, reads their reports, evaluates
+//! ScanPolicies with the active ScanExceptions, sends results to a metadata store, and keeps
+//! the status of every ImageScan and SourceScan.
+//!
+//! - [`kinds`]: what differs between ImageScan and SourceScan;
+//! - [`job`]: Job names, construction and planning (pure);
+//! - [`status`]: the desired status (pure);
+//! - [`policy`]: compiled policy cache and exception input;
+//! - [`store`]: the metadata store client;
+//! - [`reconcile`]: the I/O of one reconcile;
+//! - [`leader`]: leader election with a Lease;
+//! - [`upload`]: `scangate report --to-configmap`.
+
+pub mod job;
+pub mod kinds;
+pub mod leader;
+pub mod metrics;
+pub mod policy;
+pub mod reconcile;
+pub mod status;
+pub mod store;
+pub mod upload;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::{ImageScan, Phase, ScanException, ScanPolicy, ScanTemplate, SourceScan};
+use crate::cli::ControllerArgs;
+use crate::report::SCAN_LABEL;
+use kinds::ScanKind;
+use metrics::Metrics;
+use reconcile::{Context, Settings};
+
+/// Errors of the controller and of `scangate report --to-configmap`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot connect to the Kubernetes API: {0}; run in a cluster or set KUBECONFIG")]
+    Connect(#[source] kube::Error),
+    #[error(transparent)]
+    Report(#[from] crate::report::Error),
+    #[error("cannot read the metadata store CA file {path}: {cause}")]
+    CaFile {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("the metadata store CA file {path} holds no usable PEM certificate")]
+    NoCertificate { path: std::path::PathBuf },
+    #[error("cannot build the metadata store client: {0}")]
+    Client(String),
+    #[error("cannot read the metadata store token file {path}: {cause}")]
+    TokenFile {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("POST {url} failed: {cause}")]
+    Request { url: String, cause: String },
+    #[error("POST {url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("POST {url} answered without a JSON {{\"url\": ...}} body: {cause}")]
+    Answer { url: String, cause: String },
+    #[error("{0:?} is not NAMESPACE/SCAN")]
+    Target(String),
+    #[error("there is no ImageScan or SourceScan {namespace}/{name}")]
+    ScanNotFound { namespace: String, name: String },
+    #[error("lost the leader lease {0}")]
+    LeaseLost(String),
+    #[error("Job {name} exists but is not owned by this scan")]
+    JobNotOurs { name: String },
+    #[error("cannot serve on {addr}: {cause}")]
+    Serve {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    #[error("the policy evaluation task failed: {0}")]
+    Join(String),
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The name of the controller in events and the default lease.
+pub const CONTROLLER_NAME: &str = "scangate-controller";
+
+/// What the admin port serves from.
+struct Admin {
+    metrics: Arc<Metrics>,
+    /// A standby replica is ready: it waits for the lease.
+    standby: AtomicBool,
+    /// The leader is ready once both scan watches have synced.
+    synced: AtomicBool,
+    stores: std::sync::Mutex<Option<(Store<ImageScan>, Store<SourceScan>)>>,
+}
+
+/// Runs the controller until SIGTERM or SIGINT (or until the leader lease is lost).
+pub async fn run(args: ControllerArgs) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = Client::try_default().await.map_err(Error::Connect)?;
+    let metrics = Arc::new(Metrics::new());
+    let admin = Arc::new(Admin {
+        metrics: metrics.clone(),
+        standby: AtomicBool::new(args.leader_election),
+        synced: AtomicBool::new(false),
+        stores: std::sync::Mutex::new(None),
+    });
+    let listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .map_err(|cause| Error::Serve {
+            addr: args.admin_listen,
+            cause,
+        })?;
+    let router = admin_router(admin.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "admin server stopped");
+        }
+    });
+
+    let store = match &args.metadata_store_url {
+        Some(url) => Some(store::MetadataStore::new(
+            url,
+            args.metadata_store_token_file.clone(),
+            args.metadata_store_ca_file.clone(),
+        )?),
+        None => None,
+    };
+    let identity = args
+        .leader_election_identity
+        .clone()
+        .unwrap_or_else(leader::default_identity);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: Settings {
+            error_retry: args.error_retry,
+            job_ttl: args.job_ttl,
+        },
+        store,
+        policies: policy::PolicyCache::default(),
+        metrics: metrics.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: CONTROLLER_NAME.into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+    });
+
+    let lease = if args.leader_election {
+        let namespace = args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(own_namespace);
+        let config = leader::LeaseConfig {
+            namespace: namespace.clone(),
+            name: args.leader_election_lease.clone(),
+            identity,
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(2),
+        };
+        let api: Api<Lease> = Api::namespaced(client.clone(), &namespace);
+        tokio::select! {
+            _ = leader::acquire(&api, &config) => {}
+            _ = shutdown_signal() => return Ok(()),
+        }
+        Some((api, config))
+    } else {
+        None
+    };
+    metrics.leader.set(1);
+    admin.standby.store(false, Ordering::SeqCst);
+
+    let namespace = args.namespace.clone();
+    let concurrency = args.concurrency;
+    let (images, image_store) =
+        controller_for::<ImageScan>(&client, namespace.as_deref(), concurrency, ctx.clone());
+    let (sources, source_store) =
+        controller_for::<SourceScan>(&client, namespace.as_deref(), concurrency, ctx.clone());
+    if let Ok(mut stores) = admin.stores.lock() {
+        *stores = Some((image_store.clone(), source_store.clone()));
+    }
+    let ready = admin.clone();
+    tokio::spawn(async move {
+        // A store wakes only its last waiter (the controller's runner), so poll again now
+        // and then rather than wait once.
+        loop {
+            let both = async {
+                image_store.wait_until_ready().await.is_ok()
+                    && source_store.wait_until_ready().await.is_ok()
+            };
+            if let Ok(true) = tokio::time::timeout(Duration::from_millis(500), both).await {
+                ready.synced.store(true, Ordering::SeqCst);
+                tracing::info!("scan watches synced");
+                return;
+            }
+        }
+    });
+    tracing::info!(admin = %args.admin_listen, namespace = namespace.as_deref().unwrap_or("(all)"), "scangate controller running");
+
+    let outcome = match &lease {
+        Some((api, config)) => tokio::select! {
+            _ = futures::future::join(images, sources) => Ok(()),
+            lost = leader::keep(api, config) => Err(lost),
+            _ = shutdown_signal() => Ok(()),
+        },
+        None => tokio::select! {
+            _ = futures::future::join(images, sources) => Ok(()),
+            _ = shutdown_signal() => Ok(()),
+        },
+    };
+    if let Some((api, config)) = &lease
+        && outcome.is_ok()
+    {
+        leader::release(api, config).await;
+    }
+    metrics.leader.set(0);
+    tracing::info!("scangate controller stopped");
+    outcome
+}
+
+/// The namespace this pod runs in (service account file, then `POD_NAMESPACE`), else
+/// `default`.
+fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The scans of `store` in `namespace` for which `uses` holds.
+fn scans_where<K: ScanKind>(
+    store: &Store<K>,
+    namespace: Option<String>,
+    uses: impl Fn(&K) -> bool,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|scan| scan.namespace() == namespace && uses(scan))
+        .map(|scan| ObjectRef::from_obj(&**scan))
+        .collect()
+}
+
+/// The controller of one scan kind, and its store of scans.
+fn controller_for<K: ScanKind>(
+    client: &Client,
+    namespace: Option<&str>,
+    concurrency: u16,
+    ctx: Arc<Context>,
+) -> (impl std::future::Future<Output = ()> + Send, Store<K>) {
+    let labelled = watcher::Config::default().labels(SCAN_LABEL);
+    let controller = Controller::new(api_for::<K>(client, namespace), watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(concurrency));
+    let store = controller.store();
+    let (for_policies, for_templates, for_exceptions) =
+        (store.clone(), store.clone(), store.clone());
+    let controller = controller
+        .owns(api_for::<Job>(client, namespace), labelled.clone())
+        .owns(api_for::<ConfigMap>(client, namespace), labelled)
+        .watches(
+            api_for::<ScanPolicy>(client, namespace),
+            watcher::Config::default(),
+            move |policy: ScanPolicy| {
+                let name = policy.name_any();
+                scans_where(&for_policies, policy.namespace(), |scan: &K| {
+                    scan.settings().scan_policy.as_deref() == Some(name.as_str())
+                })
+            },
+        )
+        .watches(
+            api_for::<ScanTemplate>(client, namespace),
+            watcher::Config::default(),
+            move |template: ScanTemplate| {
+                let name = template.name_any();
+                scans_where(&for_templates, template.namespace(), |scan: &K| {
+                    scan.settings().scan_template.as_deref() == Some(name.as_str())
+                })
+            },
+        )
+        .watches(
+            api_for::<ScanException>(client, namespace),
+            watcher::Config::default(),
+            move |exception: ScanException| {
+                scans_where(&for_exceptions, exception.namespace(), |_: &K| true)
+            },
+        );
+    let kind = K::kind(&()).into_owned();
+    let future = controller
+        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
+        .for_each(move |result| {
+            if let Err(e) = result {
+                tracing::debug!(kind = %kind, error = %e, "controller event");
+            }
+            futures::future::ready(())
+        });
+    (future, store)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn admin_router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(admin)
+}
+
+async fn readyz(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    if admin.standby.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok (standby)\n".to_string())
+    } else if admin.synced.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: waiting for the scan watches to sync\n".to_string(),
+        )
+    }
+}
+
+fn count_phases<K: ScanKind>(store: &Store<K>) -> Vec<(Phase, i64)> {
+    let scans = store.state();
+    Phase::ALL
+        .iter()
+        .map(|phase| {
+            let n = scans
+                .iter()
+                .filter(|s| {
+                    s.scan_status()
+                        .and_then(|st| st.phase)
+                        .unwrap_or(Phase::Pending)
+                        == *phase
+                })
+                .count();
+            (*phase, i64::try_from(n).unwrap_or(i64::MAX))
+        })
+        .collect()
+}
+
+async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    let stores = admin.stores.lock().ok().and_then(|s| s.clone());
+    if let Some((images, sources)) = stores {
+        admin
+            .metrics
+            .set_phases("ImageScan", &count_phases(&images));
+        admin
+            .metrics
+            .set_phases("SourceScan", &count_phases(&sources));
+    }
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &admin.metrics.registry()) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,510 @@
+//! The reconciler: gathers what the cluster says about a scan (I/O), decides with the pure
+//! functions of `job` and `status`, and applies the result. Nothing that matters is kept in
+//! memory: every reconcile starts from the cluster's state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::job::{JobAction, JobState, JobSummary, PlanInputs, build_job, plan, rescan_at, until};
+use super::kinds::ScanKind;
+use super::metrics::Metrics;
+use super::policy::{PolicyCache, exceptions_input};
+use super::status::{
+    PolicyState, Results, ScanState, SendState, StatusInputs, desired_status, previous_facts,
+    state_from_job, state_without_job,
+};
+use super::store::{MetadataStore, ScanIdentity};
+use super::{Error, Result};
+use crate::api::{
+    ConditionStatus, ConditionType, Phase, ScanException, ScanPolicy, ScanStatus, ScanTemplate,
+    Scanner,
+};
+use crate::policy::outcome;
+use crate::report::{Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value};
+
+/// The field manager of the controller's status writes.
+pub const FIELD_MANAGER: &str = "scangate-controller";
+
+/// The Succeeded message of a scan whose report was pushed (no template).
+pub const PUSHED_MESSAGE: &str = "The report was pushed with scangate report";
+
+/// Settings of the reconciler.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Errors (missing template, failed Jobs, store failures) are retried after this long.
+    pub error_retry: Duration,
+    /// Finished Jobs are deleted after this long.
+    pub job_ttl: Duration,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub store: Option<MetadataStore>,
+    pub policies: PolicyCache,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+}
+
+/// Reconciles one scan, in a span, counting it.
+pub async fn reconcile<K: ScanKind>(scan: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let kind = K::kind(&());
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %kind,
+        namespace = %scan.namespace().unwrap_or_default(),
+        name = %scan.name_any(),
+    );
+    let started = Instant::now();
+    let result = reconcile_scan(&*scan, &ctx).instrument(span.clone()).await;
+    ctx.metrics
+        .reconciled(&kind, result.is_ok(), started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        span.in_scope(|| tracing::warn!(error = %e, "reconcile failed"));
+    }
+    result
+}
+
+/// Retries a failed reconcile after the error-retry delay.
+pub fn error_policy<K: ScanKind>(_scan: Arc<K>, _error: &Error, ctx: Arc<Context>) -> Action {
+    Action::requeue(ctx.settings.error_retry)
+}
+
+/// A report read from its ConfigMap, or why it could not be.
+type ReadReport = Result<(Report, Timestamp), String>;
+
+async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> {
+    if scan.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let client = &ctx.client;
+    let settings = &ctx.settings;
+    let name = scan.name_any();
+    let namespace = scan.namespace().unwrap_or_default();
+    let uid = scan.uid().unwrap_or_default();
+    let generation = scan.meta().generation;
+    let spec = scan.settings();
+    let previous = scan.scan_status();
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::now());
+    let mut wake: Vec<Timestamp> = vec![];
+    let mut retry_errors = false;
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let report_name = config_map_name(&name);
+    let mut report: Option<ReadReport> = config_maps
+        .get_opt(&report_name)
+        .await?
+        .filter(|cm| belongs_to(cm, &uid, &name))
+        .map(|cm| read_report(&cm));
+
+    let mut template_generation = None;
+    let state = match &spec.scan_template {
+        None => state_without_job(previous, ok_of(&report).as_ref(), PUSHED_MESSAGE),
+        Some(template_name) => {
+            let templates: Api<ScanTemplate> = Api::namespaced(client.clone(), &namespace);
+            match templates.get_opt(template_name).await? {
+                None => {
+                    retry_errors = true;
+                    ScanState::Unrunnable {
+                        error: format!("ScanTemplate {template_name} not found"),
+                    }
+                }
+                Some(template) => {
+                    let tgen = template.metadata.generation.unwrap_or(0);
+                    template_generation = Some(tgen);
+                    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+                    let owned: Vec<Job> = jobs
+                        .list(
+                            &ListParams::default()
+                                .labels(&format!("{SCAN_LABEL}={}", scan_label_value(&name))),
+                        )
+                        .await?
+                        .items
+                        .into_iter()
+                        .filter(|j| j.owner_references().iter().any(|o| o.uid == uid))
+                        .collect();
+                    let previous_facts = previous_facts(previous, generation, template_generation);
+                    let decided = plan(&PlanInputs {
+                        scan_uid: uid.clone(),
+                        scan_generation: generation.unwrap_or(0),
+                        template_generation: tgen,
+                        jobs: owned.iter().map(JobSummary::from_job).collect(),
+                        previous: previous_facts,
+                        report_ok: matches!(report, Some(Ok(_))),
+                        rescan_interval: rescan_interval(spec.rescan_interval.as_deref()),
+                        suspend: spec.suspend,
+                        error_retry: settings.error_retry,
+                        now,
+                    });
+                    wake.extend(decided.requeue_at);
+                    match decided.action {
+                        JobAction::Use(job) => {
+                            state_from_job(&job.state, ok_of(&report).as_ref(), &report_name)
+                        }
+                        JobAction::Idle => {
+                            state_without_job(previous, ok_of(&report).as_ref(), "Complete")
+                        }
+                        JobAction::Create(key) => {
+                            // A new scan: the old report must not pass for its result.
+                            if report.take().is_some() {
+                                match delete_ignoring_missing(&config_maps, &report_name).await {
+                                    Err(Error::Kube(kube::Error::Api(status)))
+                                        if status.code == 403 =>
+                                    {
+                                        // The new report will overwrite it; without `delete` on
+                                        // ConfigMaps, a Job that stores none is not told apart.
+                                        tracing::warn!(error = %status.message, "cannot delete the previous report before rescanning");
+                                    }
+                                    other => other?,
+                                }
+                            }
+                            for old in owned
+                                .iter()
+                                .filter(|j| JobSummary::from_job(j).state == JobState::Running)
+                            {
+                                delete_ignoring_missing(&jobs, &old.name_any()).await?;
+                            }
+                            let job =
+                                build_job(scan, &template.spec.template, &key, settings.job_ttl);
+                            match create_or_adopt(&jobs, &job, &uid).await? {
+                                Ok(job) => {
+                                    ctx.metrics
+                                        .jobs_created
+                                        .get_or_create(&super::metrics::KindLabels {
+                                            kind: K::kind(&()).into_owned(),
+                                        })
+                                        .inc();
+                                    tracing::info!(job = %job.name_any(), attempt = key.attempt, "scan job started");
+                                    let summary = JobSummary::from_job(&job);
+                                    state_from_job(&summary.state, None, &report_name)
+                                }
+                                Err(error) => {
+                                    retry_errors = true;
+                                    ScanState::Unrunnable { error }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    let mut results = None;
+    if let (ScanState::Finished { .. }, Some(Ok((report, stored_at)))) = (&state, &report) {
+        let (policy, expiry, report_for_store) =
+            evaluate_policy(scan, report, &namespace, now, ctx).await?;
+        if matches!(policy, PolicyState::Error { .. }) {
+            retry_errors = true;
+        }
+        wake.extend(expiry);
+        let sending = send_results(scan, &report_for_store, *stored_at, previous, ctx).await;
+        if matches!(sending, SendState::Failed { .. }) {
+            retry_errors = true;
+        }
+        if !spec.suspend
+            && spec.scan_template.is_some()
+            && let Some(at) = rescan_at(
+                Some(*stored_at),
+                rescan_interval(spec.rescan_interval.as_deref()),
+            )
+        {
+            wake.push(at);
+        }
+        results = Some(Results {
+            cve_count: report.cve_count(),
+            artifact: scan.artifact(report),
+            scanner: Scanner {
+                name: report.scanner.name.clone(),
+                vendor: report.scanner.vendor.clone(),
+                version: report.scanner.version.clone(),
+            },
+            stored_at: *stored_at,
+            policy,
+            sending,
+        });
+    }
+
+    let desired = desired_status(&StatusInputs {
+        generation,
+        template_generation,
+        previous,
+        state,
+        results,
+        now,
+    });
+    let changed = match previous {
+        Some(p) => serde_json::to_value(p)? != serde_json::to_value(&desired)?,
+        None => true,
+    };
+    if changed {
+        let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": desired,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        let old_phase = previous.and_then(|p| p.phase);
+        if desired.phase != old_phase {
+            publish_phase_event(scan, &desired, ctx).await;
+        }
+    }
+
+    if retry_errors {
+        wake.push(
+            now.checked_add(
+                jiff::SignedDuration::try_from(settings.error_retry).unwrap_or_default(),
+            )
+            .unwrap_or(now),
+        );
+    }
+    Ok(match wake.into_iter().min() {
+        Some(at) => Action::requeue(until(now, at).max(Duration::from_secs(1))),
+        None => Action::await_change(),
+    })
+}
+
+/// `Ok(())` or the error, for the pure state functions.
+fn ok_of(report: &Option<ReadReport>) -> Option<Result<(), String>> {
+    report
+        .as_ref()
+        .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+}
+
+fn rescan_interval(text: Option<&str>) -> Option<Duration> {
+    text.and_then(|t| crate::api::parse_duration(t).ok())
+        .filter(|d| !d.is_zero())
+}
+
+/// Whether a report ConfigMap belongs to the scan: owned by it, or (without owners) labelled
+/// with it.
+pub fn belongs_to(config_map: &ConfigMap, uid: &str, scan_name: &str) -> bool {
+    let owners = config_map.owner_references();
+    if !owners.is_empty() {
+        return owners.iter().any(|o| o.uid == uid);
+    }
+    config_map
+        .labels()
+        .get(SCAN_LABEL)
+        .is_some_and(|v| *v == scan_label_value(scan_name))
+}
+
+/// Reads the report and when it was stored: the latest write recorded in the ConfigMap's
+/// managed fields, else its creation.
+pub fn read_report(config_map: &ConfigMap) -> ReadReport {
+    let report = from_config_map(config_map).map_err(|e| e.to_string())?;
+    let created = config_map.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let written = config_map
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max();
+    let stored_at = [created, written]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    Ok((report, stored_at))
+}
+
+async fn delete_ignoring_missing<K>(api: &Api<K>, name: &str) -> Result<()>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates the Job; when it exists already (a restart, or a lost response), adopts it if it is
+/// the scan's. A Job the apiserver refuses (an invalid template, a quota, a policy) is
+/// `Ok(Err(cause))`: the scan shows the cause.
+async fn create_or_adopt(api: &Api<Job>, job: &Job, uid: &str) -> Result<Result<Job, String>> {
+    match api.create(&PostParams::default(), job).await {
+        Ok(created) => Ok(Ok(created)),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+            Ok(Err(format!(
+                "cannot create the scan Job from ScanTemplate: {}",
+                status.message
+            )))
+        }
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {
+            let name = job.name_any();
+            let existing = api.get(&name).await?;
+            if existing.owner_references().iter().any(|o| o.uid == uid) {
+                Ok(Ok(existing))
+            } else {
+                Err(Error::JobNotOurs { name })
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Evaluates the scan's policy with the active exceptions; returns the policy state, when the
+/// first exception used expires, and the report as evaluated (with `exceptions`).
+async fn evaluate_policy<K: ScanKind>(
+    scan: &K,
+    report: &Report,
+    namespace: &str,
+    now: Timestamp,
+    ctx: &Context,
+) -> Result<(PolicyState, Option<Timestamp>, Report)> {
+    let mut evaluated = report.clone();
+    let Some(policy_name) = &scan.settings().scan_policy else {
+        return Ok((PolicyState::NoPolicy, None, evaluated));
+    };
+    let policies: Api<ScanPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(policy) = policies.get_opt(policy_name).await? else {
+        ctx.policies.remove(namespace, policy_name);
+        return Ok((
+            PolicyState::Error {
+                error: format!("ScanPolicy {policy_name} not found"),
+                generation: None,
+            },
+            None,
+            evaluated,
+        ));
+    };
+    let generation = policy.metadata.generation.unwrap_or(0);
+    let compiled = ctx.policies.get(&policy);
+    if let Err(error) = compiled.as_ref() {
+        return Ok((
+            PolicyState::Error {
+                error: error.clone(),
+                generation: Some(generation),
+            },
+            None,
+            evaluated,
+        ));
+    }
+    let exceptions: Api<ScanException> = Api::namespaced(ctx.client.clone(), namespace);
+    let all = exceptions.list(&ListParams::default()).await?.items;
+    let image = scan.exception_image(Some(report));
+    let (active, expiry) = exceptions_input(&all, image.as_ref(), now);
+    evaluated.exceptions = active;
+    let input = serde_json::to_value(&evaluated)?;
+    let for_outcome = evaluated.clone();
+    let outcome = tokio::task::spawn_blocking(move || match compiled.as_ref() {
+        Ok(policy) => Ok(outcome(&for_outcome, policy.evaluate(&input))),
+        Err(error) => Err(error.clone()),
+    })
+    .await
+    .map_err(|e| Error::Join(e.to_string()))?;
+    let state = match outcome {
+        Ok(outcome) => PolicyState::Evaluated {
+            outcome,
+            generation,
+        },
+        Err(error) => PolicyState::Error {
+            error,
+            generation: Some(generation),
+        },
+    };
+    Ok((state, expiry, evaluated))
+}
+
+/// Sends the report to the metadata store unless it was sent already (same report).
+async fn send_results<K: ScanKind>(
+    scan: &K,
+    report: &Report,
+    stored_at: Timestamp,
+    previous: Option<&ScanStatus>,
+    ctx: &Context,
+) -> SendState {
+    let Some(store) = &ctx.store else {
+        return SendState::NotConfigured;
+    };
+    if let Some(p) = previous {
+        let sent = p
+            .conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::SendingResults && c.status == ConditionStatus::True);
+        let same_report = p.scanned_at.as_ref().map(|t| t.0) == Some(stored_at);
+        if sent
+            && same_report
+            && let Some(url) = &p.metadata_url
+        {
+            return SendState::Sent { url: url.clone() };
+        }
+    }
+    let identity = ScanIdentity {
+        kind: K::kind(&()).into_owned(),
+        namespace: scan.namespace().unwrap_or_default(),
+        name: scan.name_any(),
+        uid: scan.uid().unwrap_or_default(),
+    };
+    match store.send(&identity, report).await {
+        Ok(url) => {
+            tracing::info!(url = %url, "results sent to the metadata store");
+            SendState::Sent { url }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot send results to the metadata store");
+            SendState::Failed {
+                error: e.to_string(),
+            }
+        }
+    }
+}
+
+async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &Context) {
+    let phase = status.phase.unwrap_or(Phase::Pending);
+    let type_ = match phase {
+        Phase::Failed | Phase::Error => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    let note = status
+        .conditions
+        .iter()
+        .filter(|c| match c.type_ {
+            ConditionType::Scanning => c.status == ConditionStatus::True,
+            ConditionType::SendingResults => false,
+            _ => true,
+        })
+        .map(|c| match &c.error {
+            Some(e) => format!("{}: {} ({e})", c.type_, c.message),
+            None => format!("{}: {}", c.type_, c.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let event = Event {
+        type_,
+        reason: phase.as_str().to_string(),
+        note: Some(if note.is_empty() {
+            format!("The scan is {phase}")
+        } else {
+            format!("The scan is {phase}: {note}")
+        }),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &scan.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish an event");
+    }
+}

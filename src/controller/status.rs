@@ -1,0 +1,690 @@
+//! The status a scan should have, as one pure function of what the reconciler gathered.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    Artifact, Condition, ConditionStatus, ConditionType, CveCount, Phase, ScanStatus, ScannedBy,
+    Scanner, phase,
+};
+use crate::policy::Outcome;
+
+/// Where the scan itself is (not the policy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanState {
+    /// Nothing ran yet: no template and no report pushed, or suspended before the first Job.
+    Pending,
+    /// The scan cannot run: e.g. its ScanTemplate does not exist. `Scanning=False`,
+    /// `Succeeded=False/Error`.
+    Unrunnable { error: String },
+    /// A scan Job runs.
+    Running,
+    /// A report is there: the Job completed, or the report was pushed. `message` is the last
+    /// Job status.
+    Finished { message: String },
+    /// The Job failed, or completed without a readable report.
+    Failed { message: String, error: String },
+}
+
+/// What the policy said about the report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyState {
+    /// The scan has no `scanPolicy`: no PolicySucceeded condition.
+    NoPolicy,
+    /// The policy is missing or does not compile.
+    Error {
+        error: String,
+        generation: Option<i64>,
+    },
+    /// Evaluated (compliant, violated, or an evaluation error inside the outcome).
+    Evaluated { outcome: Outcome, generation: i64 },
+}
+
+/// The outcome of sending the report to the metadata store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendState {
+    NotConfigured,
+    Sent { url: String },
+    Failed { error: String },
+}
+
+/// What a readable report gives the status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Results {
+    pub cve_count: CveCount,
+    pub artifact: Artifact,
+    pub scanner: Scanner,
+    /// When the report was stored.
+    pub stored_at: Timestamp,
+    pub policy: PolicyState,
+    pub sending: SendState,
+}
+
+/// Everything [`desired_status`] decides from.
+#[derive(Clone, Debug)]
+pub struct StatusInputs<'a> {
+    /// The scan's `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The template's generation, when the scan has one and it exists.
+    pub template_generation: Option<i64>,
+    pub previous: Option<&'a ScanStatus>,
+    pub state: ScanState,
+    /// Present when the state is `Finished`.
+    pub results: Option<Results>,
+    pub now: Timestamp,
+}
+
+/// The scan's status: conditions per the contract, the phase derived from them, counts,
+/// artifact, violations, scanner, times and observed generations. Condition transition times
+/// are carried over from `previous` while a condition's status does not change, so applying
+/// the same inputs twice gives the same status.
+pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
+    let mut status = ScanStatus {
+        observed_generation: inputs.generation,
+        observed_template_generation: inputs.template_generation,
+        scanned_at: inputs.previous.and_then(|p| p.scanned_at.clone()),
+        ..ScanStatus::default()
+    };
+    let mut conditions = vec![];
+    match &inputs.state {
+        ScanState::Pending => {}
+        ScanState::Unrunnable { error } => {
+            conditions.push(Condition::job_finished());
+            conditions.push(Condition::scan_failed(error.clone(), error.clone()));
+        }
+        ScanState::Running => conditions.push(Condition::job_started()),
+        ScanState::Failed { message, error } => {
+            conditions.push(Condition::job_finished());
+            conditions.push(Condition::scan_failed(message.clone(), error.clone()));
+        }
+        ScanState::Finished { message } => {
+            conditions.push(Condition::job_finished());
+            conditions.push(Condition::succeeded(message.clone()));
+        }
+    }
+    if let (ScanState::Finished { .. }, Some(results)) = (&inputs.state, &inputs.results) {
+        status.cve_count = Some(results.cve_count.clone());
+        status.artifact = Some(results.artifact.clone());
+        status.scanned_by = Some(ScannedBy {
+            scanner: results.scanner.clone(),
+        });
+        status.scanned_at = Some(Time(results.stored_at));
+        conditions.push(match &results.sending {
+            SendState::NotConfigured => Condition::store_not_configured(),
+            SendState::Sent { url } => {
+                status.metadata_url = Some(url.clone());
+                Condition::results_sent()
+            }
+            SendState::Failed { error } => Condition::sending_failed(error.clone()),
+        });
+        match &results.policy {
+            PolicyState::NoPolicy => {}
+            PolicyState::Error { error, generation } => {
+                status.observed_policy_generation = *generation;
+                conditions.push(Condition::policy_error(error.clone()));
+            }
+            PolicyState::Evaluated {
+                outcome,
+                generation,
+            } => {
+                status.observed_policy_generation = Some(*generation);
+                status.violations = outcome.violations.clone();
+                conditions.push(outcome.condition.clone());
+            }
+        }
+    }
+    for condition in &mut conditions {
+        let previous = inputs
+            .previous
+            .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
+        condition.last_transition_time = match previous {
+            Some(p) if p.status == condition.status && p.last_transition_time.is_some() => {
+                p.last_transition_time.clone()
+            }
+            _ => Some(Time(inputs.now)),
+        };
+        condition.observed_generation = inputs.generation;
+    }
+    let derived = phase(&conditions);
+    status.phase = Some(derived);
+    if derived == Phase::Completed {
+        status.compliant_artifact = status.artifact.clone();
+    }
+    status.conditions = conditions;
+    status
+}
+
+/// What the previous status says for planning: whether a scan finished for these
+/// generations, `scannedAt`, and when `Succeeded` turned `False`.
+pub fn previous_facts(
+    previous: Option<&ScanStatus>,
+    generation: Option<i64>,
+    template_generation: Option<i64>,
+) -> super::job::Previous {
+    let Some(p) = previous else {
+        return super::job::Previous::default();
+    };
+    let find = |t: ConditionType| p.conditions.iter().find(|c| c.type_ == t);
+    let finished =
+        find(ConditionType::Scanning).is_some_and(|c| c.status == ConditionStatus::False);
+    let failed = find(ConditionType::Succeeded).filter(|c| c.status == ConditionStatus::False);
+    super::job::Previous {
+        done: finished
+            && p.observed_generation == generation
+            && p.observed_template_generation == template_generation,
+        scanned_at: p.scanned_at.as_ref().map(|t| t.0),
+        failed_at: failed.and_then(|c| c.last_transition_time.as_ref().map(|t| t.0)),
+    }
+}
+
+/// The scan's state when no Job of the current round exists (suspended, or the Job was
+/// deleted after its TTL) or the scan has no template: from the report if there is one, else
+/// what the previous status said.
+pub fn state_without_job(
+    previous: Option<&ScanStatus>,
+    report: Option<&Result<(), String>>,
+    finished_message: &str,
+) -> ScanState {
+    let previous_succeeded = previous.and_then(|p| {
+        p.conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Succeeded)
+    });
+    match report {
+        Some(Ok(())) => ScanState::Finished {
+            message: previous_succeeded
+                .filter(|c| c.status == ConditionStatus::True && !c.message.is_empty())
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| finished_message.to_string()),
+        },
+        Some(Err(error)) => ScanState::Failed {
+            message: "The report could not be read".into(),
+            error: error.clone(),
+        },
+        None => match previous_succeeded {
+            Some(c) if c.status == ConditionStatus::False => ScanState::Failed {
+                message: c.message.clone(),
+                error: c.error.clone().unwrap_or_default(),
+            },
+            _ => ScanState::Pending,
+        },
+    }
+}
+
+/// The scan's state from its current Job and report.
+pub fn state_from_job(
+    job: &super::job::JobState,
+    report: Option<&Result<(), String>>,
+    report_name: &str,
+) -> ScanState {
+    use super::job::JobState;
+    match (job, report) {
+        (JobState::Running, _) => ScanState::Running,
+        (JobState::Complete { message, .. }, Some(Ok(()))) => ScanState::Finished {
+            message: message.clone(),
+        },
+        (JobState::Complete { message, .. }, Some(Err(error))) => ScanState::Failed {
+            message: message.clone(),
+            error: error.clone(),
+        },
+        (JobState::Complete { message, .. }, None) => ScanState::Failed {
+            message: message.clone(),
+            error: format!(
+                "the scan job completed without storing a report in ConfigMap {report_name}"
+            ),
+        },
+        (JobState::Failed { message, error, .. }, _) => ScanState::Failed {
+            message: message.clone(),
+            error: error.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{RegistryArtifact, reason};
+    use crate::policy::{Evaluation, outcome};
+    use crate::report::{Package, Report, Severity, Vulnerability};
+
+    use super::super::job::JobState;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const NOW: &str = "2026-01-02T00:00:00Z";
+
+    fn report() -> Report {
+        let vuln = |id: &str, severity| Vulnerability {
+            id: id.into(),
+            severity,
+            package: Package {
+                name: "busybox".into(),
+                version: "1.32.1".into(),
+                ..Package::default()
+            },
+            fixed_versions: vec!["1.33.0".into()],
+            ..Vulnerability::default()
+        };
+        Report {
+            vulnerabilities: vec![
+                vuln("CVE-1", Severity::Critical),
+                vuln("CVE-2", Severity::High),
+                vuln("CVE-3", Severity::Low),
+            ],
+            ..Report::default()
+        }
+    }
+
+    fn results(policy: PolicyState, sending: SendState) -> Results {
+        Results {
+            cve_count: report().cve_count(),
+            artifact: Artifact {
+                registry: Some(RegistryArtifact {
+                    image: "docker.io/library/busybox:1.32.1@sha256:ab".into(),
+                }),
+                ..Artifact::default()
+            },
+            scanner: Scanner {
+                name: "grype".into(),
+                vendor: "anchore".into(),
+                version: "0.94.0".into(),
+            },
+            stored_at: ts("2026-01-01T12:00:00Z"),
+            policy,
+            sending,
+        }
+    }
+
+    fn violated() -> PolicyState {
+        let deny = vec!["CVE-1 (critical)".to_string(), "CVE-2 (high)".to_string()];
+        PolicyState::Evaluated {
+            outcome: outcome(&report(), Ok(Evaluation { deny })),
+            generation: 4,
+        }
+    }
+
+    fn compliant() -> PolicyState {
+        PolicyState::Evaluated {
+            outcome: outcome(&report(), Ok(Evaluation { deny: vec![] })),
+            generation: 4,
+        }
+    }
+
+    fn finished() -> ScanState {
+        ScanState::Finished {
+            message: "Complete: CompletionsReached".into(),
+        }
+    }
+
+    fn status(
+        state: ScanState,
+        results: Option<Results>,
+        previous: Option<&ScanStatus>,
+    ) -> ScanStatus {
+        desired_status(&StatusInputs {
+            generation: Some(2),
+            template_generation: Some(1),
+            previous,
+            state,
+            results,
+            now: ts(NOW),
+        })
+    }
+
+    fn condition(status: &ScanStatus, t: ConditionType) -> Option<&Condition> {
+        status.conditions.iter().find(|c| c.type_ == t)
+    }
+
+    fn assert_consistent(status: &ScanStatus) {
+        assert_eq!(
+            crate::api::consistency_problem(&status.conditions),
+            None,
+            "{status:?}"
+        );
+        // What the status enricher would derive is what the controller wrote.
+        let json = serde_json::to_value(status).unwrap_or_default();
+        let enriched = crate::admission::status::enrich(Some(&json), &json, Some(2), ts(NOW))
+            .unwrap_or_else(|e| panic!("{e}: {status:?}"));
+        assert_eq!(&enriched, status);
+    }
+
+    #[test]
+    fn pending_has_no_conditions() {
+        let s = status(ScanState::Pending, None, None);
+        assert_eq!(s.phase, Some(Phase::Pending));
+        assert!(s.conditions.is_empty());
+        assert_eq!(s.observed_generation, Some(2));
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn missing_template_is_error() {
+        let s = status(
+            ScanState::Unrunnable {
+                error: "ScanTemplate grype not found".into(),
+            },
+            None,
+            None,
+        );
+        assert_eq!(s.phase, Some(Phase::Error));
+        assert_eq!(
+            condition(&s, ConditionType::Scanning),
+            Some(&{
+                let mut c = Condition::job_finished();
+                c.last_transition_time = Some(Time(ts(NOW)));
+                c.observed_generation = Some(2);
+                c
+            })
+        );
+        let succeeded = condition(&s, ConditionType::Succeeded)
+            .cloned()
+            .unwrap_or_else(|| panic!());
+        assert_eq!(succeeded.reason, reason::ERROR);
+        assert_eq!(
+            succeeded.error.as_deref(),
+            Some("ScanTemplate grype not found")
+        );
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn running_job_is_scanning_and_keeps_scanned_at() {
+        let previous = ScanStatus {
+            scanned_at: Some(Time(ts("2026-01-01T00:00:00Z"))),
+            ..ScanStatus::default()
+        };
+        let s = status(ScanState::Running, None, Some(&previous));
+        assert_eq!(s.phase, Some(Phase::Scanning));
+        let c = condition(&s, ConditionType::Scanning)
+            .cloned()
+            .unwrap_or_else(|| panic!());
+        assert_eq!(
+            (c.status, c.reason.as_str(), c.message.as_str()),
+            (
+                ConditionStatus::True,
+                "JobStarted",
+                "The scan job is running"
+            )
+        );
+        assert_eq!(s.scanned_at, previous.scanned_at);
+        assert_eq!(s.cve_count, None);
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn failed_job_is_error_with_the_cause() {
+        let state = state_from_job(
+            &JobState::Failed {
+                message: "Failed: BackoffLimitExceeded".into(),
+                error: "Job has reached the specified backoff limit".into(),
+                at: ts(NOW),
+            },
+            None,
+            "scan-report",
+        );
+        let s = status(state, None, None);
+        assert_eq!(s.phase, Some(Phase::Error));
+        let c = condition(&s, ConditionType::Succeeded)
+            .cloned()
+            .unwrap_or_else(|| panic!());
+        assert_eq!(c.message, "Failed: BackoffLimitExceeded");
+        assert_eq!(
+            c.error.as_deref(),
+            Some("Job has reached the specified backoff limit")
+        );
+        assert_eq!(condition(&s, ConditionType::PolicySucceeded), None);
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn completed_job_with_a_corrupt_or_missing_report_is_error() {
+        let complete = JobState::Complete {
+            message: "Complete".into(),
+            at: ts(NOW),
+        };
+        let corrupt = state_from_job(
+            &complete,
+            Some(&Err("gzip data is corrupt".into())),
+            "scan-report",
+        );
+        let s = status(corrupt, None, None);
+        assert_eq!(s.phase, Some(Phase::Error));
+        assert_eq!(
+            condition(&s, ConditionType::Succeeded).and_then(|c| c.error.clone()),
+            Some("gzip data is corrupt".into())
+        );
+        assert_consistent(&s);
+        let missing = state_from_job(&complete, None, "scan-report");
+        let s = status(missing, None, None);
+        let error = condition(&s, ConditionType::Succeeded)
+            .and_then(|c| c.error.clone())
+            .unwrap_or_default();
+        assert!(error.contains("ConfigMap scan-report"), "{error}");
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn compliant_report_is_completed_with_counts_and_compliant_artifact() {
+        let s = status(
+            finished(),
+            Some(results(compliant(), SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(s.phase, Some(Phase::Completed));
+        let counts = s.cve_count.clone().unwrap_or_default();
+        assert_eq!(
+            (counts.critical, counts.high, counts.low, counts.total),
+            (1, 1, 1, 3)
+        );
+        assert_eq!(s.compliant_artifact, s.artifact);
+        assert!(s.artifact.is_some());
+        assert_eq!(s.scanned_at, Some(Time(ts("2026-01-01T12:00:00Z"))));
+        assert_eq!(
+            s.scanned_by.as_ref().map(|b| b.scanner.name.as_str()),
+            Some("grype")
+        );
+        assert_eq!(s.observed_policy_generation, Some(4));
+        assert_eq!(s.observed_template_generation, Some(1));
+        let c = condition(&s, ConditionType::Succeeded)
+            .cloned()
+            .unwrap_or_else(|| panic!());
+        assert_eq!(c.message, "Complete: CompletionsReached");
+        assert_eq!(
+            condition(&s, ConditionType::PolicySucceeded).map(|c| c.message.as_str()),
+            Some("No CVEs were found that violated the policy")
+        );
+        assert_eq!(
+            condition(&s, ConditionType::SendingResults).map(|c| c.reason.as_str()),
+            Some("NotConfigured")
+        );
+        assert!(s.violations.is_empty());
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn violated_policy_is_failed_with_violations() {
+        let s = status(
+            finished(),
+            Some(results(violated(), SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(
+            condition(&s, ConditionType::PolicySucceeded).map(|c| c.message.as_str()),
+            Some("Policy violated because of 2 CVEs")
+        );
+        let ids: Vec<&str> = s.violations.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["CVE-1", "CVE-2"]);
+        assert_eq!(s.compliant_artifact, None);
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn policy_error_is_error() {
+        let policy = PolicyState::Error {
+            error: "ScanPolicy strict not found".into(),
+            generation: None,
+        };
+        let s = status(
+            finished(),
+            Some(results(policy, SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(s.phase, Some(Phase::Error));
+        let c = condition(&s, ConditionType::PolicySucceeded)
+            .cloned()
+            .unwrap_or_else(|| panic!());
+        assert_eq!(c.status, ConditionStatus::Unknown);
+        assert_eq!(c.message, "An error has occurred");
+        assert_eq!(c.error.as_deref(), Some("ScanPolicy strict not found"));
+        assert_eq!(s.observed_policy_generation, None);
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn no_policy_is_completed_without_a_policy_condition() {
+        let s = status(
+            finished(),
+            Some(results(PolicyState::NoPolicy, SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(s.phase, Some(Phase::Completed));
+        assert_eq!(condition(&s, ConditionType::PolicySucceeded), None);
+        assert_consistent(&s);
+    }
+
+    #[test]
+    fn sending_results_never_changes_the_verdict() {
+        let sent = status(
+            finished(),
+            Some(results(
+                compliant(),
+                SendState::Sent {
+                    url: "https://store/r/1".into(),
+                },
+            )),
+            None,
+        );
+        assert_eq!(sent.phase, Some(Phase::Completed));
+        assert_eq!(sent.metadata_url.as_deref(), Some("https://store/r/1"));
+        assert_eq!(
+            condition(&sent, ConditionType::SendingResults).map(|c| c.reason.as_str()),
+            Some("Sent")
+        );
+        let failed = status(
+            finished(),
+            Some(results(
+                violated(),
+                SendState::Failed {
+                    error: "connection refused".into(),
+                },
+            )),
+            None,
+        );
+        assert_eq!(failed.phase, Some(Phase::Failed));
+        assert_eq!(failed.metadata_url, None);
+        assert_eq!(
+            condition(&failed, ConditionType::SendingResults).and_then(|c| c.error.as_deref()),
+            Some("connection refused")
+        );
+        assert_consistent(&sent);
+        assert_consistent(&failed);
+    }
+
+    #[test]
+    fn transition_times_are_kept_while_statuses_do_not_change() {
+        let first = status(
+            finished(),
+            Some(results(compliant(), SendState::NotConfigured)),
+            None,
+        );
+        let later = desired_status(&StatusInputs {
+            generation: Some(2),
+            template_generation: Some(1),
+            previous: Some(&first),
+            state: finished(),
+            results: Some(results(violated(), SendState::NotConfigured)),
+            now: ts("2026-01-03T00:00:00Z"),
+        });
+        let time = |s: &ScanStatus, t| condition(s, t).and_then(|c| c.last_transition_time.clone());
+        assert_eq!(time(&later, ConditionType::Scanning), Some(Time(ts(NOW))));
+        assert_eq!(
+            time(&later, ConditionType::PolicySucceeded),
+            Some(Time(ts("2026-01-03T00:00:00Z")))
+        );
+        // The same inputs give the same status: nothing to write.
+        let again = desired_status(&StatusInputs {
+            generation: Some(2),
+            template_generation: Some(1),
+            previous: Some(&later),
+            state: finished(),
+            results: Some(results(violated(), SendState::NotConfigured)),
+            now: ts("2026-01-04T00:00:00Z"),
+        });
+        assert_eq!(again, later);
+    }
+
+    #[test]
+    fn state_without_a_job_comes_from_the_report_or_the_previous_failure() {
+        assert_eq!(state_without_job(None, None, "pushed"), ScanState::Pending);
+        assert_eq!(
+            state_without_job(None, Some(&Ok(())), "pushed"),
+            ScanState::Finished {
+                message: "pushed".into()
+            }
+        );
+        assert!(matches!(
+            state_without_job(None, Some(&Err("bad".into())), "pushed"),
+            ScanState::Failed { error, .. } if error == "bad"
+        ));
+        let previous = status(
+            finished(),
+            Some(results(compliant(), SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(
+            state_without_job(Some(&previous), Some(&Ok(())), "Complete"),
+            finished(),
+            "the last Job status is kept after the Job is deleted"
+        );
+        let failed = status(
+            ScanState::Failed {
+                message: "Failed".into(),
+                error: "boom".into(),
+            },
+            None,
+            None,
+        );
+        assert_eq!(
+            state_without_job(Some(&failed), None, "Complete"),
+            ScanState::Failed {
+                message: "Failed".into(),
+                error: "boom".into()
+            }
+        );
+    }
+
+    #[test]
+    fn previous_facts_say_whether_this_generation_finished() {
+        let done = status(
+            finished(),
+            Some(results(compliant(), SendState::NotConfigured)),
+            None,
+        );
+        let facts = previous_facts(Some(&done), Some(2), Some(1));
+        assert!(facts.done);
+        assert_eq!(facts.scanned_at, Some(ts("2026-01-01T12:00:00Z")));
+        assert_eq!(facts.failed_at, None);
+        assert!(!previous_facts(Some(&done), Some(3), Some(1)).done);
+        assert!(!previous_facts(Some(&done), Some(2), Some(2)).done);
+        let running = status(ScanState::Running, None, None);
+        assert!(!previous_facts(Some(&running), Some(2), Some(1)).done);
+        let failed = status(ScanState::Unrunnable { error: "x".into() }, None, None);
+        assert_eq!(
+            previous_facts(Some(&failed), Some(2), None).failed_at,
+            Some(ts(NOW))
+        );
+    }
+}

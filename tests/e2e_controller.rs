@@ -1,0 +1,994 @@
+//! End to end: the real `scangate controller` binary against a real kube-apiserver (the local
+//! control plane of `make controlplane`). There is no kubelet, so the test plays the scanner:
+//! it waits for the Job the controller creates, stores the report with
+//! `scangate report --to-configmap`, and marks the Job complete through its status
+//! subresource.
+//!
+//! Run with `SCANGATE_E2E=1 cargo test --test e2e_controller` after `make controlplane`
+//! (KUBECONFIG and CONTROLPLANE_KUBECTL default to target/controlplane/).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kubeconfig() -> PathBuf {
+    std::env::var_os("KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/controlplane/kubeconfig"))
+}
+
+fn kubectl_path() -> PathBuf {
+    std::env::var_os("CONTROLPLANE_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/controlplane/bin/kubectl"))
+}
+
+/// Runs kubectl; `Err(stderr)` when it fails.
+fn kubectl_result(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    let mut child = Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", kubectl_path().display()))?;
+    if let Some(input) = stdin
+        && let Some(mut pipe) = child.stdin.take()
+    {
+        pipe.write_all(input.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn kubectl(args: &[&str]) -> String {
+    kubectl_result(args, None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn apply(ns: &str, object: &Value) {
+    kubectl_result(&["-n", ns, "apply", "-f", "-"], Some(&object.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn get_json(ns: &str, what: &[&str]) -> Option<Value> {
+    let mut args = vec!["-n", ns, "get"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["-o", "json"]);
+    kubectl_result(&args, None)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+fn wait_for<T>(
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// The test's namespace and controller; both go away when it is dropped.
+struct Env {
+    ns: String,
+    controller: Child,
+    args: Vec<std::ffi::OsString>,
+    log: PathBuf,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn spawn(args: &[std::ffi::OsString], log: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig())
+            .env("SCANGATE_LOG", "info,scangate=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start scangate controller")
+    }
+
+    fn wait_ready(&self) {
+        wait_for(
+            "the controller to be ready",
+            || http_get(&self.admin, "/readyz").filter(|(status, _)| *status == 200),
+            || self.logs(),
+        );
+    }
+
+    /// Kills the controller (no graceful shutdown: a crash) and starts it again.
+    fn restart(&mut self) {
+        let _ = self.controller.kill();
+        let _ = self.controller.wait();
+        self.controller = Env::spawn(&self.args, &self.log);
+        self.wait_ready();
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.controller.kill();
+        let _ = self.controller.wait();
+        if std::thread::panicking() {
+            eprintln!("controller log:\n{}", self.logs());
+        }
+        let _ = kubectl_result(&["delete", "namespace", &self.ns, "--wait=false"], None);
+    }
+}
+
+/// A metadata store on loopback (HTTPS), answering `{"url": ".../<n>"}` and counting posts.
+struct Store {
+    url: String,
+    ca: PathBuf,
+    token: PathBuf,
+    posts: Arc<Mutex<Vec<Value>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn start_store(dir: &Path) -> Store {
+    use axum::Json;
+    use axum::routing::post;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bundle = scangate::certs::generate(&["127.0.0.1".to_string()], 2).expect("certs");
+    bundle.write(dir).expect("write certs");
+    let token = dir.join("token");
+    std::fs::write(&token, "e2e-token").expect("token");
+    let posts: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = posts.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    runtime.block_on(async move {
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+            bundle.cert.into_bytes(),
+            bundle.key.into_bytes(),
+        )
+        .await
+        .expect("tls");
+        let app = axum::Router::new().route(
+            "/api/v1/reports",
+            post(
+                move |headers: axum::http::HeaderMap, Json(body): Json<Value>| {
+                    let seen = seen.clone();
+                    async move {
+                        let ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+                            == Some("Bearer e2e-token");
+                        let mut posts = seen.lock().expect("lock");
+                        posts.push(body);
+                        let n = posts.len();
+                        if ok {
+                            (
+                                axum::http::StatusCode::OK,
+                                Json(json!({"url": format!("https://store.example/reports/{n}")})),
+                            )
+                        } else {
+                            (axum::http::StatusCode::UNAUTHORIZED, Json(json!({})))
+                        }
+                    }
+                },
+            ),
+        );
+        let server = axum_server::from_tcp_rustls(listener, config).expect("server");
+        tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    });
+    Store {
+        url: format!("https://{addr}"),
+        ca: dir.join("ca.crt"),
+        token,
+        posts,
+        _runtime: runtime,
+    }
+}
+
+fn setup(store: Option<&Store>) -> Env {
+    if let Err(e) = kubectl_result(&["get", "--raw", "/readyz"], None) {
+        panic!(
+            "SCANGATE_E2E=1 but the cluster at {} is not reachable (run `make controlplane`): {e}",
+            kubeconfig().display()
+        );
+    }
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &root()
+            .join("deploy/crds/scanning.scangate.dev.yaml")
+            .display()
+            .to_string(),
+    ]);
+    for crd in [
+        "imagescans",
+        "sourcescans",
+        "scantemplates",
+        "scanpolicies",
+        "scanexceptions",
+    ] {
+        kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd}.scanning.scangate.dev"),
+            "--timeout=60s",
+        ]);
+    }
+    let suffix = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ std::process::id())
+            .unwrap_or_default()
+    );
+    let ns = format!("scangate-e2e-{suffix}");
+    kubectl(&["create", "namespace", &ns]);
+    wait_for(
+        "the default ServiceAccount",
+        || kubectl_result(&["-n", &ns, "get", "serviceaccount", "default"], None).ok(),
+        String::new,
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("controller.log");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut args: Vec<std::ffi::OsString> = [
+        "controller",
+        "--namespace",
+        &ns,
+        "--leader-election-namespace",
+        &ns,
+        "--admin-listen",
+        &admin,
+        "--error-retry",
+        "2s",
+    ]
+    .iter()
+    .map(|a| a.into())
+    .collect();
+    if let Some(store) = store {
+        args.extend([
+            "--metadata-store-url".into(),
+            store.url.clone().into(),
+            "--metadata-store-ca-file".into(),
+            store.ca.clone().into(),
+            "--metadata-store-token-file".into(),
+            store.token.clone().into(),
+        ]);
+    }
+    let controller = Env::spawn(&args, &log);
+    let env = Env {
+        ns,
+        controller,
+        args,
+        log,
+        admin,
+        _dir: dir,
+    };
+    env.wait_ready();
+    env
+}
+
+fn gated() -> bool {
+    if std::env::var("SCANGATE_E2E").as_deref() != Ok("1") {
+        eprintln!(
+            "skipped: set SCANGATE_E2E=1 (after `make controlplane`) to run the controller end to end"
+        );
+        return false;
+    }
+    true
+}
+
+fn template(ns: &str) -> Value {
+    json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanTemplate",
+        "metadata": {"name": "grype", "namespace": ns},
+        "spec": {"template": {
+            "initContainers": [{"name": "fetch", "image": "busybox", "command": ["true"]}],
+            "containers": [{
+                "name": "scan",
+                "image": "anchore/grype",
+                "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
+            }],
+        }},
+    })
+}
+
+fn policy(ns: &str, not_allowed: &str) -> Value {
+    let rego = scangate::policy::DEFAULT_POLICY.replace(
+        "notAllowedSeverities := [\"critical\", \"high\"]",
+        &format!("notAllowedSeverities := {not_allowed}"),
+    );
+    json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanPolicy",
+        "metadata": {"name": "default", "namespace": ns},
+        "spec": {"regoFile": rego},
+    })
+}
+
+fn image_scan(ns: &str, name: &str, template: Option<&str>) -> Value {
+    let mut spec = json!({
+        "registry": {"image": "busybox:1.32.1", "imagePullSecret": "registry-creds"},
+        "scanPolicy": "default",
+    });
+    if let Some(t) = template {
+        spec["scanTemplate"] = json!(t);
+    }
+    json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ImageScan",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    })
+}
+
+fn status(env: &Env, scan: &str) -> Value {
+    get_json(&env.ns, &["imagescan", scan])
+        .map(|s| s["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn wait_phase(env: &Env, scan: &str, phase: &str) -> Value {
+    wait_for(
+        &format!("ImageScan {scan} to be {phase}"),
+        || Some(status(env, scan)).filter(|s| s["phase"] == phase),
+        || format!("status: {:#}\nlog:\n{}", status(env, scan), env.logs()),
+    )
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+fn jobs(env: &Env, scan: &str) -> Vec<Value> {
+    get_json(
+        &env.ns,
+        &["jobs", "-l", &format!("scanning.scangate.dev/scan={scan}")],
+    )
+    .and_then(|l| l["items"].as_array().cloned())
+    .unwrap_or_default()
+}
+
+fn upload_report(env: &Env, scan: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args([
+            "report",
+            FIXTURE,
+            "--to-configmap",
+            &format!("{}/{scan}", env.ns),
+        ])
+        .current_dir(root())
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("run scangate report");
+    assert!(
+        out.status.success(),
+        "scangate report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Marks a Job complete as the Job controller would: SuccessCriteriaMet before Complete (the
+/// apiserver rejects Complete without it), the startTime the Job controller set, a
+/// completionTime, no active pods.
+fn complete_job(env: &Env, job: &str) {
+    let start = wait_for(
+        "the Job controller to set startTime",
+        || {
+            get_json(&env.ns, &["job", job])
+                .and_then(|j| j["status"]["startTime"].as_str().map(String::from))
+        },
+        || env.logs(),
+    );
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .expect("now")
+        .to_string();
+    let condition = |type_: &str| {
+        json!({"type": type_, "status": "True", "reason": "CompletionsReached",
+               "message": "Reached expected number of succeeded pods",
+               "lastTransitionTime": now})
+    };
+    let patch = json!({"status": {
+        "startTime": start,
+        "completionTime": now,
+        "active": 0,
+        "ready": 0,
+        "terminating": 0,
+        "succeeded": 1,
+        "conditions": [condition("SuccessCriteriaMet"), condition("Complete")],
+    }});
+    kubectl(&[
+        "-n",
+        &env.ns,
+        "patch",
+        "job",
+        job,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+#[test]
+fn scans_with_a_template_evaluate_the_policy_and_reevaluate_without_rescanning() {
+    if !gated() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = start_store(dir.path());
+    let env = setup(Some(&store));
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    apply(&ns, &policy(&ns, "[\"critical\", \"high\"]"));
+    apply(&ns, &image_scan(&ns, "busybox", Some("grype")));
+
+    // The controller starts one Job from the template.
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "busybox").into_iter().next(),
+        || env.logs(),
+    );
+    let job_name = job["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(job_name.starts_with("busybox-"), "{job_name}");
+    let owner = &job["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "ImageScan");
+    assert_eq!(owner["controller"], true);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "registry-creds");
+    for container in [&pod["containers"][0], &pod["initContainers"][0]] {
+        let env_of = |name: &str| {
+            container["env"]
+                .as_array()
+                .and_then(|e| e.iter().find(|v| v["name"] == name))
+                .map(|v| v["value"].clone())
+        };
+        assert_eq!(env_of("SCAN_IMAGE"), Some(json!("busybox:1.32.1")));
+        assert_eq!(env_of("SCAN_NAME"), Some(json!("busybox")));
+        assert_eq!(env_of("SCAN_NAMESPACE"), Some(json!(ns)));
+    }
+    let scanning = wait_phase(&env, "busybox", "Scanning");
+    assert_eq!(condition(&scanning, "Scanning")["reason"], "JobStarted");
+
+    // Play the scanner: store the report, mark the Job complete.
+    upload_report(&env, "busybox");
+    complete_job(&env, &job_name);
+
+    let failed = wait_phase(&env, "busybox", "Failed");
+    let counts = &failed["cveCount"];
+    assert_eq!(
+        [
+            &counts["critical"],
+            &counts["high"],
+            &counts["medium"],
+            &counts["low"],
+            &counts["unknown"],
+            &counts["total"]
+        ],
+        [
+            &json!(1),
+            &json!(10),
+            &json!(2),
+            &json!(2),
+            &json!(0),
+            &json!(15)
+        ],
+        "{failed:#}"
+    );
+    assert_eq!(
+        condition(&failed, "PolicySucceeded")["message"],
+        "Policy violated because of 11 CVEs"
+    );
+    assert_eq!(
+        condition(&failed, "PolicySucceeded")["reason"],
+        "EvaluationFailed"
+    );
+    assert_eq!(condition(&failed, "Scanning")["reason"], "JobFinished");
+    assert_eq!(condition(&failed, "Succeeded")["status"], "True");
+    assert_eq!(
+        condition(&failed, "Succeeded")["message"],
+        "Complete: CompletionsReached"
+    );
+    let image = failed["artifact"]["registry"]["image"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        image.starts_with("docker.io/library/busybox:1.32.1@sha256:"),
+        "{image}"
+    );
+    assert_eq!(failed["scannedBy"]["scanner"]["name"], "grype");
+    assert_eq!(failed["observedGeneration"], 1);
+    assert_eq!(failed["observedPolicyGeneration"], 1);
+    assert_eq!(failed["observedTemplateGeneration"], 1);
+    assert!(failed["scannedAt"].is_string());
+    assert!(failed["compliantArtifact"].is_null());
+    assert_eq!(failed["violations"][0]["severity"], "critical");
+    assert_eq!(failed["violations"].as_array().map(Vec::len), Some(11));
+
+    // The results went to the metadata store, once.
+    let sent = wait_for(
+        "SendingResults=True",
+        || {
+            Some(status(&env, "busybox"))
+                .filter(|s| condition(s, "SendingResults")["status"] == "True")
+        },
+        || format!("{:#}\n{}", status(&env, "busybox"), env.logs()),
+    );
+    assert_eq!(condition(&sent, "SendingResults")["reason"], "Sent");
+    let metadata_url = sent["metadataURL"].as_str().unwrap_or_default().to_string();
+    assert!(
+        metadata_url.starts_with("https://store.example/reports/"),
+        "{metadata_url}"
+    );
+    let posts = store.posts.lock().map(|p| p.clone()).unwrap_or_default();
+    assert_eq!(posts.len(), 1, "one report, sent once");
+    assert_eq!(posts[0]["scanner"]["name"], "grype");
+
+    // A policy that allows everything: Completed, from the same report, without a new Job.
+    apply(&ns, &policy(&ns, "[]"));
+    let completed = wait_phase(&env, "busybox", "Completed");
+    assert_eq!(
+        condition(&completed, "PolicySucceeded")["message"],
+        "No CVEs were found that violated the policy"
+    );
+    assert_eq!(completed["observedPolicyGeneration"], 2);
+    assert_eq!(completed["compliantArtifact"], completed["artifact"]);
+    assert_eq!(completed["cveCount"]["total"], 15);
+    assert_eq!(completed["metadataURL"], json!(metadata_url));
+    // And back.
+    apply(&ns, &policy(&ns, "[\"critical\", \"high\"]"));
+    let again = wait_phase(&env, "busybox", "Failed");
+    assert_eq!(again["observedPolicyGeneration"], 3);
+    assert_eq!(
+        jobs(&env, "busybox").len(),
+        1,
+        "re-evaluation starts no Job"
+    );
+    assert_eq!(
+        store.posts.lock().map(|p| p.len()).unwrap_or(0),
+        1,
+        "nothing resent"
+    );
+
+    // An exception for the image's CVEs: Completed again.
+    let exception = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanException",
+        "metadata": {"name": "busybox-reviewed", "namespace": ns},
+        "spec": {
+            "images": ["busybox:1.32.1"],
+            "reason": "e2e: reviewed",
+            "expires": "2099-01-01T00:00:00Z",
+        },
+    });
+    apply(&ns, &exception);
+    wait_phase(&env, "busybox", "Completed");
+    kubectl(&["-n", &ns, "delete", "scanexception", "busybox-reviewed"]);
+    wait_phase(&env, "busybox", "Failed");
+    assert_eq!(jobs(&env, "busybox").len(), 1, "exceptions start no Job");
+
+    // Events record the phase changes.
+    let events = kubectl(&[
+        "-n",
+        &ns,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=busybox",
+        "-o",
+        "json",
+    ]);
+    for reason in ["Scanning", "Failed", "Completed"] {
+        assert!(
+            events.contains(&format!("\"reason\": \"{reason}\"")),
+            "{reason} event missing: {events}"
+        );
+    }
+
+    // Metrics.
+    let (code, metrics) = http_get(&env.admin, "/metrics").unwrap_or_default();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("scangate_controller_scans{kind=\"ImageScan\",phase=\"Failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scangate_controller_jobs_created_total{kind=\"ImageScan\"} 1"),
+        "{metrics}"
+    );
+
+    // A new template generation rescans: a second Job.
+    let mut changed = template(&ns);
+    changed["spec"]["template"]["containers"][0]["image"] = json!("anchore/grype:v0.94.0");
+    apply(&ns, &changed);
+    wait_for(
+        "a second Job after the template changed",
+        || Some(jobs(&env, "busybox")).filter(|j| j.len() == 2),
+        || env.logs(),
+    );
+    let rescanning = wait_phase(&env, "busybox", "Scanning");
+    assert_eq!(rescanning["observedTemplateGeneration"], 2);
+}
+
+#[test]
+fn missing_templates_are_errors_and_pushed_reports_finish_scans() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &policy(&ns, "[\"critical\", \"high\"]"));
+
+    apply(&ns, &image_scan(&ns, "no-template", Some("nope")));
+    let error = wait_phase(&env, "no-template", "Error");
+    assert_eq!(condition(&error, "Scanning")["status"], "False");
+    assert_eq!(condition(&error, "Succeeded")["reason"], "Error");
+    assert_eq!(
+        condition(&error, "Succeeded")["error"],
+        "ScanTemplate nope not found"
+    );
+    // Creating the template starts the scan.
+    let mut nope = template(&ns);
+    nope["metadata"]["name"] = json!("nope");
+    apply(&ns, &nope);
+    wait_phase(&env, "no-template", "Scanning");
+
+    // A template the apiserver refuses as a Job: the scan shows why.
+    let mut always = template(&ns);
+    always["metadata"]["name"] = json!("always");
+    always["spec"]["template"]["restartPolicy"] = json!("Always");
+    apply(&ns, &always);
+    apply(&ns, &image_scan(&ns, "invalid-job", Some("always")));
+    let invalid = wait_phase(&env, "invalid-job", "Error");
+    let cause = condition(&invalid, "Succeeded")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cause.contains("cannot create the scan Job") && cause.contains("restartPolicy"),
+        "{cause}"
+    );
+
+    // Without a template, a pushed report finishes the scan.
+    apply(&ns, &image_scan(&ns, "pushed", None));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(status(&env, "pushed")["phase"], "Pending");
+    upload_report(&env, "pushed");
+    let failed = wait_phase(&env, "pushed", "Failed");
+    assert_eq!(condition(&failed, "Succeeded")["status"], "True");
+    assert_eq!(
+        condition(&failed, "SendingResults")["reason"],
+        "NotConfigured"
+    );
+    assert_eq!(failed["cveCount"]["total"], 15);
+    assert!(jobs(&env, "pushed").is_empty());
+
+    // A report for a scan that does not exist is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args([
+            "report",
+            FIXTURE,
+            "--to-configmap",
+            &format!("{ns}/missing"),
+        ])
+        .current_dir(root())
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("run scangate report");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no ImageScan or SourceScan"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Marks a Job failed as the Job controller would: FailureTarget before Failed.
+fn fail_job(env: &Env, job: &str) {
+    let start = wait_for(
+        "the Job controller to set startTime",
+        || {
+            get_json(&env.ns, &["job", job])
+                .and_then(|j| j["status"]["startTime"].as_str().map(String::from))
+        },
+        || env.logs(),
+    );
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .expect("now")
+        .to_string();
+    let condition = |type_: &str| {
+        json!({"type": type_, "status": "True", "reason": "BackoffLimitExceeded",
+               "message": "Job has reached the specified backoff limit",
+               "lastTransitionTime": now})
+    };
+    let patch = json!({"status": {
+        "startTime": start,
+        "active": 0,
+        "ready": 0,
+        "terminating": 0,
+        "failed": 1,
+        "conditions": [condition("FailureTarget"), condition("Failed")],
+    }});
+    kubectl(&[
+        "-n",
+        &env.ns,
+        "patch",
+        "job",
+        job,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+#[test]
+fn restarts_adopt_the_job_and_failed_jobs_are_errors_then_retried() {
+    if !gated() {
+        return;
+    }
+    let mut env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    let mut scan = image_scan(&ns, "flaky", Some("grype"));
+    scan["spec"].as_object_mut().map(|s| s.remove("scanPolicy"));
+    apply(&ns, &scan);
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "flaky").into_iter().next(),
+        || env.logs(),
+    );
+    let job_name = job["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_phase(&env, "flaky", "Scanning");
+
+    // A crash and a restart: the same Job, no second one.
+    env.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(jobs(&env, "flaky").len(), 1, "{}", env.logs());
+    assert_eq!(status(&env, "flaky")["phase"], "Scanning");
+
+    fail_job(&env, &job_name);
+    let error = wait_phase(&env, "flaky", "Error");
+    let succeeded = condition(&error, "Succeeded");
+    assert_eq!(succeeded["reason"], "Error");
+    assert_eq!(succeeded["message"], "Failed: BackoffLimitExceeded");
+    assert_eq!(
+        succeeded["error"],
+        "Job has reached the specified backoff limit"
+    );
+    assert!(condition(&error, "PolicySucceeded").is_null());
+
+    // Retried after --error-retry (2s): a second attempt.
+    let retried = wait_for(
+        "a retry Job",
+        || Some(jobs(&env, "flaky")).filter(|j| j.len() == 2),
+        || env.logs(),
+    );
+    let attempts: Vec<&str> = retried
+        .iter()
+        .filter_map(|j| j["metadata"]["annotations"]["scanning.scangate.dev/attempt"].as_str())
+        .collect();
+    assert!(
+        attempts.contains(&"0") && attempts.contains(&"1"),
+        "{attempts:?}"
+    );
+    wait_phase(&env, "flaky", "Scanning");
+
+    // The retry succeeds: Completed without a policy.
+    let second = retried
+        .iter()
+        .find(|j| j["metadata"]["annotations"]["scanning.scangate.dev/attempt"] == "1")
+        .and_then(|j| j["metadata"]["name"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    upload_report(&env, "flaky");
+    complete_job(&env, &second);
+    let completed = wait_phase(&env, "flaky", "Completed");
+    assert!(condition(&completed, "PolicySucceeded").is_null());
+    assert_eq!(completed["cveCount"]["total"], 15);
+    assert_eq!(jobs(&env, "flaky").len(), 2);
+}
+
+#[test]
+fn rescans_on_schedule_and_suspended_scans_start_nothing() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+
+    let mut suspended = image_scan(&ns, "suspended", Some("grype"));
+    suspended["spec"]["suspend"] = json!(true);
+    apply(&ns, &suspended);
+
+    let mut scheduled = image_scan(&ns, "scheduled", Some("grype"));
+    scheduled["spec"]["rescanInterval"] = json!("4s");
+    scheduled["spec"]
+        .as_object_mut()
+        .map(|s| s.remove("scanPolicy"));
+    apply(&ns, &scheduled);
+    let first = wait_for(
+        "the first scan Job",
+        || jobs(&env, "scheduled").into_iter().next(),
+        || env.logs(),
+    );
+    upload_report(&env, "scheduled");
+    complete_job(&env, first["metadata"]["name"].as_str().unwrap_or_default());
+    let completed = wait_phase(&env, "scheduled", "Completed");
+    let scanned_at = completed["scannedAt"].clone();
+
+    // After the interval: a new Job, the old report gone, scannedAt kept while it runs.
+    let both = wait_for(
+        "the rescan Job",
+        || Some(jobs(&env, "scheduled")).filter(|j| j.len() == 2),
+        || format!("{:#}\n{}", status(&env, "scheduled"), env.logs()),
+    );
+    let rescanning = wait_phase(&env, "scheduled", "Scanning");
+    assert_eq!(rescanning["scannedAt"], scanned_at);
+    assert!(
+        get_json(&ns, &["configmap", "scheduled-report"]).is_none(),
+        "the old report is deleted when the rescan starts"
+    );
+    let second = both
+        .iter()
+        .map(|j| {
+            j["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .find(|n| Some(n.as_str()) != first["metadata"]["name"].as_str())
+        .unwrap_or_default();
+    std::thread::sleep(Duration::from_secs(1));
+    upload_report(&env, "scheduled");
+    complete_job(&env, &second);
+    let rescanned = wait_phase(&env, "scheduled", "Completed");
+    assert_ne!(rescanned["scannedAt"], scanned_at);
+
+    // Suspended from the start: no Job, Pending.
+    assert!(jobs(&env, "suspended").is_empty());
+    assert_eq!(status(&env, "suspended")["phase"], "Pending");
+}
+
+#[test]
+fn source_scans_pass_the_repository_to_the_job_and_report_the_revision() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    apply(
+        &ns,
+        &json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "SourceScan",
+            "metadata": {"name": "repo", "namespace": ns},
+            "spec": {
+                "git": {"url": "git@github.com:org/repo.git", "revision": "v1.2.3", "sshKeySecret": "deploy-key"},
+                "scanTemplate": "grype",
+            },
+        }),
+    );
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "repo").into_iter().next(),
+        || env.logs(),
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "SourceScan");
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env_of = |name: &str| {
+        container["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == name))
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(
+        env_of("SCAN_GIT_URL"),
+        Some(json!("git@github.com:org/repo.git"))
+    );
+    assert_eq!(env_of("SCAN_GIT_REVISION"), Some(json!("v1.2.3")));
+    assert_eq!(
+        env_of("SCAN_GIT_SSH_KEY"),
+        Some(json!("/etc/scangate/git/ssh-privatekey"))
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "deploy-key");
+    assert_eq!(container["volumeMounts"][0]["readOnly"], true);
+
+    upload_report(&env, "repo");
+    complete_job(&env, job["metadata"]["name"].as_str().unwrap_or_default());
+    let source_status = || {
+        get_json(&ns, &["sourcescan", "repo"])
+            .map(|s| s["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let completed = wait_for(
+        "SourceScan repo to be Completed",
+        || Some(source_status()).filter(|s| s["phase"] == "Completed"),
+        || format!("{:#}\n{}", source_status(), env.logs()),
+    );
+    assert_eq!(
+        completed["artifact"]["git"],
+        json!({"url": "git@github.com:org/repo.git", "revision": "v1.2.3"})
+    );
+    assert_eq!(completed["cveCount"]["total"], 15);
+}
