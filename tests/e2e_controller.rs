@@ -992,3 +992,90 @@ fn source_scans_pass_the_repository_to_the_job_and_report_the_revision() {
     );
     assert_eq!(completed["cveCount"]["total"], 15);
 }
+
+/// 500 scans at once, reports pushed for all of them: every one reaches its verdict. Prints
+/// how long that took and the controller's peak memory (run with `--nocapture` to see them).
+#[test]
+fn five_hundred_scans_at_once_all_reach_a_verdict() {
+    if !gated() {
+        return;
+    }
+    const SCANS: usize = 500;
+    let env = setup(None);
+    apply(&env.ns, &policy(&env.ns, "[\"critical\", \"high\"]"));
+    let started = Instant::now();
+    let scans: Vec<Value> = (0..SCANS)
+        .map(|i| image_scan(&env.ns, &format!("load-{i}"), None))
+        .collect();
+    apply(
+        &env.ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": scans}),
+    );
+    // Play 500 pipelines pushing the same real report, one ConfigMap per scan.
+    let report = scangate::report::Report::from_path(
+        &root().join(FIXTURE),
+        scangate::report::Limits::default(),
+    )
+    .expect("fixture report");
+    let listed = get_json(&env.ns, &["imagescans"]).expect("imagescans");
+    let config_maps: Vec<Value> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|scan| {
+            let owner = scangate::report::ScanRef {
+                api_version: "scanning.scangate.dev/v1beta1".into(),
+                kind: "ImageScan".into(),
+                name: scan["metadata"]["name"].as_str().unwrap_or_default().into(),
+                namespace: env.ns.clone(),
+                uid: scan["metadata"]["uid"].as_str().unwrap_or_default().into(),
+            };
+            let cm = scangate::report::to_config_map(&report, &owner).expect("ConfigMap");
+            serde_json::to_value(cm).expect("JSON")
+        })
+        .collect();
+    assert_eq!(config_maps.len(), SCANS);
+    for chunk in config_maps.chunks(100) {
+        apply(
+            &env.ns,
+            &json!({"apiVersion": "v1", "kind": "List", "items": chunk}),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut failed = 0;
+    while Instant::now() < deadline {
+        let listed = get_json(&env.ns, &["imagescans"]).unwrap_or(Value::Null);
+        let items = listed["items"].as_array().cloned().unwrap_or_default();
+        failed = items
+            .iter()
+            .filter(|s| s["status"]["phase"] == "Failed")
+            .count();
+        if failed == SCANS {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let took = started.elapsed();
+    assert_eq!(
+        failed,
+        SCANS,
+        "only {failed} of {SCANS} scans reached Failed\n{}",
+        env.logs()
+    );
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", env.controller.id()))
+        .unwrap_or_default();
+    let peak = proc_status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: unknown");
+    println!(
+        "{SCANS} scans reached their verdict in {:.1}s; controller peak memory {}",
+        took.as_secs_f64(),
+        peak.trim_start_matches("VmHWM:").trim()
+    );
+    let one = status(&env, "load-0");
+    assert_eq!(
+        condition(&one, "PolicySucceeded")["message"],
+        "Policy violated because of 11 CVEs"
+    );
+}
