@@ -117,3 +117,76 @@ fn each_service_account_may_do_only_its_job() {
         }
     }
 }
+
+#[test]
+fn a_scanner_may_store_reports_in_its_namespace_only() {
+    let Some(cluster) = cluster() else { return };
+    let ns = cluster.namespace("e2e-scanner", &[]);
+    let other = cluster.namespace("e2e-scanner-other", &[]);
+    // The example binding, in the test's namespace.
+    let rbac = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/cluster/scanner-rbac.yaml"
+    ))
+    .expect("examples/cluster/scanner-rbac.yaml")
+    .replace("namespace: shop", &format!("namespace: {}", ns.name));
+    let out = cluster.apply(&rbac, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for namespace in [&ns, &other] {
+        let out = namespace.apply("apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {name: busybox}\nspec:\n  registry: {image: busybox:1.32.1}\n");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let kubeconfig = cluster.kubeconfig_as_in(&ns.name, "scangate-scanner");
+    let report = |target: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args([
+                "report",
+                "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json",
+                "--to-configmap",
+                target,
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("run scangate report")
+    };
+    // In its namespace, as the scanner: stored.
+    let out = report(&format!("{}/busybox", ns.name));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.kubectl_ok(&["get", "configmap", "busybox-report"]);
+    // In another namespace: forbidden, with a clear error.
+    let out = report(&format!("{}/busybox", other.name));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = format!("--as=system:serviceaccount:{}:scangate-scanner", ns.name);
+    let no = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i", user.as_str()];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&cluster.kubectl(&all).stdout).trim() == "no"
+    };
+    assert!(no(&["get", "secrets", "-n", &ns.name]));
+    assert!(no(&["create", "configmaps", "-n", &other.name]));
+    assert!(no(&[
+        "patch",
+        "imagescans.scanning.scangate.dev",
+        "--subresource=status",
+        "-n",
+        &ns.name
+    ]));
+}

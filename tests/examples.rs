@@ -33,3 +33,43 @@ fn example_scans_parse_and_their_statuses_are_consistent() {
         );
     }
 }
+
+struct NoNames;
+
+impl scangate::admission::scanning::Names for NoNames {
+    fn template_exists(&self, _: &str, _: &str) -> bool {
+        true
+    }
+    fn policy_exists(&self, _: &str, _: &str) -> bool {
+        true
+    }
+}
+
+#[test]
+fn the_sample_templates_and_policy_pass_admission() {
+    use scangate::admission::config::AdmissionConfig;
+    use scangate::admission::scanning::{Context, Verdict, review};
+    let config = AdmissionConfig::default();
+    let check_policy = |name: &str, rego: &str| {
+        scangate::policy::check_contract(name, rego)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let ctx = Context {
+        config: &config,
+        names: &NoNames,
+        namespace: "shop",
+        now: jiff::Timestamp::now(),
+        check_policy: &check_policy,
+    };
+    for (path, kind) in [
+        ("examples/cluster/scantemplate-grype.yaml", "ScanTemplate"),
+        ("examples/cluster/scantemplate-trivy.yaml", "ScanTemplate"),
+        ("examples/cluster/scanpolicy.yaml", "ScanPolicy"),
+    ] {
+        let object: serde_json::Value = serde_yaml::from_str(&read(path)).expect("YAML");
+        assert_eq!(object["kind"], kind, "{path}");
+        let verdict = review(kind, "sample", &object, &ctx);
+        assert_eq!(verdict, Verdict::Allowed { warnings: vec![] }, "{path}");
+    }
+}

@@ -135,12 +135,17 @@ impl Cluster {
     /// A kubeconfig that acts as ServiceAccount `scangate-system/<name>` (impersonation), so
     /// whatever runs with it has exactly that ServiceAccount's RBAC.
     pub fn kubeconfig_as(&self, service_account: &str) -> PathBuf {
+        self.kubeconfig_as_in("scangate-system", service_account)
+    }
+
+    /// Like [`Cluster::kubeconfig_as`], for a ServiceAccount in another namespace.
+    pub fn kubeconfig_as_in(&self, namespace: &str, service_account: &str) -> PathBuf {
         let path = self
             .kubeconfig
-            .with_file_name(format!("kubeconfig-as-{service_account}"));
+            .with_file_name(format!("kubeconfig-as-{namespace}-{service_account}"));
         let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
         let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
-        let user = format!("system:serviceaccount:scangate-system:{service_account}");
+        let user = format!("system:serviceaccount:{namespace}:{service_account}");
         if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
             for entry in users {
                 if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
