@@ -1013,7 +1013,7 @@ fn five_hundred_scans_at_once_all_reach_a_verdict() {
     );
     // Play 500 pipelines pushing the same real report, one ConfigMap per scan.
     let report = scangate::report::Report::from_path(
-        &root().join(FIXTURE),
+        root().join(FIXTURE),
         scangate::report::Limits::default(),
     )
     .expect("fixture report");
