@@ -7,12 +7,15 @@
 //! Run with `SCANGATE_E2E=1 cargo test --test e2e_controller` after `make controlplane`
 //! (KUBECONFIG and CONTROLPLANE_KUBECTL default to target/controlplane/).
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
@@ -97,28 +100,6 @@ fn wait_for<T>(
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
 }
 
 /// The test's namespace and controller; both go away when it is dropped.
