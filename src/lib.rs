@@ -4,6 +4,7 @@
 //! (`controller`). Everything that decides something is a pure function in `api`, `admission`,
 //! `policy` and `report`; I/O lives at the edges.
 
+pub mod admin;
 pub mod admission;
 pub mod api;
 pub mod certs;

@@ -185,7 +185,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         let api: Api<Lease> = Api::namespaced(client.clone(), &namespace);
         tokio::select! {
             _ = leader::acquire(&api, &config) => {}
-            _ = shutdown_signal() => return Ok(()),
+            _ = crate::admin::shutdown_signal("controller") => return Ok(()),
         }
         Some((api, config))
     } else {
@@ -225,11 +225,11 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         Some((api, config)) => tokio::select! {
             _ = futures::future::join(images, sources) => Ok(()),
             lost = leader::keep(api, config) => Err(lost),
-            _ = shutdown_signal() => Ok(()),
+            _ = crate::admin::shutdown_signal("controller") => Ok(()),
         },
         None => tokio::select! {
             _ = futures::future::join(images, sources) => Ok(()),
-            _ = shutdown_signal() => Ok(()),
+            _ = crate::admin::shutdown_signal("controller") => Ok(()),
         },
     };
     if let Some((api, config)) = &lease
@@ -339,31 +339,6 @@ fn controller_for<K: ScanKind>(
     (future, store)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 fn admin_router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok\n" }))
@@ -414,17 +389,5 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
             .metrics
             .set_phases("SourceScan", &count_phases(&sources));
     }
-    let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &admin.metrics.registry()) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    crate::admin::metrics_response(&admin.metrics.registry())
 }

@@ -114,7 +114,7 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
     let grace = args.shutdown_grace;
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::admin::shutdown_signal("webhook").await;
         tracing::info!(grace = ?grace, "shutting down: finishing in-flight reviews");
         shutdown_handle.graceful_shutdown(Some(grace));
         let _ = admin_stop.send(());
@@ -144,31 +144,6 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
     let _ = admin_server.await;
     tracing::info!("scangate webhook stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the webhook");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 /// Polls the certificate files and swaps the server config when they change. Polling (rather
@@ -256,17 +231,5 @@ async fn readyz(State(state): State<Arc<WebhookState>>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(state): State<Arc<WebhookState>>) -> impl IntoResponse {
-    let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry()) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    crate::admin::metrics_response(&state.metrics.registry())
 }
