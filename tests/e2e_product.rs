@@ -9,24 +9,19 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::cluster::{Cluster, TestNamespace, cluster};
-use common::webhook::{Webhook, certs, free_port, http_get};
-use scangate::webhooks::{self, Ca, Namespaces, Target};
+use common::cluster::{Cluster, cluster};
+use common::enforced::Enforced;
+use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
-const LABEL: &str = "scangate.dev/e2e-product";
 const WAIT: Duration = Duration::from_secs(60);
 
 struct Product {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    config_name: String,
+    enforced: Enforced,
     controller: Child,
     controller_log: std::path::PathBuf,
     controller_admin: String,
-    _webhook: Webhook,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for Product {
@@ -39,14 +34,6 @@ impl Drop for Product {
                 std::fs::read_to_string(&self.controller_log).unwrap_or_default()
             );
         }
-        for kind in [
-            "validatingwebhookconfiguration",
-            "mutatingwebhookconfiguration",
-        ] {
-            let _ =
-                self.cluster
-                    .kubectl(&["delete", kind, &self.config_name, "--ignore-not-found"]);
-        }
     }
 }
 
@@ -55,40 +42,10 @@ fn stderr(out: &Output) -> String {
 }
 
 fn start(cluster: &'static Cluster) -> Product {
-    let id = format!("{}", std::process::id());
-    let dir = tempfile::tempdir().expect("tempdir");
-    certs(dir.path());
-    let ns = cluster.namespace("e2e-product", &[(LABEL, id.as_str())]);
-    let webhook = Webhook::start_with_env(
-        dir.path(),
-        dir.path(),
-        &[],
-        &[("KUBECONFIG", &cluster.kubeconfig)],
-    );
-    let config_name = format!("scangate-e2e-product-{id}");
-    let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
-    let yaml = webhooks::configurations_yaml(
-        &config_name,
-        &Target::Url(&webhook.url),
-        &Namespaces::Labelled {
-            key: LABEL,
-            value: &id,
-        },
-        &Ca::Bundle(&ca),
-    )
-    .expect("webhook configurations");
-    let out = cluster.apply(&yaml, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    cluster.eventually("the webhook configuration to take effect", WAIT, || {
-        let out = ns.kubectl(&[
-            "run",
-            "probe",
-            "--image=registry.example/probe:1",
-            "--dry-run=server",
-        ]);
-        stderr(&out).contains("has no scan").then_some(())
-    });
-
+    let enforced = Enforced::start(cluster, "e2e-product", &[]);
+    let ns = &enforced.ns;
+    let id = ns.name.clone();
+    let dir = &enforced.dir;
     let controller_log = dir.path().join("controller.log");
     let admin = format!("127.0.0.1:{}", free_port());
     let controller = Command::new(env!("CARGO_BIN_EXE_scangate"))
@@ -111,14 +68,10 @@ fn start(cluster: &'static Cluster) -> Product {
         .spawn()
         .expect("start the controller");
     let product = Product {
-        cluster,
-        ns,
-        config_name,
+        enforced,
         controller,
         controller_log,
         controller_admin: format!("http://{admin}"),
-        _webhook: webhook,
-        _dir: dir,
     };
     cluster.eventually("the controller to be ready", WAIT, || {
         http_get(&product.controller_admin, "/readyz").filter(|(code, _)| *code == 200)
@@ -127,7 +80,7 @@ fn start(cluster: &'static Cluster) -> Product {
 }
 
 fn apply_json(p: &Product, object: &Value) {
-    let out = p.ns.apply(&object.to_string());
+    let out = p.enforced.ns.apply(&object.to_string());
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -144,15 +97,18 @@ fn policy(ns: &str, not_allowed: &str) -> Value {
 }
 
 fn scan_status(p: &Product) -> Value {
-    let text =
-        p.ns.kubectl_ok(&["get", "imagescan", "busybox", "-o", "json"]);
+    let text = p
+        .enforced
+        .ns
+        .kubectl_ok(&["get", "imagescan", "busybox", "-o", "json"]);
     serde_json::from_str::<Value>(&text)
         .map(|v| v["status"].clone())
         .unwrap_or(Value::Null)
 }
 
 fn wait_phase(p: &Product, phase: &str) -> Value {
-    p.cluster
+    p.enforced
+        .cluster
         .eventually(&format!("the scan to be {phase}"), WAIT, || {
             Some(scan_status(p)).filter(|s| s["phase"] == phase)
         })
@@ -179,7 +135,7 @@ spec:
 fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     let Some(cluster) = cluster() else { return };
     let p = start(cluster);
-    let ns = p.ns.name.clone();
+    let ns = p.enforced.ns.name.clone();
     apply_json(
         &p,
         &json!({
@@ -206,7 +162,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
 
     // The controller (as its ServiceAccount) starts the Job; the test plays the scanner.
     let job = cluster.eventually("the scan Job", WAIT, || {
-        let text = p.ns.kubectl_ok(&[
+        let text = p.enforced.ns.kubectl_ok(&[
             "get",
             "jobs",
             "-l",
@@ -236,7 +192,9 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     assert!(out.status.success(), "{}", stderr(&out));
     let start = cluster.eventually("the Job's startTime", WAIT, || {
         let text =
-            p.ns.kubectl_ok(&["get", "job", &job, "-o", "jsonpath={.status.startTime}"]);
+            p.enforced
+                .ns
+                .kubectl_ok(&["get", "job", &job, "-o", "jsonpath={.status.startTime}"]);
         (!text.is_empty()).then_some(text)
     });
     let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
@@ -246,7 +204,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     let patch = json!({"status": {"startTime": start, "completionTime": now, "active": 0, "ready": 0,
         "terminating": 0, "succeeded": 1,
         "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}});
-    p.ns.kubectl_ok(&[
+    p.enforced.ns.kubectl_ok(&[
         "patch",
         "job",
         &job,
@@ -291,7 +249,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     // The webhook blocks the image the controller found violating.
     let manifest = deployment("app");
     let message = cluster.eventually("the webhook to deny the image", WAIT, || {
-        let out = p.ns.apply(&manifest);
+        let out = p.enforced.ns.apply(&manifest);
         (!out.status.success()).then(|| stderr(&out))
     });
     assert!(message.contains("denied the request"), "{message}");
@@ -301,8 +259,13 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     apply_json(&p, &policy(&ns, "[]"));
     wait_phase(&p, "Completed");
     cluster.eventually("the webhook to admit the image", WAIT, || {
-        p.ns.apply(&manifest).status.success().then_some(())
+        p.enforced
+            .ns
+            .apply(&manifest)
+            .status
+            .success()
+            .then_some(())
     });
-    let jobs = p.ns.kubectl_ok(&["get", "jobs", "-o", "name"]);
+    let jobs = p.enforced.ns.kubectl_ok(&["get", "jobs", "-o", "name"]);
     assert_eq!(jobs.lines().count(), 1, "{jobs}");
 }

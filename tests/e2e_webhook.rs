@@ -4,96 +4,19 @@
 mod common;
 
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::cluster::{Cluster, TestNamespace, cluster};
-use common::webhook::{Webhook, certs};
-use scangate::webhooks::{self, Ca, Namespaces, Target};
-
-/// One webhook, its configurations and a namespace they apply to; all removed on drop.
-struct Enforced {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    config_name: String,
-    _webhook: Webhook,
-    _dir: tempfile::TempDir,
-}
-
-const E2E_LABEL: &str = "scangate.dev/e2e";
+use common::cluster::{Cluster, cluster};
+use common::enforced::Enforced;
 
 fn enforced(cluster: &'static Cluster, mode: Option<&str>) -> Enforced {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let id = format!(
-        "{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    certs(dir.path());
-    let mut labels = vec![(E2E_LABEL, id.as_str())];
-    if let Some(mode) = mode {
-        labels.push(("scangate.dev/enforcement", mode));
-    }
-    let ns = cluster.namespace("e2e-webhook", &labels);
-    let webhook = Webhook::start_with_env(
-        dir.path(),
-        dir.path(),
-        &[],
-        &[("KUBECONFIG", &cluster.kubeconfig)],
-    );
-    let config_name = format!("scangate-e2e-{id}");
-    let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
-    let yaml = webhooks::configurations_yaml(
-        &config_name,
-        &Target::Url(&webhook.url),
-        &Namespaces::Labelled {
-            key: E2E_LABEL,
-            value: &id,
-        },
-        &Ca::Bundle(&ca),
-    )
-    .expect("webhook configurations");
-    let out = cluster.apply(&yaml, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env = Enforced {
-        cluster,
-        ns,
-        config_name,
-        _webhook: webhook,
-        _dir: dir,
-    };
-    // The apiserver picks up new configurations asynchronously: wait until a probe is reviewed.
-    cluster.eventually(
-        "the webhook configuration to take effect",
-        Duration::from_secs(30),
-        || {
-            let out = env.ns.kubectl(&[
-                "run",
-                "probe",
-                "--image=registry.example/probe:1",
-                "--dry-run=server",
-            ]);
-            stderr(&out).contains("has no scan").then_some(())
-        },
-    );
-    env
-}
-
-impl Drop for Enforced {
-    fn drop(&mut self) {
-        for kind in [
-            "validatingwebhookconfiguration",
-            "mutatingwebhookconfiguration",
-        ] {
-            let _ =
-                self.cluster
-                    .kubectl(&["delete", kind, &self.config_name, "--ignore-not-found"]);
-        }
+    match mode {
+        Some(mode) => Enforced::start(
+            cluster,
+            "e2e-webhook",
+            &[("scangate.dev/enforcement", mode)],
+        ),
+        None => Enforced::start(cluster, "e2e-webhook", &[]),
     }
 }
 
