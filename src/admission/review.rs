@@ -85,6 +85,16 @@ pub fn object_json(object: Option<&DynamicObject>) -> Option<Value> {
     object.and_then(|o| serde_json::to_value(o).ok())
 }
 
+/// The object's name, or its generateName prefix (a Pod of a ReplicaSet has no name yet).
+fn display_name(object: &DynamicObject) -> String {
+    object
+        .metadata
+        .name
+        .clone()
+        .or_else(|| object.metadata.generate_name.clone())
+        .unwrap_or_default()
+}
+
 /// Denies with a message, keeping uid and types.
 pub fn deny(req: &AdmissionRequest<DynamicObject>, message: impl ToString) -> AdmissionResponse {
     AdmissionResponse::from(req).deny(message)
@@ -135,18 +145,21 @@ pub fn review_workload(
             WorkloadOutcome::Skipped("not a workload kind"),
         );
     }
-    let Some(object) = object_json(req.object.as_ref()) else {
+    // The object's `data` holds its `spec`: no need to encode it back to JSON.
+    let Some(object) = req.object.as_ref() else {
         return (
             deny(req, format!("{kind} request has no object to check")),
             WorkloadOutcome::Malformed,
         );
     };
-    let containers = match workload::containers(kind, &object) {
+    let containers = match workload::containers_named(kind, &display_name(object), &object.data) {
         Ok(c) => c,
         Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
     };
-    let old_images: Vec<String> = object_json(req.old_object.as_ref())
-        .and_then(|old| workload::containers(kind, &old).ok())
+    let old_images: Vec<String> = req
+        .old_object
+        .as_ref()
+        .and_then(|old| workload::containers_named(kind, &display_name(old), &old.data).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.image)

@@ -72,15 +72,21 @@ pub struct Container {
 
 /// The containers of a workload object, in pod order (init, regular, ephemeral).
 pub fn containers(kind: &str, object: &Value) -> Result<Vec<Container>> {
-    let path = pod_spec_path(kind).ok_or_else(|| Error::NotAWorkload {
-        kind: kind.to_string(),
-    })?;
     let name = object
         .pointer("/metadata/name")
         .or_else(|| object.pointer("/metadata/generateName"))
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
+    containers_named(kind, name, object)
+}
+
+/// Like [`containers`], for an object whose name is known and whose `spec` is at the root of
+/// `object` (a whole manifest, or the `data` of a decoded DynamicObject).
+pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Container>> {
+    let path = pod_spec_path(kind).ok_or_else(|| Error::NotAWorkload {
+        kind: kind.to_string(),
+    })?;
+    let name = name.to_string();
     let spec = object
         .pointer(path)
         .filter(|s| s.is_object())

@@ -50,6 +50,8 @@ pub struct WebhookState {
     config: RwLock<Arc<AdmissionConfig>>,
     scans: RwLock<ScanIndex>,
     exceptions: RwLock<HashMap<ScanKey, Exception>>,
+    /// The exceptions as one shared list, rebuilt on each change, so a review takes a pointer.
+    exception_list: RwLock<Arc<Vec<Exception>>>,
     namespace_modes: RwLock<HashMap<String, Enforcement>>,
     templates: RwLock<HashSet<ScanKey>>,
     policies: RwLock<HashSet<ScanKey>>,
@@ -83,6 +85,7 @@ impl WebhookState {
             config: RwLock::new(Arc::new(config)),
             scans: RwLock::default(),
             exceptions: RwLock::default(),
+            exception_list: RwLock::default(),
             namespace_modes: RwLock::default(),
             templates: RwLock::default(),
             policies: RwLock::default(),
@@ -104,8 +107,13 @@ impl WebhookState {
         read(&self.scans)
     }
 
-    pub fn exceptions(&self) -> Vec<Exception> {
-        read(&self.exceptions).values().cloned().collect()
+    pub fn exceptions(&self) -> Arc<Vec<Exception>> {
+        read(&self.exception_list).clone()
+    }
+
+    fn publish_exceptions(&self) {
+        let list: Vec<Exception> = read(&self.exceptions).values().cloned().collect();
+        write(&self.exception_list, |shared| *shared = Arc::new(list));
     }
 
     /// The enforcement mode of a namespace: its label, else the config's default.
@@ -149,6 +157,7 @@ impl WebhookState {
             .map(|e| (key(&e.metadata), Exception::from_exception(e)))
             .collect();
         write(&self.exceptions, |map| *map = parsed);
+        self.publish_exceptions();
         Readiness::set(&self.ready.exceptions);
     }
 
@@ -157,12 +166,14 @@ impl WebhookState {
         write(&self.exceptions, |map| {
             map.insert(key(&exception.metadata), parsed);
         });
+        self.publish_exceptions();
     }
 
     pub fn delete_exception(&self, exception: &ScanException) {
         write(&self.exceptions, |map| {
             map.remove(&key(&exception.metadata));
         });
+        self.publish_exceptions();
     }
 
     /// Records a namespace's mode from its labels (none, or an unknown value: the default).
