@@ -39,6 +39,21 @@ impl Rejection {
 
 /// Decodes an AdmissionReview body.
 pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection> {
+    // The apiserver's reviews parse straight into the typed request; anything else goes the
+    // slow way, which says what is wrong.
+    if let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(body)
+        && review.types.kind == "AdmissionReview"
+        && review.types.api_version == REVIEW_API_VERSION
+        && review.request.as_ref().is_some_and(|r| !r.uid.is_empty())
+        && let Ok(request) = review.try_into()
+    {
+        return Ok(request);
+    }
+    diagnose(body)
+}
+
+/// Decodes a body that is not a plain AdmissionReview, saying what is wrong with it.
+fn diagnose(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Rejection::Unidentified(format!(
             "request body is not JSON ({e}); scangate expects an admission.k8s.io/v1 AdmissionReview"
