@@ -419,10 +419,49 @@ fn upload_report(env: &Env, scan: &str) {
     );
 }
 
-/// Marks a Job complete as the Job controller would: SuccessCriteriaMet before Complete (the
-/// apiserver rejects Complete without it), the startTime the Job controller set, a
-/// completionTime, no active pods.
+/// How a Job ends, as the Job controller writes it in 1.35: the apiserver accepts `Complete`
+/// only after `SuccessCriteriaMet`, and `Failed` only after `FailureTarget`.
+struct JobEnd {
+    conditions: [&'static str; 2],
+    reason: &'static str,
+    message: &'static str,
+    /// `succeeded` or `failed`, set to 1.
+    count: &'static str,
+    completed: bool,
+}
+
+/// Marks a Job complete as the Job controller would: the startTime it set, a completionTime,
+/// no active pods.
 fn complete_job(env: &Env, job: &str) {
+    finish_job(
+        env,
+        job,
+        JobEnd {
+            conditions: ["SuccessCriteriaMet", "Complete"],
+            reason: "CompletionsReached",
+            message: "Reached expected number of succeeded pods",
+            count: "succeeded",
+            completed: true,
+        },
+    );
+}
+
+/// Marks a Job failed as the Job controller would.
+fn fail_job(env: &Env, job: &str) {
+    finish_job(
+        env,
+        job,
+        JobEnd {
+            conditions: ["FailureTarget", "Failed"],
+            reason: "BackoffLimitExceeded",
+            message: "Job has reached the specified backoff limit",
+            count: "failed",
+            completed: false,
+        },
+    );
+}
+
+fn finish_job(env: &Env, job: &str, end: JobEnd) {
     let start = wait_for(
         "the Job controller to set startTime",
         || {
@@ -435,19 +474,20 @@ fn complete_job(env: &Env, job: &str) {
         .expect("now")
         .to_string();
     let condition = |type_: &str| {
-        json!({"type": type_, "status": "True", "reason": "CompletionsReached",
-               "message": "Reached expected number of succeeded pods",
-               "lastTransitionTime": now})
+        json!({"type": type_, "status": "True", "reason": end.reason,
+               "message": end.message, "lastTransitionTime": now})
     };
-    let patch = json!({"status": {
+    let mut status = json!({
         "startTime": start,
-        "completionTime": now,
         "active": 0,
         "ready": 0,
         "terminating": 0,
-        "succeeded": 1,
-        "conditions": [condition("SuccessCriteriaMet"), condition("Complete")],
-    }});
+        "conditions": [condition(end.conditions[0]), condition(end.conditions[1])],
+    });
+    status[end.count] = json!(1);
+    if end.completed {
+        status["completionTime"] = json!(now);
+    }
     kubectl(&[
         "-n",
         &env.ns,
@@ -457,7 +497,7 @@ fn complete_job(env: &Env, job: &str) {
         "--subresource=status",
         "--type=merge",
         "-p",
-        &patch.to_string(),
+        &json!({ "status": status }).to_string(),
     ]);
 }
 
@@ -736,45 +776,6 @@ fn missing_templates_are_errors_and_pushed_reports_finish_scans() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Marks a Job failed as the Job controller would: FailureTarget before Failed.
-fn fail_job(env: &Env, job: &str) {
-    let start = wait_for(
-        "the Job controller to set startTime",
-        || {
-            get_json(&env.ns, &["job", job])
-                .and_then(|j| j["status"]["startTime"].as_str().map(String::from))
-        },
-        || env.logs(),
-    );
-    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .expect("now")
-        .to_string();
-    let condition = |type_: &str| {
-        json!({"type": type_, "status": "True", "reason": "BackoffLimitExceeded",
-               "message": "Job has reached the specified backoff limit",
-               "lastTransitionTime": now})
-    };
-    let patch = json!({"status": {
-        "startTime": start,
-        "active": 0,
-        "ready": 0,
-        "terminating": 0,
-        "failed": 1,
-        "conditions": [condition("FailureTarget"), condition("Failed")],
-    }});
-    kubectl(&[
-        "-n",
-        &env.ns,
-        "patch",
-        "job",
-        job,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]);
 }
 
 #[test]

@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::cluster::{Cluster, cluster};
+use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::enforced::Enforced;
 use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
@@ -35,10 +35,6 @@ impl Drop for Product {
             );
         }
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn start(cluster: &'static Cluster) -> Product {
@@ -112,23 +108,6 @@ fn wait_phase(p: &Product, phase: &str) -> Value {
         .eventually(&format!("the scan to be {phase}"), WAIT, || {
             Some(scan_status(p)).filter(|s| s["phase"] == phase)
         })
-}
-
-fn deployment(name: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers: [{{name: app, image: \"busybox:1.32.1\"}}]
-"
-    )
 }
 
 #[test]
@@ -247,7 +226,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     );
 
     // The webhook blocks the image the controller found violating.
-    let manifest = deployment("app");
+    let manifest = deployment("app", "busybox:1.32.1");
     let message = cluster.eventually("the webhook to deny the image", WAIT, || {
         let out = p.enforced.ns.apply(&manifest);
         (!out.status.success()).then(|| stderr(&out))

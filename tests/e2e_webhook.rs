@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
-use common::cluster::{Cluster, cluster};
+use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::enforced::Enforced;
 
 fn enforced(cluster: &'static Cluster, mode: Option<&str>) -> Enforced {
@@ -18,27 +17,6 @@ fn enforced(cluster: &'static Cluster, mode: Option<&str>) -> Enforced {
         ),
         None => Enforced::start(cluster, "e2e-webhook", &[]),
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn deployment(name: &str, image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers: [{{name: app, image: \"{image}\"}}]
-"
-    )
 }
 
 /// Creates an ImageScan and writes its status the way the controller would.

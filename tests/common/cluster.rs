@@ -242,3 +242,26 @@ impl Drop for TestNamespace {
             .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
 }
+
+/// kubectl's standard error, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A one-replica Deployment `name` running `image`.
+pub fn deployment(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: \"{image}\"}}]
+"
+    )
+}
