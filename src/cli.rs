@@ -183,6 +183,10 @@ pub struct ControllerArgs {
     /// Scans reconciled at the same time, per kind.
     #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
+    /// The admission rules (YAML) the webhook reads: which namespaces are trusted and the
+    /// exception rules, read once at start. Without it, the defaults.
+    #[arg(long, env = "SCANGATE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 
+use crate::admission::config::Origin;
 use crate::api::{ImageScan, Phase, ScanException, Violation};
 use crate::image::ImageRef;
 
@@ -13,13 +14,20 @@ use crate::image::ImageRef;
 pub struct IndexedScan {
     pub namespace: String,
     pub name: String,
+    /// The phase admission decides from: the scan's phase, or while a rescan runs (Pending or
+    /// Scanning with an earlier decided result) that result's phase.
     pub phase: Phase,
+    /// The scan is running again; `phase` is the previous result's.
+    pub rescanning: bool,
     /// The scanned image: the resolved artifact when the scan has one, else the spec's image.
     pub image: ImageRef,
     pub policy: Option<String>,
     pub violations: Vec<Violation>,
-    /// When the scan last finished, or else when it was created: the newest scan wins.
+    /// When scangate recorded the deciding report (status is written by scangate only), or
+    /// for undecided scans when the scan was created. Ranks results of the same kind.
     pub as_of: Timestamp,
+    /// Where the deciding report came from, when scangate recorded it.
+    pub source: Option<String>,
 }
 
 impl IndexedScan {
@@ -45,19 +53,54 @@ impl IndexedScan {
             .as_ref()
             .map(|t| t.0)
             .unwrap_or(Timestamp::UNIX_EPOCH);
+        let phase = status.and_then(|s| s.phase).unwrap_or(Phase::Pending);
+        let last = status.and_then(|s| s.last_result.as_ref());
+        let (phase, rescanning) = match (phase, last) {
+            (Phase::Pending | Phase::Scanning, Some(last)) if last.phase.is_decided() => {
+                (last.phase, true)
+            }
+            (phase, _) => (phase, false),
+        };
+        let as_of = if phase.is_decided() {
+            last.map(|l| l.scanned_at.0)
+                .or_else(|| status.and_then(|s| s.scanned_at.as_ref()).map(|t| t.0))
+                .unwrap_or(created)
+        } else {
+            created
+        };
         Some(IndexedScan {
             namespace: scan.metadata.namespace.clone().unwrap_or_default(),
             name: scan.metadata.name.clone().unwrap_or_default(),
-            phase: status.and_then(|s| s.phase).unwrap_or(Phase::Pending),
+            phase,
+            rescanning,
             image,
             policy: scan.spec.scan.scan_policy.clone(),
             violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
-            as_of: status
-                .and_then(|s| s.scanned_at.as_ref())
-                .map(|t| t.0)
-                .unwrap_or(created),
+            as_of,
+            source: last.map(|l| l.source.clone()).filter(|s| !s.is_empty()),
         })
     }
+
+    /// How results compete for one image: a decided result beats an undecided one (a Pending
+    /// or Scanning scan never replaces a verdict), then the newer one wins.
+    fn rank(&self) -> (bool, Timestamp, &str, &str) {
+        (
+            self.phase.is_decided(),
+            self.as_of,
+            &self.namespace,
+            &self.name,
+        )
+    }
+}
+
+/// What the index knows about an image, for a workload in one namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Found<'a> {
+    /// The result that decides: the best trusted scan of the image.
+    pub trusted: Option<&'a IndexedScan>,
+    /// The best of the workload namespace's own scans, when they are not trusted: it can only
+    /// add a denial.
+    pub namespace: Option<&'a IndexedScan>,
 }
 
 /// Scans by normalized `repo@digest` and by `repo:tag`, updated one scan at a time as a
@@ -133,22 +176,34 @@ impl ScanIndex {
         self.scans.is_empty()
     }
 
-    /// The newest trusted scan of `image`: of its digest when it has one, failing that of its
-    /// tag. `trusted` says whether a scan's namespace may vouch for this image.
-    pub fn lookup(&self, image: &ImageRef, trusted: impl Fn(&str) -> bool) -> Option<&IndexedScan> {
-        let newest = |keys: Option<&HashSet<ScanKey>>| -> Option<&IndexedScan> {
+    /// What is known about `image` for a workload: `origin` says what a scan in a given
+    /// namespace counts for there. The digest decides when the reference has one (a tag beside
+    /// it is ignored: the runtime pulls the digest); a tag alone stands for the digest its best
+    /// result resolved, and that digest's best result decides.
+    pub fn lookup(&self, image: &ImageRef, origin: impl Fn(&str) -> Option<Origin>) -> Found<'_> {
+        let best = |keys: Option<&HashSet<ScanKey>>, wanted: Origin| -> Option<&IndexedScan> {
             keys.into_iter()
                 .flatten()
                 .filter_map(|k| self.scans.get(k))
-                .filter(|s| trusted(&s.namespace))
-                .max_by(|a, b| {
-                    (a.as_of, &a.namespace, &a.name).cmp(&(b.as_of, &b.namespace, &b.name))
-                })
+                .filter(|s| origin(&s.namespace) == Some(wanted))
+                .max_by(|a, b| a.rank().cmp(&b.rank()))
         };
-        image
-            .by_digest()
-            .and_then(|key| newest(self.by_digest.get(&key)))
-            .or_else(|| image.by_tag().and_then(|key| newest(self.by_tag.get(&key))))
+        let of = |wanted: Origin| -> Option<&IndexedScan> {
+            if let Some(digest) = image.by_digest() {
+                return best(self.by_digest.get(&digest), wanted);
+            }
+            let by_tag = best(image.by_tag().and_then(|t| self.by_tag.get(&t)), wanted)?;
+            // The tag's scan is indexed under its digest too, so this finds it or a better one.
+            by_tag
+                .image
+                .by_digest()
+                .and_then(|digest| best(self.by_digest.get(&digest), wanted))
+                .or(Some(by_tag))
+        };
+        Found {
+            trusted: of(Origin::Trusted),
+            namespace: of(Origin::Namespace),
+        }
     }
 }
 
@@ -157,6 +212,18 @@ fn key_of(scan: &ImageScan) -> ScanKey {
         scan.metadata.namespace.clone().unwrap_or_default(),
         scan.metadata.name.clone().unwrap_or_default(),
     )
+}
+
+/// The annotation in which the webhook records who wrote an exception (an approver).
+pub const APPROVED_BY: &str = "scangate.dev/approved-by";
+/// The annotation in which the webhook records when an approver wrote it (RFC 3339).
+pub const APPROVED_AT: &str = "scangate.dev/approved-at";
+
+/// Who approved an exception, and when: recorded by the webhook on each write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub by: String,
+    pub at: Timestamp,
 }
 
 /// A ScanException with its image patterns parsed, ready to match images.
@@ -168,6 +235,8 @@ pub struct Exception {
     /// Empty: every CVE.
     pub cves: Vec<String>,
     pub expires: Timestamp,
+    /// `None`: no approver's write was recorded, so the exception does nothing.
+    pub approval: Option<Approval>,
 }
 
 impl Exception {
@@ -175,7 +244,15 @@ impl Exception {
     /// them when the exception is applied).
     pub fn from_exception(exception: &ScanException) -> Self {
         let expires = exception.spec.expires.0;
+        let annotations = exception.metadata.annotations.as_ref();
+        let approval = annotations.and_then(|a| {
+            Some(Approval {
+                by: a.get(APPROVED_BY).filter(|by| !by.is_empty())?.clone(),
+                at: a.get(APPROVED_AT)?.parse().ok()?,
+            })
+        });
         Exception {
+            approval,
             namespace: exception.metadata.namespace.clone().unwrap_or_default(),
             name: exception.metadata.name.clone().unwrap_or_default(),
             images: exception
@@ -189,9 +266,25 @@ impl Exception {
         }
     }
 
-    /// Whether it still applies at `now`: an expired exception does nothing.
-    pub fn is_active(&self, now: Timestamp) -> bool {
-        now < self.expires
+    /// Whether it applies at `now`: approved, not expired, and written by its approver no
+    /// longer than `max_duration` ago (the admin's bound, checked at use).
+    pub fn is_active(&self, now: Timestamp, max_duration: std::time::Duration) -> bool {
+        let Some(approval) = &self.approval else {
+            return false;
+        };
+        let bound = jiff::SignedDuration::try_from(max_duration)
+            .ok()
+            .and_then(|d| approval.at.checked_add(d).ok());
+        now < self.expires && bound.is_some_and(|bound| now < bound)
+    }
+
+    /// When it stops applying: the earlier of `expires` and approval + `max_duration`.
+    pub fn ends(&self, max_duration: std::time::Duration) -> Option<Timestamp> {
+        let approval = self.approval.as_ref()?;
+        let bound = jiff::SignedDuration::try_from(max_duration)
+            .ok()
+            .and_then(|d| approval.at.checked_add(d).ok())?;
+        Some(bound.min(self.expires))
     }
 
     pub fn matches(&self, image: &ImageRef) -> bool {
@@ -233,6 +326,17 @@ impl ImagePattern {
             (None, true) => ImagePattern::Tag(image.by_tag().unwrap_or_default()),
             (None, false) => ImagePattern::Repository(image.name()),
         })
+    }
+
+    /// Whether the pattern covers every image, or every image of a registry (`*`, `ghcr*`,
+    /// `docker.io/*`): such a pattern needs the admin's `exceptions.allowCatchAll`.
+    pub fn is_catch_all(&self) -> bool {
+        match self {
+            ImagePattern::Prefix(prefix) => prefix
+                .split_once('/')
+                .is_none_or(|(_, path)| path.is_empty()),
+            _ => false,
+        }
     }
 
     pub fn matches(&self, image: &ImageRef) -> bool {

@@ -5,7 +5,9 @@
 //! Choices, and why:
 //! - `failurePolicy: Fail` everywhere: scangate is an enforcement point, and failing open would
 //!   let any image in whenever the webhook is unreachable. Its own namespace and kube-system
-//!   are excluded, so scangate and the control plane can always start.
+//!   are excluded from the workload webhook, so scangate and the control plane can always
+//!   start; the guards of scangate's own objects (status writes, exceptions, templates,
+//!   policies) apply in every namespace.
 //! - `timeoutSeconds`: 5 for workloads (decisions are in-memory lookups, well under a
 //!   millisecond; 5 s only covers a slow network), 10 for scanning objects (a ScanPolicy is
 //!   compiled and run on sample reports, each run bounded at 1 s), 5 for status.
@@ -59,13 +61,23 @@ fn namespace_selector(namespaces: &Namespaces<'_>) -> Value {
     }
 }
 
+/// The guards of scangate's own objects (status writes, exceptions, templates and policies)
+/// apply in every namespace, scangate's own included: a verdict is only worth what its writer
+/// can be trusted with.
+fn guard_selector(namespaces: &Namespaces<'_>) -> Value {
+    match namespaces {
+        Namespaces::Except(_) => json!({}),
+        labelled @ Namespaces::Labelled { .. } => namespace_selector(labelled),
+    }
+}
+
 fn webhook(
     name: &str,
     path: &str,
     rules: Value,
     timeout: i32,
     target: &Target<'_>,
-    namespaces: &Namespaces<'_>,
+    selector: Value,
     ca_bundle: Option<&[u8]>,
 ) -> Value {
     json!({
@@ -77,7 +89,7 @@ fn webhook(
         "matchPolicy": "Equivalent",
         "sideEffects": "None",
         "timeoutSeconds": timeout,
-        "namespaceSelector": namespace_selector(namespaces),
+        "namespaceSelector": selector,
     })
 }
 
@@ -126,25 +138,39 @@ pub fn configurations(
         "kind": "ValidatingWebhookConfiguration",
         "metadata": metadata,
         "webhooks": [
-            webhook("workloads", "/validate/workloads", workloads, 5, target, namespaces, ca_bundle),
-            webhook("scanning", "/validate/scanning", scanning, 10, target, namespaces, ca_bundle),
+            webhook("workloads", "/validate/workloads", workloads, 5, target, namespace_selector(namespaces), ca_bundle),
+            webhook("scanning", "/validate/scanning", scanning, 10, target, guard_selector(namespaces), ca_bundle),
         ],
     });
+    let exceptions = json!([
+        {"apiGroups": [crate::api::GROUP], "apiVersions": [crate::api::VERSION], "operations": create_update,
+         "resources": ["scanexceptions"], "scope": "Namespaced"},
+    ]);
     let mut status_webhook = webhook(
         "scan-status",
         "/mutate/scan-status",
         status,
         5,
         target,
-        namespaces,
+        guard_selector(namespaces),
         ca_bundle,
     );
     status_webhook["reinvocationPolicy"] = json!("Never");
+    let mut exceptions_webhook = webhook(
+        "exceptions",
+        "/mutate/exceptions",
+        exceptions,
+        5,
+        target,
+        guard_selector(namespaces),
+        ca_bundle,
+    );
+    exceptions_webhook["reinvocationPolicy"] = json!("Never");
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [status_webhook],
+        "webhooks": [status_webhook, exceptions_webhook],
     });
     Ok((
         serde_json::from_value(validating)?,
@@ -229,7 +255,16 @@ mod tests {
             webhooks[1].client_config.url.as_deref(),
             Some("https://127.0.0.1:8443/validate/scanning")
         );
-        let status = &mutating.webhooks.unwrap_or_default()[0];
+        let mutating = mutating.webhooks.unwrap_or_default();
+        let status = &mutating[0];
+        // The guards apply in every namespace, scangate's own included.
+        assert_eq!(status.namespace_selector, Some(Default::default()));
+        assert_eq!(
+            mutating[1].client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/mutate/exceptions")
+        );
+        assert_eq!(mutating[1].namespace_selector, Some(Default::default()));
+        assert_eq!(webhooks[1].namespace_selector, Some(Default::default()));
         assert_eq!(
             status.client_config.url.as_deref(),
             Some("https://127.0.0.1:8443/mutate/scan-status")

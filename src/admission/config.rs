@@ -14,6 +14,11 @@ pub enum Error {
     MaxDuration(DurationError),
     #[error("admission config trustedScanNamespaces has an empty name")]
     EmptyNamespace,
+    #[error("admission config {field} is empty; name {what}")]
+    EmptyField {
+        field: &'static str,
+        what: &'static str,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -79,14 +84,37 @@ pub struct AdmissionConfig {
     /// Images with no trusted scan.
     #[serde(default = "warn")]
     pub on_unscanned: Action,
-    /// Namespaces whose scans and exceptions count for every namespace (besides the
-    /// workload's own).
+    /// scangate's own namespace: its scans are trusted results, its exceptions count in every
+    /// namespace. Admin-only.
+    #[serde(default = "default_scangate_namespace")]
+    pub scangate_namespace: String,
+    /// More admin-only namespaces whose scans are trusted results for every namespace (their
+    /// exceptions count only in themselves).
     #[serde(default)]
     pub trusted_scan_namespaces: Vec<String>,
+    /// Whether a namespace's own scans (Jobs from its own templates, reports it can write)
+    /// count as trusted results in that namespace. Off: they can only deny more there.
+    #[serde(default)]
+    pub trust_namespace_scans: bool,
+    /// The only identity that may write scan status: scangate's controller.
+    #[serde(default = "default_controller_username")]
+    pub controller_username: String,
+    /// Whether pods that a built-in workload controller creates for an admitted template are
+    /// decided again (true) or admitted with a warning when their image's verdict has turned.
+    #[serde(default)]
+    pub recheck_controller_pods: bool,
     #[serde(default)]
     pub exceptions: ExceptionRules,
     #[serde(default)]
     pub templates: TemplateRules,
+}
+
+fn default_scangate_namespace() -> String {
+    "scangate-system".into()
+}
+
+fn default_controller_username() -> String {
+    "system:serviceaccount:scangate-system:scangate-controller".into()
 }
 
 fn deny() -> Action {
@@ -104,7 +132,11 @@ impl Default for AdmissionConfig {
             on_error: Action::Deny,
             on_pending: Action::Warn,
             on_unscanned: Action::Warn,
+            scangate_namespace: default_scangate_namespace(),
             trusted_scan_namespaces: vec![],
+            trust_namespace_scans: false,
+            controller_username: default_controller_username(),
+            recheck_controller_pods: false,
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
         }
@@ -118,6 +150,17 @@ pub struct ExceptionRules {
     /// The longest an exception may run from when it is applied (`90d`, `720h`).
     #[serde(default = "default_max_duration")]
     pub max_duration: String,
+    /// Users whose exceptions count. With `approverGroups`, empty means: whoever RBAC lets
+    /// write ScanExceptions (the shipped role `scangate-exception-approver`).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Groups whose members' exceptions count.
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    /// Whether a pattern may cover every image, or every image of a registry (`*`,
+    /// `docker.io/*`).
+    #[serde(default)]
+    pub allow_catch_all: bool,
 }
 
 fn default_max_duration() -> String {
@@ -128,6 +171,9 @@ impl Default for ExceptionRules {
     fn default() -> Self {
         ExceptionRules {
             max_duration: default_max_duration(),
+            approvers: vec![],
+            approver_groups: vec![],
+            allow_catch_all: false,
         }
     }
 }
@@ -158,6 +204,18 @@ impl AdmissionConfig {
         if config.trusted_scan_namespaces.iter().any(String::is_empty) {
             return Err(Error::EmptyNamespace);
         }
+        if config.scangate_namespace.is_empty() {
+            return Err(Error::EmptyField {
+                field: "scangateNamespace",
+                what: "the namespace scangate is installed in",
+            });
+        }
+        if config.controller_username.is_empty() {
+            return Err(Error::EmptyField {
+                field: "controllerUsername",
+                what: "the controller's identity, e.g. system:serviceaccount:scangate-system:scangate-controller",
+            });
+        }
         Ok(config)
     }
 
@@ -166,10 +224,59 @@ impl AdmissionConfig {
         parse_duration(&self.exceptions.max_duration).map_err(Error::MaxDuration)
     }
 
-    /// Whether scans and exceptions in `source` count for a workload in `workload`.
-    pub fn trusts(&self, workload: &str, source: &str) -> bool {
-        source == workload || self.trusted_scan_namespaces.iter().any(|t| t == source)
+    /// Whether `namespace` is admin-only and its scans are trusted results everywhere.
+    pub fn is_trusted_namespace(&self, namespace: &str) -> bool {
+        namespace == self.scangate_namespace
+            || self.trusted_scan_namespaces.iter().any(|t| t == namespace)
     }
+
+    /// What a scan in `scan` namespace counts for, for a workload in `workload` namespace:
+    /// a trusted result, a namespace scan (it can only deny more), or nothing.
+    pub fn origin(&self, workload: &str, scan: &str) -> Option<Origin> {
+        if self.is_trusted_namespace(scan) {
+            Some(Origin::Trusted)
+        } else if scan == workload && self.trust_namespace_scans {
+            Some(Origin::Trusted)
+        } else if scan == workload {
+            Some(Origin::Namespace)
+        } else {
+            None
+        }
+    }
+
+    /// Whether an exception in `exception` namespace counts for a workload in `workload`:
+    /// its own namespace, or scangate's (those count everywhere).
+    pub fn exception_counts(&self, workload: &str, exception: &str) -> bool {
+        exception == workload || exception == self.scangate_namespace
+    }
+
+    /// Whether an exception in `exception` namespace may shape the result of a scan in `scan`
+    /// namespace (the policy's `input.exceptions`): scangate's own count for every scan; a
+    /// namespace's own only for its namespace scans, whose results count there alone. An
+    /// exception never changes a result that other namespaces trust.
+    pub fn exception_counts_for_scan(&self, scan: &str, exception: &str) -> bool {
+        exception == self.scangate_namespace
+            || (exception == scan && !self.is_trusted_namespace(scan))
+    }
+
+    /// Whether this writer's ScanExceptions count: a listed approver, or (no list) whoever
+    /// RBAC lets write them.
+    pub fn is_approver(&self, username: &str, groups: &[String]) -> bool {
+        let rules = &self.exceptions;
+        (rules.approvers.is_empty() && rules.approver_groups.is_empty())
+            || rules.approvers.iter().any(|a| a == username)
+            || groups.iter().any(|g| rules.approver_groups.contains(g))
+    }
+}
+
+/// What a scan counts for in a workload's namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A trusted result: it decides.
+    Trusted,
+    /// The workload namespace's own scan: a Failed or Error one denies there; it never makes
+    /// an image count as scanned and clean.
+    Namespace,
 }
 
 #[cfg(test)]
@@ -202,9 +309,12 @@ mod tests {
         assert_eq!(config.on_error, Action::Warn);
         assert_eq!(config.on_pending, Action::Allow);
         assert_eq!(config.on_unscanned, Action::Deny);
-        assert!(config.trusts("shop", "scangate-system"));
-        assert!(config.trusts("shop", "shop"));
-        assert!(!config.trusts("shop", "other"));
+        assert_eq!(
+            config.origin("shop", "scangate-system"),
+            Some(Origin::Trusted)
+        );
+        assert_eq!(config.origin("shop", "shop"), Some(Origin::Namespace));
+        assert_eq!(config.origin("shop", "other"), None);
         assert!(config.templates.allow_host_pid);
         assert_eq!(
             config.exception_max_duration().ok(),
@@ -232,6 +342,35 @@ mod tests {
         assert!(bad_duration.unwrap_or_default().contains("maxDuration"));
         let empty_ns = AdmissionConfig::from_yaml("trustedScanNamespaces: ['']").err();
         assert!(matches!(empty_ns, Some(Error::EmptyNamespace)));
+    }
+
+    #[test]
+    fn trust_rules() {
+        let mut config = AdmissionConfig::from_yaml(
+            "trustedScanNamespaces: [ci-scans]\nexceptions: {approvers: [alice], approverGroups: [sec]}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Admin namespaces decide everywhere; a namespace's own scans only add denials there;
+        // another tenant's scans do nothing.
+        assert_eq!(config.origin("shop", "ci-scans"), Some(Origin::Trusted));
+        assert_eq!(config.origin("shop", "scangate-system"), Some(Origin::Trusted));
+        assert_eq!(config.origin("shop", "shop"), Some(Origin::Namespace));
+        assert_eq!(config.origin("shop", "other-team"), None);
+        config.trust_namespace_scans = true;
+        assert_eq!(config.origin("shop", "shop"), Some(Origin::Trusted));
+        assert_eq!(config.origin("shop", "other-team"), None);
+        // Exceptions: their own namespace, or scangate's; not another trusted namespace's.
+        assert!(config.exception_counts("shop", "shop"));
+        assert!(config.exception_counts("shop", "scangate-system"));
+        assert!(!config.exception_counts("shop", "ci-scans"));
+        assert!(!config.exception_counts("shop", "other-team"));
+        // Approvers: listed users or groups; with no list, whoever RBAC lets write.
+        assert!(config.is_approver("alice", &[]));
+        assert!(config.is_approver("bob", &["sec".to_string()]));
+        assert!(!config.is_approver("mallory", &["system:authenticated".to_string()]));
+        assert!(AdmissionConfig::default().is_approver("anyone", &[]));
+        let empty = AdmissionConfig::from_yaml("controllerUsername: ''").err();
+        assert!(matches!(empty, Some(Error::EmptyField { .. })));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde_json::{Value, json};
 
-use super::config::Action;
+use super::config::{Action, AdmissionConfig};
+use crate::index::{APPROVED_AT, APPROVED_BY};
 use super::status;
 use super::workload::{self, Container, Context, Decision};
 
@@ -123,6 +124,9 @@ pub enum WorkloadOutcome {
     /// The object could not be read as a workload.
     Malformed,
     Decided(Decision),
+    /// Denied by the rules, but admitted: a built-in controller created it for a template that
+    /// was already admitted (scale-out, rescheduling), and the admin did not ask to recheck.
+    ControllerPass(Decision),
 }
 
 impl WorkloadOutcome {
@@ -131,6 +135,7 @@ impl WorkloadOutcome {
         match self {
             WorkloadOutcome::Skipped(_) => "skip",
             WorkloadOutcome::Malformed => "error",
+            WorkloadOutcome::ControllerPass(_) => "pass",
             WorkloadOutcome::Decided(d) => match d.verdict() {
                 Action::Allow => "allow",
                 Action::Warn => "warn",
@@ -190,6 +195,24 @@ pub fn review_workload(
         );
     }
     let decision = workload::decide(ctx, &new);
+    if !decision.allowed
+        && !ctx.config.recheck_controller_pods
+        && let Some(owner) = created_by_its_controller(
+            kind,
+            &object.metadata,
+            req.user_info.username.as_deref(),
+        )
+    {
+        let mut response = AdmissionResponse::from(req);
+        let mut warnings = vec![format!(
+            "admitted: {owner} created it from a template scangate admitted earlier, but its \
+             image's verdict has since turned (set recheckControllerPods to deny such pods): {}",
+            decision.message.clone().unwrap_or_default()
+        )];
+        warnings.extend(decision.warnings.iter().cloned());
+        response.warnings = Some(warnings);
+        return (response, WorkloadOutcome::ControllerPass(decision));
+    }
     let mut response = AdmissionResponse::from(req);
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings.clone());
@@ -200,9 +223,66 @@ pub fn review_workload(
     (response, WorkloadOutcome::Decided(decision))
 }
 
-/// Reviews a write of a scan's `status` subresource: answers with a JSONPatch that sets the
-/// enriched status, or a denial saying what is inconsistent.
-pub fn review_status(req: &AdmissionRequest<DynamicObject>, now: Timestamp) -> AdmissionResponse {
+/// The built-in controllers that create objects from a template their owner already had
+/// admitted: (created kind, owner kind, the controller's ServiceAccount in kube-system).
+const TEMPLATE_CONTROLLERS: [(&str, &str, &str); 7] = [
+    ("Pod", "ReplicaSet", "replicaset-controller"),
+    ("Pod", "ReplicationController", "replication-controller"),
+    ("Pod", "StatefulSet", "statefulset-controller"),
+    ("Pod", "DaemonSet", "daemon-set-controller"),
+    ("Pod", "Job", "job-controller"),
+    ("ReplicaSet", "Deployment", "deployment-controller"),
+    ("Job", "CronJob", "cronjob-controller"),
+];
+
+/// The controller-manager's own identity, when it runs without per-controller credentials.
+const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
+
+/// `Some("replicaset-controller for ReplicaSet web-5d8f")` when the request comes from the
+/// built-in controller that owns the object: its controller owner is of the owner kind, and
+/// the request's user is that controller. An object that merely names such an owner gets
+/// nothing: the user decides.
+pub fn created_by_its_controller(
+    kind: &str,
+    metadata: &kube::core::ObjectMeta,
+    username: Option<&str>,
+) -> Option<String> {
+    let username = username?;
+    let owner = metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    TEMPLATE_CONTROLLERS
+        .iter()
+        .find(|(created, owner_kind, account)| {
+            *created == kind
+                && *owner_kind == owner.kind
+                && (username == format!("system:serviceaccount:kube-system:{account}")
+                    || username == CONTROLLER_MANAGER)
+        })
+        .map(|(_, owner_kind, account)| format!("{account} for {owner_kind} {}", owner.name))
+}
+
+/// Reviews a write of a scan's `status` subresource: refuses every writer but scangate's
+/// controller (a status is a verdict), then answers with a JSONPatch that sets the enriched
+/// status, or a denial saying what is inconsistent.
+pub fn review_status(
+    req: &AdmissionRequest<DynamicObject>,
+    controller_username: &str,
+    now: Timestamp,
+) -> AdmissionResponse {
+    let writer = req.user_info.username.as_deref().unwrap_or_default();
+    if writer != controller_username {
+        return deny(
+            req,
+            format!(
+                "only scangate's controller ({controller_username}) writes the status of scans; \
+                 {writer:?} may not. Scan results come from scan Jobs or from reports pushed with \
+                 `scangate report`"
+            ),
+        );
+    }
     let Some(object) = object_json(req.object.as_ref()) else {
         return deny(req, "status request has no object");
     };
@@ -226,6 +306,57 @@ pub fn review_status(req: &AdmissionRequest<DynamicObject>, now: Timestamp) -> A
     match AdmissionResponse::from(req).with_patch(patch) {
         Ok(r) => r,
         Err(e) => deny(req, format!("cannot encode the status patch: {e}")),
+    }
+}
+
+/// Reviews a write of a ScanException: only an approver's exceptions count, so the writer must
+/// be one (`exceptions.approvers`/`approverGroups`, or with no list whoever RBAC lets write),
+/// and the answer records who wrote it and when, in annotations no one else can set: every
+/// write passes here and is stamped anew.
+pub fn review_exception_write(
+    req: &AdmissionRequest<DynamicObject>,
+    config: &AdmissionConfig,
+    now: Timestamp,
+) -> AdmissionResponse {
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return AdmissionResponse::from(req);
+    }
+    let Some(object) = req.object.as_ref() else {
+        return deny(req, "ScanException request has no object");
+    };
+    let writer = req.user_info.username.as_deref().unwrap_or_default();
+    let groups = req.user_info.groups.as_deref().unwrap_or_default();
+    if writer.is_empty() || !config.is_approver(writer, groups) {
+        return deny(
+            req,
+            format!(
+                "{writer:?} is not an exception approver: only approvers' ScanExceptions count. \
+                 Ask an approver (ClusterRole scangate-exception-approver, and the config's \
+                 exceptions.approvers or exceptions.approverGroups) to write it"
+            ),
+        );
+    }
+    let stamp = [
+        (APPROVED_BY, writer.to_string()),
+        (APPROVED_AT, now.round(jiff::Unit::Second).unwrap_or(now).to_string()),
+    ];
+    let patch = match &object.metadata.annotations {
+        None => vec![json!({"op": "add", "path": "/metadata/annotations",
+                            "value": stamp.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()})],
+        Some(_) => stamp
+            .iter()
+            .map(|(key, value)| {
+                json!({"op": "add", "path": format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1")), "value": value})
+            })
+            .collect(),
+    };
+    let patch = match serde_json::from_value::<json_patch::Patch>(Value::Array(patch)) {
+        Ok(patch) => patch,
+        Err(e) => return deny(req, format!("cannot encode the approval patch: {e}")),
+    };
+    match AdmissionResponse::from(req).with_patch(patch) {
+        Ok(response) => response,
+        Err(e) => deny(req, format!("cannot encode the approval patch: {e}")),
     }
 }
 
@@ -363,6 +494,8 @@ mod tests {
         );
     }
 
+    const CONTROLLER: &str = "system:serviceaccount:scangate-system:scangate-controller";
+
     #[test]
     fn status_writes_come_back_enriched() {
         let scan = |status: Value| {
@@ -382,12 +515,21 @@ mod tests {
             "name": "s", "namespace": "ns", "operation": "UPDATE", "userInfo": {"username": "ci"},
             "object": scan(status.clone()), "oldObject": scan(json!({}))
         }));
-        let response = review_status(
-            &decoded(&body),
-            "2026-01-01T00:00:00Z"
-                .parse()
-                .unwrap_or(Timestamp::UNIX_EPOCH),
+        let at = "2026-01-01T00:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        // Only the controller writes status: "ci" is refused, whatever it writes.
+        let refused = review_status(&decoded(&body), CONTROLLER, at);
+        assert!(!refused.allowed);
+        assert!(
+            refused
+                .result
+                .message
+                .contains("only scangate's controller (system:serviceaccount:scangate-system:scangate-controller) writes the status of scans; \"ci\" may not"),
+            "{}",
+            refused.result.message
         );
+        let response = review_status(&decoded(&body), "ci", at);
         assert!(response.allowed, "{response:?}");
         let patch: json_patch::Patch =
             serde_json::from_slice(&response.patch.clone().unwrap_or_default())
@@ -414,7 +556,7 @@ mod tests {
             "object": {"apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ImageScan",
                        "metadata": {"name": "s"}, "status": {"cveCount": {"high": -2}}}
         }));
-        let response = review_status(&decoded(&body), Timestamp::UNIX_EPOCH);
+        let response = review_status(&decoded(&body), "ci", Timestamp::UNIX_EPOCH);
         assert!(!response.allowed);
         assert!(
             response
@@ -477,7 +619,7 @@ mod tests {
                         let index = ScanIndex::default();
                         let (response, _) = review_workload(&req, &ctx(&config, &index));
                         prop_assert_eq!(response.uid, "u-1");
-                        let _ = review_status(&req, Timestamp::UNIX_EPOCH);
+                        let _ = review_status(&req, CONTROLLER, Timestamp::UNIX_EPOCH);
                     }
                     Err(rejection) => {
                         let answer = serde_json::to_value(rejection.into_review()).unwrap_or_default();

@@ -141,8 +141,16 @@ fn exception(name: &str, spec: &ScanExceptionSpec, ctx: &Context<'_>) -> Verdict
         return deny("spec.images is empty; list the images it applies to".into());
     }
     for pattern in &spec.images {
-        if let Err(e) = ImagePattern::parse(pattern) {
-            return deny(format!("spec.images has {pattern:?}: {e}"));
+        match ImagePattern::parse(pattern) {
+            Err(e) => return deny(format!("spec.images has {pattern:?}: {e}")),
+            Ok(parsed) if parsed.is_catch_all() && !ctx.config.exceptions.allow_catch_all => {
+                return deny(format!(
+                    "spec.images has {pattern:?}, which covers every image of a registry or \
+                     more; name the repositories (e.g. `ghcr.io/org/app`), or an admin can allow \
+                     such patterns with exceptions.allowCatchAll"
+                ));
+            }
+            Ok(_) => {}
         }
     }
     if let Some(empty) = spec.cves.iter().position(|c| c.trim().is_empty()) {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::config::{Action, AdmissionConfig, Enforcement};
+use super::config::{Action, AdmissionConfig, Enforcement, Origin};
 use crate::api::{Phase, Violation};
 use crate::image::ImageRef;
 use jiff::Timestamp;
@@ -263,94 +263,180 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
             };
         }
     };
-    let trusted = |ns: &str| ctx.config.trusts(ctx.namespace, ns);
+    let config = ctx.config;
+    // An invalid bound cannot be loaded (the config is checked), and zero admits nothing.
+    let max_duration = config.exception_max_duration().unwrap_or_default();
     let exceptions: Vec<&Exception> = ctx
         .exceptions
         .iter()
-        .filter(|e| e.is_active(ctx.now) && trusted(&e.namespace) && e.matches(&image))
+        .filter(|e| {
+            e.is_active(ctx.now, max_duration)
+                && config.exception_counts(ctx.namespace, &e.namespace)
+                && e.matches(&image)
+        })
         .collect();
-    let scan = ctx.index.lookup(&image, trusted);
+    let found = ctx
+        .index
+        .lookup(&image, |ns| config.origin(ctx.namespace, ns));
     let name = &container.name;
-    let (action, reason, exception) = match scan {
-        None => (
-            ctx.config.on_unscanned,
-            format!(
-                "container {name:?}: image {image} has no scan in namespace {}{}",
-                ctx.namespace,
-                trusted_suffix(ctx.config)
+    let judged = match found.trusted {
+        None => Judged {
+            action: config.on_unscanned,
+            reason: format!(
+                "container {name:?}: image {image} has no trusted scan (trusted: {})",
+                trusted_sources(config, ctx.namespace)
             ),
-            None,
-        ),
-        Some(scan) => {
-            let scan_name = format!("{}/{}", scan.namespace, scan.name);
-            match scan.phase {
-                Phase::Completed => (
-                    Action::Allow,
-                    format!(
-                        "container {name:?}: image {} passed scan {scan_name}",
-                        scan.image
-                    ),
-                    None,
-                ),
-                Phase::Pending | Phase::Scanning => (
-                    ctx.config.on_pending,
-                    format!(
-                        "container {name:?}: image {} is not scanned yet: scan {scan_name} is {}",
-                        scan.image, scan.phase
-                    ),
-                    None,
-                ),
-                Phase::Error => (
-                    ctx.config.on_error,
-                    format!(
-                        "container {name:?}: image {} has scan {scan_name} in phase Error; see `kubectl describe imagescan -n {} {}`",
-                        scan.image, scan.namespace, scan.name
-                    ),
-                    None,
-                ),
-                Phase::Failed => match covering_exception(scan, &exceptions) {
-                    Some(e) => (
-                        Action::Allow,
-                        format!(
-                            "container {name:?}: image {} failed scan {scan_name} but is admitted by ScanException {}/{}",
-                            scan.image, e.namespace, e.name
-                        ),
-                        Some(format!("{}/{}", e.namespace, e.name)),
-                    ),
-                    None => (Action::Deny, failed_reason(name, scan), None),
-                },
+            exception: None,
+        },
+        Some(scan) => judge(ctx, name, scan, Origin::Trusted, &exceptions),
+    };
+    // The namespace's own scans can only make it worse.
+    let judged = match found.namespace {
+        Some(scan) if matches!(scan.phase, Phase::Failed | Phase::Error) => {
+            let local = judge(ctx, name, scan, Origin::Namespace, &exceptions);
+            if strictness(local.action) > strictness(judged.action) {
+                local
+            } else {
+                judged
             }
         }
+        _ => judged,
     };
     // A whole-image exception also admits images that are unscanned, pending or in error.
     let whole_image = exceptions.iter().find(|e| e.cves.is_empty());
-    let (action, reason, exception) = match (action, whole_image, exception) {
-        (Action::Deny | Action::Warn, Some(e), None) => (
-            Action::Allow,
-            format!(
-                "{reason}; admitted by ScanException {}/{}",
-                e.namespace, e.name
-            ),
-            Some(format!("{}/{}", e.namespace, e.name)),
-        ),
-        (action, _, exception) => (action, reason, exception),
+    let judged = match (judged.action, whole_image, &judged.exception) {
+        (Action::Deny | Action::Warn, Some(e), None) => Judged {
+            action: Action::Allow,
+            reason: format!("{}; {}", judged.reason, admitted_by(e, max_duration)),
+            exception: Some(format!("{}/{}", e.namespace, e.name)),
+        },
+        _ => judged,
     };
+    let scan = found.trusted;
     ContainerVerdict {
         container: container.name.clone(),
         image: scan.map_or_else(|| image.to_string(), |s| s.image.to_string()),
         state: scan.map_or(ImageState::Unscanned, |s| ImageState::Scanned(s.clone())),
-        exception,
-        action,
-        reason,
+        exception: judged.exception,
+        action: judged.action,
+        reason: judged.reason,
     }
 }
 
-fn trusted_suffix(config: &AdmissionConfig) -> String {
-    if config.trusted_scan_namespaces.is_empty() {
-        String::new()
-    } else {
-        format!(" or {}", config.trusted_scan_namespaces.join(", "))
+/// What the rules say about one container, and why.
+struct Judged {
+    action: Action,
+    reason: String,
+    exception: Option<String>,
+}
+
+/// How strict an action is: a namespace scan replaces the trusted verdict only when stricter.
+fn strictness(action: Action) -> u8 {
+    match action {
+        Action::Allow => 0,
+        Action::Warn => 1,
+        Action::Deny => 2,
     }
+}
+
+/// The verdict a scan gives, with its provenance in the reason.
+fn judge(
+    ctx: &Context<'_>,
+    name: &str,
+    scan: &IndexedScan,
+    origin: Origin,
+    exceptions: &[&Exception],
+) -> Judged {
+    let config = ctx.config;
+    let which = provenance(scan, origin);
+    let (action, reason) = match scan.phase {
+        Phase::Completed => (
+            Action::Allow,
+            format!("container {name:?}: image {} passed {which}", scan.image),
+        ),
+        Phase::Pending | Phase::Scanning => (
+            config.on_pending,
+            format!(
+                "container {name:?}: image {} is not scanned yet: {which} is {}",
+                scan.image, scan.phase
+            ),
+        ),
+        Phase::Error => (
+            config.on_error,
+            format!(
+                "container {name:?}: image {} has {which} in phase Error; see `kubectl describe imagescan -n {} {}`",
+                scan.image, scan.namespace, scan.name
+            ),
+        ),
+        Phase::Failed => {
+            let max_duration = config.exception_max_duration().unwrap_or_default();
+            return match covering_exception(scan, exceptions) {
+                Some(e) => Judged {
+                    action: Action::Allow,
+                    reason: format!(
+                        "container {name:?}: image {} failed {which} but is {}",
+                        scan.image,
+                        admitted_by(e, max_duration)
+                    ),
+                    exception: Some(format!("{}/{}", e.namespace, e.name)),
+                },
+                None => Judged {
+                    action: Action::Deny,
+                    reason: failed_reason(name, scan, &which),
+                    exception: None,
+                },
+            };
+        }
+    };
+    Judged {
+        action,
+        reason,
+        exception: None,
+    }
+}
+
+/// Which scan decided, and what it is worth: `trusted scan ns/name (report from …)` or
+/// `namespace scan ns/name`.
+fn provenance(scan: &IndexedScan, origin: Origin) -> String {
+    let mut which = match origin {
+        Origin::Trusted => format!("trusted scan {}/{}", scan.namespace, scan.name),
+        Origin::Namespace => format!("namespace scan {}/{}", scan.namespace, scan.name),
+    };
+    let mut notes = vec![];
+    if let Some(source) = &scan.source {
+        notes.push(format!("report from {source}"));
+    }
+    if scan.rescanning {
+        notes.push("a rescan is running".to_string());
+    }
+    if !notes.is_empty() {
+        let _ = write!(which, " ({})", notes.join("; "));
+    }
+    which
+}
+
+fn admitted_by(e: &Exception, max_duration: std::time::Duration) -> String {
+    let approver = e
+        .approval
+        .as_ref()
+        .map_or_else(String::new, |a| format!(", approved by {}", a.by));
+    let until = e
+        .ends(max_duration)
+        .map_or_else(String::new, |t| format!(" until {t}"));
+    format!(
+        "admitted by ScanException {}/{}{approver}{until}",
+        e.namespace, e.name
+    )
+}
+
+/// Where trusted results come from for a workload in `namespace`, for messages.
+fn trusted_sources(config: &AdmissionConfig, namespace: &str) -> String {
+    let mut sources = vec![config.scangate_namespace.clone()];
+    sources.extend(config.trusted_scan_namespaces.iter().cloned());
+    if config.trust_namespace_scans {
+        sources.push(namespace.to_string());
+    }
+    format!("scans in {}", sources.join(", "))
 }
 
 /// The exception that covers every violation of a failed scan, if one does. The status keeps
@@ -368,14 +454,14 @@ fn covering_exception<'e>(
     })
 }
 
-fn failed_reason(container: &str, scan: &IndexedScan) -> String {
+fn failed_reason(container: &str, scan: &IndexedScan, which: &str) -> String {
     let policy = scan
         .policy
         .as_deref()
         .map_or_else(String::new, |p| format!(" (policy {}/{p})", scan.namespace));
     let mut reason = format!(
-        "container {container:?}: image {} failed scan {}/{}{policy}",
-        scan.image, scan.namespace, scan.name
+        "container {container:?}: image {} failed {which}{policy}",
+        scan.image
     );
     if !scan.violations.is_empty() {
         let shown: Vec<String> = scan

@@ -25,6 +25,11 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Whether the phase is a verdict (Completed, Failed, Error) rather than a wait.
+    pub fn is_decided(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Failed | Phase::Error)
+    }
+
     pub const ALL: [Phase; 5] = [
         Phase::Pending,
         Phase::Scanning,
@@ -524,12 +529,30 @@ pub struct ScanStatus {
     /// When the latest scan finished successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanned_at: Option<Time>,
+    /// The last decided result (Completed, Failed or Error) and where its report came from:
+    /// kept while a rescan runs or a report is replaced, so admission never falls back to
+    /// "not scanned yet" for an image that has a verdict. Written by scangate only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<LastResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_policy_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_template_generation: Option<i64>,
+}
+
+/// A scan's last decided result and its provenance.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastResult {
+    /// Completed, Failed or Error.
+    pub phase: Phase,
+    /// When scangate recorded the report this result is from.
+    pub scanned_at: Time,
+    /// Where the report came from: the scan Job, or the identity that pushed it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// At most this many violations are kept in the status.

@@ -42,6 +42,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::admission::config::AdmissionConfig;
 use crate::api::{ImageScan, Phase, ScanException, ScanPolicy, ScanTemplate, SourceScan};
 use crate::cli::ControllerArgs;
 use crate::report::SCAN_LABEL;
@@ -94,6 +95,18 @@ pub enum Error {
     Serve {
         addr: SocketAddr,
         cause: std::io::Error,
+    },
+    #[error("cannot read the admission config {path}: {cause}")]
+    ConfigRead {
+        path: std::path::PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("the admission config {path} is not valid: {cause}")]
+    Config {
+        path: std::path::PathBuf,
+        #[source]
+        cause: crate::admission::config::Error,
     },
     #[error("the policy evaluation task failed: {0}")]
     Join(String),
@@ -152,8 +165,22 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .leader_election_identity
         .clone()
         .unwrap_or_else(leader::default_identity);
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
+                path: path.clone(),
+                cause,
+            })?;
+            AdmissionConfig::from_yaml(&text).map_err(|cause| Error::Config {
+                path: path.clone(),
+                cause,
+            })?
+        }
+        None => AdmissionConfig::default(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
+        config: Arc::new(config),
         settings: Settings {
             error_retry: args.error_retry,
             job_ttl: args.job_ttl,

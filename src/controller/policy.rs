@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use crate::admission::config::AdmissionConfig;
 use crate::api::{ScanException, ScanPolicy};
 use crate::image::ImageRef;
 use crate::index::Exception;
@@ -68,23 +69,36 @@ impl PolicyCache {
     }
 }
 
-/// The ScanExceptions that apply to `image` at `now`, as the policy's `input.exceptions`
-/// (`{images, cves, reason, expires}`, sorted by name), and when the first of them expires.
+/// The ScanExceptions that apply to a scan of `image` in `scan_namespace` at `now`, as the
+/// policy's `input.exceptions` (`{images, cves, reason, expires}`, sorted by name), and when the
+/// first of them stops applying. Only approved exceptions within the admin's bounds count, and
+/// only those that count where the scan's result counts (see
+/// [`AdmissionConfig::exception_counts_for_scan`]).
 pub fn exceptions_input(
     exceptions: &[ScanException],
     image: Option<&ImageRef>,
+    scan_namespace: &str,
+    config: &AdmissionConfig,
     now: Timestamp,
 ) -> (Vec<Value>, Option<Timestamp>) {
     let Some(image) = image else {
         return (vec![], None);
     };
+    let max_duration = config.exception_max_duration().unwrap_or_default();
     let mut active: Vec<(&ScanException, Exception)> = exceptions
         .iter()
         .map(|e| (e, Exception::from_exception(e)))
-        .filter(|(_, parsed)| parsed.is_active(now) && parsed.matches(image))
+        .filter(|(_, parsed)| {
+            parsed.is_active(now, max_duration)
+                && config.exception_counts_for_scan(scan_namespace, &parsed.namespace)
+                && parsed.matches(image)
+        })
         .collect();
-    active.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-    let first_expiry = active.iter().map(|(_, parsed)| parsed.expires).min();
+    active.sort_by(|a, b| (&a.1.namespace, &a.1.name).cmp(&(&b.1.namespace, &b.1.name)));
+    let first_expiry = active
+        .iter()
+        .filter_map(|(_, parsed)| parsed.ends(max_duration))
+        .min();
     let input = active
         .into_iter()
         .map(|(e, _)| {
@@ -103,6 +117,7 @@ pub fn exceptions_input(
 mod tests {
     use super::*;
     use crate::api::ScanExceptionSpec;
+    use crate::index::{APPROVED_AT, APPROVED_BY};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn ts(s: &str) -> Timestamp {
@@ -120,6 +135,13 @@ mod tests {
             },
         );
         e.metadata.namespace = Some("apps".into());
+        e.metadata.annotations = Some(
+            [
+                (APPROVED_BY.to_string(), "alice".to_string()),
+                (APPROVED_AT.to_string(), "2025-12-01T00:00:00Z".to_string()),
+            ]
+            .into(),
+        );
         e
     }
 
@@ -142,8 +164,9 @@ mod tests {
             exception("expired", &["busybox"], &[], "2025-01-01T00:00:00Z"),
             exception("other", &["nginx"], &[], "2027-01-01T00:00:00Z"),
         ];
-        let (input, expiry) =
-            exceptions_input(&exceptions, image.as_ref(), ts("2026-01-01T00:00:00Z"));
+        let config = AdmissionConfig::default();
+        let now = ts("2026-01-01T00:00:00Z");
+        let (input, expiry) = exceptions_input(&exceptions, image.as_ref(), "apps", &config, now);
         assert_eq!(
             input,
             vec![
@@ -152,8 +175,30 @@ mod tests {
             ]
         );
         assert_eq!(expiry, Some(ts("2026-02-01T00:00:00Z")));
-        let (none, _) = exceptions_input(&exceptions, None, ts("2026-01-01T00:00:00Z"));
+        let (none, _) = exceptions_input(&exceptions, None, "apps", &config, now);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn unapproved_stale_or_foreign_exceptions_are_not_given_to_the_policy() {
+        let image = ImageRef::parse("busybox:1.32.1").ok();
+        let config = AdmissionConfig::default();
+        let now = ts("2026-01-01T00:00:00Z");
+        let mut unapproved = exception("unapproved", &["busybox"], &[], "2026-02-01T00:00:00Z");
+        unapproved.metadata.annotations = None;
+        // Approved more than maxDuration (90d) before now: it no longer counts.
+        let mut stale = exception("stale", &["busybox"], &[], "2027-01-01T00:00:00Z");
+        if let Some(a) = stale.metadata.annotations.as_mut() {
+            a.insert(APPROVED_AT.into(), "2025-09-01T00:00:00Z".into());
+        }
+        let fresh = exception("fresh", &["busybox"], &[], "2026-02-01T00:00:00Z");
+        let exceptions = [unapproved, stale, fresh];
+        let (input, _) = exceptions_input(&exceptions, image.as_ref(), "apps", &config, now);
+        assert_eq!(input.len(), 1, "{input:?}");
+        // An exception in a tenant namespace never changes a trusted scan's result.
+        let (input, _) =
+            exceptions_input(&exceptions, image.as_ref(), "scangate-system", &config, now);
+        assert!(input.is_empty(), "{input:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::status::{
 };
 use super::store::{MetadataStore, ScanIdentity};
 use super::{Error, Result};
+use crate::admission::config::AdmissionConfig;
 use crate::api::{
     ConditionStatus, ConditionType, Phase, ScanException, ScanPolicy, ScanStatus, ScanTemplate,
     Scanner,
@@ -50,6 +51,8 @@ pub struct Settings {
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    /// The admission rules: which namespaces are trusted, and the exception rules.
+    pub config: Arc<AdmissionConfig>,
     pub settings: Settings,
     pub store: Option<MetadataStore>,
     pub policies: PolicyCache,
@@ -403,10 +406,13 @@ async fn evaluate_policy<K: ScanKind>(
             evaluated,
         ));
     }
-    let exceptions: Api<ScanException> = Api::namespaced(ctx.client.clone(), namespace);
-    let all = exceptions.list(&ListParams::default()).await?.items;
+    let mut all = vec![];
+    for source in exception_namespaces(namespace, &ctx.config) {
+        let exceptions: Api<ScanException> = Api::namespaced(ctx.client.clone(), source);
+        all.extend(exceptions.list(&ListParams::default()).await?.items);
+    }
     let image = scan.exception_image(Some(report));
-    let (active, expiry) = exceptions_input(&all, image.as_ref(), now);
+    let (active, expiry) = exceptions_input(&all, image.as_ref(), namespace, &ctx.config, now);
     evaluated.exceptions = active;
     let input = serde_json::to_value(&evaluated)?;
     let for_outcome = evaluated.clone();
@@ -427,6 +433,15 @@ async fn evaluate_policy<K: ScanKind>(
         },
     };
     Ok((state, expiry, evaluated))
+}
+
+/// The namespaces whose exceptions may shape a scan's result in `namespace`.
+fn exception_namespaces<'a>(namespace: &'a str, config: &'a AdmissionConfig) -> Vec<&'a str> {
+    let mut sources = vec![config.scangate_namespace.as_str()];
+    if config.exception_counts_for_scan(namespace, namespace) && namespace != sources[0] {
+        sources.push(namespace);
+    }
+    sources
 }
 
 /// Sends the report to the metadata store unless it was sent already (same report).

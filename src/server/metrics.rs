@@ -17,6 +17,7 @@ pub enum Endpoint {
     validate_workloads,
     validate_scanning,
     mutate_scan_status,
+    mutate_exceptions,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -24,7 +25,8 @@ pub struct RequestLabels {
     pub endpoint: Endpoint,
     /// A workload or scangate kind, or `other`.
     pub kind: String,
-    /// allow, warn, deny, skip or error.
+    /// allow, warn, deny, skip, error, or pass (a pod a built-in controller created for an
+    /// admitted template, admitted although its image's verdict has turned).
     pub verdict: String,
     /// enforce, warn or audit (for workloads), `none` otherwise.
     pub mode: String,

@@ -33,6 +33,7 @@ pub fn router(app: AppState) -> Router {
         .route("/validate/workloads", post(validate_workloads))
         .route("/validate/scanning", post(validate_scanning))
         .route("/mutate/scan-status", post(mutate_scan_status))
+        .route("/mutate/exceptions", post(mutate_exceptions))
         .with_state(app)
 }
 
@@ -231,7 +232,8 @@ async fn mutate_scan_status(State(app): State<AppState>, body: Body) -> Response
     let started = Instant::now();
     let span = admission_span(Endpoint::mutate_scan_status, &req);
     let _entered = span.enter();
-    let response = review::review_status(&req, jiff::Timestamp::now());
+    let config = app.state.config();
+    let response = review::review_status(&req, &config.controller_username, jiff::Timestamp::now());
     let verdict = if response.allowed { "allow" } else { "deny" };
     span.record("verdict", verdict);
     if !response.allowed {
@@ -240,6 +242,32 @@ async fn mutate_scan_status(State(app): State<AppState>, body: Body) -> Response
     record(
         &app,
         Endpoint::mutate_scan_status,
+        &req.kind.kind,
+        verdict,
+        "none",
+        started,
+    );
+    respond(response)
+}
+
+async fn mutate_exceptions(State(app): State<AppState>, body: Body) -> Response {
+    let req = match decode(&app, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let started = Instant::now();
+    let span = admission_span(Endpoint::mutate_exceptions, &req);
+    let _entered = span.enter();
+    let config = app.state.config();
+    let response = review::review_exception_write(&req, &config, jiff::Timestamp::now());
+    let verdict = if response.allowed { "allow" } else { "deny" };
+    span.record("verdict", verdict);
+    if !response.allowed {
+        tracing::info!(reason = %response.result.message, "exception refused");
+    }
+    record(
+        &app,
+        Endpoint::mutate_exceptions,
         &req.kind.kind,
         verdict,
         "none",
