@@ -352,7 +352,9 @@ impl ImagePattern {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Artifact, ImageScanSpec, RegistryArtifact, RegistrySpec, ScanStatus};
+    use crate::api::{
+        Artifact, ImageScanSpec, LastResult, RegistryArtifact, RegistrySpec, ScanStatus,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -381,13 +383,14 @@ mod tests {
             },
         );
         scan.metadata.namespace = Some(ns.into());
+        scan.metadata.creation_timestamp = Some(Time(ts(at)));
         scan.status = Some(ScanStatus {
             phase: Some(phase),
             artifact: resolved.map(|r| Artifact {
                 registry: Some(RegistryArtifact { image: r.into() }),
                 ..Artifact::default()
             }),
-            scanned_at: Some(Time(ts(at))),
+            scanned_at: phase.is_decided().then(|| Time(ts(at))),
             ..ScanStatus::default()
         });
         scan
@@ -397,8 +400,20 @@ mod tests {
         ImageRef::parse(s).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Every namespace trusted, as in a single-team cluster.
+    fn all(_: &str) -> Option<Origin> {
+        Some(Origin::Trusted)
+    }
+
+    fn trusted_name<'a>(index: &'a ScanIndex, img: &str) -> Option<&'a str> {
+        index
+            .lookup(&image(img), all)
+            .trusted
+            .map(|s| s.name.as_str())
+    }
+
     #[test]
-    fn looks_up_by_digest_then_by_tag() {
+    fn the_digest_decides_and_a_tag_stands_for_its_resolved_digest() {
         let scans = [
             scan(
                 "a",
@@ -419,29 +434,41 @@ mod tests {
         ];
         let index = ScanIndex::new(&scans);
         assert_eq!(index.len(), 2);
-        let all = |_: &str| true;
         // A workload pinned to the digest finds the scan through its resolved artifact.
-        let found = index.lookup(&image(&format!("docker.io/library/nginx@{D1}")), all);
-        assert_eq!(found.map(|s| s.name.as_str()), Some("by-tag"));
-        // By tag.
-        assert_eq!(
-            index
-                .lookup(&image("nginx:1.27"), all)
-                .map(|s| s.name.as_str()),
-            Some("by-tag")
-        );
-        assert_eq!(
-            index
-                .lookup(&image("redis:latest"), all)
-                .map(|s| s.name.as_str()),
-            Some("other")
-        );
-        // Another digest of the same tag, with the tag: falls back to the tag's scan.
-        let found = index.lookup(&image(&format!("nginx:1.27@{D2}")), all);
-        assert_eq!(found.map(|s| s.name.as_str()), Some("by-tag"));
-        // Another digest and no tag: unscanned.
-        assert_eq!(index.lookup(&image(&format!("nginx@{D2}")), all), None);
-        assert_eq!(index.lookup(&image("nginx:1.28"), all), None);
+        let pinned = format!("docker.io/library/nginx@{D1}");
+        assert_eq!(trusted_name(&index, &pinned), Some("by-tag"));
+        assert_eq!(trusted_name(&index, "nginx:1.27"), Some("by-tag"));
+        assert_eq!(trusted_name(&index, "redis:latest"), Some("other"));
+        // Another digest next to the scanned tag: the runtime pulls the digest, nobody
+        // scanned it, so it is unscanned (the tag is ignored).
+        assert_eq!(trusted_name(&index, &format!("nginx:1.27@{D2}")), None);
+        assert_eq!(trusted_name(&index, &format!("nginx@{D2}")), None);
+        assert_eq!(trusted_name(&index, "nginx:1.28"), None);
+    }
+
+    #[test]
+    fn a_tag_takes_the_best_result_of_its_digest() {
+        // The tag was scanned and passed; a later scan pinned to the same digest failed.
+        let scans = [
+            scan(
+                "sys",
+                "tag",
+                "nginx:1",
+                Some(&format!("nginx@{D1}")),
+                Phase::Completed,
+                "2026-01-01T00:00:00Z",
+            ),
+            scan(
+                "sys",
+                "digest",
+                &format!("nginx@{D1}"),
+                None,
+                Phase::Failed,
+                "2026-02-01T00:00:00Z",
+            ),
+        ];
+        let index = ScanIndex::new(&scans);
+        assert_eq!(trusted_name(&index, "nginx:1"), Some("digest"));
     }
 
     #[test]
@@ -468,22 +495,22 @@ mod tests {
         .status;
         index.upsert(&s);
         assert_eq!(index.len(), 1);
-        let found = index.lookup(&image(&format!("nginx@{D1}")), |_| true);
+        let found = index.lookup(&image(&format!("nginx@{D1}")), all).trusted;
         assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
         // The image in the spec changes: the old tag no longer finds it.
         s.spec.registry.image = "nginx:2".into();
         s.status = None;
         index.upsert(&s);
-        assert_eq!(index.lookup(&image("nginx:1"), |_| true), None);
-        assert_eq!(index.lookup(&image(&format!("nginx@{D1}")), |_| true), None);
-        assert!(index.lookup(&image("nginx:2"), |_| true).is_some());
+        assert_eq!(trusted_name(&index, "nginx:1"), None);
+        assert_eq!(trusted_name(&index, &format!("nginx@{D1}")), None);
+        assert!(trusted_name(&index, "nginx:2").is_some());
         index.remove(&s);
         assert!(index.is_empty());
         assert!(index.by_tag.is_empty() && index.by_digest.is_empty());
     }
 
     #[test]
-    fn newest_scan_wins() {
+    fn the_newest_decided_result_wins_and_waits_never_replace_it() {
         let scans = [
             scan(
                 "a",
@@ -501,40 +528,95 @@ mod tests {
                 Phase::Failed,
                 "2026-02-01T00:00:00Z",
             ),
+            // Created later, never decided: it does not replace the verdict.
+            scan(
+                "a",
+                "pending",
+                "nginx:1",
+                None,
+                Phase::Pending,
+                "2026-03-01T00:00:00Z",
+            ),
+            scan(
+                "a",
+                "scanning",
+                "nginx:1",
+                None,
+                Phase::Scanning,
+                "2026-03-02T00:00:00Z",
+            ),
         ];
         let index = ScanIndex::new(&scans);
-        assert_eq!(
-            index
-                .lookup(&image("nginx:1"), |_| true)
-                .map(|s| s.name.as_str()),
-            Some("new")
-        );
+        assert_eq!(trusted_name(&index, "nginx:1"), Some("new"));
+        // With no decided result, the newest wait is what is known.
+        let waits = ScanIndex::new(&scans[2..]);
+        assert_eq!(trusted_name(&waits, "nginx:1"), Some("scanning"));
     }
 
     #[test]
-    fn untrusted_namespaces_are_ignored() {
+    fn a_rescan_keeps_the_last_result() {
+        let mut s = scan(
+            "sys",
+            "s",
+            "nginx:1",
+            None,
+            Phase::Scanning,
+            "2026-03-01T00:00:00Z",
+        );
+        if let Some(status) = s.status.as_mut() {
+            status.last_result = Some(LastResult {
+                phase: Phase::Failed,
+                scanned_at: Time(ts("2026-02-01T00:00:00Z")),
+                source: "Job sys/s-1".into(),
+            });
+        }
+        let index = ScanIndex::new([&s]);
+        let found = index.lookup(&image("nginx:1"), all).trusted;
+        assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
+        assert_eq!(found.map(|s| s.rescanning), Some(true));
+        assert_eq!(found.and_then(|s| s.source.as_deref()), Some("Job sys/s-1"));
+    }
+
+    #[test]
+    fn origins_separate_trusted_results_from_namespace_scans() {
         let scans = [
             scan(
-                "tenant-b",
-                "fake-clean",
+                "scangate-system",
+                "trusted",
+                "nginx:1",
+                None,
+                Phase::Failed,
+                "2026-01-01T00:00:00Z",
+            ),
+            // The tenant's own newer, clean-looking scan.
+            scan(
+                "tenant-a",
+                "own",
                 "nginx:1",
                 None,
                 Phase::Completed,
                 "2026-03-01T00:00:00Z",
             ),
             scan(
-                "tenant-a",
-                "real",
+                "tenant-b",
+                "foreign",
                 "nginx:1",
                 None,
-                Phase::Failed,
-                "2026-01-01T00:00:00Z",
+                Phase::Completed,
+                "2026-04-01T00:00:00Z",
             ),
         ];
         let index = ScanIndex::new(&scans);
-        let found = index.lookup(&image("nginx:1"), |ns| ns == "tenant-a");
-        assert_eq!(found.map(|s| s.name.as_str()), Some("real"));
-        assert_eq!(index.lookup(&image("nginx:1"), |ns| ns == "tenant-c"), None);
+        let origin = |ns: &str| match ns {
+            "scangate-system" => Some(Origin::Trusted),
+            "tenant-a" => Some(Origin::Namespace),
+            _ => None,
+        };
+        let found = index.lookup(&image("nginx:1"), origin);
+        assert_eq!(found.trusted.map(|s| s.name.as_str()), Some("trusted"));
+        assert_eq!(found.namespace.map(|s| s.name.as_str()), Some("own"));
+        let nothing = index.lookup(&image("nginx:1"), |_| None);
+        assert_eq!(nothing, Found::default());
     }
 
     #[test]
@@ -558,7 +640,22 @@ mod tests {
     }
 
     #[test]
-    fn expired_exceptions_are_inactive() {
+    fn catch_all_patterns() {
+        let p = |s: &str| ImagePattern::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        for broad in ["*", "docker.io/*", "ghcr*", "docker.io*"] {
+            assert!(p(broad).is_catch_all(), "{broad}");
+        }
+        for narrow in [
+            "ghcr.io/org/*",
+            "nginx",
+            "nginx:1",
+            "docker.io/library/nginx:1.*",
+        ] {
+            assert!(!p(narrow).is_catch_all(), "{narrow}");
+        }
+    }
+
+    fn exception(annotations: &[(&str, &str)]) -> Exception {
         use crate::api::ScanExceptionSpec;
         let mut ex = ScanException::new(
             "e",
@@ -570,11 +667,34 @@ mod tests {
             },
         );
         ex.metadata.namespace = Some("a".into());
-        let parsed = Exception::from_exception(&ex);
-        assert!(parsed.is_active(ts("2026-05-01T00:00:00Z")));
+        ex.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        Exception::from_exception(&ex)
+    }
+
+    #[test]
+    fn exceptions_count_when_approved_unexpired_and_within_the_bound() {
+        let day = std::time::Duration::from_secs(86400);
+        let parsed = exception(&[
+            (APPROVED_BY, "alice"),
+            (APPROVED_AT, "2026-04-01T00:00:00Z"),
+        ]);
+        assert!(parsed.is_active(ts("2026-05-01T00:00:00Z"), 90 * day));
         assert!(parsed.matches(&image("nginx:1")));
         assert!(parsed.covers("cve-2024-1"));
         assert!(!parsed.covers("CVE-2024-2"));
-        assert!(!parsed.is_active(ts("2026-06-01T00:00:00Z")));
+        // Expired.
+        assert!(!parsed.is_active(ts("2026-06-01T00:00:00Z"), 90 * day));
+        // Older than maxDuration since the approver wrote it, although not expired.
+        assert!(!parsed.is_active(ts("2026-05-01T00:00:00Z"), 10 * day));
+        assert_eq!(parsed.ends(10 * day), Some(ts("2026-04-11T00:00:00Z")));
+        // Not approved (no record, or a record without a time): never active.
+        let unapproved = exception(&[(APPROVED_BY, "alice")]);
+        assert!(!unapproved.is_active(ts("2026-05-01T00:00:00Z"), 90 * day));
+        assert!(!exception(&[]).is_active(ts("2026-05-01T00:00:00Z"), 90 * day));
     }
 }

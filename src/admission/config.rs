@@ -353,7 +353,10 @@ mod tests {
         // Admin namespaces decide everywhere; a namespace's own scans only add denials there;
         // another tenant's scans do nothing.
         assert_eq!(config.origin("shop", "ci-scans"), Some(Origin::Trusted));
-        assert_eq!(config.origin("shop", "scangate-system"), Some(Origin::Trusted));
+        assert_eq!(
+            config.origin("shop", "scangate-system"),
+            Some(Origin::Trusted)
+        );
         assert_eq!(config.origin("shop", "shop"), Some(Origin::Namespace));
         assert_eq!(config.origin("shop", "other-team"), None);
         config.trust_namespace_scans = true;

@@ -7,9 +7,9 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig};
-use crate::index::{APPROVED_AT, APPROVED_BY};
 use super::status;
 use super::workload::{self, Container, Context, Decision};
+use crate::index::{APPROVED_AT, APPROVED_BY};
 
 /// The API version of the AdmissionReviews scangate answers.
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
@@ -197,11 +197,8 @@ pub fn review_workload(
     let decision = workload::decide(ctx, &new);
     if !decision.allowed
         && !ctx.config.recheck_controller_pods
-        && let Some(owner) = created_by_its_controller(
-            kind,
-            &object.metadata,
-            req.user_info.username.as_deref(),
-        )
+        && let Some(owner) =
+            created_by_its_controller(kind, &object.metadata, req.user_info.username.as_deref())
     {
         let mut response = AdmissionResponse::from(req);
         let mut warnings = vec![format!(
@@ -338,7 +335,10 @@ pub fn review_exception_write(
     }
     let stamp = [
         (APPROVED_BY, writer.to_string()),
-        (APPROVED_AT, now.round(jiff::Unit::Second).unwrap_or(now).to_string()),
+        (
+            APPROVED_AT,
+            now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
+        ),
     ];
     let patch = match &object.metadata.annotations {
         None => vec![json!({"op": "add", "path": "/metadata/annotations",
@@ -488,9 +488,130 @@ mod tests {
         assert!(response.allowed);
         assert_eq!(outcome.verdict_label(), "warn");
         let warnings = response.warnings.unwrap_or_default();
+        assert!(warnings[0].contains("has no trusted scan"), "{warnings:?}");
+    }
+
+    /// A Pod of ReplicaSet `web-1`, created by `user`, running `image` (unscanned).
+    fn owned_pod(user: &str, owner_kind: &str) -> AdmissionRequest<DynamicObject> {
+        let mut request = pod_request("CREATE", &["bad:1"], None);
+        request["userInfo"]["username"] = json!(user);
+        request["object"]["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
+            "kind": owner_kind, "name": "web-1", "uid": "u", "controller": true}]);
+        decoded(&review(request))
+    }
+
+    #[test]
+    fn pods_of_admitted_templates_pass_when_their_controller_creates_them() {
+        let config = AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        };
+        let index = ScanIndex::default();
+        const RS: &str = "system:serviceaccount:kube-system:replicaset-controller";
+        let (response, outcome) =
+            review_workload(&owned_pod(RS, "ReplicaSet"), &ctx(&config, &index));
+        assert!(response.allowed, "{response:?}");
+        assert_eq!(outcome.verdict_label(), "pass");
+        let warnings = response.warnings.unwrap_or_default();
         assert!(
-            warnings[0].contains("has no scan in namespace ns"),
+            warnings[0].starts_with(
+                "admitted: replicaset-controller for ReplicaSet web-1 created it from a template"
+            ),
             "{warnings:?}"
+        );
+        // A tenant claiming the owner, or the wrong controller, gets no pass.
+        for (user, owner) in [
+            ("alice", "ReplicaSet"),
+            (
+                "system:serviceaccount:kube-system:job-controller",
+                "ReplicaSet",
+            ),
+            (RS, "StatefulSet"),
+        ] {
+            let (response, outcome) =
+                review_workload(&owned_pod(user, owner), &ctx(&config, &index));
+            assert!(!response.allowed, "{user} {owner}");
+            assert_eq!(outcome.verdict_label(), "deny");
+        }
+        // The admin can ask for a recheck.
+        let strict = AdmissionConfig {
+            recheck_controller_pods: true,
+            ..config.clone()
+        };
+        let (response, _) = review_workload(&owned_pod(RS, "ReplicaSet"), &ctx(&strict, &index));
+        assert!(!response.allowed);
+    }
+
+    fn exception_request(
+        user: &str,
+        groups: &[&str],
+        annotations: Option<Value>,
+    ) -> AdmissionRequest<DynamicObject> {
+        let mut metadata = json!({"name": "ex", "namespace": "ns"});
+        if let Some(a) = annotations {
+            metadata["annotations"] = a;
+        }
+        decoded(&review(json!({
+            "uid": "u-9",
+            "kind": {"group": "scanning.scangate.dev", "version": "v1beta1", "kind": "ScanException"},
+            "resource": {"group": "scanning.scangate.dev", "version": "v1beta1", "resource": "scanexceptions"},
+            "name": "ex", "namespace": "ns", "operation": "CREATE",
+            "userInfo": {"username": user, "groups": groups},
+            "object": {"apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ScanException",
+                       "metadata": metadata,
+                       "spec": {"images": ["bad"], "reason": "r", "expires": "2030-01-01T00:00:00Z"}}
+        })))
+    }
+
+    fn patched(response: &AdmissionResponse, mut object: Value) -> Value {
+        let patch: json_patch::Patch =
+            serde_json::from_slice(&response.patch.clone().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+        json_patch::patch(&mut object, &patch).unwrap_or_else(|e| panic!("{e}"));
+        object
+    }
+
+    #[test]
+    fn exception_writes_record_the_approver_and_refuse_others() {
+        let at: Timestamp = "2026-05-01T10:00:00.5Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let config =
+            AdmissionConfig::from_yaml("exceptions: {approvers: [alice], approverGroups: [sec]}")
+                .unwrap_or_else(|e| panic!("{e}"));
+        let refused =
+            review_exception_write(&exception_request("mallory", &["dev"], None), &config, at);
+        assert!(!refused.allowed);
+        assert!(
+            refused
+                .result
+                .message
+                .contains("\"mallory\" is not an exception approver")
+        );
+        // A forged record is overwritten with the real writer.
+        let forged = json!({"scangate.dev/approved-by": "alice", "team": "x"});
+        let response = review_exception_write(
+            &exception_request("bob", &["sec"], Some(forged.clone())),
+            &config,
+            at,
+        );
+        assert!(response.allowed);
+        let object = patched(&response, json!({"metadata": {"annotations": forged}}));
+        assert_eq!(
+            object["metadata"]["annotations"]["scangate.dev/approved-by"],
+            "bob"
+        );
+        assert_eq!(
+            object["metadata"]["annotations"]["scangate.dev/approved-at"],
+            "2026-05-01T10:00:01Z"
+        );
+        assert_eq!(object["metadata"]["annotations"]["team"], "x");
+        // No annotations yet.
+        let response = review_exception_write(&exception_request("alice", &[], None), &config, at);
+        let object = patched(&response, json!({"metadata": {}}));
+        assert_eq!(
+            object["metadata"]["annotations"]["scangate.dev/approved-by"],
+            "alice"
         );
     }
 

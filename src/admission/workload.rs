@@ -567,7 +567,20 @@ mod tests {
     }
 
     impl World {
+        /// A single-team world: a namespace's own scans are trusted there.
         fn new(scans: &[ImageScan]) -> Self {
+            World {
+                config: AdmissionConfig {
+                    trust_namespace_scans: true,
+                    ..AdmissionConfig::default()
+                },
+                index: ScanIndex::new(scans),
+                exceptions: vec![],
+            }
+        }
+
+        /// A multi-tenant world: the default config.
+        fn tenants(scans: &[ImageScan]) -> Self {
             World {
                 config: AdmissionConfig::default(),
                 index: ScanIndex::new(scans),
@@ -598,6 +611,10 @@ mod tests {
                 .collect(),
             cves: cves.iter().map(|c| c.to_string()).collect(),
             expires: Timestamp::MAX,
+            approval: Some(crate::index::Approval {
+                by: "alice".into(),
+                at: Timestamp::UNIX_EPOCH,
+            }),
         }
     }
 
@@ -612,7 +629,7 @@ mod tests {
             "scangate denied this workload",
             "container \"c0\"",
             &format!("image docker.io/library/busybox:1.32.1@{DIGEST}"),
-            "failed scan shop/busybox (policy shop/no-critical)",
+            "failed trusted scan shop/busybox (policy shop/no-critical)",
             "CVE-2024-0000 (critical) in busybox 1.32.1, fixed in 1.36.0",
             "CVE-2024-0001 (critical) in busybox 1.32.1, no fix yet",
             "and 2 more",
@@ -641,7 +658,7 @@ mod tests {
         assert!(d.allowed);
         assert_eq!(d.warnings.len(), 1);
         assert!(
-            d.warnings[0].contains("is not scanned yet: scan ns/pend is Pending"),
+            d.warnings[0].contains("is not scanned yet: trusted scan ns/pend is Pending"),
             "{:?}",
             d.warnings
         );
@@ -666,6 +683,92 @@ mod tests {
         assert_eq!(action(&world, "bad:1"), Action::Deny);
         world.config.on_error = Action::Warn;
         assert_eq!(action(&world, "err:1"), Action::Warn);
+    }
+
+    #[test]
+    fn tenant_scans_only_deny_more() {
+        const SYS: &str = "scangate-system";
+        let action = |scans: &[ImageScan]| {
+            let d = World::tenants(scans).decide("shop", Enforcement::Enforce, &["app:1"]);
+            (d.verdicts[0].action, d.verdicts[0].reason.clone())
+        };
+        let trusted = |phase| scan(SYS, "app", "app:1", phase, 1);
+        let own = |phase| scan("shop", "own", "app:1", phase, 1);
+        let foreign = |phase| scan("other-team", "theirs", "app:1", phase, 1);
+        // A trusted Failed result stands against the tenant's own scans of every phase.
+        for phase in Phase::ALL {
+            let (a, reason) = action(&[trusted(Phase::Failed), own(phase)]);
+            assert_eq!(a, Action::Deny, "own scan {phase}: {reason}");
+            assert!(
+                reason.contains("failed trusted scan scangate-system/app"),
+                "{reason}"
+            );
+        }
+        // A tenant's own Completed scan never makes an image scanned and clean.
+        let (a, reason) = action(&[own(Phase::Completed)]);
+        assert_eq!(a, Action::Warn);
+        assert!(
+            reason.contains("has no trusted scan (trusted: scans in scangate-system)"),
+            "{reason}"
+        );
+        // Its own Failed scan denies there, even over a trusted Completed result.
+        let (a, reason) = action(&[trusted(Phase::Completed), own(Phase::Failed)]);
+        assert_eq!(a, Action::Deny);
+        assert!(
+            reason.contains("failed namespace scan shop/own"),
+            "{reason}"
+        );
+        // Another tenant's scans count for nothing here.
+        assert_eq!(action(&[foreign(Phase::Failed)]).0, Action::Warn);
+        assert_eq!(
+            action(&[trusted(Phase::Failed), foreign(Phase::Completed)]).0,
+            Action::Deny
+        );
+        // trustNamespaceScans: the namespace's own scans decide there (single team).
+        let mut world = World::tenants(&[own(Phase::Completed)]);
+        world.config.trust_namespace_scans = true;
+        let d = world.decide("shop", Enforcement::Enforce, &["app:1"]);
+        assert_eq!(d.verdicts[0].action, Action::Allow);
+    }
+
+    #[test]
+    fn exceptions_are_local_approved_and_bounded() {
+        let mut world =
+            World::tenants(&[scan("scangate-system", "bad", "bad:1", Phase::Failed, 1)]);
+        world.exceptions = vec![exception("shop", &["bad"], &[])];
+        let allowed = |w: &World, ns: &str| w.decide(ns, Enforcement::Enforce, &["bad:1"]).allowed;
+        assert!(allowed(&world, "shop"));
+        let d = world.decide("shop", Enforcement::Enforce, &["bad:1"]);
+        assert!(
+            d.verdicts[0]
+                .reason
+                .contains("admitted by ScanException shop/ex, approved by alice until"),
+            "{}",
+            d.verdicts[0].reason
+        );
+        // Never in another namespace.
+        assert!(!allowed(&world, "other"));
+        // scangate's own namespace's exceptions count everywhere; another trusted namespace's
+        // only in itself.
+        world.config.trusted_scan_namespaces = vec!["ci".into()];
+        world.exceptions = vec![exception("ci", &["bad"], &[])];
+        assert!(!allowed(&world, "shop"));
+        world.exceptions = vec![exception("scangate-system", &["bad"], &[])];
+        assert!(allowed(&world, "shop") && allowed(&world, "other"));
+        // Not approved: nothing.
+        let mut unapproved = exception("shop", &["bad"], &[]);
+        unapproved.approval = None;
+        world.exceptions = vec![unapproved];
+        assert!(!allowed(&world, "shop"));
+        // Approved longer ago than maxDuration: nothing, although not expired.
+        let mut stale = exception("shop", &["bad"], &[]);
+        world.config.exceptions.max_duration = "1h".into();
+        stale.approval = Some(crate::index::Approval {
+            by: "alice".into(),
+            at: Timestamp::UNIX_EPOCH - jiff::SignedDuration::from_hours(2),
+        });
+        world.exceptions = vec![stale];
+        assert!(!allowed(&world, "shop"));
     }
 
     #[test]
