@@ -19,16 +19,19 @@ fn enforced(cluster: &'static Cluster, mode: Option<&str>) -> Enforced {
     }
 }
 
-/// Creates an ImageScan and writes its status the way the controller would.
+/// Creates a trusted ImageScan (in the test's scangate namespace) and writes its status as
+/// scangate's controller does.
 fn scan(env: &Enforced, name: &str, image: &str, resolved: &str, status: &str) {
-    let out = env.ns.apply(&format!(
+    let out = env.system.apply(&format!(
         "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {{name: {name}}}\nspec:\n  registry: {{image: \"{image}\"}}\n"
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     let patch = format!(
         r#"{{"status": {{"artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}}}}}"#
     );
-    env.ns.kubectl_ok(&[
+    let out = env.as_controller(&[
+        "-n",
+        &env.system.name,
         "patch",
         "imagescan",
         name,
@@ -37,6 +40,7 @@ fn scan(env: &Enforced, name: &str, image: &str, resolved: &str, status: &str) {
         "-p",
         &patch,
     ]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 const BUSYBOX: &str = "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
@@ -83,8 +87,8 @@ fn a_deployment_of_a_failed_image_is_denied_and_creates_nothing() {
         "admission webhook \"workloads.scangate.dev\" denied the request",
         "container \"app\"",
         &format!(
-            "image docker.io/library/busybox:1.32.1@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7 failed scan {}/busybox",
-            env.ns.name
+            "image docker.io/library/busybox:1.32.1@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7 failed trusted scan {}/busybox",
+            env.system.name
         ),
         "CVE-2022-48174 (critical) in busybox 1.32.1, no fix yet",
         "CVE-2021-42376 (medium) in busybox 1.32.1, fixed in 1.34.0",
@@ -118,7 +122,7 @@ fn a_warn_namespace_admits_with_a_warning() {
             let out = env
                 .cluster
                 .apply(&manifest, &["-n", &env.ns.name, "--dry-run=server"]);
-            stderr(&out).contains("failed scan").then_some(())
+            stderr(&out).contains("failed trusted scan").then_some(())
         },
     );
     let out = env.ns.apply(&manifest);
@@ -250,13 +254,30 @@ fn a_status_written_through_the_subresource_comes_back_enriched() {
     let env = enforced(cluster, None);
     let out = env.ns.apply("apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {name: nginx}\nspec:\n  registry: {image: nginx}\n");
     assert!(out.status.success(), "{}", stderr(&out));
-    env.ns.kubectl_ok(&[
+    // Anyone but the controller is refused, whatever it writes.
+    let out = env.ns.kubectl(&[
+        "patch",
+        "imagescan",
+        "nginx",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"cveCount": {"high": 2}}}"#,
+    ]);
+    assert!(
+        stderr(&out).contains("only scangate's controller (system:serviceaccount:scangate-system:scangate-controller) writes the status of scans"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.as_controller(&[
+        "-n", &env.ns.name,
         "patch", "imagescan", "nginx", "--subresource=status", "--type=merge", "-p",
         r#"{"status": {"cveCount": {"high": 2, "low": 3},
             "artifact": {"registry": {"image": "docker.io/library/nginx@sha256:6e5b3a39c5aed7a4aa8a3e0bd1f66ddab3ba6a1e2bd1ad6ae1e0cf2c6bdf0e4f"}},
             "conditions": [{"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
                            {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"}]}}"#,
     ]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let json = env
         .ns
         .kubectl_ok(&["get", "imagescan", "nginx", "-o", "json"]);
@@ -271,7 +292,9 @@ fn a_status_written_through_the_subresource_comes_back_enriched() {
     );
     assert_eq!(status["conditions"][0]["observedGeneration"], 1);
     // An inconsistent status is refused with the reason.
-    let out = env.ns.kubectl(&[
+    let out = env.as_controller(&[
+        "-n",
+        &env.ns.name,
         "patch",
         "imagescan",
         "nginx",

@@ -213,9 +213,10 @@ pub fn decide(ctx: &Context<'_>, containers: &[Container]) -> Decision {
         .iter()
         .filter(|v| v.action == Action::Deny)
         .collect();
+    // An exception's admission is said out loud: who approved it, and until when.
     let mut warnings: Vec<String> = verdicts
         .iter()
-        .filter(|v| v.action == Action::Warn)
+        .filter(|v| v.action == Action::Warn || v.exception.is_some())
         .map(|v| v.reason.clone())
         .collect();
     let denial = (!denials.is_empty()).then(|| denial_message(&denials));

@@ -56,10 +56,15 @@ impl Cluster {
 
     /// Runs kubectl with `stdin` as standard input.
     pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.kubectl_with(&self.kubeconfig, args, stdin)
+    }
+
+    /// Runs kubectl with another kubeconfig (e.g. one from [`Cluster::kubeconfig_as`]).
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         use std::io::Write;
         let mut child = Command::new(&self.kubectl)
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .args(args)
             .current_dir(repo())
             .stdin(std::process::Stdio::piped())

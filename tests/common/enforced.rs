@@ -15,7 +15,15 @@ const E2E_LABEL: &str = "scangate.dev/e2e";
 
 pub struct Enforced {
     pub cluster: &'static Cluster,
+    /// The workload namespace, a tenant's.
     pub ns: TestNamespace,
+    /// This test's stand-in for scangate-system: the webhook's `scangateNamespace`, whose
+    /// scans are trusted results and whose exceptions count everywhere.
+    pub system: TestNamespace,
+    /// The admission config the webhook reads.
+    pub config: std::path::PathBuf,
+    /// The label value that ties this test's namespaces to its webhook configurations.
+    id: String,
     config_name: String,
     pub webhook: Webhook,
     pub dir: tempfile::TempDir,
@@ -25,6 +33,17 @@ impl Enforced {
     /// Starts a webhook running as ServiceAccount scangate-system/scangate-webhook (its RBAC
     /// is exercised), and a namespace (`labels` added) it enforces on.
     pub fn start(cluster: &'static Cluster, prefix: &str, labels: &[(&str, &str)]) -> Enforced {
+        Self::with_config(cluster, prefix, labels, "")
+    }
+
+    /// Like [`Enforced::start`], with admission config lines added (YAML; the fixture sets
+    /// `scangateNamespace` to [`Enforced::system`]).
+    pub fn with_config(
+        cluster: &'static Cluster,
+        prefix: &str,
+        labels: &[(&str, &str)],
+        config: &str,
+    ) -> Enforced {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
             "{}-{}",
@@ -36,9 +55,20 @@ impl Enforced {
         let mut all = vec![(E2E_LABEL, id.as_str())];
         all.extend_from_slice(labels);
         let ns = cluster.namespace(prefix, &all);
+        let system = cluster.namespace(&format!("{prefix}-sys"), &all[..1]);
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(
+            &config_path,
+            format!("scangateNamespace: {}\n{config}\n", system.name),
+        )
+        .expect("write config");
         let kubeconfig = cluster.kubeconfig_as("scangate-webhook");
-        let webhook =
-            Webhook::start_with_env(dir.path(), dir.path(), &[], &[("KUBECONFIG", &kubeconfig)]);
+        let webhook = Webhook::start_with_env(
+            dir.path(),
+            dir.path(),
+            &["--config", &config_path.display().to_string()],
+            &[("KUBECONFIG", &kubeconfig)],
+        );
         let config_name = format!("scangate-e2e-{id}");
         let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
         let yaml = webhooks::configurations_yaml(
@@ -60,6 +90,9 @@ impl Enforced {
         let enforced = Enforced {
             cluster,
             ns,
+            system,
+            config: config_path,
+            id: id.clone(),
             config_name,
             webhook,
             dir,
@@ -76,11 +109,68 @@ impl Enforced {
                     "--dry-run=server",
                 ]);
                 String::from_utf8_lossy(&out.stderr)
-                    .contains("has no scan")
+                    .contains("has no trusted scan")
                     .then_some(())
             },
         );
         enforced
+    }
+}
+
+impl Enforced {
+    /// kubectl acting as scangate's controller (the only identity that may write scan status).
+    pub fn as_controller(&self, args: &[&str]) -> std::process::Output {
+        let kubeconfig = self.cluster.kubeconfig_as("scangate-controller");
+        self.cluster.kubectl_with(&kubeconfig, args, None)
+    }
+
+    /// Another namespace this webhook enforces on (another tenant's).
+    pub fn namespace(&self, prefix: &str) -> TestNamespace {
+        self.cluster.namespace(prefix, &[(E2E_LABEL, &self.id)])
+    }
+
+    /// Replaces the admission config lines (the webhook reloads the file).
+    pub fn set_config(&self, config: &str) {
+        std::fs::write(
+            &self.config,
+            format!("scangateNamespace: {}\n{config}\n", self.system.name),
+        )
+        .expect("write config");
+    }
+
+    /// kubectl acting as `user` (impersonation), with `stdin`.
+    pub fn kubectl_as(
+        &self,
+        user: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> std::process::Output {
+        let mut all = vec!["--as", user];
+        all.extend_from_slice(args);
+        self.cluster.kubectl_in(&all, stdin)
+    }
+
+    /// A tenant of [`Enforced::ns`]: a user bound to the built-in `edit` role there (which
+    /// aggregates `scangate-edit`). Returns the user name for `kubectl --as`.
+    pub fn tenant(&self) -> String {
+        let user = format!("tenant-{}", self.ns.name);
+        self.bind(&self.ns.name, &user, "edit");
+        user
+    }
+
+    /// Binds `cluster_role` to `user` in `namespace`.
+    pub fn bind(&self, namespace: &str, user: &str, cluster_role: &str) {
+        let yaml = format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {user}-{cluster_role}, namespace: {namespace}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {cluster_role}}}\n\
+             subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]\n"
+        );
+        let out = self.cluster.apply(&yaml, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
