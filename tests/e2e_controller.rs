@@ -645,11 +645,18 @@ fn scans_with_a_template_evaluate_the_policy_and_reevaluate_without_rescanning()
         "nothing resent"
     );
 
-    // An exception for the image's CVEs: Completed again.
+    // An exception for the image's CVEs: Completed again. No webhook runs here, so the test
+    // records the approval the way the webhook stamps an approver's write.
+    let approved_at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let exception = json!({
         "apiVersion": "scanning.scangate.dev/v1beta1",
         "kind": "ScanException",
-        "metadata": {"name": "busybox-reviewed", "namespace": ns},
+        "metadata": {"name": "busybox-reviewed", "namespace": ns, "annotations": {
+            "scangate.dev/approved-by": "e2e-approver",
+            "scangate.dev/approved-at": approved_at,
+        }},
         "spec": {
             "images": ["busybox:1.32.1"],
             "reason": "e2e: reviewed",
