@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admission::config::DEFAULT_SCANNER_SERVICE_ACCOUNT;
+use crate::admission::pod_security::Level;
+
 /// Keeps vulnerable images out of Kubernetes clusters.
 #[derive(Debug, Parser)]
 #[command(name = "scangate", version, about, propagate_version = true)]
@@ -183,6 +186,23 @@ pub struct ControllerArgs {
     /// Scans reconciled at the same time, per kind.
     #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
+    /// The Pod Security level a ScanTemplate's pod must pass before a Job is created from it;
+    /// keep it equal to the webhook config's templates.podSecurity.
+    #[arg(
+        long,
+        env = "SCANGATE_TEMPLATE_POD_SECURITY",
+        value_enum,
+        default_value_t = Level::Restricted
+    )]
+    pub template_pod_security: Level,
+    /// The scanner's ServiceAccount: scan pods run as it, and a template naming another is not
+    /// run; keep it equal to the webhook config's templates.serviceAccount.
+    #[arg(
+        long,
+        env = "SCANGATE_SCANNER_SERVICE_ACCOUNT",
+        default_value = DEFAULT_SCANNER_SERVICE_ACCOUNT
+    )]
+    pub scanner_service_account: String,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +292,32 @@ mod tests {
         let mut missing = vec![];
         walk(&Cli::command(), &mut missing);
         assert!(missing.is_empty(), "flags without env: {missing:?}");
+    }
+
+    #[test]
+    fn the_controller_checks_templates_as_the_webhook_does_by_default() {
+        match Cli::try_parse_from(["scangate", "controller"]).map(|c| c.command) {
+            Ok(Command::Controller(args)) => {
+                assert_eq!(args.template_pod_security, Level::Restricted);
+                assert_eq!(args.scanner_service_account, "scangate-scanner");
+            }
+            other => panic!("{other:?}"),
+        }
+        let lowered = Cli::try_parse_from([
+            "scangate",
+            "controller",
+            "--template-pod-security",
+            "baseline",
+            "--scanner-service-account",
+            "scanner",
+        ]);
+        match lowered.map(|c| c.command) {
+            Ok(Command::Controller(args)) => {
+                assert_eq!(args.template_pod_security, Level::Baseline);
+                assert_eq!(args.scanner_service_account, "scanner");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

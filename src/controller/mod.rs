@@ -42,6 +42,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::admission::config::TemplateRules;
 use crate::api::{ImageScan, Phase, ScanException, ScanPolicy, ScanTemplate, SourceScan};
 use crate::cli::ControllerArgs;
 use crate::report::SCAN_LABEL;
@@ -157,6 +158,10 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         settings: Settings {
             error_retry: args.error_retry,
             job_ttl: args.job_ttl,
+            templates: TemplateRules {
+                pod_security: args.template_pod_security,
+                service_account: args.scanner_service_account.clone(),
+            },
         },
         store,
         policies: policy::PolicyCache::default(),
