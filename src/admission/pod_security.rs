@@ -254,7 +254,8 @@ impl Found {
     }
 }
 
-fn quoted(values: &[&str]) -> String {
+/// `values` separated by commas.
+fn listed(values: &[&str]) -> String {
     values.join(", ")
 }
 
@@ -354,8 +355,8 @@ fn baseline(pod: &PodSpec, level: Level, path: &str, all: &[ContainerView<'_>], 
                     Control::Capabilities,
                     format!(
                         "allows adding only {}; found {}",
-                        quoted(&BASELINE_CAPABILITIES),
-                        quoted(&bad)
+                        listed(&BASELINE_CAPABILITIES),
+                        listed(&bad)
                     ),
                 );
             }
@@ -454,7 +455,7 @@ fn baseline(pod: &PodSpec, level: Level, path: &str, all: &[ContainerView<'_>], 
                 Control::SeLinux,
                 format!(
                     "allows only unset, {}; found {type_:?}",
-                    quoted(&SELINUX_TYPES)
+                    listed(&SELINUX_TYPES)
                 ),
             );
         }
@@ -505,7 +506,7 @@ fn baseline(pod: &PodSpec, level: Level, path: &str, all: &[ContainerView<'_>], 
                 Control::Sysctls,
                 format!(
                     "allows only the safe sysctls {}; found {:?}",
-                    quoted(&SAFE_SYSCTLS),
+                    listed(&SAFE_SYSCTLS),
                     sysctl.name
                 ),
             );
@@ -702,7 +703,7 @@ fn restricted(pod: &PodSpec, path: &str, all: &[ContainerView<'_>], f: &mut Foun
                     Control::CapabilitiesRestricted,
                     format!(
                         "allows adding only NET_BIND_SERVICE; found {}",
-                        quoted(&bad)
+                        listed(&bad)
                     ),
                 );
             }
