@@ -325,17 +325,25 @@ fn gated() -> bool {
     true
 }
 
+/// A container security context that Pod Security `restricted` accepts (with the pod's
+/// runAsNonRoot and seccomp profile).
+fn restricted() -> Value {
+    json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+}
+
 fn template(ns: &str) -> Value {
     json!({
         "apiVersion": "scanning.scangate.dev/v1beta1",
         "kind": "ScanTemplate",
         "metadata": {"name": "grype", "namespace": ns},
         "spec": {"template": {
-            "initContainers": [{"name": "fetch", "image": "busybox", "command": ["true"]}],
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [{"name": "fetch", "image": "busybox", "command": ["true"], "securityContext": restricted()}],
             "containers": [{
                 "name": "scan",
                 "image": "anchore/grype",
                 "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
+                "securityContext": restricted(),
             }],
         }},
     })
@@ -530,6 +538,7 @@ fn scans_with_a_template_evaluate_the_policy_and_reevaluate_without_rescanning()
     assert_eq!(owner["controller"], true);
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["serviceAccountName"], "scangate-scanner");
     assert_eq!(pod["imagePullSecrets"][0]["name"], "registry-creds");
     for container in [&pod["containers"][0], &pod["initContainers"][0]] {
         let env_of = |name: &str| {
@@ -750,6 +759,26 @@ fn missing_templates_are_errors_and_pushed_reports_finish_scans() {
         cause.contains("cannot create the scan Job") && cause.contains("restartPolicy"),
         "{cause}"
     );
+
+    // A template that predates the Pod Security rule (no webhook here to refuse it): the
+    // controller creates no Job from it, and the scan says which field breaks which control.
+    let mut host = template(&ns);
+    host["metadata"]["name"] = json!("host");
+    host["spec"]["template"]["hostIPC"] = json!(true);
+    host["spec"]["template"]["serviceAccountName"] = json!("default");
+    apply(&ns, &host);
+    apply(&ns, &image_scan(&ns, "escalating", Some("host")));
+    let refused = wait_phase(&env, "escalating", "Error");
+    let cause = condition(&refused, "Succeeded")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cause.contains("would run a pod that Pod Security \"restricted\" forbids: spec.template.hostIPC: control \"Host Namespaces\" (baseline)")
+            && cause.contains("spec.template.serviceAccountName is \"default\""),
+        "{cause}"
+    );
+    assert!(jobs(&env, "escalating").is_empty());
 
     // Without a template, a pushed report finishes the scan.
     apply(&ns, &image_scan(&ns, "pushed", None));

@@ -121,11 +121,15 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
             "apiVersion": "scanning.scangate.dev/v1beta1",
             "kind": "ScanTemplate",
             "metadata": {"name": "grype", "namespace": ns},
-            "spec": {"template": {"containers": [{
-                "name": "scan",
-                "image": "anchore/grype",
-                "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
-            }]}},
+            "spec": {"template": {
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "scan",
+                    "image": "anchore/grype",
+                    "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
+                    "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+                }],
+            }},
         }),
     );
     apply_json(&p, &policy(&ns, "[\"critical\", \"high\"]"));

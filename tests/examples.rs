@@ -61,6 +61,7 @@ fn the_sample_templates_and_policy_pass_admission() {
         namespace: "shop",
         now: jiff::Timestamp::now(),
         check_policy: &check_policy,
+        job_rights: &scangate::admission::scanning::JobRights::NotChecked,
     };
     for (path, kind) in [
         ("examples/cluster/scantemplate-grype.yaml", "ScanTemplate"),

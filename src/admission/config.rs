@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::pod_security::Level;
 use crate::api::{DurationError, parse_duration};
 
 #[derive(Debug, thiserror::Error)]
@@ -178,18 +179,34 @@ impl Default for ExceptionRules {
     }
 }
 
-/// Which pod privileges a ScanTemplate may ask for. All refused by default.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+/// What a ScanTemplate's pod may be: the Pod Security level it must pass and the one
+/// ServiceAccount it may name.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateRules {
+    /// `restricted` (the default) or `baseline`.
     #[serde(default)]
-    pub allow_privileged: bool,
-    #[serde(default)]
-    pub allow_host_path: bool,
-    #[serde(default)]
-    pub allow_host_network: bool,
-    #[serde(default, rename = "allowHostPID")]
-    pub allow_host_pid: bool,
+    pub pod_security: Level,
+    /// The scanner's ServiceAccount: the only one a template may name (unset is fine: the
+    /// controller sets it).
+    #[serde(default = "default_service_account")]
+    pub service_account: String,
+}
+
+/// The scanner's ServiceAccount unless the config names another.
+pub const DEFAULT_SCANNER_SERVICE_ACCOUNT: &str = "scangate-scanner";
+
+fn default_service_account() -> String {
+    DEFAULT_SCANNER_SERVICE_ACCOUNT.into()
+}
+
+impl Default for TemplateRules {
+    fn default() -> Self {
+        TemplateRules {
+            pod_security: Level::default(),
+            service_account: default_service_account(),
+        }
+    }
 }
 
 impl AdmissionConfig {
@@ -214,6 +231,12 @@ impl AdmissionConfig {
             return Err(Error::EmptyField {
                 field: "controllerUsername",
                 what: "the controller's identity, e.g. system:serviceaccount:scangate-system:scangate-controller",
+            });
+        }
+        if config.templates.service_account.is_empty() {
+            return Err(Error::EmptyField {
+                field: "templates.serviceAccount",
+                what: "the scanner's ServiceAccount",
             });
         }
         Ok(config)
@@ -291,6 +314,8 @@ mod tests {
         assert_eq!(config.on_pending, Action::Warn);
         assert_eq!(config.on_unscanned, Action::Warn);
         assert_eq!(config.default_enforcement, Enforcement::Enforce);
+        assert_eq!(config.templates.pod_security, Level::Restricted);
+        assert_eq!(config.templates.service_account, "scangate-scanner");
         assert_eq!(
             config.exception_max_duration().ok(),
             Some(Duration::from_secs(90 * 86400))
@@ -302,7 +327,7 @@ mod tests {
         let config = AdmissionConfig::from_yaml(
             "defaultEnforcement: warn\nonError: warn\nonPending: allow\nonUnscanned: deny\n\
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
-             templates: {allowPrivileged: true, allowHostPath: true, allowHostNetwork: true, allowHostPID: true}\n",
+             templates: {podSecurity: baseline, serviceAccount: scanner}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.default_enforcement, Enforcement::Warn);
@@ -315,7 +340,8 @@ mod tests {
         );
         assert_eq!(config.origin("shop", "shop"), Some(Origin::Namespace));
         assert_eq!(config.origin("shop", "other"), None);
-        assert!(config.templates.allow_host_pid);
+        assert_eq!(config.templates.pod_security, Level::Baseline);
+        assert_eq!(config.templates.service_account, "scanner");
         assert_eq!(
             config.exception_max_duration().ok(),
             Some(Duration::from_secs(720 * 3600))
@@ -342,6 +368,23 @@ mod tests {
         assert!(bad_duration.unwrap_or_default().contains("maxDuration"));
         let empty_ns = AdmissionConfig::from_yaml("trustedScanNamespaces: ['']").err();
         assert!(matches!(empty_ns, Some(Error::EmptyNamespace)));
+        let privileged = AdmissionConfig::from_yaml("templates: {podSecurity: privileged}")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            privileged
+                .unwrap_or_default()
+                .contains("unknown variant `privileged`")
+        );
+        let old = AdmissionConfig::from_yaml("templates: {allowPrivileged: true}")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            old.unwrap_or_default()
+                .contains("unknown field `allowPrivileged`")
+        );
+        let no_account = AdmissionConfig::from_yaml("templates: {serviceAccount: ''}").err();
+        assert!(matches!(no_account, Some(Error::EmptyField { .. })));
     }
 
     #[test]

@@ -4,10 +4,15 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::authentication::v1::UserInfo;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
+};
 use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::Value;
 
 use super::config::{AdmissionConfig, TemplateRules};
+use super::pod_security;
 use crate::api::{
     ImageScanSpec, ScanExceptionSpec, ScanPolicySpec, ScanSettings, ScanTemplateSpec,
     SourceScanSpec, parse_duration,
@@ -34,6 +39,55 @@ pub trait Names {
     fn policy_exists(&self, namespace: &str, name: &str) -> bool;
 }
 
+/// Whether the user writing a ScanTemplate may create Jobs in its namespace, as a
+/// SubjectAccessReview answered: a template runs a Job there, so its writer must be allowed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobRights {
+    /// Not asked: the object is not a ScanTemplate, or the webhook runs without a cluster.
+    NotChecked,
+    Allowed,
+    Denied {
+        user: String,
+    },
+    /// The apiserver did not answer (an error or the time limit).
+    Unknown {
+        user: String,
+        error: String,
+    },
+}
+
+impl JobRights {
+    /// The answer of the review [`job_access_review`] asked, for `user`.
+    pub fn from_answer(user: &str, answer: Option<&SubjectAccessReviewStatus>) -> JobRights {
+        if answer.is_some_and(|a| a.allowed) {
+            JobRights::Allowed
+        } else {
+            JobRights::Denied { user: user.into() }
+        }
+    }
+}
+
+/// The SubjectAccessReview that asks whether `user` may create Jobs in `namespace`.
+pub fn job_access_review(user: &UserInfo, namespace: &str) -> SubjectAccessReview {
+    SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            groups: user.groups.clone(),
+            uid: user.uid.clone(),
+            extra: user.extra.clone(),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.into()),
+                verb: Some("create".into()),
+                group: Some("batch".into()),
+                resource: Some("jobs".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    }
+}
+
 /// Everything a scanning review reads.
 pub struct Context<'a> {
     pub config: &'a AdmissionConfig,
@@ -42,6 +96,8 @@ pub struct Context<'a> {
     pub now: Timestamp,
     /// Checks a ScanPolicy's Rego (compile and contract); `Err` carries the message.
     pub check_policy: &'a dyn Fn(&str, &str) -> Result<(), String>,
+    /// Whether the writer may create Jobs in `namespace` (for ScanTemplates).
+    pub job_rights: &'a JobRights,
 }
 
 /// Reviews a created or updated scanning object of `kind`.
@@ -52,7 +108,7 @@ pub fn review(kind: &str, name: &str, object: &Value, ctx: &Context<'_>) -> Verd
     };
     match kind {
         "ScanTemplate" => match serde_json::from_value::<ScanTemplateSpec>(spec) {
-            Ok(spec) => template(name, &spec, &ctx.config.templates),
+            Ok(spec) => template(name, &spec, ctx),
             Err(e) => denied("spec (spec.template must be a PodSpec)", e),
         },
         "ScanPolicy" => match serde_json::from_value::<ScanPolicySpec>(spec) {
@@ -80,9 +136,24 @@ pub fn review(kind: &str, name: &str, object: &Value, ctx: &Context<'_>) -> Verd
     }
 }
 
-fn template(name: &str, spec: &ScanTemplateSpec, rules: &TemplateRules) -> Verdict {
-    let pod: &PodSpec = &spec.template;
+fn template(name: &str, spec: &ScanTemplateSpec, ctx: &Context<'_>) -> Verdict {
     let deny = |problem: String| Verdict::Denied(format!("ScanTemplate {name:?}: {problem}"));
+    match ctx.job_rights {
+        JobRights::NotChecked | JobRights::Allowed => {}
+        JobRights::Denied { user } => {
+            return Verdict::Denied(format!(
+                "user {user:?} cannot create Jobs in namespace {}, so it cannot create a ScanTemplate that runs one (ScanTemplate {name:?}); ask an admin to create it",
+                ctx.namespace
+            ));
+        }
+        JobRights::Unknown { user, error } => {
+            return deny(format!(
+                "cannot check that user {user:?} may create Jobs in namespace {} (a SubjectAccessReview): {error}; try again",
+                ctx.namespace
+            ));
+        }
+    }
+    let pod: &PodSpec = &spec.template;
     if pod.containers.is_empty() {
         return deny(
             "spec.template has no containers; add the scanner and `scangate report`".into(),
@@ -98,38 +169,45 @@ fn template(name: &str, spec: &ScanTemplateSpec, rules: &TemplateRules) -> Verdi
         if c.image.as_deref().is_none_or(str::is_empty) {
             return deny(format!("spec.template.{section} {:?} has no image", c.name));
         }
-        let privileged = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.privileged)
-            .unwrap_or(false);
-        if privileged && !rules.allow_privileged {
-            return deny(format!(
-                "container {:?} is privileged; scanners do not need it (an admin can allow it with templates.allowPrivileged)",
-                c.name
+    }
+    match template_pod(name, pod, &ctx.config.templates) {
+        Ok(()) => Verdict::allowed(),
+        Err(message) => Verdict::Denied(message),
+    }
+}
+
+/// Whether a ScanTemplate's pod may run: it passes the configured Pod Security level and names
+/// no ServiceAccount but the scanner's. `Err` lists every problem. The webhook refuses such a
+/// template; the controller runs no Job from one (a template written before the rule).
+pub fn template_pod(name: &str, pod: &PodSpec, rules: &TemplateRules) -> Result<(), String> {
+    let level = rules.pod_security;
+    let violations = pod_security::check(pod, level, "spec.template");
+    let mut problems = vec![];
+    if !violations.is_empty() {
+        let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        problems.push(format!(
+            "would run a pod that Pod Security {:?} forbids: {}",
+            level.as_str(),
+            list.join("; ")
+        ));
+    }
+    let named = [
+        ("serviceAccountName", pod.service_account_name.as_deref()),
+        ("serviceAccount", pod.service_account.as_deref()),
+    ];
+    for (field, account) in named {
+        if let Some(account) = account.filter(|a| !a.is_empty() && *a != rules.service_account) {
+            problems.push(format!(
+                "spec.template.{field} is {account:?}, but a scan pod may only run as the scanner's ServiceAccount {:?} (templates.serviceAccount); leave it unset and the controller sets it",
+                rules.service_account
             ));
         }
     }
-    let host_path = pod.volumes.iter().flatten().find(|v| v.host_path.is_some());
-    if let Some(volume) = host_path
-        && !rules.allow_host_path
-    {
-        return deny(format!(
-            "volume {:?} mounts a hostPath; use an emptyDir (an admin can allow it with templates.allowHostPath)",
-            volume.name
-        ));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("ScanTemplate {name:?} {}", problems.join("; and ")))
     }
-    if pod.host_network == Some(true) && !rules.allow_host_network {
-        return deny(
-            "hostNetwork is refused (an admin can allow it with templates.allowHostNetwork)".into(),
-        );
-    }
-    if pod.host_pid == Some(true) && !rules.allow_host_pid {
-        return deny(
-            "hostPID is refused (an admin can allow it with templates.allowHostPID)".into(),
-        );
-    }
-    Verdict::allowed()
 }
 
 fn exception(name: &str, spec: &ScanExceptionSpec, ctx: &Context<'_>) -> Verdict {
@@ -245,6 +323,7 @@ fn source_scan(name: &str, spec: &SourceScanSpec, ctx: &Context<'_>) -> Verdict 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::pod_security::Level;
     use serde_json::json;
 
     struct Known;
@@ -266,10 +345,15 @@ mod tests {
     }
 
     fn run(kind: &str, spec: Value) -> Verdict {
-        run_with(kind, spec, &AdmissionConfig::default())
+        run_with(kind, spec, &AdmissionConfig::default(), &JobRights::Allowed)
     }
 
-    fn run_with(kind: &str, spec: Value, config: &AdmissionConfig) -> Verdict {
+    fn run_with(
+        kind: &str,
+        spec: Value,
+        config: &AdmissionConfig,
+        job_rights: &JobRights,
+    ) -> Verdict {
         let ctx = Context {
             config,
             names: &Known,
@@ -278,6 +362,7 @@ mod tests {
                 .parse()
                 .unwrap_or(Timestamp::UNIX_EPOCH),
             check_policy: &check_policy,
+            job_rights,
         };
         review(kind, "x", &json!({"spec": spec}), &ctx)
     }
@@ -289,8 +374,13 @@ mod tests {
         }
     }
 
+    /// A template whose pod passes `restricted`, with `extra` added to the PodSpec.
     fn pod(extra: Value) -> Value {
-        let mut pod = json!({"containers": [{"name": "scan", "image": "anchore/grype:v0.94.0"}]});
+        let mut pod = json!({
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "scan", "image": "anchore/grype:v0.94.0", "securityContext": {
+                "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}],
+        });
         if let (Some(p), Some(e)) = (pod.as_object_mut(), extra.as_object()) {
             p.extend(e.clone());
         }
@@ -298,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn templates() {
+    fn templates_need_containers_with_images() {
         assert_eq!(run("ScanTemplate", pod(json!({}))), Verdict::allowed());
         assert!(
             denied(run("ScanTemplate", json!({"template": {"containers": []}})))
@@ -314,31 +404,152 @@ mod tests {
         assert!(
             denied(run("ScanTemplate", json!({"template": "nope"}))).contains("must be a PodSpec")
         );
-        let privileged = json!({"containers": [{"name": "p", "image": "i", "securityContext": {"privileged": true}}]});
+    }
+
+    #[test]
+    fn templates_must_pass_the_configured_pod_security_level() {
+        // Issue 10, attack 6: host IPC, SYS_ADMIN, a hostPath, root, no seccomp.
+        let attack = json!({"template": {
+            "serviceAccountName": "default",
+            "hostIPC": true,
+            "volumes": [{"name": "token", "secret": {"secretName": "s"}}, {"name": "root", "hostPath": {"path": "/"}}],
+            "containers": [{"name": "scan", "image": "i", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}],
+        }});
+        let message = denied(run("ScanTemplate", attack.clone()));
         assert!(
-            denied(run("ScanTemplate", json!({"template": privileged}))).contains("privileged")
+            message.starts_with(
+                "ScanTemplate \"x\" would run a pod that Pod Security \"restricted\" forbids: spec.template.hostIPC: control \"Host Namespaces\" (baseline) requires it unset or false; "
+            ),
+            "{message}"
         );
-        assert!(
-            denied(run(
-                "ScanTemplate",
-                pod(json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}))
-            ))
-            .contains("hostPath")
-        );
-        assert!(
-            denied(run("ScanTemplate", pod(json!({"hostNetwork": true})))).contains("hostNetwork")
-        );
-        assert!(denied(run("ScanTemplate", pod(json!({"hostPID": true})))).contains("hostPID"));
+        for part in [
+            "spec.template.volumes[1].hostPath: control \"Volume Types\" (restricted)",
+            "spec.template.containers[0].securityContext.allowPrivilegeEscalation: control \"Privilege Escalation\" (restricted) requires false",
+            "spec.template.containers[0].securityContext.runAsNonRoot: control \"Running as Non-root\" (restricted)",
+            "spec.template.containers[0].securityContext.seccompProfile.type: control \"Seccomp\" (restricted)",
+            "spec.template.containers[0].securityContext.capabilities.drop: control \"Capabilities\" (restricted) requires it to include ALL",
+            "spec.template.containers[0].securityContext.capabilities.add: control \"Capabilities\" (restricted) allows adding only NET_BIND_SERVICE; found SYS_ADMIN",
+            "; and spec.template.serviceAccountName is \"default\", but a scan pod may only run as the scanner's ServiceAccount \"scangate-scanner\"",
+        ] {
+            assert!(message.contains(part), "{part} not in {message}");
+        }
+        assert!(!message.contains("volumes[0]"), "{message}");
+
+        // Lowered to baseline, the restricted controls no longer apply.
         let mut config = AdmissionConfig::default();
-        config.templates.allow_host_pid = true;
-        config.templates.allow_privileged = true;
+        config.templates.pod_security = Level::Baseline;
+        let message = denied(run_with(
+            "ScanTemplate",
+            attack,
+            &config,
+            &JobRights::Allowed,
+        ));
+        assert!(
+            message.contains("Pod Security \"baseline\" forbids"),
+            "{message}"
+        );
+        assert!(
+            message.contains("control \"HostPath Volumes\" (baseline)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("control \"Capabilities\" (baseline)"),
+            "{message}"
+        );
+        assert!(!message.contains("(restricted)"), "{message}");
+        let root = pod(json!({"securityContext": {"runAsUser": 0}}));
         assert_eq!(
-            run_with("ScanTemplate", pod(json!({"hostPID": true})), &config),
+            run_with("ScanTemplate", root.clone(), &config, &JobRights::Allowed),
             Verdict::allowed()
         );
+        assert!(denied(run("ScanTemplate", root)).contains("Running as Non-root user"));
+    }
+
+    #[test]
+    fn templates_may_name_only_the_scanner_service_account() {
+        let named = |account: &str| pod(json!({"serviceAccountName": account}));
         assert_eq!(
-            run_with("ScanTemplate", json!({"template": privileged}), &config),
+            run("ScanTemplate", named("scangate-scanner")),
             Verdict::allowed()
+        );
+        let message = denied(run("ScanTemplate", named("default")));
+        assert_eq!(
+            message,
+            "ScanTemplate \"x\" spec.template.serviceAccountName is \"default\", but a scan pod may only run as the scanner's ServiceAccount \"scangate-scanner\" (templates.serviceAccount); leave it unset and the controller sets it"
+        );
+        assert!(
+            denied(run("ScanTemplate", pod(json!({"serviceAccount": "admin"}))))
+                .contains("spec.template.serviceAccount is \"admin\"")
+        );
+        let mut config = AdmissionConfig::default();
+        config.templates.service_account = "scanner".into();
+        assert_eq!(
+            run_with(
+                "ScanTemplate",
+                named("scanner"),
+                &config,
+                &JobRights::Allowed
+            ),
+            Verdict::allowed()
+        );
+    }
+
+    #[test]
+    fn template_writers_must_be_allowed_to_create_jobs() {
+        let ok = pod(json!({}));
+        let config = AdmissionConfig::default();
+        assert_eq!(
+            run_with("ScanTemplate", ok.clone(), &config, &JobRights::NotChecked),
+            Verdict::allowed()
+        );
+        let refused = JobRights::Denied {
+            user: "alice".into(),
+        };
+        assert_eq!(
+            denied(run_with("ScanTemplate", ok.clone(), &config, &refused)),
+            "user \"alice\" cannot create Jobs in namespace shop, so it cannot create a ScanTemplate that runs one (ScanTemplate \"x\"); ask an admin to create it"
+        );
+        let unknown = JobRights::Unknown {
+            user: "alice".into(),
+            error: "timed out after 2s".into(),
+        };
+        let message = denied(run_with("ScanTemplate", ok, &config, &unknown));
+        assert!(
+            message.contains("cannot check that user \"alice\" may create Jobs in namespace shop")
+        );
+        assert!(message.contains("timed out after 2s"));
+    }
+
+    #[test]
+    fn the_access_review_asks_for_the_writer_to_create_jobs() {
+        let user = UserInfo {
+            username: Some("alice".into()),
+            uid: Some("u-1".into()),
+            groups: Some(vec!["team".into(), "system:authenticated".into()]),
+            extra: Some([("scopes".to_string(), vec!["a".to_string()])].into()),
+        };
+        let review = job_access_review(&user, "shop");
+        assert_eq!(
+            serde_json::to_value(&review.spec).unwrap_or_default(),
+            json!({
+                "user": "alice", "uid": "u-1", "groups": ["team", "system:authenticated"],
+                "extra": {"scopes": ["a"]},
+                "resourceAttributes": {"namespace": "shop", "verb": "create", "group": "batch", "resource": "jobs"},
+            })
+        );
+        let yes = SubjectAccessReviewStatus {
+            allowed: true,
+            ..SubjectAccessReviewStatus::default()
+        };
+        assert_eq!(
+            JobRights::from_answer("alice", Some(&yes)),
+            JobRights::Allowed
+        );
+        assert_eq!(
+            JobRights::from_answer("alice", None),
+            JobRights::Denied {
+                user: "alice".into()
+            }
         );
     }
 

@@ -89,13 +89,15 @@ pub fn owner_reference<K: ScanKind>(scan: &K) -> OwnerReference {
 
 /// Builds the scan Job from the template's PodSpec: owner reference and labels, the target in
 /// `SCAN_*` environment variables of every (init) container, the image pull secret, the git
-/// SSH key mounted read-only, `restartPolicy: Never` unless set, no retries by the Job
-/// controller (scangate retries), and a TTL after it finishes.
+/// SSH key mounted read-only, `restartPolicy: Never` unless set, the scanner's
+/// `service_account` unless the template names it, no retries by the Job controller (scangate
+/// retries), and a TTL after it finishes.
 pub fn build_job<K: ScanKind>(
     scan: &K,
     template: &PodSpec,
     key: &JobKey,
     ttl_after_finished: Duration,
+    service_account: &str,
 ) -> Job {
     let name = scan.name_any();
     let namespace = scan.namespace().unwrap_or_default();
@@ -119,6 +121,13 @@ pub fn build_job<K: ScanKind>(
     let mut pod = template.clone();
     if pod.restart_policy.is_none() {
         pod.restart_policy = Some("Never".into());
+    }
+    if pod
+        .service_account_name
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        pod.service_account_name = Some(service_account.into());
     }
     let mut vars: Vec<(String, String)> = scan
         .target_env()
@@ -581,7 +590,13 @@ mod tests {
     #[test]
     fn builds_the_job_from_the_template() {
         let scan = image_scan(Some("pull-me"));
-        let job = build_job(&scan, &template(), &key(0), Duration::from_secs(3600));
+        let job = build_job(
+            &scan,
+            &template(),
+            &key(0),
+            Duration::from_secs(3600),
+            "scangate-scanner",
+        );
         assert_eq!(job.metadata.name, Some(job_name("nginx-scan", &key(0))));
         assert_eq!(job.metadata.namespace.as_deref(), Some("apps"));
         let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
@@ -621,6 +636,10 @@ mod tests {
         );
         let pod = spec.template.spec.unwrap_or_default();
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("scangate-scanner")
+        );
         let pull: Vec<String> = pod
             .image_pull_secrets
             .iter()
@@ -656,6 +675,21 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_service_account_the_template_names() {
+        let mut spec = template();
+        spec.service_account_name = Some("scanner".into());
+        let job = build_job(
+            &image_scan(None),
+            &spec,
+            &key(0),
+            Duration::from_secs(60),
+            "scangate-scanner",
+        );
+        let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        assert_eq!(pod.service_account_name.as_deref(), Some("scanner"));
+    }
+
+    #[test]
     fn keeps_a_restart_policy_the_template_sets_and_adds_no_duplicate_pull_secret() {
         let mut spec = template();
         spec.restart_policy = Some("OnFailure".into());
@@ -664,6 +698,7 @@ mod tests {
             &spec,
             &key(0),
             Duration::from_secs(60),
+            "scangate-scanner",
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
         assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
@@ -688,7 +723,13 @@ mod tests {
         );
         scan.metadata.namespace = Some("src".into());
         scan.metadata.uid = Some("uid-2".into());
-        let job = build_job(&scan, &template(), &key(0), Duration::from_secs(60));
+        let job = build_job(
+            &scan,
+            &template(),
+            &key(0),
+            Duration::from_secs(60),
+            "scangate-scanner",
+        );
         let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
         assert_eq!(owner.kind, "SourceScan");
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
@@ -729,7 +770,13 @@ mod tests {
                 scan: ScanSettings::default(),
             },
         );
-        let job = build_job(&blob, &template(), &key(0), Duration::from_secs(60));
+        let job = build_job(
+            &blob,
+            &template(),
+            &key(0),
+            Duration::from_secs(60),
+            "scangate-scanner",
+        );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
         assert_eq!(
             env_of(&pod.containers[0])["SCAN_BLOB_URL"],

@@ -26,6 +26,7 @@ use super::status::{
 use super::store::{MetadataStore, ScanIdentity};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
+use crate::admission::scanning::template_pod;
 use crate::api::{
     ConditionStatus, ConditionType, Phase, ScanException, ScanPolicy, ScanStatus, ScanTemplate,
     Scanner,
@@ -51,7 +52,9 @@ pub struct Settings {
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
-    /// The admission rules: which namespaces are trusted, and the exception rules.
+    /// The admission rules: which namespaces are trusted, the exception rules, and what a
+    /// template's pod must be for a Job to be created from it, as the webhook checks it (a
+    /// template written before the rule never produces a pod).
     pub config: Arc<AdmissionConfig>,
     pub settings: Settings,
     pub store: Option<MetadataStore>,
@@ -151,14 +154,24 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                         now,
                     });
                     wake.extend(decided.requeue_at);
-                    match decided.action {
-                        JobAction::Use(job) => {
+                    let allowed = template_pod(
+                        template_name,
+                        &template.spec.template,
+                        &ctx.config.templates,
+                    );
+                    match (decided.action, allowed) {
+                        (JobAction::Use(job), _) => {
                             state_from_job(&job.state, ok_of(&report).as_ref(), &report_name)
                         }
-                        JobAction::Idle => {
+                        (JobAction::Idle, _) => {
                             state_without_job(previous, ok_of(&report).as_ref(), "Complete")
                         }
-                        JobAction::Create(key) => {
+                        (JobAction::Create(_), Err(error)) => {
+                            // The template's watch brings the scan back when it is fixed.
+                            tracing::warn!(%error, "scan Job not created: the template's pod is refused");
+                            ScanState::Unrunnable { error }
+                        }
+                        (JobAction::Create(key), Ok(())) => {
                             // A new scan: the old report must not pass for its result.
                             if report.take().is_some() {
                                 match delete_ignoring_missing(&config_maps, &report_name).await {
@@ -178,8 +191,13 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                             {
                                 delete_ignoring_missing(&jobs, &old.name_any()).await?;
                             }
-                            let job =
-                                build_job(scan, &template.spec.template, &key, settings.job_ttl);
+                            let job = build_job(
+                                scan,
+                                &template.spec.template,
+                                &key,
+                                settings.job_ttl,
+                                &ctx.config.templates.service_account,
+                            );
                             match create_or_adopt(&jobs, &job, &uid).await? {
                                 Ok(job) => {
                                     ctx.metrics

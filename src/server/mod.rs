@@ -95,13 +95,21 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
         tokio::spawn(reload_config(path, state.clone(), args.reload_interval));
     }
 
-    match &args.scans_dir {
+    let client = match &args.scans_dir {
         Some(dir) => {
             let count = sources::load_files(dir, &state)?;
             tracing::info!(dir = %dir.display(), objects = count, "loaded scans from files");
+            tracing::warn!(
+                "no cluster (--scans-dir): ScanTemplate writers are not checked for the right to create Jobs"
+            );
+            None
         }
-        None => sources::watch_cluster(kube::Client::try_default().await?, state.clone()),
-    }
+        None => {
+            let client = kube::Client::try_default().await?;
+            sources::watch_cluster(client.clone(), state.clone());
+            Some(client)
+        }
+    };
 
     let admin = tokio::net::TcpListener::bind(args.admin_listen)
         .await
@@ -131,6 +139,7 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
     let app = webhook::AppState {
         state: state.clone(),
         max_body_bytes: args.max_body_bytes,
+        client,
     };
     tracing::info!(listen = %args.listen, admin = %args.admin_listen, "scangate webhook serving");
     axum_server::bind_rustls(args.listen, rustls)

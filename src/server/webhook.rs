@@ -2,7 +2,7 @@
 //! pure review from `admission`, and encodes the answer: always an AdmissionReview.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -10,6 +10,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use kube::api::{Api, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use tracing::{Span, field};
@@ -17,7 +19,7 @@ use tracing::{Span, field};
 use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
 use super::state::WebhookState;
 use crate::admission::review::{self, Rejection};
-use crate::admission::scanning::{self, Verdict};
+use crate::admission::scanning::{self, JobRights, Verdict};
 use crate::admission::workload::Context;
 
 /// Shared with every handler.
@@ -26,7 +28,13 @@ pub struct AppState {
     pub state: Arc<WebhookState>,
     /// The largest body read; larger ones are refused with a clear error.
     pub max_body_bytes: usize,
+    /// The cluster, to ask whether a ScanTemplate's writer may create Jobs; `None` when the
+    /// webhook runs without one (`--scans-dir`), and the question is not asked.
+    pub client: Option<kube::Client>,
 }
+
+/// How long the apiserver may take to say whether a ScanTemplate's writer may create Jobs.
+const ACCESS_REVIEW_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -171,14 +179,48 @@ impl scanning::Names for WebhookState {
     }
 }
 
+/// Asks the apiserver (a SubjectAccessReview, bounded in time) whether the writer of a created
+/// or updated ScanTemplate may create Jobs in its namespace; other requests are not asked.
+async fn job_rights(app: &AppState, req: &AdmissionRequest<DynamicObject>) -> JobRights {
+    let writes_template = req.kind.kind == "ScanTemplate"
+        && matches!(req.operation, Operation::Create | Operation::Update);
+    let Some(client) = app.client.as_ref().filter(|_| writes_template) else {
+        return JobRights::NotChecked;
+    };
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let user = req.user_info.username.clone().unwrap_or_default();
+    let review = scanning::job_access_review(&req.user_info, namespace);
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let params = PostParams::default();
+    let asked = api.create(&params, &review);
+    match tokio::time::timeout(ACCESS_REVIEW_TIMEOUT, asked).await {
+        Ok(Ok(answer)) => JobRights::from_answer(&user, answer.status.as_ref()),
+        Ok(Err(e)) => JobRights::Unknown {
+            user,
+            error: e.to_string(),
+        },
+        Err(_) => JobRights::Unknown {
+            user,
+            error: format!(
+                "the apiserver did not answer within {}s",
+                ACCESS_REVIEW_TIMEOUT.as_secs()
+            ),
+        },
+    }
+}
+
 async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response {
     let req = match decode(&app, body).await {
         Ok(req) => req,
         Err(refusal) => return refusal,
     };
     let started = Instant::now();
+    let job_rights = job_rights(&app, &req).await;
     let span = admission_span(Endpoint::validate_scanning, &req);
     let _entered = span.enter();
+    if let JobRights::Unknown { error, .. } = &job_rights {
+        tracing::warn!(%error, "cannot check the ScanTemplate writer's rights");
+    }
     let kind = req.kind.kind.clone();
     let (response, verdict) = match (&req.operation, review::object_json(req.object.as_ref())) {
         (Operation::Create | Operation::Update, Some(object)) => {
@@ -195,6 +237,7 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
                 namespace: &namespace,
                 now: jiff::Timestamp::now(),
                 check_policy: &check_policy,
+                job_rights: &job_rights,
             };
             match scanning::review(&kind, &name, &object, &ctx) {
                 Verdict::Allowed { warnings } => {
