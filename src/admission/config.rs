@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{DurationError, parse_duration};
+use crate::image::RegistryAliases;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -83,6 +84,10 @@ pub struct AdmissionConfig {
     /// workload's own).
     #[serde(default)]
     pub trusted_scan_namespaces: Vec<String>,
+    /// Registries that serve the same images as another (`mirror.example:5000: docker.io`):
+    /// an image pulled through one is decided as the image of the registry it mirrors.
+    #[serde(default)]
+    pub registry_aliases: RegistryAliases,
     #[serde(default)]
     pub exceptions: ExceptionRules,
     #[serde(default)]
@@ -105,6 +110,7 @@ impl Default for AdmissionConfig {
             on_pending: Action::Warn,
             on_unscanned: Action::Warn,
             trusted_scan_namespaces: vec![],
+            registry_aliases: RegistryAliases::default(),
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
         }
@@ -195,6 +201,7 @@ mod tests {
         let config = AdmissionConfig::from_yaml(
             "defaultEnforcement: warn\nonError: warn\nonPending: allow\nonUnscanned: deny\n\
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
+             registryAliases: {mirror.example:5000: docker.io}\n\
              templates: {allowPrivileged: true, allowHostPath: true, allowHostNetwork: true, allowHostPID: true}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -206,6 +213,12 @@ mod tests {
         assert!(config.trusts("shop", "shop"));
         assert!(!config.trusts("shop", "other"));
         assert!(config.templates.allow_host_pid);
+        let mirrored = crate::image::ImageRef::parse("mirror.example:5000/busybox:1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.registry_aliases.canonicalize(&mirrored).to_string(),
+            "docker.io/library/busybox:1"
+        );
         assert_eq!(
             config.exception_max_duration().ok(),
             Some(Duration::from_secs(720 * 3600))
@@ -230,6 +243,18 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(bad_duration.unwrap_or_default().contains("maxDuration"));
+        let chain = AdmissionConfig::from_yaml(
+            "registryAliases: {a.example: b.example, b.example: docker.io}",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            chain.contains(
+                "registryAliases: \"a.example\" maps to \"b.example\", which is itself an alias"
+            ),
+            "{chain}"
+        );
         let empty_ns = AdmissionConfig::from_yaml("trustedScanNamespaces: ['']").err();
         assert!(matches!(empty_ns, Some(Error::EmptyNamespace)));
     }
