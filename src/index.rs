@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 
 use crate::api::{ImageScan, Phase, ScanException, Violation};
-use crate::image::ImageRef;
+use crate::image::{ImageRef, RegistryAliases};
 
 /// What admission needs to know about one ImageScan.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,9 +61,10 @@ impl IndexedScan {
 }
 
 /// Scans by normalized `repo@digest` and by `repo:tag`, updated one scan at a time as a
-/// watch reports changes.
+/// watch reports changes. Keys name the registry a mirror in `aliases` stands for.
 #[derive(Debug, Default)]
 pub struct ScanIndex {
+    aliases: RegistryAliases,
     scans: HashMap<ScanKey, IndexedScan>,
     by_digest: HashMap<String, HashSet<ScanKey>>,
     by_tag: HashMap<String, HashSet<ScanKey>>,
@@ -74,27 +75,59 @@ pub type ScanKey = (String, String);
 
 impl ScanIndex {
     pub fn new<'a>(scans: impl IntoIterator<Item = &'a ImageScan>) -> Self {
-        let mut index = ScanIndex::default();
+        Self::with_aliases(RegistryAliases::default(), scans)
+    }
+
+    /// An index that folds the admin's registry mirrors.
+    pub fn with_aliases<'a>(
+        aliases: RegistryAliases,
+        scans: impl IntoIterator<Item = &'a ImageScan>,
+    ) -> Self {
+        let mut index = ScanIndex {
+            aliases,
+            ..ScanIndex::default()
+        };
         for scan in scans {
             index.upsert(scan);
         }
         index
     }
 
+    pub fn aliases(&self) -> &RegistryAliases {
+        &self.aliases
+    }
+
+    /// Keys every scan again under new registry aliases.
+    pub fn set_aliases(&mut self, aliases: RegistryAliases) {
+        let scans = std::mem::take(&mut self.scans);
+        *self = ScanIndex {
+            aliases,
+            ..ScanIndex::default()
+        };
+        for (key, indexed) in scans {
+            self.insert(key, indexed);
+        }
+    }
+
     /// Adds a scan, or replaces the previous version of it.
     pub fn upsert(&mut self, scan: &ImageScan) {
         let key = key_of(scan);
         self.remove_key(&key);
-        let Some(indexed) = IndexedScan::from_scan(scan) else {
-            return;
-        };
-        if let Some(digest) = indexed.image.by_digest() {
+        if let Some(indexed) = IndexedScan::from_scan(scan) {
+            self.insert(key, indexed);
+        }
+    }
+
+    fn insert(&mut self, key: ScanKey, indexed: IndexedScan) {
+        let image = self.aliases.canonicalize(&indexed.image);
+        let (digest, tag) = (image.by_digest(), image.by_tag());
+        if let Some(digest) = digest {
             self.by_digest
                 .entry(digest)
                 .or_default()
                 .insert(key.clone());
         }
-        if let Some(tag) = indexed.image.by_tag() {
+        if let Some(tag) = tag {
             self.by_tag.entry(tag).or_default().insert(key.clone());
         }
         self.scans.insert(key, indexed);
@@ -109,9 +142,10 @@ impl ScanIndex {
         let Some(old) = self.scans.remove(key) else {
             return;
         };
+        let image = self.aliases.canonicalize(&old.image);
         for (map, bucket) in [
-            (&mut self.by_digest, old.image.by_digest()),
-            (&mut self.by_tag, old.image.by_tag()),
+            (&mut self.by_digest, image.by_digest()),
+            (&mut self.by_tag, image.by_tag()),
         ] {
             if let Some(bucket) = bucket
                 && let Some(keys) = map.get_mut(&bucket)
@@ -136,6 +170,7 @@ impl ScanIndex {
     /// The newest trusted scan of `image`: of its digest when it has one, failing that of its
     /// tag. `trusted` says whether a scan's namespace may vouch for this image.
     pub fn lookup(&self, image: &ImageRef, trusted: impl Fn(&str) -> bool) -> Option<&IndexedScan> {
+        let image = self.aliases.canonicalize(image);
         let newest = |keys: Option<&HashSet<ScanKey>>| -> Option<&IndexedScan> {
             keys.into_iter()
                 .flatten()
@@ -338,6 +373,71 @@ mod tests {
         // Another digest and no tag: unscanned.
         assert_eq!(index.lookup(&image(&format!("nginx@{D2}")), all), None);
         assert_eq!(index.lookup(&image("nginx:1.28"), all), None);
+    }
+
+    #[test]
+    fn every_spelling_of_a_scanned_image_finds_its_scan() {
+        let mirrors: RegistryAliases = serde_yaml::from_str("{mirror.example:5000: docker.io}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let scans = [
+            scan(
+                "a",
+                "busybox",
+                "registry-1.docker.io/library/busybox:1.32.1",
+                Some(&format!("DOCKER.IO/busybox@{D1}")),
+                Phase::Failed,
+                "2026-01-01T00:00:00Z",
+            ),
+            // Scanned through the mirror.
+            scan(
+                "a",
+                "alpine",
+                "mirror.example:5000/library/alpine:3.10",
+                None,
+                Phase::Completed,
+                "2026-01-01T00:00:00Z",
+            ),
+        ];
+        let mut index = ScanIndex::with_aliases(mirrors.clone(), &scans);
+        let found =
+            |index: &ScanIndex, s: &str| index.lookup(&image(s), |_| true).map(|s| s.name.clone());
+        for spelling in [
+            "busybox:1.32.1".to_string(),
+            "DOCKER.IO/library/busybox:1.32.1".into(),
+            "docker.io:443/library/busybox:1.32.1".into(),
+            "index.docker.io/library/busybox:1.32.1".into(),
+            "mirror.example:5000/busybox:1.32.1".into(),
+            format!("registry-1.docker.io/library/busybox@{D1}"),
+            format!("Mirror.Example:5000/library/busybox@{D1}"),
+        ] {
+            assert_eq!(
+                found(&index, &spelling).as_deref(),
+                Some("busybox"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(found(&index, "alpine:3.10").as_deref(), Some("alpine"));
+        assert_eq!(found(&index, "busybox:1.32").as_deref(), None);
+        assert_eq!(
+            found(&index, "ghcr.io/library/busybox:1.32.1").as_deref(),
+            None
+        );
+        // Without the mirror, the mirror's spelling is another registry, in both directions.
+        index.set_aliases(RegistryAliases::default());
+        assert_eq!(found(&index, "alpine:3.10"), None);
+        assert_eq!(
+            found(&index, "mirror.example:5000/library/alpine:3.10").as_deref(),
+            Some("alpine")
+        );
+        assert_eq!(found(&index, "mirror.example:5000/busybox:1.32.1"), None);
+        assert_eq!(found(&index, "busybox:1.32.1").as_deref(), Some("busybox"));
+        index.set_aliases(mirrors.clone());
+        assert_eq!(index.aliases(), &mirrors);
+        assert_eq!(found(&index, "alpine:3.10").as_deref(), Some("alpine"));
+        for s in &scans {
+            index.remove(s);
+        }
+        assert!(index.is_empty() && index.by_tag.is_empty() && index.by_digest.is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The workload decision: may these containers' images run? One pure function serves the
-//! webhook (`/validate/workloads`) and `scangate check`.
+//! The workload decision: may the images of these pods run? One pure function serves the
+//! webhook (`/validate/workloads`) and `scangate check`. Every image a pod would pull is
+//! decided: its containers of every kind and its image volumes.
 
+use std::fmt;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -27,6 +29,15 @@ pub enum Error {
         kind: String,
         name: String,
         section: &'static str,
+        index: usize,
+    },
+    #[error(
+        "{kind} {name:?}: volumes[{index}] is not a volume with a name, or its image.reference \
+         is not a string"
+    )]
+    BadVolume {
+        kind: String,
+        name: String,
         index: usize,
     },
 }
@@ -60,17 +71,64 @@ pub fn pod_spec_path(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// The container lists of a PodSpec.
-const SECTIONS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+/// Where in a pod spec an image is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Place {
+    InitContainer,
+    Container,
+    EphemeralContainer,
+    /// A volume with an `image` source (`volumes[].image.reference`).
+    ImageVolume,
+}
 
-/// A container and the image it runs.
+impl Place {
+    /// The container lists of a PodSpec, in pod order.
+    const CONTAINERS: [Place; 3] = [
+        Place::InitContainer,
+        Place::Container,
+        Place::EphemeralContainer,
+    ];
+
+    /// The PodSpec field that lists it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Place::InitContainer => "initContainers",
+            Place::Container => "containers",
+            Place::EphemeralContainer => "ephemeralContainers",
+            Place::ImageVolume => "volumes",
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Place::InitContainer => "init container",
+            Place::Container => "container",
+            Place::EphemeralContainer => "ephemeral container",
+            Place::ImageVolume => "image volume",
+        })
+    }
+}
+
+/// An image a pod would pull: a container's, or an image volume's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Container {
+    pub place: Place,
+    /// The container's or the volume's name.
     pub name: String,
     pub image: String,
 }
 
-/// The containers of a workload object, in pod order (init, regular, ephemeral).
+impl Container {
+    /// `container "app"`, `image volume "v"`: how messages name it.
+    pub fn describe(&self) -> String {
+        format!("{} {:?}", self.place, self.name)
+    }
+}
+
+/// The images of a workload object, in pod order (init, regular and ephemeral containers, then
+/// image volumes).
 pub fn containers(kind: &str, object: &Value) -> Result<Vec<Container>> {
     let name = object
         .pointer("/metadata/name")
@@ -96,7 +154,8 @@ pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Co
             path,
         })?;
     let mut found = vec![];
-    for section in SECTIONS {
+    for place in Place::CONTAINERS {
+        let section = place.field();
         let Some(list) = spec.get(section).filter(|l| !l.is_null()) else {
             continue;
         };
@@ -112,6 +171,7 @@ pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Co
             let image = c.get("image").and_then(Value::as_str);
             match (container_name, image) {
                 (Some(n), Some(i)) => found.push(Container {
+                    place,
                     name: n.to_string(),
                     image: i.to_string(),
                 }),
@@ -119,10 +179,36 @@ pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Co
             }
         }
     }
+    let Some(volumes) = spec.get("volumes").filter(|l| !l.is_null()) else {
+        return Ok(found);
+    };
+    let bad = |index| Error::BadVolume {
+        kind: kind.to_string(),
+        name: name.clone(),
+        index,
+    };
+    for (index, volume) in volumes.as_array().ok_or_else(|| bad(0))?.iter().enumerate() {
+        let Some(source) = volume.get("image").filter(|i| !i.is_null()) else {
+            continue;
+        };
+        let volume_name = volume.get("name").and_then(Value::as_str);
+        match (volume_name, source.get("reference")) {
+            // A template may leave the reference to be filled in later; a Pod must name one
+            // (the apiserver checks), so the image is decided when the Pod is created.
+            (Some(_), None | Some(Value::Null)) => {}
+            (Some(_), Some(Value::String(reference))) if reference.is_empty() => {}
+            (Some(n), Some(Value::String(reference))) => found.push(Container {
+                place: Place::ImageVolume,
+                name: n.to_string(),
+                image: reference.clone(),
+            }),
+            _ => return Err(bad(index)),
+        }
+    }
     Ok(found)
 }
 
-/// Whether an update changes any container's image (an update that does not is admitted
+/// Whether an update changes any image of the pod spec (an update that does not is admitted
 /// without evaluation: scaling or relabelling a running workload is never blocked).
 pub fn images_changed(kind: &str, old: &Value, new: &Value) -> bool {
     match (containers(kind, old), containers(kind, new)) {
@@ -247,7 +333,8 @@ pub fn decide(ctx: &Context<'_>, containers: &[Container]) -> Decision {
 }
 
 fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
-    let image = match ImageRef::parse(&container.image) {
+    let who = container.describe();
+    let parsed = match ImageRef::parse(&container.image) {
         Ok(image) => image,
         Err(e) => {
             return ContainerVerdict {
@@ -256,13 +343,11 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                 state: ImageState::Invalid(e.to_string()),
                 exception: None,
                 action: Action::Deny,
-                reason: format!(
-                    "container {:?}: {e}; scangate cannot tell which scan applies",
-                    container.name
-                ),
+                reason: format!("{who}: {e}; scangate cannot tell which scan applies"),
             };
         }
     };
+    let image = ctx.config.registry_aliases.canonicalize(&parsed);
     let trusted = |ns: &str| ctx.config.trusts(ctx.namespace, ns);
     let exceptions: Vec<&Exception> = ctx
         .exceptions
@@ -270,12 +355,11 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
         .filter(|e| e.is_active(ctx.now) && trusted(&e.namespace) && e.matches(&image))
         .collect();
     let scan = ctx.index.lookup(&image, trusted);
-    let name = &container.name;
     let (action, reason, exception) = match scan {
         None => (
             ctx.config.on_unscanned,
             format!(
-                "container {name:?}: image {image} has no scan in namespace {}{}",
+                "{who}: image {image} has no scan in namespace {}{}",
                 ctx.namespace,
                 trusted_suffix(ctx.config)
             ),
@@ -286,16 +370,13 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
             match scan.phase {
                 Phase::Completed => (
                     Action::Allow,
-                    format!(
-                        "container {name:?}: image {} passed scan {scan_name}",
-                        scan.image
-                    ),
+                    format!("{who}: image {} passed scan {scan_name}", scan.image),
                     None,
                 ),
                 Phase::Pending | Phase::Scanning => (
                     ctx.config.on_pending,
                     format!(
-                        "container {name:?}: image {} is not scanned yet: scan {scan_name} is {}",
+                        "{who}: image {} is not scanned yet: scan {scan_name} is {}",
                         scan.image, scan.phase
                     ),
                     None,
@@ -303,7 +384,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                 Phase::Error => (
                     ctx.config.on_error,
                     format!(
-                        "container {name:?}: image {} has scan {scan_name} in phase Error; see `kubectl describe imagescan -n {} {}`",
+                        "{who}: image {} has scan {scan_name} in phase Error; see `kubectl describe imagescan -n {} {}`",
                         scan.image, scan.namespace, scan.name
                     ),
                     None,
@@ -312,12 +393,12 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                     Some(e) => (
                         Action::Allow,
                         format!(
-                            "container {name:?}: image {} failed scan {scan_name} but is admitted by ScanException {}/{}",
+                            "{who}: image {} failed scan {scan_name} but is admitted by ScanException {}/{}",
                             scan.image, e.namespace, e.name
                         ),
                         Some(format!("{}/{}", e.namespace, e.name)),
                     ),
-                    None => (Action::Deny, failed_reason(name, scan), None),
+                    None => (Action::Deny, failed_reason(&who, scan), None),
                 },
             }
         }
@@ -368,13 +449,14 @@ fn covering_exception<'e>(
     })
 }
 
-fn failed_reason(container: &str, scan: &IndexedScan) -> String {
+/// `who` names the container or volume (`container "app"`).
+fn failed_reason(who: &str, scan: &IndexedScan) -> String {
     let policy = scan
         .policy
         .as_deref()
         .map_or_else(String::new, |p| format!(" (policy {}/{p})", scan.namespace));
     let mut reason = format!(
-        "container {container:?}: image {} failed scan {}/{}{policy}",
+        "{who}: image {} failed scan {}/{}{policy}",
         scan.image, scan.namespace, scan.name
     );
     if !scan.violations.is_empty() {
@@ -468,6 +550,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, image)| Container {
+                place: Place::Container,
                 name: format!("c{i}"),
                 image: image.to_string(),
             })
@@ -683,7 +766,11 @@ mod tests {
     fn containers_of_every_workload_kind() {
         let spec = json!({"initContainers": [{"name": "i", "image": "init:1"}],
                           "containers": [{"name": "c", "image": "app:1"}],
-                          "ephemeralContainers": [{"name": "e", "image": "debug:1"}]});
+                          "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
+                          "volumes": [{"name": "data", "emptyDir": {}},
+                                      {"name": "v", "image": {"reference": "models:1", "pullPolicy": "IfNotPresent"}},
+                                      {"name": "later", "image": {"pullPolicy": "Always"}},
+                                      {"name": "unset", "image": {"reference": ""}}]});
         let objects = [
             ("Pod", json!({"metadata": {"name": "p"}, "spec": spec})),
             ("Deployment", json!({"spec": {"template": {"spec": spec}}})),
@@ -702,12 +789,80 @@ mod tests {
         ];
         assert_eq!(objects.len(), WORKLOAD_KINDS.len());
         for (kind, object) in objects {
-            let images: Vec<String> = containers(kind, &object)
+            let found: Vec<(String, String)> = containers(kind, &object)
                 .unwrap_or_else(|e| panic!("{kind}: {e}"))
-                .into_iter()
-                .map(|c| c.image)
+                .iter()
+                .map(|c| (c.describe(), c.image.clone()))
                 .collect();
-            assert_eq!(images, ["init:1", "app:1", "debug:1"], "{kind}");
+            let expected = [
+                ("init container \"i\"", "init:1"),
+                ("container \"c\"", "app:1"),
+                ("ephemeral container \"e\"", "debug:1"),
+                ("image volume \"v\"", "models:1"),
+            ]
+            .map(|(w, i)| (w.to_string(), i.to_string()));
+            assert_eq!(found, expected, "{kind}");
+            // The image volume is decided like a container, in every kind.
+            let world = World::new(&[scan("ns", "models", "models:1", Phase::Failed, 1)]);
+            let ctx = Context {
+                config: &world.config,
+                index: &world.index,
+                exceptions: &world.exceptions,
+                namespace: "ns",
+                enforcement: Enforcement::Enforce,
+                now: Timestamp::UNIX_EPOCH,
+            };
+            let images = containers(kind, &object).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let d = decide(&ctx, &images);
+            assert!(!d.allowed, "{kind}");
+            let message = d.message.unwrap_or_default();
+            assert!(
+                message.contains("image volume \"v\": image docker.io/library/models:1@"),
+                "{kind}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_name_the_place_of_the_image() {
+        let world = World::new(&[scan("ns", "bad", "bad:1", Phase::Failed, 1)]);
+        let ctx = Context {
+            config: &world.config,
+            index: &world.index,
+            exceptions: &world.exceptions,
+            namespace: "ns",
+            enforcement: Enforcement::Enforce,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        for (place, expected) in [
+            (Place::InitContainer, "init container \"x\": image"),
+            (Place::Container, "container \"x\": image"),
+            (
+                Place::EphemeralContainer,
+                "ephemeral container \"x\": image",
+            ),
+            (Place::ImageVolume, "image volume \"x\": image"),
+        ] {
+            let image = Container {
+                place,
+                name: "x".into(),
+                image: "bad:1".into(),
+            };
+            let d = decide(&ctx, std::slice::from_ref(&image));
+            assert!(
+                d.message.as_deref().unwrap_or_default().contains(expected),
+                "{place}: {:?}",
+                d.message
+            );
+            let unscanned = Container {
+                image: "Not Valid".into(),
+                ..image
+            };
+            assert!(
+                decide(&ctx, &[unscanned]).verdicts[0]
+                    .reason
+                    .starts_with(&expected[..expected.len() - ": image".len()])
+            );
         }
     }
 
@@ -735,6 +890,31 @@ mod tests {
             no_image.err().map(|e| e.to_string()),
             Some("Pod \"p\": containers[0] is not a container with a name and an image".into())
         );
+        let pod = |volumes: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [], "volumes": volumes}});
+        for bad in [
+            json!({"name": "v"}),
+            json!([{"image": {"reference": "a:1"}}]),
+            json!([{"name": "v", "image": {"reference": 7}}]),
+        ] {
+            let error = containers("Pod", &pod(bad.clone()));
+            assert!(
+                matches!(error, Err(Error::BadVolume { .. })),
+                "{bad}: {error:?}"
+            );
+        }
+        assert_eq!(
+            containers(
+                "Pod",
+                &pod(json!([{"name": "v", "image": {"reference": 7}}]))
+            )
+            .err()
+            .map(|e| e.to_string()),
+            Some(
+                "Pod \"p\": volumes[0] is not a volume with a name, or its image.reference is \
+                 not a string"
+                    .into()
+            )
+        );
     }
 
     #[test]
@@ -742,5 +922,11 @@ mod tests {
         let d = |image: &str, replicas: i32| json!({"spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
         assert!(!images_changed("Deployment", &d("a:1", 1), &d("a:1", 5)));
         assert!(images_changed("Deployment", &d("a:1", 1), &d("a:2", 1)));
+        let v = |reference: &str| json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a:1"}], "volumes": [{"name": "v", "image": {"reference": reference}}]}}}});
+        assert!(!images_changed("Deployment", &v("m:1"), &v("m:1")));
+        assert!(images_changed("Deployment", &v("m:1"), &v("m:2")));
+        assert!(images_changed("Deployment", &d("a:1", 1), &v("m:1")));
+        let e = |image: &str| json!({"spec": {"containers": [{"name": "c", "image": "a:1"}], "ephemeralContainers": [{"name": "debug", "image": image}]}});
+        assert!(images_changed("Pod", &e("a:1"), &e("busybox:1")));
     }
 }
