@@ -793,10 +793,13 @@ mod tests {
         }
 
         fn world() -> World {
-            let mut config = AdmissionConfig::default();
-            config.registry_aliases =
-                serde_yaml::from_str::<RegistryAliases>("{mirror.example:5000: docker.io}")
-                    .unwrap_or_else(|e| panic!("{e}"));
+            let config = AdmissionConfig {
+                registry_aliases: serde_yaml::from_str::<RegistryAliases>(
+                    "{mirror.example:5000: docker.io}",
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+                ..AdmissionConfig::default()
+            };
             let scans = [
                 scanned("busybox", "busybox:1.32.1", FAILED, Phase::Failed),
                 scanned("alpine", "alpine:3.10", CLEAN, Phase::Completed),
