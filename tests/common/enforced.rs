@@ -25,6 +25,16 @@ impl Enforced {
     /// Starts a webhook running as ServiceAccount scangate-system/scangate-webhook (its RBAC
     /// is exercised), and a namespace (`labels` added) it enforces on.
     pub fn start(cluster: &'static Cluster, prefix: &str, labels: &[(&str, &str)]) -> Enforced {
+        Self::start_with_config(cluster, prefix, labels, None)
+    }
+
+    /// Like [`Enforced::start`], with the webhook reading admission config `config` (YAML).
+    pub fn start_with_config(
+        cluster: &'static Cluster,
+        prefix: &str,
+        labels: &[(&str, &str)],
+        config: Option<&str>,
+    ) -> Enforced {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
             "{}-{}",
@@ -37,8 +47,17 @@ impl Enforced {
         all.extend_from_slice(labels);
         let ns = cluster.namespace(prefix, &all);
         let kubeconfig = cluster.kubeconfig_as("scangate-webhook");
+        let config_file = dir.path().join("config.yaml");
+        let config_arg = config_file.display().to_string();
+        let args: &[&str] = match config {
+            Some(yaml) => {
+                std::fs::write(&config_file, yaml).expect("write admission config");
+                &["--config", &config_arg]
+            }
+            None => &[],
+        };
         let webhook =
-            Webhook::start_with_env(dir.path(), dir.path(), &[], &[("KUBECONFIG", &kubeconfig)]);
+            Webhook::start_with_env(dir.path(), dir.path(), args, &[("KUBECONFIG", &kubeconfig)]);
         let config_name = format!("scangate-e2e-{id}");
         let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
         let yaml = webhooks::configurations_yaml(
