@@ -85,7 +85,8 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses and normalizes a reference as the kubelet would pull it.
+    /// Parses and normalizes a reference as the kubelet would pull it, with the registry in
+    /// its one spelling (lowercase, no `:443`, `docker.io` for Docker Hub's names).
     pub fn parse(reference: &str) -> Result<Self> {
         if reference.is_empty() {
             return Err(Error::Empty);
@@ -140,7 +141,7 @@ impl ImageRef {
         })
     }
 
-    /// The registry host, with its port if any (`docker.io`, `localhost:5000`).
+    /// The registry host, with its port if any (`docker.io`, `localhost:5000`), canonical.
     pub fn registry(&self) -> &str {
         &self.registry
     }
