@@ -209,9 +209,10 @@ impl World {
                 _ => {}
             }
         }
+        let index = ScanIndex::with_aliases(config.registry_aliases.clone(), &scans);
         Ok(World {
             config,
-            index: ScanIndex::new(&scans),
+            index,
             exceptions,
             now,
             namespace_modes,

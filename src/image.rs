@@ -6,13 +6,25 @@
 //! Hub, and a single-component Docker Hub name lives under `library/`. A reference with
 //! neither tag nor digest means `:latest`. So `nginx` normalizes to
 //! `docker.io/library/nginx:latest`, which is how scans and workloads are matched.
+//!
+//! References are compared by what the runtime would pull, so parsing also folds the spellings
+//! of one registry into one: host names are lowercased, the default HTTPS port `:443` is
+//! dropped, and Docker Hub's names (`index.docker.io`, `registry-1.docker.io`) become
+//! `docker.io`. Mirrors an admin configures ([`RegistryAliases`]) are folded on top.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// The registry of references that name none.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
-const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
+/// Docker Hub's names besides [`DEFAULT_REGISTRY`].
+const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+/// The port a registry host without one is reached on.
+const DEFAULT_HTTPS_PORT: &str = ":443";
 const OFFICIAL_NAMESPACE: &str = "library";
 const DEFAULT_TAG: &str = "latest";
 /// Longest repository name (registry and path) a registry accepts.
@@ -33,6 +45,32 @@ pub enum Error {
         "image reference {0:?} is longer than {MAX_NAME_LENGTH} characters, the most a registry accepts"
     )]
     TooLong(String),
+    #[error("registryAliases: {registry:?} is not a registry host[:port]: {problem}")]
+    AliasNotARegistry { registry: String, problem: String },
+    #[error(
+        "registryAliases: {alias:?} maps to {target:?}, which is the same registry already \
+         (host case, the port :443 and Docker Hub's names are folded without configuration); \
+         remove the entry"
+    )]
+    AliasToItself { alias: String, target: String },
+    #[error(
+        "registryAliases: {alias:?} maps to {target:?}, which is itself an alias of {next:?}; \
+         map {alias:?} straight to the registry it mirrors"
+    )]
+    AliasChain {
+        alias: String,
+        target: String,
+        next: String,
+    },
+    #[error(
+        "registryAliases: {alias:?} is given twice (as spelled, or after folding host case and \
+         :443), once for {first:?} and once for {second:?}; keep one"
+    )]
+    AliasConflict {
+        alias: String,
+        first: String,
+        second: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -47,7 +85,8 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses and normalizes a reference as the kubelet would pull it.
+    /// Parses and normalizes a reference as the kubelet would pull it, with the registry in
+    /// its one spelling (lowercase, no `:443`, `docker.io` for Docker Hub's names).
     pub fn parse(reference: &str) -> Result<Self> {
         if reference.is_empty() {
             return Err(Error::Empty);
@@ -79,21 +118,22 @@ impl ImageRef {
         let (registry, path) = split_registry(name);
         if let Some(registry) = registry {
             check_registry(registry).map_err(|p| invalid(&p))?;
+            // `Registry/app` names host `Registry` only because of its capitals: folded to
+            // lowercase it would read as Docker Hub's `registry/app`, another image.
+            if !registry.contains(['.', ':']) && !registry.eq_ignore_ascii_case("localhost") {
+                return Err(invalid(&format!(
+                    "registry host {registry:?} is a single name in capitals; write the host in \
+                     lowercase with its domain or port (e.g. registry.example/app)"
+                )));
+            }
         }
         if path.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(Error::Uppercase(reference.to_string()));
         }
         check_path(path).map_err(|p| invalid(&p))?;
 
-        let registry = match registry {
-            None | Some(LEGACY_DEFAULT_REGISTRY) => DEFAULT_REGISTRY.to_string(),
-            Some(r) => r.to_string(),
-        };
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-            format!("{OFFICIAL_NAMESPACE}/{path}")
-        } else {
-            path.to_string()
-        };
+        let registry = registry.map_or_else(|| DEFAULT_REGISTRY.to_string(), canonical_registry);
+        let repository = repository_on(&registry, path);
         if registry.len() + 1 + repository.len() > MAX_NAME_LENGTH {
             return Err(Error::TooLong(reference.to_string()));
         }
@@ -109,7 +149,7 @@ impl ImageRef {
         })
     }
 
-    /// The registry host, with its port if any (`docker.io`, `localhost:5000`).
+    /// The registry host, with its port if any (`docker.io`, `localhost:5000`), canonical.
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -141,6 +181,16 @@ impl ImageRef {
     /// `registry/repository:tag`, when the reference has a tag.
     pub fn by_tag(&self) -> Option<String> {
         self.tag.as_ref().map(|t| format!("{}:{t}", self.name()))
+    }
+
+    /// The same repository path, tag and digest on another (canonical) registry.
+    fn on_registry(&self, registry: &str) -> Self {
+        ImageRef {
+            registry: registry.to_string(),
+            repository: repository_on(registry, &self.repository),
+            tag: self.tag.clone(),
+            digest: self.digest.clone(),
+        }
     }
 
     /// The same image pinned to `digest`.
@@ -175,6 +225,125 @@ impl FromStr for ImageRef {
     fn from_str(s: &str) -> Result<Self> {
         ImageRef::parse(s)
     }
+}
+
+/// The one spelling of a registry `host[:port]`: lowercase, without the default HTTPS port, and
+/// `docker.io` for every name of Docker Hub.
+fn canonical_registry(registry: &str) -> String {
+    let lower = registry.to_ascii_lowercase();
+    let host = lower.strip_suffix(DEFAULT_HTTPS_PORT).unwrap_or(&lower);
+    if DOCKER_HUB_ALIASES.contains(&host) {
+        DEFAULT_REGISTRY.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+/// A path as `registry` serves it: Docker Hub keeps its official images under `library/`.
+fn repository_on(registry: &str, path: &str) -> String {
+    if registry == DEFAULT_REGISTRY && !path.contains('/') {
+        format!("{OFFICIAL_NAMESPACE}/{path}")
+    } else {
+        path.to_string()
+    }
+}
+
+/// Registries an admin declares to serve the same content as another (mirrors, pull-through
+/// caches): config `registryAliases: {mirror.example:5000: docker.io}`. Both sides are
+/// registry `host[:port]`s, kept in their canonical spelling; an alias maps straight to the
+/// registry it mirrors (no chains, so no cycles).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "BTreeMap<String, String>",
+    into = "BTreeMap<String, String>"
+)]
+pub struct RegistryAliases {
+    /// Canonical alias to canonical target.
+    aliases: BTreeMap<String, String>,
+}
+
+impl RegistryAliases {
+    /// Checks and folds `alias: target` pairs as an admin wrote them.
+    pub fn new(entries: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut aliases: BTreeMap<String, String> = BTreeMap::new();
+        for (alias, target) in entries {
+            let canonical_alias = alias_registry(&alias)?;
+            let canonical_target = alias_registry(&target)?;
+            if canonical_alias == canonical_target {
+                return Err(Error::AliasToItself { alias, target });
+            }
+            if let Some(first) = aliases.get(&canonical_alias)
+                && *first != canonical_target
+            {
+                return Err(Error::AliasConflict {
+                    alias: canonical_alias,
+                    first: first.clone(),
+                    second: canonical_target,
+                });
+            }
+            aliases.insert(canonical_alias, canonical_target);
+        }
+        if let Some((alias, target, next)) = aliases
+            .iter()
+            .find_map(|(alias, target)| aliases.get(target).map(|next| (alias, target, next)))
+        {
+            return Err(Error::AliasChain {
+                alias: alias.clone(),
+                target: target.clone(),
+                next: next.clone(),
+            });
+        }
+        Ok(RegistryAliases { aliases })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.aliases.is_empty()
+    }
+
+    /// The image as the registry it mirrors names it (itself when its registry is no alias).
+    pub fn canonicalize<'a>(&self, image: &'a ImageRef) -> Cow<'a, ImageRef> {
+        match self.aliases.get(image.registry()) {
+            Some(target) => Cow::Owned(image.on_registry(target)),
+            None => Cow::Borrowed(image),
+        }
+    }
+}
+
+impl TryFrom<BTreeMap<String, String>> for RegistryAliases {
+    type Error = Error;
+
+    fn try_from(entries: BTreeMap<String, String>) -> Result<Self> {
+        RegistryAliases::new(entries)
+    }
+}
+
+impl From<RegistryAliases> for BTreeMap<String, String> {
+    fn from(aliases: RegistryAliases) -> Self {
+        aliases.aliases
+    }
+}
+
+/// One side of a `registryAliases` entry, checked and in its canonical spelling.
+fn alias_registry(registry: &str) -> Result<String> {
+    let problem = |problem: String| Error::AliasNotARegistry {
+        registry: registry.to_string(),
+        problem,
+    };
+    if registry.contains('/') {
+        return Err(problem(
+            "give the host and port only, without a path (`mirror.example:5000`)".into(),
+        ));
+    }
+    // An image reference reads its first component as a registry only if it looks like one.
+    if split_registry(&format!("{registry}/x")).0.is_none() {
+        return Err(problem(
+            "an image reference reads it as a Docker Hub namespace; a registry host has a '.' \
+             or a ':port', or is `localhost`"
+                .into(),
+        ));
+    }
+    check_registry(registry).map_err(problem)?;
+    Ok(canonical_registry(registry))
 }
 
 /// Splits `host[:port]/path` into the registry, if the first component is one, and the path.
@@ -329,6 +498,124 @@ mod tests {
     }
 
     #[test]
+    fn spellings_of_one_registry_are_folded() {
+        for spelling in [
+            "busybox:1.32.1",
+            "library/busybox:1.32.1",
+            "docker.io/library/busybox:1.32.1",
+            "DOCKER.IO/library/busybox:1.32.1",
+            "Docker.Io/busybox:1.32.1",
+            "docker.io:443/library/busybox:1.32.1",
+            "index.docker.io/library/busybox:1.32.1",
+            "index.docker.io:443/busybox:1.32.1",
+            "registry-1.docker.io/library/busybox:1.32.1",
+            "REGISTRY-1.DOCKER.IO:443/busybox:1.32.1",
+        ] {
+            assert_eq!(
+                norm(spelling),
+                "docker.io/library/busybox:1.32.1",
+                "{spelling}"
+            );
+        }
+        assert_eq!(norm("GHCR.io:443/org/app:v1"), "ghcr.io/org/app:v1");
+        assert_eq!(norm("localhost:443/app"), "localhost/app:latest");
+        // Other ports are other servers.
+        assert_eq!(norm("ghcr.io:4443/org/app"), "ghcr.io:4443/org/app:latest");
+        assert_eq!(norm("docker.io:5000/app"), "docker.io:5000/app:latest");
+        // Hosts that merely look like Docker Hub are not Docker Hub.
+        assert_eq!(
+            norm("docker.io.example/library/busybox"),
+            "docker.io.example/library/busybox:latest"
+        );
+    }
+
+    fn aliases(entries: &[(&str, &str)]) -> Result<RegistryAliases> {
+        RegistryAliases::new(entries.iter().map(|(a, t)| (a.to_string(), t.to_string())))
+    }
+
+    #[test]
+    fn mirrors_fold_into_the_registry_they_mirror() {
+        let mirrors = aliases(&[
+            ("Mirror.Example:5000", "docker.io"),
+            ("cache.example:443", "ghcr.io"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let canonical = |s: &str| {
+            let image = ImageRef::parse(s).unwrap_or_else(|e| panic!("{e}"));
+            mirrors.canonicalize(&image).to_string()
+        };
+        assert_eq!(
+            canonical("mirror.example:5000/library/busybox:1.32.1"),
+            "docker.io/library/busybox:1.32.1"
+        );
+        assert_eq!(
+            canonical("MIRROR.example:5000/busybox:1.32.1"),
+            "docker.io/library/busybox:1.32.1"
+        );
+        assert_eq!(canonical("cache.example/org/app:1"), "ghcr.io/org/app:1");
+        assert_eq!(canonical("quay.io/org/app:1"), "quay.io/org/app:1");
+        assert!(matches!(
+            mirrors.canonicalize(&ImageRef::parse("nginx").unwrap_or_else(|e| panic!("{e}"))),
+            Cow::Borrowed(_)
+        ));
+        assert!(RegistryAliases::default().is_empty());
+        assert!(!mirrors.is_empty());
+    }
+
+    #[test]
+    fn alias_mistakes_are_reported() {
+        let message = |entries: &[(&str, &str)]| {
+            aliases(entries)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let chain = message(&[("a.example", "b.example"), ("b.example", "docker.io")]);
+        assert!(
+            chain.contains(
+                "\"a.example\" maps to \"b.example\", which is itself an alias of \"docker.io\""
+            ),
+            "{chain}"
+        );
+        let cycle = message(&[("a.example", "b.example"), ("b.example", "a.example")]);
+        assert!(cycle.contains("which is itself an alias of"), "{cycle}");
+        let itself = message(&[("registry-1.docker.io", "docker.io")]);
+        assert!(itself.contains("the same registry already"), "{itself}");
+        assert!(message(&[("m.example:443", "M.example")]).contains("the same registry already"));
+        let path = message(&[("mirror.example/hub", "docker.io")]);
+        assert!(path.contains("without a path"), "{path}");
+        let namespace = message(&[("mirror", "docker.io")]);
+        assert!(namespace.contains("Docker Hub namespace"), "{namespace}");
+        let port = message(&[("mirror.example:http", "docker.io")]);
+        assert!(port.contains("registry port"), "{port}");
+        assert!(message(&[("mirror.example", "")]).contains("not a registry host"));
+        let twice = message(&[("m.example", "docker.io"), ("M.example:443", "ghcr.io")]);
+        assert!(twice.contains("given twice"), "{twice}");
+        assert!(aliases(&[("m.example", "docker.io"), ("M.EXAMPLE", "index.docker.io")]).is_ok());
+    }
+
+    #[test]
+    fn aliases_from_config_yaml() {
+        let parsed: RegistryAliases =
+            serde_yaml::from_str("{mirror.example:5000: docker.io, Cache.Example: ghcr.io:443}")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            parsed,
+            aliases(&[
+                ("mirror.example:5000", "docker.io"),
+                ("cache.example", "ghcr.io")
+            ])
+            .unwrap_or_else(|e| panic!("{e}"))
+        );
+        let error =
+            serde_yaml::from_str::<RegistryAliases>("{a.example: b.example, b.example: c.example}")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(error.contains("itself an alias"), "{error}");
+    }
+
+    #[test]
     fn other_registries_keep_their_path() {
         assert_eq!(norm("ghcr.io/org/app:v1"), "ghcr.io/org/app:v1");
         assert_eq!(norm("quay.io/a/b/c"), "quay.io/a/b/c:latest");
@@ -380,10 +667,10 @@ mod tests {
             ImageRef::parse("ghcr.io/Org/app"),
             Err(Error::Uppercase(_))
         ));
-        // Uppercase in a registry host is allowed (host names are case-insensitive).
+        // Uppercase in a registry host is allowed, and folded (host names are case-insensitive).
         assert_eq!(
             norm("Registry.Example.com/app"),
-            "Registry.Example.com/app:latest"
+            "registry.example.com/app:latest"
         );
         // Uppercase in a tag is allowed.
         assert_eq!(norm("nginx:V1"), "docker.io/library/nginx:V1");
@@ -451,7 +738,208 @@ mod tests {
         proptest::option::of("[a-z]{1,8}\\.[a-z]{2,4}(:[1-9][0-9]{1,3})?")
     }
 
+    /// Image content: a canonical registry and repository, and a tag or a digest.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Content {
+        registry: String,
+        path: Vec<String>,
+        pin: Pin,
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    enum Pin {
+        Tag(String),
+        Digest(String),
+    }
+
+    impl Content {
+        /// What the runtime pulls, in canonical form.
+        fn identity(&self) -> String {
+            let mut path = self.path.join("/");
+            if self.registry == DEFAULT_REGISTRY && self.path.len() == 1 {
+                path = format!("library/{path}");
+            }
+            match &self.pin {
+                Pin::Tag(t) => format!("{}/{path}:{t}", self.registry),
+                Pin::Digest(d) => format!("{}/{path}@{d}", self.registry),
+            }
+        }
+    }
+
+    /// How one spelling writes a content: which name of the registry (an index into
+    /// [`registry_names`]), the case of each host letter, `:443`, `library/` and a tag beside
+    /// a digest.
+    #[derive(Clone, Debug)]
+    struct Spelling {
+        name: usize,
+        upper: Vec<bool>,
+        port: bool,
+        short_library: bool,
+        tag_beside_digest: Option<String>,
+    }
+
+    const MIRRORS: [(&str, &str); 2] = [
+        ("mirror.example:5000", "docker.io"),
+        ("cache.example", "ghcr.io"),
+    ];
+
+    fn mirrors() -> RegistryAliases {
+        aliases(&MIRRORS).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every name that pulls from `registry` ("" for none, Docker Hub's default).
+    fn registry_names(registry: &str) -> Vec<&str> {
+        let mut names = vec![registry];
+        if registry == DEFAULT_REGISTRY {
+            names.extend(["", "index.docker.io", "registry-1.docker.io"]);
+        }
+        names.extend(
+            MIRRORS
+                .iter()
+                .filter(|(_, t)| *t == registry)
+                .map(|(a, _)| *a),
+        );
+        names
+    }
+
+    fn spell(content: &Content, how: &Spelling) -> String {
+        let names = registry_names(&content.registry);
+        let mut name = names[how.name % names.len()].to_string();
+        // Without a registry, a first component that looks like a host would be read as one.
+        if name.is_empty() && (content.path[0].contains('.') || content.path[0] == "localhost") {
+            name = DEFAULT_REGISTRY.into();
+        }
+        let mut s: String = name
+            .chars()
+            .zip(how.upper.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect();
+        if how.port && !s.is_empty() && !s.contains(':') {
+            s.push_str(":443");
+        }
+        if !s.is_empty() {
+            s.push('/');
+        }
+        let hub = content.registry == DEFAULT_REGISTRY;
+        if hub && content.path.len() == 1 && !how.short_library {
+            s.push_str("library/");
+        }
+        s.push_str(&content.path.join("/"));
+        match &content.pin {
+            Pin::Tag(t) => {
+                s.push(':');
+                s.push_str(t);
+            }
+            Pin::Digest(d) => {
+                if let Some(t) = &how.tag_beside_digest {
+                    s.push(':');
+                    s.push_str(t);
+                }
+                s.push('@');
+                s.push_str(d);
+            }
+        }
+        s
+    }
+
+    /// What the runtime pulls for a reference, after the mirrors are folded.
+    fn pulled(reference: &str) -> Result<String, TestCaseError> {
+        let image = ImageRef::parse(reference)
+            .map_err(|e| TestCaseError::fail(format!("{reference}: {e}")))?;
+        let image = mirrors().canonicalize(&image).into_owned();
+        Ok(image
+            .by_digest()
+            .or_else(|| image.by_tag())
+            .unwrap_or_else(|| image.name()))
+    }
+
+    fn tag() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}"
+    }
+
+    fn pin() -> impl Strategy<Value = Pin> {
+        prop_oneof![
+            tag().prop_map(Pin::Tag),
+            "[0-9a-f]{64}".prop_map(|h| Pin::Digest(format!("sha256:{h}"))),
+        ]
+    }
+
+    fn content() -> impl Strategy<Value = Content> {
+        (
+            prop_oneof![
+                Just("docker.io".to_string()),
+                Just("ghcr.io".to_string()),
+                Just("localhost:5000".to_string()),
+                Just("localhost".to_string()),
+                "[a-z]{1,6}\\.example(:[1-9][0-9]{1,3})?",
+            ],
+            proptest::collection::vec(component(), 1..4),
+            pin(),
+        )
+            .prop_map(|(registry, path, pin)| Content {
+                registry,
+                path,
+                pin,
+            })
+    }
+
+    fn spelling() -> impl Strategy<Value = Spelling> {
+        (
+            0..8usize,
+            proptest::collection::vec(any::<bool>(), 0..24),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(tag()),
+        )
+            .prop_map(
+                |(name, upper, port, short_library, tag_beside_digest)| Spelling {
+                    name,
+                    upper,
+                    port,
+                    short_library,
+                    tag_beside_digest,
+                },
+            )
+    }
+
+    /// Another content differing from `c` in one respect.
+    fn changed(c: &Content, how: u8, other: &Content) -> Content {
+        let mut d = c.clone();
+        match how % 4 {
+            0 => d.registry = other.registry.clone(),
+            1 => d.path = other.path.clone(),
+            2 => d.path.push("x".into()),
+            _ => d.pin = other.pin.clone(),
+        }
+        d
+    }
+
     proptest! {
+        #[test]
+        fn spellings_of_the_same_content_are_one_identity(
+            c in content(),
+            a in spelling(),
+            b in spelling(),
+        ) {
+            let (sa, sb) = (spell(&c, &a), spell(&c, &b));
+            prop_assert_eq!(pulled(&sa)?, c.identity(), "{}", sa);
+            prop_assert_eq!(pulled(&sb)?, c.identity(), "{}", sb);
+        }
+
+        #[test]
+        fn different_content_is_never_one_identity(
+            c in content(),
+            other in content(),
+            how in any::<u8>(),
+            a in spelling(),
+            b in spelling(),
+        ) {
+            let d = changed(&c, how, &other);
+            prop_assume!(c.identity() != d.identity());
+            let (sa, sb) = (spell(&c, &a), spell(&d, &b));
+            prop_assert_ne!(pulled(&sa)?, pulled(&sb)?, "{} and {}", sa, sb);
+        }
+
         #[test]
         fn normalized_form_parses_to_itself(
             registry in registry(),

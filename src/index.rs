@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use crate::admission::config::Origin;
 use crate::api::{ImageScan, Phase, ScanException, Violation};
-use crate::image::ImageRef;
+use crate::image::{ImageRef, RegistryAliases};
 
 /// What admission needs to know about one ImageScan.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,9 +104,10 @@ pub struct Found<'a> {
 }
 
 /// Scans by normalized `repo@digest` and by `repo:tag`, updated one scan at a time as a
-/// watch reports changes.
+/// watch reports changes. Keys name the registry a mirror in `aliases` stands for.
 #[derive(Debug, Default)]
 pub struct ScanIndex {
+    aliases: RegistryAliases,
     scans: HashMap<ScanKey, IndexedScan>,
     by_digest: HashMap<String, HashSet<ScanKey>>,
     by_tag: HashMap<String, HashSet<ScanKey>>,
@@ -117,27 +118,59 @@ pub type ScanKey = (String, String);
 
 impl ScanIndex {
     pub fn new<'a>(scans: impl IntoIterator<Item = &'a ImageScan>) -> Self {
-        let mut index = ScanIndex::default();
+        Self::with_aliases(RegistryAliases::default(), scans)
+    }
+
+    /// An index that folds the admin's registry mirrors.
+    pub fn with_aliases<'a>(
+        aliases: RegistryAliases,
+        scans: impl IntoIterator<Item = &'a ImageScan>,
+    ) -> Self {
+        let mut index = ScanIndex {
+            aliases,
+            ..ScanIndex::default()
+        };
         for scan in scans {
             index.upsert(scan);
         }
         index
     }
 
+    pub fn aliases(&self) -> &RegistryAliases {
+        &self.aliases
+    }
+
+    /// Keys every scan again under new registry aliases.
+    pub fn set_aliases(&mut self, aliases: RegistryAliases) {
+        let scans = std::mem::take(&mut self.scans);
+        *self = ScanIndex {
+            aliases,
+            ..ScanIndex::default()
+        };
+        for (key, indexed) in scans {
+            self.insert(key, indexed);
+        }
+    }
+
     /// Adds a scan, or replaces the previous version of it.
     pub fn upsert(&mut self, scan: &ImageScan) {
         let key = key_of(scan);
         self.remove_key(&key);
-        let Some(indexed) = IndexedScan::from_scan(scan) else {
-            return;
-        };
-        if let Some(digest) = indexed.image.by_digest() {
+        if let Some(indexed) = IndexedScan::from_scan(scan) {
+            self.insert(key, indexed);
+        }
+    }
+
+    fn insert(&mut self, key: ScanKey, indexed: IndexedScan) {
+        let image = self.aliases.canonicalize(&indexed.image);
+        let (digest, tag) = (image.by_digest(), image.by_tag());
+        if let Some(digest) = digest {
             self.by_digest
                 .entry(digest)
                 .or_default()
                 .insert(key.clone());
         }
-        if let Some(tag) = indexed.image.by_tag() {
+        if let Some(tag) = tag {
             self.by_tag.entry(tag).or_default().insert(key.clone());
         }
         self.scans.insert(key, indexed);
@@ -152,9 +185,10 @@ impl ScanIndex {
         let Some(old) = self.scans.remove(key) else {
             return;
         };
+        let image = self.aliases.canonicalize(&old.image);
         for (map, bucket) in [
-            (&mut self.by_digest, old.image.by_digest()),
-            (&mut self.by_tag, old.image.by_tag()),
+            (&mut self.by_digest, image.by_digest()),
+            (&mut self.by_tag, image.by_tag()),
         ] {
             if let Some(bucket) = bucket
                 && let Some(keys) = map.get_mut(&bucket)
@@ -181,6 +215,7 @@ impl ScanIndex {
     /// it is ignored: the runtime pulls the digest); a tag alone stands for the digest its best
     /// result resolved, and that digest's best result decides.
     pub fn lookup(&self, image: &ImageRef, origin: impl Fn(&str) -> Option<Origin>) -> Found<'_> {
+        let image = self.aliases.canonicalize(image);
         let best = |keys: Option<&HashSet<ScanKey>>, wanted: Origin| -> Option<&IndexedScan> {
             keys.into_iter()
                 .flatten()
@@ -194,8 +229,8 @@ impl ScanIndex {
             }
             let by_tag = best(image.by_tag().and_then(|t| self.by_tag.get(&t)), wanted)?;
             // The tag's scan is indexed under its digest too, so this finds it or a better one.
-            by_tag
-                .image
+            self.aliases
+                .canonicalize(&by_tag.image)
                 .by_digest()
                 .and_then(|digest| best(self.by_digest.get(&digest), wanted))
                 .or(Some(by_tag))
@@ -469,6 +504,72 @@ mod tests {
         ];
         let index = ScanIndex::new(&scans);
         assert_eq!(trusted_name(&index, "nginx:1"), Some("digest"));
+    }
+
+    #[test]
+    fn every_spelling_of_a_scanned_image_finds_its_scan() {
+        let mirrors: RegistryAliases = serde_yaml::from_str("{mirror.example:5000: docker.io}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let scans = [
+            scan(
+                "a",
+                "busybox",
+                "registry-1.docker.io/library/busybox:1.32.1",
+                Some(&format!("DOCKER.IO/busybox@{D1}")),
+                Phase::Failed,
+                "2026-01-01T00:00:00Z",
+            ),
+            // Scanned through the mirror.
+            scan(
+                "a",
+                "alpine",
+                "mirror.example:5000/library/alpine:3.10",
+                None,
+                Phase::Completed,
+                "2026-01-01T00:00:00Z",
+            ),
+        ];
+        let mut index = ScanIndex::with_aliases(mirrors.clone(), &scans);
+        let found = |index: &ScanIndex, s: &str| {
+            index.lookup(&image(s), all).trusted.map(|s| s.name.clone())
+        };
+        for spelling in [
+            "busybox:1.32.1".to_string(),
+            "DOCKER.IO/library/busybox:1.32.1".into(),
+            "docker.io:443/library/busybox:1.32.1".into(),
+            "index.docker.io/library/busybox:1.32.1".into(),
+            "mirror.example:5000/busybox:1.32.1".into(),
+            format!("registry-1.docker.io/library/busybox@{D1}"),
+            format!("Mirror.Example:5000/library/busybox@{D1}"),
+        ] {
+            assert_eq!(
+                found(&index, &spelling).as_deref(),
+                Some("busybox"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(found(&index, "alpine:3.10").as_deref(), Some("alpine"));
+        assert_eq!(found(&index, "busybox:1.32").as_deref(), None);
+        assert_eq!(
+            found(&index, "ghcr.io/library/busybox:1.32.1").as_deref(),
+            None
+        );
+        // Without the mirror, the mirror's spelling is another registry, in both directions.
+        index.set_aliases(RegistryAliases::default());
+        assert_eq!(found(&index, "alpine:3.10"), None);
+        assert_eq!(
+            found(&index, "mirror.example:5000/library/alpine:3.10").as_deref(),
+            Some("alpine")
+        );
+        assert_eq!(found(&index, "mirror.example:5000/busybox:1.32.1"), None);
+        assert_eq!(found(&index, "busybox:1.32.1").as_deref(), Some("busybox"));
+        index.set_aliases(mirrors.clone());
+        assert_eq!(index.aliases(), &mirrors);
+        assert_eq!(found(&index, "alpine:3.10").as_deref(), Some("alpine"));
+        for s in &scans {
+            index.remove(s);
+        }
+        assert!(index.is_empty() && index.by_tag.is_empty() && index.by_digest.is_empty());
     }
 
     #[test]

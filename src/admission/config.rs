@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pod_security::Level;
 use crate::api::{DurationError, parse_duration};
+use crate::image::RegistryAliases;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -104,6 +105,10 @@ pub struct AdmissionConfig {
     /// decided again (true) or admitted with a warning when their image's verdict has turned.
     #[serde(default)]
     pub recheck_controller_pods: bool,
+    /// Registries that serve the same images as another (`mirror.example:5000: docker.io`):
+    /// an image pulled through one is decided as the image of the registry it mirrors.
+    #[serde(default)]
+    pub registry_aliases: RegistryAliases,
     #[serde(default)]
     pub exceptions: ExceptionRules,
     #[serde(default)]
@@ -138,6 +143,7 @@ impl Default for AdmissionConfig {
             trust_namespace_scans: false,
             controller_username: default_controller_username(),
             recheck_controller_pods: false,
+            registry_aliases: RegistryAliases::default(),
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
         }
@@ -327,6 +333,7 @@ mod tests {
         let config = AdmissionConfig::from_yaml(
             "defaultEnforcement: warn\nonError: warn\nonPending: allow\nonUnscanned: deny\n\
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
+             registryAliases: {mirror.example:5000: docker.io}\n\
              templates: {podSecurity: baseline, serviceAccount: scanner}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -342,6 +349,12 @@ mod tests {
         assert_eq!(config.origin("shop", "other"), None);
         assert_eq!(config.templates.pod_security, Level::Baseline);
         assert_eq!(config.templates.service_account, "scanner");
+        let mirrored = crate::image::ImageRef::parse("mirror.example:5000/busybox:1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.registry_aliases.canonicalize(&mirrored).to_string(),
+            "docker.io/library/busybox:1"
+        );
         assert_eq!(
             config.exception_max_duration().ok(),
             Some(Duration::from_secs(720 * 3600))
@@ -366,6 +379,18 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(bad_duration.unwrap_or_default().contains("maxDuration"));
+        let chain = AdmissionConfig::from_yaml(
+            "registryAliases: {a.example: b.example, b.example: docker.io}",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            chain.contains(
+                "registryAliases: \"a.example\" maps to \"b.example\", which is itself an alias"
+            ),
+            "{chain}"
+        );
         let empty_ns = AdmissionConfig::from_yaml("trustedScanNamespaces: ['']").err();
         assert!(matches!(empty_ns, Some(Error::EmptyNamespace)));
         let privileged = AdmissionConfig::from_yaml("templates: {podSecurity: privileged}")

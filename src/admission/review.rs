@@ -480,6 +480,57 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_containers_and_image_volumes_are_decided() {
+        let config = AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        };
+        let index = ScanIndex::default();
+        let pod = |spec: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}, "spec": spec});
+        let running = json!({"containers": [{"name": "app", "image": "a:1"}]});
+        let debugged = json!({"containers": [{"name": "app", "image": "a:1"}],
+                              "ephemeralContainers": [{"name": "debugger", "image": "busybox:1.32.1"}]});
+        // What `kubectl debug` sends: the Pod, through the ephemeralcontainers subresource.
+        let debug = decoded(&review(json!({
+            "uid": "u-4",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "subResource": "ephemeralcontainers",
+            "name": "p", "namespace": "ns", "operation": "UPDATE",
+            "userInfo": {"username": "alice"},
+            "object": pod(debugged), "oldObject": pod(running),
+        })));
+        let (response, _) = review_workload(&debug, &ctx(&config, &index));
+        assert!(!response.allowed);
+        let message = response.result.message;
+        assert!(
+            message.contains(
+                "ephemeral container \"debugger\": image docker.io/library/busybox:1.32.1"
+            ),
+            "{message}"
+        );
+        let volume = decoded(&review(json!({
+            "uid": "u-5",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "p", "namespace": "ns", "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": pod(json!({"containers": [{"name": "app", "image": "a:1"}],
+                                 "volumes": [{"name": "v", "image": {"reference": "docker.io/library/busybox:1.32.1"}}]})),
+        })));
+        let (response, _) = review_workload(&volume, &ctx(&config, &index));
+        assert!(!response.allowed);
+        assert!(
+            response
+                .result
+                .message
+                .contains("image volume \"v\": image docker.io/library/busybox:1.32.1"),
+            "{}",
+            response.result.message
+        );
+    }
+
+    #[test]
     fn warnings_are_admission_warnings() {
         let config = AdmissionConfig::default();
         let index = ScanIndex::default();

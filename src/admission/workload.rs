@@ -1,6 +1,8 @@
-//! The workload decision: may these containers' images run? One pure function serves the
-//! webhook (`/validate/workloads`) and `scangate check`.
+//! The workload decision: may the images of these pods run? One pure function serves the
+//! webhook (`/validate/workloads`) and `scangate check`. Every image a pod would pull is
+//! decided: its containers of every kind and its image volumes.
 
+use std::fmt;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -27,6 +29,15 @@ pub enum Error {
         kind: String,
         name: String,
         section: &'static str,
+        index: usize,
+    },
+    #[error(
+        "{kind} {name:?}: volumes[{index}] is not a volume with a name, or its image.reference \
+         is not a string"
+    )]
+    BadVolume {
+        kind: String,
+        name: String,
         index: usize,
     },
 }
@@ -60,17 +71,64 @@ pub fn pod_spec_path(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// The container lists of a PodSpec.
-const SECTIONS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+/// Where in a pod spec an image is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Place {
+    InitContainer,
+    Container,
+    EphemeralContainer,
+    /// A volume with an `image` source (`volumes[].image.reference`).
+    ImageVolume,
+}
 
-/// A container and the image it runs.
+impl Place {
+    /// The container lists of a PodSpec, in pod order.
+    const CONTAINERS: [Place; 3] = [
+        Place::InitContainer,
+        Place::Container,
+        Place::EphemeralContainer,
+    ];
+
+    /// The PodSpec field that lists it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Place::InitContainer => "initContainers",
+            Place::Container => "containers",
+            Place::EphemeralContainer => "ephemeralContainers",
+            Place::ImageVolume => "volumes",
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Place::InitContainer => "init container",
+            Place::Container => "container",
+            Place::EphemeralContainer => "ephemeral container",
+            Place::ImageVolume => "image volume",
+        })
+    }
+}
+
+/// An image a pod would pull: a container's, or an image volume's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Container {
+    pub place: Place,
+    /// The container's or the volume's name.
     pub name: String,
     pub image: String,
 }
 
-/// The containers of a workload object, in pod order (init, regular, ephemeral).
+impl Container {
+    /// `container "app"`, `image volume "v"`: how messages name it.
+    pub fn describe(&self) -> String {
+        format!("{} {:?}", self.place, self.name)
+    }
+}
+
+/// The images of a workload object, in pod order (init, regular and ephemeral containers, then
+/// image volumes).
 pub fn containers(kind: &str, object: &Value) -> Result<Vec<Container>> {
     let name = object
         .pointer("/metadata/name")
@@ -96,7 +154,8 @@ pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Co
             path,
         })?;
     let mut found = vec![];
-    for section in SECTIONS {
+    for place in Place::CONTAINERS {
+        let section = place.field();
         let Some(list) = spec.get(section).filter(|l| !l.is_null()) else {
             continue;
         };
@@ -112,6 +171,7 @@ pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Co
             let image = c.get("image").and_then(Value::as_str);
             match (container_name, image) {
                 (Some(n), Some(i)) => found.push(Container {
+                    place,
                     name: n.to_string(),
                     image: i.to_string(),
                 }),
@@ -119,10 +179,36 @@ pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Co
             }
         }
     }
+    let Some(volumes) = spec.get("volumes").filter(|l| !l.is_null()) else {
+        return Ok(found);
+    };
+    let bad = |index| Error::BadVolume {
+        kind: kind.to_string(),
+        name: name.clone(),
+        index,
+    };
+    for (index, volume) in volumes.as_array().ok_or_else(|| bad(0))?.iter().enumerate() {
+        let Some(source) = volume.get("image").filter(|i| !i.is_null()) else {
+            continue;
+        };
+        let volume_name = volume.get("name").and_then(Value::as_str);
+        match (volume_name, source.get("reference")) {
+            // A template may leave the reference to be filled in later; a Pod must name one
+            // (the apiserver checks), so the image is decided when the Pod is created.
+            (Some(_), None | Some(Value::Null)) => {}
+            (Some(_), Some(Value::String(reference))) if reference.is_empty() => {}
+            (Some(n), Some(Value::String(reference))) => found.push(Container {
+                place: Place::ImageVolume,
+                name: n.to_string(),
+                image: reference.clone(),
+            }),
+            _ => return Err(bad(index)),
+        }
+    }
     Ok(found)
 }
 
-/// Whether an update changes any container's image (an update that does not is admitted
+/// Whether an update changes any image of the pod spec (an update that does not is admitted
 /// without evaluation: scaling or relabelling a running workload is never blocked).
 pub fn images_changed(kind: &str, old: &Value, new: &Value) -> bool {
     match (containers(kind, old), containers(kind, new)) {
@@ -248,7 +334,8 @@ pub fn decide(ctx: &Context<'_>, containers: &[Container]) -> Decision {
 }
 
 fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
-    let image = match ImageRef::parse(&container.image) {
+    let who = container.describe();
+    let parsed = match ImageRef::parse(&container.image) {
         Ok(image) => image,
         Err(e) => {
             return ContainerVerdict {
@@ -257,14 +344,12 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                 state: ImageState::Invalid(e.to_string()),
                 exception: None,
                 action: Action::Deny,
-                reason: format!(
-                    "container {:?}: {e}; scangate cannot tell which scan applies",
-                    container.name
-                ),
+                reason: format!("{who}: {e}; scangate cannot tell which scan applies"),
             };
         }
     };
     let config = ctx.config;
+    let image = config.registry_aliases.canonicalize(&parsed);
     // An invalid bound cannot be loaded (the config is checked), and zero admits nothing.
     let max_duration = config.exception_max_duration().unwrap_or_default();
     let exceptions: Vec<&Exception> = ctx
@@ -279,22 +364,21 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let found = ctx
         .index
         .lookup(&image, |ns| config.origin(ctx.namespace, ns));
-    let name = &container.name;
     let judged = match found.trusted {
         None => Judged {
             action: config.on_unscanned,
             reason: format!(
-                "container {name:?}: image {image} has no trusted scan (trusted: {})",
+                "{who}: image {image} has no trusted scan (trusted: {})",
                 trusted_sources(config, ctx.namespace)
             ),
             exception: None,
         },
-        Some(scan) => judge(ctx, name, scan, Origin::Trusted, &exceptions),
+        Some(scan) => judge(ctx, &who, scan, Origin::Trusted, &exceptions),
     };
     // The namespace's own scans can only make it worse.
     let judged = match found.namespace {
         Some(scan) if matches!(scan.phase, Phase::Failed | Phase::Error) => {
-            let local = judge(ctx, name, scan, Origin::Namespace, &exceptions);
+            let local = judge(ctx, &who, scan, Origin::Namespace, &exceptions);
             if strictness(local.action) > strictness(judged.action) {
                 local
             } else {
@@ -343,7 +427,7 @@ fn strictness(action: Action) -> u8 {
 /// The verdict a scan gives, with its provenance in the reason.
 fn judge(
     ctx: &Context<'_>,
-    name: &str,
+    who: &str,
     scan: &IndexedScan,
     origin: Origin,
     exceptions: &[&Exception],
@@ -353,19 +437,19 @@ fn judge(
     let (action, reason) = match scan.phase {
         Phase::Completed => (
             Action::Allow,
-            format!("container {name:?}: image {} passed {which}", scan.image),
+            format!("{who}: image {} passed {which}", scan.image),
         ),
         Phase::Pending | Phase::Scanning => (
             config.on_pending,
             format!(
-                "container {name:?}: image {} is not scanned yet: {which} is {}",
+                "{who}: image {} is not scanned yet: {which} is {}",
                 scan.image, scan.phase
             ),
         ),
         Phase::Error => (
             config.on_error,
             format!(
-                "container {name:?}: image {} has {which} in phase Error; see `kubectl describe imagescan -n {} {}`",
+                "{who}: image {} has {which} in phase Error; see `kubectl describe imagescan -n {} {}`",
                 scan.image, scan.namespace, scan.name
             ),
         ),
@@ -375,7 +459,7 @@ fn judge(
                 Some(e) => Judged {
                     action: Action::Allow,
                     reason: format!(
-                        "container {name:?}: image {} failed {which} but is {}",
+                        "{who}: image {} failed {which} but is {}",
                         scan.image,
                         admitted_by(e, max_duration)
                     ),
@@ -383,7 +467,7 @@ fn judge(
                 },
                 None => Judged {
                     action: Action::Deny,
-                    reason: failed_reason(name, scan, &which),
+                    reason: failed_reason(who, scan, &which),
                     exception: None,
                 },
             };
@@ -455,15 +539,13 @@ fn covering_exception<'e>(
     })
 }
 
-fn failed_reason(container: &str, scan: &IndexedScan, which: &str) -> String {
+/// `who` names the container or volume (`container "app"`).
+fn failed_reason(who: &str, scan: &IndexedScan, which: &str) -> String {
     let policy = scan
         .policy
         .as_deref()
         .map_or_else(String::new, |p| format!(" (policy {}/{p})", scan.namespace));
-    let mut reason = format!(
-        "container {container:?}: image {} failed {which}{policy}",
-        scan.image
-    );
+    let mut reason = format!("{who}: image {} failed {which}{policy}", scan.image);
     if !scan.violations.is_empty() {
         let shown: Vec<String> = scan
             .violations
@@ -555,6 +637,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, image)| Container {
+                place: Place::Container,
                 name: format!("c{i}"),
                 image: image.to_string(),
             })
@@ -869,11 +952,251 @@ mod tests {
         );
     }
 
+    mod identity {
+        //! One identity per image, at the decision: every spelling of the Failed image is the
+        //! Failed image; nothing but the clean image gets the clean image's verdict.
+        use super::*;
+        use crate::image::RegistryAliases;
+        use proptest::prelude::*;
+
+        const FAILED: &str =
+            "sha256:f000000000000000000000000000000000000000000000000000000000000001";
+        const CLEAN: &str =
+            "sha256:c000000000000000000000000000000000000000000000000000000000000002";
+        const OTHER: &str =
+            "sha256:0000000000000000000000000000000000000000000000000000000000000003";
+
+        fn scanned(name: &str, image: &str, digest: &str, phase: Phase) -> ImageScan {
+            let mut s = scan(
+                "ns",
+                name,
+                image,
+                phase,
+                usize::from(phase == Phase::Failed),
+            );
+            if let Some(artifact) = s.status.as_mut().and_then(|st| st.artifact.as_mut()) {
+                artifact.registry = Some(RegistryArtifact {
+                    image: format!("{image}@{digest}"),
+                });
+            }
+            s
+        }
+
+        fn world() -> World {
+            let config = AdmissionConfig {
+                registry_aliases: serde_yaml::from_str::<RegistryAliases>(
+                    "{mirror.example:5000: docker.io}",
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+                // The scans are the namespace's own, trusted there.
+                trust_namespace_scans: true,
+                ..AdmissionConfig::default()
+            };
+            let scans = [
+                scanned("busybox", "busybox:1.32.1", FAILED, Phase::Failed),
+                scanned("alpine", "alpine:3.10", CLEAN, Phase::Completed),
+            ];
+            World {
+                index: ScanIndex::with_aliases(config.registry_aliases.clone(), &scans),
+                config,
+                exceptions: vec![],
+            }
+        }
+
+        fn verdict_of(world: &World, place: Place, image: &str) -> ContainerVerdict {
+            let ctx = Context {
+                config: &world.config,
+                index: &world.index,
+                exceptions: &world.exceptions,
+                namespace: "ns",
+                enforcement: Enforcement::Enforce,
+                now: Timestamp::UNIX_EPOCH,
+            };
+            let image = Container {
+                place,
+                name: "x".into(),
+                image: image.into(),
+            };
+            decide(&ctx, &[image]).verdicts.remove(0)
+        }
+
+        fn scan_of(v: &ContainerVerdict) -> Option<(&str, Phase)> {
+            match &v.state {
+                ImageState::Scanned(s) => Some((s.name.as_str(), s.phase)),
+                _ => None,
+            }
+        }
+
+        const HUB_NAMES: [&str; 5] = [
+            "",
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "mirror.example:5000",
+        ];
+
+        fn place() -> impl Strategy<Value = Place> {
+            prop_oneof![
+                Just(Place::InitContainer),
+                Just(Place::Container),
+                Just(Place::EphemeralContainer),
+                Just(Place::ImageVolume),
+            ]
+        }
+
+        /// `registry` spelled with the case of each letter from `upper`, and `:443` if `port`.
+        fn host(registry: &str, upper: &[bool], port: bool) -> String {
+            let mut s: String = registry
+                .chars()
+                .zip(upper.iter().chain(std::iter::repeat(&false)))
+                .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            if port && !s.is_empty() && !s.contains(':') {
+                s.push_str(":443");
+            }
+            if !s.is_empty() {
+                s.push('/');
+            }
+            s
+        }
+
+        /// A reference to a repository of any registry, by tag, digest or both.
+        #[derive(Clone, Debug)]
+        struct Reference {
+            registry: &'static str,
+            upper: Vec<bool>,
+            port: bool,
+            repository: &'static str,
+            tag: Option<&'static str>,
+            digest: Option<&'static str>,
+        }
+
+        impl Reference {
+            fn spelled(&self) -> String {
+                let mut s = host(self.registry, &self.upper, self.port);
+                s.push_str(self.repository);
+                if let Some(t) = self.tag {
+                    s.push(':');
+                    s.push_str(t);
+                }
+                if let Some(d) = self.digest {
+                    s.push('@');
+                    s.push_str(d);
+                }
+                s
+            }
+
+            /// Whether the runtime would pull the clean image: Docker Hub's `library/alpine`,
+            /// by the clean digest, or by tag 3.10 when there is no digest.
+            fn is_clean_image(&self) -> bool {
+                HUB_NAMES.contains(&self.registry)
+                    && matches!(self.repository, "alpine" | "library/alpine")
+                    && match self.digest {
+                        Some(d) => d == CLEAN,
+                        None => self.tag.unwrap_or("latest") == "3.10",
+                    }
+            }
+        }
+
+        fn reference() -> impl Strategy<Value = Reference> {
+            (
+                prop::sample::select(
+                    [
+                        &HUB_NAMES[..],
+                        &["ghcr.io", "quay.io", "other.example", "mirror.example"],
+                    ]
+                    .concat(),
+                ),
+                prop::collection::vec(any::<bool>(), 0..24),
+                any::<bool>(),
+                prop::sample::select(vec![
+                    "alpine",
+                    "library/alpine",
+                    "alpine-x",
+                    "team/alpine",
+                    "library/alpine/x",
+                    "library/busybox",
+                ]),
+                prop::option::of(prop::sample::select(vec![
+                    "3.10", "3.1", "3.10.1", "latest", "3.10-r1",
+                ])),
+                prop::option::of(prop::sample::select(vec![CLEAN, OTHER, FAILED])),
+            )
+                .prop_map(|(registry, upper, port, repository, tag, digest)| {
+                    Reference {
+                        registry,
+                        upper,
+                        port,
+                        repository,
+                        tag,
+                        digest,
+                    }
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn every_spelling_of_the_failed_image_is_failed(
+                name in prop::sample::select(HUB_NAMES.to_vec()),
+                upper in prop::collection::vec(any::<bool>(), 0..24),
+                port in any::<bool>(),
+                library in any::<bool>(),
+                pin in 0..3u8,
+                tag in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}",
+                place in place(),
+            ) {
+                let mut image = host(name, &upper, port);
+                image.push_str(if library { "library/busybox" } else { "busybox" });
+                match pin {
+                    0 => image.push_str(":1.32.1"),
+                    1 => image.push_str(&format!("@{FAILED}")),
+                    _ => image.push_str(&format!(":{tag}@{FAILED}")),
+                }
+                let v = verdict_of(&world(), place, &image);
+                prop_assert_eq!(v.action, Action::Deny, "{}: {}", image, v.reason);
+                prop_assert_eq!(scan_of(&v), Some(("busybox", Phase::Failed)), "{}", image);
+                let expected = format!("{place} \"x\": image docker.io/library/busybox:1.32.1@{FAILED} failed trusted scan ns/busybox");
+                prop_assert!(v.reason.starts_with(&expected), "{}: {}", image, v.reason);
+            }
+
+            #[test]
+            fn only_the_clean_image_gets_the_clean_verdict(
+                r in reference(),
+                place in place(),
+            ) {
+                let image = r.spelled();
+                let v = verdict_of(&world(), place, &image);
+                let clean = scan_of(&v) == Some(("alpine", Phase::Completed));
+                prop_assert_eq!(clean, r.is_clean_image(), "{}: {}", image, v.reason);
+                prop_assert_eq!(clean, v.action == Action::Allow, "{}: {}", image, v.reason);
+            }
+        }
+
+        /// The runtime pulls the digest, so the clean tag beside a digest nobody scanned is an
+        /// unscanned image (issue 11).
+        #[test]
+        fn an_unscanned_digest_beside_the_clean_tag_is_unscanned() {
+            let world = world();
+            for image in [
+                format!("alpine:3.10@{OTHER}"),
+                format!("REGISTRY-1.docker.io:443/alpine:3.10@{OTHER}"),
+                format!("mirror.example:5000/library/alpine:3.10@{OTHER}"),
+            ] {
+                let v = verdict_of(&world, Place::Container, &image);
+                assert_eq!(v.state, ImageState::Unscanned, "{image}: {}", v.reason);
+            }
+        }
+    }
+
     #[test]
     fn containers_of_every_workload_kind() {
         let spec = json!({"initContainers": [{"name": "i", "image": "init:1"}],
                           "containers": [{"name": "c", "image": "app:1"}],
-                          "ephemeralContainers": [{"name": "e", "image": "debug:1"}]});
+                          "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
+                          "volumes": [{"name": "data", "emptyDir": {}},
+                                      {"name": "v", "image": {"reference": "models:1", "pullPolicy": "IfNotPresent"}},
+                                      {"name": "later", "image": {"pullPolicy": "Always"}},
+                                      {"name": "unset", "image": {"reference": ""}}]});
         let objects = [
             ("Pod", json!({"metadata": {"name": "p"}, "spec": spec})),
             ("Deployment", json!({"spec": {"template": {"spec": spec}}})),
@@ -892,12 +1215,80 @@ mod tests {
         ];
         assert_eq!(objects.len(), WORKLOAD_KINDS.len());
         for (kind, object) in objects {
-            let images: Vec<String> = containers(kind, &object)
+            let found: Vec<(String, String)> = containers(kind, &object)
                 .unwrap_or_else(|e| panic!("{kind}: {e}"))
-                .into_iter()
-                .map(|c| c.image)
+                .iter()
+                .map(|c| (c.describe(), c.image.clone()))
                 .collect();
-            assert_eq!(images, ["init:1", "app:1", "debug:1"], "{kind}");
+            let expected = [
+                ("init container \"i\"", "init:1"),
+                ("container \"c\"", "app:1"),
+                ("ephemeral container \"e\"", "debug:1"),
+                ("image volume \"v\"", "models:1"),
+            ]
+            .map(|(w, i)| (w.to_string(), i.to_string()));
+            assert_eq!(found, expected, "{kind}");
+            // The image volume is decided like a container, in every kind.
+            let world = World::new(&[scan("ns", "models", "models:1", Phase::Failed, 1)]);
+            let ctx = Context {
+                config: &world.config,
+                index: &world.index,
+                exceptions: &world.exceptions,
+                namespace: "ns",
+                enforcement: Enforcement::Enforce,
+                now: Timestamp::UNIX_EPOCH,
+            };
+            let images = containers(kind, &object).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let d = decide(&ctx, &images);
+            assert!(!d.allowed, "{kind}");
+            let message = d.message.unwrap_or_default();
+            assert!(
+                message.contains("image volume \"v\": image docker.io/library/models:1@"),
+                "{kind}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_name_the_place_of_the_image() {
+        let world = World::new(&[scan("ns", "bad", "bad:1", Phase::Failed, 1)]);
+        let ctx = Context {
+            config: &world.config,
+            index: &world.index,
+            exceptions: &world.exceptions,
+            namespace: "ns",
+            enforcement: Enforcement::Enforce,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        for (place, expected) in [
+            (Place::InitContainer, "init container \"x\": image"),
+            (Place::Container, "container \"x\": image"),
+            (
+                Place::EphemeralContainer,
+                "ephemeral container \"x\": image",
+            ),
+            (Place::ImageVolume, "image volume \"x\": image"),
+        ] {
+            let image = Container {
+                place,
+                name: "x".into(),
+                image: "bad:1".into(),
+            };
+            let d = decide(&ctx, std::slice::from_ref(&image));
+            assert!(
+                d.message.as_deref().unwrap_or_default().contains(expected),
+                "{place}: {:?}",
+                d.message
+            );
+            let unscanned = Container {
+                image: "Not Valid".into(),
+                ..image
+            };
+            assert!(
+                decide(&ctx, &[unscanned]).verdicts[0]
+                    .reason
+                    .starts_with(&expected[..expected.len() - ": image".len()])
+            );
         }
     }
 
@@ -925,6 +1316,31 @@ mod tests {
             no_image.err().map(|e| e.to_string()),
             Some("Pod \"p\": containers[0] is not a container with a name and an image".into())
         );
+        let pod = |volumes: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [], "volumes": volumes}});
+        for bad in [
+            json!({"name": "v"}),
+            json!([{"image": {"reference": "a:1"}}]),
+            json!([{"name": "v", "image": {"reference": 7}}]),
+        ] {
+            let error = containers("Pod", &pod(bad.clone()));
+            assert!(
+                matches!(error, Err(Error::BadVolume { .. })),
+                "{bad}: {error:?}"
+            );
+        }
+        assert_eq!(
+            containers(
+                "Pod",
+                &pod(json!([{"name": "v", "image": {"reference": 7}}]))
+            )
+            .err()
+            .map(|e| e.to_string()),
+            Some(
+                "Pod \"p\": volumes[0] is not a volume with a name, or its image.reference is \
+                 not a string"
+                    .into()
+            )
+        );
     }
 
     #[test]
@@ -932,5 +1348,11 @@ mod tests {
         let d = |image: &str, replicas: i32| json!({"spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
         assert!(!images_changed("Deployment", &d("a:1", 1), &d("a:1", 5)));
         assert!(images_changed("Deployment", &d("a:1", 1), &d("a:2", 1)));
+        let v = |reference: &str| json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a:1"}], "volumes": [{"name": "v", "image": {"reference": reference}}]}}}});
+        assert!(!images_changed("Deployment", &v("m:1"), &v("m:1")));
+        assert!(images_changed("Deployment", &v("m:1"), &v("m:2")));
+        assert!(images_changed("Deployment", &d("a:1", 1), &v("m:1")));
+        let e = |image: &str| json!({"spec": {"containers": [{"name": "c", "image": "a:1"}], "ephemeralContainers": [{"name": "debug", "image": image}]}});
+        assert!(images_changed("Pod", &e("a:1"), &e("busybox:1")));
     }
 }

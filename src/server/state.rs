@@ -82,8 +82,8 @@ fn key(meta: &kube::core::ObjectMeta) -> ScanKey {
 impl WebhookState {
     pub fn new(config: AdmissionConfig) -> Self {
         WebhookState {
+            scans: RwLock::new(ScanIndex::with_aliases(config.registry_aliases.clone(), [])),
             config: RwLock::new(Arc::new(config)),
-            scans: RwLock::default(),
             exceptions: RwLock::default(),
             exception_list: RwLock::default(),
             namespace_modes: RwLock::default(),
@@ -98,7 +98,12 @@ impl WebhookState {
         read(&self.config).clone()
     }
 
+    /// Installs a new config; new registry aliases key the scan index again.
     pub fn set_config(&self, config: AdmissionConfig) {
+        if self.scans().aliases() != &config.registry_aliases {
+            let aliases = config.registry_aliases.clone();
+            write(&self.scans, |index| index.set_aliases(aliases));
+        }
         write(&self.config, |c| *c = Arc::new(config));
         Readiness::set(&self.ready.config);
     }
@@ -136,7 +141,9 @@ impl WebhookState {
     // or files) and marks that part ready.
 
     pub fn replace_scans(&self, scans: &[ImageScan]) {
-        write(&self.scans, |index| *index = ScanIndex::new(scans));
+        write(&self.scans, |index| {
+            *index = ScanIndex::with_aliases(index.aliases().clone(), scans)
+        });
         self.metrics.index_scans.set(self.scans().len() as i64);
         Readiness::set(&self.ready.scans);
     }
@@ -252,5 +259,58 @@ impl WebhookState {
         write(&self.policies, |set| {
             set.remove(&key(meta));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::config::Origin;
+    use crate::api::{ImageScanSpec, RegistrySpec};
+    use crate::image::ImageRef;
+
+    #[test]
+    fn new_registry_aliases_key_the_index_again() {
+        let state = WebhookState::new(AdmissionConfig::default());
+        let mut scan = ImageScan::new(
+            "busybox",
+            ImageScanSpec {
+                registry: RegistrySpec {
+                    image: "mirror.example:5000/library/busybox:1.32.1".into(),
+                    image_pull_secret: None,
+                },
+                scan: Default::default(),
+            },
+        );
+        scan.metadata.namespace = Some("a".into());
+        state.replace_scans(&[scan]);
+        let hub = ImageRef::parse("busybox:1.32.1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            state
+                .scans()
+                .lookup(&hub, |_| Some(Origin::Trusted))
+                .trusted
+                .is_none()
+        );
+        let config =
+            AdmissionConfig::from_yaml("registryAliases: {mirror.example:5000: docker.io}")
+                .unwrap_or_else(|e| panic!("{e}"));
+        state.set_config(config.clone());
+        assert!(
+            state
+                .scans()
+                .lookup(&hub, |_| Some(Origin::Trusted))
+                .trusted
+                .is_some()
+        );
+        assert_eq!(state.scans().aliases(), &config.registry_aliases);
+        state.set_config(AdmissionConfig::default());
+        assert!(
+            state
+                .scans()
+                .lookup(&hub, |_| Some(Origin::Trusted))
+                .trusted
+                .is_none()
+        );
     }
 }
