@@ -95,8 +95,8 @@ pub enum Error {
         addr: SocketAddr,
         cause: std::io::Error,
     },
-    #[error("the policy evaluation task failed: {0}")]
-    Join(String),
+    #[error(transparent)]
+    PolicySandbox(#[from] crate::sandbox::Error),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -159,7 +159,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
             job_ttl: args.job_ttl,
         },
         store,
-        policies: policy::PolicyCache::default(),
+        policies: policy::PolicyCache::new(crate::sandbox::Sandbox::for_this_program(
+            args.policy.limits(),
+        )?),
         metrics: metrics.clone(),
         recorder: Recorder::new(
             client.clone(),

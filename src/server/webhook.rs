@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use tracing::{Span, field};
+use tracing::{Instrument, Span, field};
 
 use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
 use super::state::WebhookState;
 use crate::admission::review::{self, Rejection};
 use crate::admission::scanning::{self, Verdict};
 use crate::admission::workload::Context;
+use crate::sandbox::Sandbox;
 
 /// Shared with every handler.
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub state: Arc<WebhookState>,
     /// The largest body read; larger ones are refused with a clear error.
     pub max_body_bytes: usize,
+    /// Where ScanPolicy Rego is checked: worker processes, off the async runtime.
+    pub policies: Arc<Sandbox>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -153,11 +156,40 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     respond(response)
 }
 
-/// The admission check of a ScanPolicy: compile it and run it on sample reports.
-fn check_policy(name: &str, rego: &str) -> Result<(), String> {
-    crate::policy::check_contract(&format!("{name}.rego"), rego)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// The admission check of a created or updated ScanPolicy's Rego, in a policy worker (bounded
+/// in time, memory and concurrency); `None` for anything else. Awaited before the pure review,
+/// which gets its result.
+async fn check_policy(
+    app: &AppState,
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<&serde_json::Value>,
+) -> Option<Result<(), String>> {
+    let is_write = matches!(req.operation, Operation::Create | Operation::Update);
+    if req.kind.kind != "ScanPolicy" || !is_write {
+        return None;
+    }
+    let rego = object?.pointer("/spec/regoFile")?.as_str()?;
+    let name = crate::policy::source_name(
+        req.namespace.as_deref().unwrap_or_default(),
+        &object_name(req, object),
+    );
+    let checked = app.policies.check(&name, rego).await;
+    if let Err(e) = &checked {
+        tracing::info!(policy = %name, error = %e, "ScanPolicy refused by its check");
+    }
+    Some(checked.map_err(|e| e.to_string()))
+}
+
+/// The object's name, else the request's.
+fn object_name(
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<&serde_json::Value>,
+) -> String {
+    object
+        .and_then(|object| object.pointer("/metadata/name"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(&req.name)
+        .to_string()
 }
 
 impl scanning::Names for WebhookState {
@@ -177,23 +209,23 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
     };
     let started = Instant::now();
     let span = admission_span(Endpoint::validate_scanning, &req);
+    let object = review::object_json(req.object.as_ref());
+    let policy_check = check_policy(&app, &req, object.as_ref())
+        .instrument(span.clone())
+        .await;
     let _entered = span.enter();
     let kind = req.kind.kind.clone();
-    let (response, verdict) = match (&req.operation, review::object_json(req.object.as_ref())) {
+    let (response, verdict) = match (&req.operation, object) {
         (Operation::Create | Operation::Update, Some(object)) => {
             let config = app.state.config();
             let namespace = req.namespace.clone().unwrap_or_default();
-            let name = object
-                .pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or(&req.name)
-                .to_string();
+            let name = object_name(&req, Some(&object));
             let ctx = scanning::Context {
                 config: &config,
                 names: app.state.as_ref(),
                 namespace: &namespace,
                 now: jiff::Timestamp::now(),
-                check_policy: &check_policy,
+                policy_check,
             };
             match scanning::review(&kind, &name, &object, &ctx) {
                 Verdict::Allowed { warnings } => {
