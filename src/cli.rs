@@ -76,7 +76,8 @@ pub struct PolicyLimitArgs {
     #[arg(long, env = "SCANGATE_POLICY_CONCURRENCY", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub policy_concurrency: u16,
-    /// Policy checks that may wait for a free slot; more are refused at once ("retry").
+    /// Policy checks that may wait for a free slot; more are refused at once ("retry"). The
+    /// controller's queue is at least twice its --concurrency, so its reconciles always wait.
     #[arg(long, env = "SCANGATE_POLICY_QUEUE", default_value_t = 4)]
     pub policy_queue: u16,
 }
