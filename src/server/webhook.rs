@@ -156,6 +156,44 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     respond(response)
 }
 
+/// What the admission of an object asks of the policy sandbox.
+#[derive(Debug, PartialEq, Eq)]
+enum PolicyWork<'a> {
+    /// Nothing: not a ScanPolicy being written, or no Rego to check (the review says why).
+    None,
+    /// An update that keeps the Rego (labels, annotations, a re-apply): it was checked when it
+    /// was written.
+    Unchanged,
+    /// Check this Rego.
+    Check(&'a str),
+}
+
+/// Decides what a scanning review needs from the policy sandbox.
+fn policy_work<'a>(
+    kind: &str,
+    operation: &Operation,
+    object: Option<&'a serde_json::Value>,
+    old_object: Option<&serde_json::Value>,
+) -> PolicyWork<'a> {
+    let rego_of = |object: Option<&'a serde_json::Value>| {
+        object?
+            .pointer("/spec/regoFile")
+            .and_then(serde_json::Value::as_str)
+    };
+    let old_rego = old_object
+        .and_then(|old| old.pointer("/spec/regoFile"))
+        .and_then(serde_json::Value::as_str);
+    match (kind, operation, rego_of(object)) {
+        ("ScanPolicy", Operation::Update, Some(rego)) if old_rego == Some(rego) => {
+            PolicyWork::Unchanged
+        }
+        ("ScanPolicy", Operation::Create | Operation::Update, Some(rego)) => {
+            PolicyWork::Check(rego)
+        }
+        _ => PolicyWork::None,
+    }
+}
+
 /// The admission check of a created or updated ScanPolicy's Rego, in a policy worker (bounded
 /// in time, memory and concurrency); `None` for anything else. Awaited before the pure review,
 /// which gets its result.
@@ -164,11 +202,12 @@ async fn check_policy(
     req: &AdmissionRequest<DynamicObject>,
     object: Option<&serde_json::Value>,
 ) -> Option<Result<(), String>> {
-    let is_write = matches!(req.operation, Operation::Create | Operation::Update);
-    if req.kind.kind != "ScanPolicy" || !is_write {
-        return None;
-    }
-    let rego = object?.pointer("/spec/regoFile")?.as_str()?;
+    let old_object = review::object_json(req.old_object.as_ref());
+    let rego = match policy_work(&req.kind.kind, &req.operation, object, old_object.as_ref()) {
+        PolicyWork::None => return None,
+        PolicyWork::Unchanged => return Some(Ok(())),
+        PolicyWork::Check(rego) => rego,
+    };
     let name = crate::policy::source_name(
         req.namespace.as_deref().unwrap_or_default(),
         &object_name(req, object),
@@ -278,4 +317,62 @@ async fn mutate_scan_status(State(app): State<AppState>, body: Body) -> Response
         started,
     );
     respond(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_new_rego_of_a_scanpolicy_is_checked() {
+        let policy = |rego: &str| json!({"spec": {"regoFile": rego}});
+        let (a, b) = (policy("package main"), policy("package main\n"));
+        let no_rego = json!({"spec": {}});
+        let cases = [
+            (
+                "ScanPolicy",
+                Operation::Create,
+                &a,
+                None,
+                PolicyWork::Check("package main"),
+            ),
+            (
+                "ScanPolicy",
+                Operation::Update,
+                &a,
+                Some(&a),
+                PolicyWork::Unchanged,
+            ),
+            (
+                "ScanPolicy",
+                Operation::Update,
+                &b,
+                Some(&a),
+                PolicyWork::Check("package main\n"),
+            ),
+            ("ScanPolicy", Operation::Delete, &a, None, PolicyWork::None),
+            (
+                "ScanTemplate",
+                Operation::Create,
+                &a,
+                None,
+                PolicyWork::None,
+            ),
+            (
+                "ScanPolicy",
+                Operation::Create,
+                &no_rego,
+                None,
+                PolicyWork::None,
+            ),
+        ];
+        for (kind, operation, new, old, expected) in cases {
+            assert_eq!(
+                policy_work(kind, &operation, Some(new), old),
+                expected,
+                "{kind} {operation:?}"
+            );
+        }
+    }
 }
