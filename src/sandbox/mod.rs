@@ -16,7 +16,8 @@
 //!   count, unlike `RLIMIT_AS`), so an allocation past it fails and the worker aborts;
 //! - **CPU time**: `RLIMIT_CPU`, the time limit rounded up to whole seconds plus one second,
 //!   as a backstop should the parent not be there to kill it;
-//! - **core dumps**: none (`RLIMIT_CORE` 0).
+//! - **core dumps**: none (`RLIMIT_CORE` 0);
+//! - **OOM score**: `oom_score_adj` 1000, so a container out of memory loses a worker first.
 //!
 //! The parent ([`Sandbox`]) kills a worker still running at the wall-clock time limit, runs at
 //! most `concurrency` workers at once with at most `queue` more waiting, and refuses anything

@@ -62,8 +62,11 @@ pub fn run(limits: WorkerLimits) -> ExitCode {
     }
 }
 
-/// Lowers this process's memory, CPU and core-dump limits.
+/// Lowers this process's memory, CPU and core-dump limits, and makes it the OOM killer's first
+/// choice, before the webhook or the controller, should the container run out of memory.
 fn set_limits(limits: &WorkerLimits) -> std::io::Result<()> {
+    // Best effort: without /proc (not Linux, or not mounted) the rlimits still hold.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     rlimit::setrlimit(Resource::CORE, 0, 0)?;
     rlimit::setrlimit(
         Resource::CPU,
