@@ -1,7 +1,8 @@
 //! No policy can stop the gate (*Trust model* point 8), on a real kube-apiserver: while hostile
 //! ScanPolicies are refused (a memory bomb, a CPU bomb, twenty CPU-heavy policies at once), a
 //! loop of workload admissions keeps getting the webhook's answer, and the webhook process
-//! stays the same and alive.
+//! stays the same and alive. Everything is done as a tenant: a user with the built-in `edit`
+//! role and scangate's `scangate-edit` in its namespace, which may write ScanPolicies there.
 
 mod common;
 
@@ -60,6 +61,17 @@ fn hostile_policies_are_refused_while_workloads_keep_being_reviewed() {
     let Some(cluster) = cluster() else { return };
     let mut env = Enforced::start(cluster, "e2e-policy-iso", &[]);
     let pid = env.webhook.pid();
+    let tenant = format!("tenant-{}", env.ns.name);
+    for role in ["edit", "scangate-edit"] {
+        env.ns.kubectl_ok(&[
+            "create",
+            "rolebinding",
+            &format!("tenant-{role}"),
+            &format!("--clusterrole={role}"),
+            &format!("--user={tenant}"),
+        ]);
+    }
+    let as_tenant = format!("--as={tenant}");
 
     // The loop of workload admissions: an unscanned image, warned by the webhook.
     let stop = Arc::new(AtomicBool::new(false));
@@ -67,6 +79,7 @@ fn hostile_policies_are_refused_while_workloads_keep_being_reviewed() {
     let workloads = {
         let (stop, reviewed) = (stop.clone(), reviewed.clone());
         let ns = env.ns.name.clone();
+        let as_tenant = as_tenant.clone();
         let manifest = deployment("app", "registry.example/app:1");
         std::thread::spawn(move || {
             let mut unanswered = Vec::new();
@@ -75,7 +88,7 @@ fn hostile_policies_are_refused_while_workloads_keep_being_reviewed() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let out = cluster.apply(&manifest, &["-n", &ns, "--dry-run=server"]);
+                let out = cluster.apply(&manifest, &["-n", &ns, &as_tenant, "--dry-run=server"]);
                 let text = stderr(&out);
                 if webhook_unanswered(&text) || !text.contains("has no scan") {
                     unanswered.push(text);
@@ -89,7 +102,7 @@ fn hostile_policies_are_refused_while_workloads_keep_being_reviewed() {
     let apply = |name: &str, body: &str| {
         let out = cluster.apply(
             &policy(name, body),
-            &["-n", &env.ns.name, "--dry-run=server"],
+            &["-n", &env.ns.name, &as_tenant, "--dry-run=server"],
         );
         assert!(!out.status.success(), "{name} was admitted");
         stderr(&out)
@@ -107,9 +120,10 @@ fn hostile_policies_are_refused_while_workloads_keep_being_reviewed() {
     let heavy: Vec<_> = (0..20)
         .map(|i| {
             let ns = env.ns.name.clone();
+            let as_tenant = as_tenant.clone();
             let manifest = policy(&format!("heavy-{i}"), &cpu_heavy(i));
             std::thread::spawn(move || {
-                let out = cluster.apply(&manifest, &["-n", &ns, "--dry-run=server"]);
+                let out = cluster.apply(&manifest, &["-n", &ns, &as_tenant, "--dry-run=server"]);
                 (out.status.success(), stderr(&out))
             })
         })
