@@ -56,6 +56,69 @@ pub enum Command {
     Certs(CertsArgs),
     /// Print the webhook configurations (validating and mutating) as YAML.
     WebhookConfig(WebhookConfigArgs),
+    /// Internal: check or evaluate one policy read from stdin, under OS limits (started by the
+    /// webhook and the controller, one process per policy check).
+    #[command(hide = true)]
+    PolicyWorker(PolicyWorkerArgs),
+}
+
+/// The limits of ScanPolicy checks and evaluations: each runs in its own worker process.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyLimitArgs {
+    /// Memory one policy check or evaluation may allocate, in MiB (its process's RLIMIT_DATA).
+    #[arg(long, env = "SCANGATE_POLICY_MEMORY_LIMIT_MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(16..=65536))]
+    pub policy_memory_limit_mib: u64,
+    /// Wall-clock time one policy check or evaluation may take; its process is killed then.
+    #[arg(long, env = "SCANGATE_POLICY_TIME_LIMIT", default_value = "2s", value_parser = duration)]
+    pub policy_time_limit: Duration,
+    /// Policy checks and evaluations running at once.
+    #[arg(long, env = "SCANGATE_POLICY_CONCURRENCY", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub policy_concurrency: u16,
+    /// Policy checks that may wait for a free slot; more are refused at once ("retry"). The
+    /// controller's queue is at least twice its --concurrency, so its reconciles always wait.
+    #[arg(long, env = "SCANGATE_POLICY_QUEUE", default_value_t = 4)]
+    pub policy_queue: u16,
+}
+
+impl PolicyLimitArgs {
+    /// The sandbox's limits.
+    #[must_use]
+    pub fn limits(&self) -> crate::sandbox::Limits {
+        crate::sandbox::Limits {
+            memory_bytes: self.policy_memory_limit_mib.saturating_mul(1024 * 1024),
+            time: self.policy_time_limit,
+            concurrency: usize::from(self.policy_concurrency),
+            queue: usize::from(self.policy_queue),
+        }
+    }
+}
+
+/// The limits a policy worker sets on itself before reading its request.
+#[derive(Debug, Args)]
+pub struct PolicyWorkerArgs {
+    /// RLIMIT_DATA, in bytes.
+    #[arg(long, env = "SCANGATE_POLICY_WORKER_MEMORY_BYTES")]
+    pub memory_bytes: u64,
+    /// RLIMIT_CPU (soft; the hard limit is one second more), in seconds.
+    #[arg(long, env = "SCANGATE_POLICY_WORKER_CPU_SECONDS")]
+    pub cpu_seconds: u64,
+    /// regorus's own time limit of one evaluation, in milliseconds.
+    #[arg(long, env = "SCANGATE_POLICY_WORKER_TIME_LIMIT_MS")]
+    pub time_limit_ms: u64,
+}
+
+impl PolicyWorkerArgs {
+    /// The worker's limits.
+    #[must_use]
+    pub fn limits(&self) -> crate::sandbox::worker::WorkerLimits {
+        crate::sandbox::worker::WorkerLimits {
+            memory_bytes: self.memory_bytes,
+            cpu_seconds: self.cpu_seconds,
+            time: Duration::from_millis(self.time_limit_ms),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +191,8 @@ pub struct WebhookArgs {
     /// The largest AdmissionReview body accepted (the apiserver sends at most a few MiB).
     #[arg(long, env = "SCANGATE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub policy: PolicyLimitArgs,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -187,6 +252,8 @@ pub struct ControllerArgs {
     /// exception rules, read once at start. Without it, the defaults.
     #[arg(long, env = "SCANGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyLimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +359,7 @@ mod tests {
             Ok(Command::Webhook(args)) => {
                 assert_eq!(args.listen.port(), 9443);
                 assert_eq!(args.tls_cert, PathBuf::from("a.crt"));
+                assert_eq!(args.policy.limits(), crate::sandbox::Limits::default());
             }
             other => panic!("{other:?}"),
         }

@@ -16,5 +16,6 @@ pub mod image;
 pub mod index;
 pub mod policy;
 pub mod report;
+pub mod sandbox;
 pub mod server;
 pub mod webhooks;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::PolicyWorker(args) => Ok(scangate::sandbox::worker::run(args.limits())),
         Command::Crds => {
             let yaml = scangate::api::crds_yaml().context("rendering the CRDs as YAML")?;
             print!("{yaml}");

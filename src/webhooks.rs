@@ -10,7 +10,9 @@
 //!   policies) apply in every namespace.
 //! - `timeoutSeconds`: 5 for workloads (decisions are in-memory lookups, well under a
 //!   millisecond; 5 s only covers a slow network), 10 for scanning objects (a ScanPolicy is
-//!   compiled and run on sample reports, each run bounded at 1 s), 5 for status.
+//!   checked in a policy worker killed at `--policy-time-limit`, 2 s by default, with at most
+//!   `--policy-concurrency` 2 running and `--policy-queue` 4 waiting, so the longest check ends
+//!   within three rounds, about 6 s; raise the time limit and this together), 5 for status.
 //! - `sideEffects: None`: the webhook only decides; dry-run requests are answered the same.
 //! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
 

@@ -49,20 +49,8 @@ impl scangate::admission::scanning::Names for NoNames {
 fn the_sample_templates_and_policy_pass_admission() {
     use scangate::admission::config::AdmissionConfig;
     use scangate::admission::scanning::{Context, Verdict, review};
+    use scangate::sandbox::{Answer, Request, worker};
     let config = AdmissionConfig::default();
-    let check_policy = |name: &str, rego: &str| {
-        scangate::policy::check_contract(name, rego)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let ctx = Context {
-        config: &config,
-        names: &NoNames,
-        namespace: "shop",
-        now: jiff::Timestamp::now(),
-        check_policy: &check_policy,
-        job_rights: &scangate::admission::scanning::JobRights::NotChecked,
-    };
     for (path, kind) in [
         ("examples/cluster/scantemplate-grype.yaml", "ScanTemplate"),
         ("examples/cluster/scantemplate-trivy.yaml", "ScanTemplate"),
@@ -70,6 +58,25 @@ fn the_sample_templates_and_policy_pass_admission() {
     ] {
         let object: serde_json::Value = serde_yaml::from_str(&read(path)).expect("YAML");
         assert_eq!(object["kind"], kind, "{path}");
+        // What the policy worker answers for the policy's Rego.
+        let policy_check = object["spec"]["regoFile"].as_str().map(|rego| {
+            let request = Request::Check {
+                name: "shop/sample.rego".into(),
+                rego: rego.into(),
+            };
+            match worker::answer(request, std::time::Duration::from_secs(2)) {
+                Answer::Passed => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        let ctx = Context {
+            config: &config,
+            names: &NoNames,
+            namespace: "shop",
+            now: jiff::Timestamp::now(),
+            policy_check,
+            job_rights: &scangate::admission::scanning::JobRights::NotChecked,
+        };
         let verdict = review(kind, "sample", &object, &ctx);
         assert_eq!(verdict, Verdict::Allowed { warnings: vec![] }, "{path}");
     }

@@ -94,8 +94,9 @@ pub struct Context<'a> {
     pub names: &'a dyn Names,
     pub namespace: &'a str,
     pub now: Timestamp,
-    /// Checks a ScanPolicy's Rego (compile and contract); `Err` carries the message.
-    pub check_policy: &'a dyn Fn(&str, &str) -> Result<(), String>,
+    /// For a ScanPolicy: what the check of its Rego (compile and contract, run by the caller in
+    /// a policy worker) found; `Err` carries the message. `None` when it was not run.
+    pub policy_check: Option<Result<(), String>>,
     /// Whether the writer may create Jobs in `namespace` (for ScanTemplates).
     pub job_rights: &'a JobRights,
 }
@@ -112,12 +113,13 @@ pub fn review(kind: &str, name: &str, object: &Value, ctx: &Context<'_>) -> Verd
             Err(e) => denied("spec (spec.template must be a PodSpec)", e),
         },
         "ScanPolicy" => match serde_json::from_value::<ScanPolicySpec>(spec) {
-            Ok(spec) => {
-                match (ctx.check_policy)(&format!("{}/{name}", ctx.namespace), &spec.rego_file) {
-                    Ok(()) => Verdict::allowed(),
-                    Err(message) => Verdict::Denied(format!("ScanPolicy {name:?}: {message}")),
-                }
-            }
+            Ok(_) => match &ctx.policy_check {
+                Some(Ok(())) => Verdict::allowed(),
+                Some(Err(message)) => Verdict::Denied(format!("ScanPolicy {name:?}: {message}")),
+                None => Verdict::Denied(format!(
+                    "ScanPolicy {name:?}: its Rego could not be checked; retry"
+                )),
+            },
             Err(e) => denied("spec", e),
         },
         "ScanException" => match serde_json::from_value::<ScanExceptionSpec>(spec) {
@@ -336,12 +338,14 @@ mod tests {
         }
     }
 
-    fn check_policy(_: &str, rego: &str) -> Result<(), String> {
-        if rego.contains("package main") {
+    /// What the policy worker would say: only `package main` passes.
+    fn check_policy(spec: &Value) -> Option<Result<(), String>> {
+        let rego = spec.get("regoFile")?.as_str()?;
+        Some(if rego.contains("package main") {
             Ok(())
         } else {
             Err("policy.rego:1:1: the package must be `main`".into())
-        }
+        })
     }
 
     fn run(kind: &str, spec: Value) -> Verdict {
@@ -361,7 +365,7 @@ mod tests {
             now: "2026-11-23T00:00:00Z"
                 .parse()
                 .unwrap_or(Timestamp::UNIX_EPOCH),
-            check_policy: &check_policy,
+            policy_check: check_policy(&spec),
             job_rights,
         };
         review(kind, "x", &json!({"spec": spec}), &ctx)
@@ -575,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn policies_are_checked_by_the_given_function() {
+    fn policies_are_decided_by_the_check_given() {
         assert_eq!(
             run("ScanPolicy", json!({"regoFile": "package main"})),
             Verdict::allowed()
@@ -584,6 +588,17 @@ mod tests {
             denied(run("ScanPolicy", json!({"regoFile": "package x"}))).contains("policy.rego:1:1")
         );
         assert!(denied(run("ScanPolicy", json!({}))).contains("regoFile"));
+        let config = AdmissionConfig::default();
+        let unchecked = Context {
+            config: &config,
+            names: &Known,
+            namespace: "shop",
+            now: Timestamp::UNIX_EPOCH,
+            policy_check: None,
+            job_rights: &JobRights::Allowed,
+        };
+        let spec = json!({"spec": {"regoFile": "package main"}});
+        assert!(denied(review("ScanPolicy", "x", &spec, &unchecked)).contains("retry"));
     }
 
     #[test]

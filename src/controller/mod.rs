@@ -108,13 +108,24 @@ pub enum Error {
         #[source]
         cause: crate::admission::config::Error,
     },
-    #[error("the policy evaluation task failed: {0}")]
-    Join(String),
+    #[error(transparent)]
+    PolicySandbox(#[from] crate::sandbox::Error),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The policy limits of the controller. Its reconciles are bounded already (`--concurrency` per
+/// scan kind, two kinds), so its queue holds them all: a reconcile waits for a worker instead of
+/// being refused and retried much later.
+fn controller_policy_limits(args: &ControllerArgs) -> crate::sandbox::Limits {
+    let limits = args.policy.limits();
+    crate::sandbox::Limits {
+        queue: limits.queue.max(2 * usize::from(args.concurrency)),
+        ..limits
+    }
+}
 
 /// The name of the controller in events and the default lease.
 pub const CONTROLLER_NAME: &str = "scangate-controller";
@@ -186,7 +197,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
             job_ttl: args.job_ttl,
         },
         store,
-        policies: policy::PolicyCache::default(),
+        policies: policy::PolicyCache::new(crate::sandbox::Sandbox::for_this_program(
+            controller_policy_limits(&args),
+        )?),
         metrics: metrics.clone(),
         recorder: Recorder::new(
             client.clone(),
@@ -417,4 +430,29 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
             .set_phases("SourceScan", &count_phases(&sources));
     }
     crate::admin::metrics_response(&admin.metrics.registry())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn limits(args: &[&str]) -> crate::sandbox::Limits {
+        let all = ["scangate", "controller"].iter().chain(args);
+        match Cli::try_parse_from(all).map(|cli| cli.command) {
+            Ok(Command::Controller(args)) => controller_policy_limits(&args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_controllers_policy_queue_holds_every_reconcile() {
+        assert_eq!(limits(&["--concurrency", "8"]).queue, 16);
+        assert_eq!(
+            limits(&["--concurrency", "1", "--policy-queue", "5"]).queue,
+            5
+        );
+        assert_eq!(limits(&["--policy-concurrency", "3"]).concurrency, 3);
+    }
 }

@@ -1,8 +1,8 @@
-//! ScanPolicies compiled once per (namespace, name, generation), and the active
-//! ScanExceptions given to them as `input.exceptions`.
+//! ScanPolicies evaluated in policy workers (bounded in time, memory and concurrency, off the
+//! async runtime), and the active ScanExceptions given to them as `input.exceptions`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -11,16 +11,43 @@ use crate::admission::config::AdmissionConfig;
 use crate::api::{ScanException, ScanPolicy};
 use crate::image::ImageRef;
 use crate::index::Exception;
-use crate::policy::{CompatInput, CompiledPolicy, PolicyOptions, source_name};
+use crate::policy::{CompatInput, Evaluation, source_name};
+use crate::sandbox::{self, Sandbox};
 
-/// A compiled policy, or why it does not compile.
-pub type Compiled = Arc<Result<CompiledPolicy, String>>;
+/// What evaluating a policy on a report gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluated {
+    /// The policy ran: its deny messages.
+    Ran(Evaluation),
+    /// The policy failed on this report or exceeded a limit; the message names it.
+    Failed(String),
+    /// The policy does not compile.
+    DoesNotCompile(String),
+    /// No answer this time (too many evaluations at once, a worker failed): retry later.
+    Unavailable(String),
+}
 
-/// Compiled policies by namespace and name, each for the object (uid) and generation it was
-/// compiled at: a policy deleted and created again under the same name is compiled again.
-#[derive(Default)]
+impl Evaluated {
+    /// Sorts a sandbox error: the policy's own fault, or the pool's.
+    #[must_use]
+    pub fn from_error(error: &sandbox::Error) -> Self {
+        let message = error.to_string();
+        if error.is_compile_error() {
+            Self::DoesNotCompile(message)
+        } else if error.is_the_policys() {
+            Self::Failed(message)
+        } else {
+            Self::Unavailable(message)
+        }
+    }
+}
+
+/// Evaluates ScanPolicies in the sandbox, and remembers which (namespace, name) does not
+/// compile at which object (uid) and generation, so a broken policy is not sent to a worker on
+/// every reconcile; a policy deleted and created again under the same name is tried again.
 pub struct PolicyCache {
-    entries: Mutex<HashMap<PolicyKey, (PolicyVersion, Compiled)>>,
+    sandbox: Sandbox,
+    broken: Mutex<HashMap<PolicyKey, (PolicyVersion, String)>>,
 }
 
 /// A policy's namespace and name.
@@ -29,44 +56,60 @@ type PolicyKey = (String, String);
 type PolicyVersion = (Option<String>, Option<i64>);
 
 impl PolicyCache {
-    /// The compiled policy, compiling it when this generation has not been seen.
-    pub fn get(&self, policy: &ScanPolicy) -> Compiled {
-        let namespace = policy.metadata.namespace.clone().unwrap_or_default();
-        let name = policy.metadata.name.clone().unwrap_or_default();
-        let generation = (policy.metadata.uid.clone(), policy.metadata.generation);
-        let key = (namespace, name);
-        if let Ok(entries) = self.entries.lock()
-            && let Some((g, compiled)) = entries.get(&key)
-            && *g == generation
-        {
-            return compiled.clone();
+    /// Evaluations go to `sandbox`.
+    #[must_use]
+    pub fn new(sandbox: Sandbox) -> Self {
+        Self {
+            sandbox,
+            broken: Mutex::default(),
+        }
+    }
+
+    /// Evaluates `policy` on `report` (a normalized report with its `exceptions`).
+    pub async fn evaluate(&self, policy: &ScanPolicy, report: Value) -> Evaluated {
+        let (key, version) = identity(policy);
+        if let Some(error) = self.known_broken(&key, &version) {
+            return Evaluated::DoesNotCompile(error);
         }
         let rego = &policy.spec.rego_file;
-        let options = PolicyOptions::default().with_input(CompatInput::detect(rego));
-        let compiled: Compiled = Arc::new(
-            CompiledPolicy::compile(&source_name(&key.0, &key.1), rego, options)
-                .map_err(|e| e.to_string()),
-        );
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(key, (generation, compiled.clone()));
+        let name = source_name(&key.0, &key.1);
+        let evaluated = match self
+            .sandbox
+            .evaluate(&name, rego, CompatInput::detect(rego), report)
+            .await
+        {
+            Ok(evaluation) => Evaluated::Ran(evaluation),
+            Err(error) => Evaluated::from_error(&error),
+        };
+        if let Evaluated::DoesNotCompile(error) = &evaluated
+            && let Ok(mut broken) = self.broken.lock()
+        {
+            broken.insert(key, (version, error.clone()));
         }
-        compiled
+        evaluated
+    }
+
+    /// The compile error of this version of a policy, when it had one.
+    fn known_broken(&self, key: &PolicyKey, version: &PolicyVersion) -> Option<String> {
+        let broken = self.broken.lock().ok()?;
+        let (seen, error) = broken.get(key)?;
+        (seen == version).then(|| error.clone())
     }
 
     /// Forgets a deleted policy.
     pub fn remove(&self, namespace: &str, name: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&(namespace.to_string(), name.to_string()));
+        if let Ok(mut broken) = self.broken.lock() {
+            broken.remove(&(namespace.to_string(), name.to_string()));
         }
     }
+}
 
-    pub fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// A policy's key and version.
+fn identity(policy: &ScanPolicy) -> (PolicyKey, PolicyVersion) {
+    let namespace = policy.metadata.namespace.clone().unwrap_or_default();
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let version = (policy.metadata.uid.clone(), policy.metadata.generation);
+    ((namespace, name), version)
 }
 
 /// The ScanExceptions that apply to a scan of `image` in `scan_namespace` at `now`, as the
@@ -202,26 +245,64 @@ mod tests {
     }
 
     #[test]
-    fn compiles_once_per_generation() {
+    fn sandbox_errors_are_sorted_by_whose_fault_they_are() {
+        use crate::sandbox::{Bytes, Error, Stage};
+        let compile = Error::Rejected {
+            stage: Stage::Compile,
+            message: "policy shop/x.rego has a syntax error".into(),
+        };
+        assert!(matches!(
+            Evaluated::from_error(&compile),
+            Evaluated::DoesNotCompile(m) if m.contains("syntax error")
+        ));
+        let memory = Error::MemoryLimit {
+            name: "shop/x.rego".into(),
+            limit: Bytes(1 << 28),
+        };
+        assert!(matches!(
+            Evaluated::from_error(&memory),
+            Evaluated::Failed(m) if m.contains("memory limit of 256 MiB")
+        ));
+        let busy = Error::Busy {
+            running: 2,
+            waiting: 4,
+        };
+        assert!(matches!(
+            Evaluated::from_error(&busy),
+            Evaluated::Unavailable(m) if m.contains("retry")
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_broken_generation_is_remembered_until_the_policy_changes() {
+        // A worker program that does not exist: only remembered errors can answer.
+        let sandbox = Sandbox::new(
+            "/nonexistent/scangate".into(),
+            crate::sandbox::Limits::default(),
+        );
+        let cache = PolicyCache::new(sandbox);
         let mut policy = ScanPolicy::new(
             "strict",
             crate::api::ScanPolicySpec {
-                rego_file: crate::policy::DEFAULT_POLICY.into(),
+                rego_file: "package main\ndeny contains x if {".into(),
             },
         );
         policy.metadata.namespace = Some("apps".into());
         policy.metadata.generation = Some(1);
-        let cache = PolicyCache::default();
-        let first = cache.get(&policy);
-        assert!(first.is_ok());
-        assert!(Arc::ptr_eq(&first, &cache.get(&policy)));
+        let (key, version) = identity(&policy);
+        if let Ok(mut broken) = cache.broken.lock() {
+            broken.insert(key, (version, "does not compile".into()));
+        }
+        assert_eq!(
+            cache.evaluate(&policy, json!({})).await,
+            Evaluated::DoesNotCompile("does not compile".into())
+        );
         policy.metadata.generation = Some(2);
-        policy.spec.rego_file = "package main\ndeny contains x if {".into();
-        let broken = cache.get(&policy);
-        assert!(!Arc::ptr_eq(&first, &broken));
-        assert!(broken.as_ref().as_ref().is_err());
-        assert_eq!(cache.len(), 1);
+        assert!(matches!(
+            cache.evaluate(&policy, json!({})).await,
+            Evaluated::Unavailable(m) if m.contains("cannot run the policy worker")
+        ));
         cache.remove("apps", "strict");
-        assert!(cache.is_empty());
+        assert!(cache.broken.lock().map(|b| b.is_empty()).unwrap_or(false));
     }
 }

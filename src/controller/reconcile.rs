@@ -412,18 +412,9 @@ async fn evaluate_policy<K: ScanKind>(
             evaluated,
         ));
     };
+    use super::policy::Evaluated;
+    use crate::policy::Outcome;
     let generation = policy.metadata.generation.unwrap_or(0);
-    let compiled = ctx.policies.get(&policy);
-    if let Err(error) = compiled.as_ref() {
-        return Ok((
-            PolicyState::Error {
-                error: error.clone(),
-                generation: Some(generation),
-            },
-            None,
-            evaluated,
-        ));
-    }
     let mut all = vec![];
     for source in exception_namespaces(namespace, &ctx.config) {
         let exceptions: Api<ScanException> = Api::namespaced(ctx.client.clone(), source);
@@ -433,19 +424,16 @@ async fn evaluate_policy<K: ScanKind>(
     let (active, expiry) = exceptions_input(&all, image.as_ref(), namespace, &ctx.config, now);
     evaluated.exceptions = active;
     let input = serde_json::to_value(&evaluated)?;
-    let for_outcome = evaluated.clone();
-    let outcome = tokio::task::spawn_blocking(move || match compiled.as_ref() {
-        Ok(policy) => Ok(outcome(&for_outcome, policy.evaluate(&input))),
-        Err(error) => Err(error.clone()),
-    })
-    .await
-    .map_err(|e| Error::Join(e.to_string()))?;
-    let state = match outcome {
-        Ok(outcome) => PolicyState::Evaluated {
-            outcome,
+    let state = match ctx.policies.evaluate(&policy, input).await {
+        Evaluated::Ran(evaluation) => PolicyState::Evaluated {
+            outcome: outcome(&evaluated, Ok(evaluation)),
             generation,
         },
-        Err(error) => PolicyState::Error {
+        Evaluated::Failed(error) => PolicyState::Evaluated {
+            outcome: Outcome::error(error),
+            generation,
+        },
+        Evaluated::DoesNotCompile(error) | Evaluated::Unavailable(error) => PolicyState::Error {
             error,
             generation: Some(generation),
         },

@@ -24,7 +24,9 @@
 //! stops with [`LimitError::TimeLimitExceeded`], which becomes [`Error::Timeout`]. The timer is
 //! configured on the prepared engine, so each clone starts its own clock. It cannot interrupt a
 //! single builtin call that runs long by itself (e.g. `numbers.range(1, 1e9)` materialising a
-//! huge array); it stops any unbounded or deeply nested iteration written in Rego.
+//! huge array); it stops any unbounded or deeply nested iteration written in Rego. Memory is not
+//! bounded here: the webhook and the controller run policies in [`crate::sandbox`] workers,
+//! whose OS limits bound memory and kill what this timer cannot interrupt.
 //!
 //! Builtin errors are strict (regorus's default): `to_number("x")` is an evaluation error, not
 //! an undefined value, so a broken policy shows up as an error instead of silently passing.

@@ -20,20 +20,26 @@ pub struct Outcome {
     pub condition: Condition,
 }
 
+impl Outcome {
+    /// A policy that could not be evaluated on the report: no violations, the error condition.
+    #[must_use]
+    pub fn error(message: String) -> Self {
+        Self {
+            deny: vec![],
+            violations: vec![],
+            unique_cves: 0,
+            condition: Condition::policy_error(message),
+        }
+    }
+}
+
 /// Reads an evaluation against the report it was made from. A vulnerability violates the
 /// policy when a deny message names its id; a policy whose messages name no id counts one
 /// violation per message.
 pub fn outcome(report: &Report, evaluation: Result<Evaluation>) -> Outcome {
     let evaluation = match evaluation {
         Ok(e) => e,
-        Err(e) => {
-            return Outcome {
-                deny: vec![],
-                violations: vec![],
-                unique_cves: 0,
-                condition: Condition::policy_error(e.to_string()),
-            };
-        }
+        Err(e) => return Outcome::error(e.to_string()),
     };
     if evaluation.is_compliant() {
         return Outcome {

@@ -20,6 +20,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::admission::config::AdmissionConfig;
 use crate::cli::WebhookArgs;
+use crate::sandbox::Sandbox;
 use metrics::Metrics;
 use state::WebhookState;
 
@@ -48,6 +49,8 @@ pub enum Error {
         addr: std::net::SocketAddr,
         cause: std::io::Error,
     },
+    #[error(transparent)]
+    PolicySandbox(#[from] crate::sandbox::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -140,6 +143,7 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
         state: state.clone(),
         max_body_bytes: args.max_body_bytes,
         client,
+        policies: Arc::new(Sandbox::for_this_program(args.policy.limits())?),
     };
     tracing::info!(listen = %args.listen, admin = %args.admin_listen, "scangate webhook serving");
     axum_server::bind_rustls(args.listen, rustls)

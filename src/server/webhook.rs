@@ -14,13 +14,14 @@ use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use kube::api::{Api, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use tracing::{Span, field};
+use tracing::{Instrument, Span, field};
 
 use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
 use super::state::WebhookState;
 use crate::admission::review::{self, Rejection};
 use crate::admission::scanning::{self, JobRights, Verdict};
 use crate::admission::workload::Context;
+use crate::sandbox::Sandbox;
 
 /// Shared with every handler.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct AppState {
     /// The cluster, to ask whether a ScanTemplate's writer may create Jobs; `None` when the
     /// webhook runs without one (`--scans-dir`), and the question is not asked.
     pub client: Option<kube::Client>,
+    /// Where ScanPolicy Rego is checked: worker processes, off the async runtime.
+    pub policies: Arc<Sandbox>,
 }
 
 /// How long the apiserver may take to say whether a ScanTemplate's writer may create Jobs.
@@ -162,11 +165,79 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     respond(response)
 }
 
-/// The admission check of a ScanPolicy: compile it and run it on sample reports.
-fn check_policy(name: &str, rego: &str) -> Result<(), String> {
-    crate::policy::check_contract(&format!("{name}.rego"), rego)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// What the admission of an object asks of the policy sandbox.
+#[derive(Debug, PartialEq, Eq)]
+enum PolicyWork<'a> {
+    /// Nothing: not a ScanPolicy being written, or no Rego to check (the review says why).
+    None,
+    /// An update that keeps the Rego (labels, annotations, a re-apply): it was checked when it
+    /// was written.
+    Unchanged,
+    /// Check this Rego.
+    Check(&'a str),
+}
+
+/// Decides what a scanning review needs from the policy sandbox.
+fn policy_work<'a>(
+    kind: &str,
+    operation: &Operation,
+    object: Option<&'a serde_json::Value>,
+    old_object: Option<&serde_json::Value>,
+) -> PolicyWork<'a> {
+    let rego_of = |object: Option<&'a serde_json::Value>| {
+        object?
+            .pointer("/spec/regoFile")
+            .and_then(serde_json::Value::as_str)
+    };
+    let old_rego = old_object
+        .and_then(|old| old.pointer("/spec/regoFile"))
+        .and_then(serde_json::Value::as_str);
+    match (kind, operation, rego_of(object)) {
+        ("ScanPolicy", Operation::Update, Some(rego)) if old_rego == Some(rego) => {
+            PolicyWork::Unchanged
+        }
+        ("ScanPolicy", Operation::Create | Operation::Update, Some(rego)) => {
+            PolicyWork::Check(rego)
+        }
+        _ => PolicyWork::None,
+    }
+}
+
+/// The admission check of a created or updated ScanPolicy's Rego, in a policy worker (bounded
+/// in time, memory and concurrency); `None` for anything else. Awaited before the pure review,
+/// which gets its result.
+async fn check_policy(
+    app: &AppState,
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<&serde_json::Value>,
+) -> Option<Result<(), String>> {
+    let old_object = review::object_json(req.old_object.as_ref());
+    let rego = match policy_work(&req.kind.kind, &req.operation, object, old_object.as_ref()) {
+        PolicyWork::None => return None,
+        PolicyWork::Unchanged => return Some(Ok(())),
+        PolicyWork::Check(rego) => rego,
+    };
+    let name = crate::policy::source_name(
+        req.namespace.as_deref().unwrap_or_default(),
+        &object_name(req, object),
+    );
+    let checked = app.policies.check(&name, rego).await;
+    if let Err(e) = &checked {
+        tracing::info!(policy = %name, error = %e, "ScanPolicy refused by its check");
+    }
+    Some(checked.map_err(|e| e.to_string()))
+}
+
+/// The object's name, else the request's.
+fn object_name(
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<&serde_json::Value>,
+) -> String {
+    object
+        .and_then(|object| object.pointer("/metadata/name"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(&req.name)
+        .to_string()
 }
 
 impl scanning::Names for WebhookState {
@@ -217,26 +288,26 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
     let started = Instant::now();
     let job_rights = job_rights(&app, &req).await;
     let span = admission_span(Endpoint::validate_scanning, &req);
+    let object = review::object_json(req.object.as_ref());
+    let policy_check = check_policy(&app, &req, object.as_ref())
+        .instrument(span.clone())
+        .await;
     let _entered = span.enter();
     if let JobRights::Unknown { error, .. } = &job_rights {
         tracing::warn!(%error, "cannot check the ScanTemplate writer's rights");
     }
     let kind = req.kind.kind.clone();
-    let (response, verdict) = match (&req.operation, review::object_json(req.object.as_ref())) {
+    let (response, verdict) = match (&req.operation, object) {
         (Operation::Create | Operation::Update, Some(object)) => {
             let config = app.state.config();
             let namespace = req.namespace.clone().unwrap_or_default();
-            let name = object
-                .pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or(&req.name)
-                .to_string();
+            let name = object_name(&req, Some(&object));
             let ctx = scanning::Context {
                 config: &config,
                 names: app.state.as_ref(),
                 namespace: &namespace,
                 now: jiff::Timestamp::now(),
-                check_policy: &check_policy,
+                policy_check,
                 job_rights: &job_rights,
             };
             match scanning::review(&kind, &name, &object, &ctx) {
@@ -317,4 +388,62 @@ async fn mutate_exceptions(State(app): State<AppState>, body: Body) -> Response 
         started,
     );
     respond(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_new_rego_of_a_scanpolicy_is_checked() {
+        let policy = |rego: &str| json!({"spec": {"regoFile": rego}});
+        let (a, b) = (policy("package main"), policy("package main\n"));
+        let no_rego = json!({"spec": {}});
+        let cases = [
+            (
+                "ScanPolicy",
+                Operation::Create,
+                &a,
+                None,
+                PolicyWork::Check("package main"),
+            ),
+            (
+                "ScanPolicy",
+                Operation::Update,
+                &a,
+                Some(&a),
+                PolicyWork::Unchanged,
+            ),
+            (
+                "ScanPolicy",
+                Operation::Update,
+                &b,
+                Some(&a),
+                PolicyWork::Check("package main\n"),
+            ),
+            ("ScanPolicy", Operation::Delete, &a, None, PolicyWork::None),
+            (
+                "ScanTemplate",
+                Operation::Create,
+                &a,
+                None,
+                PolicyWork::None,
+            ),
+            (
+                "ScanPolicy",
+                Operation::Create,
+                &no_rego,
+                None,
+                PolicyWork::None,
+            ),
+        ];
+        for (kind, operation, new, old, expected) in cases {
+            assert_eq!(
+                policy_work(kind, &operation, Some(new), old),
+                expected,
+                "{kind} {operation:?}"
+            );
+        }
+    }
 }

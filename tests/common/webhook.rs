@@ -142,6 +142,11 @@ impl Webhook {
         self.child.id()
     }
 
+    /// The exit status, if the webhook has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // The shell's builtin kill: no procps needed.
