@@ -90,7 +90,7 @@ fn hostile_policies_are_refused_while_workloads_keep_being_reviewed() {
                 }
                 let out = cluster.apply(&manifest, &["-n", &ns, &as_tenant, "--dry-run=server"]);
                 let text = stderr(&out);
-                if webhook_unanswered(&text) || !text.contains("has no scan") {
+                if webhook_unanswered(&text) || !text.contains("has no trusted scan") {
                     unanswered.push(text);
                 }
                 reviewed.fetch_add(1, Ordering::Relaxed);

@@ -262,9 +262,7 @@ impl AdmissionConfig {
     /// What a scan in `scan` namespace counts for, for a workload in `workload` namespace:
     /// a trusted result, a namespace scan (it can only deny more), or nothing.
     pub fn origin(&self, workload: &str, scan: &str) -> Option<Origin> {
-        if self.is_trusted_namespace(scan) {
-            Some(Origin::Trusted)
-        } else if scan == workload && self.trust_namespace_scans {
+        if self.is_trusted_namespace(scan) || (scan == workload && self.trust_namespace_scans) {
             Some(Origin::Trusted)
         } else if scan == workload {
             Some(Origin::Namespace)

@@ -227,7 +227,7 @@ pub fn images_changed(kind: &str, old: &Value, new: &Value) -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ImageState {
     /// The newest trusted scan, in its phase.
-    Scanned(IndexedScan),
+    Scanned(Box<IndexedScan>),
     /// No trusted scan of this digest or tag.
     Unscanned,
     /// The reference cannot be parsed.
@@ -401,7 +401,9 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     ContainerVerdict {
         container: container.name.clone(),
         image: scan.map_or_else(|| image.to_string(), |s| s.image.to_string()),
-        state: scan.map_or(ImageState::Unscanned, |s| ImageState::Scanned(s.clone())),
+        state: scan.map_or(ImageState::Unscanned, |s| {
+            ImageState::Scanned(Box::new(s.clone()))
+        }),
         exception: judged.exception,
         action: judged.action,
         reason: judged.reason,
