@@ -181,7 +181,11 @@ fn a_failed_image_in_each_workload_fixture_is_denied() {
         let evaluated = workload::pod_spec_path(kind).is_some() && operation == "CREATE";
         if evaluated {
             assert!(!response.allowed, "{file}: {outcome:?}");
-            assert!(response.result.message.contains("failed scan"), "{file}");
+            assert!(
+                response.result.message.contains("failed namespace scan"),
+                "{file}: {}",
+                response.result.message
+            );
         } else {
             // Deletes, non-workload kinds and updates that keep the images are not re-evaluated.
             assert!(response.allowed, "{file}: {outcome:?}");
