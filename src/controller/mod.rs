@@ -7,10 +7,14 @@
 //! - [`status`]: the desired status (pure);
 //! - [`policy`]: compiled policy cache and exception input;
 //! - [`store`]: the metadata store client;
+//! - [`events`]: Event notes that fit the API's limit (pure);
+//! - [`writes`]: counting and retrying status writes (pure);
+//! - [`target`]: whether a report is for the scan it was stored for (pure);
 //! - [`reconcile`]: the I/O of one reconcile;
 //! - [`leader`]: leader election with a Lease;
 //! - [`upload`]: `scangate report --to-configmap`.
 
+pub mod events;
 pub mod job;
 pub mod kinds;
 pub mod leader;
@@ -19,7 +23,9 @@ pub mod policy;
 pub mod reconcile;
 pub mod status;
 pub mod store;
+pub mod target;
 pub mod upload;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -195,6 +201,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
                 instance: Some(identity.clone()),
             },
         ),
+        status_failures: std::sync::Mutex::default(),
     });
 
     let lease = if args.leader_election {
