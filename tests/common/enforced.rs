@@ -76,7 +76,7 @@ impl Enforced {
                     "--dry-run=server",
                 ]);
                 String::from_utf8_lossy(&out.stderr)
-                    .contains("has no scan")
+                    .contains("has no trusted scan")
                     .then_some(())
             },
         );
