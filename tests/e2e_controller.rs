@@ -1094,7 +1094,42 @@ fn reports_for_other_images_or_without_the_scan_label_do_not_count() {
     let mut app = image_scan(&ns, "app", None);
     app["spec"]["registry"] = json!({"image": "registry.example.invalid/team/app:1.0"});
     apply(&ns, &app);
-    upload_report(&env, "app");
+    // `scangate report` refuses to store it...
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["report", FIXTURE, "--to-configmap", &format!("{ns}/app")])
+        .current_dir(root())
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("run scangate report");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("not storing the report for scan {ns}/app: report is for docker.io/library/busybox:1.32.1@sha256:")),
+        "{stderr}"
+    );
+    // ...and when stored anyway (labelled and owned, as a tenant with `edit` can), the
+    // controller refuses it.
+    let uid = get_json(&ns, &["imagescan", "app"])
+        .and_then(|s| s["metadata"]["uid"].as_str().map(String::from))
+        .unwrap_or_default();
+    let report = scangate::report::Report::from_path(
+        root().join(FIXTURE),
+        scangate::report::Limits::default(),
+    )
+    .expect("fixture");
+    let forged = scangate::report::to_config_map(
+        &report,
+        &scangate::report::ScanRef {
+            api_version: "scanning.scangate.dev/v1beta1".into(),
+            kind: "ImageScan".into(),
+            name: "app".into(),
+            namespace: ns.clone(),
+            uid,
+        },
+    )
+    .expect("config map");
+    let forged = serde_json::to_value(&forged).expect("json");
+    kubectl_result(&["apply", "-f", "-"], Some(&forged.to_string())).expect("store the report");
     let error = wait_phase(&env, "app", "Error");
     let cause = condition(&error, "Succeeded")["error"]
         .as_str()

@@ -91,6 +91,12 @@ pub enum Error {
     Answer { url: String, cause: String },
     #[error("{0:?} is not NAMESPACE/SCAN")]
     Target(String),
+    #[error("not storing the report for scan {scan}: {cause}")]
+    WrongTarget {
+        scan: String,
+        #[source]
+        cause: target::Error,
+    },
     #[error("there is no ImageScan or SourceScan {namespace}/{name}")]
     ScanNotFound { namespace: String, name: String },
     #[error("lost the leader lease {0}")]
