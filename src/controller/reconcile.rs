@@ -294,7 +294,7 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         None => true,
     };
     if changed {
-        if let Some(retry) = write_status(scan, &desired, ctx).await? {
+        if let Some(retry) = write_status(scan, &desired, ctx).await {
             return Ok(Action::requeue(retry));
         }
         let old_phase = previous.and_then(|p| p.phase);
@@ -329,15 +329,15 @@ fn rescan_interval(text: Option<&str>) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-/// Writes the scan's status (server-side apply). `Ok(None)` when written; when the apiserver
-/// refused it or could not be reached, `Ok(Some(delay))`: the write is counted, logged with
-/// the cause, and retried after the scan's backoff (1 s, doubled per failure in a row, at most
-/// `error_retry`).
+/// Writes the scan's status (server-side apply) and counts the write. `None` when written;
+/// when the apiserver refused it or could not be reached, the delay after which to try again
+/// (1 s, doubled per failure in a row of this scan, at most `error_retry`), with the cause
+/// logged.
 async fn write_status<K: ScanKind>(
     scan: &K,
     desired: &ScanStatus,
     ctx: &Context,
-) -> Result<Option<Duration>> {
+) -> Option<Duration> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &scan.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": K::api_version(&()),
@@ -360,7 +360,7 @@ async fn write_status<K: ScanKind>(
         Ok(_) => {
             failures.remove(&key);
             ctx.metrics.status_written(StatusWrite::ok);
-            return Ok(None);
+            return None;
         }
         Err(error) => error,
     };
@@ -380,7 +380,7 @@ async fn write_status<K: ScanKind>(
             cause = %status.message,
             failures = *count,
             retry_in = ?retry,
-            "the apiserver refused the status write; retrying (a status webhook allows only the controller's identity to write scan status)"
+            "the apiserver refused the status write; retrying (when scangate's status webhook refused it, the controller does not run as the identity of `controllerUsername` in the admission config)"
         ),
         _ => tracing::warn!(
             error = %error,
@@ -389,7 +389,7 @@ async fn write_status<K: ScanKind>(
             "the status write failed; retrying"
         ),
     }
-    Ok(Some(retry))
+    Some(retry)
 }
 
 /// Whether a report ConfigMap belongs to the scan: it carries the scan's label, and when it
