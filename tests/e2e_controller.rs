@@ -424,7 +424,7 @@ fn upload_report(env: &Env, scan: &str) {
 struct JobEnd {
     conditions: [&'static str; 2],
     reason: &'static str,
-    message: &'static str,
+    message: String,
     /// `succeeded` or `failed`, set to 1.
     count: &'static str,
     completed: bool,
@@ -439,7 +439,7 @@ fn complete_job(env: &Env, job: &str) {
         JobEnd {
             conditions: ["SuccessCriteriaMet", "Complete"],
             reason: "CompletionsReached",
-            message: "Reached expected number of succeeded pods",
+            message: "Reached expected number of succeeded pods".into(),
             count: "succeeded",
             completed: true,
         },
@@ -454,7 +454,7 @@ fn fail_job(env: &Env, job: &str) {
         JobEnd {
             conditions: ["FailureTarget", "Failed"],
             reason: "BackoffLimitExceeded",
-            message: "Job has reached the specified backoff limit",
+            message: "Job has reached the specified backoff limit".into(),
             count: "failed",
             completed: false,
         },
@@ -1316,5 +1316,66 @@ fn refused_status_writes_are_counted_and_retried() {
     assert!(
         metrics.contains("scangate_controller_status_writes_total{result=\"ok\"}"),
         "{metrics}"
+    );
+}
+
+/// A note over the Event API's 1024 characters is summarised, not dropped: a Job that failed
+/// with a 5 KB message still gets its Error event.
+#[test]
+fn long_event_notes_are_summarised_not_dropped() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    apply(&ns, &image_scan(&ns, "long", Some("grype")));
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "long").into_iter().next(),
+        || env.logs(),
+    );
+    let long = format!(
+        "the scanner says: {}",
+        "CVE-2024-0001 is critical. ".repeat(200)
+    );
+    assert!(long.len() > 5000);
+    finish_job(
+        &env,
+        job["metadata"]["name"].as_str().unwrap_or_default(),
+        JobEnd {
+            conditions: ["FailureTarget", "Failed"],
+            reason: "BackoffLimitExceeded",
+            message: long,
+            count: "failed",
+            completed: false,
+        },
+    );
+    wait_phase(&env, "long", "Error");
+    let note = wait_for(
+        "the Error event",
+        || {
+            let events = get_json(
+                &ns,
+                &["events", "--field-selector", "involvedObject.name=long"],
+            )?;
+            events["items"].as_array()?.iter().find_map(|e| {
+                (e["reason"] == "Error")
+                    .then(|| e["message"].as_str().map(String::from))
+                    .flatten()
+            })
+        },
+        || env.logs(),
+    );
+    assert!(note.len() <= 1024, "{} bytes: {note}", note.len());
+    assert!(
+        note.starts_with("The scan is Error: Succeeded: Failed: BackoffLimitExceeded (the scanner says: CVE-2024-0001"),
+        "{note}"
+    );
+    assert!(note.ends_with('…'), "{note}");
+    assert!(
+        !env.logs().contains("cannot publish an event"),
+        "{}",
+        env.logs()
     );
 }
