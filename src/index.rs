@@ -14,10 +14,11 @@ use crate::image::{ImageRef, RegistryAliases};
 pub struct IndexedScan {
     pub namespace: String,
     pub name: String,
-    /// The phase admission decides from: the scan's phase, or while a rescan runs (Pending or
-    /// Scanning with an earlier decided result) that result's phase.
+    /// The phase admission decides from: the scan's phase, or while a rescan runs or after it
+    /// failed without a report (Pending, Scanning or Error with an earlier result from a
+    /// report) that result's phase.
     pub phase: Phase,
-    /// The scan is running again; `phase` is the previous result's.
+    /// The latest scan has no result yet; `phase` is the previous result's.
     pub rescanning: bool,
     /// The scanned image: the resolved artifact when the scan has one, else the spec's image.
     pub image: ImageRef,
@@ -55,8 +56,12 @@ impl IndexedScan {
             .unwrap_or(Timestamp::UNIX_EPOCH);
         let phase = status.and_then(|s| s.phase).unwrap_or(Phase::Pending);
         let last = status.and_then(|s| s.last_result.as_ref());
+        // While a rescan runs, or when it ended in Error without a report (its Job failed),
+        // the last result from a report stands.
         let (phase, rescanning) = match (phase, last) {
-            (Phase::Pending | Phase::Scanning, Some(last)) if last.phase.is_decided() => {
+            (Phase::Pending | Phase::Scanning | Phase::Error, Some(last))
+                if last.phase.is_decided() && last.phase != phase =>
+            {
                 (last.phase, true)
             }
             (phase, _) => (phase, false),
@@ -676,6 +681,26 @@ mod tests {
         assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
         assert_eq!(found.map(|s| s.rescanning), Some(true));
         assert_eq!(found.and_then(|s| s.source.as_deref()), Some("Job sys/s-1"));
+        // The rescan's Job failed (Error, no report): the Failed result still stands.
+        if let Some(status) = s.status.as_mut() {
+            status.phase = Some(Phase::Error);
+        }
+        let index = ScanIndex::new([&s]);
+        let found = index.lookup(&image("nginx:1"), all).trusted;
+        assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
+        // An Error from a report (its policy errored) is the result.
+        if let Some(status) = s.status.as_mut() {
+            status.last_result = status.last_result.take().map(|mut l| {
+                l.phase = Phase::Error;
+                l
+            });
+        }
+        let index = ScanIndex::new([&s]);
+        let found = index.lookup(&image("nginx:1"), all).trusted;
+        assert_eq!(
+            found.map(|s| (s.phase, s.rescanning)),
+            Some((Phase::Error, false))
+        );
     }
 
     #[test]

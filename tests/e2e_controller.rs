@@ -432,7 +432,7 @@ fn upload_report(env: &Env, scan: &str) {
 struct JobEnd {
     conditions: [&'static str; 2],
     reason: &'static str,
-    message: &'static str,
+    message: String,
     /// `succeeded` or `failed`, set to 1.
     count: &'static str,
     completed: bool,
@@ -447,7 +447,7 @@ fn complete_job(env: &Env, job: &str) {
         JobEnd {
             conditions: ["SuccessCriteriaMet", "Complete"],
             reason: "CompletionsReached",
-            message: "Reached expected number of succeeded pods",
+            message: "Reached expected number of succeeded pods".into(),
             count: "succeeded",
             completed: true,
         },
@@ -462,7 +462,7 @@ fn fail_job(env: &Env, job: &str) {
         JobEnd {
             conditions: ["FailureTarget", "Failed"],
             reason: "BackoffLimitExceeded",
-            message: "Job has reached the specified backoff limit",
+            message: "Job has reached the specified backoff limit".into(),
             count: "failed",
             completed: false,
         },
@@ -608,6 +608,12 @@ fn scans_with_a_template_evaluate_the_policy_and_reevaluate_without_rescanning()
     assert!(failed["compliantArtifact"].is_null());
     assert_eq!(failed["violations"][0]["severity"], "critical");
     assert_eq!(failed["violations"].as_array().map(Vec::len), Some(11));
+    assert_eq!(failed["lastResult"]["phase"], "Failed");
+    assert_eq!(failed["lastResult"]["scannedAt"], failed["scannedAt"]);
+    assert_eq!(
+        failed["lastResult"]["source"],
+        format!("Job {ns}/{job_name} from ScanTemplate {ns}/grype")
+    );
 
     // The results went to the metadata store, once.
     let sent = wait_for(
@@ -654,17 +660,14 @@ fn scans_with_a_template_evaluate_the_policy_and_reevaluate_without_rescanning()
         "nothing resent"
     );
 
-    // An exception for the image's CVEs: Completed again. No webhook runs here, so the test
-    // records the approval the way the webhook stamps an approver's write.
-    let approved_at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    // An exception for the image's CVEs: Completed again. Only approved exceptions count; the
+    // webhook (not running here) records the approver, so the test writes what it would.
     let exception = json!({
         "apiVersion": "scanning.scangate.dev/v1beta1",
         "kind": "ScanException",
         "metadata": {"name": "busybox-reviewed", "namespace": ns, "annotations": {
-            "scangate.dev/approved-by": "e2e-approver",
-            "scangate.dev/approved-at": approved_at,
+            scangate::index::APPROVED_BY: "e2e-approver",
+            scangate::index::APPROVED_AT: jiff::Timestamp::now().to_string(),
         }},
         "spec": {
             "images": ["busybox:1.32.1"],
@@ -719,6 +722,12 @@ fn scans_with_a_template_evaluate_the_policy_and_reevaluate_without_rescanning()
     );
     let rescanning = wait_phase(&env, "busybox", "Scanning");
     assert_eq!(rescanning["observedTemplateGeneration"], 2);
+    // While it runs, the verdict it stands in for is kept, with what the denial lists.
+    assert_eq!(rescanning["lastResult"]["phase"], "Failed");
+    assert_eq!(rescanning["cveCount"]["total"], 15);
+    assert_eq!(rescanning["violations"].as_array().map(Vec::len), Some(11));
+    assert_eq!(rescanning["artifact"], again["artifact"]);
+    assert!(rescanning["compliantArtifact"].is_null());
 }
 
 #[test]
@@ -1095,5 +1104,307 @@ fn five_hundred_scans_at_once_all_reach_a_verdict() {
     assert_eq!(
         condition(&one, "PolicySucceeded")["message"],
         "Policy violated because of 11 CVEs"
+    );
+}
+
+/// The controller reading reports as a tenant could leave them: a report for another image is
+/// refused (the scan is Error, naming both), a report without the scan label does not count
+/// and the verdict stays, and a pushed report names its writer.
+#[test]
+fn reports_for_other_images_or_without_the_scan_label_do_not_count() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &policy(&ns, "[\"critical\", \"high\"]"));
+
+    // Issue 10, attack 5: busybox's report pushed to the scan of another image.
+    let mut app = image_scan(&ns, "app", None);
+    app["spec"]["registry"] = json!({"image": "registry.example.invalid/team/app:1.0"});
+    apply(&ns, &app);
+    // `scangate report` refuses to store it...
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["report", FIXTURE, "--to-configmap", &format!("{ns}/app")])
+        .current_dir(root())
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("run scangate report");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("not storing the report for scan {ns}/app: report is for docker.io/library/busybox:1.32.1@sha256:")),
+        "{stderr}"
+    );
+    // ...and when stored anyway (labelled and owned, as a tenant with `edit` can), the
+    // controller refuses it.
+    let uid = get_json(&ns, &["imagescan", "app"])
+        .and_then(|s| s["metadata"]["uid"].as_str().map(String::from))
+        .unwrap_or_default();
+    let report = scangate::report::Report::from_path(
+        root().join(FIXTURE),
+        scangate::report::Limits::default(),
+    )
+    .expect("fixture");
+    let forged = scangate::report::to_config_map(
+        &report,
+        &scangate::report::ScanRef {
+            api_version: "scanning.scangate.dev/v1beta1".into(),
+            kind: "ImageScan".into(),
+            name: "app".into(),
+            namespace: ns.clone(),
+            uid,
+        },
+    )
+    .expect("config map");
+    let forged = serde_json::to_value(&forged).expect("json");
+    kubectl_result(&["apply", "-f", "-"], Some(&forged.to_string())).expect("store the report");
+    let error = wait_phase(&env, "app", "Error");
+    let cause = condition(&error, "Succeeded")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cause.starts_with("report is for docker.io/library/busybox:1.32.1@sha256:")
+            && cause.ends_with(", this scan is for registry.example.invalid/team/app:1.0"),
+        "{cause}"
+    );
+    assert!(error["cveCount"].is_null(), "{error:#}");
+    assert!(error["artifact"].is_null(), "{error:#}");
+    assert!(error["lastResult"].is_null(), "{error:#}");
+
+    // A pushed report of the right image: Failed, the writer not recorded (no webhook here).
+    apply(&ns, &image_scan(&ns, "pushed", None));
+    upload_report(&env, "pushed");
+    let failed = wait_phase(&env, "pushed", "Failed");
+    assert_eq!(failed["lastResult"]["phase"], "Failed");
+    assert_eq!(
+        failed["lastResult"]["source"],
+        "pushed (writer not recorded)"
+    );
+    // The webhook stamps the writer; the controller shows it.
+    kubectl(&[
+        "-n",
+        &ns,
+        "annotate",
+        "configmap",
+        "pushed-report",
+        "scangate.dev/reported-by=system:serviceaccount:ci:pusher",
+    ]);
+    wait_for(
+        "the writer in lastResult.source",
+        || {
+            Some(status(&env, "pushed")).filter(|s| {
+                s["lastResult"]["source"] == "pushed by system:serviceaccount:ci:pusher"
+            })
+        },
+        || format!("{:#}\n{}", status(&env, "pushed"), env.logs()),
+    );
+
+    // Without the scan label the report is not the scan's (an ownerReference alone is not
+    // enough): no report, and the verdict stays while the scan waits for one.
+    kubectl(&[
+        "-n",
+        &ns,
+        "label",
+        "configmap",
+        "pushed-report",
+        "scanning.scangate.dev/scan-",
+    ]);
+    let pending = wait_phase(&env, "pushed", "Pending");
+    assert_eq!(pending["lastResult"]["phase"], "Failed", "{pending:#}");
+    assert_eq!(
+        pending["lastResult"]["source"],
+        "pushed by system:serviceaccount:ci:pusher"
+    );
+    assert_eq!(pending["cveCount"]["total"], 15);
+    assert_eq!(pending["violations"].as_array().map(Vec::len), Some(11));
+}
+
+/// A status write the apiserver refuses (here a ValidatingAdmissionPolicy, as scangate's own
+/// status webhook would for another identity) is counted and retried with backoff until it
+/// goes through.
+#[test]
+fn refused_status_writes_are_counted_and_retried() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    let name = format!("{ns}-refuse-status");
+    let refusal = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["scanning.scangate.dev"],
+                "apiVersions": ["*"],
+                "operations": ["UPDATE"],
+                "resources": ["imagescans/status"],
+            }]},
+            "validations": [{
+                "expression": "object.metadata.name != 'blocked'",
+                "message": "e2e: status writes to this scan are refused",
+            }],
+        },
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
+        },
+    });
+    kubectl_result(&["apply", "-f", "-"], Some(&refusal.to_string())).expect("apply policy");
+    kubectl_result(&["apply", "-f", "-"], Some(&binding.to_string())).expect("apply binding");
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = kubectl_result(
+                &[
+                    "delete",
+                    "validatingadmissionpolicybinding",
+                    &self.0,
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+            let _ = kubectl_result(
+                &[
+                    "delete",
+                    "validatingadmissionpolicy",
+                    &self.0,
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+        }
+    }
+    let _cleanup = Cleanup(name.clone());
+
+    apply(&ns, &policy(&ns, "[\"critical\", \"high\"]"));
+    apply(&ns, &image_scan(&ns, "blocked", None));
+    // The policy is in force once a status write of ours is refused too.
+    wait_for(
+        "the policy to refuse status writes",
+        || {
+            kubectl_result(
+                &[
+                    "-n",
+                    &ns,
+                    "patch",
+                    "imagescan",
+                    "blocked",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    r#"{"status":{"observedGeneration":0}}"#,
+                ],
+                None,
+            )
+            .err()
+            .filter(|e| e.contains("e2e: status writes to this scan are refused"))
+        },
+        String::new,
+    );
+    upload_report(&env, "blocked");
+    let refused = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("scangate_controller_status_writes_total{result=\"refused\"} ")
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for(
+        "a refused status write, retried",
+        || {
+            let (_, metrics) = http_get(&env.admin, "/metrics")?;
+            (refused(&metrics) >= 2).then_some(())
+        },
+        || env.logs(),
+    );
+    assert!(
+        env.logs()
+            .contains("the apiserver refused the status write"),
+        "{}",
+        env.logs()
+    );
+    assert_ne!(status(&env, "blocked")["phase"], "Failed");
+
+    kubectl(&["delete", "validatingadmissionpolicybinding", &name]);
+    let failed = wait_phase(&env, "blocked", "Failed");
+    assert_eq!(failed["lastResult"]["phase"], "Failed");
+    let (_, metrics) = http_get(&env.admin, "/metrics").unwrap_or_default();
+    assert!(
+        metrics.contains("scangate_controller_status_writes_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+}
+
+/// A note over the Event API's 1024 characters is summarised, not dropped: a Job that failed
+/// with a 5 KB message still gets its Error event.
+#[test]
+fn long_event_notes_are_summarised_not_dropped() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &template(&ns));
+    apply(&ns, &image_scan(&ns, "long", Some("grype")));
+    let job = wait_for(
+        "the scan Job",
+        || jobs(&env, "long").into_iter().next(),
+        || env.logs(),
+    );
+    let long = format!(
+        "the scanner says: {}",
+        "CVE-2024-0001 is critical. ".repeat(200)
+    );
+    assert!(long.len() > 5000);
+    finish_job(
+        &env,
+        job["metadata"]["name"].as_str().unwrap_or_default(),
+        JobEnd {
+            conditions: ["FailureTarget", "Failed"],
+            reason: "BackoffLimitExceeded",
+            message: long,
+            count: "failed",
+            completed: false,
+        },
+    );
+    wait_phase(&env, "long", "Error");
+    let note = wait_for(
+        "the Error event",
+        || {
+            let events = get_json(
+                &ns,
+                &["events", "--field-selector", "involvedObject.name=long"],
+            )?;
+            events["items"].as_array()?.iter().find_map(|e| {
+                (e["reason"] == "Error")
+                    .then(|| e["message"].as_str().map(String::from))
+                    .flatten()
+            })
+        },
+        || env.logs(),
+    );
+    assert!(note.len() <= 1024, "{} bytes: {note}", note.len());
+    assert!(
+        note.starts_with("The scan is Error: Succeeded: Failed: BackoffLimitExceeded (the scanner says: CVE-2024-0001"),
+        "{note}"
+    );
+    assert!(note.ends_with('…'), "{note}");
+    assert!(
+        !env.logs().contains("cannot publish an event"),
+        "{}",
+        env.logs()
     );
 }

@@ -61,6 +61,8 @@ pub trait ScanKind:
     fn artifact(&self, report: &Report) -> Artifact;
     /// The image ScanExceptions are matched against (ImageScans only).
     fn exception_image(&self, report: Option<&Report>) -> Option<ImageRef>;
+    /// Whether the report is for what this scan scans (see [`super::target`]).
+    fn check_report(&self, report: &Report) -> Result<(), super::target::Error>;
 }
 
 /// The spec's image, pinned to the report's digest when the report knows it.
@@ -107,6 +109,10 @@ impl ScanKind for ImageScan {
 
     fn exception_image(&self, report: Option<&Report>) -> Option<ImageRef> {
         resolved_image(&self.spec.registry.image, report)
+    }
+
+    fn check_report(&self, report: &Report) -> Result<(), super::target::Error> {
+        super::target::check_image(&self.spec.registry.image, &report.artifact)
     }
 }
 
@@ -176,6 +182,10 @@ impl ScanKind for SourceScan {
 
     fn exception_image(&self, _report: Option<&Report>) -> Option<ImageRef> {
         None
+    }
+
+    fn check_report(&self, report: &Report) -> Result<(), super::target::Error> {
+        super::target::check_source(self.spec.git.as_ref(), &report.artifact)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Prometheus metrics of the controller. Labels are bounded: kind, result, phase.
 
+use super::writes::StatusWrite;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +28,11 @@ pub struct PhaseLabels {
     pub phase: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub result: StatusWrite,
+}
+
 fn duration_histogram() -> Histogram {
     // 1 ms to about 30 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -38,6 +45,7 @@ pub struct Metrics {
     pub duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     pub scans: Family<PhaseLabels, Gauge>,
     pub jobs_created: Family<KindLabels, Counter>,
+    pub status_writes: Family<WriteLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -55,6 +63,7 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             scans: Family::default(),
             jobs_created: Family::default(),
+            status_writes: Family::default(),
             leader: Gauge::default(),
         }
     }
@@ -88,6 +97,11 @@ impl Metrics {
             self.jobs_created.clone(),
         );
         registry.register(
+            "controller_status_writes",
+            "Status writes, by result: ok, refused (the apiserver answered 4xx) or error",
+            self.status_writes.clone(),
+        );
+        registry.register(
             "controller_leader",
             "1 while this replica holds the leader lease",
             self.leader.clone(),
@@ -113,6 +127,13 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Counts one status write.
+    pub fn status_written(&self, result: StatusWrite) {
+        self.status_writes
+            .get_or_create(&WriteLabels { result })
+            .inc();
+    }
+
     /// Sets the scans-by-phase gauge of a kind from a count per phase.
     pub fn set_phases(&self, kind: &str, counts: &[(crate::api::Phase, i64)]) {
         for (phase, n) in counts {
@@ -136,6 +157,8 @@ mod tests {
         metrics.reconciled("ImageScan", true, 0.01);
         metrics.reconciled("ImageScan", false, 0.02);
         metrics.set_phases("ImageScan", &[(crate::api::Phase::Failed, 2)]);
+        metrics.status_written(StatusWrite::refused);
+        metrics.status_written(StatusWrite::ok);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics.registry())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -144,6 +167,8 @@ mod tests {
             "scangate_controller_reconcile_errors_total{kind=\"ImageScan\"} 1",
             "scangate_controller_reconcile_duration_seconds_count{kind=\"ImageScan\"} 2",
             "scangate_controller_scans{kind=\"ImageScan\",phase=\"Failed\"} 2",
+            "scangate_controller_status_writes_total{result=\"refused\"} 1",
+            "scangate_controller_status_writes_total{result=\"ok\"} 1",
         ] {
             assert!(text.contains(expected), "{expected} not in {text}");
         }

@@ -7,10 +7,14 @@
 //! - [`status`]: the desired status (pure);
 //! - [`policy`]: compiled policy cache and exception input;
 //! - [`store`]: the metadata store client;
+//! - [`events`]: Event notes that fit the API's limit (pure);
+//! - [`writes`]: counting and retrying status writes (pure);
+//! - [`target`]: whether a report is for the scan it was stored for (pure);
 //! - [`reconcile`]: the I/O of one reconcile;
 //! - [`leader`]: leader election with a Lease;
 //! - [`upload`]: `scangate report --to-configmap`.
 
+pub mod events;
 pub mod job;
 pub mod kinds;
 pub mod leader;
@@ -19,7 +23,9 @@ pub mod policy;
 pub mod reconcile;
 pub mod status;
 pub mod store;
+pub mod target;
 pub mod upload;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +91,12 @@ pub enum Error {
     Answer { url: String, cause: String },
     #[error("{0:?} is not NAMESPACE/SCAN")]
     Target(String),
+    #[error("not storing the report for scan {scan}: {cause}")]
+    WrongTarget {
+        scan: String,
+        #[source]
+        cause: Box<target::Error>,
+    },
     #[error("there is no ImageScan or SourceScan {namespace}/{name}")]
     ScanNotFound { namespace: String, name: String },
     #[error("lost the leader lease {0}")]
@@ -208,6 +220,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
                 instance: Some(identity.clone()),
             },
         ),
+        status_failures: std::sync::Mutex::default(),
     });
 
     let lease = if args.leader_election {

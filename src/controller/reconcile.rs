@@ -2,7 +2,8 @@
 //! functions of `job` and `status`, and applies the result. Nothing that matters is kept in
 //! memory: every reconcile starts from the cluster's state.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -15,15 +16,17 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::events::phase_note;
 use super::job::{JobAction, JobState, JobSummary, PlanInputs, build_job, plan, rescan_at, until};
 use super::kinds::ScanKind;
 use super::metrics::Metrics;
 use super::policy::{PolicyCache, exceptions_input};
 use super::status::{
-    PolicyState, Results, ScanState, SendState, StatusInputs, desired_status, previous_facts,
-    state_from_job, state_without_job,
+    PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
+    previous_facts, state_from_job, state_without_job,
 };
 use super::store::{MetadataStore, ScanIdentity};
+use super::writes::{StatusWrite, backoff, classify};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
 use crate::admission::scanning::template_pod;
@@ -32,7 +35,9 @@ use crate::api::{
     Scanner,
 };
 use crate::policy::outcome;
-use crate::report::{Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value};
+use crate::report::{
+    REPORTED_BY, Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value,
+};
 
 /// The field manager of the controller's status writes.
 pub const FIELD_MANAGER: &str = "scangate-controller";
@@ -61,6 +66,9 @@ pub struct Context {
     pub policies: PolicyCache,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Status writes that failed in a row, per scan (`kind/namespace/name`); an entry goes
+    /// when a write succeeds or the scan is being deleted.
+    pub status_failures: Mutex<HashMap<String, u32>>,
 }
 
 /// Reconciles one scan, in a span, counting it.
@@ -90,8 +98,21 @@ pub fn error_policy<K: ScanKind>(_scan: Arc<K>, _error: &Error, ctx: Arc<Context
 /// A report read from its ConfigMap, or why it could not be.
 type ReadReport = Result<(Report, Timestamp), String>;
 
+/// The key of a scan in [`Context::status_failures`].
+fn failure_key<K: ScanKind>(scan: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        scan.namespace().unwrap_or_default(),
+        scan.name_any()
+    )
+}
+
 async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> {
     if scan.meta().deletion_timestamp.is_some() {
+        if let Ok(mut failures) = ctx.status_failures.lock() {
+            failures.remove(&failure_key(scan));
+        }
         return Ok(Action::await_change());
     }
     let client = &ctx.client;
@@ -108,11 +129,21 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
 
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let report_name = config_map_name(&name);
-    let mut report: Option<ReadReport> = config_maps
+    let report_map = config_maps
         .get_opt(&report_name)
         .await?
-        .filter(|cm| belongs_to(cm, &uid, &name))
-        .map(|cm| read_report(&cm));
+        .filter(|cm| belongs_to(cm, &uid, &name));
+    let reported_by = report_map
+        .as_ref()
+        .and_then(|cm| cm.annotations().get(REPORTED_BY).cloned());
+    let mut report: Option<ReadReport> = report_map.map(|cm| {
+        let (report, stored_at) = read_report(&cm)?;
+        // A report for another image (or repository) is refused, never used.
+        scan.check_report(&report).map_err(|e| e.to_string())?;
+        Ok((report, stored_at))
+    });
+    // The Job whose report the scan shows, when it still exists.
+    let mut report_job = None;
 
     let mut template_generation = None;
     let state = match &spec.scan_template {
@@ -161,6 +192,7 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                     );
                     match (decided.action, allowed) {
                         (JobAction::Use(job), _) => {
+                            report_job = Some(job.name.clone());
                             state_from_job(&job.state, ok_of(&report).as_ref(), &report_name)
                         }
                         (JobAction::Idle, _) => {
@@ -252,6 +284,16 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
                 version: report.scanner.version.clone(),
             },
             stored_at: *stored_at,
+            source: match &spec.scan_template {
+                Some(template) => ReportSource::Job {
+                    namespace: namespace.clone(),
+                    job: report_job.clone(),
+                    template: template.clone(),
+                },
+                None => ReportSource::Pushed {
+                    by: reported_by.clone(),
+                },
+            },
             policy,
             sending,
         });
@@ -270,18 +312,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         None => true,
     };
     if changed {
-        let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-        let patch = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": desired,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        if let Some(retry) = write_status(scan, &desired, ctx).await {
+            return Ok(Action::requeue(retry));
+        }
         let old_phase = previous.and_then(|p| p.phase);
         if desired.phase != old_phase {
             publish_phase_event(scan, &desired, ctx).await;
@@ -314,17 +347,79 @@ fn rescan_interval(text: Option<&str>) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-/// Whether a report ConfigMap belongs to the scan: owned by it, or (without owners) labelled
-/// with it.
-pub fn belongs_to(config_map: &ConfigMap, uid: &str, scan_name: &str) -> bool {
-    let owners = config_map.owner_references();
-    if !owners.is_empty() {
-        return owners.iter().any(|o| o.uid == uid);
+/// Writes the scan's status (server-side apply) and counts the write. `None` when written;
+/// when the apiserver refused it or could not be reached, the delay after which to try again
+/// (1 s, doubled per failure in a row of this scan, at most `error_retry`), with the cause
+/// logged.
+async fn write_status<K: ScanKind>(
+    scan: &K,
+    desired: &ScanStatus,
+    ctx: &Context,
+) -> Option<Duration> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &scan.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    let written = api
+        .patch_status(
+            &scan.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await;
+    let key = failure_key(scan);
+    let mut failures = ctx
+        .status_failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let error = match written {
+        Ok(_) => {
+            failures.remove(&key);
+            ctx.metrics.status_written(StatusWrite::ok);
+            return None;
+        }
+        Err(error) => error,
+    };
+    let code = match &error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    };
+    let result = classify(code);
+    ctx.metrics.status_written(result);
+    let count = failures.entry(key).or_insert(0);
+    *count = count.saturating_add(1);
+    let retry = backoff(*count, ctx.settings.error_retry);
+    match &error {
+        kube::Error::Api(status) if result == StatusWrite::refused => tracing::warn!(
+            code = status.code,
+            reason = %status.reason,
+            cause = %status.message,
+            failures = *count,
+            retry_in = ?retry,
+            "the apiserver refused the status write; retrying (when scangate's status webhook refused it, the controller does not run as the identity of `controllerUsername` in the admission config)"
+        ),
+        _ => tracing::warn!(
+            error = %error,
+            failures = *count,
+            retry_in = ?retry,
+            "the status write failed; retrying"
+        ),
     }
-    config_map
+    Some(retry)
+}
+
+/// Whether a report ConfigMap belongs to the scan: it carries the scan's label, and when it
+/// has owners, the scan (by uid) is one of them. An ownerReference alone is not enough (anyone
+/// who can write ConfigMaps can set one), nor a label on a ConfigMap owned by something else.
+pub fn belongs_to(config_map: &ConfigMap, uid: &str, scan_name: &str) -> bool {
+    let labelled = config_map
         .labels()
         .get(SCAN_LABEL)
-        .is_some_and(|v| *v == scan_label_value(scan_name))
+        .is_some_and(|v| *v == scan_label_value(scan_name));
+    let owners = config_map.owner_references();
+    labelled && (owners.is_empty() || owners.iter().any(|o| o.uid == uid))
 }
 
 /// Reads the report and when it was stored: the latest write recorded in the ConfigMap's
@@ -500,32 +595,76 @@ async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &C
         Phase::Failed | Phase::Error => EventType::Warning,
         _ => EventType::Normal,
     };
-    let note = status
-        .conditions
-        .iter()
-        .filter(|c| match c.type_ {
-            ConditionType::Scanning => c.status == ConditionStatus::True,
-            ConditionType::SendingResults => false,
-            _ => true,
-        })
-        .map(|c| match &c.error {
-            Some(e) => format!("{}: {} ({e})", c.type_, c.message),
-            None => format!("{}: {}", c.type_, c.message),
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
     let event = Event {
         type_,
         reason: phase.as_str().to_string(),
-        note: Some(if note.is_empty() {
-            format!("The scan is {phase}")
-        } else {
-            format!("The scan is {phase}: {note}")
-        }),
+        note: Some(phase_note(phase, &status.conditions)),
         action: "Reconcile".into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &scan.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use std::collections::BTreeMap;
+
+    fn config_map(label: Option<&str>, owner_uids: &[&str]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("busybox-report".into()),
+                labels: label.map(|v| BTreeMap::from([(SCAN_LABEL.to_string(), v.to_string())])),
+                owner_references: Some(
+                    owner_uids
+                        .iter()
+                        .map(|uid| OwnerReference {
+                            api_version: "scanning.scangate.dev/v1beta1".into(),
+                            kind: "ImageScan".into(),
+                            name: "busybox".into(),
+                            uid: (*uid).into(),
+                            ..OwnerReference::default()
+                        })
+                        .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn a_report_counts_only_with_the_scan_label_and_the_scan_among_its_owners() {
+        assert!(belongs_to(
+            &config_map(Some("busybox"), &["u1"]),
+            "u1",
+            "busybox"
+        ));
+        assert!(belongs_to(
+            &config_map(Some("busybox"), &[]),
+            "u1",
+            "busybox"
+        ));
+        assert!(belongs_to(
+            &config_map(Some("busybox"), &["other", "u1"]),
+            "u1",
+            "busybox"
+        ));
+        // An ownerReference alone is not enough.
+        assert!(!belongs_to(&config_map(None, &["u1"]), "u1", "busybox"));
+        assert!(!belongs_to(
+            &config_map(Some("alpine"), &["u1"]),
+            "u1",
+            "busybox"
+        ));
+        // Labelled, but owned by something else (a scan of the same name, deleted and made again).
+        assert!(!belongs_to(
+            &config_map(Some("busybox"), &["old"]),
+            "u1",
+            "busybox"
+        ));
     }
 }

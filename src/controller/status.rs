@@ -4,8 +4,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Condition, ConditionStatus, ConditionType, CveCount, Phase, ScanStatus, ScannedBy,
-    Scanner, phase,
+    Artifact, Condition, ConditionStatus, ConditionType, CveCount, LastResult, Phase, ScanStatus,
+    ScannedBy, Scanner, phase,
 };
 use crate::policy::Outcome;
 
@@ -48,6 +48,46 @@ pub enum SendState {
     Failed { error: String },
 }
 
+/// Where a report came from, as `status.lastResult.source` says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportSource {
+    /// A scan Job the controller ran from the scan's ScanTemplate; `job` is `None` once the
+    /// Job is gone (deleted after its TTL) and no earlier status named it.
+    Job {
+        namespace: String,
+        job: Option<String>,
+        template: String,
+    },
+    /// Pushed with `scangate report --to-configmap`; `by` is the writer the webhook recorded
+    /// on the report ConfigMap (`scangate.dev/reported-by`).
+    Pushed { by: Option<String> },
+}
+
+impl std::fmt::Display for ReportSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportSource::Job {
+                namespace,
+                job: Some(job),
+                template,
+            } => write!(
+                f,
+                "Job {namespace}/{job} from ScanTemplate {namespace}/{template}"
+            ),
+            ReportSource::Job {
+                namespace,
+                job: None,
+                template,
+            } => write!(
+                f,
+                "a Job (since deleted) from ScanTemplate {namespace}/{template}"
+            ),
+            ReportSource::Pushed { by: Some(by) } => write!(f, "pushed by {by}"),
+            ReportSource::Pushed { by: None } => f.write_str("pushed (writer not recorded)"),
+        }
+    }
+}
+
 /// What a readable report gives the status.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Results {
@@ -56,6 +96,8 @@ pub struct Results {
     pub scanner: Scanner,
     /// When the report was stored.
     pub stored_at: Timestamp,
+    /// Where the report came from.
+    pub source: ReportSource,
     pub policy: PolicyState,
     pub sending: SendState,
 }
@@ -78,6 +120,12 @@ pub struct StatusInputs<'a> {
 /// artifact, violations, scanner, times and observed generations. Condition transition times
 /// are carried over from `previous` while a condition's status does not change, so applying
 /// the same inputs twice gives the same status.
+///
+/// `lastResult` is set from a report whose status is decided (Completed, Failed, Error); in
+/// every other state (a rescan, a new template generation, a report that disappeared or was
+/// refused, a failed Job) it is carried over unchanged, with the counts, artifact,
+/// violations, scanner and `scannedAt` it stands for, so admission never falls back to "not
+/// scanned yet" for an image that has a verdict.
 pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
     let mut status = ScanStatus {
         observed_generation: inputs.generation,
@@ -147,11 +195,56 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
     }
     let derived = phase(&conditions);
     status.phase = Some(derived);
+    let carried = inputs.previous.and_then(carried_result);
+    match (&inputs.state, &inputs.results) {
+        (ScanState::Finished { .. }, Some(results)) if derived.is_decided() => {
+            // The same report keeps the source recorded while its Job existed.
+            let source = match (&results.source, &carried) {
+                (ReportSource::Job { job: None, .. }, Some(last))
+                    if last.scanned_at.0 == results.stored_at && !last.source.is_empty() =>
+                {
+                    last.source.clone()
+                }
+                (source, _) => source.to_string(),
+            };
+            status.last_result = Some(LastResult {
+                phase: derived,
+                scanned_at: Time(results.stored_at),
+                source,
+            });
+        }
+        _ => {
+            status.last_result = carried;
+            if let Some(p) = inputs.previous {
+                status.cve_count = p.cve_count.clone();
+                status.artifact = p.artifact.clone();
+                status.violations = p.violations.clone();
+                status.scanned_by = p.scanned_by.clone();
+            }
+        }
+    }
     if derived == Phase::Completed {
         status.compliant_artifact = status.artifact.clone();
     }
     status.conditions = conditions;
     status
+}
+
+/// The decided result a previous status stands for: its `lastResult`, or for a status written
+/// before `lastResult` existed, its Completed or Failed phase and `scannedAt` (an Error there
+/// may be a failed Job, not a verdict on a report).
+fn carried_result(previous: &ScanStatus) -> Option<LastResult> {
+    previous
+        .last_result
+        .clone()
+        .or_else(|| match (previous.phase, &previous.scanned_at) {
+            (Some(phase @ (Phase::Completed | Phase::Failed)), Some(at)) => Some(LastResult {
+                phase,
+                scanned_at: at.clone(),
+                source: String::new(),
+            }),
+            _ => None,
+        })
 }
 
 /// What the previous status says for planning: whether a scan finished for these
@@ -198,7 +291,7 @@ pub fn state_without_job(
                 .unwrap_or_else(|| finished_message.to_string()),
         },
         Some(Err(error)) => ScanState::Failed {
-            message: "The report could not be read".into(),
+            message: "The report cannot be used".into(),
             error: error.clone(),
         },
         None => match previous_succeeded {
@@ -292,8 +385,17 @@ mod tests {
                 version: "0.94.0".into(),
             },
             stored_at: ts("2026-01-01T12:00:00Z"),
+            source: job_source(Some("busybox-0123456789")),
             policy,
             sending,
+        }
+    }
+
+    fn job_source(job: Option<&str>) -> ReportSource {
+        ReportSource::Job {
+            namespace: "scangate-system".into(),
+            job: job.map(Into::into),
+            template: "grype".into(),
         }
     }
 
@@ -685,6 +787,180 @@ mod tests {
         assert_eq!(
             previous_facts(Some(&failed), Some(2), None).failed_at,
             Some(ts(NOW))
+        );
+    }
+
+    fn last(status: &ScanStatus) -> Option<(Phase, Timestamp, &str)> {
+        status
+            .last_result
+            .as_ref()
+            .map(|l| (l.phase, l.scanned_at.0, l.source.as_str()))
+    }
+
+    const STORED: &str = "2026-01-01T12:00:00Z";
+    const JOB_SOURCE: &str =
+        "Job scangate-system/busybox-0123456789 from ScanTemplate scangate-system/grype";
+
+    /// The fields a rescan keeps from the verdict it stands in for.
+    fn verdict_fields(s: &ScanStatus) -> impl PartialEq + std::fmt::Debug + '_ {
+        (
+            &s.violations,
+            &s.cve_count,
+            &s.artifact,
+            &s.scanned_by,
+            &s.scanned_at,
+            &s.last_result,
+        )
+    }
+
+    #[test]
+    fn a_decided_report_records_the_last_result_and_its_source() {
+        let failed = status(
+            finished(),
+            Some(results(violated(), SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(last(&failed), Some((Phase::Failed, ts(STORED), JOB_SOURCE)));
+        let completed = status(
+            finished(),
+            Some(results(compliant(), SendState::NotConfigured)),
+            Some(&failed),
+        );
+        assert_eq!(
+            last(&completed),
+            Some((Phase::Completed, ts(STORED), JOB_SOURCE))
+        );
+        let policy_error = status(
+            finished(),
+            Some(results(
+                PolicyState::Error {
+                    error: "ScanPolicy strict not found".into(),
+                    generation: None,
+                },
+                SendState::NotConfigured,
+            )),
+            None,
+        );
+        assert_eq!(
+            last(&policy_error).map(|l| l.0),
+            Some(Phase::Error),
+            "a policy that cannot decide the report is a decided Error"
+        );
+        assert_consistent(&failed);
+        assert_consistent(&completed);
+    }
+
+    #[test]
+    fn a_rescan_keeps_the_verdict_while_it_runs() {
+        let failed = status(
+            finished(),
+            Some(results(violated(), SendState::NotConfigured)),
+            None,
+        );
+        // A rescan, or a new template generation: a new Job runs.
+        let rescanning = status(ScanState::Running, None, Some(&failed));
+        assert_eq!(rescanning.phase, Some(Phase::Scanning));
+        assert_eq!(verdict_fields(&rescanning), verdict_fields(&failed));
+        assert_eq!(rescanning.violations.len(), 2);
+        assert_eq!(rescanning.compliant_artifact, None);
+        assert_consistent(&rescanning);
+        // The report disappeared (deleted, or deleted before the rescan): Pending, same verdict.
+        let state = state_without_job(Some(&rescanning), None, "Complete");
+        assert_eq!(state, ScanState::Pending);
+        let pending = status(state, None, Some(&rescanning));
+        assert_eq!(pending.phase, Some(Phase::Pending));
+        assert_eq!(verdict_fields(&pending), verdict_fields(&failed));
+        // The rescan Job fails: Error, and the verdict is still the report's.
+        let job_failed = status(
+            ScanState::Failed {
+                message: "Failed: BackoffLimitExceeded".into(),
+                error: "Job has reached the specified backoff limit".into(),
+            },
+            None,
+            Some(&pending),
+        );
+        assert_eq!(job_failed.phase, Some(Phase::Error));
+        assert_eq!(
+            last(&job_failed),
+            Some((Phase::Failed, ts(STORED), JOB_SOURCE))
+        );
+        // The rescan's report decides again, from its own time.
+        let mut newer = results(compliant(), SendState::NotConfigured);
+        newer.stored_at = ts("2026-01-05T00:00:00Z");
+        let completed = status(finished(), Some(newer), Some(&job_failed));
+        assert_eq!(
+            last(&completed),
+            Some((Phase::Completed, ts("2026-01-05T00:00:00Z"), JOB_SOURCE))
+        );
+        assert!(completed.violations.is_empty());
+    }
+
+    #[test]
+    fn pushed_reports_name_their_writer() {
+        let pushed = |by: Option<&str>| {
+            let mut r = results(violated(), SendState::NotConfigured);
+            r.source = ReportSource::Pushed {
+                by: by.map(Into::into),
+            };
+            status(
+                ScanState::Finished {
+                    message: "pushed".into(),
+                },
+                Some(r),
+                None,
+            )
+        };
+        assert_eq!(
+            last(&pushed(Some("system:serviceaccount:ci:pusher"))).map(|l| l.2.to_string()),
+            Some("pushed by system:serviceaccount:ci:pusher".into())
+        );
+        assert_eq!(
+            last(&pushed(None)).map(|l| l.2.to_string()),
+            Some("pushed (writer not recorded)".into())
+        );
+    }
+
+    #[test]
+    fn the_same_report_keeps_its_job_after_the_job_is_gone() {
+        let failed = status(
+            finished(),
+            Some(results(violated(), SendState::NotConfigured)),
+            None,
+        );
+        let mut gone = results(violated(), SendState::NotConfigured);
+        gone.source = job_source(None);
+        let later = status(finished(), Some(gone.clone()), Some(&failed));
+        assert_eq!(last(&later), last(&failed));
+        // Without an earlier status naming it, the source says the Job is gone.
+        let fresh = status(finished(), Some(gone), None);
+        assert_eq!(
+            last(&fresh).map(|l| l.2.to_string()),
+            Some("a Job (since deleted) from ScanTemplate scangate-system/grype".into())
+        );
+    }
+
+    #[test]
+    fn statuses_from_before_last_result_carry_their_verdict() {
+        let mut old = status(
+            finished(),
+            Some(results(violated(), SendState::NotConfigured)),
+            None,
+        );
+        old.last_result = None;
+        let rescanning = status(ScanState::Running, None, Some(&old));
+        assert_eq!(last(&rescanning), Some((Phase::Failed, ts(STORED), "")));
+        // An old Error (perhaps a failed Job) is no verdict to carry.
+        let mut error = status(
+            ScanState::Unrunnable {
+                error: "ScanTemplate grype not found".into(),
+            },
+            None,
+            None,
+        );
+        error.scanned_at = Some(Time(ts(STORED)));
+        assert_eq!(
+            status(ScanState::Running, None, Some(&error)).last_result,
+            None
         );
     }
 }

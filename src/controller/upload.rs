@@ -1,10 +1,13 @@
 //! `scangate report FILE --to-configmap NAMESPACE/SCAN`: stores a normalized report as the
-//! scan's report ConfigMap, owned by the scan, with server-side apply.
+//! scan's report ConfigMap, owned by the scan, with server-side apply. A report for another
+//! image or repository than the scan's is refused before it is stored (the controller refuses
+//! it too, whoever stores it).
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::kinds::ScanKind;
 use super::{Error, Result};
 use crate::api::{ImageScan, SourceScan};
 use crate::report::{Report, ScanRef, to_config_map};
@@ -22,8 +25,14 @@ pub fn parse_target(target: &str) -> Result<(String, String)> {
     }
 }
 
-/// Finds the ImageScan, else the SourceScan, named `name` in `namespace`.
-pub async fn find_scan(client: &Client, namespace: &str, name: &str) -> Result<ScanRef> {
+/// Finds the ImageScan, else the SourceScan, named `name` in `namespace`, and checks that
+/// `report` is for what it scans.
+pub async fn find_scan(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    report: &Report,
+) -> Result<ScanRef> {
     let reference = |api_version: String, kind: String, uid: Option<String>| ScanRef {
         api_version,
         kind,
@@ -31,8 +40,15 @@ pub async fn find_scan(client: &Client, namespace: &str, name: &str) -> Result<S
         namespace: namespace.to_string(),
         uid: uid.unwrap_or_default(),
     };
+    let checked = |outcome: std::result::Result<(), super::target::Error>| {
+        outcome.map_err(|cause| Error::WrongTarget {
+            cause: Box::new(cause),
+            scan: format!("{namespace}/{name}"),
+        })
+    };
     let images: Api<ImageScan> = Api::namespaced(client.clone(), namespace);
     if let Some(scan) = images.get_opt(name).await? {
+        checked(scan.check_report(report))?;
         return Ok(reference(
             ImageScan::api_version(&()).into_owned(),
             ImageScan::kind(&()).into_owned(),
@@ -41,6 +57,7 @@ pub async fn find_scan(client: &Client, namespace: &str, name: &str) -> Result<S
     }
     let sources: Api<SourceScan> = Api::namespaced(client.clone(), namespace);
     if let Some(scan) = sources.get_opt(name).await? {
+        checked(scan.check_report(report))?;
         return Ok(reference(
             SourceScan::api_version(&()).into_owned(),
             SourceScan::kind(&()).into_owned(),
@@ -56,7 +73,7 @@ pub async fn find_scan(client: &Client, namespace: &str, name: &str) -> Result<S
 /// Stores `report` for the scan `target` (`NAMESPACE/SCAN`); returns the ConfigMap's name.
 pub async fn upload(client: &Client, report: &Report, target: &str) -> Result<String> {
     let (namespace, name) = parse_target(target)?;
-    let scan = find_scan(client, &namespace, &name).await?;
+    let scan = find_scan(client, &namespace, &name, report).await?;
     let config_map = to_config_map(report, &scan)?;
     let cm_name = config_map.name_any();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);

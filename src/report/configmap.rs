@@ -23,6 +23,10 @@ pub const REPORT_KEY: &str = "report.json.gz";
 /// The label naming the scan a report ConfigMap belongs to.
 pub const SCAN_LABEL: &str = "scanning.scangate.dev/scan";
 
+/// The annotation on a report ConfigMap naming the identity that wrote it, as the webhook saw
+/// the request (e.g. `system:serviceaccount:ci:pusher`). Only the webhook sets it.
+pub const REPORTED_BY: &str = "scangate.dev/reported-by";
+
 /// The largest compressed report stored: a ConfigMap holds at most 1 MiB of data; 64 KiB are
 /// left for metadata.
 pub const MAX_COMPRESSED_REPORT_BYTES: usize = 1024 * 1024 - 64 * 1024;

@@ -23,8 +23,8 @@ mod summary;
 mod trivy;
 
 pub use configmap::{
-    MAX_COMPRESSED_REPORT_BYTES, REPORT_KEY, SCAN_LABEL, ScanRef, config_map_name, from_config_map,
-    scan_label_value, to_config_map,
+    MAX_COMPRESSED_REPORT_BYTES, REPORT_KEY, REPORTED_BY, SCAN_LABEL, ScanRef, config_map_name,
+    from_config_map, scan_label_value, to_config_map,
 };
 pub use error::{Error, Format, Result, UNDERSTOOD_FORMATS};
 pub use model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
