@@ -37,20 +37,25 @@ say "installing the scangate CRDs"
 run $KUBECTL apply --server-side -k deploy/crds/
 $KUBECTL wait --for=condition=Established --timeout=60s crd/imagescans.scanning.scangate.dev >/dev/null
 
-say "starting scangate: webhook (HTTPS on 127.0.0.1:$PORT) and controller"
+say "installing scangate's RBAC (per role, and the tenant and approver roles)"
+run $KUBECTL apply --server-side -k deploy/rbac/
+
+say "starting scangate: webhook (HTTPS on 127.0.0.1:$PORT) and controller, each as its ServiceAccount"
 mkdir -p "$DEMO"
 $BIN certs --out-dir "$DEMO/certs" --host 127.0.0.1 --host localhost
-KUBECONFIG=$CP/kubeconfig $BIN webhook --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+# Each role acts with its own ServiceAccount's rights (impersonated, as no pod runs here): only
+# the controller's identity may write scan status.
+kubeconfig_as() {
+  sed "s|^  user:\$|  user:\n    as: system:serviceaccount:scangate-system:$1|" "$CP/kubeconfig" >"$DEMO/kubeconfig-$1"
+  echo "$DEMO/kubeconfig-$1"
+}
+KUBECONFIG=$(kubeconfig_as scangate-webhook) $BIN webhook --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
   --tls-cert "$DEMO/certs/tls.crt" --tls-key "$DEMO/certs/tls.key" --config examples/config.yaml \
   >"$DEMO/webhook.log" 2>&1 &
 pids+=($!)
-# Builds before the controller landed say so; a built one fails fast on a missing kubeconfig.
-probe=$(KUBECONFIG=/nonexistent timeout 10 $BIN controller --admin-listen 127.0.0.1:0 2>&1 || true)
-if ! grep -q 'not built' <<<"$probe"; then
-  KUBECONFIG=$CP/kubeconfig $BIN controller --admin-listen "127.0.0.1:$CONTROLLER_ADMIN_PORT" --leader-election=false \
-    >"$DEMO/controller.log" 2>&1 &
-  pids+=($!)
-fi
+KUBECONFIG=$(kubeconfig_as scangate-controller) $BIN controller --admin-listen "127.0.0.1:$CONTROLLER_ADMIN_PORT" \
+  --leader-election=false --config examples/config.yaml >"$DEMO/controller.log" 2>&1 &
+pids+=($!)
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break
   sleep 0.2
@@ -63,12 +68,12 @@ $BIN webhook-config --url "https://127.0.0.1:$PORT" --ca-file "$DEMO/certs/ca.cr
 run $KUBECTL apply --server-side -k deploy/local
 $KUBECTL wait --for=condition=Established --timeout=60s crd/imagescans.scanning.scangate.dev >/dev/null
 
-say "the shop namespace, and scans of its images"
+say "the shop namespace, and trusted scans of its images in scangate-system (a CI pipeline pushes the reports)"
 run $KUBECTL apply -f examples/scans/namespaces.yaml
 bash scripts/play-scanner.sh "$KUBECTL" "$BIN"
 
 say "what scangate knows"
-run $KUBECTL get imagescans -n shop -o wide
+run $KUBECTL get imagescans -n scangate-system -o wide
 
 say "a deployment of busybox:1.32.1 (1 critical, 10 high CVEs): denied"
 for _ in $(seq 1 50); do
@@ -84,4 +89,55 @@ say "a deployment of alpine:3.10 (passed its scan): admitted"
 run $KUBECTL apply -f examples/workloads/clean-deployment.yaml
 run $KUBECTL get deployments -n shop
 
-say "done: scangate denied the vulnerable deployment and admitted the clean one"
+say "a tenant (built-in edit role in shop) tries to get busybox in"
+run $KUBECTL create rolebinding dev-edit -n shop --clusterrole=edit --user=dev
+AS_DEV="$KUBECTL --as=dev -n shop"
+expect_refused() {
+  if run "$@"; then echo "UNEXPECTED: the tenant's attempt succeeded" >&2; exit 1; fi
+}
+echo "# its own scan of busybox is fine to create, but counts only against its namespace"
+run $AS_DEV apply -f - <<'YAML'
+apiVersion: scanning.scangate.dev/v1beta1
+kind: ImageScan
+metadata: {name: my-busybox}
+spec: {registry: {image: "busybox:1.32.1"}}
+YAML
+echo "# writing a verdict into its scan's status, deleting the trusted report, writing an exception: refused"
+expect_refused $AS_DEV patch imagescan my-busybox --subresource=status --type=merge \
+  -p '{"status": {"conditions": [{"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "x"}]}}'
+expect_refused $KUBECTL --as=dev -n scangate-system delete configmap busybox-report
+expect_refused $AS_DEV create -f - <<'YAML'
+apiVersion: scanning.scangate.dev/v1beta1
+kind: ScanException
+metadata: {name: everything}
+spec: {images: ["*"], reason: "mine", expires: "2099-01-01T00:00:00Z"}
+YAML
+echo "# and busybox is still denied, by the trusted result"
+expect_refused $AS_DEV apply -f examples/workloads/vulnerable-deployment.yaml
+
+say "an exception approver admits busybox in shop only, for a reviewed reason"
+run $KUBECTL create rolebinding security-lead -n shop --clusterrole=scangate-exception-approver --user=security-lead
+expires=$(date -u -d '+7 days' +%Y-%m-%dT%H:%M:%SZ)
+run $KUBECTL --as=security-lead -n shop apply -f - <<YAML
+apiVersion: scanning.scangate.dev/v1beta1
+kind: ScanException
+metadata: {name: legacy-tools}
+spec:
+  images: ["docker.io/library/busybox:1.32.1"]
+  reason: "SEC-42: legacy tooling, replaced next sprint"
+  expires: "$expires"
+YAML
+for _ in $(seq 1 50); do
+  if $AS_DEV apply --dry-run=server -f examples/workloads/vulnerable-deployment.yaml >/dev/null 2>&1; then break; fi
+  sleep 0.2
+done
+run $AS_DEV apply -f examples/workloads/vulnerable-deployment.yaml
+echo "# in sandbox (warn mode) it is still only a warning of a denial: the exception is shop's"
+run $KUBECTL apply --dry-run=server -n sandbox -f - <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: probe}
+spec: {containers: [{name: sh, image: "busybox:1.32.1"}]}
+YAML
+
+say "done: scangate denied the vulnerable deployment, admitted the clean one, and held against the tenant"

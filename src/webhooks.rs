@@ -168,11 +168,29 @@ pub fn configurations(
         ca_bundle,
     );
     exceptions_webhook["reinvocationPolicy"] = json!("Never");
+    // Only report ConfigMaps (labelled with their scan): the guard never sees other ConfigMaps.
+    let reports = json!([
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": create_update,
+         "resources": ["configmaps"], "scope": "Namespaced"},
+    ]);
+    let mut reports_webhook = webhook(
+        "reports",
+        "/mutate/reports",
+        reports,
+        5,
+        target,
+        guard_selector(namespaces),
+        ca_bundle,
+    );
+    reports_webhook["reinvocationPolicy"] = json!("Never");
+    reports_webhook["objectSelector"] = json!({"matchExpressions": [
+        {"key": crate::report::SCAN_LABEL, "operator": "Exists"}
+    ]});
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [status_webhook, exceptions_webhook],
+        "webhooks": [status_webhook, exceptions_webhook, reports_webhook],
     });
     Ok((
         serde_json::from_value(validating)?,
@@ -266,6 +284,16 @@ mod tests {
             Some("https://127.0.0.1:8443/mutate/exceptions")
         );
         assert_eq!(mutating[1].namespace_selector, Some(Default::default()));
+        let reports = &mutating[2];
+        assert_eq!(
+            reports.client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/mutate/reports")
+        );
+        let selector = reports.object_selector.clone().unwrap_or_default();
+        assert_eq!(
+            selector.match_expressions.unwrap_or_default()[0].key,
+            "scanning.scangate.dev/scan"
+        );
         assert_eq!(webhooks[1].namespace_selector, Some(Default::default()));
         assert_eq!(
             status.client_config.url.as_deref(),

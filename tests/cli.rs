@@ -58,7 +58,7 @@ fn check_denies_the_vulnerable_deployment_with_the_design_message() {
     for part in [
         "container \"tools\"",
         "image docker.io/library/busybox:1.32.1@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7",
-        "failed scan shop/busybox (policy shop/no-critical-or-high)",
+        "failed trusted scan scangate-system/busybox (policy scangate-system/no-critical-or-high)",
         "CVE-2022-48174 (critical) in busybox 1.32.1, no fix yet",
         "and 6 more",
         "ScanException",

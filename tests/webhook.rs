@@ -70,7 +70,10 @@ async fn denies_a_failed_image_and_admits_a_passed_one() {
     let message = answer["response"]["status"]["message"]
         .as_str()
         .unwrap_or_default();
-    assert!(message.contains("failed scan shop/busybox"), "{message}");
+    assert!(
+        message.contains("failed trusted scan scangate-system/busybox"),
+        "{message}"
+    );
     assert!(message.contains("CVE-2022-48174 (critical)"), "{message}");
 
     let body = serde_json::to_vec(&review("shop", "alpine:3.10")).expect("json");
@@ -86,16 +89,22 @@ async fn denies_a_failed_image_and_admits_a_passed_one() {
         .as_str()
         .unwrap_or_default();
     assert!(
-        warning.contains("docker.io/library/redis:7 has no scan in namespace shop"),
+        warning.contains(
+            "docker.io/library/redis:7 has no trusted scan (trusted: scans in scangate-system)"
+        ),
         "{warning}"
     );
 
     // A namespace labelled warn admits the failed image with a warning.
     let body = serde_json::to_vec(&review("sandbox", "busybox:1.32.1")).expect("json");
     let (_, answer) = post(&client, &s.webhook.url, body).await;
-    assert_eq!(
-        answer["response"]["allowed"], true,
-        "sandbox scans do not exist: unscanned"
+    assert_eq!(answer["response"]["allowed"], true);
+    let warning = answer["response"]["warnings"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        warning.starts_with("namespace sandbox is in warn mode; this would be denied"),
+        "{warning}"
     );
 }
 

@@ -98,6 +98,14 @@ pub struct AdmissionConfig {
     /// count as trusted results in that namespace. Off: they can only deny more there.
     #[serde(default)]
     pub trust_namespace_scans: bool,
+    /// Identities (users) whose report pushes into trusted namespaces count as trusted
+    /// results, e.g. a CI pipeline's ServiceAccount running `scangate report --to-configmap`.
+    /// Scan Jobs (the scanner's ServiceAccount there) and the controller always may.
+    #[serde(default)]
+    pub trusted_reporters: Vec<String>,
+    /// Groups whose members' report pushes into trusted namespaces count.
+    #[serde(default)]
+    pub trusted_reporter_groups: Vec<String>,
     /// The only identity that may write scan status: scangate's controller.
     #[serde(default = "default_controller_username")]
     pub controller_username: String,
@@ -141,6 +149,8 @@ impl Default for AdmissionConfig {
             scangate_namespace: default_scangate_namespace(),
             trusted_scan_namespaces: vec![],
             trust_namespace_scans: false,
+            trusted_reporters: vec![],
+            trusted_reporter_groups: vec![],
             controller_username: default_controller_username(),
             recheck_controller_pods: false,
             registry_aliases: RegistryAliases::default(),
@@ -284,6 +294,23 @@ impl AdmissionConfig {
     pub fn exception_counts_for_scan(&self, scan: &str, exception: &str) -> bool {
         exception == self.scangate_namespace
             || (exception == scan && !self.is_trusted_namespace(scan))
+    }
+
+    /// Whether this writer may store reports in `namespace`: anyone in a namespace whose
+    /// scans are not trusted results; in a trusted one, scangate's controller, the scan Jobs'
+    /// ServiceAccount there, and `trustedReporters`.
+    pub fn may_report(&self, namespace: &str, username: &str, groups: &[String]) -> bool {
+        !self.is_trusted_namespace(namespace)
+            || username == self.controller_username
+            || username
+                == format!(
+                    "system:serviceaccount:{namespace}:{}",
+                    self.templates.service_account
+                )
+            || self.trusted_reporters.iter().any(|r| r == username)
+            || groups
+                .iter()
+                .any(|g| self.trusted_reporter_groups.contains(g))
     }
 
     /// Whether this writer's ScanExceptions count: a listed approver, or (no list) whoever
@@ -438,6 +465,31 @@ mod tests {
         assert!(config.is_approver("bob", &["sec".to_string()]));
         assert!(!config.is_approver("mallory", &["system:authenticated".to_string()]));
         assert!(AdmissionConfig::default().is_approver("anyone", &[]));
+        // Reports: anyone in a tenant namespace (they count there only); in trusted ones the
+        // scan Jobs, the controller and the listed reporters.
+        let config = AdmissionConfig::from_yaml(
+            "trustedScanNamespaces: [ci-scans]\ntrustedReporters: [ci-bot]\ntrustedReporterGroups: [ci]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.may_report("shop", "anyone", &[]));
+        assert!(config.may_report("ci-scans", "ci-bot", &[]));
+        assert!(config.may_report("ci-scans", "someone", &["ci".into()]));
+        assert!(config.may_report(
+            "ci-scans",
+            "system:serviceaccount:ci-scans:scangate-scanner",
+            &[]
+        ));
+        assert!(config.may_report("scangate-system", &config.controller_username, &[]));
+        assert!(!config.may_report(
+            "scangate-system",
+            "system:serviceaccount:ci-scans:scangate-scanner",
+            &[]
+        ));
+        assert!(!config.may_report(
+            "scangate-system",
+            "tenant",
+            &["system:authenticated".into()]
+        ));
         let empty = AdmissionConfig::from_yaml("controllerUsername: ''").err();
         assert!(matches!(empty, Some(Error::EmptyField { .. })));
     }

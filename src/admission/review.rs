@@ -10,6 +10,7 @@ use super::config::{Action, AdmissionConfig};
 use super::status;
 use super::workload::{self, Container, Context, Decision};
 use crate::index::{APPROVED_AT, APPROVED_BY};
+use crate::report::{REPORTED_BY, SCAN_LABEL};
 
 /// The API version of the AdmissionReviews scangate answers.
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
@@ -333,30 +334,78 @@ pub fn review_exception_write(
             ),
         );
     }
-    let stamp = [
-        (APPROVED_BY, writer.to_string()),
-        (
-            APPROVED_AT,
-            now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
-        ),
-    ];
-    let patch = match &object.metadata.annotations {
+    let at = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
+    stamp(
+        req,
+        &object.metadata,
+        &[(APPROVED_BY, writer), (APPROVED_AT, &at)],
+    )
+}
+
+/// Reviews a write of a report ConfigMap (label `scanning.scangate.dev/scan`): in a namespace
+/// whose scans are trusted results, only scan Jobs, the controller and `trustedReporters` may
+/// store reports; everywhere, the answer records the writer, shown as the result's source.
+pub fn review_report_write(
+    req: &AdmissionRequest<DynamicObject>,
+    config: &AdmissionConfig,
+) -> AdmissionResponse {
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return AdmissionResponse::from(req);
+    }
+    let Some(object) = req.object.as_ref() else {
+        return deny(req, "report request has no object");
+    };
+    let is_report = object
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(SCAN_LABEL));
+    if !is_report {
+        return AdmissionResponse::from(req);
+    }
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let writer = req.user_info.username.as_deref().unwrap_or_default();
+    let groups = req.user_info.groups.as_deref().unwrap_or_default();
+    if writer.is_empty() || !config.may_report(namespace, writer, groups) {
+        return deny(
+            req,
+            format!(
+                "reports in namespace {namespace} are trusted results: only scangate's scan Jobs \
+                 (ServiceAccount {}), its controller and the config's trustedReporters may store \
+                 them; {writer:?} may not. Push to your own namespace, or ask an admin to add \
+                 your pipeline's identity to trustedReporters",
+                config.templates.service_account
+            ),
+        );
+    }
+    stamp(req, &object.metadata, &[(REPORTED_BY, writer)])
+}
+
+/// Allows the request with a patch that sets these annotations (replacing any value the
+/// writer gave them).
+fn stamp(
+    req: &AdmissionRequest<DynamicObject>,
+    metadata: &kube::core::ObjectMeta,
+    annotations: &[(&str, &str)],
+) -> AdmissionResponse {
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    let patch: Vec<Value> = match &metadata.annotations {
         None => vec![json!({"op": "add", "path": "/metadata/annotations",
-                            "value": stamp.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()})],
-        Some(_) => stamp
+            "value": annotations.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()})],
+        Some(_) => annotations
             .iter()
             .map(|(key, value)| {
-                json!({"op": "add", "path": format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1")), "value": value})
+                json!({"op": "add", "path": format!("/metadata/annotations/{}", escape(key)), "value": value})
             })
             .collect(),
     };
     let patch = match serde_json::from_value::<json_patch::Patch>(Value::Array(patch)) {
         Ok(patch) => patch,
-        Err(e) => return deny(req, format!("cannot encode the approval patch: {e}")),
+        Err(e) => return deny(req, format!("cannot encode the annotation patch: {e}")),
     };
     match AdmissionResponse::from(req).with_patch(patch) {
         Ok(response) => response,
-        Err(e) => deny(req, format!("cannot encode the approval patch: {e}")),
+        Err(e) => deny(req, format!("cannot encode the annotation patch: {e}")),
     }
 }
 
@@ -620,6 +669,70 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         json_patch::patch(&mut object, &patch).unwrap_or_else(|e| panic!("{e}"));
         object
+    }
+
+    fn report_request(
+        namespace: &str,
+        user: &str,
+        labelled: bool,
+    ) -> AdmissionRequest<DynamicObject> {
+        let labels = if labelled {
+            json!({"scanning.scangate.dev/scan": "busybox"})
+        } else {
+            json!({})
+        };
+        decoded(&review(json!({
+            "uid": "u-10",
+            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "name": "busybox-report", "namespace": namespace, "operation": "CREATE",
+            "userInfo": {"username": user},
+            "object": {"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "busybox-report", "namespace": namespace, "labels": labels,
+                                    "annotations": {"scangate.dev/reported-by": "forged"}},
+                       "binaryData": {}}
+        })))
+    }
+
+    #[test]
+    fn report_writes_are_recorded_and_trusted_namespaces_take_only_trusted_writers() {
+        let config = AdmissionConfig::from_yaml("trustedReporters: [ci-bot]")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sys = "scangate-system";
+        let refused = review_report_write(&report_request(sys, "tenant", true), &config);
+        assert!(!refused.allowed);
+        assert!(
+            refused
+                .result
+                .message
+                .contains("reports in namespace scangate-system are trusted results"),
+            "{}",
+            refused.result.message
+        );
+        for writer in [
+            "ci-bot",
+            "system:serviceaccount:scangate-system:scangate-scanner",
+            "system:serviceaccount:scangate-system:scangate-controller",
+        ] {
+            let response = review_report_write(&report_request(sys, writer, true), &config);
+            assert!(response.allowed, "{writer}");
+            let object = patched(
+                &response,
+                json!({"metadata": {"annotations": {"scangate.dev/reported-by": "forged"}}}),
+            );
+            assert_eq!(
+                object["metadata"]["annotations"]["scangate.dev/reported-by"],
+                writer
+            );
+        }
+        // A tenant's own namespace: allowed, and recorded.
+        let response = review_report_write(&report_request("shop", "tenant", true), &config);
+        assert!(response.allowed);
+        assert!(response.patch.is_some());
+        // Not a report: nothing to do.
+        let response = review_report_write(&report_request(sys, "tenant", false), &config);
+        assert!(response.allowed);
+        assert!(response.patch.is_none());
     }
 
     #[test]

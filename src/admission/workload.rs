@@ -482,7 +482,7 @@ fn judge(
     }
 }
 
-/// Which scan decided, and what it is worth: `trusted scan ns/name (report from …)` or
+/// Which scan decided, and what it is worth: `trusted scan ns/name (report: pushed by …)` or
 /// `namespace scan ns/name`.
 fn provenance(scan: &IndexedScan, origin: Origin) -> String {
     let mut which = match origin {
@@ -491,7 +491,7 @@ fn provenance(scan: &IndexedScan, origin: Origin) -> String {
     };
     let mut notes = vec![];
     if let Some(source) = &scan.source {
-        notes.push(format!("report from {source}"));
+        notes.push(format!("report: {source}"));
     }
     if scan.rescanning {
         notes.push("a rescan is running".to_string());

@@ -91,7 +91,7 @@ pub enum Error {
     Answer { url: String, cause: String },
     #[error("{0:?} is not NAMESPACE/SCAN")]
     Target(String),
-    #[error("not storing the report for scan {scan}: {cause}")]
+    #[error("not storing the report for scan {scan}")]
     WrongTarget {
         scan: String,
         #[source]

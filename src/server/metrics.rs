@@ -18,6 +18,7 @@ pub enum Endpoint {
     validate_scanning,
     mutate_scan_status,
     mutate_exceptions,
+    mutate_reports,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -18,6 +18,7 @@ use tracing::{Instrument, Span, field};
 
 use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
 use super::state::WebhookState;
+use crate::admission::config::AdmissionConfig;
 use crate::admission::review::{self, Rejection};
 use crate::admission::scanning::{self, JobRights, Verdict};
 use crate::admission::workload::Context;
@@ -45,6 +46,7 @@ pub fn router(app: AppState) -> Router {
         .route("/validate/scanning", post(validate_scanning))
         .route("/mutate/scan-status", post(mutate_scan_status))
         .route("/mutate/exceptions", post(mutate_exceptions))
+        .route("/mutate/reports", post(mutate_reports))
         .with_state(app)
 }
 
@@ -339,54 +341,63 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
 }
 
 async fn mutate_scan_status(State(app): State<AppState>, body: Body) -> Response {
-    let req = match decode(&app, body).await {
-        Ok(req) => req,
-        Err(refusal) => return refusal,
-    };
-    let started = Instant::now();
-    let span = admission_span(Endpoint::mutate_scan_status, &req);
-    let _entered = span.enter();
-    let config = app.state.config();
-    let response = review::review_status(&req, &config.controller_username, jiff::Timestamp::now());
-    let verdict = if response.allowed { "allow" } else { "deny" };
-    span.record("verdict", verdict);
-    if !response.allowed {
-        tracing::info!(reason = %response.result.message, "status refused");
-    }
-    record(
-        &app,
+    guard(
+        app,
+        body,
         Endpoint::mutate_scan_status,
-        &req.kind.kind,
-        verdict,
-        "none",
-        started,
-    );
-    respond(response)
+        "status",
+        |req, config| {
+            review::review_status(req, &config.controller_username, jiff::Timestamp::now())
+        },
+    )
+    .await
 }
 
 async fn mutate_exceptions(State(app): State<AppState>, body: Body) -> Response {
+    guard(
+        app,
+        body,
+        Endpoint::mutate_exceptions,
+        "exception",
+        |req, config| review::review_exception_write(req, config, jiff::Timestamp::now()),
+    )
+    .await
+}
+
+async fn mutate_reports(State(app): State<AppState>, body: Body) -> Response {
+    guard(
+        app,
+        body,
+        Endpoint::mutate_reports,
+        "report",
+        review::review_report_write,
+    )
+    .await
+}
+
+/// The guards of scangate's own objects: decode, review with the current config, record.
+async fn guard(
+    app: AppState,
+    body: Body,
+    endpoint: Endpoint,
+    what: &'static str,
+    review: impl FnOnce(&AdmissionRequest<DynamicObject>, &AdmissionConfig) -> AdmissionResponse,
+) -> Response {
     let req = match decode(&app, body).await {
         Ok(req) => req,
         Err(refusal) => return refusal,
     };
     let started = Instant::now();
-    let span = admission_span(Endpoint::mutate_exceptions, &req);
+    let span = admission_span(endpoint, &req);
     let _entered = span.enter();
     let config = app.state.config();
-    let response = review::review_exception_write(&req, &config, jiff::Timestamp::now());
+    let response = review(&req, &config);
     let verdict = if response.allowed { "allow" } else { "deny" };
     span.record("verdict", verdict);
     if !response.allowed {
-        tracing::info!(reason = %response.result.message, "exception refused");
+        tracing::info!(what, reason = %response.result.message, "write refused");
     }
-    record(
-        &app,
-        Endpoint::mutate_exceptions,
-        &req.kind.kind,
-        verdict,
-        "none",
-        started,
-    );
+    record(&app, endpoint, &req.kind.kind, verdict, "none", started);
     respond(response)
 }
 
