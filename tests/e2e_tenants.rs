@@ -389,3 +389,95 @@ fn pods_a_controller_recreates_stay_admitted_after_the_verdict_turns() {
         stderr(&out)
     );
 }
+
+#[test]
+fn only_trusted_writers_store_reports_where_scans_are_trusted() {
+    let Some(cluster) = cluster() else { return };
+    let env = Enforced::with_config(
+        cluster,
+        "e2e-reports",
+        &[],
+        "trustedReporters: [ci-pipeline]",
+    );
+    let system = env.system.name.clone();
+    // Both may write ConfigMaps in the trusted namespace (RBAC), only one is a trusted reporter.
+    env.bind(&system, "ci-pipeline", "edit");
+    env.bind(&system, "helpdesk", "edit");
+    let report = |user: &str, name: &str| {
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-report\n  labels: {{scanning.scangate.dev/scan: {name}}}\n  annotations: {{scangate.dev/reported-by: ci-pipeline}}\ndata: {{}}\n"
+        );
+        env.kubectl_as(user, &["-n", &system, "apply", "-f", "-"], Some(&yaml))
+    };
+    let refused = report("helpdesk", "busybox");
+    assert!(
+        !refused.status.success(),
+        "an untrusted writer stored a report"
+    );
+    assert!(
+        stderr(&refused).contains(&format!(
+            "reports in namespace {system} are trusted results"
+        )),
+        "{}",
+        stderr(&refused)
+    );
+    let stored = report("ci-pipeline", "alpine");
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    // The writer is recorded by the webhook, whatever the object said.
+    let recorded = env.system.kubectl_ok(&[
+        "get",
+        "configmap",
+        "alpine-report",
+        "-o",
+        "jsonpath={.metadata.annotations.scangate\\.dev/reported-by}",
+    ]);
+    assert_eq!(recorded, "ci-pipeline");
+    // In a tenant's namespace anyone may store reports (they count there only), recorded too.
+    let tenant = env.tenant();
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine-report\n  labels: {scanning.scangate.dev/scan: mine}\n  annotations: {scangate.dev/reported-by: ci-pipeline}\ndata: {}\n";
+    let out = env.kubectl_as(
+        &tenant,
+        &["-n", &env.ns.name, "apply", "-f", "-"],
+        Some(yaml),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recorded = env.ns.kubectl_ok(&[
+        "get",
+        "configmap",
+        "mine-report",
+        "-o",
+        "jsonpath={.metadata.annotations.scangate\\.dev/reported-by}",
+    ]);
+    assert_eq!(recorded, tenant);
+}
+
+#[test]
+fn a_digest_nobody_scanned_beside_the_clean_tag_is_unscanned() {
+    let Some(cluster) = cluster() else { return };
+    let env = Enforced::with_config(cluster, "e2e-digest", &[], "onUnscanned: deny");
+    let tenant = env.tenant();
+    let ns = env.ns.name.clone();
+    trusted(&env);
+    let unscanned = "docker.io/library/alpine:3.10@sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    env.cluster.eventually("alpine to be admitted", WAIT, || {
+        deploy_as(&env, &tenant, &ns, "clean", "alpine:3.10")
+            .status
+            .success()
+            .then_some(())
+    });
+    // The runtime pulls the digest, which nobody scanned: denied under onUnscanned: deny.
+    let out = deploy_as(&env, &tenant, &ns, "pinned", unscanned);
+    assert!(!out.status.success(), "the unscanned digest was admitted");
+    assert!(
+        stderr(&out).contains("has no trusted scan"),
+        "{}",
+        stderr(&out)
+    );
+    // Under onUnscanned: warn, a warning.
+    env.set_config("onUnscanned: warn");
+    let warning = env.cluster.eventually("the unscanned warning", WAIT, || {
+        let out = deploy_as(&env, &tenant, &ns, "pinned", unscanned);
+        out.status.success().then(|| stderr(&out))
+    });
+    assert!(warning.contains("has no trusted scan"), "{warning}");
+}
