@@ -126,19 +126,22 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         None => AdmissionConfig::default(),
     };
-    let objects = scangate::check::read_dir(&args.scans)?;
+    let objects = match &args.scans {
+        Some(path) => scangate::check::read_manifests(path)?,
+        None => vec![],
+    };
     let world = scangate::check::World::from_objects(config, &objects, jiff::Timestamp::now())?;
-    let mut manifests = vec![];
-    for path in &args.manifests {
-        manifests.extend(scangate::check::read_manifests(path)?);
-    }
-    let outcome = scangate::check::check(&world, &manifests)?;
+    let sources = args
+        .manifests
+        .iter()
+        .flat_map(|path| scangate::check::sources(path, args.recursive))
+        .collect();
+    let outcome = scangate::check::check(&world, sources, args.user.as_deref());
     print!("{}", outcome.report);
-    Ok(if outcome.denied {
-        ExitCode::from(EXIT_VIOLATED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    for error in &outcome.errors {
+        eprintln!("error: {error}");
+    }
+    Ok(ExitCode::from(outcome.exit() as u8))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

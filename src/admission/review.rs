@@ -7,8 +7,9 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig};
+use super::pod::{self, Container, WorkloadKind};
 use super::status;
-use super::workload::{self, Container, Context, Decision};
+use super::workload::{self, Context, Decision};
 use crate::index::{APPROVED_AT, APPROVED_BY};
 
 /// The API version of the AdmissionReviews scangate answers.
@@ -152,19 +153,18 @@ pub fn review_workload(
     req: &AdmissionRequest<DynamicObject>,
     ctx: &Context<'_>,
 ) -> (AdmissionResponse, WorkloadOutcome) {
-    let kind = req.kind.kind.as_str();
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return (
             AdmissionResponse::from(req),
             WorkloadOutcome::Skipped("not a create or update"),
         );
     }
-    if workload::pod_spec_path(kind).is_none() {
+    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
         return (
             AdmissionResponse::from(req),
             WorkloadOutcome::Skipped("not a workload kind"),
         );
-    }
+    };
     // The object's `data` holds its `spec`: no need to encode it back to JSON.
     let Some(object) = req.object.as_ref() else {
         return (
@@ -172,14 +172,14 @@ pub fn review_workload(
             WorkloadOutcome::Malformed,
         );
     };
-    let containers = match workload::containers_named(kind, &display_name(object), &object.data) {
+    let containers = match pod::containers_named(kind, &display_name(object), &object.data) {
         Ok(c) => c,
         Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
     };
     let old_images: Vec<String> = req
         .old_object
         .as_ref()
-        .and_then(|old| workload::containers_named(kind, &display_name(old), &old.data).ok())
+        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.image)
@@ -195,18 +195,14 @@ pub fn review_workload(
         );
     }
     let decision = workload::decide(ctx, &new);
-    if !decision.allowed
-        && !ctx.config.recheck_controller_pods
-        && let Some(owner) =
-            created_by_its_controller(kind, &object.metadata, req.user_info.username.as_deref())
-    {
+    if let Some(warnings) = controller_pass(
+        ctx.config,
+        &decision,
+        kind,
+        &object.metadata,
+        req.user_info.username.as_deref(),
+    ) {
         let mut response = AdmissionResponse::from(req);
-        let mut warnings = vec![format!(
-            "admitted: {owner} created it from a template scangate admitted earlier, but its \
-             image's verdict has since turned (set recheckControllerPods to deny such pods): {}",
-            decision.message.clone().unwrap_or_default()
-        )];
-        warnings.extend(decision.warnings.iter().cloned());
         response.warnings = Some(warnings);
         return (response, WorkloadOutcome::ControllerPass(decision));
     }
@@ -220,16 +216,64 @@ pub fn review_workload(
     (response, WorkloadOutcome::Decided(decision))
 }
 
+/// The warnings that admit a denied object anyway, when its own built-in controller created it
+/// from a template scangate admitted earlier (scale-out, rescheduling) and the admin did not
+/// ask to recheck such objects (`recheckControllerPods`); `None` when the denial stands. The
+/// webhook and `scangate check --user` both ask this.
+pub fn controller_pass(
+    config: &AdmissionConfig,
+    decision: &Decision,
+    kind: WorkloadKind,
+    metadata: &kube::core::ObjectMeta,
+    username: Option<&str>,
+) -> Option<Vec<String>> {
+    if decision.allowed || config.recheck_controller_pods {
+        return None;
+    }
+    let owner = created_by_its_controller(kind, metadata, username)?;
+    let mut warnings = vec![format!(
+        "admitted: {owner} created it from a template scangate admitted earlier, but its \
+         image's verdict has since turned (set recheckControllerPods to deny such pods): {}",
+        decision.message.clone().unwrap_or_default()
+    )];
+    warnings.extend(decision.warnings.iter().cloned());
+    Some(warnings)
+}
+
 /// The built-in controllers that create objects from a template their owner already had
 /// admitted: (created kind, owner kind, the controller's ServiceAccount in kube-system).
-const TEMPLATE_CONTROLLERS: [(&str, &str, &str); 7] = [
-    ("Pod", "ReplicaSet", "replicaset-controller"),
-    ("Pod", "ReplicationController", "replication-controller"),
-    ("Pod", "StatefulSet", "statefulset-controller"),
-    ("Pod", "DaemonSet", "daemon-set-controller"),
-    ("Pod", "Job", "job-controller"),
-    ("ReplicaSet", "Deployment", "deployment-controller"),
-    ("Job", "CronJob", "cronjob-controller"),
+const TEMPLATE_CONTROLLERS: [(WorkloadKind, WorkloadKind, &str); 7] = [
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::ReplicaSet,
+        "replicaset-controller",
+    ),
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::ReplicationController,
+        "replication-controller",
+    ),
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::StatefulSet,
+        "statefulset-controller",
+    ),
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::DaemonSet,
+        "daemon-set-controller",
+    ),
+    (WorkloadKind::Pod, WorkloadKind::Job, "job-controller"),
+    (
+        WorkloadKind::ReplicaSet,
+        WorkloadKind::Deployment,
+        "deployment-controller",
+    ),
+    (
+        WorkloadKind::Job,
+        WorkloadKind::CronJob,
+        "cronjob-controller",
+    ),
 ];
 
 /// The controller-manager's own identity, when it runs without per-controller credentials.
@@ -240,7 +284,7 @@ const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 /// the request's user is that controller. An object that merely names such an owner gets
 /// nothing: the user decides.
 pub fn created_by_its_controller(
-    kind: &str,
+    kind: WorkloadKind,
     metadata: &kube::core::ObjectMeta,
     username: Option<&str>,
 ) -> Option<String> {
@@ -254,7 +298,7 @@ pub fn created_by_its_controller(
         .iter()
         .find(|(created, owner_kind, account)| {
             *created == kind
-                && *owner_kind == owner.kind
+                && owner_kind.as_str() == owner.kind
                 && (username == format!("system:serviceaccount:kube-system:{account}")
                     || username == CONTROLLER_MANAGER)
         })

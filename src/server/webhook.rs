@@ -16,7 +16,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use tracing::{Instrument, Span, field};
 
-use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
+use super::metrics::{Endpoint, EndpointLabels, KindLabel, RequestLabels};
 use super::state::WebhookState;
 use crate::admission::review::{self, Rejection};
 use crate::admission::scanning::{self, JobRights, Verdict};
@@ -107,7 +107,7 @@ fn record(
         .requests
         .get_or_create(&RequestLabels {
             endpoint,
-            kind: kind_label(kind),
+            kind: KindLabel::of(kind),
             verdict: verdict.to_string(),
             mode: mode.to_string(),
         })
