@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig};
 use super::pod::{self, Container, WorkloadKind};
+use super::scanning::{self, Verdict};
 use super::status;
 use super::workload::{self, Context, Decision};
 use crate::index::{APPROVED_AT, APPROVED_BY};
@@ -303,6 +304,61 @@ pub fn created_by_its_controller(
                     || username == CONTROLLER_MANAGER)
         })
         .map(|(_, owner_kind, account)| format!("{account} for {owner_kind} {}", owner.name))
+}
+
+/// What the scanning review found, for logs and metrics.
+#[derive(Debug, PartialEq)]
+pub enum ScanningOutcome {
+    /// Not evaluated: not a create or update, or no object.
+    Skipped,
+    Allowed,
+    /// Refused, with the reason.
+    Denied(String),
+}
+
+impl ScanningOutcome {
+    /// The verdict label for metrics: `allow`, `deny` or `skip`.
+    pub fn verdict_label(&self) -> &'static str {
+        match self {
+            ScanningOutcome::Skipped => "skip",
+            ScanningOutcome::Allowed => "allow",
+            ScanningOutcome::Denied(_) => "deny",
+        }
+    }
+}
+
+/// The object's name, else the request's.
+pub fn object_name(req: &AdmissionRequest<DynamicObject>, object: Option<&Value>) -> String {
+    object
+        .and_then(|object| object.pointer("/metadata/name"))
+        .and_then(Value::as_str)
+        .unwrap_or(&req.name)
+        .to_string()
+}
+
+/// Reviews a created or updated scanning object (`object`, the request's object as JSON) with
+/// what the server gathered beforehand in `ctx`: the check of a ScanPolicy's Rego, the
+/// ScanTemplate writer's Job rights. Other operations are admitted unevaluated.
+pub fn review_scanning(
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<&Value>,
+    ctx: &scanning::Context<'_>,
+) -> (AdmissionResponse, ScanningOutcome) {
+    let object = match (&req.operation, object) {
+        (Operation::Create | Operation::Update, Some(object)) => object,
+        _ => return (AdmissionResponse::from(req), ScanningOutcome::Skipped),
+    };
+    let name = object_name(req, Some(object));
+    match scanning::review(&req.kind.kind, &name, object, ctx) {
+        Verdict::Allowed { warnings } => {
+            let mut response = AdmissionResponse::from(req);
+            if !warnings.is_empty() {
+                response.warnings = Some(warnings);
+            }
+            (response, ScanningOutcome::Allowed)
+        }
+        Verdict::Denied(message) => (deny(req, &message), ScanningOutcome::Denied(message)),
+    }
 }
 
 /// Reviews a write of a scan's `status` subresource: refuses every writer but scangate's
@@ -708,6 +764,85 @@ mod tests {
             object["metadata"]["annotations"]["scangate.dev/approved-by"],
             "alice"
         );
+    }
+
+    struct NoNames;
+
+    impl scanning::Names for NoNames {
+        fn template_exists(&self, _: &str, _: &str) -> bool {
+            false
+        }
+
+        fn policy_exists(&self, _: &str, _: &str) -> bool {
+            false
+        }
+    }
+
+    fn scanning_request(
+        operation: &str,
+        kind: &str,
+        spec: Value,
+    ) -> AdmissionRequest<DynamicObject> {
+        let plural = format!("{}s", kind.to_lowercase());
+        decoded(&review(json!({
+            "uid": "u-7",
+            "kind": {"group": "scanning.scangate.dev", "version": "v1beta1", "kind": kind},
+            "resource": {"group": "scanning.scangate.dev", "version": "v1beta1", "resource": plural},
+            "name": "", "namespace": "shop", "operation": operation,
+            "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "scanning.scangate.dev/v1beta1", "kind": kind,
+                       "metadata": {"name": "strict", "namespace": "shop"}, "spec": spec}
+        })))
+    }
+
+    #[test]
+    fn scanning_objects_are_reviewed_with_the_gathered_inputs() {
+        let config = AdmissionConfig::default();
+        let ctx = |policy_check: Option<Result<(), String>>| scanning::Context {
+            config: &config,
+            names: &NoNames,
+            namespace: "shop",
+            now: Timestamp::UNIX_EPOCH,
+            policy_check,
+            job_rights: &scanning::JobRights::NotChecked,
+        };
+        let run = |req: &AdmissionRequest<DynamicObject>, policy_check| {
+            let object = object_json(req.object.as_ref());
+            review_scanning(req, object.as_ref(), &ctx(policy_check))
+        };
+        let policy = scanning_request("CREATE", "ScanPolicy", json!({"regoFile": "package main"}));
+        let (response, outcome) = run(&policy, Some(Ok(())));
+        assert!(response.allowed, "{response:?}");
+        assert_eq!(
+            (response.uid.as_str(), outcome),
+            ("u-7", ScanningOutcome::Allowed)
+        );
+        // The check's refusal is the answer, and it names the object (not the request's "").
+        let (response, outcome) = run(&policy, Some(Err("over the memory limit".into())));
+        assert!(!response.allowed);
+        assert_eq!(outcome.verdict_label(), "deny");
+        assert!(
+            response.result.message.contains("strict")
+                && response.result.message.contains("over the memory limit"),
+            "{}",
+            response.result.message
+        );
+        let scan = scanning_request(
+            "CREATE",
+            "ImageScan",
+            json!({"registry": {"image": "NGINX"}}),
+        );
+        let (response, outcome) = run(&scan, None);
+        assert!(!response.allowed);
+        assert!(matches!(outcome, ScanningOutcome::Denied(m) if m.contains("spec.registry.image")));
+        let delete = scanning_request(
+            "DELETE",
+            "ImageScan",
+            json!({"registry": {"image": "NGINX"}}),
+        );
+        let (response, outcome) = run(&delete, None);
+        assert!(response.allowed);
+        assert_eq!(outcome, ScanningOutcome::Skipped);
     }
 
     const CONTROLLER: &str = "system:serviceaccount:scangate-system:scangate-controller";
