@@ -8,6 +8,9 @@ use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat, PolicyCommand};
 use scangate::webhooks;
 
 fn main() -> ExitCode {
+    // The one TLS provider of the process: the webhook's servers and every client (kube, HTTP)
+    // take it from here. Nothing can have installed another one before `main`.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Err(e) = init_tracing(&cli.log) {
         eprintln!("error: {e:#}");
