@@ -1,5 +1,6 @@
 //! AdmissionReview in and out: decoding a body into a request (or a clear refusal), and the
-//! pure reviews of workloads and scan status. The server decodes, calls one of these, encodes.
+//! pure reviews of workloads, scanning objects, scan status and exception writes. The server
+//! decodes, gathers any async inputs, calls one of these, and encodes.
 
 use jiff::Timestamp;
 use kube::core::DynamicObject;
