@@ -114,6 +114,8 @@ impl Bundle {
 mod tests {
     use super::*;
     use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
 
     #[test]
     fn creates_a_ca_and_a_serving_certificate_it_signed() {
@@ -123,7 +125,7 @@ mod tests {
         assert!(bundle.key.contains("PRIVATE KEY"));
         // The serving certificate verifies against the CA for each host name, as a client would.
         let mut roots = rustls::RootCertStore::empty();
-        let ca = rustls_pemfile::certs(&mut bundle.ca_cert.as_bytes())
+        let ca = CertificateDer::pem_slice_iter(bundle.ca_cert.as_bytes())
             .next()
             .and_then(|c| c.ok())
             .unwrap_or_else(|| panic!("no CA cert"));
@@ -134,7 +136,7 @@ mod tests {
         )
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-        let leaf = rustls_pemfile::certs(&mut bundle.cert.as_bytes())
+        let leaf = CertificateDer::pem_slice_iter(bundle.cert.as_bytes())
             .next()
             .and_then(|c| c.ok())
             .unwrap_or_else(|| panic!("no leaf"));

@@ -1,16 +1,20 @@
 //! `scangate check`: the webhook's workload decision, offline. Manifests and scan objects come
-//! from files; the decision is the same pure function the webhook calls.
+//! from files; the decision is the same pure function the webhook calls, and a pod a built-in
+//! controller creates passes as it does at the webhook when `--user` names that controller.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use kube::core::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
-use crate::admission::workload::{self, Context, Decision, WORKLOAD_KINDS};
+use crate::admission::pod::{self, WorkloadKind};
+use crate::admission::review::controller_pass;
+use crate::admission::workload::{self, Context, Decision};
 use crate::api::{ImageScan, ScanException};
 use crate::index::{Exception, ScanIndex};
 
@@ -35,14 +39,9 @@ pub enum Error {
         cause: serde_json::Error,
     },
     #[error("{path}: {cause}")]
-    Workload {
-        path: PathBuf,
-        cause: workload::Error,
-    },
+    Workload { path: PathBuf, cause: pod::Error },
     #[error(transparent)]
     Config(#[from] crate::admission::config::Error),
-    #[error("{0} holds no workload ({kinds}); nothing to check", kinds = WORKLOAD_KINDS.join(", "))]
-    NoWorkloads(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -62,6 +61,11 @@ impl Manifest {
             .unwrap_or_default()
     }
 
+    /// Its kind, when it is a workload.
+    pub fn workload_kind(&self) -> Option<WorkloadKind> {
+        WorkloadKind::from_kind(self.kind())
+    }
+
     pub fn name(&self) -> &str {
         self.object
             .pointer("/metadata/name")
@@ -77,12 +81,19 @@ impl Manifest {
     }
 }
 
-/// Reads every object of a YAML or JSON file, or of the files of a directory (like
-/// `kubectl -f`): multi-document streams and `List`s are expanded.
+/// Reads every object of a YAML or JSON file (`-`: standard input), or of the files of a
+/// directory (its own files, not its subdirectories'): multi-document streams and `List`s are
+/// expanded. The first file that cannot be read or parsed is the error.
 pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>> {
-    if path.is_dir() {
-        return read_dir(path);
+    let mut manifests = vec![];
+    for source in sources(path, false) {
+        manifests.extend(source.objects?);
     }
+    Ok(manifests)
+}
+
+/// Reads the objects of one file; `-` is standard input.
+fn read_file(path: &Path) -> Result<Vec<Manifest>> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
     } else {
@@ -93,6 +104,75 @@ pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>> {
         cause,
     })?;
     parse_manifests(path, &text)
+}
+
+/// One input of `check`: a file and its objects, or why they could not be read. A directory
+/// with no manifest files is a source with no objects.
+#[derive(Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub objects: Result<Vec<Manifest>>,
+}
+
+/// The sources a `-f` argument names, like kubectl: a file (or `-`) is one; a directory gives
+/// its `.yaml`, `.yml` and `.json` files in name order and, with `recursive`, those of its
+/// subdirectories (symbolic links to directories are not followed).
+pub fn sources(path: &Path, recursive: bool) -> Vec<Source> {
+    if path == Path::new("-") || !path.is_dir() {
+        return vec![Source {
+            path: path.to_path_buf(),
+            objects: read_file(path),
+        }];
+    }
+    let mut found = vec![];
+    walk(path, recursive, &mut found);
+    if found.is_empty() {
+        found.push(Source {
+            path: path.to_path_buf(),
+            objects: Ok(vec![]),
+        });
+    }
+    found
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<Source>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(cause) => {
+            out.push(Source {
+                path: dir.to_path_buf(),
+                objects: Err(Error::Read {
+                    path: dir.to_path_buf(),
+                    cause,
+                }),
+            });
+            return;
+        }
+    };
+    let mut entries: Vec<(PathBuf, bool)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let is_dir = entry.file_type().ok()?.is_dir();
+            Some((entry.path(), is_dir))
+        })
+        .collect();
+    entries.sort();
+    for (path, is_dir) in entries {
+        if is_dir {
+            if recursive {
+                walk(&path, recursive, out);
+            }
+        } else if is_manifest_file(&path) {
+            let objects = read_file(&path);
+            out.push(Source { path, objects });
+        }
+    }
+}
+
+fn is_manifest_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
 }
 
 /// Parses the objects of a YAML or JSON text.
@@ -133,29 +213,6 @@ fn expand(value: Value, out: &mut Vec<Value>) {
         }
         other => out.push(other),
     }
-}
-
-/// Reads every `.yaml`, `.yml` and `.json` file of a directory (not recursing).
-pub fn read_dir(dir: &Path) -> Result<Vec<Manifest>> {
-    let read_error = |cause| Error::Read {
-        path: dir.to_path_buf(),
-        cause,
-    };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_error)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        })
-        .collect();
-    paths.sort();
-    let mut manifests = vec![];
-    for path in paths {
-        manifests.extend(read_manifests(&path)?);
-    }
-    Ok(manifests)
 }
 
 fn typed<T: serde::de::DeserializeOwned>(m: &Manifest) -> Result<T> {
@@ -226,13 +283,13 @@ impl World {
             .unwrap_or(self.config.default_enforcement)
     }
 
-    /// The decision for one workload manifest.
-    pub fn decide(&self, m: &Manifest) -> Result<Decision> {
-        let containers =
-            workload::containers(m.kind(), &m.object).map_err(|cause| Error::Workload {
-                path: m.path.clone(),
-                cause,
-            })?;
+    /// The answer the webhook would give to the creation of one workload by `user` (`None`:
+    /// a user who is no built-in controller).
+    pub fn decide(&self, m: &Manifest, kind: WorkloadKind, user: Option<&str>) -> Result<Checked> {
+        let containers = pod::containers(kind, &m.object).map_err(|cause| Error::Workload {
+            path: m.path.clone(),
+            cause,
+        })?;
         let namespace = m.namespace();
         let ctx = Context {
             config: &self.config,
@@ -242,67 +299,176 @@ impl World {
             enforcement: self.enforcement(namespace),
             now: self.now,
         };
-        Ok(workload::decide(&ctx, &containers))
-    }
-}
-
-/// The outcome of checking a set of manifests.
-pub struct Outcome {
-    pub report: String,
-    pub denied: bool,
-}
-
-/// Checks every workload among `manifests`; other kinds are skipped.
-pub fn check(world: &World, manifests: &[Manifest]) -> Result<Outcome> {
-    let workloads: Vec<&Manifest> = manifests
-        .iter()
-        .filter(|m| WORKLOAD_KINDS.contains(&m.kind()))
-        .collect();
-    if workloads.is_empty() {
-        let sources: Vec<String> = manifests
-            .iter()
-            .map(|m| m.path.display().to_string())
-            .collect();
-        return Err(Error::NoWorkloads(if sources.is_empty() {
-            "the input".into()
-        } else {
-            sources.join(", ")
-        }));
-    }
-    let mut report = String::new();
-    let mut denied = false;
-    for m in workloads {
-        let decision = world.decide(m)?;
-        denied |= !decision.allowed;
-        let verdict = if decision.allowed {
-            "ADMITTED"
-        } else {
-            "DENIED"
+        let decision = workload::decide(&ctx, &containers);
+        let pass = match user {
+            Some(user) if !decision.allowed => {
+                let metadata: ObjectMeta = match m.object.get("metadata") {
+                    Some(metadata) => {
+                        serde_json::from_value(metadata.clone()).map_err(|cause| Error::Object {
+                            path: m.path.clone(),
+                            kind: m.kind().to_string(),
+                            name: m.name().to_string(),
+                            cause,
+                        })?
+                    }
+                    None => ObjectMeta::default(),
+                };
+                controller_pass(&self.config, &decision, kind, &metadata, Some(user))
+            }
+            _ => None,
         };
-        let _ = writeln!(
-            report,
-            "{verdict} {} {}/{} (namespace mode {})",
-            m.kind(),
-            m.namespace(),
-            m.name(),
-            decision.enforcement.as_str()
-        );
-        for v in &decision.verdicts {
-            let action = match v.action {
-                Action::Allow => "allow",
-                Action::Warn => "warn ",
-                Action::Deny => "deny ",
-            };
-            let _ = writeln!(report, "  {action} {}", v.reason);
-        }
-        for w in &decision.warnings {
-            let _ = writeln!(report, "  Warning: {w}");
-        }
-        if let Some(message) = &decision.message {
-            let _ = writeln!(report, "  Error: {message}");
+        Ok(match pass {
+            Some(warnings) => Checked {
+                allowed: true,
+                warnings,
+                decision,
+            },
+            None => Checked {
+                allowed: decision.allowed,
+                warnings: decision.warnings.clone(),
+                decision,
+            },
+        })
+    }
+}
+
+/// The webhook's answer for one workload.
+pub struct Checked {
+    pub allowed: bool,
+    /// The admission warnings: the decision's, or those of a pod its controller created.
+    pub warnings: Vec<String>,
+    pub decision: Decision,
+}
+
+/// What `check` exits with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every workload admitted, or nothing to check.
+    Admitted = 0,
+    /// At least one workload denied.
+    Denied = 1,
+    /// An input could not be read, or a workload could not be decided (whatever else was
+    /// denied).
+    Undecided = 2,
+}
+
+/// The outcome of checking a set of sources.
+pub struct Outcome {
+    /// The verdicts, notes and a summary, for standard output.
+    pub report: String,
+    /// What could not be read or decided, for standard error.
+    pub errors: Vec<Error>,
+    pub files: usize,
+    pub workloads: usize,
+    pub denied: usize,
+    /// Files (or directories) with nothing to check.
+    pub without_workloads: usize,
+}
+
+impl Outcome {
+    pub fn exit(&self) -> Exit {
+        if !self.errors.is_empty() {
+            Exit::Undecided
+        } else if self.denied > 0 {
+            Exit::Denied
+        } else {
+            Exit::Admitted
         }
     }
-    Ok(Outcome { report, denied })
+}
+
+/// Checks every workload of `sources` as if `user` created it; other kinds are skipped, and a
+/// source with no workload passes with a note.
+pub fn check(world: &World, sources: Vec<Source>, user: Option<&str>) -> Outcome {
+    let mut outcome = Outcome {
+        report: String::new(),
+        errors: vec![],
+        files: 0,
+        workloads: 0,
+        denied: 0,
+        without_workloads: 0,
+    };
+    let kinds: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
+    for source in sources {
+        outcome.files += 1;
+        let manifests = match source.objects {
+            Ok(manifests) => manifests,
+            Err(e) => {
+                outcome.errors.push(e);
+                continue;
+            }
+        };
+        let workloads: Vec<(&Manifest, WorkloadKind)> = manifests
+            .iter()
+            .filter_map(|m| Some((m, m.workload_kind()?)))
+            .collect();
+        if workloads.is_empty() {
+            outcome.without_workloads += 1;
+            let _ = writeln!(
+                outcome.report,
+                "note: {} holds no workload ({}); nothing to check",
+                source.path.display(),
+                kinds.join(", ")
+            );
+            continue;
+        }
+        for (m, kind) in workloads {
+            let checked = match world.decide(m, kind, user) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    outcome.errors.push(e);
+                    continue;
+                }
+            };
+            outcome.workloads += 1;
+            if !checked.allowed {
+                outcome.denied += 1;
+            }
+            write_checked(&mut outcome.report, m, &checked);
+        }
+    }
+    let _ = writeln!(
+        outcome.report,
+        "checked {} workloads in {} files: {} admitted, {} denied; {} with no workload; {} errors",
+        outcome.workloads,
+        outcome.files,
+        outcome.workloads - outcome.denied,
+        outcome.denied,
+        outcome.without_workloads,
+        outcome.errors.len()
+    );
+    outcome
+}
+
+fn write_checked(report: &mut String, m: &Manifest, checked: &Checked) {
+    let decision = &checked.decision;
+    let verdict = if checked.allowed {
+        "ADMITTED"
+    } else {
+        "DENIED"
+    };
+    let _ = writeln!(
+        report,
+        "{verdict} {} {}/{} (namespace mode {})",
+        m.kind(),
+        m.namespace(),
+        m.name(),
+        decision.enforcement.as_str()
+    );
+    for v in &decision.verdicts {
+        let action = match v.action {
+            Action::Allow => "allow",
+            Action::Warn => "warn ",
+            Action::Deny => "deny ",
+        };
+        let _ = writeln!(report, "  {action} {}", v.reason);
+    }
+    for w in &checked.warnings {
+        let _ = writeln!(report, "  Warning: {w}");
+    }
+    if let Some(message) = decision.message.as_ref().filter(|_| !checked.allowed) {
+        let _ = writeln!(report, "  Error: {message}");
+    }
 }
 
 #[cfg(test)]
@@ -336,16 +502,83 @@ mod tests {
         );
     }
 
+    fn source(text: &str) -> Source {
+        Source {
+            path: "t.yaml".into(),
+            objects: parse_manifests(Path::new("t.yaml"), text),
+        }
+    }
+
+    fn empty_world(config: AdmissionConfig) -> World {
+        World::from_objects(config, &[], Timestamp::UNIX_EPOCH).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
-    fn no_workloads_is_an_error() {
-        let world = World::from_objects(AdmissionConfig::default(), &[], Timestamp::UNIX_EPOCH)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let manifests = parse("kind: Service\nmetadata: {name: s}\n");
-        let err = check(&world, &manifests)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("holds no workload"), "{err}");
+    fn no_workloads_is_a_pass_with_a_note() {
+        let world = empty_world(AdmissionConfig::default());
+        let outcome = check(
+            &world,
+            vec![source("kind: Service\nmetadata: {name: s}\n")],
+            None,
+        );
+        assert_eq!(outcome.exit(), Exit::Admitted);
+        assert_eq!(outcome.without_workloads, 1);
+        assert!(
+            outcome
+                .report
+                .starts_with("note: t.yaml holds no workload (Pod, Deployment,"),
+            "{}",
+            outcome.report
+        );
+    }
+
+    #[test]
+    fn errors_do_not_stop_the_other_sources() {
+        let world = empty_world(AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        });
+        let outcome = check(
+            &world,
+            vec![
+                source("kind: Deployment\nmetadata: {name: broken}\nspec: {}\n"),
+                source("kind: [unclosed\n"),
+                source(
+                    "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: a:1}]}\n",
+                ),
+            ],
+            None,
+        );
+        assert_eq!(outcome.errors.len(), 2);
+        assert_eq!((outcome.workloads, outcome.denied), (1, 1));
+        assert!(
+            outcome.report.contains("DENIED Pod default/p"),
+            "{}",
+            outcome.report
+        );
+        assert_eq!(outcome.exit(), Exit::Undecided);
+    }
+
+    #[test]
+    fn a_pod_its_controller_creates_passes_with_the_warning() {
+        let world = empty_world(AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        });
+        let pod = "kind: Pod\nmetadata: {name: web-1-x, ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-1, uid: u, controller: true}]}\nspec: {containers: [{name: c, image: a:1}]}\n";
+        let rs = "system:serviceaccount:kube-system:replicaset-controller";
+        let passed = check(&world, vec![source(pod)], Some(rs));
+        assert_eq!(passed.exit(), Exit::Admitted, "{}", passed.report);
+        assert!(
+            passed.report.contains(
+                "Warning: admitted: replicaset-controller for ReplicaSet web-1 created it"
+            ),
+            "{}",
+            passed.report
+        );
+        for user in [None, Some("alice")] {
+            assert_eq!(check(&world, vec![source(pod)], user).exit(), Exit::Denied);
+        }
     }
 
     #[test]

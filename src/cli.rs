@@ -44,6 +44,11 @@ pub enum Command {
     /// Run the scan controller.
     Controller(ControllerArgs),
     /// Check workload manifests against scans on disk, as the webhook would (no cluster needed).
+    ///
+    /// Exit codes: 0 every workload admitted, or nothing to check (files with no workload pass
+    /// with a note); 1 at least one workload denied; 2 an input could not be read or a workload
+    /// could not be decided (the other inputs are still checked, and errors go to standard
+    /// error).
     Check(CheckArgs),
     /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
     Report(ReportArgs),
@@ -258,7 +263,8 @@ pub struct ControllerArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Workload manifests (YAML or JSON, multi-document, Lists); `-` for standard input.
+    /// Workload manifests (YAML or JSON, multi-document, Lists): files, or directories of
+    /// `.yaml`, `.yml` and `.json` files; `-` for standard input.
     #[arg(
         short = 'f',
         long = "filename",
@@ -266,12 +272,23 @@ pub struct CheckArgs {
         required = true
     )]
     pub manifests: Vec<PathBuf>,
-    /// A directory of scan objects (ImageScans, ScanExceptions) as YAML or JSON.
+    /// Read the directories of --filename recursively, like kubectl; without it, only each
+    /// directory's own files.
+    #[arg(short = 'R', long, env = "SCANGATE_CHECK_RECURSIVE")]
+    pub recursive: bool,
+    /// Scan objects (ImageScans, ScanExceptions, Namespaces) as YAML or JSON: a file, or a
+    /// directory's own files. Without it, no image is scanned.
     #[arg(long, env = "SCANGATE_CHECK_SCANS")]
-    pub scans: PathBuf,
+    pub scans: Option<PathBuf>,
     /// Admission rules (YAML), as the webhook reads them.
     #[arg(long, env = "SCANGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The user the workloads are created by. It matters for pods a built-in controller
+    /// creates from a template (e.g. system:serviceaccount:kube-system:replicaset-controller
+    /// for a ReplicaSet's pods): those pass with a warning, as at the webhook, unless the
+    /// config sets recheckControllerPods. Without it, a user who is no controller.
+    #[arg(long, env = "SCANGATE_CHECK_USER", value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,7 @@
-//! The index of scans that admission decides from: built from ImageScans (a reflector's store
-//! in the webhook, files for the CLI), looked up by digest and by tag with no network call.
+//! What admission decides from, in memory: the index of scans, keyed by normalized digest and
+//! tag with the admin's registry mirrors folded (kept up to date one scan at a time from the
+//! webhook's watch, or built from files by `scangate check` and `--scans-dir`), looked up with
+//! no network call; and exceptions with their image patterns parsed.
 
 use std::collections::{HashMap, HashSet};
 

@@ -8,6 +8,9 @@ use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat, PolicyCommand};
 use scangate::webhooks;
 
 fn main() -> ExitCode {
+    // The one TLS provider of the process: the webhook's servers and every client (kube, HTTP)
+    // take it from here. Nothing can have installed another one before `main`.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Err(e) = init_tracing(&cli.log) {
         eprintln!("error: {e:#}");
@@ -126,19 +129,22 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         None => AdmissionConfig::default(),
     };
-    let objects = scangate::check::read_dir(&args.scans)?;
+    let objects = match &args.scans {
+        Some(path) => scangate::check::read_manifests(path)?,
+        None => vec![],
+    };
     let world = scangate::check::World::from_objects(config, &objects, jiff::Timestamp::now())?;
-    let mut manifests = vec![];
-    for path in &args.manifests {
-        manifests.extend(scangate::check::read_manifests(path)?);
-    }
-    let outcome = scangate::check::check(&world, &manifests)?;
+    let sources = args
+        .manifests
+        .iter()
+        .flat_map(|path| scangate::check::sources(path, args.recursive))
+        .collect();
+    let outcome = scangate::check::check(&world, sources, args.user.as_deref());
     print!("{}", outcome.report);
-    Ok(if outcome.denied {
-        ExitCode::from(EXIT_VIOLATED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    for error in &outcome.errors {
+        eprintln!("error: {error}");
+    }
+    Ok(ExitCode::from(outcome.exit() as u8))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

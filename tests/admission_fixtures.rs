@@ -6,8 +6,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use scangate::admission::config::{AdmissionConfig, Enforcement};
+use scangate::admission::pod::{self, WorkloadKind};
 use scangate::admission::review::{self, WorkloadOutcome};
-use scangate::admission::workload::{self, Context};
+use scangate::admission::workload::Context;
 use scangate::api::{ImageScan, ImageScanSpec, Phase, RegistrySpec, ScanStatus};
 use scangate::index::ScanIndex;
 use serde_json::{Value, json};
@@ -117,12 +118,12 @@ fn every_fixture_decodes_with_its_uid_kind_and_operation() {
 #[test]
 fn workload_fixtures_yield_their_images() {
     for (file, kind, operation, _, images) in FIXTURES {
-        if workload::pod_spec_path(kind).is_none() || operation == "DELETE" {
+        let Some(kind) = WorkloadKind::from_kind(kind).filter(|_| operation != "DELETE") else {
             continue;
-        }
+        };
         let req = review::decode(&body(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let object = review::object_json(req.object.as_ref()).expect("object");
-        let found: Vec<String> = workload::containers(kind, &object)
+        let found: Vec<String> = pod::containers(kind, &object)
             .unwrap_or_else(|e| panic!("{file}: {e}"))
             .into_iter()
             .map(|c| c.image)
@@ -178,9 +179,10 @@ fn a_failed_image_in_each_workload_fixture_is_denied() {
         };
         let (response, outcome) = review::review_workload(&req, &ctx);
         assert_eq!(response.uid, uid, "{file}");
-        let evaluated = workload::pod_spec_path(kind).is_some() && operation == "CREATE";
+        let evaluated = WorkloadKind::from_kind(kind).is_some() && operation == "CREATE";
         if evaluated {
             assert!(!response.allowed, "{file}: {outcome:?}");
+            // A tenant namespace's own Failed scan denies there (Trust model, point 3).
             assert!(
                 response.result.message.contains("failed namespace scan"),
                 "{file}: {}",

@@ -126,6 +126,154 @@ fn check_errors_exit_2_with_a_clear_message() {
     );
 }
 
+/// A tree of manifests as a repository holds them: a file with no workload at the top, a
+/// workload two directories down, and an empty directory.
+fn manifest_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("apps/web")).expect("mkdir");
+    std::fs::create_dir_all(root.join("empty")).expect("mkdir");
+    std::fs::write(
+        root.join("rbac.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader}\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("README.md"), "not a manifest\n").expect("write");
+    std::fs::write(
+        root.join("apps/web/deployment.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: nginx:1.27}]\n",
+    )
+    .expect("write");
+    dir
+}
+
+fn path(dir: &tempfile::TempDir, rel: &str) -> String {
+    dir.path().join(rel).display().to_string()
+}
+
+#[test]
+fn check_passes_inputs_with_nothing_to_check_with_a_note() {
+    let dir = manifest_tree();
+    let out = scangate(&["check", "-f", &path(&dir, "rbac.yaml")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "note: {} holds no workload (Pod, Deployment,",
+            path(&dir, "rbac.yaml")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "checked 0 workloads in 1 files: 0 admitted, 0 denied; 1 with no workload; 0 errors\n"
+        ),
+        "{text}"
+    );
+    let out = scangate(&["check", "-R", "-f", &path(&dir, "empty")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("note: {} holds no workload", path(&dir, "empty"))),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_needs_no_scans() {
+    let dir = manifest_tree();
+    let deployment = path(&dir, "apps/web/deployment.yaml");
+    let out = scangate(&["check", "-f", &deployment]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("ADMITTED Deployment shop/web"), "{text}");
+    assert!(text.contains("has no trusted scan"), "{text}");
+    // Unscanned images follow the config, as at the webhook.
+    let config = path(&dir, "config.yaml");
+    std::fs::write(&config, "onUnscanned: deny\n").expect("write");
+    let out = scangate(&["check", "-f", &deployment, "--config", &config]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("DENIED Deployment shop/web"));
+}
+
+#[test]
+fn check_recurses_into_directories_only_with_r() {
+    let dir = manifest_tree();
+    let root = dir.path().display().to_string();
+    let config = path(&dir, "config.yaml");
+    std::fs::write(&config, "onUnscanned: deny\n").expect("write");
+    // Without -R: the directory's own files only (rbac.yaml; config.yaml holds no workload).
+    let out = scangate(&["check", "-f", &root, "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("Deployment shop/web"), "{text}");
+    assert!(text.contains("checked 0 workloads in 2 files"), "{text}");
+    // With -R: the nested Deployment too, and the empty directory is no source of its own.
+    let out = scangate(&["check", "-R", "-f", &root, "--config", &config]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("DENIED Deployment shop/web"), "{text}");
+    assert!(
+        text.ends_with(
+            "checked 1 workloads in 3 files: 0 admitted, 1 denied; 2 with no workload; 0 errors\n"
+        ),
+        "{text}"
+    );
+    // A file that cannot be read does not stop the others: exit 2, the error on stderr.
+    std::fs::write(dir.path().join("apps/broken.yaml"), "kind: [unclosed\n").expect("write");
+    let out = scangate(&["check", "-R", "-f", &root, "--config", &config]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("DENIED Deployment shop/web"));
+    assert!(
+        stderr(&out).contains("broken.yaml: document 1 is not valid YAML or JSON"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_user_lets_a_controllers_pod_of_a_failed_image_pass_with_the_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scans = path(&dir, "scans.yaml");
+    std::fs::write(
+        &scans,
+        "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {name: bad, namespace: scangate-system}\nspec:\n  registry: {image: bad:1}\nstatus:\n  phase: Failed\n  scannedAt: \"2026-11-20T10:00:00Z\"\n",
+    )
+    .expect("write");
+    let pod = path(&dir, "pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-1-abcde\n  namespace: shop\n  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-1, uid: u, controller: true}]\nspec:\n  containers: [{name: web, image: bad:1}]\n",
+    )
+    .expect("write");
+    let rs = "system:serviceaccount:kube-system:replicaset-controller";
+    let out = scangate(&["check", "-f", &pod, "--scans", &scans, "--user", rs]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("ADMITTED Pod shop/web-1-abcde"), "{text}");
+    assert!(
+        text.contains("Warning: admitted: replicaset-controller for ReplicaSet web-1 created it from a template"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failed trusted scan scangate-system/bad"),
+        "{text}"
+    );
+    // Anyone else, or no user, gets the denial; so does the controller under recheckControllerPods.
+    for user in [&["--user", "alice"][..], &[]] {
+        let mut args = vec!["check", "-f", &pod, "--scans", &scans];
+        args.extend_from_slice(user);
+        let out = scangate(&args);
+        assert_eq!(out.status.code(), Some(1), "{user:?}: {}", stdout(&out));
+    }
+    let config = path(&dir, "config.yaml");
+    std::fs::write(&config, "recheckControllerPods: true\n").expect("write");
+    let out = scangate(&[
+        "check", "-f", &pod, "--scans", &scans, "--user", rs, "--config", &config,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
 #[test]
 fn report_prints_the_normalized_report() {
     let out = scangate(&[

@@ -140,6 +140,7 @@ fn status_schema_has_the_design_fields() {
             "compliantArtifact",
             "conditions",
             "cveCount",
+            "lastResult",
             "metadataURL",
             "observedGeneration",
             "observedPolicyGeneration",

@@ -297,6 +297,14 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
     );
 }
 
+/// Replaces a file in one step (as a ConfigMap volume's symlink swap does): the webhook never
+/// reads it half-written (an empty file is a valid config: the defaults).
+fn write_atomically(path: &std::path::Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).expect("write config");
+    std::fs::rename(&next, path).expect("replace config");
+}
+
 #[tokio::test]
 async fn config_reload_applies_and_a_broken_file_keeps_the_last_good_config() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -316,7 +324,7 @@ async fn config_reload_applies_and_a_broken_file_keeps_the_last_good_config() {
         true
     );
 
-    std::fs::write(&config, "onUnscanned: deny\n").expect("write config");
+    write_atomically(&config, "onUnscanned: deny\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     while post(&client, &webhook.url, body.clone()).await.1["response"]["allowed"] == true {
         assert!(
@@ -327,7 +335,7 @@ async fn config_reload_applies_and_a_broken_file_keeps_the_last_good_config() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    std::fs::write(&config, "onUnscanned: [broken\n").expect("write config");
+    write_atomically(&config, "onUnscanned: [broken\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, metrics) = http_get(&webhook.admin, "/metrics").expect("metrics");

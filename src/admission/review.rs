@@ -1,5 +1,6 @@
 //! AdmissionReview in and out: decoding a body into a request (or a clear refusal), and the
-//! pure reviews of workloads and scan status. The server decodes, calls one of these, encodes.
+//! pure reviews of workloads, scanning objects, scan status and exception writes. The server
+//! decodes, gathers any async inputs, calls one of these, and encodes.
 
 use jiff::Timestamp;
 use kube::core::DynamicObject;
@@ -7,8 +8,10 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig};
+use super::pod::{self, Container, WorkloadKind};
+use super::scanning::{self, Verdict};
 use super::status;
-use super::workload::{self, Container, Context, Decision};
+use super::workload::{self, Context, Decision};
 use crate::index::{APPROVED_AT, APPROVED_BY};
 use crate::report::{REPORTED_BY, SCAN_LABEL};
 
@@ -153,19 +156,18 @@ pub fn review_workload(
     req: &AdmissionRequest<DynamicObject>,
     ctx: &Context<'_>,
 ) -> (AdmissionResponse, WorkloadOutcome) {
-    let kind = req.kind.kind.as_str();
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return (
             AdmissionResponse::from(req),
             WorkloadOutcome::Skipped("not a create or update"),
         );
     }
-    if workload::pod_spec_path(kind).is_none() {
+    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
         return (
             AdmissionResponse::from(req),
             WorkloadOutcome::Skipped("not a workload kind"),
         );
-    }
+    };
     // The object's `data` holds its `spec`: no need to encode it back to JSON.
     let Some(object) = req.object.as_ref() else {
         return (
@@ -173,14 +175,14 @@ pub fn review_workload(
             WorkloadOutcome::Malformed,
         );
     };
-    let containers = match workload::containers_named(kind, &display_name(object), &object.data) {
+    let containers = match pod::containers_named(kind, &display_name(object), &object.data) {
         Ok(c) => c,
         Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
     };
     let old_images: Vec<String> = req
         .old_object
         .as_ref()
-        .and_then(|old| workload::containers_named(kind, &display_name(old), &old.data).ok())
+        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.image)
@@ -196,18 +198,14 @@ pub fn review_workload(
         );
     }
     let decision = workload::decide(ctx, &new);
-    if !decision.allowed
-        && !ctx.config.recheck_controller_pods
-        && let Some(owner) =
-            created_by_its_controller(kind, &object.metadata, req.user_info.username.as_deref())
-    {
+    if let Some(warnings) = controller_pass(
+        ctx.config,
+        &decision,
+        kind,
+        &object.metadata,
+        req.user_info.username.as_deref(),
+    ) {
         let mut response = AdmissionResponse::from(req);
-        let mut warnings = vec![format!(
-            "admitted: {owner} created it from a template scangate admitted earlier, but its \
-             image's verdict has since turned (set recheckControllerPods to deny such pods): {}",
-            decision.message.clone().unwrap_or_default()
-        )];
-        warnings.extend(decision.warnings.iter().cloned());
         response.warnings = Some(warnings);
         return (response, WorkloadOutcome::ControllerPass(decision));
     }
@@ -221,16 +219,64 @@ pub fn review_workload(
     (response, WorkloadOutcome::Decided(decision))
 }
 
+/// The warnings that admit a denied object anyway, when its own built-in controller created it
+/// from a template scangate admitted earlier (scale-out, rescheduling) and the admin did not
+/// ask to recheck such objects (`recheckControllerPods`); `None` when the denial stands. The
+/// webhook and `scangate check --user` both ask this.
+pub fn controller_pass(
+    config: &AdmissionConfig,
+    decision: &Decision,
+    kind: WorkloadKind,
+    metadata: &kube::core::ObjectMeta,
+    username: Option<&str>,
+) -> Option<Vec<String>> {
+    if decision.allowed || config.recheck_controller_pods {
+        return None;
+    }
+    let owner = created_by_its_controller(kind, metadata, username)?;
+    let mut warnings = vec![format!(
+        "admitted: {owner} created it from a template scangate admitted earlier, but its \
+         image's verdict has since turned (set recheckControllerPods to deny such pods): {}",
+        decision.message.clone().unwrap_or_default()
+    )];
+    warnings.extend(decision.warnings.iter().cloned());
+    Some(warnings)
+}
+
 /// The built-in controllers that create objects from a template their owner already had
 /// admitted: (created kind, owner kind, the controller's ServiceAccount in kube-system).
-const TEMPLATE_CONTROLLERS: [(&str, &str, &str); 7] = [
-    ("Pod", "ReplicaSet", "replicaset-controller"),
-    ("Pod", "ReplicationController", "replication-controller"),
-    ("Pod", "StatefulSet", "statefulset-controller"),
-    ("Pod", "DaemonSet", "daemon-set-controller"),
-    ("Pod", "Job", "job-controller"),
-    ("ReplicaSet", "Deployment", "deployment-controller"),
-    ("Job", "CronJob", "cronjob-controller"),
+const TEMPLATE_CONTROLLERS: [(WorkloadKind, WorkloadKind, &str); 7] = [
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::ReplicaSet,
+        "replicaset-controller",
+    ),
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::ReplicationController,
+        "replication-controller",
+    ),
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::StatefulSet,
+        "statefulset-controller",
+    ),
+    (
+        WorkloadKind::Pod,
+        WorkloadKind::DaemonSet,
+        "daemon-set-controller",
+    ),
+    (WorkloadKind::Pod, WorkloadKind::Job, "job-controller"),
+    (
+        WorkloadKind::ReplicaSet,
+        WorkloadKind::Deployment,
+        "deployment-controller",
+    ),
+    (
+        WorkloadKind::Job,
+        WorkloadKind::CronJob,
+        "cronjob-controller",
+    ),
 ];
 
 /// The controller-manager's own identity, when it runs without per-controller credentials.
@@ -241,7 +287,7 @@ const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 /// the request's user is that controller. An object that merely names such an owner gets
 /// nothing: the user decides.
 pub fn created_by_its_controller(
-    kind: &str,
+    kind: WorkloadKind,
     metadata: &kube::core::ObjectMeta,
     username: Option<&str>,
 ) -> Option<String> {
@@ -255,11 +301,66 @@ pub fn created_by_its_controller(
         .iter()
         .find(|(created, owner_kind, account)| {
             *created == kind
-                && *owner_kind == owner.kind
+                && owner_kind.as_str() == owner.kind
                 && (username == format!("system:serviceaccount:kube-system:{account}")
                     || username == CONTROLLER_MANAGER)
         })
         .map(|(_, owner_kind, account)| format!("{account} for {owner_kind} {}", owner.name))
+}
+
+/// What the scanning review found, for logs and metrics.
+#[derive(Debug, PartialEq)]
+pub enum ScanningOutcome {
+    /// Not evaluated: not a create or update, or no object.
+    Skipped,
+    Allowed,
+    /// Refused, with the reason.
+    Denied(String),
+}
+
+impl ScanningOutcome {
+    /// The verdict label for metrics: `allow`, `deny` or `skip`.
+    pub fn verdict_label(&self) -> &'static str {
+        match self {
+            ScanningOutcome::Skipped => "skip",
+            ScanningOutcome::Allowed => "allow",
+            ScanningOutcome::Denied(_) => "deny",
+        }
+    }
+}
+
+/// The object's name, else the request's.
+pub fn object_name(req: &AdmissionRequest<DynamicObject>, object: Option<&Value>) -> String {
+    object
+        .and_then(|object| object.pointer("/metadata/name"))
+        .and_then(Value::as_str)
+        .unwrap_or(&req.name)
+        .to_string()
+}
+
+/// Reviews a created or updated scanning object (`object`, the request's object as JSON) with
+/// what the server gathered beforehand in `ctx`: the check of a ScanPolicy's Rego, the
+/// ScanTemplate writer's Job rights. Other operations are admitted unevaluated.
+pub fn review_scanning(
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<&Value>,
+    ctx: &scanning::Context<'_>,
+) -> (AdmissionResponse, ScanningOutcome) {
+    let object = match (&req.operation, object) {
+        (Operation::Create | Operation::Update, Some(object)) => object,
+        _ => return (AdmissionResponse::from(req), ScanningOutcome::Skipped),
+    };
+    let name = object_name(req, Some(object));
+    match scanning::review(&req.kind.kind, &name, object, ctx) {
+        Verdict::Allowed { warnings } => {
+            let mut response = AdmissionResponse::from(req);
+            if !warnings.is_empty() {
+                response.warnings = Some(warnings);
+            }
+            (response, ScanningOutcome::Allowed)
+        }
+        Verdict::Denied(message) => (deny(req, &message), ScanningOutcome::Denied(message)),
+    }
 }
 
 /// Reviews a write of a scan's `status` subresource: refuses every writer but scangate's
@@ -777,6 +878,85 @@ mod tests {
             object["metadata"]["annotations"]["scangate.dev/approved-by"],
             "alice"
         );
+    }
+
+    struct NoNames;
+
+    impl scanning::Names for NoNames {
+        fn template_exists(&self, _: &str, _: &str) -> bool {
+            false
+        }
+
+        fn policy_exists(&self, _: &str, _: &str) -> bool {
+            false
+        }
+    }
+
+    fn scanning_request(
+        operation: &str,
+        kind: &str,
+        spec: Value,
+    ) -> AdmissionRequest<DynamicObject> {
+        let plural = format!("{}s", kind.to_lowercase());
+        decoded(&review(json!({
+            "uid": "u-7",
+            "kind": {"group": "scanning.scangate.dev", "version": "v1beta1", "kind": kind},
+            "resource": {"group": "scanning.scangate.dev", "version": "v1beta1", "resource": plural},
+            "name": "", "namespace": "shop", "operation": operation,
+            "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "scanning.scangate.dev/v1beta1", "kind": kind,
+                       "metadata": {"name": "strict", "namespace": "shop"}, "spec": spec}
+        })))
+    }
+
+    #[test]
+    fn scanning_objects_are_reviewed_with_the_gathered_inputs() {
+        let config = AdmissionConfig::default();
+        let ctx = |policy_check: Option<Result<(), String>>| scanning::Context {
+            config: &config,
+            names: &NoNames,
+            namespace: "shop",
+            now: Timestamp::UNIX_EPOCH,
+            policy_check,
+            job_rights: &scanning::JobRights::NotChecked,
+        };
+        let run = |req: &AdmissionRequest<DynamicObject>, policy_check| {
+            let object = object_json(req.object.as_ref());
+            review_scanning(req, object.as_ref(), &ctx(policy_check))
+        };
+        let policy = scanning_request("CREATE", "ScanPolicy", json!({"regoFile": "package main"}));
+        let (response, outcome) = run(&policy, Some(Ok(())));
+        assert!(response.allowed, "{response:?}");
+        assert_eq!(
+            (response.uid.as_str(), outcome),
+            ("u-7", ScanningOutcome::Allowed)
+        );
+        // The check's refusal is the answer, and it names the object (not the request's "").
+        let (response, outcome) = run(&policy, Some(Err("over the memory limit".into())));
+        assert!(!response.allowed);
+        assert_eq!(outcome.verdict_label(), "deny");
+        assert!(
+            response.result.message.contains("strict")
+                && response.result.message.contains("over the memory limit"),
+            "{}",
+            response.result.message
+        );
+        let scan = scanning_request(
+            "CREATE",
+            "ImageScan",
+            json!({"registry": {"image": "NGINX"}}),
+        );
+        let (response, outcome) = run(&scan, None);
+        assert!(!response.allowed);
+        assert!(matches!(outcome, ScanningOutcome::Denied(m) if m.contains("spec.registry.image")));
+        let delete = scanning_request(
+            "DELETE",
+            "ImageScan",
+            json!({"registry": {"image": "NGINX"}}),
+        );
+        let (response, outcome) = run(&delete, None);
+        assert!(response.allowed);
+        assert_eq!(outcome, ScanningOutcome::Skipped);
     }
 
     const CONTROLLER: &str = "system:serviceaccount:scangate-system:scangate-controller";

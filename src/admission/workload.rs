@@ -2,226 +2,15 @@
 //! webhook (`/validate/workloads`) and `scangate check`. Every image a pod would pull is
 //! decided: its containers of every kind and its image volumes.
 
-use std::fmt;
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use super::config::{Action, AdmissionConfig, Enforcement, Origin};
+use super::pod::Container;
 use crate::api::{Phase, Violation};
 use crate::image::ImageRef;
 use jiff::Timestamp;
 
 use crate::index::{Exception, IndexedScan, ScanIndex};
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
-    #[error("{kind} is not a workload kind scangate checks")]
-    NotAWorkload { kind: String },
-    #[error("{kind} {name:?} has no pod template at {path}")]
-    NoPodSpec {
-        kind: String,
-        name: String,
-        path: &'static str,
-    },
-    #[error("{kind} {name:?}: {section}[{index}] is not a container with a name and an image")]
-    BadContainer {
-        kind: String,
-        name: String,
-        section: &'static str,
-        index: usize,
-    },
-    #[error(
-        "{kind} {name:?}: volumes[{index}] is not a volume with a name, or its image.reference \
-         is not a string"
-    )]
-    BadVolume {
-        kind: String,
-        name: String,
-        index: usize,
-    },
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The kinds whose pods scangate checks.
-pub const WORKLOAD_KINDS: [&str; 8] = [
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "ReplicationController",
-];
-
-/// Where a kind keeps its PodSpec, as a JSON pointer.
-pub fn pod_spec_path(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Pod" => Some("/spec"),
-        "Deployment"
-        | "ReplicaSet"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "Job"
-        | "ReplicationController" => Some("/spec/template/spec"),
-        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
-        _ => None,
-    }
-}
-
-/// Where in a pod spec an image is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Place {
-    InitContainer,
-    Container,
-    EphemeralContainer,
-    /// A volume with an `image` source (`volumes[].image.reference`).
-    ImageVolume,
-}
-
-impl Place {
-    /// The container lists of a PodSpec, in pod order.
-    const CONTAINERS: [Place; 3] = [
-        Place::InitContainer,
-        Place::Container,
-        Place::EphemeralContainer,
-    ];
-
-    /// The PodSpec field that lists it.
-    pub fn field(self) -> &'static str {
-        match self {
-            Place::InitContainer => "initContainers",
-            Place::Container => "containers",
-            Place::EphemeralContainer => "ephemeralContainers",
-            Place::ImageVolume => "volumes",
-        }
-    }
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Place::InitContainer => "init container",
-            Place::Container => "container",
-            Place::EphemeralContainer => "ephemeral container",
-            Place::ImageVolume => "image volume",
-        })
-    }
-}
-
-/// An image a pod would pull: a container's, or an image volume's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Container {
-    pub place: Place,
-    /// The container's or the volume's name.
-    pub name: String,
-    pub image: String,
-}
-
-impl Container {
-    /// `container "app"`, `image volume "v"`: how messages name it.
-    pub fn describe(&self) -> String {
-        format!("{} {:?}", self.place, self.name)
-    }
-}
-
-/// The images of a workload object, in pod order (init, regular and ephemeral containers, then
-/// image volumes).
-pub fn containers(kind: &str, object: &Value) -> Result<Vec<Container>> {
-    let name = object
-        .pointer("/metadata/name")
-        .or_else(|| object.pointer("/metadata/generateName"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    containers_named(kind, name, object)
-}
-
-/// Like [`containers`], for an object whose name is known and whose `spec` is at the root of
-/// `object` (a whole manifest, or the `data` of a decoded DynamicObject).
-pub fn containers_named(kind: &str, name: &str, object: &Value) -> Result<Vec<Container>> {
-    let path = pod_spec_path(kind).ok_or_else(|| Error::NotAWorkload {
-        kind: kind.to_string(),
-    })?;
-    let name = name.to_string();
-    let spec = object
-        .pointer(path)
-        .filter(|s| s.is_object())
-        .ok_or_else(|| Error::NoPodSpec {
-            kind: kind.to_string(),
-            name: name.clone(),
-            path,
-        })?;
-    let mut found = vec![];
-    for place in Place::CONTAINERS {
-        let section = place.field();
-        let Some(list) = spec.get(section).filter(|l| !l.is_null()) else {
-            continue;
-        };
-        let bad = |index| Error::BadContainer {
-            kind: kind.to_string(),
-            name: name.clone(),
-            section,
-            index,
-        };
-        let list = list.as_array().ok_or_else(|| bad(0))?;
-        for (index, c) in list.iter().enumerate() {
-            let container_name = c.get("name").and_then(Value::as_str);
-            let image = c.get("image").and_then(Value::as_str);
-            match (container_name, image) {
-                (Some(n), Some(i)) => found.push(Container {
-                    place,
-                    name: n.to_string(),
-                    image: i.to_string(),
-                }),
-                _ => return Err(bad(index)),
-            }
-        }
-    }
-    let Some(volumes) = spec.get("volumes").filter(|l| !l.is_null()) else {
-        return Ok(found);
-    };
-    let bad = |index| Error::BadVolume {
-        kind: kind.to_string(),
-        name: name.clone(),
-        index,
-    };
-    for (index, volume) in volumes.as_array().ok_or_else(|| bad(0))?.iter().enumerate() {
-        let Some(source) = volume.get("image").filter(|i| !i.is_null()) else {
-            continue;
-        };
-        let volume_name = volume.get("name").and_then(Value::as_str);
-        match (volume_name, source.get("reference")) {
-            // A template may leave the reference to be filled in later; a Pod must name one
-            // (the apiserver checks), so the image is decided when the Pod is created.
-            (Some(_), None | Some(Value::Null)) => {}
-            (Some(_), Some(Value::String(reference))) if reference.is_empty() => {}
-            (Some(n), Some(Value::String(reference))) => found.push(Container {
-                place: Place::ImageVolume,
-                name: n.to_string(),
-                image: reference.clone(),
-            }),
-            _ => return Err(bad(index)),
-        }
-    }
-    Ok(found)
-}
-
-/// Whether an update changes any image of the pod spec (an update that does not is admitted
-/// without evaluation: scaling or relabelling a running workload is never blocked).
-pub fn images_changed(kind: &str, old: &Value, new: &Value) -> bool {
-    match (containers(kind, old), containers(kind, new)) {
-        (Ok(old), Ok(new)) => {
-            let mut old: Vec<_> = old.into_iter().map(|c| c.image).collect();
-            let mut new: Vec<_> = new.into_iter().map(|c| c.image).collect();
-            old.sort();
-            new.sort();
-            old != new
-        }
-        _ => true,
-    }
-}
 
 /// What scangate knows about an image.
 #[derive(Clone, Debug, PartialEq)]
@@ -587,6 +376,7 @@ fn denial_message(denials: &[&ContainerVerdict]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::pod::{Place, WorkloadKind, containers};
     use crate::api::{
         Artifact, ImageScan, ImageScanSpec, RegistryArtifact, RegistrySpec, ScanSettings,
         ScanStatus,
@@ -1191,7 +981,7 @@ mod tests {
     }
 
     #[test]
-    fn containers_of_every_workload_kind() {
+    fn image_volumes_are_decided_in_every_kind() {
         let spec = json!({"initContainers": [{"name": "i", "image": "init:1"}],
                           "containers": [{"name": "c", "image": "app:1"}],
                           "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
@@ -1200,36 +990,41 @@ mod tests {
                                       {"name": "later", "image": {"pullPolicy": "Always"}},
                                       {"name": "unset", "image": {"reference": ""}}]});
         let objects = [
-            ("Pod", json!({"metadata": {"name": "p"}, "spec": spec})),
-            ("Deployment", json!({"spec": {"template": {"spec": spec}}})),
-            ("ReplicaSet", json!({"spec": {"template": {"spec": spec}}})),
-            ("StatefulSet", json!({"spec": {"template": {"spec": spec}}})),
-            ("DaemonSet", json!({"spec": {"template": {"spec": spec}}})),
-            ("Job", json!({"spec": {"template": {"spec": spec}}})),
             (
-                "ReplicationController",
+                WorkloadKind::Pod,
+                json!({"metadata": {"name": "p"}, "spec": spec}),
+            ),
+            (
+                WorkloadKind::Deployment,
                 json!({"spec": {"template": {"spec": spec}}}),
             ),
             (
-                "CronJob",
+                WorkloadKind::ReplicaSet,
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                WorkloadKind::StatefulSet,
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                WorkloadKind::DaemonSet,
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                WorkloadKind::Job,
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                WorkloadKind::ReplicationController,
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                WorkloadKind::CronJob,
                 json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
             ),
         ];
-        assert_eq!(objects.len(), WORKLOAD_KINDS.len());
+        assert_eq!(objects.len(), WorkloadKind::ALL.len());
         for (kind, object) in objects {
-            let found: Vec<(String, String)> = containers(kind, &object)
-                .unwrap_or_else(|e| panic!("{kind}: {e}"))
-                .iter()
-                .map(|c| (c.describe(), c.image.clone()))
-                .collect();
-            let expected = [
-                ("init container \"i\"", "init:1"),
-                ("container \"c\"", "app:1"),
-                ("ephemeral container \"e\"", "debug:1"),
-                ("image volume \"v\"", "models:1"),
-            ]
-            .map(|(w, i)| (w.to_string(), i.to_string()));
-            assert_eq!(found, expected, "{kind}");
             // The image volume is decided like a container, in every kind.
             let world = World::new(&[scan("ns", "models", "models:1", Phase::Failed, 1)]);
             let ctx = Context {
@@ -1292,69 +1087,5 @@ mod tests {
                     .starts_with(&expected[..expected.len() - ": image".len()])
             );
         }
-    }
-
-    #[test]
-    fn malformed_workloads_are_errors() {
-        assert_eq!(
-            containers("Service", &json!({})),
-            Err(Error::NotAWorkload {
-                kind: "Service".into()
-            })
-        );
-        let no_template = containers(
-            "Deployment",
-            &json!({"metadata": {"name": "d"}, "spec": {}}),
-        );
-        assert_eq!(
-            no_template.err().map(|e| e.to_string()),
-            Some("Deployment \"d\" has no pod template at /spec/template/spec".into())
-        );
-        let no_image = containers(
-            "Pod",
-            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "x"}]}}),
-        );
-        assert_eq!(
-            no_image.err().map(|e| e.to_string()),
-            Some("Pod \"p\": containers[0] is not a container with a name and an image".into())
-        );
-        let pod = |volumes: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [], "volumes": volumes}});
-        for bad in [
-            json!({"name": "v"}),
-            json!([{"image": {"reference": "a:1"}}]),
-            json!([{"name": "v", "image": {"reference": 7}}]),
-        ] {
-            let error = containers("Pod", &pod(bad.clone()));
-            assert!(
-                matches!(error, Err(Error::BadVolume { .. })),
-                "{bad}: {error:?}"
-            );
-        }
-        assert_eq!(
-            containers(
-                "Pod",
-                &pod(json!([{"name": "v", "image": {"reference": 7}}]))
-            )
-            .err()
-            .map(|e| e.to_string()),
-            Some(
-                "Pod \"p\": volumes[0] is not a volume with a name, or its image.reference is \
-                 not a string"
-                    .into()
-            )
-        );
-    }
-
-    #[test]
-    fn updates_that_keep_the_images_are_detected() {
-        let d = |image: &str, replicas: i32| json!({"spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
-        assert!(!images_changed("Deployment", &d("a:1", 1), &d("a:1", 5)));
-        assert!(images_changed("Deployment", &d("a:1", 1), &d("a:2", 1)));
-        let v = |reference: &str| json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a:1"}], "volumes": [{"name": "v", "image": {"reference": reference}}]}}}});
-        assert!(!images_changed("Deployment", &v("m:1"), &v("m:1")));
-        assert!(images_changed("Deployment", &v("m:1"), &v("m:2")));
-        assert!(images_changed("Deployment", &d("a:1", 1), &v("m:1")));
-        let e = |image: &str| json!({"spec": {"containers": [{"name": "c", "image": "a:1"}], "ephemeralContainers": [{"name": "debug", "image": image}]}});
-        assert!(images_changed("Pod", &e("a:1"), &e("busybox:1")));
     }
 }

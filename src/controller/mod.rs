@@ -154,7 +154,6 @@ struct Admin {
 
 /// Runs the controller until SIGTERM or SIGINT (or until the leader lease is lost).
 pub async fn run(args: ControllerArgs) -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default().await.map_err(Error::Connect)?;
     let metrics = Arc::new(Metrics::new());
     let admin = Arc::new(Admin {

@@ -24,6 +24,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use super::Error;
@@ -146,7 +148,7 @@ fn tls_config(path: &PathBuf) -> Result<rustls::ClientConfig, Error> {
         cause,
     })?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]).flatten() {
+    for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
         let _ = roots.add(cert);
     }
     if roots.is_empty() {

@@ -89,7 +89,6 @@ pub async fn upload(client: &Client, report: &Report, target: &str) -> Result<St
 /// [`upload`] with a client from the environment (in-cluster config or KUBECONFIG).
 pub async fn upload_to_cluster(report: &Report, target: &str) -> Result<String> {
     parse_target(target)?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default().await.map_err(Error::Connect)?;
     upload(&client, report, target).await
 }

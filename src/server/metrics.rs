@@ -1,14 +1,16 @@
-//! Prometheus metrics of the webhook. Labels are bounded: endpoint, kind (from a fixed list),
-//! verdict and mode; never an image or an object name.
+//! Prometheus metrics of the webhook: admission reviews answered and their latency, the scans
+//! in its index, the serving certificate's expiry and reloads, and admission config reloads.
+//! Labels are bounded: endpoint, kind (a workload or scangate kind, else `other`), verdict,
+//! mode and result; never an image or an object name.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::admission::workload::WORKLOAD_KINDS;
+use crate::admission::pod::WorkloadKind;
 
 /// The webhook's endpoints.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -24,8 +26,7 @@ pub enum Endpoint {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub endpoint: Endpoint,
-    /// A workload or scangate kind, or `other`.
-    pub kind: String,
+    pub kind: KindLabel,
     /// allow, warn, deny, skip, error, or pass (a pod a built-in controller created for an
     /// admitted template, admitted although its image's verdict has turned).
     pub verdict: String,
@@ -44,21 +45,68 @@ pub struct ResultLabels {
     pub result: String,
 }
 
-/// The kinds that may appear as a label value; anything else is `other`.
-const SCANGATE_KINDS: [&str; 5] = [
-    "ImageScan",
-    "SourceScan",
-    "ScanTemplate",
-    "ScanPolicy",
-    "ScanException",
-];
+/// The kinds scangate defines.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ScangateKind {
+    ImageScan,
+    SourceScan,
+    ScanTemplate,
+    ScanPolicy,
+    ScanException,
+}
 
-/// A kind as a bounded label value.
-pub fn kind_label(kind: &str) -> String {
-    if WORKLOAD_KINDS.contains(&kind) || SCANGATE_KINDS.contains(&kind) {
-        kind.to_string()
-    } else {
-        "other".to_string()
+impl ScangateKind {
+    const ALL: [ScangateKind; 5] = [
+        ScangateKind::ImageScan,
+        ScangateKind::SourceScan,
+        ScangateKind::ScanTemplate,
+        ScangateKind::ScanPolicy,
+        ScangateKind::ScanException,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScangateKind::ImageScan => "ImageScan",
+            ScangateKind::SourceScan => "SourceScan",
+            ScangateKind::ScanTemplate => "ScanTemplate",
+            ScangateKind::ScanPolicy => "ScanPolicy",
+            ScangateKind::ScanException => "ScanException",
+        }
+    }
+}
+
+/// A request's kind as a bounded label value: a workload or scangate kind, or `other`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum KindLabel {
+    Workload(WorkloadKind),
+    Scangate(ScangateKind),
+    Other,
+}
+
+impl KindLabel {
+    /// The label of a request's `kind`.
+    pub fn of(kind: &str) -> Self {
+        if let Some(workload) = WorkloadKind::from_kind(kind) {
+            return KindLabel::Workload(workload);
+        }
+        ScangateKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .map_or(KindLabel::Other, KindLabel::Scangate)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindLabel::Workload(kind) => kind.as_str(),
+            KindLabel::Scangate(kind) => kind.as_str(),
+            KindLabel::Other => "other",
+        }
+    }
+}
+
+impl EncodeLabelValue for KindLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        self.as_str().encode(encoder)
     }
 }
 
@@ -153,9 +201,15 @@ mod tests {
 
     #[test]
     fn kinds_are_bounded() {
-        assert_eq!(kind_label("Deployment"), "Deployment");
-        assert_eq!(kind_label("ScanPolicy"), "ScanPolicy");
-        assert_eq!(kind_label("my-app-prod-7f9c"), "other");
+        assert_eq!(
+            KindLabel::of("Deployment"),
+            KindLabel::Workload(WorkloadKind::Deployment)
+        );
+        assert_eq!(KindLabel::of("ScanPolicy").as_str(), "ScanPolicy");
+        assert_eq!(KindLabel::of("my-app-prod-7f9c"), KindLabel::Other);
+        for kind in ScangateKind::ALL {
+            assert_eq!(KindLabel::of(kind.as_str()).as_str(), kind.as_str());
+        }
     }
 
     #[test]
@@ -165,7 +219,7 @@ mod tests {
             .requests
             .get_or_create(&RequestLabels {
                 endpoint: Endpoint::validate_workloads,
-                kind: "Pod".into(),
+                kind: KindLabel::Workload(WorkloadKind::Pod),
                 verdict: "deny".into(),
                 mode: "enforce".into(),
             })

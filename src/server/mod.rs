@@ -68,8 +68,6 @@ fn read_config(path: &PathBuf) -> Result<AdmissionConfig> {
 
 /// Runs the webhook until SIGTERM or SIGINT, then drains in-flight reviews.
 pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
-    // Both servers and the kube client use ring; installing it once makes that explicit.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match &args.config {
         Some(path) => read_config(path)?,
         None => AdmissionConfig::default(),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +21,7 @@ pub enum Error {
     #[error("{path} holds no PEM private key")]
     NoKey { path: PathBuf },
     #[error("{path} is not valid PEM: {cause}")]
-    Pem {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
+    Pem { path: PathBuf, cause: pem::Error },
     #[error("the certificate {cert} and key {key} cannot serve TLS: {cause}")]
     Rustls {
         cert: PathBuf,
@@ -79,7 +77,7 @@ impl TlsFiles {
 
     /// Builds a server config: TLS 1.2 and 1.3 only, HTTP/2 and HTTP/1.1 by ALPN.
     pub fn build(&self, contents: Contents) -> Result<Loaded> {
-        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &contents.cert[..])
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&contents.cert)
             .collect::<Result<_, _>>()
             .map_err(|cause| Error::Pem {
                 path: self.cert.clone(),
@@ -91,14 +89,15 @@ impl TlsFiles {
             });
         };
         let expires_at = expiry(leaf);
-        let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &contents.key[..])
-            .map_err(|cause| Error::Pem {
+        let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|cause| match cause {
+            pem::Error::NoItemsFound => Error::NoKey {
+                path: self.key.clone(),
+            },
+            cause => Error::Pem {
                 path: self.key.clone(),
                 cause,
-            })?
-            .ok_or_else(|| Error::NoKey {
-                path: self.key.clone(),
-            })?;
+            },
+        })?;
         let rustls_error = |cause| Error::Rustls {
             cert: self.cert.clone(),
             key: self.key.clone(),

@@ -16,11 +16,11 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use tracing::{Instrument, Span, field};
 
-use super::metrics::{Endpoint, EndpointLabels, RequestLabels, kind_label};
+use super::metrics::{Endpoint, EndpointLabels, KindLabel, RequestLabels};
 use super::state::WebhookState;
 use crate::admission::config::AdmissionConfig;
-use crate::admission::review::{self, Rejection};
-use crate::admission::scanning::{self, JobRights, Verdict};
+use crate::admission::review::{self, Rejection, ScanningOutcome};
+use crate::admission::scanning::{self, JobRights};
 use crate::admission::workload::Context;
 use crate::sandbox::Sandbox;
 
@@ -109,7 +109,7 @@ fn record(
         .requests
         .get_or_create(&RequestLabels {
             endpoint,
-            kind: kind_label(kind),
+            kind: KindLabel::of(kind),
             verdict: verdict.to_string(),
             mode: mode.to_string(),
         })
@@ -221,25 +221,13 @@ async fn check_policy(
     };
     let name = crate::policy::source_name(
         req.namespace.as_deref().unwrap_or_default(),
-        &object_name(req, object),
+        &review::object_name(req, object),
     );
     let checked = app.policies.check(&name, rego).await;
     if let Err(e) = &checked {
         tracing::info!(policy = %name, error = %e, "ScanPolicy refused by its check");
     }
     Some(checked.map_err(|e| e.to_string()))
-}
-
-/// The object's name, else the request's.
-fn object_name(
-    req: &AdmissionRequest<DynamicObject>,
-    object: Option<&serde_json::Value>,
-) -> String {
-    object
-        .and_then(|object| object.pointer("/metadata/name"))
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or(&req.name)
-        .to_string()
 }
 
 impl scanning::Names for WebhookState {
@@ -298,41 +286,26 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
     if let JobRights::Unknown { error, .. } = &job_rights {
         tracing::warn!(%error, "cannot check the ScanTemplate writer's rights");
     }
-    let kind = req.kind.kind.clone();
-    let (response, verdict) = match (&req.operation, object) {
-        (Operation::Create | Operation::Update, Some(object)) => {
-            let config = app.state.config();
-            let namespace = req.namespace.clone().unwrap_or_default();
-            let name = object_name(&req, Some(&object));
-            let ctx = scanning::Context {
-                config: &config,
-                names: app.state.as_ref(),
-                namespace: &namespace,
-                now: jiff::Timestamp::now(),
-                policy_check,
-                job_rights: &job_rights,
-            };
-            match scanning::review(&kind, &name, &object, &ctx) {
-                Verdict::Allowed { warnings } => {
-                    let mut response = AdmissionResponse::from(&req);
-                    if !warnings.is_empty() {
-                        response.warnings = Some(warnings);
-                    }
-                    (response, "allow")
-                }
-                Verdict::Denied(message) => {
-                    tracing::info!(reason = %message, "scanning object refused");
-                    (review::deny(&req, message), "deny")
-                }
-            }
-        }
-        _ => (AdmissionResponse::from(&req), "skip"),
+    let config = app.state.config();
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let ctx = scanning::Context {
+        config: &config,
+        names: app.state.as_ref(),
+        namespace: &namespace,
+        now: jiff::Timestamp::now(),
+        policy_check,
+        job_rights: &job_rights,
     };
+    let (response, outcome) = review::review_scanning(&req, object.as_ref(), &ctx);
+    if let ScanningOutcome::Denied(reason) = &outcome {
+        tracing::info!(%reason, "scanning object refused");
+    }
+    let verdict = outcome.verdict_label();
     span.record("verdict", verdict);
     record(
         &app,
         Endpoint::validate_scanning,
-        &kind,
+        &req.kind.kind,
         verdict,
         "none",
         started,

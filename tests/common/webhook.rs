@@ -6,6 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -26,7 +29,7 @@ pub fn client(cas: &[&Path]) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         let pem = std::fs::read(ca).expect("read CA");
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        for cert in CertificateDer::pem_slice_iter(&pem) {
             roots.add(cert.expect("CA PEM")).expect("add CA");
         }
     }
