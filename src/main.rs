@@ -121,14 +121,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 const EXIT_VIOLATED: u8 = 1;
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read admission config {}", path.display()))?;
-            AdmissionConfig::from_yaml(&text).with_context(|| format!("in {}", path.display()))?
-        }
-        None => AdmissionConfig::default(),
-    };
+    let config = AdmissionConfig::load(args.config.as_deref())?;
     let objects = match &args.scans {
         Some(path) => scangate::check::read_manifests(path)?,
         None => vec![],

@@ -73,29 +73,10 @@ fn setup(config: Option<&str>) -> Option<Enforced> {
     Some(env)
 }
 
-/// Creates a trusted ImageScan (in the test's scangate namespace) and writes its status as the
-/// controller does.
+/// A trusted scan of `image` resolved to `digest`.
 fn scan(env: &Enforced, name: &str, image: &str, digest: &str, status: &str) {
-    let out = env.system.apply(&format!(
-        "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {{name: {name}}}\nspec:\n  registry: {{image: \"{image}\"}}\n"
-    ));
-    assert!(out.status.success(), "{}", stderr(&out));
     let resolved = format!("{}@{digest}", image.split(':').next().unwrap_or_default());
-    let patch = format!(
-        r#"{{"status": {{"artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}}}}}"#
-    );
-    let out = env.as_controller(&[
-        "-n",
-        &env.system.name,
-        "patch",
-        "imagescan",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    env.trusted_scan(name, image, &resolved, status);
 }
 
 /// kubectl in the namespace, as the tenant.

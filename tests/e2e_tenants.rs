@@ -29,37 +29,10 @@ const PASSED: &str = r#""cveCount": {},
     {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
     {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
 
-/// An ImageScan in `namespace` whose status scangate's controller wrote.
-fn scan(env: &Enforced, namespace: &str, name: &str, image: &str, resolved: &str, status: &str) {
-    let out = env.cluster.apply(
-        &format!(
-            "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {{name: {name}}}\nspec:\n  registry: {{image: \"{image}\"}}\n"
-        ),
-        &["-n", namespace],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let patch = format!(
-        r#"{{"status": {{"artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}}}}}"#
-    );
-    let out = env.as_controller(&[
-        "-n",
-        namespace,
-        "patch",
-        "imagescan",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 /// The trusted results: busybox Failed, alpine Completed, in the test's scangate namespace.
 fn trusted(env: &Enforced) {
-    let system = env.system.name.clone();
-    scan(env, &system, "busybox", "busybox:1.32.1", BUSYBOX, FAILED);
-    scan(env, &system, "alpine", "alpine:3.10", ALPINE, PASSED);
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    env.trusted_scan("alpine", "alpine:3.10", ALPINE, PASSED);
 }
 
 /// `kubectl apply` of a Deployment of `image` in `namespace`, as `user`.
@@ -135,7 +108,7 @@ fn a_tenant_cannot_turn_a_trusted_failed_result_into_an_admission() {
     assert_forbidden(&out, "a tenant's status write");
     // Even a Completed scan of its own, newer than the trusted one (as the controller would
     // write it from a report the tenant forged in its namespace), only counts against it.
-    scan(&env, &ns, "forged", "busybox:1.32.1", BUSYBOX, PASSED);
+    env.scan(&ns, "forged", "busybox:1.32.1", BUSYBOX, PASSED);
     // 3. The trusted scan and its report are out of its reach.
     for args in [
         vec!["-n", system.as_str(), "delete", "imagescan", "busybox"],
@@ -173,8 +146,7 @@ fn a_tenant_cannot_turn_a_trusted_failed_result_into_an_admission() {
         stderr(&out)
     );
     // Its own scans never make an image clean: an image only it scanned is unscanned.
-    scan(
-        &env,
+    env.scan(
         &ns,
         "own-clean",
         "registry.example/team/app:1",
@@ -203,7 +175,7 @@ fn a_tenants_own_failed_scan_denies_in_its_namespace_only() {
     trusted(&env);
     // The tenant's own scan says alpine failed: denied in its namespace (it can only add
     // denials), while the trusted result still admits alpine elsewhere.
-    scan(&env, &ns, "strict", "alpine:3.10", ALPINE, FAILED);
+    env.scan(&ns, "strict", "alpine:3.10", ALPINE, FAILED);
     let message = env
         .cluster
         .eventually("the namespace scan to deny", WAIT, || {

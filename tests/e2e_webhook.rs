@@ -19,30 +19,6 @@ fn enforced(cluster: &'static Cluster, mode: Option<&str>) -> Enforced {
     }
 }
 
-/// Creates a trusted ImageScan (in the test's scangate namespace) and writes its status as
-/// scangate's controller does.
-fn scan(env: &Enforced, name: &str, image: &str, resolved: &str, status: &str) {
-    let out = env.system.apply(&format!(
-        "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {{name: {name}}}\nspec:\n  registry: {{image: \"{image}\"}}\n"
-    ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let patch = format!(
-        r#"{{"status": {{"artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}}}}}"#
-    );
-    let out = env.as_controller(&[
-        "-n",
-        &env.system.name,
-        "patch",
-        "imagescan",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 const BUSYBOX: &str = "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
 
 const FAILED: &str = r#""cveCount": {"critical": 1, "high": 10, "medium": 2, "low": 2},
@@ -77,7 +53,7 @@ fn wait_denied(env: &Enforced, manifest: &str) {
 fn a_deployment_of_a_failed_image_is_denied_and_creates_nothing() {
     let Some(cluster) = cluster() else { return };
     let env = enforced(cluster, None);
-    scan(&env, "busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
     let manifest = deployment("legacy", "busybox:1.32.1");
     wait_denied(&env, &manifest);
     let out = env.ns.apply(&manifest);
@@ -113,7 +89,7 @@ fn a_deployment_of_a_failed_image_is_denied_and_creates_nothing() {
 fn a_warn_namespace_admits_with_a_warning() {
     let Some(cluster) = cluster() else { return };
     let env = enforced(cluster, Some("warn"));
-    scan(&env, "busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
     let manifest = deployment("legacy", "busybox:1.32.1");
     env.cluster.eventually(
         "the warning about the failed scan",
@@ -142,9 +118,7 @@ fn a_warn_namespace_admits_with_a_warning() {
 fn a_clean_image_is_admitted_silently() {
     let Some(cluster) = cluster() else { return };
     let env = enforced(cluster, None);
-    scan(
-        &env,
-        "alpine",
+    env.trusted_scan("alpine",
         "alpine:3.10",
         "docker.io/library/alpine@sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4",
         PASSED,
@@ -231,7 +205,7 @@ fn an_expired_scanexception_is_rejected() {
 fn an_exception_admits_the_failed_image() {
     let Some(cluster) = cluster() else { return };
     let env = enforced(cluster, None);
-    scan(&env, "busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
     let manifest = deployment("legacy", "busybox:1.32.1");
     wait_denied(&env, &manifest);
     let soon = jiff::Timestamp::now()

@@ -16,6 +16,18 @@ pub enum Error {
     MaxDuration(DurationError),
     #[error("admission config trustedScanNamespaces has an empty name")]
     EmptyNamespace,
+    #[error("cannot read the admission config {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    InFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("admission config {field} is empty; name {what}")]
     EmptyField {
         field: &'static str,
@@ -226,6 +238,21 @@ impl Default for TemplateRules {
 }
 
 impl AdmissionConfig {
+    /// Reads, parses and checks a config file; `None` gives the defaults.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(AdmissionConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|source| Error::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
     /// Parses and checks a config file's text.
     pub fn from_yaml(text: &str) -> Result<Self> {
         let config: AdmissionConfig = if text.trim().is_empty() {

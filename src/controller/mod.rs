@@ -108,18 +108,8 @@ pub enum Error {
         addr: SocketAddr,
         cause: std::io::Error,
     },
-    #[error("cannot read the admission config {path}: {cause}")]
-    ConfigRead {
-        path: std::path::PathBuf,
-        #[source]
-        cause: std::io::Error,
-    },
-    #[error("the admission config {path} is not valid: {cause}")]
-    Config {
-        path: std::path::PathBuf,
-        #[source]
-        cause: crate::admission::config::Error,
-    },
+    #[error(transparent)]
+    Config(#[from] crate::admission::config::Error),
     #[error(transparent)]
     PolicySandbox(#[from] crate::sandbox::Error),
     #[error("cannot encode JSON: {0}")]
@@ -187,19 +177,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .leader_election_identity
         .clone()
         .unwrap_or_else(leader::default_identity);
-    let config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
-                path: path.clone(),
-                cause,
-            })?;
-            AdmissionConfig::from_yaml(&text).map_err(|cause| Error::Config {
-                path: path.clone(),
-                cause,
-            })?
-        }
-        None => AdmissionConfig::default(),
-    };
+    let config = AdmissionConfig::load(args.config.as_deref())?;
     let ctx = Arc::new(Context {
         client: client.clone(),
         config: Arc::new(config),

@@ -28,16 +28,8 @@ use state::WebhookState;
 pub enum Error {
     #[error(transparent)]
     Tls(#[from] tls::Error),
-    #[error("cannot read the admission config {path}: {cause}")]
-    ConfigRead {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{path}: {cause}")]
-    Config {
-        path: PathBuf,
-        cause: crate::admission::config::Error,
-    },
+    #[error(transparent)]
+    Config(#[from] crate::admission::config::Error),
     #[error("cannot load scans from {0}")]
     Files(#[from] crate::check::Error),
     #[error(
@@ -55,21 +47,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn read_config(path: &PathBuf) -> Result<AdmissionConfig> {
-    let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
-        path: path.clone(),
-        cause,
-    })?;
-    AdmissionConfig::from_yaml(&text).map_err(|cause| Error::Config {
-        path: path.clone(),
-        cause,
-    })
-}
-
 /// Runs the webhook until SIGTERM or SIGINT, then drains in-flight reviews.
 pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
     let config = match &args.config {
-        Some(path) => read_config(path)?,
+        Some(path) => AdmissionConfig::load(Some(path))?,
         None => AdmissionConfig::default(),
     };
     let state = Arc::new(WebhookState::new(config));
@@ -205,7 +186,7 @@ async fn reload_config(path: PathBuf, state: Arc<WebhookState>, interval: Durati
             continue;
         }
         last = bytes;
-        match read_config(&path) {
+        match AdmissionConfig::load(Some(&path)) {
             Ok(config) => {
                 state.set_config(config);
                 state.metrics.config_valid.set(1);

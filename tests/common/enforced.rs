@@ -124,6 +124,47 @@ impl Enforced {
         self.cluster.kubectl_with(&kubeconfig, args, None)
     }
 
+    /// An ImageScan of `image` in `namespace` whose status scangate's controller wrote: the
+    /// artifact `resolved` (`repo@digest`) and `status` (JSON members: conditions, counts,
+    /// violations).
+    pub fn scan(&self, namespace: &str, name: &str, image: &str, resolved: &str, status: &str) {
+        let out = self.cluster.apply(
+            &format!(
+                "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {{name: {name}}}\nspec:\n  registry: {{image: \"{image}\"}}\n"
+            ),
+            &["-n", namespace],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let patch = format!(
+            r#"{{"status": {{"artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}}}}}"#
+        );
+        let out = self.as_controller(&[
+            "-n",
+            namespace,
+            "patch",
+            "imagescan",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A trusted result: [`Enforced::scan`] in the test's scangate namespace.
+    pub fn trusted_scan(&self, name: &str, image: &str, resolved: &str, status: &str) {
+        self.scan(&self.system.name, name, image, resolved, status);
+    }
+
     /// Another namespace this webhook enforces on (another tenant's).
     pub fn namespace(&self, prefix: &str) -> TestNamespace {
         self.cluster.namespace(prefix, &[(E2E_LABEL, &self.id)])
