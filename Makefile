@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench lint fmt crds certs deploy-local tools
+.PHONY: all build demo test unit-test e2e bench bench-tools lint fmt crds certs deploy-local tools
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -45,10 +45,23 @@ e2e:
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
-## bench: load the webhook (10,000 scans) and a bare axum+rustls server with wrk; print both.
-bench:
+## bench: load the webhook (10,000 scans), a bare axum+rustls server and OPA; print all three.
+bench: bench-tools
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(CARGO) bench --locked --bench admission
+	BENCH_OPA=$(abspath $(OPA)) $(CARGO) bench --locked --bench admission
+
+# OPA, the bench's peer (test tooling only), built from its Go module with the Go toolchain
+# and module/build caches the control plane build uses; skipped when the binary exists.
+OPA_VERSION := v1.22.3
+OPA := target/tools/opa
+
+bench-tools: $(OPA)
+
+$(OPA):
+	@mkdir -p $(@D)
+	@echo "bench: building OPA $(OPA_VERSION) into $@ (first build takes a few minutes)"
+	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
+	  github.com/open-policy-agent/opa@$(OPA_VERSION)
 
 ## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
 deploy-local: certs
