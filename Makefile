@@ -66,8 +66,9 @@ fuzz:
 	cd fuzz && passed=0 failed=0; for target in $(FUZZ_TARGETS); do \
 	  mkdir -p target/corpus/$$target; \
 	  if $(FUZZ_CARGO) fuzz run $(FUZZ_FLAGS) $$target target/corpus/$$target corpus/$$target -- \
-	    -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1; \
-	  then passed=$$((passed + 1)); else failed=$$((failed + 1)); echo "fuzz target $$target failed"; fi; \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 > target/$$target.log 2>&1; \
+	  then passed=$$((passed + 1)); { grep -E '^(Done|stat::)' target/$$target.log | sed "s/^/$$target: /" || true; }; \
+	  else failed=$$((failed + 1)); tail -n 60 target/$$target.log; echo "fuzz target $$target found a crash"; fi; \
 	done; echo "fuzz: $$passed passed, $$failed failed"; test $$failed -eq 0
 
 ## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
