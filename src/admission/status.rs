@@ -64,7 +64,12 @@ pub fn enrich(
                 "status.cveCount.{severity} is {n}; counts cannot be negative"
             )));
         }
-        let sum = count.sum();
+        let sum = count.sum().ok_or_else(|| {
+            Error::Invalid(format!(
+                "status.cveCount adds up to more than {}; write the real counts",
+                i64::MAX
+            ))
+        })?;
         let old_total = old
             .as_ref()
             .and_then(|o| o.cve_count.as_ref())
@@ -342,6 +347,19 @@ mod tests {
         );
         new["cveCount"]["high"] = json!(1.5);
         assert!(refused(None, &new).contains("whole numbers"));
+    }
+
+    /// Seen with the `admission_review` fuzz target: counts whose sum is past `i64::MAX` made
+    /// the enricher panic (an overflow) instead of refusing the status.
+    #[test]
+    fn counts_adding_up_past_the_largest_count_are_refused() {
+        let mut new = completed_status();
+        new["cveCount"] = json!({"critical": i64::MAX, "high": 2});
+        let message = refused(None, &new);
+        assert!(
+            message.contains("status.cveCount adds up to more than 9223372036854775807"),
+            "{message}"
+        );
     }
 
     #[test]

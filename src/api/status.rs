@@ -459,9 +459,12 @@ impl CveCount {
         ]
     }
 
-    /// The sum of the per-severity counts: what `total` must be.
-    pub fn sum(&self) -> i64 {
-        self.by_severity().iter().map(|(_, n)| n).sum()
+    /// The sum of the per-severity counts: what `total` must be. `None` when it is past what
+    /// an `i64` holds (a status written with absurd counts).
+    pub fn sum(&self) -> Option<i64> {
+        self.by_severity()
+            .iter()
+            .try_fold(0_i64, |sum, (_, n)| sum.checked_add(*n))
     }
 }
 
