@@ -199,6 +199,19 @@ fn view<'a>(
     }
 }
 
+/// A setting at the pod level (`pod`), then in each container, with where each lives.
+fn at_every_level<'a, T: 'a>(
+    path: &'a str,
+    pod: Option<T>,
+    all: &'a [ContainerView<'a>],
+    container: impl Fn(&'a SecurityContext) -> Option<T> + 'a,
+) -> impl Iterator<Item = (&'a str, Option<T>)> + 'a {
+    std::iter::once((path, pod)).chain(
+        all.iter()
+            .map(move |c| (c.path.as_str(), c.security.and_then(&container))),
+    )
+}
+
 fn container_view<'a>(path: String, c: &'a Container) -> ContainerView<'a> {
     let probes = [
         ("livenessProbe", c.liveness_probe.as_ref()),
@@ -420,13 +433,7 @@ fn baseline(pod: &PodSpec, level: Level, path: &str, all: &[ContainerView<'_>], 
     // AppArmor
     let profiles = "allows only RuntimeDefault or Localhost";
     let pod_apparmor = pod_security.and_then(|s| s.app_armor_profile.as_ref());
-    let container_apparmor = all.iter().map(|c| {
-        (
-            c.path.as_str(),
-            c.security.and_then(|s| s.app_armor_profile.as_ref()),
-        )
-    });
-    for (at, profile) in std::iter::once((path, pod_apparmor)).chain(container_apparmor) {
+    for (at, profile) in at_every_level(path, pod_apparmor, all, |s| s.app_armor_profile.as_ref()) {
         if let Some(profile) = profile
             && !PROFILE_TYPES.contains(&profile.type_.as_str())
         {
@@ -440,13 +447,7 @@ fn baseline(pod: &PodSpec, level: Level, path: &str, all: &[ContainerView<'_>], 
 
     // SELinux
     let pod_selinux = pod_security.and_then(|s| s.se_linux_options.as_ref());
-    let container_selinux = all.iter().map(|c| {
-        (
-            c.path.as_str(),
-            c.security.and_then(|s| s.se_linux_options.as_ref()),
-        )
-    });
-    for (at, options) in std::iter::once((path, pod_selinux)).chain(container_selinux) {
+    for (at, options) in at_every_level(path, pod_selinux, all, |s| s.se_linux_options.as_ref()) {
         let Some(options) = options else { continue };
         let type_ = options.type_.as_deref().unwrap_or_default();
         if !type_.is_empty() && !SELINUX_TYPES.contains(&type_) {
@@ -478,13 +479,8 @@ fn baseline(pod: &PodSpec, level: Level, path: &str, all: &[ContainerView<'_>], 
     // Seccomp (restricted tightens it)
     if !restricted {
         let pod_seccomp = pod_security.and_then(|s| s.seccomp_profile.as_ref());
-        let container_seccomp = all.iter().map(|c| {
-            (
-                c.path.as_str(),
-                c.security.and_then(|s| s.seccomp_profile.as_ref()),
-            )
-        });
-        for (at, profile) in std::iter::once((path, pod_seccomp)).chain(container_seccomp) {
+        for (at, profile) in at_every_level(path, pod_seccomp, all, |s| s.seccomp_profile.as_ref())
+        {
             if let Some(profile) = profile
                 && !PROFILE_TYPES.contains(&profile.type_.as_str())
             {
@@ -625,10 +621,7 @@ fn restricted(pod: &PodSpec, path: &str, all: &[ContainerView<'_>], f: &mut Foun
             }
         }
         let pod_user = pod_security.and_then(|s| s.run_as_user);
-        let container_users = all
-            .iter()
-            .map(|c| (c.path.as_str(), c.security.and_then(|s| s.run_as_user)));
-        for (at, user) in std::iter::once((path, pod_user)).chain(container_users) {
+        for (at, user) in at_every_level(path, pod_user, all, |s| s.run_as_user) {
             if user == Some(0) {
                 f.add(
                     format!("{at}.securityContext.runAsUser"),
