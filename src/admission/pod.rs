@@ -234,6 +234,18 @@ pub fn containers_named(kind: WorkloadKind, name: &str, object: &Value) -> Resul
     Ok(found)
 }
 
+/// A `kind` object whose pod template is `spec`, for tests of every workload kind.
+#[cfg(test)]
+pub(crate) fn template_of(kind: WorkloadKind, spec: &Value) -> Value {
+    let mut object = serde_json::json!({"metadata": {"name": "w"}});
+    let mut slot = &mut object;
+    for part in kind.pod_spec_path().split('/').skip(1) {
+        slot = &mut slot[part];
+    }
+    *slot = spec.clone();
+    object
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,16 +288,6 @@ mod tests {
     }
 
     /// An object of `kind` whose pods have `spec`.
-    fn template_of(kind: WorkloadKind, spec: &Value) -> Value {
-        let mut object = json!({"metadata": {"name": "w"}});
-        let mut slot = &mut object;
-        for part in kind.pod_spec_path().split('/').skip(1) {
-            slot = &mut slot[part];
-        }
-        *slot = spec.clone();
-        object
-    }
-
     #[test]
     fn malformed_workloads_are_errors() {
         let no_template = containers(

@@ -989,42 +989,8 @@ mod tests {
                                       {"name": "v", "image": {"reference": "models:1", "pullPolicy": "IfNotPresent"}},
                                       {"name": "later", "image": {"pullPolicy": "Always"}},
                                       {"name": "unset", "image": {"reference": ""}}]});
-        let objects = [
-            (
-                WorkloadKind::Pod,
-                json!({"metadata": {"name": "p"}, "spec": spec}),
-            ),
-            (
-                WorkloadKind::Deployment,
-                json!({"spec": {"template": {"spec": spec}}}),
-            ),
-            (
-                WorkloadKind::ReplicaSet,
-                json!({"spec": {"template": {"spec": spec}}}),
-            ),
-            (
-                WorkloadKind::StatefulSet,
-                json!({"spec": {"template": {"spec": spec}}}),
-            ),
-            (
-                WorkloadKind::DaemonSet,
-                json!({"spec": {"template": {"spec": spec}}}),
-            ),
-            (
-                WorkloadKind::Job,
-                json!({"spec": {"template": {"spec": spec}}}),
-            ),
-            (
-                WorkloadKind::ReplicationController,
-                json!({"spec": {"template": {"spec": spec}}}),
-            ),
-            (
-                WorkloadKind::CronJob,
-                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
-            ),
-        ];
-        assert_eq!(objects.len(), WorkloadKind::ALL.len());
-        for (kind, object) in objects {
+        for kind in WorkloadKind::ALL {
+            let object = crate::admission::pod::template_of(kind, &spec);
             // The image volume is decided like a container, in every kind.
             let world = World::new(&[scan("ns", "models", "models:1", Phase::Failed, 1)]);
             let ctx = Context {
