@@ -158,8 +158,17 @@ impl Cluster {
                 }
             }
         }
-        std::fs::write(&path, serde_yaml::to_string(&config).expect("kubeconfig"))
+        // Tests run in parallel and webhooks read this file as they start: write a private
+        // copy and rename it into place, so no reader ever sees a half-written kubeconfig.
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let partial = path.with_extension(format!(
+            "{}-{}.partial",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&partial, serde_yaml::to_string(&config).expect("kubeconfig"))
             .expect("write kubeconfig");
+        std::fs::rename(&partial, &path).expect("move kubeconfig into place");
         path
     }
 

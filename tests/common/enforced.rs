@@ -172,11 +172,14 @@ impl Enforced {
 
     /// Replaces the admission config lines (the webhook reloads the file).
     pub fn set_config(&self, config: &str) {
+        // Renamed into place: the webhook polls the file and must never read half of it.
+        let partial = self.config.with_extension("yaml.partial");
         std::fs::write(
-            &self.config,
+            &partial,
             format!("scangateNamespace: {}\n{config}\n", self.system.name),
         )
         .expect("write config");
+        std::fs::rename(&partial, &self.config).expect("move config into place");
     }
 
     /// kubectl acting as `user` (impersonation), with `stdin`.
