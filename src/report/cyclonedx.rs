@@ -11,7 +11,7 @@ use super::normalize::{
     digest_of, known_scanner, non_blank, or_unknown, package_type_or_unknown, purl_name_version,
     split_fixed_versions, unique_urls,
 };
-use super::parse::Problem;
+use super::error::Problem;
 use super::severity::{MappedSeverity, Severity};
 
 /// The `metadata` block.

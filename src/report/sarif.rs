@@ -12,7 +12,7 @@ use super::normalize::{
     first_digest, known_scanner, non_blank, or_unknown, package_type_or_unknown,
     split_fixed_versions, unique_urls,
 };
-use super::parse::Problem;
+use super::error::Problem;
 use super::severity::{MappedSeverity, Severity};
 
 /// One `runs[]` entry.

@@ -8,7 +8,7 @@ use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerabili
 use super::normalize::{
     digest_of, non_blank, or_unknown, package_type_from_trivy, split_fixed_versions, unique_urls,
 };
-use super::parse::Problem;
+use super::error::Problem;
 use super::severity::MappedSeverity;
 
 /// The `Metadata` block (only what identifies the image).

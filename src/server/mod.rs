@@ -1,6 +1,7 @@
 //! The webhook process: HTTPS admission server with certificate reload, plain-HTTP admin port,
 //! config reload, the state's sources, and graceful shutdown.
 
+mod args;
 pub mod metrics;
 pub mod sources;
 pub mod state;
@@ -19,8 +20,8 @@ use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::admission::config::AdmissionConfig;
-use crate::cli::WebhookArgs;
 use crate::sandbox::Sandbox;
+pub use args::WebhookArgs;
 use metrics::Metrics;
 use state::WebhookState;
 
@@ -31,7 +32,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::admission::config::Error),
     #[error("cannot load scans from {0}")]
-    Files(#[from] crate::check::Error),
+    Files(#[from] crate::cmd::check::Error),
     #[error(
         "cannot connect to the Kubernetes API: {0}; run in a cluster, set KUBECONFIG, or give --scans-dir"
     )]

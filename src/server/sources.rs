@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::state::WebhookState;
 use crate::api::{ImageScan, ScanException, ScanPolicy, ScanTemplate};
-use crate::check::{Manifest, read_manifests};
+use crate::cmd::check::{Manifest, read_manifests};
 
 /// One change reported by a watch.
 enum Change<K> {
@@ -136,7 +136,7 @@ pub fn watch_cluster(client: Client, state: Arc<WebhookState>) {
 }
 
 /// Loads the state once from a directory of YAML/JSON objects (no cluster needed).
-pub fn load_files(dir: &Path, state: &WebhookState) -> Result<usize, crate::check::Error> {
+pub fn load_files(dir: &Path, state: &WebhookState) -> Result<usize, crate::cmd::check::Error> {
     let objects = read_manifests(dir)?;
     fn of_kind<K: DeserializeOwned>(objects: &[Manifest], kind: &str) -> Vec<K> {
         objects

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use scangate::webhooks::{self, Ca, Namespaces, Target};
+use scangate::cmd::webhook_config::{self, Ca, Namespaces, Target};
 
 use super::cluster::{Cluster, TestNamespace};
 use super::webhook::{Webhook, certs};
@@ -71,7 +71,7 @@ impl Enforced {
         );
         let config_name = format!("scangate-e2e-{id}");
         let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
-        let yaml = webhooks::configurations_yaml(
+        let yaml = webhook_config::configurations_yaml(
             &config_name,
             &Target::Url(&webhook.url),
             &Namespaces::Labelled {

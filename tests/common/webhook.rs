@@ -19,7 +19,7 @@ pub fn free_port() -> u16 {
 
 /// Writes a CA and serving certificate for 127.0.0.1 into `dir`.
 pub fn certs(dir: &Path) {
-    scangate::certs::generate(&["127.0.0.1".to_string(), "localhost".to_string()], 30)
+    scangate::cmd::certs::generate(&["127.0.0.1".to_string(), "localhost".to_string()], 30)
         .and_then(|b| b.write(dir))
         .expect("write certs");
 }
