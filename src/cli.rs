@@ -126,8 +126,6 @@ impl PolicyWorkerArgs {
     }
 }
 
-
-
 /// A duration flag: `90s`, `5m`, `1h`.
 pub fn duration(s: &str) -> Result<Duration, String> {
     crate::api::parse_duration(s).map_err(|e| e.to_string())
@@ -189,11 +187,6 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub policy: PolicyLimitArgs,
 }
-
-
-
-
-
 
 #[cfg(test)]
 mod tests {
