@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -414,12 +414,16 @@ impl ChartWebhook {
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for ChartWebhook {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -466,28 +470,88 @@ fn admit(cluster: &Cluster, namespace: &str, name: &str) -> (Admission, String) 
     (outcome, err)
 }
 
+/// One admission through the API (a server-side dry run, as `kubectl create --dry-run=server`
+/// sends it), classified as [`admit`] does.
+async fn admit_api(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> (Admission, String) {
+    let params = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match pods.create(&params, pod).await {
+        Ok(_) => (Admission::Admitted, String::new()),
+        Err(kube::Error::Api(status)) if status.message.contains("failed calling webhook") => {
+            (Admission::WebhookFailed, status.message.clone())
+        }
+        Err(kube::Error::Api(status)) if status.message.contains("denied the request") => {
+            (Admission::Denied, status.message.clone())
+        }
+        Err(other) => panic!("creating a Pod failed for another reason: {other}"),
+    }
+}
+
 /// Admissions in a loop in two namespaces, one enforcing (an unscanned image is denied, with
-/// `onUnscanned: deny`) and one in audit (admitted), until stopped.
+/// `onUnscanned: deny`) and one in audit (admitted), from several concurrent clients, until
+/// stopped: through the API rather than kubectl processes, so that hundreds of requests a
+/// second find any moment in which the apiserver cannot call the webhook.
 struct AdmissionLoop {
     stop: Arc<AtomicBool>,
     handle: std::thread::JoinHandle<Vec<(Admission, Admission, String)>>,
 }
 
+const ADMISSION_CLIENTS: usize = 4;
+
 impl AdmissionLoop {
     fn start(cluster: &'static Cluster, enforced: String, audited: String) -> AdmissionLoop {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (started, ready) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let mut results = vec![];
-            while !flag.load(Ordering::Relaxed) {
-                let n = N.fetch_add(1, Ordering::Relaxed);
-                let (denied, err) = admit(cluster, &enforced, &format!("loop-{n}"));
-                let (admitted, err2) = admit(cluster, &audited, &format!("loop-{n}"));
-                results.push((denied, admitted, format!("{err}{err2}")));
-            }
-            results
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let kubeconfig =
+                    kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
+                let config = kube::Config::from_custom_kubeconfig(
+                    kubeconfig,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .expect("client config");
+                let client = kube::Client::try_from(config).expect("client");
+                let pod: k8s_openapi::api::core::v1::Pod =
+                    serde_yaml::from_str(&pod("loop")).expect("Pod");
+                let mut tasks = vec![];
+                for _ in 0..ADMISSION_CLIENTS {
+                    let enforced = kube::Api::namespaced(client.clone(), &enforced);
+                    let audited = kube::Api::namespaced(client.clone(), &audited);
+                    let (pod, flag) = (pod.clone(), flag.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut results = vec![];
+                        while !flag.load(Ordering::Relaxed) {
+                            let (denied, err) = admit_api(&enforced, &pod).await;
+                            let (admitted, err2) = admit_api(&audited, &pod).await;
+                            results.push((denied, admitted, format!("{err}{err2}")));
+                        }
+                        results
+                    }));
+                }
+                let _ = started.send(());
+                let mut results = vec![];
+                for task in tasks {
+                    results.extend(task.await.expect("admission task"));
+                }
+                results
+            })
         });
+        ready
+            .recv_timeout(Duration::from_secs(30))
+            .expect("admission loop started");
         AdmissionLoop { stop, handle }
     }
 
@@ -495,6 +559,46 @@ impl AdmissionLoop {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().expect("admission loop")
     }
+}
+
+/// Stands in for the kubelet and kube-proxy during an uninstall: as soon as the chart's
+/// Service is gone, its endpoint stops answering (the test's webhook process is killed), as
+/// it would in a cluster where the Service's rules and the Deployment's pods go away. (The
+/// apiserver keeps its connections to a webhook open, so without this a deleted Service
+/// would go unnoticed here.) Returns whether the Service was seen gone.
+fn stop_with_the_service(
+    cluster: &'static Cluster,
+    namespace: String,
+    service: String,
+    mut webhook: ChartWebhook,
+) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async move {
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .expect("client config");
+            let client = kube::Client::try_from(config).expect("client");
+            let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+                kube::Api::namespaced(client, &namespace);
+            for _ in 0..6000 {
+                if services.get_opt(&service).await.ok().flatten().is_none() {
+                    webhook.kill();
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        })
+    })
 }
 
 fn webhook_configurations(cluster: &Cluster, name: &str) -> Vec<String> {
@@ -649,6 +753,7 @@ fn install_upgrade_from_the_previous_version_and_uninstall_keep_admission_answer
     std::thread::sleep(Duration::from_millis(500));
     let results = admissions.finish();
     assert!(results.len() >= 2, "too few admissions: {results:?}");
+    eprintln!("during the upgrade: {} admission pairs", results.len());
     let wrong: Vec<_> = results
         .iter()
         .filter(|(denied, admitted, _)| {
@@ -662,13 +767,21 @@ fn install_upgrade_from_the_previous_version_and_uninstall_keep_admission_answer
         results.len(),
         webhook.logs()
     );
-    let status = helm_ok(
+    let list = helm_ok(
         cluster,
-        &["status", name, "--namespace", namespace, "-o", "json"],
+        &[
+            "list",
+            "--namespace",
+            namespace,
+            "--filter",
+            name,
+            "-o",
+            "json",
+        ],
     );
-    let status: Value = serde_json::from_str(&status).expect("helm status JSON");
-    assert_eq!(status["chart"]["metadata"]["version"], "0.2.0");
-    assert_eq!(status["version"], 2, "one upgrade: release revision 2");
+    let list: Value = serde_json::from_str(&list).expect("helm list JSON");
+    assert_eq!(list[0]["chart"], "scangate-0.2.0", "{list}");
+    assert_eq!(list[0]["revision"], "2", "one upgrade: release revision 2");
     // The generated CA was kept: pods keep serving the certificate the apiserver trusts.
     let ca_after = cluster.kubectl_ok(&[
         "get",
@@ -691,18 +804,31 @@ fn install_upgrade_from_the_previous_version_and_uninstall_keep_admission_answer
     // Uninstall while admissions run: no request fails, no webhook configuration is left, and
     // a Pod created right after is admitted.
     let admissions = AdmissionLoop::start(cluster, enforced.name.clone(), audited.name.clone());
+    let stopped = stop_with_the_service(
+        cluster,
+        namespace.to_string(),
+        format!("{name}-webhook"),
+        webhook,
+    );
     std::thread::sleep(Duration::from_millis(500));
     let uninstall = helm_ok(cluster, &["uninstall", name, "--namespace", namespace]);
+    assert!(
+        stopped.join().expect("service watcher"),
+        "the uninstall left the Service"
+    );
+    std::thread::sleep(Duration::from_millis(500));
     let results = admissions.finish();
     let failed: Vec<_> = results
         .iter()
         .filter(|(a, b, _)| *a == Admission::WebhookFailed || *b == Admission::WebhookFailed)
         .collect();
+    eprintln!("during the uninstall: {} admission pairs", results.len());
     assert!(
         failed.is_empty(),
-        "{} of {} admissions failed calling the webhook during the uninstall: {failed:?}\n{uninstall}",
+        "{} of {} admissions failed calling the webhook during the uninstall: {:?}\n{uninstall}",
         failed.len(),
-        results.len()
+        results.len(),
+        failed.first()
     );
     assert_eq!(webhook_configurations(cluster, name), Vec::<String>::new());
     let out = cluster.kubectl_in(
@@ -716,7 +842,6 @@ fn install_upgrade_from_the_previous_version_and_uninstall_keep_admission_answer
     );
     // Left by Helm convention: the CRDs.
     cluster.kubectl_ok(&["get", "crd", "imagescans.scanning.scangate.dev"]);
-    drop(webhook);
 }
 
 /// The shell block that follows `<!-- install:NAME -->` in README.md.
