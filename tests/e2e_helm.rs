@@ -960,6 +960,13 @@ impl Drop for ReadmeCleanup {
         }
         let _ = cluster.kubectl(&[
             "delete",
+            "crd",
+            "issuers.cert-manager.io",
+            "certificates.cert-manager.io",
+            "--ignore-not-found",
+        ]);
+        let _ = cluster.kubectl(&[
+            "delete",
             "namespace",
             &self.helm_namespace,
             "--wait=false",
