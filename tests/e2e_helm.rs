@@ -269,6 +269,36 @@ fn helm_and_kustomize_render_the_same_objects() {
 }
 
 #[test]
+fn with_its_defaults_the_chart_is_deploy_core_and_a_generated_certificate() {
+    let Some(cluster) = cluster() else { return };
+    // deploy/core is deploy/ without cert-manager: its serving certificate is brought by the
+    // admin; the chart's default generates it (Secret scangate-webhook-tls) and fills caBundle.
+    let mut chart = by_key(chart_template(cluster, &[]));
+    let mut core = by_key(kustomize(cluster, "deploy/core"));
+    for (kind, name, _why) in ONLY_IN_KUSTOMIZE {
+        core.remove(&(kind.to_string(), String::new(), name.to_string()));
+    }
+    let secret = chart
+        .remove(&(
+            "Secret".to_string(),
+            "scangate-system".to_string(),
+            "scangate-webhook-tls".to_string(),
+        ))
+        .expect("the chart's generated serving certificate");
+    for field in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(
+            secret["data"][field]
+                .as_str()
+                .is_some_and(|v| !v.is_empty()),
+            "{field} missing from the generated Secret"
+        );
+    }
+    let chart_keys: BTreeSet<_> = chart.keys().collect();
+    let core_keys: BTreeSet<_> = core.keys().collect();
+    assert_eq!(chart_keys, core_keys);
+}
+
+#[test]
 fn the_chart_webhooks_are_the_generated_ones() {
     let Some(cluster) = cluster() else { return };
     // `scangate webhook-config` generates deploy/core/webhooks.yaml (tests/cli.rs); the chart's
@@ -682,7 +712,19 @@ fn install_upgrade_from_the_previous_version_and_uninstall_keep_admission_answer
         "--create-namespace",
     ];
     install.extend_from_slice(&values);
-    helm_ok(cluster, &install);
+    let notes = helm_ok(cluster, &install);
+    // NOTES say what an uninstall leaves and how to remove it.
+    for part in [
+        "leaves the",
+        "CustomResourceDefinitions",
+        "kubectl delete crd imagescans.scanning.scangate.dev",
+        &format!("kubectl delete namespace {namespace}"),
+    ] {
+        assert!(
+            notes.contains(part),
+            "{part:?} not in the install notes:\n{notes}"
+        );
+    }
 
     // Every object of the release exists (created server-side by the install).
     let manifest = helm_ok(
