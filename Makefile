@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools fuzz lint fmt crds certs deploy-local tools
+.PHONY: all build demo test unit-test e2e bench bench-tools fuzz lint fmt crds certs deploy-local tools helm
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -33,14 +33,14 @@ unit-test:
 	$(CARGO) test --locked
 
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
-test:
+test: helm
 	$(CARGO) test --locked --no-run
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
 ## e2e: only the end-to-end tests, on a fresh local control plane.
-e2e:
+e2e: helm
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
@@ -84,6 +84,27 @@ fuzz:
 	  else failed=$$((failed + 1)); tail -n 60 target/$$target.log; echo "fuzz target $$target found a crash"; fi; \
 	done; echo "fuzz: $$passed passed, $$failed failed"; test $$failed -eq 0
 
+# Helm, for the chart's tests (tests/e2e_helm.rs; test tooling only), built from its Go module
+# with the Go toolchain and module/build caches the control plane build uses; skipped when the
+# binary exists.
+HELM_VERSION := v3.22.0
+HELM := target/tools/helm
+# The Kubernetes version `helm lint` and `helm template` assume without a cluster, set as Helm's
+# own release build sets it: from its k8s.io/client-go (v0.37 in Helm v3.22.0), so 1.37.
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=1 \
+	  -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=37)
+
+## helm: build Helm into target/tools/helm (first build takes a few minutes).
+helm: $(HELM)
+
+$(HELM):
+	@mkdir -p $(@D)
+	@echo "helm: building Helm $(HELM_VERSION) into $@ (first build takes a few minutes)"
+	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
+	  -ldflags '$(HELM_LDFLAGS)' \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 ## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
 deploy-local: certs
 	$(BIN) webhook-config --url https://127.0.0.1:18443 --ca-file certs/local/ca.crt > deploy/local/webhooks.yaml
@@ -97,7 +118,8 @@ lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## crds: regenerate deploy/crds and deploy/core/webhooks.yaml from the Rust code.
+## crds: regenerate deploy/crds, the chart's crds/ and deploy/core/webhooks.yaml from the Rust code.
 crds: build
 	$(BIN) crds > deploy/crds/scanning.scangate.dev.yaml
+	$(BIN) crds > charts/scangate/crds/scanning.scangate.dev.yaml
 	$(BIN) webhook-config > deploy/core/webhooks.yaml
