@@ -545,15 +545,7 @@ impl AdmissionLoop {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(async move {
-                let kubeconfig =
-                    kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-                let config = kube::Config::from_custom_kubeconfig(
-                    kubeconfig,
-                    &kube::config::KubeConfigOptions::default(),
-                )
-                .await
-                .expect("client config");
-                let client = kube::Client::try_from(config).expect("client");
+                let client = cluster.client().await;
                 let pod: k8s_openapi::api::core::v1::Pod =
                     serde_yaml::from_str(&pod("loop")).expect("Pod");
                 let mut tasks = vec![];
@@ -608,15 +600,7 @@ fn stop_with_the_service(
             .build()
             .expect("tokio runtime");
         runtime.block_on(async move {
-            let kubeconfig =
-                kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .expect("client config");
-            let client = kube::Client::try_from(config).expect("client");
+            let client = cluster.client().await;
             let services: kube::Api<k8s_openapi::api::core::v1::Service> =
                 kube::Api::namespaced(client, &namespace);
             for _ in 0..6000 {

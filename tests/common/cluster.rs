@@ -137,6 +137,18 @@ impl Cluster {
         ]);
     }
 
+    /// A kube client for the cluster's admin kubeconfig (call inside a tokio runtime).
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("client config");
+        kube::Client::try_from(config).expect("client")
+    }
+
     /// A kubeconfig that acts as ServiceAccount `scangate-system/<name>` (impersonation), so
     /// whatever runs with it has exactly that ServiceAccount's RBAC.
     pub fn kubeconfig_as(&self, service_account: &str) -> PathBuf {
