@@ -330,8 +330,7 @@ fn before(deadline: Instant, what: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job_and_its_verdict()
-{
+async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job_and_its_verdict() {
     let Some(cluster) = cluster() else { return };
     const SCANS: usize = 200;
     let client = admin_client(cluster).await;
@@ -344,7 +343,11 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
 
     let mut first = Controller::start(cluster, &ns.name, Some(&lease), "first", dir.path());
     let deadline = Instant::now() + WAIT;
-    while lease_holder(&client, &lease).await.map(|(holder, _)| holder) != Some("first".into()) {
+    while lease_holder(&client, &lease)
+        .await
+        .map(|(holder, _)| holder)
+        != Some("first".into())
+    {
         before(deadline, "the first controller to hold the lease");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -356,7 +359,10 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
             image_scan(&ns.name, &format!("scan-{i}"), policy)
         })
         .collect();
-    apply(&ns, &json!({"apiVersion": "v1", "kind": "List", "items": items}));
+    apply(
+        &ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    );
 
     // Play the scanner throughout; SIGKILL the leader once it has started a third of the Jobs.
     let started = Instant::now();
@@ -413,7 +419,10 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
     let per_scan = jobs_per_scan(&jobs(&client, &ns.name).await);
     assert_eq!(per_scan.len(), SCANS, "{per_scan:?}");
     let duplicated: Vec<_> = per_scan.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(duplicated.is_empty(), "scans with more than one Job: {duplicated:?}");
+    assert!(
+        duplicated.is_empty(),
+        "scans with more than one Job: {duplicated:?}"
+    );
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let reports = config_maps
         .list(&ListParams::default().labels(SCAN_LABEL))
@@ -641,7 +650,10 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
             if wrong_status(&scan).is_none() {
                 break scan;
             }
-            before(deadline, &format!("{name} to reach its verdict, now {scan}"));
+            before(
+                deadline,
+                &format!("{name} to reach its verdict, now {scan}"),
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         assert_eq!(jobs_of(client.clone()).await, 1, "{step:?}: {verdict}");
