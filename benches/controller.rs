@@ -42,6 +42,8 @@ const VERDICT_TARGET: Duration = Duration::from_secs(5);
 const KIB_PER_SCAN_TARGET: f64 = 4.0;
 const RELIST_TARGET: f64 = 2.0;
 const WRITES_TARGET: f64 = 1.0;
+/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
 /// The resources a scan controller reads or writes.
 const CONTROLLER_RESOURCES: [&str; 8] = [
     "imagescans",
@@ -261,6 +263,20 @@ impl Controller {
             .unwrap_or(0)
     }
 
+    /// CPU time used so far, in seconds: (the controller's own, its reaped children's: the
+    /// policy workers), from /proc/PID/stat.
+    fn cpu_seconds(&self) -> (f64, f64) {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The fields after the command name (which may hold spaces), from field 3 (state).
+        let fields: Vec<f64> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / CLOCK_TICKS;
+        (ticks(14) + ticks(15), ticks(16) + ticks(17))
+    }
+
     /// Waits until the reconcile counter is at least `at_least` and has not moved for 2 s;
     /// samples VmRSS every 50 ms meanwhile and returns the highest sample (KiB).
     async fn settle(&self, at_least: f64, timeout: Duration) -> Result<u64> {
@@ -373,7 +389,8 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
+/// Measures and prints the figures for `n` scans; returns the steady-state VmRSS (KiB).
+async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     let ns = format!("bench-controller-{n}");
     let concurrency = usize::try_from(env_or("BENCH_CONCURRENCY", 16)).unwrap_or(16);
     let timeout = Duration::from_secs(env_or("BENCH_TIMEOUT", 900));
@@ -443,6 +460,7 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cpu_before = controller.cpu_seconds();
     let first_report = Instant::now();
     let sent: HashMap<String, Instant> = futures::stream::iter(config_maps)
         .map(|(scan, cm)| {
@@ -459,6 +477,7 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
     let pushed = first_report.elapsed();
     wait_seen(&seen, n, true, timeout).await?;
     let steady_peak = controller.settle(r1 + n as f64, timeout).await?;
+    let cpu_after = controller.cpu_seconds();
     let m2 = cluster.requests()?;
     let r2 = controller.reconciles();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -494,8 +513,10 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
     let reconciles = (r2 - r1).max(1.0);
     let ours = |verb: &str, resource: &str, _: &str| {
         CONTROLLER_RESOURCES.contains(&resource)
-            // The bench's own: the report ConfigMaps it creates and its watch.
+            // Not the bench's own (the report ConfigMaps it creates, its watch), nor the
+            // garbage collector's (it GETs the scan each new report ConfigMap names as owner).
             && !(resource == "configmaps" && verb == "POST")
+            && !(resource == "imagescans" && verb == "GET")
             && verb != "WATCH"
     };
     let reads = sum(&reporting, |v, r, s| {
@@ -507,7 +528,7 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
     let nf = n as f64;
     let first_writes = sum(&creating, is_status_write) / nf;
     let verdict_writes = sum(&reporting, is_status_write) / nf;
-    let relist_writes = sum(&relisting, is_status_write);
+    let relist_writes = sum(&relisting, is_status_write) + 0.0;
     let per_scan = (steady.saturating_sub(idle)) as f64 / nf;
     let relist_ratio = relist_peak as f64 / steady.max(1) as f64;
     let max = latencies.last().copied().unwrap_or_default();
@@ -540,10 +561,17 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
         secs(pushed)
     );
     println!(
-        "requests per reconcile {:.2} reads (GET, LIST) and {:.2} writes over {} reconciles   target: reads from caches: {}",
+        "controller CPU         {:.1} s own + {:.1} s in policy workers while reporting ({:.1} ms per reconcile)",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1,
+        1000.0 * (cpu_after.0 - cpu_before.0 + cpu_after.1 - cpu_before.1) / reconciles
+    );
+    println!(
+        "requests per reconcile {:.2} reads (GET, LIST) and {:.2} writes over {} reconciles ({:.2} per scan)   target: reads from caches: {}",
         reads / reconciles,
         writes / reconciles,
         reconciles,
+        reconciles / nf,
         verdict(
             reads == 0.0,
             format!("{:.2} reads per reconcile", reads / reconciles)
@@ -602,7 +630,7 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<()> {
         );
     }
     let _ = cluster.kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
-    Ok(())
+    Ok(steady)
 }
 
 fn main() -> Result<()> {
@@ -640,8 +668,23 @@ fn main() -> Result<()> {
         let config =
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         let client = Client::try_from(config)?;
+        let mut previous: Option<(usize, u64)> = None;
         for n in sizes {
-            run(&cluster, &client, n).await?;
+            let steady = run(&cluster, &client, n).await?;
+            // The fixed part (runtime, policy cache, connections) cancels out between sizes.
+            if let Some((m, before)) = previous
+                && n > m
+            {
+                let marginal = (steady as f64 - before as f64) / (n - m) as f64;
+                println!(
+                    "\nsteady-state memory per additional scan, {m} -> {n} scans: {marginal:.1} KiB   target: <= 4 KiB: {}",
+                    verdict(
+                        marginal <= KIB_PER_SCAN_TARGET,
+                        format!("{:.1} KiB", marginal - KIB_PER_SCAN_TARGET)
+                    )
+                );
+            }
+            previous = Some((n, steady));
         }
         Ok(())
     })
