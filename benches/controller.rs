@@ -235,16 +235,26 @@ impl Controller {
         self.get("/readyz").is_some_and(|(code, _)| code == 200)
     }
 
-    /// `scangate_controller_reconciles_total`, all results.
-    fn reconciles(&self) -> f64 {
+    /// The sum of the samples of a controller metric whose line starts with `prefix`.
+    fn metric(&self, prefix: &str) -> f64 {
         self.get("/metrics")
             .map(|(_, text)| {
                 text.lines()
-                    .filter(|l| l.starts_with("scangate_controller_reconciles_total{"))
+                    .filter(|l| l.starts_with(prefix))
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum()
             })
             .unwrap_or(0.0)
+    }
+
+    /// `scangate_controller_reconciles_total`, all results.
+    fn reconciles(&self) -> f64 {
+        self.metric("scangate_controller_reconciles_total{")
+    }
+
+    /// Seconds spent in reconciles so far (the duration histogram's sum).
+    fn reconciling_seconds(&self) -> f64 {
+        self.metric("scangate_controller_reconcile_duration_seconds_sum{")
     }
 
     /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
@@ -385,6 +395,14 @@ fn verdict(met: bool, by: String) -> String {
     }
 }
 
+/// The 1-minute load average, from /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -461,6 +479,8 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
         .collect::<Result<_>>()?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cpu_before = controller.cpu_seconds();
+    let busy_before = controller.reconciling_seconds();
+    let load_before = load_average();
     let first_report = Instant::now();
     let sent: HashMap<String, Instant> = futures::stream::iter(config_maps)
         .map(|(scan, cm)| {
@@ -478,6 +498,8 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     wait_seen(&seen, n, true, timeout).await?;
     let steady_peak = controller.settle(r1 + n as f64, timeout).await?;
     let cpu_after = controller.cpu_seconds();
+    let busy = controller.reconciling_seconds() - busy_before;
+    let load_after = load_average();
     let m2 = cluster.requests()?;
     let r2 = controller.reconciles();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -565,6 +587,10 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
         cpu_after.0 - cpu_before.0,
         cpu_after.1 - cpu_before.1,
         1000.0 * (cpu_after.0 - cpu_before.0 + cpu_after.1 - cpu_before.1) / reconciles
+    );
+    println!(
+        "reconcile duration     {:.0} ms on average; machine load average {load_before} when the reports were pushed, {load_after} at the last verdict",
+        1000.0 * busy / reconciles
     );
     println!(
         "requests per reconcile {:.2} reads (GET, LIST) and {:.2} writes over {} reconciles ({:.2} per scan)   target: reads from caches: {}",
