@@ -257,6 +257,14 @@ fn jobs_per_scan(jobs: &[Job]) -> BTreeMap<String, usize> {
     count
 }
 
+/// How many Jobs scan `name` of `ns` has.
+async fn jobs_of_scan(client: &Client, ns: &str, name: &str) -> usize {
+    jobs_per_scan(&jobs(client, ns).await)
+        .get(name)
+        .copied()
+        .unwrap_or(0)
+}
+
 /// Plays the scanner for every scan Job of `ns` the Job controller has started and that is not
 /// in `finished`: stores the report ConfigMap for the Job's scan, then marks the Job complete as
 /// the Job controller of 1.35 writes it. Returns how many Jobs it finished.
@@ -559,18 +567,7 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
         Step::AfterReportRead,
     ] {
         let name = format!("{step:?}").to_lowercase();
-        let jobs_of = |client: Client| {
-            let ns = ns.name.clone();
-            let name = name.clone();
-            async move {
-                jobs_per_scan(&jobs(&client, &ns).await)
-                    .get(&name)
-                    .copied()
-                    .unwrap_or(0)
-            }
-        };
         let mut frozen = None;
-        let failed_before = controller.failed_status_writes();
         if let Step::BeforeStatusWrite = step {
             // A scan without a template to probe the freeze with, settled before it.
             apply(
@@ -593,15 +590,16 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
         match step {
             Step::AfterJobCreate => {
                 let deadline = Instant::now() + WAIT;
-                while jobs_of(client.clone()).await == 0 {
+                while jobs_of_scan(&client, &ns.name, &name).await == 0 {
                     assert!(Instant::now() < deadline, "no Job for {name}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
             Step::BeforeStatusWrite => {
+                // The freeze is in place before the scan exists: every write of its status fails.
                 let deadline = Instant::now() + WAIT;
-                while jobs_of(client.clone()).await != 1
-                    || controller.failed_status_writes() <= failed_before
+                while jobs_of_scan(&client, &ns.name, &name).await != 1
+                    || controller.failed_status_writes() == 0.0
                 {
                     before(deadline, "the Job, and a refused status write");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -656,7 +654,11 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        assert_eq!(jobs_of(client.clone()).await, 1, "{step:?}: {verdict}");
+        assert_eq!(
+            jobs_of_scan(&client, &ns.name, &name).await,
+            1,
+            "{step:?}: {verdict}"
+        );
         println!(
             "{step:?}: killed with phase {at_kill}, converged to {}",
             verdict["status"]["phase"]
