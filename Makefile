@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools fuzz lint fmt crds certs deploy-local tools helm
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller fuzz lint fmt crds certs deploy-local tools helm
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -49,6 +49,21 @@ e2e: helm
 bench: bench-tools
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	BENCH_OPA=$(abspath $(OPA)) $(CARGO) bench --locked --bench admission
+
+## bench-controller: the controller's figures (issue 14) for BENCH_SCANS (1000,10000) ImageScans
+## on a local control plane of its own, the controller built with BENCH_PROFILE (release; `dev`
+## for a quick run): report-to-verdict times, apiserver requests per reconcile, status writes,
+## resident memory at steady state and during a re-list. Prints the figures beside the targets.
+BENCH_PROFILE ?= release
+BENCH_CONTROLPLANE_DIR := target/bench-controlplane
+bench-controller: controlplane-build
+	$(CARGO) build --locked --profile $(BENCH_PROFILE) --bench controller --bin scangate
+	@mkdir -p $(BENCH_CONTROLPLANE_DIR)/bin
+	@ln -sf $(abspath $(CONTROLPLANE_BIN)) $(abspath $(CONTROLPLANE_KUBECTL)) $(BENCH_CONTROLPLANE_DIR)/bin/
+	CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/start.sh
+	rc=0; BENCH_CONTROLPLANE_DIR=$(abspath $(BENCH_CONTROLPLANE_DIR)) \
+	  $(CARGO) bench --locked --profile $(BENCH_PROFILE) --bench controller || rc=$$?; \
+	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh; exit $$rc
 
 # OPA, the bench's peer (test tooling only), built from its Go module with the Go toolchain
 # and module/build caches the control plane build uses; skipped when the binary exists.
