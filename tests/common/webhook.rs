@@ -150,12 +150,22 @@ impl Webhook {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
         // The shell's builtin kill: no procps needed.
         let _ = Command::new("sh")
             .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .status();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait()
+    }
+
+    /// Waits (at most 30 s) for the exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
