@@ -1,0 +1,279 @@
+//! Faults under load, on a real kube-apiserver: two webhook replicas behind a round-robin TCP
+//! front (tests/common/front.rs, as kube-proxy is for the Service), admissions at a steady
+//! rate through the apiserver, and during them a certificate rotation as cert-manager does it
+//! and a SIGTERM and restart of each replica in turn. Every admission is counted: a failed
+//! call and a wrong verdict are both failures, and there must be none.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::cluster::{Cluster, cluster};
+use common::enforced::Enforced;
+use common::front::{Backend, Front};
+use common::webhook::{Webhook, certs};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+const BUSYBOX: &str = "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
+const ALPINE: &str = "docker.io/library/alpine@sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4";
+
+const FAILED: &str = r#""cveCount": {"critical": 1, "high": 10},
+  "violations": [{"id": "CVE-2022-48174", "severity": "critical", "package": "busybox", "version": "1.32.1"}],
+  "conditions": [
+    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
+    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
+    {"type": "PolicySucceeded", "status": "False", "reason": "EvaluationFailed", "message": "Policy violated because of 1 CVEs"}]"#;
+
+const PASSED: &str = r#""cveCount": {},
+  "conditions": [
+    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
+    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
+    {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
+
+/// Each replica's flags: a short --shutdown-delay, still ten times the front's poll interval.
+const REPLICA_ARGS: &[&str] = &["--shutdown-delay", "1s", "--shutdown-grace", "5s"];
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What the admission loop saw.
+#[derive(Debug, Default)]
+struct Tally {
+    admissions: usize,
+    /// Calls that got no verdict (the webhook could not be called, timed out, ...).
+    failures: Vec<String>,
+    /// Verdicts that were not the expected one.
+    wrong: Vec<String>,
+}
+
+impl Tally {
+    fn print(&self) {
+        eprintln!(
+            "admissions: {}, failures: {}, wrong answers: {}",
+            self.admissions,
+            self.failures.len(),
+            self.wrong.len()
+        );
+    }
+
+    fn assert_clean(&self) {
+        self.print();
+        assert!(
+            self.failures.is_empty() && self.wrong.is_empty(),
+            "failures: {:?}\nwrong answers: {:?}",
+            &self.failures[..self.failures.len().min(5)],
+            &self.wrong[..self.wrong.len().min(5)]
+        );
+    }
+}
+
+fn pod(image: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "probe"},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }))
+    .expect("a Pod")
+}
+
+/// A kube client with the cluster's admin kubeconfig.
+async fn admin_client(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("client config");
+    kube::Client::try_from(config).expect("client")
+}
+
+/// One dry-run create of a busybox Pod (Failed: must be denied) and of an alpine Pod (clean:
+/// must be admitted), counted into `tally`.
+async fn admit_both(pods: &Api<Pod>, tally: &mut Tally) {
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    for (image, deny) in [("busybox:1.32.1", true), ("alpine:3.10", false)] {
+        let result = pods.create(&dry_run, &pod(image)).await;
+        tally.admissions += 1;
+        let at = tally.admissions;
+        match (result, deny) {
+            (Ok(_), false) => {}
+            (Ok(_), true) => tally.wrong.push(format!("#{at}: {image} admitted")),
+            (Err(kube::Error::Api(status)), _) if status.message.contains("denied the request") => {
+                if !deny || !status.message.contains("failed trusted scan") {
+                    tally
+                        .wrong
+                        .push(format!("#{at}: {image} denied: {}", status.message));
+                }
+            }
+            (Err(e), _) => tally.failures.push(format!("#{at}: {image}: {e}")),
+        }
+    }
+}
+
+/// Admissions at a steady 20/s (10 pairs) until `stop`.
+async fn admission_loop(pods: Api<Pod>, stop: Arc<AtomicBool>) -> Tally {
+    let mut tally = Tally::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        admit_both(&pods, &mut tally).await;
+    }
+    tally
+}
+
+/// Lays out `mount` as the kubelet mounts a Secret (`tls.crt -> ..data/tls.crt`, `..data ->
+/// <version>`) and swaps `..data` to a copy of `from`'s files in one rename, as the kubelet
+/// does when cert-manager updates the Secret.
+fn mount_secret(mount: &Path, version: &str, from: &Path) {
+    let versioned = mount.join(version);
+    std::fs::create_dir_all(&versioned).expect("mkdir");
+    for f in ["tls.crt", "tls.key"] {
+        std::fs::copy(from.join(f), versioned.join(f)).expect("copy");
+    }
+    let tmp = mount.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(version, &tmp).expect("symlink");
+    std::fs::rename(&tmp, mount.join("..data")).expect("swap ..data");
+    for f in ["tls.crt", "tls.key"] {
+        let link = mount.join(f);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{f}"), &link).expect("symlink");
+        }
+    }
+}
+
+/// Waits until the apiserver opened a connection through the front after `before` had been
+/// opened: it builds a new client for a webhook configuration whose caBundle changed.
+fn wait_new_connection(cluster: &Cluster, front: &Front, before: usize, what: &str) {
+    cluster.eventually(what, WAIT, || {
+        (front.connections().iter().sum::<usize>() > before).then_some(())
+    });
+}
+
+/// Waits until `replica` serves a certificate that `ca` (only) verifies.
+fn wait_serving(rt: &tokio::runtime::Runtime, replica: &Webhook, ca: &Path) {
+    let client = common::webhook::client(&[ca]);
+    let url = format!("{}/validate/workloads", replica.url);
+    let deadline = std::time::Instant::now() + WAIT;
+    while rt
+        .block_on(async { client.post(&url).body("{}").send().await })
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} does not serve the new certificate; log:\n{}",
+            replica.url,
+            replica.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM to replica `i`, which the front must take out before it stops; then a new process in
+/// its place, which the front takes in once ready.
+fn restart(env: &Enforced, front: &Front, replicas: &mut [Webhook], i: usize, mount: &Path) {
+    replicas[i].sigterm();
+    front.wait_until(|ready| !ready[i], "the terminating replica to be taken out");
+    let status = replicas[i].wait();
+    assert!(status.success(), "replica {i} exited with {status:?}");
+    let new = env.start_replica(mount, REPLICA_ARGS);
+    front.set_backend(i, Backend::of(&new));
+    front.wait_until(|ready| ready[i], "the restarted replica to be taken in");
+    replicas[i] = new;
+}
+
+#[test]
+fn rotation_and_replica_restarts_under_load_fail_no_admission() {
+    let Some(cluster) = cluster() else { return };
+    let env = Enforced::start(cluster, "e2e-faults", &[]);
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    env.trusted_scan("alpine", "alpine:3.10", ALPINE, PASSED);
+
+    // Two replicas reading the certificate from one Secret-like mount, behind the front.
+    let dir = env.dir.path();
+    let (old, new, mount) = (dir.to_path_buf(), dir.join("new"), dir.join("mount"));
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    mount_secret(&mount, "..v1", &old);
+    let mut replicas = vec![
+        env.start_replica(&mount, REPLICA_ARGS),
+        env.start_replica(&mount, REPLICA_ARGS),
+    ];
+    let front = Front::start(replicas.iter().map(Backend::of).collect());
+    let old_ca = std::fs::read(old.join("ca.crt")).expect("CA");
+    env.point_at(&front.url(), &old_ca);
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let pods: Api<Pod> =
+        Api::namespaced(rt.block_on(admin_client(&cluster.kubeconfig)), &env.ns.name);
+    // The apiserver picks the configuration up asynchronously: wait until it goes through the
+    // front and the replicas have seen the scans.
+    cluster.eventually("admissions through the front", WAIT, || {
+        let mut tally = Tally::default();
+        rt.block_on(admit_both(&pods, &mut tally));
+        (front.connections().iter().sum::<usize>() > 0
+            && tally.failures.is_empty()
+            && tally.wrong.is_empty())
+        .then_some(())
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = rt.spawn(admission_loop(pods, stop.clone()));
+    let settle = || std::thread::sleep(Duration::from_secs(1));
+    settle();
+
+    // Rotation, as cert-manager does it: a new CA and serving certificate; the caBundle holds
+    // both CAs first, then the Secret (the mounted files) changes, then the old CA goes.
+    certs(&new);
+    let new_ca = std::fs::read(new.join("ca.crt")).expect("CA");
+    let both: Vec<u8> = [old_ca.as_slice(), new_ca.as_slice()].concat();
+    let before = front.connections().iter().sum();
+    env.point_at(&front.url(), &both);
+    wait_new_connection(cluster, &front, before, "the apiserver to trust both CAs");
+    settle();
+    mount_secret(&mount, "..v2", &new);
+    for replica in &replicas {
+        wait_serving(&rt, replica, &new.join("ca.crt"));
+    }
+    settle();
+    let before = front.connections().iter().sum();
+    env.point_at(&front.url(), &new_ca);
+    wait_new_connection(
+        cluster,
+        &front,
+        before,
+        "the apiserver to trust only the new CA",
+    );
+    settle();
+
+    // SIGTERM and restart of one replica, then of the other.
+    restart(&env, &front, &mut replicas, 0, &mount);
+    settle();
+    restart(&env, &front, &mut replicas, 1, &mount);
+    settle();
+
+    stop.store(true, Ordering::Relaxed);
+    let tally = rt.block_on(load).expect("admission loop");
+    eprintln!(
+        "front: connections per replica slot {:?}, refused {}",
+        front.connections(),
+        front.refused()
+    );
+    assert!(
+        tally.admissions >= 100,
+        "only {} admissions",
+        tally.admissions
+    );
+    if !(tally.failures.is_empty() && tally.wrong.is_empty()) {
+        for (i, replica) in replicas.iter().enumerate() {
+            eprintln!("replica {i} log:\n{}", replica.logs());
+        }
+    }
+    tally.assert_clean();
+}
