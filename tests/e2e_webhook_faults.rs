@@ -3,6 +3,11 @@
 //! rate through the apiserver, and during them a certificate rotation as cert-manager does it
 //! and a SIGTERM and restart of each replica in turn. Every admission is counted: a failed
 //! call and a wrong verdict are both failures, and there must be none.
+//!
+//! And the apiserver restarted (on the same data) under a running webhook and controller, on a
+//! control plane of the test's own: both must recover without a restart of their own, the
+//! webhook saying not-ready while its watches resync, then giving the same verdicts, and a
+//! report pushed after the restart must reach its scan's status.
 
 mod common;
 
@@ -12,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::cluster::{Cluster, cluster};
+use common::controlplane::ControlPlane;
 use common::enforced::Enforced;
 use common::front::{Backend, Front};
 use common::webhook::{Webhook, certs};
@@ -276,4 +282,224 @@ fn rotation_and_replica_restarts_under_load_fail_no_admission() {
         }
     }
     tally.assert_clean();
+}
+
+const REPORT: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+
+/// `scangate controller` for `namespace`, as its ServiceAccount; killed when dropped.
+struct Controller {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    admin: String,
+}
+
+impl Controller {
+    fn start(env: &Enforced) -> Controller {
+        let log = env.dir.path().join("controller.log");
+        let admin = format!("127.0.0.1:{}", common::webhook::free_port());
+        let ns = &env.ns.name;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args([
+                "controller",
+                "--namespace",
+                ns,
+                "--leader-election-namespace",
+                "scangate-system",
+                "--leader-election-lease",
+                &format!("scangate-e2e-restart-{ns}"),
+                "--admin-listen",
+                &admin,
+                "--config",
+                &env.config.display().to_string(),
+                "--error-retry",
+                "2s",
+            ])
+            .env(
+                "KUBECONFIG",
+                env.cluster.kubeconfig_as("scangate-controller"),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start the controller");
+        Controller {
+            child,
+            log,
+            admin: format!("http://{admin}"),
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("controller log:\n{}", self.logs());
+        }
+    }
+}
+
+fn ready(admin: &str) -> Option<(u16, String)> {
+    common::webhook::http_get(admin, "/readyz")
+}
+
+fn phase(env: &Enforced, scan: &str) -> String {
+    env.ns
+        .kubectl_ok(&["get", "imagescan", scan, "-o", "jsonpath={.status.phase}"])
+}
+
+/// The test plays the scanner: pushes the report of the scan's Job and marks the Job complete.
+fn finish_scan(env: &Enforced, scan: &str) {
+    let ns = &env.ns.name;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["report", REPORT, "--to-configmap", &format!("{ns}/{scan}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KUBECONFIG", &env.cluster.kubeconfig)
+        .output()
+        .expect("scangate report");
+    assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+    let job = env.ns.kubectl_ok(&[
+        "get",
+        "jobs",
+        "-l",
+        &format!("scanning.scangate.dev/scan={scan}"),
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let start = env.cluster.eventually("the Job's startTime", WAIT, || {
+        let text = env
+            .ns
+            .kubectl_ok(&["get", "job", &job, "-o", "jsonpath={.status.startTime}"]);
+        (!text.is_empty()).then_some(text)
+    });
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let condition = |t: &str| json!({"type": t, "status": "True", "reason": "CompletionsReached", "lastTransitionTime": now});
+    let patch = json!({"status": {"startTime": start, "completionTime": now, "active": 0, "ready": 0,
+        "terminating": 0, "succeeded": 1,
+        "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}});
+    env.ns.kubectl_ok(&[
+        "patch",
+        "job",
+        &job,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+#[test]
+fn the_webhook_and_the_controller_recover_from_an_apiserver_restart() {
+    // Gated like every e2e test; the restarted cluster is this test's own.
+    if cluster().is_none() {
+        return;
+    }
+    let plane = ControlPlane::start();
+    let cluster: &'static Cluster = Box::leak(Box::new(Cluster::at(plane.dir())));
+    let env = Enforced::with_config(cluster, "e2e-restart", &[], "trustNamespaceScans: true");
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    env.trusted_scan("alpine", "alpine:3.10", ALPINE, PASSED);
+    let mut controller = Controller::start(&env);
+    cluster.eventually("the controller to be ready", WAIT, || {
+        ready(&controller.admin).filter(|(code, _)| *code == 200)
+    });
+    let ns = env.ns.name.clone();
+    let template = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ScanTemplate",
+        "metadata": {"name": "grype", "namespace": ns},
+        "spec": {"template": {
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "scan", "image": "anchore/grype",
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+            }],
+        }},
+    });
+    let policy = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ScanPolicy",
+        "metadata": {"name": "default", "namespace": ns},
+        "spec": {"regoFile": scangate::policy::DEFAULT_POLICY},
+    });
+    let scan = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ImageScan",
+        "metadata": {"name": "app", "namespace": ns},
+        "spec": {"registry": {"image": "busybox:1.32.1"}, "scanTemplate": "grype", "scanPolicy": "default"},
+    });
+    for object in [&template, &policy, &scan] {
+        let out = env.ns.apply(&object.to_string());
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+    }
+    cluster.eventually("the scan to be Scanning", WAIT, || {
+        (phase(&env, "app") == "Scanning").then_some(())
+    });
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let pods: Api<Pod> = Api::namespaced(rt.block_on(admin_client(&cluster.kubeconfig)), &ns);
+    let verdicts = |rounds: usize| {
+        let mut tally = Tally::default();
+        for _ in 0..rounds {
+            rt.block_on(admit_both(&pods, &mut tally));
+        }
+        tally
+    };
+    verdicts(5).assert_clean();
+
+    // The apiserver goes away: the webhook's watches fail, and it says so.
+    plane.stop();
+    let (_, lost) = cluster.eventually("the webhook to be not ready", WAIT, || {
+        ready(&env.webhook.admin).filter(|(code, _)| *code == 503)
+    });
+    eprintln!("webhook /readyz with the apiserver down: {}", lost.trim());
+    assert!(lost.contains("waiting for"), "{lost}");
+    plane.restart();
+    cluster.eventually("the webhook to be ready again", WAIT, || {
+        ready(&env.webhook.admin).filter(|(code, _)| *code == 200)
+    });
+
+    // The same verdicts as before, from the same processes.
+    let tally = cluster.eventually("admissions after the restart", WAIT, || {
+        Some(verdicts(1)).filter(|t| t.failures.is_empty())
+    });
+    tally.assert_clean();
+    verdicts(10).assert_clean();
+
+    // The controller's watches resumed: a report pushed now reaches its scan's status.
+    finish_scan(&env, "app");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while phase(&env, "app") != "Failed" {
+        if let Some(status) = controller.child.try_wait().ok().flatten() {
+            let logs = controller.logs();
+            panic!(
+                "the controller did not survive the apiserver restart: it exited ({status}); its \
+                 last log line: {}",
+                logs.lines().last().unwrap_or_default()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the controller did not recover from the apiserver restart: a report pushed after it \
+             did not reach the scan's status in 60s (phase {:?}, controller /readyz {:?})",
+            phase(&env, "app"),
+            ready(&controller.admin)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        ready(&controller.admin).map(|(code, _)| code),
+        Some(200),
+        "controller not ready after the restart"
+    );
+    assert!(
+        controller.child.try_wait().ok().flatten().is_none(),
+        "the controller exited"
+    );
+    let mut env = env;
+    assert!(env.webhook.exited().is_none(), "the webhook exited");
 }
