@@ -2,7 +2,10 @@
 //! front (tests/common/front.rs, as kube-proxy is for the Service), admissions at a steady
 //! rate through the apiserver, and during them a certificate rotation as cert-manager does it
 //! and a SIGTERM and restart of each replica in turn. Every admission is counted: a failed
-//! call and a wrong verdict are both failures, and there must be none.
+//! call and a wrong verdict are both failures, and there must be none. The apiserver keeps a
+//! few connections open and moves to another one on a GOAWAY, so a second client sends reviews
+//! straight to the front on a new connection each time (as a new apiserver instance or a
+//! rescheduled one would): it is what a replica's `--shutdown-delay` protects.
 //!
 //! And the apiserver restarted (on the same data) under a running webhook and controller, on a
 //! control plane of the test's own: both must recover without a restart of their own, the
@@ -69,6 +72,11 @@ impl Tally {
 
     fn assert_clean(&self) {
         self.print();
+        self.check();
+    }
+
+    /// Fails on any failure or wrong answer.
+    fn check(&self) {
         assert!(
             self.failures.is_empty() && self.wrong.is_empty(),
             "failures: {:?}\nwrong answers: {:?}",
@@ -130,6 +138,54 @@ async fn admission_loop(pods: Api<Pod>, stop: Arc<AtomicBool>) -> Tally {
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         admit_both(&pods, &mut tally).await;
+    }
+    tally
+}
+
+/// An AdmissionReview of a busybox Pod (Failed: denied) in `namespace`.
+fn busybox_review(namespace: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b6f1c55-8a43-4c7e-9d1e-3f1a5a9d2c01",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "probe", "namespace": namespace, "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "probe", "namespace": namespace},
+                "spec": {"containers": [{"name": "app", "image": "busybox:1.32.1"}]}
+            }
+        }
+    }))
+    .expect("json")
+}
+
+/// Reviews sent straight to the front at a steady 20/s, each on a new connection, until `stop`.
+async fn fresh_connection_loop(
+    client: reqwest::Client,
+    url: String,
+    body: Vec<u8>,
+    stop: Arc<AtomicBool>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        tally.admissions += 1;
+        let at = tally.admissions;
+        let answer = match client.post(&url).body(body.clone()).send().await {
+            Ok(response) => response.json::<serde_json::Value>().await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(review) if review["response"]["allowed"] == false => {}
+            Ok(review) => tally.wrong.push(format!("#{at}: {review}")),
+            Err(e) => tally.failures.push(format!("#{at}: {e}")),
+        }
     }
     tally
 }
@@ -229,14 +285,29 @@ fn rotation_and_replica_restarts_under_load_fail_no_admission() {
         .then_some(())
     });
 
+    // The certificate the rotation will bring, made now so the direct client trusts it.
+    certs(&new);
     let stop = Arc::new(AtomicBool::new(false));
     let load = rt.spawn(admission_loop(pods, stop.clone()));
+    let direct = {
+        let _guard = rt.enter();
+        let client = common::webhook::client_builder(&[&old.join("ca.crt"), &new.join("ca.crt")])
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        let url = format!("{}/validate/workloads", front.url());
+        rt.spawn(fresh_connection_loop(
+            client,
+            url,
+            busybox_review(&env.ns.name),
+            stop.clone(),
+        ))
+    };
     let settle = || std::thread::sleep(Duration::from_secs(1));
     settle();
 
     // Rotation, as cert-manager does it: a new CA and serving certificate; the caBundle holds
     // both CAs first, then the Secret (the mounted files) changes, then the old CA goes.
-    certs(&new);
     let new_ca = std::fs::read(new.join("ca.crt")).expect("CA");
     let both: Vec<u8> = [old_ca.as_slice(), new_ca.as_slice()].concat();
     let before = front.connections().iter().sum();
@@ -266,6 +337,7 @@ fn rotation_and_replica_restarts_under_load_fail_no_admission() {
 
     stop.store(true, Ordering::Relaxed);
     let tally = rt.block_on(load).expect("admission loop");
+    let direct = rt.block_on(direct).expect("fresh connection loop");
     eprintln!(
         "front: connections per replica slot {:?}, refused {}",
         front.connections(),
@@ -276,12 +348,18 @@ fn rotation_and_replica_restarts_under_load_fail_no_admission() {
         "only {} admissions",
         tally.admissions
     );
-    if !(tally.failures.is_empty() && tally.wrong.is_empty()) {
+    let clean = |t: &Tally| t.failures.is_empty() && t.wrong.is_empty();
+    if !clean(&tally) || !clean(&direct) {
         for (i, replica) in replicas.iter().enumerate() {
             eprintln!("replica {i} log:\n{}", replica.logs());
         }
     }
-    tally.assert_clean();
+    eprint!("through the apiserver: ");
+    tally.print();
+    eprint!("straight to the front, a new connection each: ");
+    direct.print();
+    tally.check();
+    direct.check();
 }
 
 const REPORT: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";

@@ -26,6 +26,11 @@ pub fn certs(dir: &Path) {
 
 /// A TLS client trusting the given CA files.
 pub fn client(cas: &[&Path]) -> reqwest::Client {
+    client_builder(cas).build().expect("client")
+}
+
+/// The builder of [`client`], to change more settings.
+pub fn client_builder(cas: &[&Path]) -> reqwest::ClientBuilder {
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         let pem = std::fs::read(ca).expect("read CA");
@@ -43,8 +48,6 @@ pub fn client(cas: &[&Path]) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
 }
 
 /// A plain HTTP GET on loopback: (status, body), or None when nothing answers.
