@@ -40,7 +40,13 @@ pub struct WebhookArgs {
     /// How often the certificate and config files are checked for changes.
     #[arg(long, env = "SCANGATE_RELOAD_INTERVAL", default_value = "2s", value_parser = duration)]
     pub reload_interval: Duration,
-    /// How long in-flight reviews may take to finish on shutdown.
+    /// On SIGTERM, how long /readyz says not ready while reviews and new connections are still
+    /// served, before the server stops accepting: time for kube-proxy (or any front) to take
+    /// this replica out. The pod's terminationGracePeriodSeconds must cover this delay plus
+    /// --shutdown-grace.
+    #[arg(long, env = "SCANGATE_SHUTDOWN_DELAY", default_value = "5s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+    /// How long in-flight reviews may take to finish on shutdown (after --shutdown-delay).
     #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
     pub shutdown_grace: Duration,
     /// The largest AdmissionReview body accepted (the apiserver sends at most a few MiB).

@@ -32,6 +32,14 @@ pub fn cluster() -> Option<&'static Cluster> {
         let dir = std::env::var_os("SCANGATE_CONTROLPLANE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join("target/controlplane"));
+        Cluster::at(&dir)
+    }))
+}
+
+impl Cluster {
+    /// The control plane whose state directory is `dir` (as `make controlplane` or
+    /// [`super::controlplane::ControlPlane`] start one), with scangate's CRDs and RBAC applied.
+    pub fn at(dir: &Path) -> Cluster {
         let cluster = Cluster {
             kubeconfig: dir.join("kubeconfig"),
             kubectl: dir.join("bin/kubectl"),
@@ -46,10 +54,8 @@ pub fn cluster() -> Option<&'static Cluster> {
         cluster.apply_crds();
         cluster.apply_rbac();
         cluster
-    }))
-}
+    }
 
-impl Cluster {
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_in(args, None)
     }
