@@ -46,7 +46,10 @@ fn started_as_kubectl_scangate_usage_says_kubectl_scangate() {
     );
     assert!(!help.contains("kubectl-scangate"), "{help}");
     for command in ["check", "report", "policy", "crds", "webhook", "controller"] {
-        assert!(help.contains(&format!("\n  {command} ")), "{command}: {help}");
+        assert!(
+            help.contains(&format!("\n  {command} ")),
+            "{command}: {help}"
+        );
     }
 
     let out = run(&plugin, &["check", "--help"]);
@@ -61,7 +64,10 @@ fn started_as_kubectl_scangate_usage_says_kubectl_scangate() {
     let out = run(&plugin, &["chek"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Usage: kubectl scangate [OPTIONS] <COMMAND>"), "{err}");
+    assert!(
+        err.contains("Usage: kubectl scangate [OPTIONS] <COMMAND>"),
+        "{err}"
+    );
     assert!(err.contains("For more information, try '--help'"), "{err}");
 }
 
@@ -89,7 +95,10 @@ fn started_as_kubectl_scangate_it_runs_scangate() {
 
 #[test]
 fn under_its_own_name_usage_still_says_scangate() {
-    let out = run(Path::new(env!("CARGO_BIN_EXE_scangate")), &["check", "--help"]);
+    let out = run(
+        Path::new(env!("CARGO_BIN_EXE_scangate")),
+        &["check", "--help"],
+    );
     assert!(out.status.success());
     assert!(stdout(&out).contains("Usage: scangate check [OPTIONS]"));
 }
