@@ -4,8 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools fuzz lint fmt crds certs deploy-local tools \
-	install release image-rootfs image image-test krew-manifest
+.PHONY: all build demo test unit-test e2e bench bench-tools fuzz lint fmt crds certs deploy-local tools
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -102,6 +101,8 @@ lint: tools
 crds: build
 	$(BIN) crds > deploy/crds/scanning.scangate.dev.yaml
 	$(BIN) webhook-config > deploy/core/webhooks.yaml
+
+.PHONY: install release image-rootfs image image-test krew-manifest
 
 ## install: install the binary in $(PREFIX)/bin (default ~/.local/bin) with the kubectl plugin
 ## beside it: kubectl-scangate, a symlink to scangate, so `kubectl scangate …` runs it.
