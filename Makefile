@@ -138,3 +138,73 @@ crds: build
 	$(BIN) crds > deploy/crds/scanning.scangate.dev.yaml
 	$(BIN) crds > charts/scangate/crds/scanning.scangate.dev.yaml
 	$(BIN) webhook-config > deploy/core/webhooks.yaml
+
+.PHONY: install release image-rootfs image image-test krew-manifest
+
+## install: install the binary in $(PREFIX)/bin (default ~/.local/bin) with the kubectl plugin
+## beside it: kubectl-scangate, a symlink to scangate, so `kubectl scangate …` runs it.
+PREFIX ?= $(HOME)/.local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/scangate
+	ln -sfn scangate $(DESTDIR)$(PREFIX)/bin/kubectl-scangate
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/scangate and the kubectl plugin kubectl-scangate beside it"
+
+# The release build of the image and the plugin archive: a static binary (glibc linked in), for
+# the gnu target named explicitly so that its build cache is apart from the dev build's and build
+# scripts still run dynamically linked. Neither `make test` nor CI runs it.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+RELEASE_TARGET := x86_64-unknown-linux-gnu
+RELEASE_BIN := target/$(RELEASE_TARGET)/release/scangate
+IMAGE_DIR := target/image
+IMAGE_ROOTFS := $(IMAGE_DIR)/rootfs
+IMAGE_ARCHIVE := $(IMAGE_DIR)/scangate-$(VERSION).oci.tar
+IMAGE_NAME ?= localhost/scangate:$(VERSION)
+# buildah keeps its images under target/ (vfs: no daemon, no overlay mounts).
+BUILDAH = buildah --root $(abspath $(IMAGE_DIR))/storage --runroot $(abspath $(IMAGE_DIR))/run \
+	--storage-driver vfs
+
+## release: the static release binary (20+ minutes cold on 2 cores).
+release:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked \
+	  --target $(RELEASE_TARGET) --bin scangate
+
+## image-rootfs: the image's files in target/image/rootfs (stripped static binary, CA
+## certificates, user 65532).
+image-rootfs: release
+	bash scripts/image-rootfs.sh $(RELEASE_BIN) $(IMAGE_ROOTFS)
+
+## image: the container image (FROM scratch, Containerfile) built with buildah, exported as the OCI
+## archive target/image/scangate-<version>.oci.tar, then tested (image-test). Not part of `make test`.
+image: image-rootfs
+	@command -v buildah >/dev/null || { apt-get update -qq && apt-get install -y -qq buildah; }
+	$(BUILDAH) bud --quiet --layers=false --timestamp $(SOURCE_DATE_EPOCH) -f Containerfile \
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE_NAME) $(IMAGE_ROOTFS)
+	rm -f $(IMAGE_ARCHIVE)
+	$(BUILDAH) push --quiet $(IMAGE_NAME) oci-archive:$(IMAGE_ARCHIVE):$(VERSION)
+	@echo "image: $(IMAGE_ARCHIVE), $$(stat -c %s $(IMAGE_ARCHIVE)) bytes (binary $$(stat -c %s $(IMAGE_ROOTFS)/usr/local/bin/scangate) bytes)"
+	$(MAKE) --no-print-directory image-test
+
+## image-test: unpack the OCI archive, check its config and files, and run its entrypoint as its
+## user (chroot; needs root) with --version and crds.
+image-test:
+	SCANGATE_IMAGE_ARCHIVE=$(abspath $(IMAGE_ARCHIVE)) SCANGATE_IMAGE_REVISION=$(REVISION) \
+	  $(CARGO) test --locked --test image -- --nocapture
+
+## krew-manifest: the plugin's release archive target/krew/scangate-v<version>-linux-amd64.tar.gz
+## (static binary and LICENSE), and its version and sha256 written into deploy/krew/scangate.yaml.
+KREW_DIR := target/krew
+KREW_ARCHIVE := $(KREW_DIR)/scangate-v$(VERSION)-linux-amd64.tar.gz
+krew-manifest: image-rootfs
+	rm -rf $(KREW_DIR)/stage && mkdir -p $(KREW_DIR)/stage
+	cp $(IMAGE_ROOTFS)/usr/local/bin/scangate LICENSE $(KREW_DIR)/stage/
+	tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner \
+	  -C $(KREW_DIR)/stage -cf - LICENSE scangate | gzip -n > $(KREW_ARCHIVE)
+	sha=$$(sha256sum $(KREW_ARCHIVE) | cut -d ' ' -f 1); \
+	  sed -i -E -e "s/^(    sha256: ).*/\1$$sha/" -e "s/^(  version: ).*/\1v$(VERSION)/" \
+	    -e "s#/v[0-9][^/]*/scangate-v[^/]*-linux-amd64.tar.gz#/v$(VERSION)/scangate-v$(VERSION)-linux-amd64.tar.gz#" \
+	    -e "s#target/krew/scangate-v[^ ]*-linux-amd64.tar.gz#$(KREW_ARCHIVE)#" deploy/krew/scangate.yaml
+	$(CARGO) test --locked --test plugin krew
+	@echo "krew: $(KREW_ARCHIVE) ($$(stat -c %s $(KREW_ARCHIVE)) bytes); deploy/krew/scangate.yaml updated"

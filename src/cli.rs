@@ -1,10 +1,11 @@
 //! Command line interface: every flag has an environment variable fallback.
 
+use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Keeps vulnerable images out of Kubernetes clusters.
 #[derive(Debug, Parser)]
@@ -14,6 +15,43 @@ pub struct Cli {
     pub log: LogArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The file name kubectl looks for on PATH to run `kubectl scangate …`: a symlink to (or a copy
+/// of) the scangate binary installed under this name is the kubectl plugin.
+pub const KUBECTL_PLUGIN_FILE: &str = "kubectl-scangate";
+
+/// The command name that usage and error messages show for a process started as `argv0`:
+/// `kubectl scangate` when kubectl started it as its plugin, else none (clap then shows the
+/// binary's file name, as it always has).
+#[must_use]
+pub fn invoked_as(argv0: &OsStr) -> Option<&'static str> {
+    (Path::new(argv0).file_name() == Some(OsStr::new(KUBECTL_PLUGIN_FILE)))
+        .then_some("kubectl scangate")
+}
+
+impl Cli {
+    /// Parses the process's arguments, as `Cli::parse` does, with usage naming the command the
+    /// way it was started (see [`invoked_as`]); prints clap's message and exits on bad ones.
+    #[must_use]
+    pub fn parse_args() -> Self {
+        Self::parse_from_args(std::env::args_os())
+    }
+
+    /// [`Cli::parse_args`] for the given arguments, the first being the program (argv[0]).
+    #[must_use]
+    pub fn parse_from_args(args: impl IntoIterator<Item = OsString>) -> Self {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let mut command = Self::command();
+        if let Some(name) = args.first().and_then(|argv0| invoked_as(argv0)) {
+            command = command.bin_name(name);
+        }
+        let parsed = command
+            .try_get_matches_from_mut(args)
+            .and_then(|mut matches| Self::from_arg_matches_mut(&mut matches))
+            .map_err(|e| e.format(&mut command));
+        parsed.unwrap_or_else(|e| e.exit())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -191,11 +229,42 @@ pub struct ControllerArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn started_as_the_kubectl_plugin_usage_says_kubectl_scangate() {
+        for argv0 in [
+            "kubectl-scangate",
+            "/usr/local/bin/kubectl-scangate",
+            "./kubectl-scangate",
+        ] {
+            assert_eq!(
+                invoked_as(OsStr::new(argv0)),
+                Some("kubectl scangate"),
+                "{argv0}"
+            );
+        }
+        for argv0 in [
+            "scangate",
+            "/usr/local/bin/scangate",
+            "kubectl-scangate-old",
+            "kubectl",
+            "",
+        ] {
+            assert_eq!(invoked_as(OsStr::new(argv0)), None, "{argv0}");
+        }
+    }
+
+    #[test]
+    fn parse_from_args_reads_the_same_commands_under_either_name() {
+        for argv0 in ["scangate", "/bin/kubectl-scangate"] {
+            let cli = Cli::parse_from_args([argv0, "crds"].map(OsString::from));
+            assert!(matches!(cli.command, Command::Crds), "{argv0}");
+        }
     }
 
     #[test]

@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use scangate::admission::config::AdmissionConfig;
 use scangate::api::Phase;
 use scangate::cli::{Cli, Command, LogArgs, LogFormat};
@@ -11,7 +10,7 @@ fn main() -> ExitCode {
     // The one TLS provider of the process: the webhook's servers and every client (kube, HTTP)
     // take it from here. Nothing can have installed another one before `main`.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if let Err(e) = init_tracing(&cli.log) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
