@@ -373,3 +373,162 @@ pub fn triggers() -> (
     let (sources, sources_rx) = mpsc::channel(QUEUE);
     (Triggers { images, sources }, images_rx, sources_rx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::reconcile::read_report;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+    use std::collections::BTreeMap;
+
+    fn ts(s: &str) -> Time {
+        Time(s.parse().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn managed(time: &str) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            operation: Some("Apply".into()),
+            time: Some(ts(time)),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn meta(annotations: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("busybox-report".into()),
+            namespace: Some("apps".into()),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            managed_fields: Some(vec![
+                managed("2026-01-01T10:00:00Z"),
+                managed("2026-01-01T12:00:00Z"),
+                managed("2026-01-01T11:00:00Z"),
+            ]),
+            creation_timestamp: Some(ts("2026-01-01T09:00:00Z")),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_go_other_annotations_stay() {
+        let mut m = meta(&[
+            (LAST_APPLIED, "{...}"),
+            ("scangate.dev/approved-by", "alice"),
+        ]);
+        strip_meta(&mut m);
+        assert_eq!(m.managed_fields, None);
+        assert_eq!(
+            m.annotations,
+            Some(BTreeMap::from([(
+                "scangate.dev/approved-by".to_string(),
+                "alice".to_string()
+            )]))
+        );
+    }
+
+    #[test]
+    fn a_cached_job_keeps_what_the_planner_reads_not_its_pod() {
+        let mut job = Job {
+            metadata: meta(&[("scanning.scangate.dev/attempt", "1")]),
+            spec: Some(JobSpec {
+                template: PodTemplateSpec::default(),
+                ..JobSpec::default()
+            }),
+            status: Some(JobStatus {
+                active: Some(1),
+                conditions: Some(vec![JobCondition {
+                    type_: "Complete".into(),
+                    status: "True".into(),
+                    ..JobCondition::default()
+                }]),
+                completion_time: Some(ts("2026-01-01T12:00:00Z")),
+                ..JobStatus::default()
+            }),
+        };
+        let before = super::super::job::JobSummary::from_job(&job);
+        strip_job(&mut job);
+        assert_eq!(super::super::job::JobSummary::from_job(&job), before);
+        assert!(job.spec.is_none());
+        assert_eq!(job.status.as_ref().and_then(|s| s.active), None);
+        assert!(job.metadata.managed_fields.is_none());
+    }
+
+    #[test]
+    fn a_cached_report_keeps_the_report_its_writer_and_when_it_was_stored() {
+        let report = crate::report::Report::default();
+        let scan = crate::report::ScanRef {
+            api_version: "scanning.scangate.dev/v1beta1".into(),
+            kind: "ImageScan".into(),
+            name: "busybox".into(),
+            namespace: "apps".into(),
+            uid: "u".into(),
+        };
+        let mut config_map =
+            crate::report::to_config_map(&report, &scan).unwrap_or_else(|e| panic!("{e}"));
+        config_map.metadata.annotations =
+            meta(&[(REPORTED_BY, "ci"), (LAST_APPLIED, "{}")]).annotations;
+        config_map.metadata.managed_fields = meta(&[]).managed_fields;
+        config_map.metadata.creation_timestamp = Some(ts("2026-01-01T09:00:00Z"));
+        config_map.data = Some(BTreeMap::from([("other".to_string(), "x".to_string())]));
+        if let Some(binary) = &mut config_map.binary_data {
+            binary.insert("extra".into(), ByteString(vec![0; 1024]));
+        }
+        let before = read_report(&config_map);
+        strip_report(&mut config_map);
+        assert_eq!(read_report(&config_map), before);
+        assert_eq!(
+            before.map(|(_, at)| at),
+            Ok("2026-01-01T12:00:00Z"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")))
+        );
+        assert_eq!(config_map.metadata.managed_fields.map(|m| m.len()), Some(1));
+        assert_eq!(
+            config_map.metadata.annotations,
+            Some(BTreeMap::from([(
+                REPORTED_BY.to_string(),
+                "ci".to_string()
+            )]))
+        );
+        assert_eq!(config_map.data, None);
+        assert_eq!(
+            config_map
+                .binary_data
+                .map(|b| b.into_keys().collect::<Vec<_>>()),
+            Some(vec![REPORT_KEY.to_string()])
+        );
+    }
+
+    #[test]
+    fn jobs_and_reports_concern_the_scans_that_own_them() {
+        let owner = |kind: &str, api_version: &str, name: &str| OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: "u".into(),
+            ..OwnerReference::default()
+        };
+        let m = ObjectMeta {
+            namespace: Some("apps".into()),
+            owner_references: Some(vec![
+                owner("ImageScan", "scanning.scangate.dev/v1beta1", "busybox"),
+                owner("SourceScan", "scanning.scangate.dev/v1beta1", "repo"),
+                // Another group's kind of the same name is not a scan.
+                owner("ImageScan", "example.com/v1", "other"),
+                owner("Deployment", "apps/v1", "web"),
+            ]),
+            ..ObjectMeta::default()
+        };
+        let (images, sources) = owners(&m);
+        assert_eq!(images, [ObjectRef::new("busybox").within("apps")]);
+        assert_eq!(sources, [ObjectRef::new("repo").within("apps")]);
+    }
+}

@@ -441,3 +441,456 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
             .map(|at| until(o.now, at).max(Duration::from_secs(1))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Phase, ScanPolicySpec, ScanTemplateSpec};
+    use crate::policy::{Evaluation, outcome};
+    use crate::report::{Package, Severity, Vulnerability};
+    use k8s_openapi::api::core::v1::PodSpec;
+
+    const NOW: &str = "2026-01-02T00:00:00Z";
+    const STORED: &str = "2026-01-01T12:00:00Z";
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn config() -> AdmissionConfig {
+        AdmissionConfig::default()
+    }
+
+    fn rules(config: &AdmissionConfig) -> Rules<'_> {
+        Rules {
+            config,
+            error_retry: Duration::from_secs(60),
+            store_configured: false,
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            vulnerabilities: vec![Vulnerability {
+                id: "CVE-1".into(),
+                severity: Severity::Critical,
+                package: Package {
+                    name: "busybox".into(),
+                    version: "1.32.1".into(),
+                    ..Package::default()
+                },
+                ..Vulnerability::default()
+            }],
+            ..Report::default()
+        }
+    }
+
+    fn pushed(report: Report) -> ObservedReport {
+        ObservedReport {
+            read: Ok(ReportFacts {
+                report,
+                stored_at: ts(STORED),
+                artifact: Artifact::default(),
+                exception_image: None,
+            }),
+            reported_by: Some("ci".into()),
+        }
+    }
+
+    /// A template whose pod Pod Security `restricted` accepts, or (`privileged`) refuses.
+    fn pod_template(privileged: bool) -> Arc<ScanTemplate> {
+        let pod = serde_json::json!({
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "scan",
+                "image": "grype",
+                "securityContext": {"allowPrivilegeEscalation": privileged, "privileged": privileged, "capabilities": {"drop": ["ALL"]}},
+            }],
+        });
+        let template: PodSpec = serde_json::from_value(pod).unwrap_or_else(|e| panic!("{e}"));
+        let mut t = ScanTemplate::new("grype", ScanTemplateSpec { template });
+        t.metadata.namespace = Some("apps".into());
+        t.metadata.generation = Some(2);
+        Arc::new(t)
+    }
+
+    fn template() -> Arc<ScanTemplate> {
+        pod_template(false)
+    }
+
+    fn policy() -> Arc<ScanPolicy> {
+        let mut p = ScanPolicy::new(
+            "strict",
+            ScanPolicySpec {
+                rego_file: "package main\ndeny contains msg if { false; msg := \"\" }".into(),
+            },
+        );
+        p.metadata.namespace = Some("apps".into());
+        p.metadata.generation = Some(4);
+        Arc::new(p)
+    }
+
+    /// A scan with no template, no report and no status.
+    fn scan() -> Observed {
+        Observed {
+            name: "busybox".into(),
+            namespace: "apps".into(),
+            uid: "uid-1".into(),
+            generation: Some(1),
+            deleting: false,
+            settings: ScanSettings::default(),
+            previous: None,
+            report: None,
+            template: None,
+            jobs: vec![],
+            policy: None,
+            exceptions: vec![],
+            now: ts(NOW),
+        }
+    }
+
+    fn with_template(mut o: Observed) -> Observed {
+        o.settings.scan_template = Some("grype".into());
+        o.template = Some(template());
+        o
+    }
+
+    fn work(o: &Observed, rules: Rules<'_>) -> Box<Work> {
+        match plan(o, rules) {
+            Plan::Work(work) => work,
+            Plan::Forget => panic!("a scan not being deleted is planned"),
+        }
+    }
+
+    /// The steps, in words.
+    fn steps(work: &Work) -> Vec<String> {
+        work.steps
+            .iter()
+            .map(|s| match s {
+                Step::DeleteReport { name } => format!("delete report {name}"),
+                Step::DeleteJob { name } => format!("delete job {name}"),
+                Step::CreateJob { key, template } => format!(
+                    "create job attempt {} from {}",
+                    key.attempt,
+                    template.metadata.name.as_deref().unwrap_or_default()
+                ),
+                Step::ForgetPolicy { name } => format!("forget policy {name}"),
+                Step::EvaluatePolicy { policy, input } => format!(
+                    "evaluate {} with {} exceptions",
+                    policy.metadata.name.as_deref().unwrap_or_default(),
+                    input.exceptions.len()
+                ),
+                Step::SendResults { .. } => "send results".into(),
+            })
+            .collect()
+    }
+
+    fn job(name: &str, o: &Observed, state: JobState) -> JobSummary {
+        JobSummary {
+            name: name.into(),
+            scan_generation: o.generation,
+            template_generation: Some(2),
+            round: Some(super::super::job::round_of(None)),
+            attempt: 0,
+            state,
+            created: ts("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    /// Plans, settles with `outcomes`, and returns the settled end.
+    fn run(o: &Observed, rules: Rules<'_>, outcomes: Outcomes) -> Settled {
+        settle(o, work(o, rules), outcomes, rules)
+    }
+
+    #[test]
+    fn a_scan_being_deleted_is_forgotten() {
+        let config = config();
+        let mut o = scan();
+        o.deleting = true;
+        assert!(matches!(plan(&o, rules(&config)), Plan::Forget));
+    }
+
+    #[test]
+    fn a_new_scan_without_a_report_is_written_pending_once() {
+        let config = config();
+        let mut o = scan();
+        let first = run(&o, rules(&config), Outcomes::default());
+        let status = first
+            .write
+            .unwrap_or_else(|| panic!("a new scan gets a status"));
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert!(first.publish_event);
+        assert_eq!(first.requeue_after, None);
+
+        // The same inputs over the status just written: nothing to write, no event.
+        o.previous = Some(status);
+        let again = run(&o, rules(&config), Outcomes::default());
+        assert_eq!(again.write, None);
+        assert!(!again.publish_event);
+    }
+
+    #[test]
+    fn a_missing_template_is_an_error_retried_later() {
+        let config = config();
+        let mut o = scan();
+        o.settings.scan_template = Some("grype".into());
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert!(w.retry_errors);
+        assert_eq!(
+            w.state,
+            Some(ScanState::Unrunnable {
+                error: "ScanTemplate grype not found".into()
+            })
+        );
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_first_scan_creates_its_job_and_the_job_tells_the_state() {
+        let config = config();
+        let o = with_template(scan());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
+        assert_eq!(w.state, None);
+        assert_eq!(w.template_generation, Some(2));
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Scanning));
+        assert_eq!(status.observed_template_generation, Some(2));
+    }
+
+    #[test]
+    fn a_template_whose_pod_the_rules_refuse_creates_no_job() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.template = Some(pod_template(true));
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert!(
+            matches!(&w.state, Some(ScanState::Unrunnable { error }) if error.contains("privileged")),
+            "{:?}",
+            w.state
+        );
+    }
+
+    #[test]
+    fn a_job_the_apiserver_refuses_is_an_error_retried_later() {
+        let config = config();
+        let o = with_template(scan());
+        let end = run(
+            &o,
+            rules(&config),
+            Outcomes {
+                created: Some(Err("cannot create the scan Job: quota".into())),
+                ..Outcomes::default()
+            },
+        );
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_new_round_deletes_the_old_report_and_the_running_job_of_another_key() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.report = Some(pushed(report()));
+        let mut old = job("busybox-old", &o, JobState::Running);
+        old.scan_generation = Some(0);
+        o.jobs = vec![old];
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "delete report busybox-report",
+                "delete job busybox-old",
+                "create job attempt 0 from grype"
+            ]
+        );
+        assert!(w.results.is_none());
+    }
+
+    #[test]
+    fn a_running_job_is_used_and_nothing_is_created() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.jobs = vec![job("busybox-1", &o, JobState::Running)];
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert_eq!(w.state, Some(ScanState::Running));
+    }
+
+    #[test]
+    fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate strict with 0 exceptions"]);
+        let source = w.results.as_ref().map(|r| r.source.clone());
+        assert_eq!(
+            source,
+            Some(ReportSource::Job {
+                namespace: "apps".into(),
+                job: Some("busybox-1".into()),
+                template: "grype".into()
+            })
+        );
+        let denied = PolicyState::Evaluated {
+            outcome: outcome(
+                &report(),
+                Ok(Evaluation {
+                    deny: vec!["CVE-1 (critical)".into()],
+                }),
+            ),
+            generation: 4,
+        };
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                policy: Some(denied),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert!(end.publish_event);
+        assert_eq!(end.requeue_after, None);
+    }
+
+    #[test]
+    fn a_pushed_report_without_policy_completes_with_no_step() {
+        let config = config();
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(status.cve_count.map(|c| c.critical), Some(1));
+    }
+
+    #[test]
+    fn a_missing_policy_is_forgotten_and_an_error() {
+        let config = config();
+        let mut o = scan();
+        o.settings.scan_policy = Some("strict".into());
+        o.report = Some(pushed(report()));
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["forget policy strict"]);
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn results_are_sent_once_per_report() {
+        let config = config();
+        let store = Rules {
+            store_configured: true,
+            ..rules(&config)
+        };
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let w = work(&o, store);
+        assert_eq!(steps(&w), ["send results"]);
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                sending: Some(SendState::Sent {
+                    url: "https://store/r/1".into(),
+                }),
+                ..Outcomes::default()
+            },
+            store,
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.metadata_url.as_deref(), Some("https://store/r/1"));
+
+        // Sent for this report: not again, and nothing to write.
+        o.previous = Some(status);
+        let w = work(&o, store);
+        assert!(w.steps.is_empty());
+        assert_eq!(settle(&o, w, Outcomes::default(), store).write, None);
+    }
+
+    #[test]
+    fn a_failed_send_is_retried_later() {
+        let config = config();
+        let store = Rules {
+            store_configured: true,
+            ..rules(&config)
+        };
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let end = run(
+            &o,
+            store,
+            Outcomes {
+                sending: Some(SendState::Failed {
+                    error: "connection refused".into(),
+                }),
+                ..Outcomes::default()
+            },
+        );
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_report_for_another_image_fails_the_scan_without_a_step() {
+        let config = config();
+        let mut o = scan();
+        o.report = Some(ObservedReport {
+            read: Err("the report is for another image".into()),
+            reported_by: None,
+        });
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert!(w.results.is_none());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+    }
+
+    #[test]
+    fn a_rescan_interval_brings_a_finished_scan_back_when_due() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.rescan_interval = Some("24h".into());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let end = run(&o, rules(&config), Outcomes::default());
+        // Stored at 12:00 the day before, rescanned 24 h after: 12 h from now.
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(12 * 3600)));
+    }
+}
