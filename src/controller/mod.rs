@@ -3,6 +3,7 @@
 //! the status of every ImageScan and SourceScan.
 //!
 //! - [`kinds`]: what differs between ImageScan and SourceScan;
+//! - [`args`]: the flags of `scangate controller`;
 //! - [`cache`]: the watches a reconcile reads from, and the index from what they hold to the
 //!   scans it concerns;
 //! - [`job`]: Job names, construction and planning (pure);
@@ -17,6 +18,7 @@
 //! - [`leader`]: leader election with a Lease;
 //! - [`upload`]: `scangate report --to-configmap`.
 
+pub mod args;
 pub mod cache;
 pub mod events;
 pub mod job;
@@ -52,7 +54,7 @@ use kube::{Api, Client};
 
 use crate::admission::config::AdmissionConfig;
 use crate::api::{ImageScan, Phase, SourceScan};
-use crate::cli::ControllerArgs;
+use args::ControllerArgs;
 use kinds::ScanKind;
 use metrics::Metrics;
 use reconcile::{Context, Settings};
@@ -129,10 +131,6 @@ fn controller_policy_limits(args: &ControllerArgs) -> crate::sandbox::Limits {
         ..limits
     }
 }
-
-/// How long a stopping controller waits for the reconciles under way (within Kubernetes'
-/// default 30 s grace period, leaving time to release the lease).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// The name of the controller in events and the default lease.
 pub const CONTROLLER_NAME: &str = "scangate-controller";
@@ -327,9 +325,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
             // The controllers stop on the same signal: wait for the reconciles under way,
             // still holding the lease, for a bounded time.
             tokio::select! {
-                finished = tokio::time::timeout(SHUTDOWN_GRACE, &mut controllers) => {
+                finished = tokio::time::timeout(args.shutdown_grace, &mut controllers) => {
                     if finished.is_err() {
-                        tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running at shutdown are abandoned; the next leader does them again");
+                        tracing::warn!(grace = ?args.shutdown_grace, "reconciles still running at shutdown are abandoned; the next leader does them again");
                     }
                     Ok(())
                 }
