@@ -32,7 +32,9 @@ const QUEUE: usize = 1024;
 pub struct Caches {
     pub templates: Store<ScanTemplate>,
     pub policies: Store<ScanPolicy>,
-    pub exceptions: Store<ScanException>,
+    /// The exceptions of the watched namespace(s), and when that is one namespace other than
+    /// scangate's, those of scangate's namespace too (the admin's count everywhere).
+    pub exceptions: Vec<Store<ScanException>>,
     pub jobs: Store<Job>,
     pub reports: Store<ConfigMap>,
 }
@@ -50,7 +52,9 @@ impl Caches {
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.templates.wait_until_ready().await?;
         self.policies.wait_until_ready().await?;
-        self.exceptions.wait_until_ready().await?;
+        for exceptions in &self.exceptions {
+            exceptions.wait_until_ready().await?;
+        }
         self.jobs.wait_until_ready().await?;
         self.reports.wait_until_ready().await
     }
@@ -315,10 +319,25 @@ pub fn start(
     let (templates, t) = reflect(client, namespace, any(), strip_meta_of, Touched::template);
     let (policies, p) = reflect(client, namespace, any(), strip_meta_of, Touched::policy);
     let (exceptions, e) = reflect(client, namespace, any(), strip_meta_of, Touched::exception);
+    let mut exceptions = vec![exceptions];
+    let mut streams = vec![e.boxed()];
+    let scangate = scans.scangate_namespace.as_str();
+    if namespace.is_some_and(|ns| ns != scangate) {
+        let (admins, a) = reflect(
+            client,
+            Some(scangate),
+            any(),
+            strip_meta_of,
+            Touched::exception,
+        );
+        exceptions.push(admins);
+        streams.push(a.boxed());
+    }
     let labelled = || watcher::Config::default().labels(SCAN_LABEL);
     let (jobs, j) = reflect(client, namespace, labelled(), strip_job, Touched::owned);
     let (reports, r) = reflect(client, namespace, labelled(), strip_report, Touched::owned);
-    let all = futures::stream::select_all([t.boxed(), p.boxed(), e.boxed(), j.boxed(), r.boxed()]);
+    streams.extend([t.boxed(), p.boxed(), j.boxed(), r.boxed()]);
+    let all = futures::stream::select_all(streams);
     let Triggers {
         mut images,
         mut sources,

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
@@ -208,8 +209,8 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
     let sources = exception_namespaces(&namespace, &ctx.config);
     let exceptions = caches
         .exceptions
-        .state()
-        .into_iter()
+        .iter()
+        .flat_map(Store::state)
         .filter(|e| {
             e.namespace()
                 .is_some_and(|ns| sources.contains(&ns.as_str()))
