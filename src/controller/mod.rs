@@ -233,12 +233,13 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         triggers,
     );
     let stopped = stop.clone();
-    let watches = tokio::spawn(async move {
+    // Stopped on the signal, or when `run` returns before it.
+    let _watches = AbortOnDrop(tokio::spawn(async move {
         tokio::select! {
             _ = watches => {}
             _ = stopped => {}
         }
-    });
+    }));
     let kept = async {
         match &lease {
             Some((api, config)) => leader::keep(api, config).await,
@@ -335,7 +336,6 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
             }
         }
     };
-    watches.abort();
     if let Some((api, config)) = &lease
         && outcome.is_ok()
     {
@@ -344,6 +344,15 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     metrics.leader.set(0);
     tracing::info!("scangate controller stopped");
     outcome
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The namespace this pod runs in (service account file, then `POD_NAMESPACE`), else
