@@ -166,11 +166,8 @@ impl Cluster {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::write(
-            &partial,
-            serde_yaml::to_string(&config).expect("kubeconfig"),
-        )
-        .expect("write kubeconfig");
+        std::fs::write(&partial, serde_yaml::to_string(&config).expect("kubeconfig"))
+            .expect("write kubeconfig");
         std::fs::rename(&partial, &path).expect("move kubeconfig into place");
         path
     }
