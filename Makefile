@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools fuzz lint fmt crds certs deploy-local tools
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller fuzz lint fmt crds certs deploy-local tools helm
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -33,14 +33,14 @@ unit-test:
 	$(CARGO) test --locked
 
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
-test:
+test: helm
 	$(CARGO) test --locked --no-run
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
 ## e2e: only the end-to-end tests, on a fresh local control plane.
-e2e:
+e2e: helm
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
@@ -49,6 +49,21 @@ e2e:
 bench: bench-tools
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	BENCH_OPA=$(abspath $(OPA)) $(CARGO) bench --locked --bench admission
+
+## bench-controller: the controller's figures (issue 14) for BENCH_SCANS (1000,10000) ImageScans
+## on a local control plane of its own, the controller built with BENCH_PROFILE (release; `dev`
+## for a quick run): report-to-verdict times, apiserver requests per reconcile, status writes,
+## resident memory at steady state and during a re-list. Prints the figures beside the targets.
+BENCH_PROFILE ?= release
+BENCH_CONTROLPLANE_DIR := target/bench-controlplane
+bench-controller: controlplane-build
+	$(CARGO) build --locked --profile $(BENCH_PROFILE) --bench controller --bin scangate
+	@mkdir -p $(BENCH_CONTROLPLANE_DIR)/bin
+	@ln -sf $(abspath $(CONTROLPLANE_BIN)) $(abspath $(CONTROLPLANE_KUBECTL)) $(BENCH_CONTROLPLANE_DIR)/bin/
+	CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/start.sh
+	rc=0; BENCH_CONTROLPLANE_DIR=$(abspath $(BENCH_CONTROLPLANE_DIR)) \
+	  $(CARGO) bench --locked --profile $(BENCH_PROFILE) --bench controller || rc=$$?; \
+	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh; exit $$rc
 
 # OPA, the bench's peer (test tooling only), built from its Go module with the Go toolchain
 # and module/build caches the control plane build uses; skipped when the binary exists.
@@ -84,6 +99,27 @@ fuzz:
 	  else failed=$$((failed + 1)); tail -n 60 target/$$target.log; echo "fuzz target $$target found a crash"; fi; \
 	done; echo "fuzz: $$passed passed, $$failed failed"; test $$failed -eq 0
 
+# Helm, for the chart's tests (tests/e2e_helm.rs; test tooling only), built from its Go module
+# with the Go toolchain and module/build caches the control plane build uses; skipped when the
+# binary exists.
+HELM_VERSION := v3.22.0
+HELM := target/tools/helm
+# The Kubernetes version `helm lint` and `helm template` assume without a cluster, set as Helm's
+# own release build sets it: from its k8s.io/client-go (v0.37 in Helm v3.22.0), so 1.37.
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=1 \
+	  -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=37)
+
+## helm: build Helm into target/tools/helm (first build takes a few minutes).
+helm: $(HELM)
+
+$(HELM):
+	@mkdir -p $(@D)
+	@echo "helm: building Helm $(HELM_VERSION) into $@ (first build takes a few minutes)"
+	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
+	  -ldflags '$(HELM_LDFLAGS)' \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 ## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
 deploy-local: certs
 	$(BIN) webhook-config --url https://127.0.0.1:18443 --ca-file certs/local/ca.crt > deploy/local/webhooks.yaml
@@ -97,7 +133,8 @@ lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## crds: regenerate deploy/crds and deploy/core/webhooks.yaml from the Rust code.
+## crds: regenerate deploy/crds, the chart's crds/ and deploy/core/webhooks.yaml from the Rust code.
 crds: build
 	$(BIN) crds > deploy/crds/scanning.scangate.dev.yaml
+	$(BIN) crds > charts/scangate/crds/scanning.scangate.dev.yaml
 	$(BIN) webhook-config > deploy/core/webhooks.yaml

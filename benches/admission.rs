@@ -493,7 +493,7 @@ fn main() -> Result<()> {
     let rate = env_or("BENCH_RATE", 2_000);
     let opa = std::env::var_os("BENCH_OPA").map(PathBuf::from);
     let dir = tempfile::tempdir()?;
-    scangate::certs::generate(&["127.0.0.1".to_string()], 2)?.write(dir.path())?;
+    scangate::cmd::certs::generate(&["127.0.0.1".to_string()], 2)?.write(dir.path())?;
     let scans_dir = dir.path().join("scans");
     std::fs::create_dir_all(&scans_dir)?;
     write_scans(&scans_dir, scans)?;

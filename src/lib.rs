@@ -7,8 +7,6 @@
 pub mod admin;
 pub mod admission;
 pub mod api;
-pub mod certs;
-pub mod check;
 pub mod cli;
 pub mod cmd;
 pub mod controller;
@@ -18,4 +16,3 @@ pub mod policy;
 pub mod report;
 pub mod sandbox;
 pub mod server;
-pub mod webhooks;

@@ -4,8 +4,8 @@ use anyhow::Context;
 use clap::Parser;
 use scangate::admission::config::AdmissionConfig;
 use scangate::api::Phase;
-use scangate::cli::{CheckArgs, Cli, Command, LogArgs, LogFormat, PolicyCommand};
-use scangate::webhooks;
+use scangate::cli::{Cli, Command, LogArgs, LogFormat};
+use scangate::cmd::{self, check::CheckArgs, policy_eval::PolicyCommand};
 
 fn main() -> ExitCode {
     // The one TLS provider of the process: the webhook's servers and every client (kube, HTTP)
@@ -44,7 +44,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Report(args) => match args.to_configmap {
             Some(target) => {
-                let report = scangate::cmd::read_report(&args.file)?;
+                let report = cmd::report::read_report(&args.file)?;
                 let stored = runtime()?.block_on(
                     scangate::controller::upload::upload_to_cluster(&report, &target),
                 )?;
@@ -52,12 +52,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             None => {
-                println!("{}", scangate::cmd::report_json(&args.file)?);
+                println!("{}", cmd::report::report_json(&args.file)?);
                 Ok(ExitCode::SUCCESS)
             }
         },
         Command::Policy(PolicyCommand::Eval(args)) => {
-            let eval = scangate::cmd::policy_eval(&args.policy, &args.report)?;
+            let eval = cmd::policy_eval::policy_eval(&args.policy, &args.report)?;
             print!("{}", eval.text);
             Ok(match eval.phase {
                 Phase::Completed => ExitCode::SUCCESS,
@@ -66,52 +66,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::WebhookConfig(args) => {
-            let ca = match &args.ca_file {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .with_context(|| format!("cannot read the CA file {}", path.display()))?,
-                ),
-                None => None,
-            };
-            let target = match &args.url {
-                Some(url) => webhooks::Target::Url(url),
-                None => {
-                    let (namespace, name) = args.service.split_once('/').with_context(|| {
-                        format!("--service {:?} must be NAMESPACE/NAME", args.service)
-                    })?;
-                    webhooks::Target::Service { namespace, name }
-                }
-            };
-            let excluded: Vec<&str> = args.exclude_namespaces.iter().map(String::as_str).collect();
-            let ca = match &ca {
-                Some(pem) => webhooks::Ca::Bundle(pem),
-                None => webhooks::Ca::CertManager(&args.certificate),
-            };
-            let yaml = webhooks::configurations_yaml(
-                webhooks::NAME,
-                &target,
-                &webhooks::Namespaces::Except(&excluded),
-                &ca,
-            )
-            .map_err(|e| anyhow::anyhow!("cannot render the webhook configurations: {e}"))?;
-            print!("{yaml}");
+            print!("{}", cmd::webhook_config::run(&args)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Certs(args) => {
-            let hosts: Vec<String> = if args.hosts.is_empty() {
-                scangate::certs::DEFAULT_HOSTS
-                    .iter()
-                    .map(|h| h.to_string())
-                    .collect()
-            } else {
-                args.hosts
-            };
-            scangate::certs::generate(&hosts, args.days)?.write(&args.out_dir)?;
-            eprintln!(
-                "wrote ca.crt, ca.key, tls.crt and tls.key for {} to {}",
-                hosts.join(", "),
-                args.out_dir.display()
-            );
+            eprintln!("{}", cmd::certs::run(&args)?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -123,16 +82,16 @@ const EXIT_VIOLATED: u8 = 1;
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config = AdmissionConfig::load(args.config.as_deref())?;
     let objects = match &args.scans {
-        Some(path) => scangate::check::read_manifests(path)?,
+        Some(path) => cmd::check::read_manifests(path)?,
         None => vec![],
     };
-    let world = scangate::check::World::from_objects(config, &objects, jiff::Timestamp::now())?;
+    let world = cmd::check::World::from_objects(config, &objects, jiff::Timestamp::now())?;
     let sources = args
         .manifests
         .iter()
-        .flat_map(|path| scangate::check::sources(path, args.recursive))
+        .flat_map(|path| cmd::check::sources(path, args.recursive))
         .collect();
-    let outcome = scangate::check::check(&world, sources, args.user.as_deref());
+    let outcome = cmd::check::check(&world, sources, args.user.as_deref());
     print!("{}", outcome.report);
     for error in &outcome.errors {
         eprintln!("error: {error}");

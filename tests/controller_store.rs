@@ -18,7 +18,7 @@ struct Seen {
 /// Starts an HTTPS store on loopback: 200 `{"url"}` for the right token, 401 otherwise.
 async fn start_store(dir: &std::path::Path, seen: Arc<Mutex<Seen>>) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let bundle = scangate::certs::generate(&["127.0.0.1".to_string()], 2).expect("certs");
+    let bundle = scangate::cmd::certs::generate(&["127.0.0.1".to_string()], 2).expect("certs");
     bundle.write(dir).expect("write certs");
     let config = RustlsConfig::from_pem(bundle.cert.into_bytes(), bundle.key.into_bytes())
         .await
@@ -62,7 +62,7 @@ fn identity() -> ScanIdentity {
 }
 
 fn report() -> Report {
-    scangate::cmd::read_report(std::path::Path::new(
+    scangate::cmd::report::read_report(std::path::Path::new(
         "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json",
     ))
     .expect("fixture report")
@@ -120,7 +120,7 @@ async fn a_refused_or_unreachable_store_is_an_error_with_the_cause() {
 
     // A CA that did not sign the store's certificate.
     let other = tempfile::tempdir().expect("tempdir");
-    scangate::certs::generate(&["127.0.0.1".to_string()], 2)
+    scangate::cmd::certs::generate(&["127.0.0.1".to_string()], 2)
         .and_then(|b| b.write(other.path()))
         .expect("certs");
     let untrusted =

@@ -7,6 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use scangate::api::{all_crds, crds_yaml};
 
 const CHECKED_IN: &str = include_str!("../deploy/crds/scanning.scangate.dev.yaml");
+const CHART: &str = include_str!("../charts/scangate/crds/scanning.scangate.dev.yaml");
 
 #[test]
 fn checked_in_crds_match_the_types() {
@@ -14,6 +15,15 @@ fn checked_in_crds_match_the_types() {
     assert!(
         generated == CHECKED_IN,
         "deploy/crds/scanning.scangate.dev.yaml is out of date: run `make crds` and commit the result"
+    );
+}
+
+#[test]
+fn the_charts_crds_match_the_types() {
+    let generated = crds_yaml().expect("render CRDs");
+    assert!(
+        generated == CHART,
+        "charts/scangate/crds/scanning.scangate.dev.yaml is out of date: run `make crds` and commit the result"
     );
 }
 

@@ -179,7 +179,7 @@ fn start_store(dir: &Path) -> Store {
         .enable_all()
         .build()
         .expect("runtime");
-    let bundle = scangate::certs::generate(&["127.0.0.1".to_string()], 2).expect("certs");
+    let bundle = scangate::cmd::certs::generate(&["127.0.0.1".to_string()], 2).expect("certs");
     bundle.write(dir).expect("write certs");
     let token = dir.join("token");
     std::fs::write(&token, "e2e-token").expect("token");

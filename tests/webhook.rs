@@ -359,8 +359,48 @@ async fn config_reload_applies_and_a_broken_file_keeps_the_last_good_config() {
 
 #[tokio::test]
 async fn sigterm_stops_the_webhook_cleanly() {
-    let s = setup(&[]);
+    let s = setup(&["--shutdown-delay", "0s"]);
     let status = s.webhook.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn on_sigterm_it_says_not_ready_and_keeps_serving_for_the_shutdown_delay() {
+    let s = setup(&["--shutdown-delay", "3s"]);
+    let mut webhook = s.webhook;
+    let client = client(&[&s.dir.path().join("ca.crt")]);
+    let body = serde_json::to_vec(&review("shop", "busybox:1.32.1")).expect("json");
+    // A connection opened before the signal.
+    assert_eq!(post(&client, &webhook.url, body.clone()).await.0, 200);
+    webhook.sigterm();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = http_get(&webhook.admin, "/readyz");
+        if answer == Some((503, "not ready: shutting down\n".to_string())) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still says {answer:?}; log:\n{}",
+            webhook.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still answering, on the open connection and on a new one.
+    let (status, answer) = post(&client, &webhook.url, body.clone()).await;
+    assert_eq!(
+        (status, &answer["response"]["allowed"]),
+        (200, &json!(false))
+    );
+    let fresh = common::webhook::client(&[&s.dir.path().join("ca.crt")]);
+    assert_eq!(post(&fresh, &webhook.url, body).await.0, 200);
+    assert!(
+        webhook.exited().is_none(),
+        "stopped before its shutdown delay"
+    );
+    let status = tokio::task::spawn_blocking(move || webhook.wait())
+        .await
+        .expect("wait");
     assert!(status.success(), "{status:?}");
 }
 

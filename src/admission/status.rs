@@ -3,11 +3,11 @@
 //! timestamps are derived here, in one place, and an inconsistent status is refused.
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use crate::api::{
-    ConditionStatus, ConditionType, MAX_VIOLATIONS, Phase, ScanStatus, consistency_problem, phase,
+    ALL_SEVERITIES, ConditionStatus, ConditionType, MAX_VIOLATIONS, Phase, ScanStatus,
+    consistency_problem, phase,
 };
 
 /// Why a status was refused. The message is shown to whoever wrote it.
@@ -20,9 +20,6 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The severities a violation may name, worst first.
-const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "unknown"];
 
 /// Derives what can be derived in `new` and checks the rest.
 ///
@@ -89,33 +86,18 @@ pub fn enrich(
         None
     };
 
+    let previous = old.as_ref().map_or(&[][..], |o| &o.conditions[..]);
     for condition in &mut status.conditions {
-        let previous = old
-            .as_ref()
-            .and_then(|o| o.conditions.iter().find(|c| c.type_ == condition.type_));
-        condition.last_transition_time = match previous {
-            Some(p) if p.status == condition.status && p.last_transition_time.is_some() => {
-                p.last_transition_time.clone()
-            }
-            _ => Some(Time(now)),
-        };
+        condition.stamp_transition(previous, now);
         if condition.observed_generation.is_none() {
             condition.observed_generation = generation;
         }
     }
 
-    status
-        .violations
-        .sort_by_key(|v| severity_rank(&v.severity));
+    // Severity's order is worst first.
+    status.violations.sort_by_key(|v| v.severity);
     status.violations.truncate(MAX_VIOLATIONS);
     Ok(status)
-}
-
-fn severity_rank(severity: &str) -> usize {
-    SEVERITIES
-        .iter()
-        .position(|s| *s == severity)
-        .unwrap_or(SEVERITIES.len())
 }
 
 /// Checks what serde would reject with a less helpful message: condition types and statuses,
@@ -176,11 +158,11 @@ fn check_shape(status: &Value) -> Result<()> {
     let violations = status.get("violations").and_then(Value::as_array);
     for (i, violation) in violations.into_iter().flatten().enumerate() {
         let severity = violation.get("severity").and_then(Value::as_str);
-        if !SEVERITIES.iter().any(|s| Some(*s) == severity) {
+        if !ALL_SEVERITIES.iter().any(|s| Some(s.as_str()) == severity) {
             return Err(Error::Invalid(format!(
                 "status.violations[{i}].severity {} is not one of {}",
                 show(violation.get("severity")),
-                join(SEVERITIES.iter().copied())
+                join(ALL_SEVERITIES.iter().map(|s| s.as_str()))
             )));
         }
     }
@@ -199,6 +181,7 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use crate::api::{Artifact, Condition, RegistryArtifact};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     fn t(s: &str) -> Timestamp {
@@ -417,9 +400,13 @@ mod tests {
         assert!(
             status.violations[..12]
                 .iter()
-                .all(|v| v.severity == "critical")
+                .all(|v| v.severity == crate::api::Severity::Critical)
         );
-        assert!(status.violations[12..].iter().all(|v| v.severity == "low"));
+        assert!(
+            status.violations[12..]
+                .iter()
+                .all(|v| v.severity == crate::api::Severity::Low)
+        );
         new["violations"][3]["severity"] = json!("Severe");
         assert!(refused(None, &new).contains("status.violations[3].severity \"Severe\""));
     }

@@ -412,7 +412,7 @@ mod tests {
             violations: (0..violations)
                 .map(|i| Violation {
                     id: format!("CVE-2024-{i:04}"),
-                    severity: "critical".into(),
+                    severity: crate::api::Severity::Critical,
                     package: "busybox".into(),
                     version: "1.32.1".into(),
                     fixed_version: (i % 2 == 0).then(|| "1.36.0".into()),

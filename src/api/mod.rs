@@ -5,6 +5,7 @@ mod duration;
 mod exception;
 mod policy;
 mod scan;
+mod severity;
 mod status;
 mod template;
 
@@ -13,6 +14,7 @@ pub use duration::{DurationError, parse_duration};
 pub use exception::*;
 pub use policy::*;
 pub use scan::*;
+pub use severity::{ALL_SEVERITIES, Severity};
 pub use status::*;
 pub use template::*;
 

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::severity::{ALL_SEVERITIES, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -183,6 +184,16 @@ impl Condition {
             last_transition_time: None,
             observed_generation: None,
         }
+    }
+
+    /// Sets `lastTransitionTime`: the previous one while this condition type keeps its status
+    /// in `previous`, else `now`. The controller and the status enricher both stamp with it.
+    pub fn stamp_transition(&mut self, previous: &[Condition], now: jiff::Timestamp) {
+        let kept = previous
+            .iter()
+            .find(|p| p.type_ == self.type_ && p.status == self.status)
+            .and_then(|p| p.last_transition_time.clone());
+        self.last_transition_time = Some(kept.unwrap_or(Time(now)));
     }
 
     fn with_error(mut self, error: impl Into<String>) -> Self {
@@ -450,13 +461,18 @@ pub struct CveCount {
 impl CveCount {
     /// The per-severity counts, named, in severity order.
     pub fn by_severity(&self) -> [(&'static str, i64); 5] {
-        [
-            ("critical", self.critical),
-            ("high", self.high),
-            ("medium", self.medium),
-            ("low", self.low),
-            ("unknown", self.unknown),
-        ]
+        ALL_SEVERITIES.map(|severity| (severity.as_str(), self.of(severity)))
+    }
+
+    /// The count of one severity.
+    pub fn of(&self, severity: Severity) -> i64 {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+            Severity::Unknown => self.unknown,
+        }
     }
 
     /// The sum of the per-severity counts: what `total` must be. `None` when it is past what
@@ -473,7 +489,7 @@ impl CveCount {
 #[serde(rename_all = "camelCase")]
 pub struct Violation {
     pub id: String,
-    pub severity: String,
+    pub severity: Severity,
     #[serde(default)]
     pub package: String,
     #[serde(default)]

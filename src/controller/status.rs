@@ -181,16 +181,9 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             }
         }
     }
+    let previous = inputs.previous.map_or(&[][..], |p| &p.conditions[..]);
     for condition in &mut conditions {
-        let previous = inputs
-            .previous
-            .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
-        condition.last_transition_time = match previous {
-            Some(p) if p.status == condition.status && p.last_transition_time.is_some() => {
-                p.last_transition_time.clone()
-            }
-            _ => Some(Time(inputs.now)),
-        };
+        condition.stamp_transition(previous, inputs.now);
         condition.observed_generation = inputs.generation;
     }
     let derived = phase(&conditions);

@@ -65,7 +65,7 @@ pub fn outcome(report: &Report, evaluation: Result<Evaluation>) -> Outcome {
         .take(MAX_VIOLATIONS)
         .map(|v| Violation {
             id: v.id.clone(),
-            severity: v.severity.to_string(),
+            severity: v.severity,
             package: v.package.name.clone(),
             version: v.package.version.clone(),
             fixed_version: v.fixed_versions.first().cloned(),
@@ -130,7 +130,7 @@ mod tests {
             ["CVE-2", "CVE-1", "CVE-1"],
             "worst first, one per package"
         );
-        assert_eq!(o.violations[0].severity, "critical");
+        assert_eq!(o.violations[0].severity, Severity::Critical);
         assert_eq!(o.violations[0].fixed_version.as_deref(), Some("1.1"));
     }
 

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
 use super::normalize::{
     digest_of, known_scanner, non_blank, or_unknown, package_type_or_unknown, purl_name_version,
     split_fixed_versions, unique_urls,
 };
-use super::parse::Problem;
 use super::severity::{MappedSeverity, Severity};
 
 /// The `metadata` block.

@@ -261,3 +261,42 @@ fn at_position(position: Option<(usize, usize)>) -> String {
         None => String::new(),
     }
 }
+
+/// What is wrong with a document of a known format (the caller adds format and source name).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// A required field is absent.
+    Missing { field: String },
+    /// The format's version is not one scangate reads.
+    UnsupportedVersion {
+        found: String,
+        supported: &'static str,
+    },
+}
+
+impl Problem {
+    pub(crate) fn missing(field: impl Into<String>) -> Problem {
+        Problem::Missing {
+            field: field.into(),
+        }
+    }
+
+    /// The error that names the source and format the problem was found in.
+    pub(crate) fn into_error(self, source_name: &str, format: Format) -> Error {
+        let source_name = source_name.to_string();
+        match self {
+            Problem::Missing { field } => Error::MissingField {
+                source_name,
+                format,
+                field,
+                position: None,
+            },
+            Problem::UnsupportedVersion { found, supported } => Error::UnsupportedVersion {
+                source_name,
+                format,
+                found,
+                supported,
+            },
+        }
+    }
+}

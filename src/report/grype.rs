@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
 use super::normalize::{first_digest, non_blank, or_unknown, package_type_from_grype, unique_urls};
-use super::parse::Problem;
 use super::severity::MappedSeverity;
 
 /// One `matches[]` entry.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::error::Category;
 
 use super::cyclonedx::{self, CycloneDxDocument};
-use super::error::{Error, Format, Result};
+use super::error::{Error, Format, Problem, Result};
 use super::grype::{self, GrypeDocument};
 use super::model::Report;
 use super::sarif::{self, SarifDocument};
@@ -30,26 +30,6 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_report_bytes: DEFAULT_MAX_REPORT_BYTES,
-        }
-    }
-}
-
-/// What is wrong with a document of a known format (the caller adds format and source name).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Problem {
-    /// A required field is absent.
-    Missing { field: String },
-    /// The format's version is not one scangate reads.
-    UnsupportedVersion {
-        found: String,
-        supported: &'static str,
-    },
-}
-
-impl Problem {
-    pub(crate) fn missing(field: impl Into<String>) -> Problem {
-        Problem::Missing {
-            field: field.into(),
         }
     }
 }
@@ -198,25 +178,7 @@ impl Report {
         })?;
         document
             .into_report(format)
-            .map_err(|problem| problem_error(source_name, format, problem))
-    }
-}
-
-fn problem_error(source_name: &str, format: Format, problem: Problem) -> Error {
-    let source_name = source_name.to_string();
-    match problem {
-        Problem::Missing { field } => Error::MissingField {
-            source_name,
-            format,
-            field,
-            position: None,
-        },
-        Problem::UnsupportedVersion { found, supported } => Error::UnsupportedVersion {
-            source_name,
-            format,
-            found,
-            supported,
-        },
+            .map_err(|problem| problem.into_error(source_name, format))
     }
 }
 

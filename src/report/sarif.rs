@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
 use super::normalize::{
     first_digest, known_scanner, non_blank, or_unknown, package_type_or_unknown,
     split_fixed_versions, unique_urls,
 };
-use super::parse::Problem;
 use super::severity::{MappedSeverity, Severity};
 
 /// One `runs[]` entry.

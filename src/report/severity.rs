@@ -1,53 +1,8 @@
-//! Severities, and how scanners' names for them map onto scangate's five.
+//! How scanners' names for severities map onto scangate's five ([`Severity`]).
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The severity of a vulnerability, as stored in the normalized report.
-///
-/// Serialized in lowercase. The derived [`Ord`] sorts **worst first**
-/// (`Critical < High < Medium < Low < Unknown`), so `sort()` puts the most severe findings
-/// at the top and `min()` picks the worst of several ratings. `Unknown` sorts last: a known
-/// severity of the same CVE always wins over an unknown one.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Critical.
-    Critical,
-    /// High (Red Hat: Important).
-    High,
-    /// Medium (Red Hat: Moderate).
-    Medium,
-    /// Low, Negligible, and the "no impact" ratings `none` and `info`.
-    Low,
-    /// Missing, `Unknown`, or a value scangate does not recognize.
-    #[default]
-    Unknown,
-}
-
-/// Every severity, worst first.
-pub const ALL_SEVERITIES: [Severity; 5] = [
-    Severity::Critical,
-    Severity::High,
-    Severity::Medium,
-    Severity::Low,
-    Severity::Unknown,
-];
+pub use crate::api::{ALL_SEVERITIES, Severity};
 
 impl Severity {
-    /// The lowercase name used in the normalized report.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::High => "high",
-            Severity::Medium => "medium",
-            Severity::Low => "low",
-            Severity::Unknown => "unknown",
-        }
-    }
-
     /// Maps a scanner's severity name, case-insensitively and ignoring surrounding blanks.
     ///
     /// | scanner says | maps to |
@@ -89,12 +44,6 @@ impl Severity {
     /// (v2 has no critical). `None` outside 0-10.
     pub fn from_cvss_v2_score(score: f64) -> Option<Severity> {
         Severity::from_cvss_v3_score(score).map(|band| band.max(Severity::High))
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -4,11 +4,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
 use super::normalize::{
     digest_of, non_blank, or_unknown, package_type_from_trivy, split_fixed_versions, unique_urls,
 };
-use super::parse::Problem;
 use super::severity::MappedSeverity;
 
 /// The `Metadata` block (only what identifies the image).

@@ -1,6 +1,7 @@
 //! The webhook process: HTTPS admission server with certificate reload, plain-HTTP admin port,
 //! config reload, the state's sources, and graceful shutdown.
 
+mod args;
 pub mod metrics;
 pub mod sources;
 pub mod state;
@@ -19,10 +20,10 @@ use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::admission::config::AdmissionConfig;
-use crate::cli::WebhookArgs;
 use crate::sandbox::Sandbox;
+pub use args::WebhookArgs;
 use metrics::Metrics;
-use state::WebhookState;
+use state::{Readiness, ReadyStatus, WebhookState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -31,7 +32,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::admission::config::Error),
     #[error("cannot load scans from {0}")]
-    Files(#[from] crate::check::Error),
+    Files(#[from] crate::cmd::check::Error),
     #[error(
         "cannot connect to the Kubernetes API: {0}; run in a cluster, set KUBECONFIG, or give --scans-dir"
     )]
@@ -47,7 +48,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Runs the webhook until SIGTERM or SIGINT, then drains in-flight reviews.
+/// Runs the webhook until SIGTERM or SIGINT; then reports not ready for `--shutdown-delay`
+/// while still serving, and drains in-flight reviews.
 pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
     let config = match &args.config {
         Some(path) => AdmissionConfig::load(Some(path))?,
@@ -101,10 +103,16 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
         })?;
     let handle = axum_server::Handle::new();
     let shutdown_handle = handle.clone();
-    let grace = args.shutdown_grace;
+    let (delay, grace) = (args.shutdown_delay, args.shutdown_grace);
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopping = state.clone();
     tokio::spawn(async move {
         crate::admin::shutdown_signal("webhook").await;
+        // Not ready first, still serving: kube-proxy (or any front polling /readyz) stops
+        // sending new connections here before this replica stops accepting them.
+        Readiness::set(&stopping.ready.shutting_down);
+        tracing::info!(delay = ?delay, "shutting down: not ready, still serving reviews");
+        tokio::time::sleep(delay).await;
         tracing::info!(grace = ?grace, "shutting down: finishing in-flight reviews");
         shutdown_handle.graceful_shutdown(Some(grace));
         let _ = admin_stop.send(());
@@ -211,14 +219,16 @@ fn admin_router(state: Arc<WebhookState>) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<WebhookState>>) -> impl IntoResponse {
-    let missing = state.ready.missing();
-    if missing.is_empty() {
-        (StatusCode::OK, "ok\n".to_string())
-    } else {
-        (
+    match state.ready.status() {
+        ReadyStatus::Ready => (StatusCode::OK, "ok\n".to_string()),
+        ReadyStatus::ShuttingDown => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_string(),
+        ),
+        ReadyStatus::Waiting(missing) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: waiting for {}\n", missing.join(", ")),
-        )
+        ),
     }
 }
 

@@ -12,7 +12,8 @@ use crate::index::{Exception, ScanIndex, ScanKey};
 
 use super::metrics::Metrics;
 
-/// The parts that must be loaded before the webhook answers `/readyz` with 200.
+/// The parts that must be loaded before the webhook answers `/readyz` with 200. A watched part
+/// is unset again while its watch resyncs after an error (changes may have been missed).
 #[derive(Debug, Default)]
 pub struct Readiness {
     pub config: AtomicBool,
@@ -21,9 +22,33 @@ pub struct Readiness {
     pub namespaces: AtomicBool,
     pub templates: AtomicBool,
     pub policies: AtomicBool,
+    /// Set on SIGTERM: not ready for new connections, while reviews are still answered.
+    pub shutting_down: AtomicBool,
+}
+
+/// What `/readyz` says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadyStatus {
+    Ready,
+    /// Stopping: a front should send new connections to another replica.
+    ShuttingDown,
+    /// These parts are not loaded (or are resyncing).
+    Waiting(Vec<&'static str>),
 }
 
 impl Readiness {
+    pub fn status(&self) -> ReadyStatus {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return ReadyStatus::ShuttingDown;
+        }
+        let missing = self.missing();
+        if missing.is_empty() {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::Waiting(missing)
+        }
+    }
+
     /// The names of the parts not loaded yet.
     pub fn missing(&self) -> Vec<&'static str> {
         [
@@ -42,6 +67,10 @@ impl Readiness {
 
     pub fn set(flag: &AtomicBool) {
         flag.store(true, Ordering::Release);
+    }
+
+    pub fn unset(flag: &AtomicBool) {
+        flag.store(false, Ordering::Release);
     }
 }
 
@@ -268,6 +297,36 @@ mod tests {
     use crate::admission::config::Origin;
     use crate::api::{ImageScanSpec, RegistrySpec};
     use crate::image::ImageRef;
+
+    #[test]
+    fn readiness_waits_for_every_part_and_ends_on_shutdown() {
+        let state = WebhookState::new(AdmissionConfig::default());
+        assert_eq!(
+            state.ready.status(),
+            ReadyStatus::Waiting(vec![
+                "config",
+                "scans",
+                "exceptions",
+                "namespaces",
+                "templates",
+                "policies"
+            ])
+        );
+        state.set_config(AdmissionConfig::default());
+        state.replace_scans(&[]);
+        state.replace_exceptions(&[]);
+        state.replace_namespaces([]);
+        state.replace_templates([]);
+        state.replace_policies([]);
+        assert_eq!(state.ready.status(), ReadyStatus::Ready);
+        // A watch that resyncs makes its part missing again, until its next full list.
+        Readiness::unset(&state.ready.scans);
+        assert_eq!(state.ready.status(), ReadyStatus::Waiting(vec!["scans"]));
+        state.replace_scans(&[]);
+        assert_eq!(state.ready.status(), ReadyStatus::Ready);
+        Readiness::set(&state.ready.shutting_down);
+        assert_eq!(state.ready.status(), ReadyStatus::ShuttingDown);
+    }
 
     #[test]
     fn new_registry_aliases_key_the_index_again() {

@@ -131,7 +131,7 @@ mod tests {
     use super::*;
 
     fn write_bundle(dir: &Path) -> TlsFiles {
-        crate::certs::generate(&["127.0.0.1".to_string()], 30)
+        crate::cmd::certs::generate(&["127.0.0.1".to_string()], 30)
             .and_then(|b| b.write(dir))
             .unwrap_or_else(|e| panic!("{e}"));
         TlsFiles {

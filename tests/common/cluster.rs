@@ -32,6 +32,14 @@ pub fn cluster() -> Option<&'static Cluster> {
         let dir = std::env::var_os("SCANGATE_CONTROLPLANE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join("target/controlplane"));
+        Cluster::at(&dir)
+    }))
+}
+
+impl Cluster {
+    /// The control plane whose state directory is `dir` (as `make controlplane` or
+    /// [`super::controlplane::ControlPlane`] start one), with scangate's CRDs and RBAC applied.
+    pub fn at(dir: &Path) -> Cluster {
         let cluster = Cluster {
             kubeconfig: dir.join("kubeconfig"),
             kubectl: dir.join("bin/kubectl"),
@@ -46,10 +54,8 @@ pub fn cluster() -> Option<&'static Cluster> {
         cluster.apply_crds();
         cluster.apply_rbac();
         cluster
-    }))
-}
+    }
 
-impl Cluster {
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_in(args, None)
     }
@@ -137,6 +143,18 @@ impl Cluster {
         ]);
     }
 
+    /// A kube client for the cluster's admin kubeconfig (call inside a tokio runtime).
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("client config");
+        kube::Client::try_from(config).expect("client")
+    }
+
     /// A kubeconfig that acts as ServiceAccount `scangate-system/<name>` (impersonation), so
     /// whatever runs with it has exactly that ServiceAccount's RBAC.
     pub fn kubeconfig_as(&self, service_account: &str) -> PathBuf {
@@ -166,8 +184,11 @@ impl Cluster {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::write(&partial, serde_yaml::to_string(&config).expect("kubeconfig"))
-            .expect("write kubeconfig");
+        std::fs::write(
+            &partial,
+            serde_yaml::to_string(&config).expect("kubeconfig"),
+        )
+        .expect("write kubeconfig");
         std::fs::rename(&partial, &path).expect("move kubeconfig into place");
         path
     }

@@ -2,10 +2,11 @@
 //! configurations (with the local CA) that select only this namespace, so tests sharing a
 //! cluster do not see each other's webhooks. Everything is removed on drop.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use scangate::webhooks::{self, Ca, Namespaces, Target};
+use scangate::cmd::webhook_config::{self, Ca, Namespaces, Target};
 
 use super::cluster::{Cluster, TestNamespace};
 use super::webhook::{Webhook, certs};
@@ -62,31 +63,10 @@ impl Enforced {
             format!("scangateNamespace: {}\n{config}\n", system.name),
         )
         .expect("write config");
-        let kubeconfig = cluster.kubeconfig_as("scangate-webhook");
-        let webhook = Webhook::start_with_env(
-            dir.path(),
-            dir.path(),
-            &["--config", &config_path.display().to_string()],
-            &[("KUBECONFIG", &kubeconfig)],
-        );
+        let webhook = start_webhook(cluster, dir.path(), dir.path(), &config_path, &[]);
         let config_name = format!("scangate-e2e-{id}");
         let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
-        let yaml = webhooks::configurations_yaml(
-            &config_name,
-            &Target::Url(&webhook.url),
-            &Namespaces::Labelled {
-                key: E2E_LABEL,
-                value: &id,
-            },
-            &Ca::Bundle(&ca),
-        )
-        .expect("webhook configurations");
-        let out = cluster.apply(&yaml, &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        apply_configurations(cluster, &config_name, &id, &webhook.url, &ca);
         let enforced = Enforced {
             cluster,
             ns,
@@ -117,7 +97,56 @@ impl Enforced {
     }
 }
 
+/// A webhook process running as ServiceAccount scangate-system/scangate-webhook, reading the
+/// admission config `config` and its certificate from `tls_dir`, with `args` added.
+fn start_webhook(
+    cluster: &Cluster,
+    workdir: &Path,
+    tls_dir: &Path,
+    config: &Path,
+    args: &[&str],
+) -> Webhook {
+    let kubeconfig = cluster.kubeconfig_as("scangate-webhook");
+    let config = config.display().to_string();
+    let mut all = vec!["--config", config.as_str()];
+    all.extend_from_slice(args);
+    Webhook::start_with_env(workdir, tls_dir, &all, &[("KUBECONFIG", &kubeconfig)])
+}
+
+/// Applies this test's webhook configurations: reviews of its namespaces go to `url`, whose
+/// certificate is checked against `ca_bundle` (PEM, one CA or more).
+fn apply_configurations(cluster: &Cluster, name: &str, id: &str, url: &str, ca_bundle: &[u8]) {
+    let yaml = webhook_config::configurations_yaml(
+        name,
+        &Target::Url(url),
+        &Namespaces::Labelled {
+            key: E2E_LABEL,
+            value: id,
+        },
+        &Ca::Bundle(ca_bundle),
+    )
+    .expect("webhook configurations");
+    let out = cluster.apply(&yaml, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Enforced {
+    /// Another webhook process like [`Enforced::webhook`] (same identity and admission config),
+    /// with its certificate read from `tls_dir` and `args` added: a replica.
+    pub fn start_replica(&self, tls_dir: &Path, args: &[&str]) -> Webhook {
+        start_webhook(self.cluster, self.dir.path(), tls_dir, &self.config, args)
+    }
+
+    /// Points this test's webhook configurations at `url` (e.g. a front before replicas), with
+    /// `ca_bundle` as their caBundle. The apiserver picks the change up asynchronously.
+    pub fn point_at(&self, url: &str, ca_bundle: &[u8]) {
+        apply_configurations(self.cluster, &self.config_name, &self.id, url, ca_bundle);
+    }
+
     /// kubectl acting as scangate's controller (the only identity that may write scan status).
     pub fn as_controller(&self, args: &[&str]) -> std::process::Output {
         let kubeconfig = self.cluster.kubeconfig_as("scangate-controller");

@@ -2,5 +2,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod cluster;
+pub mod controlplane;
 pub mod enforced;
+pub mod front;
 pub mod webhook;

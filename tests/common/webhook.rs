@@ -19,13 +19,18 @@ pub fn free_port() -> u16 {
 
 /// Writes a CA and serving certificate for 127.0.0.1 into `dir`.
 pub fn certs(dir: &Path) {
-    scangate::certs::generate(&["127.0.0.1".to_string(), "localhost".to_string()], 30)
+    scangate::cmd::certs::generate(&["127.0.0.1".to_string(), "localhost".to_string()], 30)
         .and_then(|b| b.write(dir))
         .expect("write certs");
 }
 
 /// A TLS client trusting the given CA files.
 pub fn client(cas: &[&Path]) -> reqwest::Client {
+    client_builder(cas).build().expect("client")
+}
+
+/// The builder of [`client`], to change more settings.
+pub fn client_builder(cas: &[&Path]) -> reqwest::ClientBuilder {
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         let pem = std::fs::read(ca).expect("read CA");
@@ -43,8 +48,6 @@ pub fn client(cas: &[&Path]) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
 }
 
 /// A plain HTTP GET on loopback: (status, body), or None when nothing answers.
@@ -150,12 +153,22 @@ impl Webhook {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
         // The shell's builtin kill: no procps needed.
         let _ = Command::new("sh")
             .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .status();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait()
+    }
+
+    /// Waits (at most 30 s) for the exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -95,6 +95,7 @@ type config struct {
 	apiserverArgs   multiFlag
 	cmArgs          multiFlag
 	setsid          bool
+	keepData        bool
 	readyTimeout    time.Duration
 	shutdownTimeout time.Duration
 }
@@ -134,6 +135,8 @@ func parseFlags() *config {
 	flag.Var(&c.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=2 (repeatable; also $CONTROLPLANE_APISERVER_ARGS, space-separated)")
 	flag.Var(&c.cmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable; also $CONTROLPLANE_CONTROLLER_MANAGER_ARGS, space-separated)")
 	flag.BoolVar(&c.setsid, "setsid", false, "start a new session (detach from the terminal's process group); used by start.sh")
+	flag.BoolVar(&c.keepData, "keep-data", envOr("CONTROLPLANE_KEEP_DATA", "") == "1",
+		"restart on the data/ (etcd, PKI) of a previous start instead of wiping it, to test clients across an apiserver restart; give the same ports [$CONTROLPLANE_KEEP_DATA=1]")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "give up if etcd or the apiserver is not ready within this time")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed for each component to stop on SIGTERM/SIGINT")
 	_ = flag.Parse(os.Args[1:])
@@ -180,8 +183,12 @@ func run() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dataDir); err != nil {
-		return fmt.Errorf("wiping %s: %w", dataDir, err)
+	_, statErr := os.Stat(filepath.Join(pkiDir, "ca.crt"))
+	keep := c.keepData && statErr == nil
+	if !keep {
+		if err := os.RemoveAll(dataDir); err != nil {
+			return fmt.Errorf("wiping %s: %w", dataDir, err)
+		}
 	}
 	for _, f := range []string{kubeconfig, filepath.Join(dir, "env"), cmPidFile, filepath.Join(dir, "etcd.log")} {
 		_ = os.Remove(f)
@@ -201,11 +208,18 @@ func run() error {
 	_, svcNet, _ := net.ParseCIDR(serviceCIDR)
 	svcIP := append(net.IP(nil), svcNet.IP.To4()...)
 	svcIP[3]++ // first service IP, taken by the "kubernetes" Service
-	certs, err := generatePKI(pkiDir, svcIP)
-	if err != nil {
-		return err
+	var certs *pki
+	if keep {
+		if certs, err = loadPKI(pkiDir); err != nil {
+			return fmt.Errorf("--keep-data: %w", err)
+		}
+		logf("PKI and etcd data kept in %s", dataDir)
+	} else {
+		if certs, err = generatePKI(pkiDir, svcIP); err != nil {
+			return err
+		}
+		logf("PKI generated in %s", pkiDir)
 	}
-	logf("PKI generated in %s", pkiDir)
 
 	// --- etcd ---------------------------------------------------------------
 	etcd, err := startEtcd(c, filepath.Join(dataDir, "etcd"), filepath.Join(dir, "etcd.log"))

@@ -3,7 +3,8 @@ package main
 // Start-up PKI: a throw-away CA, the apiserver serving certificate, client
 // certificates for the admin and the controller-manager, the service-account
 // signing key, and kubeconfig files. Everything is generated fresh on every
-// start, so each start is a new, clean cluster.
+// start, so each start is a new, clean cluster, unless --keep-data reuses what
+// the previous start wrote (loadPKI).
 
 import (
 	"crypto"
@@ -186,6 +187,61 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// loadPKI reads the PKI a previous start wrote into dir (--keep-data), so the
+// restarted cluster keeps its CA, certificates and service-account key and
+// its clients' kubeconfigs stay valid.
+func loadPKI(dir string) (*pki, error) {
+	p := &pki{
+		dir:             dir,
+		caFile:          filepath.Join(dir, "ca.crt"),
+		caKeyFile:       filepath.Join(dir, "ca.key"),
+		servingCertFile: filepath.Join(dir, "apiserver.crt"),
+		servingKeyFile:  filepath.Join(dir, "apiserver.key"),
+		saKeyFile:       filepath.Join(dir, "sa.key"),
+	}
+	var err error
+	if p.ca, err = readKeyPair(dir, "ca"); err != nil {
+		return nil, err
+	}
+	if p.admin, err = readKeyPair(dir, "admin"); err != nil {
+		return nil, err
+	}
+	if p.cm, err = readKeyPair(dir, "controller-manager"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readKeyPair reads NAME.crt and NAME.key (PKCS#8) as keyPair.write wrote them.
+func readKeyPair(dir, name string) (keyPair, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, name+".crt"))
+	if err != nil {
+		return keyPair{}, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, name+".key"))
+	if err != nil {
+		return keyPair{}, err
+	}
+	certBlock, _ := pem.Decode(certPEM)
+	keyBlock, _ := pem.Decode(keyPEM)
+	if certBlock == nil || keyBlock == nil {
+		return keyPair{}, fmt.Errorf("%s.crt or %s.key in %s is not PEM", name, name, dir)
+	}
+	cert, err := x509.ParseCertificate(certBlock.Bytes)
+	if err != nil {
+		return keyPair{}, fmt.Errorf("%s.crt: %w", name, err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes)
+	if err != nil {
+		return keyPair{}, fmt.Errorf("%s.key: %w", name, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return keyPair{}, fmt.Errorf("%s.key: not a signing key", name)
+	}
+	return keyPair{cert: cert, key: signer, certPEM: certPEM, keyPEM: keyPEM}, nil
 }
 
 // writeKubeconfig writes a self-contained kubeconfig (certificates embedded).

@@ -26,6 +26,11 @@ LOG=$DIR/controlplane.log
 KUBECONFIG_PATH=$DIR/kubeconfig
 rm -f "$DIR/controlplane.pid" "$KUBECONFIG_PATH" "$DIR/controller-manager.log" "$DIR/etcd.log"
 
+# Webhooks (and aggregated APIs) behind a Service are called at its endpoints (EndpointSlices),
+# not at its cluster IP, which nothing routes here (no kube-proxy): a test can point a Service
+# at a webhook on this machine with an EndpointSlice (tests/e2e_helm.rs).
+export CONTROLPLANE_APISERVER_ARGS="--enable-aggregator-routing=true${CONTROLPLANE_APISERVER_ARGS:+ $CONTROLPLANE_APISERVER_ARGS}"
+
 start=${EPOCHREALTIME/./}
 "$DIR/bin/controlplane" --dir "$DIR" --setsid --ready-timeout "${TIMEOUT}s" </dev/null >"$LOG" 2>&1 &
 pid=$!

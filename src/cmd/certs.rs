@@ -1,13 +1,28 @@
 //! A local CA and a serving certificate, for development, tests and the demo. In a cluster,
 //! cert-manager issues the certificate instead.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, date_time_ymd,
 };
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
+    #[arg(long, env = "SCANGATE_CERTS_DIR", default_value = "certs/local")]
+    pub out_dir: PathBuf,
+    /// Names and IP addresses of the serving certificate (default: loopback and the Service).
+    #[arg(long = "host", env = "SCANGATE_CERTS_HOSTS", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Days the CA and certificate are valid.
+    #[arg(long, env = "SCANGATE_CERTS_DAYS", default_value_t = 365)]
+    pub days: i64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +35,22 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `scangate certs`: writes a CA and a serving certificate for `--host` (default: loopback and
+/// the Service's names) and says what it wrote.
+pub fn run(args: &CertsArgs) -> Result<String> {
+    let hosts: Vec<String> = if args.hosts.is_empty() {
+        DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect()
+    } else {
+        args.hosts.clone()
+    };
+    generate(&hosts, args.days)?.write(&args.out_dir)?;
+    Ok(format!(
+        "wrote ca.crt, ca.key, tls.crt and tls.key for {} to {}",
+        hosts.join(", "),
+        args.out_dir.display()
+    ))
+}
 
 /// The names the webhook is reached by: loopback for the local control plane, the Service's
 /// names in a cluster.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use jiff::Timestamp;
 use kube::core::ObjectMeta;
 use serde::Deserialize;
@@ -17,6 +18,36 @@ use crate::admission::review::controller_pass;
 use crate::admission::workload::{self, Context, Decision};
 use crate::api::{ImageScan, ScanException};
 use crate::index::{Exception, ScanIndex};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Workload manifests (YAML or JSON, multi-document, Lists): files, or directories of
+    /// `.yaml`, `.yml` and `.json` files; `-` for standard input.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        env = "SCANGATE_CHECK_MANIFESTS",
+        required = true
+    )]
+    pub manifests: Vec<PathBuf>,
+    /// Read the directories of --filename recursively, like kubectl; without it, only each
+    /// directory's own files.
+    #[arg(short = 'R', long, env = "SCANGATE_CHECK_RECURSIVE")]
+    pub recursive: bool,
+    /// Scan objects (ImageScans, ScanExceptions, Namespaces) as YAML or JSON: a file, or a
+    /// directory's own files. Without it, no image is scanned.
+    #[arg(long, env = "SCANGATE_CHECK_SCANS")]
+    pub scans: Option<PathBuf>,
+    /// Admission rules (YAML), as the webhook reads them.
+    #[arg(long, env = "SCANGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The user the workloads are created by. It matters for pods a built-in controller
+    /// creates from a template (e.g. system:serviceaccount:kube-system:replicaset-controller
+    /// for a ReplicaSet's pods): those pass with a warning, as at the webhook, unless the
+    /// config sets recheckControllerPods. Without it, a user who is no controller.
+    #[arg(long, env = "SCANGATE_CHECK_USER", value_name = "NAME")]
+    pub user: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

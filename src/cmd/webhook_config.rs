@@ -16,11 +16,92 @@
 //! - `sideEffects: None`: the webhook only decides; dry-run requests are answered the same.
 //! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
 
+use std::path::PathBuf;
+
+use clap::Args;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use serde_json::{Value, json};
+
+#[derive(Debug, Args)]
+pub struct WebhookConfigArgs {
+    /// Send reviews to this base URL (e.g. https://127.0.0.1:8443 for a webhook on loopback).
+    #[arg(long, env = "SCANGATE_WEBHOOK_URL", conflicts_with = "service")]
+    pub url: Option<String>,
+    /// Send reviews to this Service, as NAMESPACE/NAME (port 443).
+    #[arg(
+        long,
+        env = "SCANGATE_WEBHOOK_SERVICE",
+        default_value = "scangate-system/scangate-webhook"
+    )]
+    pub service: String,
+    /// PEM CA bundle that signed the webhook's certificate.
+    #[arg(long, env = "SCANGATE_WEBHOOK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Without --ca-file: the cert-manager Certificate (NAMESPACE/NAME) whose CA is injected.
+    #[arg(
+        long,
+        env = "SCANGATE_WEBHOOK_CERTIFICATE",
+        default_value = "scangate-system/scangate-webhook"
+    )]
+    pub certificate: String,
+    /// Namespaces the webhooks never apply to.
+    #[arg(
+        long,
+        env = "SCANGATE_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system,scangate-system"
+    )]
+    pub exclude_namespaces: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the CA file {path}: {source}")]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--service {0:?} must be NAMESPACE/NAME")]
+    Service(String),
+    #[error("cannot render the webhook configurations: {0}")]
+    Render(#[from] serde_json::Error),
+    #[error("cannot render the webhook configurations as YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `scangate webhook-config`: both configurations as YAML, for the Service (CA injected by
+/// cert-manager) or a URL and a CA file.
+pub fn run(args: &WebhookConfigArgs) -> Result<String> {
+    let ca = match &args.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|source| Error::ReadCa {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    let target = match &args.url {
+        Some(url) => Target::Url(url),
+        None => {
+            let (namespace, name) = args
+                .service
+                .split_once('/')
+                .ok_or_else(|| Error::Service(args.service.clone()))?;
+            Target::Service { namespace, name }
+        }
+    };
+    let excluded: Vec<&str> = args.exclude_namespaces.iter().map(String::as_str).collect();
+    let ca = match &ca {
+        Some(pem) => Ca::Bundle(pem),
+        None => Ca::CertManager(&args.certificate),
+    };
+    configurations_yaml(NAME, &target, &Namespaces::Except(&excluded), &ca)
+}
 
 /// Where the apiserver sends reviews.
 pub enum Target<'a> {
@@ -109,7 +190,7 @@ pub fn configurations(
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
     ca: &Ca<'_>,
-) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration), serde_json::Error> {
+) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration)> {
     let (ca_bundle, annotations) = match ca {
         Ca::Bundle(pem) => (Some(*pem), json!({})),
         Ca::CertManager(certificate) => {
@@ -204,7 +285,7 @@ pub fn configurations_yaml(
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
     ca: &Ca<'_>,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<String> {
     let (validating, mutating) = configurations(name, target, namespaces, ca)?;
     Ok(format!(
         "---\n{}---\n{}",

@@ -1,59 +1,29 @@
-//! The offline commands `scangate report` (printing) and `scangate policy eval`: read files,
-//! call the pure engine, format the result.
+//! `scangate policy eval`: a ScanPolicy evaluated against a report, offline.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use clap::{Args, Subcommand};
+
+use super::report::read_report;
+use super::{Error, Result, read};
 use crate::api::{Condition, Phase, phase};
 use crate::policy::{self, CompatInput, CompiledPolicy, PolicyOptions};
-use crate::report::{Limits, Report};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read {path}: {cause}")]
-    Read { path: String, cause: std::io::Error },
-    #[error(transparent)]
-    Report(#[from] crate::report::Error),
-    #[error(transparent)]
-    Policy(#[from] policy::Error),
-    #[error("{path} is a manifest but not a ScanPolicy with spec.regoFile: {cause}")]
-    NotAPolicy { path: String, cause: String },
-    #[error("cannot encode the report: {0}")]
-    Encode(#[from] serde_json::Error),
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate a policy against a report: exit 0 compliant, 1 violated, 2 error.
+    Eval(PolicyEvalArgs),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut bytes = vec![];
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|cause| {
-            Error::Read {
-                path: "standard input".into(),
-                cause,
-            }
-        })?;
-        return Ok(bytes);
-    }
-    std::fs::read(path).map_err(|cause| Error::Read {
-        path: path.display().to_string(),
-        cause,
-    })
-}
-
-/// Reads a scanner's output, or a report scangate already normalized.
-pub fn read_report(path: &Path) -> Result<Report> {
-    let bytes = read(path)?;
-    if let Ok(report) = serde_json::from_slice::<Report>(&bytes) {
-        return Ok(report);
-    }
-    let name = path.display().to_string();
-    Ok(Report::from_reader(&name, &bytes[..], Limits::default())?)
-}
-
-/// `scangate report FILE`: the normalized report as pretty JSON.
-pub fn report_json(path: &Path) -> Result<String> {
-    Ok(serde_json::to_string_pretty(&read_report(path)?)?)
+#[derive(Debug, Args)]
+pub struct PolicyEvalArgs {
+    /// A Rego file, or a ScanPolicy manifest.
+    #[arg(long, env = "SCANGATE_POLICY")]
+    pub policy: PathBuf,
+    /// A scanner's output file or a normalized report.
+    #[arg(long, env = "SCANGATE_REPORT")]
+    pub report: PathBuf,
 }
 
 /// Reads Rego, or the `spec.regoFile` of a ScanPolicy manifest.

@@ -1,0 +1,718 @@
+//! `make bench-controller`: the scan controller's figures of issue 14 on a local control plane
+//! of its own (tests/controlplane), with `scangate controller` running as its ServiceAccount
+//! (impersonation, as the e2e tests do). For each N it creates N ImageScans (no template, the
+//! default ScanPolicy), waits until the controller has written each one's first status, then
+//! pushes one report ConfigMap per scan (the fixture Grype report, as `scangate report
+//! --to-configmap` stores it) and measures:
+//!
+//! - time from each report (when the bench sent it) to its scan's verdict (Failed, seen by a
+//!   watch): p50, p99, max, and from the first report to the last verdict;
+//! - apiserver requests per reconcile, from the apiserver's own `apiserver_request_total`
+//!   (by verb and resource, before and after) and the controller's reconcile counter;
+//! - status writes per scan per state change (PATCH/APPLY/PUT on imagescans/status);
+//! - the controller's resident memory (VmRSS) idle, at steady state, per cached scan, and the
+//!   peak while a new controller process re-lists everything (sampled every 50 ms).
+//!
+//! Prints the figures beside the issue's targets (met, or missed by how much); asserts nothing.
+//! Settings (environment): BENCH_SCANS (`1000,10000`), BENCH_CONTROLPLANE_DIR
+//! (target/bench-controlplane: its kubeconfig and bin/kubectl), BENCH_CONCURRENCY (16 requests
+//! in flight when creating), BENCH_TIMEOUT (seconds to wait for each phase: 600 + N / 5, so
+//! 2,600 s for 10,000 scans: today's controller decides a few scans per second).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use kube::{Client, Config, ResourceExt};
+use scangate::api::ImageScan;
+use scangate::report::{Limits, Report, ScanRef, to_config_map};
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+/// The issue's targets.
+const VERDICT_TARGET: Duration = Duration::from_secs(5);
+const KIB_PER_SCAN_TARGET: f64 = 4.0;
+const RELIST_TARGET: f64 = 2.0;
+const WRITES_TARGET: f64 = 1.0;
+/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+/// The resources a scan controller reads or writes.
+const CONTROLLER_RESOURCES: [&str; 8] = [
+    "imagescans",
+    "sourcescans",
+    "scantemplates",
+    "scanpolicies",
+    "scanexceptions",
+    "jobs",
+    "configmaps",
+    "events",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Cluster {
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl Cluster {
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        use std::io::Write as _;
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(repo())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The CRDs, scangate's namespace, ServiceAccounts and RBAC, as deploy/ installs them.
+    fn install(&self) -> Result<()> {
+        let ssa = ["apply", "--server-side", "--force-conflicts"];
+        self.kubectl(&[&ssa[..], &["-k", "deploy/crds/"]].concat(), None)?;
+        self.kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/imagescans.scanning.scangate.dev",
+                "crd/scanpolicies.scanning.scangate.dev",
+            ],
+            None,
+        )?;
+        for file in ["deploy/rbac/namespace.yaml", "deploy/rbac/rbac.yaml"] {
+            self.kubectl(&[&ssa[..], &["-f", file]].concat(), None)?;
+        }
+        Ok(())
+    }
+
+    /// A kubeconfig acting as ServiceAccount scangate-system/`service_account`.
+    fn kubeconfig_as(&self, service_account: &str) -> Result<PathBuf> {
+        let path = self
+            .kubeconfig
+            .with_file_name(format!("kubeconfig-as-{service_account}"));
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
+        let user = format!("system:serviceaccount:scangate-system:{service_account}");
+        if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
+            for entry in users {
+                if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
+                    map.insert("as".into(), user.clone().into());
+                }
+            }
+        }
+        std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+        Ok(path)
+    }
+
+    /// `apiserver_request_total` summed by (verb, resource, subresource).
+    fn requests(&self) -> Result<BTreeMap<(String, String, String), f64>> {
+        let text = self.kubectl(&["get", "--raw", "/metrics"], None)?;
+        let mut sums = BTreeMap::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_string())
+                    .unwrap_or_default()
+            };
+            let key = (label("verb"), label("resource"), label("subresource"));
+            *sums.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        }
+        Ok(sums)
+    }
+}
+
+type Requests = BTreeMap<(String, String, String), f64>;
+
+fn delta(before: &Requests, after: &Requests) -> Requests {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+fn sum(requests: &Requests, keep: impl Fn(&str, &str, &str) -> bool) -> f64 {
+    requests
+        .iter()
+        .filter(|((verb, resource, sub), _)| keep(verb, resource, sub))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+fn is_status_write(verb: &str, resource: &str, sub: &str) -> bool {
+    resource == "imagescans" && sub == "status" && matches!(verb, "PATCH" | "APPLY" | "PUT")
+}
+
+/// A `scangate controller` process of one namespace, killed when dropped.
+struct Controller {
+    child: Child,
+    admin: String,
+}
+
+impl Controller {
+    fn start(cluster: &Cluster, ns: &str, log: &Path) -> Result<Controller> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let admin = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(["controller", "--namespace", ns, "--admin-listen", &admin])
+            .arg("--leader-election=false")
+            .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller")?)
+            .env("SCANGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        Ok(Controller {
+            child,
+            admin: format!("http://{admin}"),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let addr = self.admin.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+    }
+
+    fn ready(&self) -> bool {
+        self.get("/readyz").is_some_and(|(code, _)| code == 200)
+    }
+
+    /// The sum of the samples of a controller metric whose line starts with `prefix`.
+    fn metric(&self, prefix: &str) -> f64 {
+        self.get("/metrics")
+            .map(|(_, text)| {
+                text.lines()
+                    .filter(|l| l.starts_with(prefix))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// `scangate_controller_reconciles_total`, all results.
+    fn reconciles(&self) -> f64 {
+        self.metric("scangate_controller_reconciles_total{")
+    }
+
+    /// Seconds spent in reconciles so far (the duration histogram's sum).
+    fn reconciling_seconds(&self) -> f64 {
+        self.metric("scangate_controller_reconcile_duration_seconds_sum{")
+    }
+
+    /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+    fn memory_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(field)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// CPU time used so far, in seconds: (the controller's own, its reaped children's: the
+    /// policy workers), from /proc/PID/stat.
+    fn cpu_seconds(&self) -> (f64, f64) {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The fields after the command name (which may hold spaces), from field 3 (state).
+        let fields: Vec<f64> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / CLOCK_TICKS;
+        (ticks(14) + ticks(15), ticks(16) + ticks(17))
+    }
+
+    /// Waits until the reconcile counter is at least `at_least` and has not moved for 2 s;
+    /// samples VmRSS every 50 ms meanwhile and returns the highest sample (KiB).
+    async fn settle(&self, at_least: f64, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut peak = 0;
+        let mut last = (-1.0, Instant::now());
+        loop {
+            peak = peak.max(self.memory_kib("VmRSS:"));
+            let now = self.reconciles();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if now >= at_least && last.1.elapsed() >= Duration::from_secs(2) {
+                return Ok(peak);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the controller did not settle within {timeout:?} ({now} reconciles)"
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// When the watch first saw each scan with any phase, and with its verdict.
+#[derive(Default)]
+struct Seen {
+    phase: HashMap<String, Instant>,
+    verdict: HashMap<String, Instant>,
+}
+
+fn watch(client: Client, ns: &str, seen: Arc<Mutex<Seen>>) -> tokio::task::JoinHandle<()> {
+    let api: Api<ImageScan> = Api::namespaced(client, ns);
+    tokio::spawn(async move {
+        let stream = watcher::watcher(api, watcher::Config::default());
+        let _ = stream
+            .try_for_each(|event| {
+                let now = Instant::now();
+                if let watcher::Event::Apply(scan) | watcher::Event::InitApply(scan) = event {
+                    let phase = serde_json::to_value(&scan.status)
+                        .ok()
+                        .and_then(|s| s["phase"].as_str().map(String::from));
+                    if let (Ok(mut seen), Some(phase)) = (seen.lock(), phase) {
+                        seen.phase.entry(scan.name_any()).or_insert(now);
+                        if phase == "Failed" {
+                            seen.verdict.entry(scan.name_any()).or_insert(now);
+                        }
+                    }
+                }
+                futures::future::ready(Ok(()))
+            })
+            .await;
+    })
+}
+
+async fn wait_seen(seen: &Mutex<Seen>, n: usize, verdicts: bool, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let count = seen
+            .lock()
+            .map(|s| {
+                if verdicts {
+                    s.verdict.len()
+                } else {
+                    s.phase.len()
+                }
+            })
+            .unwrap_or(0);
+        if count >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let what = if verdicts {
+                "verdicts"
+            } else {
+                "first statuses"
+            };
+            return Err(format!("only {count} of {n} {what} after {timeout:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// "met", or "MISSED by X" where `by` says how much.
+fn verdict(met: bool, by: String) -> String {
+    if met {
+        "met".into()
+    } else {
+        format!("MISSED by {by}")
+    }
+}
+
+/// The 1-minute load average, from /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Measures and prints the figures for `n` scans; returns the steady-state VmRSS (KiB).
+async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
+    let ns = format!("bench-controller-{n}");
+    let concurrency = usize::try_from(env_or("BENCH_CONCURRENCY", 16)).unwrap_or(16);
+    let timeout = Duration::from_secs(env_or("BENCH_TIMEOUT", 600 + n as u64 / 5));
+    let _ = cluster.kubectl(&["delete", "namespace", &ns, "--ignore-not-found"], None);
+    cluster.kubectl(&["create", "namespace", &ns], None)?;
+    let policy = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanPolicy",
+        "metadata": {"name": "default", "namespace": ns},
+        "spec": {"regoFile": scangate::policy::DEFAULT_POLICY},
+    });
+    cluster.kubectl(&["apply", "-f", "-"], Some(&policy.to_string()))?;
+    let dir = tempfile::tempdir()?;
+
+    let controller = Controller::start(cluster, &ns, &dir.path().join("controller.log"))?;
+    let started = Instant::now();
+    while !controller.ready() {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the controller is not ready after 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = controller.memory_kib("VmRSS:");
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let watching = watch(client.clone(), &ns, seen.clone());
+    let m0 = cluster.requests()?;
+    let r0 = controller.reconciles();
+    let scans: Api<ImageScan> = Api::namespaced(client.clone(), &ns);
+    let created: Vec<ImageScan> = futures::stream::iter(0..n)
+        .map(|i| {
+            let scans = scans.clone();
+            async move {
+                let scan: ImageScan = serde_json::from_value(json!({
+                    "apiVersion": "scanning.scangate.dev/v1beta1",
+                    "kind": "ImageScan",
+                    "metadata": {"name": format!("scan-{i}")},
+                    "spec": {"registry": {"image": "busybox:1.32.1"}, "scanPolicy": "default"},
+                }))?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    scans.create(&PostParams::default(), &scan).await?,
+                )
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    wait_seen(&seen, n, false, timeout).await?;
+    controller.settle(r0 + n as f64, timeout).await?;
+    let m1 = cluster.requests()?;
+    let r1 = controller.reconciles();
+
+    // One report ConfigMap per scan, built before the clock starts.
+    let report = Report::from_path(repo().join(FIXTURE), Limits::default())?;
+    let config_maps: Vec<(String, ConfigMap)> = created
+        .iter()
+        .map(|scan| {
+            let owner = ScanRef {
+                api_version: "scanning.scangate.dev/v1beta1".into(),
+                kind: "ImageScan".into(),
+                name: scan.name_any(),
+                namespace: ns.clone(),
+                uid: scan.uid().unwrap_or_default(),
+            };
+            Ok((scan.name_any(), to_config_map(&report, &owner)?))
+        })
+        .collect::<Result<_>>()?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cpu_before = controller.cpu_seconds();
+    let busy_before = controller.reconciling_seconds();
+    let load_before = load_average();
+    let first_report = Instant::now();
+    let sent: HashMap<String, Instant> = futures::stream::iter(config_maps)
+        .map(|(scan, cm)| {
+            let api = api.clone();
+            async move {
+                let at = Instant::now();
+                api.create(&PostParams::default(), &cm).await?;
+                Ok::<_, kube::Error>((scan, at))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let pushed = first_report.elapsed();
+    wait_seen(&seen, n, true, timeout).await?;
+    let steady_peak = controller.settle(r1 + n as f64, timeout).await?;
+    let cpu_after = controller.cpu_seconds();
+    let busy = controller.reconciling_seconds() - busy_before;
+    let load_after = load_average();
+    let m2 = cluster.requests()?;
+    let r2 = controller.reconciles();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let steady = controller.memory_kib("VmRSS:");
+    watching.abort();
+
+    let (mut latencies, last_verdict) = {
+        let seen = seen.lock().map_err(|_| "the watch panicked")?;
+        let latencies: Vec<Duration> = sent
+            .iter()
+            .filter_map(|(scan, at)| Some(seen.verdict.get(scan)?.saturating_duration_since(*at)))
+            .collect();
+        (latencies, seen.verdict.values().max().copied())
+    };
+    latencies.sort();
+    let total = last_verdict
+        .map(|at| at.saturating_duration_since(first_report))
+        .unwrap_or_default();
+
+    // A full re-list: a new controller process (the old one killed) reads every scan and
+    // report again and reconciles each scan; its memory is sampled every 50 ms.
+    drop(controller);
+    let relist = Controller::start(cluster, &ns, &dir.path().join("relist.log"))?;
+    let relist_sampled = relist.settle(n as f64, timeout).await?;
+    let relist_peak = relist_sampled.max(relist.memory_kib("VmHWM:"));
+    let relisted = relist.memory_kib("VmRSS:");
+    let m3 = cluster.requests()?;
+    drop(relist);
+
+    let creating = delta(&m0, &m1);
+    let reporting = delta(&m1, &m2);
+    let relisting = delta(&m2, &m3);
+    let reconciles = (r2 - r1).max(1.0);
+    let ours = |verb: &str, resource: &str, _: &str| {
+        CONTROLLER_RESOURCES.contains(&resource)
+            // Not the bench's own (the report ConfigMaps it creates, its watch), nor the
+            // garbage collector's (it GETs the scan each new report ConfigMap names as owner).
+            && !(resource == "configmaps" && verb == "POST")
+            && !(resource == "imagescans" && verb == "GET")
+            && verb != "WATCH"
+    };
+    let reads = sum(&reporting, |v, r, s| {
+        ours(v, r, s) && matches!(v, "GET" | "LIST")
+    });
+    let writes = sum(&reporting, |v, r, s| {
+        ours(v, r, s) && !matches!(v, "GET" | "LIST")
+    });
+    let nf = n as f64;
+    let first_writes = sum(&creating, is_status_write) / nf;
+    let verdict_writes = sum(&reporting, is_status_write) / nf;
+    let relist_writes = sum(&relisting, is_status_write) + 0.0;
+    let per_scan = (steady.saturating_sub(idle)) as f64 / nf;
+    let relist_ratio = relist_peak as f64 / steady.max(1) as f64;
+    let max = latencies.last().copied().unwrap_or_default();
+    let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+    println!(
+        "\n== {n} ImageScans, reports pushed ({profile} build, controller of one namespace) =="
+    );
+    println!(
+        "report to verdict      p50 {}  p99 {}  max {}   target: each <= 5 s: {}",
+        secs(percentile(&latencies, 50.0)),
+        secs(percentile(&latencies, 99.0)),
+        secs(max),
+        verdict(
+            max <= VERDICT_TARGET,
+            format!(
+                "{:.2} s (max)",
+                (max.saturating_sub(VERDICT_TARGET)).as_secs_f64()
+            )
+        )
+    );
+    println!(
+        "all verdicts           {} after the first report ({} to push the {n} reports)",
+        secs(total),
+        secs(pushed)
+    );
+    println!(
+        "controller CPU         {:.1} s own + {:.1} s in policy workers while reporting ({:.1} ms per reconcile)",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1,
+        1000.0 * (cpu_after.0 - cpu_before.0 + cpu_after.1 - cpu_before.1) / reconciles
+    );
+    println!(
+        "reconcile duration     {:.0} ms on average; machine load average {load_before} when the reports were pushed, {load_after} at the last verdict",
+        1000.0 * busy / reconciles
+    );
+    println!(
+        "requests per reconcile {:.2} reads (GET, LIST) and {:.2} writes over {} reconciles ({:.2} per scan)   target: reads from caches: {}",
+        reads / reconciles,
+        writes / reconciles,
+        reconciles,
+        reconciles / nf,
+        verdict(
+            reads == 0.0,
+            format!("{:.2} reads per reconcile", reads / reconciles)
+        )
+    );
+    println!(
+        "status writes per scan {first_writes:.2} (new -> first status), {verdict_writes:.2} (-> verdict), {relist_writes} in the re-list   target: <= 1 per state change: {}",
+        verdict(
+            first_writes <= WRITES_TARGET
+                && verdict_writes <= WRITES_TARGET
+                && relist_writes == 0.0,
+            format!(
+                "{:.2} writes per change",
+                first_writes.max(verdict_writes) - WRITES_TARGET
+            )
+        )
+    );
+    println!(
+        "resident memory        idle {:.1} MiB, steady {:.1} MiB (peak while reporting {:.1} MiB): {per_scan:.1} KiB per cached scan   target: <= 4 KiB: {}",
+        mib(idle),
+        mib(steady),
+        mib(steady_peak),
+        verdict(
+            per_scan <= KIB_PER_SCAN_TARGET,
+            format!(
+                "{:.1} KiB ({:.1}x)",
+                per_scan - KIB_PER_SCAN_TARGET,
+                per_scan / KIB_PER_SCAN_TARGET
+            )
+        )
+    );
+    println!(
+        "re-list                peak {:.1} MiB = {relist_ratio:.2}x steady (settled at {:.1} MiB)   target: <= 2x: {}",
+        mib(relist_peak),
+        mib(relisted),
+        verdict(
+            relist_ratio <= RELIST_TARGET,
+            format!("{:.2}x", relist_ratio - RELIST_TARGET)
+        )
+    );
+    println!(
+        "apiserver requests while the {n} reports were pushed and decided (verb resource/subresource: count, per reconcile):"
+    );
+    for ((verb, resource, sub), count) in &reporting {
+        if !CONTROLLER_RESOURCES.contains(&resource.as_str()) {
+            continue;
+        }
+        let name = if sub.is_empty() {
+            resource.clone()
+        } else {
+            format!("{resource}/{sub}")
+        };
+        println!(
+            "  {verb:<7} {name:<22} {count:>8}  {:>6.2}",
+            count / reconciles
+        );
+    }
+    let _ = cluster.kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
+    Ok(steady)
+}
+
+fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo test --benches` asks for a list; this bench has no tests.
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::var_os("BENCH_CONTROLPLANE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/bench-controlplane"));
+    let cluster = Cluster {
+        kubeconfig: dir.join("kubeconfig"),
+        kubectl: dir.join("bin/kubectl"),
+    };
+    let sizes: Vec<usize> = std::env::var("BENCH_SCANS")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    cluster
+        .kubectl(&["get", "--raw", "/readyz"], None)
+        .map_err(|e| {
+            format!(
+                "no control plane at {} (make bench-controller starts one): {e}",
+                dir.display()
+            )
+        })?;
+    cluster.install()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig)?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        let client = Client::try_from(config)?;
+        let mut previous: Option<(usize, u64)> = None;
+        for n in sizes {
+            let steady = run(&cluster, &client, n).await?;
+            // The fixed part (runtime, policy cache, connections) cancels out between sizes.
+            if let Some((m, before)) = previous
+                && n > m
+            {
+                let marginal = (steady as f64 - before as f64) / (n - m) as f64;
+                println!(
+                    "\nsteady-state memory per additional scan, {m} -> {n} scans: {marginal:.1} KiB   target: <= 4 KiB: {}",
+                    verdict(
+                        marginal <= KIB_PER_SCAN_TARGET,
+                        format!("{:.1} KiB", marginal - KIB_PER_SCAN_TARGET)
+                    )
+                );
+            }
+            previous = Some((n, steady));
+        }
+        Ok(())
+    })
+}
