@@ -1408,3 +1408,60 @@ fn long_event_notes_are_summarised_not_dropped() {
         env.logs()
     );
 }
+
+#[test]
+fn sigterm_lets_the_reconciles_under_way_finish_and_releases_the_lease() {
+    if !gated() {
+        return;
+    }
+    const SCANS: usize = 50;
+    let mut env = setup(None);
+    apply(&env.ns, &policy(&env.ns, "[\"critical\", \"high\"]"));
+    let scans: Vec<Value> = (0..SCANS)
+        .map(|i| image_scan(&env.ns, &format!("stop-{i}"), None))
+        .collect();
+    apply(
+        &env.ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": scans}),
+    );
+    // Stop while the scans are being reconciled.
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", env.controller.id())])
+        .status();
+    let log = env.log.clone();
+    let exited = wait_for(
+        "the controller to stop after SIGTERM",
+        || env.controller.try_wait().ok().flatten(),
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    let logs = env.logs();
+    assert!(exited.success(), "{exited:?}\n{logs}");
+    assert!(
+        logs.contains("stopping: finishing the reconciles under way")
+            && logs.contains("released the leader lease")
+            && logs.contains("scangate controller stopped"),
+        "{logs}"
+    );
+    let lease = get_json(&env.ns, &["lease", "scangate-controller"]).unwrap_or(Value::Null);
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "the lease is released: {lease:#}"
+    );
+
+    // The next controller takes the lease at once and every scan gets its status.
+    env.controller = Env::spawn(&env.args, &env.log);
+    env.wait_ready();
+    wait_for(
+        "every scan to be Pending",
+        || {
+            let listed = get_json(&env.ns, &["imagescans"])?;
+            let pending = listed["items"]
+                .as_array()?
+                .iter()
+                .filter(|s| s["status"]["phase"] == "Pending")
+                .count();
+            (pending == SCANS).then_some(())
+        },
+        || env.logs(),
+    );
+}

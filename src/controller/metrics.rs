@@ -1,8 +1,9 @@
-//! Prometheus metrics of the controller. Labels are bounded: kind, result, phase.
+//! Prometheus metrics of the controller. Labels are bounded: kind, result, phase, verb,
+//! resource.
 
 use super::writes::StatusWrite;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,6 +34,34 @@ pub struct WriteLabels {
     pub result: StatusWrite,
 }
 
+/// The verb of an apiserver request a reconcile makes.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values as the apiserver's metrics spell them
+pub enum Verb {
+    get,
+    create,
+    patch,
+    delete,
+}
+
+/// The resource of an apiserver request a reconcile makes.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values as the apiserver's metrics spell them
+pub enum ApiResource {
+    /// The status of an ImageScan or SourceScan.
+    scans,
+    jobs,
+    configmaps,
+    /// A phase event (the recorder patches a repeated one).
+    events,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: Verb,
+    pub resource: ApiResource,
+}
+
 fn duration_histogram() -> Histogram {
     // 1 ms to about 30 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -46,6 +75,7 @@ pub struct Metrics {
     pub scans: Family<PhaseLabels, Gauge>,
     pub jobs_created: Family<KindLabels, Counter>,
     pub status_writes: Family<WriteLabels, Counter>,
+    pub api_requests: Family<RequestLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -64,6 +94,7 @@ impl Metrics {
             scans: Family::default(),
             jobs_created: Family::default(),
             status_writes: Family::default(),
+            api_requests: Family::default(),
             leader: Gauge::default(),
         }
     }
@@ -102,6 +133,11 @@ impl Metrics {
             self.status_writes.clone(),
         );
         registry.register(
+            "controller_api_requests",
+            "Apiserver requests made by reconciles (their reads come from the watches' caches), by verb and resource",
+            self.api_requests.clone(),
+        );
+        registry.register(
             "controller_leader",
             "1 while this replica holds the leader lease",
             self.leader.clone(),
@@ -134,6 +170,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one apiserver request of a reconcile.
+    pub fn requested(&self, verb: Verb, resource: ApiResource) {
+        self.api_requests
+            .get_or_create(&RequestLabels { verb, resource })
+            .inc();
+    }
+
     /// Sets the scans-by-phase gauge of a kind from a count per phase.
     pub fn set_phases(&self, kind: &str, counts: &[(crate::api::Phase, i64)]) {
         for (phase, n) in counts {
@@ -159,6 +202,7 @@ mod tests {
         metrics.set_phases("ImageScan", &[(crate::api::Phase::Failed, 2)]);
         metrics.status_written(StatusWrite::refused);
         metrics.status_written(StatusWrite::ok);
+        metrics.requested(Verb::patch, ApiResource::scans);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics.registry())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -169,6 +213,7 @@ mod tests {
             "scangate_controller_scans{kind=\"ImageScan\",phase=\"Failed\"} 2",
             "scangate_controller_status_writes_total{result=\"refused\"} 1",
             "scangate_controller_status_writes_total{result=\"ok\"} 1",
+            "scangate_controller_api_requests_total{verb=\"patch\",resource=\"scans\"} 1",
         ] {
             assert!(text.contains(expected), "{expected} not in {text}");
         }

@@ -3,22 +3,29 @@
 //! the status of every ImageScan and SourceScan.
 //!
 //! - [`kinds`]: what differs between ImageScan and SourceScan;
+//! - [`args`]: the flags of `scangate controller`;
+//! - [`cache`]: the watches a reconcile reads from, and the index from what they hold to the
+//!   scans it concerns;
 //! - [`job`]: Job names, construction and planning (pure);
+//! - [`plan`]: the plan of one reconcile, from what it observed (pure);
 //! - [`status`]: the desired status (pure);
 //! - [`policy`]: compiled policy cache and exception input;
 //! - [`store`]: the metadata store client;
 //! - [`events`]: Event notes that fit the API's limit (pure);
 //! - [`writes`]: counting and retrying status writes (pure);
 //! - [`target`]: whether a report is for the scan it was stored for (pure);
-//! - [`reconcile`]: the I/O of one reconcile;
+//! - [`reconcile`]: one reconcile: observe, plan, apply;
 //! - [`leader`]: leader election with a Lease;
 //! - [`upload`]: `scangate report --to-configmap`.
 
+pub mod args;
+pub mod cache;
 pub mod events;
 pub mod job;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;
+pub mod plan;
 pub mod policy;
 pub mod reconcile;
 pub mod status;
@@ -37,21 +44,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
 
 use crate::admission::config::AdmissionConfig;
-use crate::api::{ImageScan, Phase, ScanException, ScanPolicy, ScanTemplate, SourceScan};
-use crate::cli::ControllerArgs;
-use crate::report::SCAN_LABEL;
+use crate::api::{ImageScan, Phase, SourceScan};
+use args::ControllerArgs;
 use kinds::ScanKind;
 use metrics::Metrics;
 use reconcile::{Context, Settings};
@@ -177,27 +180,18 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .leader_election_identity
         .clone()
         .unwrap_or_else(leader::default_identity);
-    let config = AdmissionConfig::load(args.config.as_deref())?;
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config: Arc::new(config),
-        settings: Settings {
-            error_retry: args.error_retry,
-            job_ttl: args.job_ttl,
-        },
-        store,
-        policies: policy::PolicyCache::new(crate::sandbox::Sandbox::for_this_program(
-            controller_policy_limits(&args),
-        )?),
-        metrics: metrics.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: CONTROLLER_NAME.into(),
-                instance: Some(identity.clone()),
-            },
-        ),
-        status_failures: std::sync::Mutex::default(),
+    let config = Arc::new(AdmissionConfig::load(args.config.as_deref())?);
+    let policies = policy::PolicyCache::new(crate::sandbox::Sandbox::for_this_program(
+        controller_policy_limits(&args),
+    )?);
+
+    // SIGTERM or SIGINT: stop taking new reconciles, let those running finish.
+    let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+    let stop = stop_rx.map(|_| ()).shared();
+    tokio::spawn(async move {
+        crate::admin::shutdown_signal("controller").await;
+        tracing::info!("stopping: finishing the reconciles under way");
+        let _ = stop_tx.send(());
     });
 
     let lease = if args.leader_election {
@@ -208,14 +202,14 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         let config = leader::LeaseConfig {
             namespace: namespace.clone(),
             name: args.leader_election_lease.clone(),
-            identity,
+            identity: identity.clone(),
             duration: Duration::from_secs(15),
             renew_every: Duration::from_secs(2),
         };
         let api: Api<Lease> = Api::namespaced(client.clone(), &namespace);
         tokio::select! {
             _ = leader::acquire(&api, &config) => {}
-            _ = crate::admin::shutdown_signal("controller") => return Ok(()),
+            _ = stop.clone() => return Ok(()),
         }
         Some((api, config))
     } else {
@@ -224,12 +218,84 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     metrics.leader.set(1);
     admin.standby.store(false, Ordering::SeqCst);
 
-    let namespace = args.namespace.clone();
+    let namespace = args.namespace.as_deref();
+    let (image_store, image_watch) = scan_watch::<ImageScan>(&client, namespace);
+    let (source_store, source_watch) = scan_watch::<SourceScan>(&client, namespace);
+    let (triggers, image_triggers, source_triggers) = cache::triggers();
+    let (caches, watches) = cache::start(
+        &client,
+        namespace,
+        cache::ScanStores {
+            images: image_store.clone(),
+            sources: source_store.clone(),
+            scangate_namespace: config.scangate_namespace.clone(),
+        },
+        triggers,
+    );
+    let stopped = stop.clone();
+    // Stopped on the signal, or when `run` returns before it.
+    let _watches = AbortOnDrop(tokio::spawn(async move {
+        tokio::select! {
+            _ = watches => {}
+            _ = stopped => {}
+        }
+    }));
+    let kept = async {
+        match &lease {
+            Some((api, config)) => leader::keep(api, config).await,
+            None => futures::future::pending().await,
+        }
+    };
+    let mut kept = std::pin::pin!(kept);
+    tokio::select! {
+        ready = caches.wait_until_ready() => {
+            if ready.is_err() {
+                return Ok(());
+            }
+            tracing::info!("caches synced");
+        }
+        lost = &mut kept => return Err(lost),
+        _ = stop.clone() => return Ok(()),
+    }
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        settings: Settings {
+            error_retry: args.error_retry,
+            job_ttl: args.job_ttl,
+        },
+        store,
+        policies,
+        metrics: metrics.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: CONTROLLER_NAME.into(),
+                instance: Some(identity),
+            },
+        ),
+        caches,
+        status_failures: std::sync::Mutex::default(),
+        written: std::sync::Mutex::default(),
+    });
     let concurrency = args.concurrency;
-    let (images, image_store) =
-        controller_for::<ImageScan>(&client, namespace.as_deref(), concurrency, ctx.clone());
-    let (sources, source_store) =
-        controller_for::<SourceScan>(&client, namespace.as_deref(), concurrency, ctx.clone());
+    let images = controller_for(
+        image_watch,
+        image_store.clone(),
+        image_triggers,
+        stop.clone(),
+        concurrency,
+        ctx.clone(),
+    );
+    let sources = controller_for(
+        source_watch,
+        source_store.clone(),
+        source_triggers,
+        stop.clone(),
+        concurrency,
+        ctx,
+    );
     if let Ok(mut stores) = admin.stores.lock() {
         *stores = Some((image_store.clone(), source_store.clone()));
     }
@@ -249,18 +315,26 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
             }
         }
     });
-    tracing::info!(admin = %args.admin_listen, namespace = namespace.as_deref().unwrap_or("(all)"), "scangate controller running");
+    tracing::info!(admin = %args.admin_listen, namespace = namespace.unwrap_or("(all)"), "scangate controller running");
 
-    let outcome = match &lease {
-        Some((api, config)) => tokio::select! {
-            _ = futures::future::join(images, sources) => Ok(()),
-            lost = leader::keep(api, config) => Err(lost),
-            _ = crate::admin::shutdown_signal("controller") => Ok(()),
-        },
-        None => tokio::select! {
-            _ = futures::future::join(images, sources) => Ok(()),
-            _ = crate::admin::shutdown_signal("controller") => Ok(()),
-        },
+    let controllers = futures::future::join(images, sources);
+    let mut controllers = std::pin::pin!(controllers);
+    let outcome = tokio::select! {
+        _ = &mut controllers => Ok(()),
+        lost = &mut kept => Err(lost),
+        _ = stop.clone() => {
+            // The controllers stop on the same signal: wait for the reconciles under way,
+            // still holding the lease, for a bounded time.
+            tokio::select! {
+                finished = tokio::time::timeout(args.shutdown_grace, &mut controllers) => {
+                    if finished.is_err() {
+                        tracing::warn!(grace = ?args.shutdown_grace, "reconciles still running at shutdown are abandoned; the next leader does them again");
+                    }
+                    Ok(())
+                }
+                lost = &mut kept => Err(lost),
+            }
+        }
     };
     if let Some((api, config)) = &lease
         && outcome.is_ok()
@@ -270,6 +344,15 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     metrics.leader.set(0);
     tracing::info!("scangate controller stopped");
     outcome
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The namespace this pod runs in (service account file, then `POD_NAMESPACE`), else
@@ -287,86 +370,51 @@ fn own_namespace() -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// The scans of `store` in `namespace` for which `uses` holds.
-fn scans_where<K: ScanKind>(
-    store: &Store<K>,
-    namespace: Option<String>,
-    uses: impl Fn(&K) -> bool,
-) -> Vec<ObjectRef<K>> {
-    store
-        .state()
-        .iter()
-        .filter(|scan| scan.namespace() == namespace && uses(scan))
-        .map(|scan| ObjectRef::from_obj(&**scan))
-        .collect()
-}
-
-/// The controller of one scan kind, and its store of scans.
-fn controller_for<K: ScanKind>(
+/// The watch of one scan kind into its store (stripped of what the controller never reads):
+/// the store, and the stream of scans that changed, for their controller.
+fn scan_watch<K: ScanKind>(
     client: &Client,
     namespace: Option<&str>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) {
+    let api = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(cache::strip_scan::<K>)
+        .reflect(writer)
+        .applied_objects();
+    (store, stream)
+}
+
+/// The controller of one scan kind: reconciles each scan that changed, and each scan the
+/// caches' index sends; stops taking new reconciles when `stop` resolves and ends once those
+/// under way are done.
+fn controller_for<K: ScanKind>(
+    scans: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    store: Store<K>,
+    triggers: futures::channel::mpsc::Receiver<ObjectRef<K>>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     concurrency: u16,
     ctx: Arc<Context>,
-) -> (impl std::future::Future<Output = ()> + Send, Store<K>) {
-    let labelled = watcher::Config::default().labels(SCAN_LABEL);
-    let controller = Controller::new(api_for::<K>(client, namespace), watcher::Config::default())
-        .with_config(ControllerConfig::default().concurrency(concurrency));
-    let store = controller.store();
-    let (for_policies, for_templates, for_exceptions) =
-        (store.clone(), store.clone(), store.clone());
-    let controller = controller
-        .owns(api_for::<Job>(client, namespace), labelled.clone())
-        .owns(api_for::<ConfigMap>(client, namespace), labelled)
-        .watches(
-            api_for::<ScanPolicy>(client, namespace),
-            watcher::Config::default(),
-            move |policy: ScanPolicy| {
-                let name = policy.name_any();
-                scans_where(&for_policies, policy.namespace(), |scan: &K| {
-                    scan.settings().scan_policy.as_deref() == Some(name.as_str())
-                })
-            },
-        )
-        .watches(
-            api_for::<ScanTemplate>(client, namespace),
-            watcher::Config::default(),
-            move |template: ScanTemplate| {
-                let name = template.name_any();
-                scans_where(&for_templates, template.namespace(), |scan: &K| {
-                    scan.settings().scan_template.as_deref() == Some(name.as_str())
-                })
-            },
-        )
-        .watches(
-            api_for::<ScanException>(client, namespace),
-            watcher::Config::default(),
-            move |exception: ScanException| {
-                scans_where(&for_exceptions, exception.namespace(), |_: &K| true)
-            },
-        );
+) -> impl std::future::Future<Output = ()> + Send {
     let kind = K::kind(&()).into_owned();
-    let future = controller
+    Controller::for_stream(scans, store)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(stop)
         .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
         .for_each(move |result| {
             if let Err(e) = result {
                 tracing::debug!(kind = %kind, error = %e, "controller event");
             }
             futures::future::ready(())
-        });
-    (future, store)
+        })
 }
 
 fn admin_router(admin: Arc<Admin>) -> Router {

@@ -117,8 +117,8 @@ fn identity(policy: &ScanPolicy) -> (PolicyKey, PolicyVersion) {
 /// first of them stops applying. Only approved exceptions within the admin's bounds count, and
 /// only those that count where the scan's result counts (see
 /// [`AdmissionConfig::exception_counts_for_scan`]).
-pub fn exceptions_input(
-    exceptions: &[ScanException],
+pub fn exceptions_input<'a>(
+    exceptions: impl IntoIterator<Item = &'a ScanException>,
     image: Option<&ImageRef>,
     scan_namespace: &str,
     config: &AdmissionConfig,
@@ -129,7 +129,7 @@ pub fn exceptions_input(
     };
     let max_duration = config.exception_max_duration().unwrap_or_default();
     let mut active: Vec<(&ScanException, Exception)> = exceptions
-        .iter()
+        .into_iter()
         .map(|e| (e, Exception::from_exception(e)))
         .filter(|(_, parsed)| {
             parsed.is_active(now, max_duration)

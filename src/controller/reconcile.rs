@@ -1,6 +1,7 @@
-//! The reconciler: gathers what the cluster says about a scan (I/O), decides with the pure
-//! functions of `job` and `status`, and applies the result. Nothing that matters is kept in
-//! memory: every reconcile starts from the cluster's state.
+//! The reconciler: observes what the caches hold for a scan, plans with the pure functions of
+//! [`super::plan`], and applies the plan (the Job, the policy in the sandbox, the metadata
+//! store, the status write, the event). Nothing that matters is kept in memory: every reconcile
+//! starts from the cluster's state, as the watches show it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,31 +10,29 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::cache::Caches;
 use super::events::phase_note;
-use super::job::{JobAction, JobState, JobSummary, PlanInputs, build_job, plan, rescan_at, until};
+use super::job::{JobSummary, build_job};
 use super::kinds::ScanKind;
-use super::metrics::Metrics;
-use super::policy::{PolicyCache, exceptions_input};
-use super::status::{
-    PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
-    previous_facts, state_from_job, state_without_job,
+use super::metrics::{ApiResource, Metrics, Verb};
+use super::plan::{
+    Observed, ObservedReport, Outcomes, Plan, ReportFacts, Rules, Step, plan, settle,
 };
+use super::policy::PolicyCache;
+use super::status::{PolicyState, SendState};
 use super::store::{MetadataStore, ScanIdentity};
 use super::writes::{StatusWrite, backoff, classify};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
-use crate::admission::scanning::template_pod;
-use crate::api::{
-    ConditionStatus, ConditionType, Phase, ScanException, ScanPolicy, ScanStatus, ScanTemplate,
-    Scanner,
-};
+use crate::api::{Phase, ScanPolicy, ScanStatus};
 use crate::policy::outcome;
 use crate::report::{
     REPORTED_BY, Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value,
@@ -42,8 +41,8 @@ use crate::report::{
 /// The field manager of the controller's status writes.
 pub const FIELD_MANAGER: &str = "scangate-controller";
 
-/// The Succeeded message of a scan whose report was pushed (no template).
-pub const PUSHED_MESSAGE: &str = "The report was pushed with scangate report";
+/// A status write that takes longer than this is given up, and tried again with backoff.
+pub const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of the reconciler.
 #[derive(Clone, Debug)]
@@ -66,9 +65,24 @@ pub struct Context {
     pub policies: PolicyCache,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// What a reconcile reads.
+    pub caches: Caches,
     /// Status writes that failed in a row, per scan (`kind/namespace/name`); an entry goes
     /// when a write succeeds or the scan is being deleted.
     pub status_failures: Mutex<HashMap<String, u32>>,
+    /// The status last written per scan, with the resourceVersion of the scan it was written
+    /// over: while the scan's cache still shows that version, the write is what the status is.
+    /// An entry goes when the cache shows another version or the scan is being deleted.
+    pub written: Mutex<HashMap<String, (Option<String>, ScanStatus)>>,
+}
+
+/// Why a status write failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Kube(kube::Error),
+    #[error("no answer within {STATUS_WRITE_TIMEOUT:?}")]
+    Timeout,
 }
 
 /// Reconciles one scan, in a span, counting it.
@@ -98,7 +112,7 @@ pub fn error_policy<K: ScanKind>(_scan: Arc<K>, _error: &Error, ctx: Arc<Context
 /// A report read from its ConfigMap, or why it could not be.
 type ReadReport = Result<(Report, Timestamp), String>;
 
-/// The key of a scan in [`Context::status_failures`].
+/// The key of a scan in [`Context::status_failures`] and [`Context::written`].
 fn failure_key<K: ScanKind>(scan: &K) -> String {
     format!(
         "{}/{}/{}",
@@ -108,243 +122,198 @@ fn failure_key<K: ScanKind>(scan: &K) -> String {
     )
 }
 
+/// Observe, plan, apply, settle, write.
 async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> {
-    if scan.meta().deletion_timestamp.is_some() {
-        if let Ok(mut failures) = ctx.status_failures.lock() {
-            failures.remove(&failure_key(scan));
+    let observed = observe(scan, ctx);
+    let rules = Rules {
+        config: &ctx.config,
+        error_retry: ctx.settings.error_retry,
+        store_configured: ctx.store.is_some(),
+    };
+    let work = match plan(&observed, rules) {
+        Plan::Forget => {
+            let key = failure_key(scan);
+            if let Ok(mut failures) = ctx.status_failures.lock() {
+                failures.remove(&key);
+            }
+            if let Ok(mut written) = ctx.written.lock() {
+                written.remove(&key);
+            }
+            return Ok(Action::await_change());
         }
-        return Ok(Action::await_change());
+        Plan::Work(work) => work,
+    };
+    let outcomes = apply(scan, &observed, &work.steps, ctx).await?;
+    let settled = settle(&observed, work, outcomes, rules);
+    if let Some(status) = &settled.write {
+        if let Some(retry) = write_status(scan, status, ctx).await {
+            return Ok(Action::requeue(retry));
+        }
+        if settled.publish_event {
+            publish_phase_event(scan, status, ctx).await;
+        }
     }
-    let client = &ctx.client;
-    let settings = &ctx.settings;
+    Ok(settled
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// What the caches hold for the scan. The status is the one this controller wrote last while
+/// the scan's cache has not shown that write yet (the scan is the one it was written over).
+fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
+    let caches = &ctx.caches;
     let name = scan.name_any();
     let namespace = scan.namespace().unwrap_or_default();
     let uid = scan.uid().unwrap_or_default();
-    let generation = scan.meta().generation;
-    let spec = scan.settings();
-    let previous = scan.scan_status();
-    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::now());
-    let mut wake: Vec<Timestamp> = vec![];
-    let mut retry_errors = false;
+    let settings = scan.settings().clone();
+    let report = Caches::get(&caches.reports, &namespace, &config_map_name(&name))
+        .filter(|cm| belongs_to(cm, &uid, &name))
+        .map(|cm| ObservedReport {
+            reported_by: cm.annotations().get(REPORTED_BY).cloned(),
+            read: read_report(&cm).and_then(|(report, stored_at)| {
+                // A report for another image (or repository) is refused, never used.
+                scan.check_report(&report).map_err(|e| e.to_string())?;
+                Ok(ReportFacts {
+                    artifact: scan.artifact(&report),
+                    exception_image: scan.exception_image(Some(&report)),
+                    report,
+                    stored_at,
+                })
+            }),
+        });
+    let template = settings
+        .scan_template
+        .as_deref()
+        .and_then(|t| Caches::get(&caches.templates, &namespace, t));
+    let jobs = match template {
+        None => vec![],
+        Some(_) => {
+            let label = scan_label_value(&name);
+            caches
+                .jobs
+                .state()
+                .iter()
+                .filter(|j| {
+                    j.namespace().as_deref() == Some(namespace.as_str())
+                        && j.labels().get(SCAN_LABEL) == Some(&label)
+                        && j.owner_references().iter().any(|o| o.uid == uid)
+                })
+                .map(|j| JobSummary::from_job(j))
+                .collect()
+        }
+    };
+    let policy = settings
+        .scan_policy
+        .as_deref()
+        .and_then(|p| Caches::get(&caches.policies, &namespace, p));
+    let sources = exception_namespaces(&namespace, &ctx.config);
+    let exceptions = caches
+        .exceptions
+        .iter()
+        .flat_map(Store::state)
+        .filter(|e| {
+            e.namespace()
+                .is_some_and(|ns| sources.contains(&ns.as_str()))
+        })
+        .collect();
+    let key = failure_key(scan);
+    let mut written = ctx
+        .written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = match written.get(&key) {
+        Some((over, status)) if *over == scan.resource_version() => Some(status.clone()),
+        Some(_) => {
+            written.remove(&key);
+            scan.scan_status().cloned()
+        }
+        None => scan.scan_status().cloned(),
+    };
+    drop(written);
+    let now = Timestamp::now();
+    Observed {
+        uid,
+        generation: scan.meta().generation,
+        deleting: scan.meta().deletion_timestamp.is_some(),
+        settings,
+        previous,
+        report,
+        template,
+        jobs,
+        policy,
+        exceptions,
+        now: Timestamp::from_second(now.as_second()).unwrap_or(now),
+        name,
+        namespace,
+    }
+}
 
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    let report_name = config_map_name(&name);
-    let report_map = config_maps
-        .get_opt(&report_name)
-        .await?
-        .filter(|cm| belongs_to(cm, &uid, &name));
-    let reported_by = report_map
-        .as_ref()
-        .and_then(|cm| cm.annotations().get(REPORTED_BY).cloned());
-    let mut report: Option<ReadReport> = report_map.map(|cm| {
-        let (report, stored_at) = read_report(&cm)?;
-        // A report for another image (or repository) is refused, never used.
-        scan.check_report(&report).map_err(|e| e.to_string())?;
-        Ok((report, stored_at))
-    });
-    // The Job whose report the scan shows, when it still exists.
-    let mut report_job = None;
-
-    let mut template_generation = None;
-    let state = match &spec.scan_template {
-        None => state_without_job(previous, ok_of(&report).as_ref(), PUSHED_MESSAGE),
-        Some(template_name) => {
-            let templates: Api<ScanTemplate> = Api::namespaced(client.clone(), &namespace);
-            match templates.get_opt(template_name).await? {
-                None => {
-                    retry_errors = true;
-                    ScanState::Unrunnable {
-                        error: format!("ScanTemplate {template_name} not found"),
+/// Executes the steps, in order, and gathers their outcomes.
+async fn apply<K: ScanKind>(
+    scan: &K,
+    observed: &Observed,
+    steps: &[Step],
+    ctx: &Context,
+) -> Result<Outcomes> {
+    let namespace = &observed.namespace;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut outcomes = Outcomes::default();
+    for step in steps {
+        match step {
+            Step::DeleteReport { name } => {
+                let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+                ctx.metrics.requested(Verb::delete, ApiResource::configmaps);
+                match delete_ignoring_missing(&config_maps, name).await {
+                    Err(Error::Kube(kube::Error::Api(status))) if status.code == 403 => {
+                        // The new report will overwrite it; without `delete` on ConfigMaps, a
+                        // Job that stores none is not told apart.
+                        tracing::warn!(error = %status.message, "cannot delete the previous report before rescanning");
                     }
-                }
-                Some(template) => {
-                    let tgen = template.metadata.generation.unwrap_or(0);
-                    template_generation = Some(tgen);
-                    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
-                    let owned: Vec<Job> = jobs
-                        .list(
-                            &ListParams::default()
-                                .labels(&format!("{SCAN_LABEL}={}", scan_label_value(&name))),
-                        )
-                        .await?
-                        .items
-                        .into_iter()
-                        .filter(|j| j.owner_references().iter().any(|o| o.uid == uid))
-                        .collect();
-                    let previous_facts = previous_facts(previous, generation, template_generation);
-                    let decided = plan(&PlanInputs {
-                        scan_uid: uid.clone(),
-                        scan_generation: generation.unwrap_or(0),
-                        template_generation: tgen,
-                        jobs: owned.iter().map(JobSummary::from_job).collect(),
-                        previous: previous_facts,
-                        report_ok: matches!(report, Some(Ok(_))),
-                        rescan_interval: rescan_interval(spec.rescan_interval.as_deref()),
-                        suspend: spec.suspend,
-                        error_retry: settings.error_retry,
-                        now,
-                    });
-                    wake.extend(decided.requeue_at);
-                    let allowed = template_pod(
-                        template_name,
-                        &template.spec.template,
-                        &ctx.config.templates,
-                    );
-                    match (decided.action, allowed) {
-                        (JobAction::Use(job), _) => {
-                            report_job = Some(job.name.clone());
-                            state_from_job(&job.state, ok_of(&report).as_ref(), &report_name)
-                        }
-                        (JobAction::Idle, _) => {
-                            state_without_job(previous, ok_of(&report).as_ref(), "Complete")
-                        }
-                        (JobAction::Create(_), Err(error)) => {
-                            // The template's watch brings the scan back when it is fixed.
-                            tracing::warn!(%error, "scan Job not created: the template's pod is refused");
-                            ScanState::Unrunnable { error }
-                        }
-                        (JobAction::Create(key), Ok(())) => {
-                            // A new scan: the old report must not pass for its result.
-                            if report.take().is_some() {
-                                match delete_ignoring_missing(&config_maps, &report_name).await {
-                                    Err(Error::Kube(kube::Error::Api(status)))
-                                        if status.code == 403 =>
-                                    {
-                                        // The new report will overwrite it; without `delete` on
-                                        // ConfigMaps, a Job that stores none is not told apart.
-                                        tracing::warn!(error = %status.message, "cannot delete the previous report before rescanning");
-                                    }
-                                    other => other?,
-                                }
-                            }
-                            for old in owned
-                                .iter()
-                                .filter(|j| JobSummary::from_job(j).state == JobState::Running)
-                            {
-                                delete_ignoring_missing(&jobs, &old.name_any()).await?;
-                            }
-                            let job = build_job(
-                                scan,
-                                &template.spec.template,
-                                &key,
-                                settings.job_ttl,
-                                &ctx.config.templates.service_account,
-                            );
-                            match create_or_adopt(&jobs, &job, &uid).await? {
-                                Ok(job) => {
-                                    ctx.metrics
-                                        .jobs_created
-                                        .get_or_create(&super::metrics::KindLabels {
-                                            kind: K::kind(&()).into_owned(),
-                                        })
-                                        .inc();
-                                    tracing::info!(job = %job.name_any(), attempt = key.attempt, "scan job started");
-                                    let summary = JobSummary::from_job(&job);
-                                    state_from_job(&summary.state, None, &report_name)
-                                }
-                                Err(error) => {
-                                    retry_errors = true;
-                                    ScanState::Unrunnable { error }
-                                }
-                            }
-                        }
-                    }
+                    other => other?,
                 }
             }
-        }
-    };
-
-    let mut results = None;
-    if let (ScanState::Finished { .. }, Some(Ok((report, stored_at)))) = (&state, &report) {
-        let (policy, expiry, report_for_store) =
-            evaluate_policy(scan, report, &namespace, now, ctx).await?;
-        if matches!(policy, PolicyState::Error { .. }) {
-            retry_errors = true;
-        }
-        wake.extend(expiry);
-        let sending = send_results(scan, &report_for_store, *stored_at, previous, ctx).await;
-        if matches!(sending, SendState::Failed { .. }) {
-            retry_errors = true;
-        }
-        if !spec.suspend
-            && spec.scan_template.is_some()
-            && let Some(at) = rescan_at(
-                Some(*stored_at),
-                rescan_interval(spec.rescan_interval.as_deref()),
-            )
-        {
-            wake.push(at);
-        }
-        results = Some(Results {
-            cve_count: report.cve_count(),
-            artifact: scan.artifact(report),
-            scanner: Scanner {
-                name: report.scanner.name.clone(),
-                vendor: report.scanner.vendor.clone(),
-                version: report.scanner.version.clone(),
-            },
-            stored_at: *stored_at,
-            source: match &spec.scan_template {
-                Some(template) => ReportSource::Job {
-                    namespace: namespace.clone(),
-                    job: report_job.clone(),
-                    template: template.clone(),
-                },
-                None => ReportSource::Pushed {
-                    by: reported_by.clone(),
-                },
-            },
-            policy,
-            sending,
-        });
-    }
-
-    let desired = desired_status(&StatusInputs {
-        generation,
-        template_generation,
-        previous,
-        state,
-        results,
-        now,
-    });
-    let changed = match previous {
-        Some(p) => serde_json::to_value(p)? != serde_json::to_value(&desired)?,
-        None => true,
-    };
-    if changed {
-        if let Some(retry) = write_status(scan, &desired, ctx).await {
-            return Ok(Action::requeue(retry));
-        }
-        let old_phase = previous.and_then(|p| p.phase);
-        if desired.phase != old_phase {
-            publish_phase_event(scan, &desired, ctx).await;
+            Step::DeleteJob { name } => {
+                ctx.metrics.requested(Verb::delete, ApiResource::jobs);
+                delete_ignoring_missing(&jobs, name).await?;
+            }
+            Step::CreateJob { key, template } => {
+                let job = build_job(
+                    scan,
+                    &template.spec.template,
+                    key,
+                    ctx.settings.job_ttl,
+                    &ctx.config.templates.service_account,
+                );
+                let created = match create_or_adopt(&jobs, &job, &observed.uid, &ctx.metrics)
+                    .await?
+                {
+                    Ok(job) => {
+                        ctx.metrics
+                            .jobs_created
+                            .get_or_create(&super::metrics::KindLabels {
+                                kind: K::kind(&()).into_owned(),
+                            })
+                            .inc();
+                        tracing::info!(job = %job.name_any(), attempt = key.attempt, "scan job started");
+                        Ok(JobSummary::from_job(&job).state)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "scan Job not created");
+                        Err(error)
+                    }
+                };
+                outcomes.created = Some(created);
+            }
+            Step::ForgetPolicy { name } => ctx.policies.remove(namespace, name),
+            Step::EvaluatePolicy { policy, input } => {
+                outcomes.policy = Some(evaluate_policy(policy, input, ctx).await?);
+            }
+            Step::SendResults { report } => {
+                outcomes.sending = Some(send_results(scan, report, ctx).await);
+            }
         }
     }
-
-    if retry_errors {
-        wake.push(
-            now.checked_add(
-                jiff::SignedDuration::try_from(settings.error_retry).unwrap_or_default(),
-            )
-            .unwrap_or(now),
-        );
-    }
-    Ok(match wake.into_iter().min() {
-        Some(at) => Action::requeue(until(now, at).max(Duration::from_secs(1))),
-        None => Action::await_change(),
-    })
-}
-
-/// `Ok(())` or the error, for the pure state functions.
-fn ok_of(report: &Option<ReadReport>) -> Option<Result<(), String>> {
-    report
-        .as_ref()
-        .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
-}
-
-fn rescan_interval(text: Option<&str>) -> Option<Duration> {
-    text.and_then(|t| crate::api::parse_duration(t).ok())
-        .filter(|d| !d.is_zero())
+    Ok(outcomes)
 }
 
 /// Writes the scan's status (server-side apply) and counts the write. `None` when written;
@@ -362,28 +331,37 @@ async fn write_status<K: ScanKind>(
         "kind": K::kind(&()),
         "status": desired,
     });
-    let written = api
-        .patch_status(
+    ctx.metrics.requested(Verb::patch, ApiResource::scans);
+    let written = tokio::time::timeout(
+        STATUS_WRITE_TIMEOUT,
+        api.patch_status(
             &scan.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
-        )
-        .await;
+        ),
+    )
+    .await;
     let key = failure_key(scan);
     let mut failures = ctx
         .status_failures
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let error = match written {
-        Ok(_) => {
+        Ok(Ok(updated)) => {
             failures.remove(&key);
             ctx.metrics.status_written(StatusWrite::ok);
+            if let Some(status) = updated.scan_status()
+                && let Ok(mut written) = ctx.written.lock()
+            {
+                written.insert(key, (scan.resource_version(), status.clone()));
+            }
             return None;
         }
-        Err(error) => error,
+        Ok(Err(error)) => WriteError::Kube(error),
+        Err(_) => WriteError::Timeout,
     };
     let code = match &error {
-        kube::Error::Api(status) => Some(status.code),
+        WriteError::Kube(kube::Error::Api(status)) => Some(status.code),
         _ => None,
     };
     let result = classify(code);
@@ -392,14 +370,16 @@ async fn write_status<K: ScanKind>(
     *count = count.saturating_add(1);
     let retry = backoff(*count, ctx.settings.error_retry);
     match &error {
-        kube::Error::Api(status) if result == StatusWrite::refused => tracing::warn!(
-            code = status.code,
-            reason = %status.reason,
-            cause = %status.message,
-            failures = *count,
-            retry_in = ?retry,
-            "the apiserver refused the status write; retrying (when scangate's status webhook refused it, the controller does not run as the identity of `controllerUsername` in the admission config)"
-        ),
+        WriteError::Kube(kube::Error::Api(status)) if result == StatusWrite::refused => {
+            tracing::warn!(
+                code = status.code,
+                reason = %status.reason,
+                cause = %status.message,
+                failures = *count,
+                retry_in = ?retry,
+                "the apiserver refused the status write; retrying (when scangate's status webhook refused it, the controller does not run as the identity of `controllerUsername` in the admission config)"
+            )
+        }
         _ => tracing::warn!(
             error = %error,
             failures = *count,
@@ -460,7 +440,13 @@ where
 /// Creates the Job; when it exists already (a restart, or a lost response), adopts it if it is
 /// the scan's. A Job the apiserver refuses (an invalid template, a quota, a policy) is
 /// `Ok(Err(cause))`: the scan shows the cause.
-async fn create_or_adopt(api: &Api<Job>, job: &Job, uid: &str) -> Result<Result<Job, String>> {
+async fn create_or_adopt(
+    api: &Api<Job>,
+    job: &Job,
+    uid: &str,
+    metrics: &Metrics,
+) -> Result<Result<Job, String>> {
+    metrics.requested(Verb::create, ApiResource::jobs);
     match api.create(&PostParams::default(), job).await {
         Ok(created) => Ok(Ok(created)),
         Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
@@ -471,6 +457,7 @@ async fn create_or_adopt(api: &Api<Job>, job: &Job, uid: &str) -> Result<Result<
         }
         Err(kube::Error::Api(status)) if status.is_already_exists() => {
             let name = job.name_any();
+            metrics.requested(Verb::get, ApiResource::jobs);
             let existing = api.get(&name).await?;
             if existing.owner_references().iter().any(|o| o.uid == uid) {
                 Ok(Ok(existing))
@@ -482,46 +469,19 @@ async fn create_or_adopt(api: &Api<Job>, job: &Job, uid: &str) -> Result<Result<
     }
 }
 
-/// Evaluates the scan's policy with the active exceptions; returns the policy state, when the
-/// first exception used expires, and the report as evaluated (with `exceptions`).
-async fn evaluate_policy<K: ScanKind>(
-    scan: &K,
-    report: &Report,
-    namespace: &str,
-    now: Timestamp,
+/// Evaluates the policy in the sandbox on the report with its exceptions.
+async fn evaluate_policy(
+    policy: &ScanPolicy,
+    input: &Report,
     ctx: &Context,
-) -> Result<(PolicyState, Option<Timestamp>, Report)> {
-    let mut evaluated = report.clone();
-    let Some(policy_name) = &scan.settings().scan_policy else {
-        return Ok((PolicyState::NoPolicy, None, evaluated));
-    };
-    let policies: Api<ScanPolicy> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(policy) = policies.get_opt(policy_name).await? else {
-        ctx.policies.remove(namespace, policy_name);
-        return Ok((
-            PolicyState::Error {
-                error: format!("ScanPolicy {policy_name} not found"),
-                generation: None,
-            },
-            None,
-            evaluated,
-        ));
-    };
+) -> Result<PolicyState> {
     use super::policy::Evaluated;
     use crate::policy::Outcome;
     let generation = policy.metadata.generation.unwrap_or(0);
-    let mut all = vec![];
-    for source in exception_namespaces(namespace, &ctx.config) {
-        let exceptions: Api<ScanException> = Api::namespaced(ctx.client.clone(), source);
-        all.extend(exceptions.list(&ListParams::default()).await?.items);
-    }
-    let image = scan.exception_image(Some(report));
-    let (active, expiry) = exceptions_input(&all, image.as_ref(), namespace, &ctx.config, now);
-    evaluated.exceptions = active;
-    let input = serde_json::to_value(&evaluated)?;
-    let state = match ctx.policies.evaluate(&policy, input).await {
+    let value = serde_json::to_value(input)?;
+    Ok(match ctx.policies.evaluate(policy, value).await {
         Evaluated::Ran(evaluation) => PolicyState::Evaluated {
-            outcome: outcome(&evaluated, Ok(evaluation)),
+            outcome: outcome(input, Ok(evaluation)),
             generation,
         },
         Evaluated::Failed(error) => PolicyState::Evaluated {
@@ -532,8 +492,7 @@ async fn evaluate_policy<K: ScanKind>(
             error,
             generation: Some(generation),
         },
-    };
-    Ok((state, expiry, evaluated))
+    })
 }
 
 /// The namespaces whose exceptions may shape a scan's result in `namespace`.
@@ -545,30 +504,11 @@ fn exception_namespaces<'a>(namespace: &'a str, config: &'a AdmissionConfig) -> 
     sources
 }
 
-/// Sends the report to the metadata store unless it was sent already (same report).
-async fn send_results<K: ScanKind>(
-    scan: &K,
-    report: &Report,
-    stored_at: Timestamp,
-    previous: Option<&ScanStatus>,
-    ctx: &Context,
-) -> SendState {
+/// Sends the report to the metadata store.
+async fn send_results<K: ScanKind>(scan: &K, report: &Report, ctx: &Context) -> SendState {
     let Some(store) = &ctx.store else {
         return SendState::NotConfigured;
     };
-    if let Some(p) = previous {
-        let sent = p
-            .conditions
-            .iter()
-            .any(|c| c.type_ == ConditionType::SendingResults && c.status == ConditionStatus::True);
-        let same_report = p.scanned_at.as_ref().map(|t| t.0) == Some(stored_at);
-        if sent
-            && same_report
-            && let Some(url) = &p.metadata_url
-        {
-            return SendState::Sent { url: url.clone() };
-        }
-    }
     let identity = ScanIdentity {
         kind: K::kind(&()).into_owned(),
         namespace: scan.namespace().unwrap_or_default(),
@@ -602,6 +542,7 @@ async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &C
         action: "Reconcile".into(),
         secondary: None,
     };
+    ctx.metrics.requested(Verb::create, ApiResource::events);
     if let Err(e) = ctx.recorder.publish(&event, &scan.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish an event");
     }

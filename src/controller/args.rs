@@ -1,0 +1,70 @@
+//! The flags of `scangate controller`: every flag has an environment variable fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::{PolicyLimitArgs, duration};
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Address of the plain-HTTP admin server (/livez, /readyz, /metrics).
+    #[arg(long, env = "SCANGATE_ADMIN_LISTEN", default_value = "0.0.0.0:8081")]
+    pub admin_listen: SocketAddr,
+    /// Base URL of the metadata store; results are not sent when unset.
+    #[arg(long, env = "SCANGATE_METADATA_STORE_URL")]
+    pub metadata_store_url: Option<String>,
+    /// A file holding the bearer token for the metadata store (read at every send).
+    #[arg(long, env = "SCANGATE_METADATA_STORE_TOKEN_FILE")]
+    pub metadata_store_token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) the metadata store's certificate is checked against (default: the
+    /// platform's trust store).
+    #[arg(long, env = "SCANGATE_METADATA_STORE_CA_FILE")]
+    pub metadata_store_ca_file: Option<PathBuf>,
+    /// How long to wait before retrying an error (missing template or policy, failed Job,
+    /// metadata store failure). Failed Jobs back off, doubling this per attempt.
+    #[arg(long, env = "SCANGATE_ERROR_RETRY", default_value = "60s", value_parser = duration)]
+    pub error_retry: Duration,
+    /// Finished scan Jobs are deleted after this long (Job ttlSecondsAfterFinished).
+    #[arg(long, env = "SCANGATE_JOB_TTL", default_value = "1h", value_parser = duration)]
+    pub job_ttl: Duration,
+    /// Run only while holding the leader Lease (`--leader-election=false` to turn off).
+    #[arg(
+        long,
+        env = "SCANGATE_LEADER_ELECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace).
+    #[arg(long, env = "SCANGATE_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "SCANGATE_LEADER_ELECTION_LEASE",
+        default_value = "scangate-controller"
+    )]
+    pub leader_election_lease: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else the host name).
+    #[arg(long, env = "SCANGATE_LEADER_ELECTION_IDENTITY")]
+    pub leader_election_identity: Option<String>,
+    /// Only reconcile scans in this namespace (default: all namespaces).
+    #[arg(long, env = "SCANGATE_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Scans reconciled at the same time, per kind.
+    #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// The admission rules (YAML) the webhook reads: which namespaces are trusted and the
+    /// exception rules, read once at start. Without it, the defaults.
+    #[arg(long, env = "SCANGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// On SIGTERM, how long the reconciles under way may take to finish before the controller
+    /// exits anyway (then releases its lease).
+    #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub policy: PolicyLimitArgs,
+}

@@ -1,0 +1,553 @@
+//! The controller's caches: one watch per kind the reconciler reads (ScanTemplates,
+//! ScanPolicies, ScanExceptions, Jobs and report ConfigMaps labelled with the scan label), each
+//! kept in a reflector store, stripped of what the controller never reads before it is stored;
+//! and the index from each of those objects to the scans it concerns, which sends those scans
+//! to their controller. A reconcile reads these stores, never the apiserver.
+
+use std::sync::Arc;
+
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::kinds::ScanKind;
+use crate::api::{ImageScan, ScanException, ScanPolicy, ScanSettings, ScanTemplate, SourceScan};
+use crate::report::{REPORT_KEY, REPORTED_BY, SCAN_LABEL};
+
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// How many scans to reconcile may wait for their controller, per kind, before the watches
+/// wait for it.
+const QUEUE: usize = 1024;
+
+/// The stores a reconcile reads.
+#[derive(Clone)]
+pub struct Caches {
+    pub templates: Store<ScanTemplate>,
+    pub policies: Store<ScanPolicy>,
+    /// The exceptions of the watched namespace(s), and when that is one namespace other than
+    /// scangate's, those of scangate's namespace too (the admin's count everywhere).
+    pub exceptions: Vec<Store<ScanException>>,
+    pub jobs: Store<Job>,
+    pub reports: Store<ConfigMap>,
+}
+
+impl Caches {
+    /// The object `name` in `namespace` of `store`.
+    pub fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Waits until every store holds its first full list.
+    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.templates.wait_until_ready().await?;
+        self.policies.wait_until_ready().await?;
+        for exceptions in &self.exceptions {
+            exceptions.wait_until_ready().await?;
+        }
+        self.jobs.wait_until_ready().await?;
+        self.reports.wait_until_ready().await
+    }
+}
+
+/// Where the index sends the scans to reconcile.
+pub struct Triggers {
+    pub images: mpsc::Sender<ObjectRef<ImageScan>>,
+    pub sources: mpsc::Sender<ObjectRef<SourceScan>>,
+}
+
+/// The scans' stores, for the index (templates, policies and exceptions name no scan).
+pub struct ScanStores {
+    pub images: Store<ImageScan>,
+    pub sources: Store<SourceScan>,
+    /// Exceptions here count for scans in every namespace.
+    pub scangate_namespace: String,
+}
+
+/// Drops what no reader of a cached object looks at: managed fields and the last-applied copy.
+pub fn strip_meta(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A scan as the controller caches it.
+pub fn strip_scan<K: ScanKind>(scan: &mut K) {
+    strip_meta(scan.meta_mut());
+}
+
+/// A Job as the planner reads it ([`super::job::JobSummary::from_job`]): metadata (names,
+/// annotations, owners, creation time), the conditions and the completion time; not the pod
+/// template.
+pub fn strip_job(job: &mut Job) {
+    strip_meta(&mut job.metadata);
+    job.spec = None;
+    job.status = job.status.take().map(|status| JobStatus {
+        conditions: status.conditions,
+        completion_time: status.completion_time,
+        ..JobStatus::default()
+    });
+}
+
+/// A report ConfigMap as the reconciler reads it: the report, the scan label, the owners, who
+/// pushed it, and when it was stored (the latest managed-field time, kept as the only entry, as
+/// [`super::reconcile::read_report`] reads it).
+pub fn strip_report(config_map: &mut ConfigMap) {
+    let written = config_map
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.time.clone())
+        .max_by_key(|t| t.0);
+    strip_meta(&mut config_map.metadata);
+    config_map.metadata.managed_fields = written.map(|time| {
+        vec![ManagedFieldsEntry {
+            time: Some(time),
+            ..ManagedFieldsEntry::default()
+        }]
+    });
+    if let Some(annotations) = &mut config_map.metadata.annotations {
+        annotations.retain(|key, _| key == REPORTED_BY);
+    }
+    config_map.data = None;
+    if let Some(data) = &mut config_map.binary_data {
+        data.retain(|key, _| key == REPORT_KEY);
+    }
+}
+
+/// The scans a Job or report names as its owner, by kind.
+pub fn owners(meta: &ObjectMeta) -> (Vec<ObjectRef<ImageScan>>, Vec<ObjectRef<SourceScan>>) {
+    let namespace = meta.namespace.as_deref().unwrap_or_default();
+    let mut images = vec![];
+    let mut sources = vec![];
+    let group = format!("{}/", ImageScan::group(&()));
+    for owner in meta.owner_references.iter().flatten() {
+        if !owner.api_version.starts_with(&group) {
+            continue;
+        }
+        if owner.kind == ImageScan::kind(&()) {
+            images.push(ObjectRef::new(&owner.name).within(namespace));
+        } else if owner.kind == SourceScan::kind(&()) {
+            sources.push(ObjectRef::new(&owner.name).within(namespace));
+        }
+    }
+    (images, sources)
+}
+
+/// The scans of `store` in `namespace` (every namespace when `None`) for which `uses` holds.
+fn scans_where<K: ScanKind>(
+    store: &Store<K>,
+    namespace: Option<&str>,
+    uses: impl Fn(&K) -> bool,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|scan| {
+            namespace.is_none_or(|ns| scan.namespace().as_deref() == Some(ns)) && uses(scan)
+        })
+        .map(|scan| ObjectRef::from_obj(&**scan))
+        .collect()
+}
+
+/// What a cached object that changed (or went) may concern.
+enum Touched {
+    /// The scans that name this ScanTemplate.
+    Template {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// The scans that name this ScanPolicy.
+    Policy {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// The scans an exception of this namespace may count for.
+    Exception { namespace: Option<String> },
+    /// The scans that own a Job or report.
+    Owned(Vec<ObjectRef<ImageScan>>, Vec<ObjectRef<SourceScan>>),
+}
+
+impl Touched {
+    fn template(t: ScanTemplate) -> Self {
+        Touched::Template {
+            namespace: t.namespace(),
+            name: t.name_any(),
+        }
+    }
+
+    fn policy(p: ScanPolicy) -> Self {
+        Touched::Policy {
+            namespace: p.namespace(),
+            name: p.name_any(),
+        }
+    }
+
+    fn exception(e: ScanException) -> Self {
+        Touched::Exception {
+            namespace: e.namespace(),
+        }
+    }
+
+    fn owned<K: Resource>(object: K) -> Self {
+        let (images, sources) = owners(object.meta());
+        Touched::Owned(images, sources)
+    }
+}
+
+impl ScanStores {
+    /// The scans a changed object concerns.
+    fn concerned(
+        &self,
+        touched: Touched,
+    ) -> (Vec<ObjectRef<ImageScan>>, Vec<ObjectRef<SourceScan>>) {
+        type Pick = fn(&ScanSettings) -> Option<&str>;
+        let named = |namespace: Option<String>, name: String, pick: Pick| {
+            let ns = namespace.as_deref();
+            (
+                scans_where(&self.images, ns, |s: &ImageScan| {
+                    pick(s.settings()) == Some(name.as_str())
+                }),
+                scans_where(&self.sources, ns, |s: &SourceScan| {
+                    pick(s.settings()) == Some(name.as_str())
+                }),
+            )
+        };
+        match touched {
+            Touched::Template { namespace, name } => {
+                named(namespace, name, |s| s.scan_template.as_deref())
+            }
+            Touched::Policy { namespace, name } => {
+                named(namespace, name, |s| s.scan_policy.as_deref())
+            }
+            Touched::Exception { namespace } => {
+                // The admin's exceptions count for scans everywhere.
+                let ns = namespace
+                    .as_deref()
+                    .filter(|ns| *ns != self.scangate_namespace);
+                (
+                    scans_where(&self.images, ns, |_: &ImageScan| true),
+                    scans_where(&self.sources, ns, |_: &SourceScan| true),
+                )
+            }
+            Touched::Owned(images, sources) => (images, sources),
+        }
+    }
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A reflector for `K`: its store, and the stream of objects it touched (which must be polled
+/// for the store to fill).
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    touched: fn(K) -> Touched,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<Touched, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    // The objects of the first list bring no scan: every scan is reconciled once the caches
+    // are ready. Those of a later list (after the watch lost its place) do.
+    let mut listed = false;
+    let stream = watcher(api_for::<K>(client, namespace), config)
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer)
+        .try_filter_map(move |event| {
+            let object = match event {
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) => Some(o),
+                watcher::Event::InitApply(o) => listed.then_some(o),
+                watcher::Event::Init => None,
+                watcher::Event::InitDone => {
+                    listed = true;
+                    None
+                }
+            };
+            futures::future::ready(Ok(object.map(touched)))
+        });
+    (store, stream)
+}
+
+/// The watches of the caches: their stores, and the future that runs them and sends each
+/// change to the scans it concerns (it runs until the triggers' receivers are gone).
+pub fn start(
+    client: &Client,
+    namespace: Option<&str>,
+    scans: ScanStores,
+    triggers: Triggers,
+) -> (
+    Caches,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let any = watcher::Config::default;
+    let (templates, t) = reflect(client, namespace, any(), strip_meta_of, Touched::template);
+    let (policies, p) = reflect(client, namespace, any(), strip_meta_of, Touched::policy);
+    let (exceptions, e) = reflect(client, namespace, any(), strip_meta_of, Touched::exception);
+    let mut exceptions = vec![exceptions];
+    let mut streams = vec![e.boxed()];
+    let scangate = scans.scangate_namespace.as_str();
+    if namespace.is_some_and(|ns| ns != scangate) {
+        let (admins, a) = reflect(
+            client,
+            Some(scangate),
+            any(),
+            strip_meta_of,
+            Touched::exception,
+        );
+        exceptions.push(admins);
+        streams.push(a.boxed());
+    }
+    let labelled = || watcher::Config::default().labels(SCAN_LABEL);
+    let (jobs, j) = reflect(client, namespace, labelled(), strip_job, Touched::owned);
+    let (reports, r) = reflect(client, namespace, labelled(), strip_report, Touched::owned);
+    streams.extend([t.boxed(), p.boxed(), j.boxed(), r.boxed()]);
+    let all = futures::stream::select_all(streams);
+    let Triggers {
+        mut images,
+        mut sources,
+    } = triggers;
+    let run = async move {
+        let mut all = all;
+        while let Some(item) = all.next().await {
+            let touched = match item {
+                Ok(touched) => touched,
+                Err(error) => {
+                    tracing::warn!(%error, "a cache's watch failed; retrying with backoff");
+                    continue;
+                }
+            };
+            let (to_images, to_sources) = scans.concerned(touched);
+            for scan in to_images {
+                if images.send(scan).await.is_err() {
+                    return;
+                }
+            }
+            for scan in to_sources {
+                if sources.send(scan).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    (
+        Caches {
+            templates,
+            policies,
+            exceptions,
+            jobs,
+            reports,
+        },
+        run,
+    )
+}
+
+/// [`strip_meta`] for any cached object.
+fn strip_meta_of<K: Resource>(object: &mut K) {
+    strip_meta(object.meta_mut());
+}
+
+/// The trigger channels, with their receivers for the controllers.
+pub fn triggers() -> (
+    Triggers,
+    mpsc::Receiver<ObjectRef<ImageScan>>,
+    mpsc::Receiver<ObjectRef<SourceScan>>,
+) {
+    let (images, images_rx) = mpsc::channel(QUEUE);
+    let (sources, sources_rx) = mpsc::channel(QUEUE);
+    (Triggers { images, sources }, images_rx, sources_rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::reconcile::read_report;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+    use std::collections::BTreeMap;
+
+    fn ts(s: &str) -> Time {
+        Time(s.parse().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn managed(time: &str) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            operation: Some("Apply".into()),
+            time: Some(ts(time)),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn meta(annotations: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("busybox-report".into()),
+            namespace: Some("apps".into()),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            managed_fields: Some(vec![
+                managed("2026-01-01T10:00:00Z"),
+                managed("2026-01-01T12:00:00Z"),
+                managed("2026-01-01T11:00:00Z"),
+            ]),
+            creation_timestamp: Some(ts("2026-01-01T09:00:00Z")),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_go_other_annotations_stay() {
+        let mut m = meta(&[
+            (LAST_APPLIED, "{...}"),
+            ("scangate.dev/approved-by", "alice"),
+        ]);
+        strip_meta(&mut m);
+        assert_eq!(m.managed_fields, None);
+        assert_eq!(
+            m.annotations,
+            Some(BTreeMap::from([(
+                "scangate.dev/approved-by".to_string(),
+                "alice".to_string()
+            )]))
+        );
+    }
+
+    #[test]
+    fn a_cached_job_keeps_what_the_planner_reads_not_its_pod() {
+        let mut job = Job {
+            metadata: meta(&[("scanning.scangate.dev/attempt", "1")]),
+            spec: Some(JobSpec {
+                template: PodTemplateSpec::default(),
+                ..JobSpec::default()
+            }),
+            status: Some(JobStatus {
+                active: Some(1),
+                conditions: Some(vec![JobCondition {
+                    type_: "Complete".into(),
+                    status: "True".into(),
+                    ..JobCondition::default()
+                }]),
+                completion_time: Some(ts("2026-01-01T12:00:00Z")),
+                ..JobStatus::default()
+            }),
+        };
+        let before = super::super::job::JobSummary::from_job(&job);
+        strip_job(&mut job);
+        assert_eq!(super::super::job::JobSummary::from_job(&job), before);
+        assert!(job.spec.is_none());
+        assert_eq!(job.status.as_ref().and_then(|s| s.active), None);
+        assert!(job.metadata.managed_fields.is_none());
+    }
+
+    #[test]
+    fn a_cached_report_keeps_the_report_its_writer_and_when_it_was_stored() {
+        let report = crate::report::Report::default();
+        let scan = crate::report::ScanRef {
+            api_version: "scanning.scangate.dev/v1beta1".into(),
+            kind: "ImageScan".into(),
+            name: "busybox".into(),
+            namespace: "apps".into(),
+            uid: "u".into(),
+        };
+        let mut config_map =
+            crate::report::to_config_map(&report, &scan).unwrap_or_else(|e| panic!("{e}"));
+        config_map.metadata.annotations =
+            meta(&[(REPORTED_BY, "ci"), (LAST_APPLIED, "{}")]).annotations;
+        config_map.metadata.managed_fields = meta(&[]).managed_fields;
+        config_map.metadata.creation_timestamp = Some(ts("2026-01-01T09:00:00Z"));
+        config_map.data = Some(BTreeMap::from([("other".to_string(), "x".to_string())]));
+        if let Some(binary) = &mut config_map.binary_data {
+            binary.insert("extra".into(), ByteString(vec![0; 1024]));
+        }
+        let before = read_report(&config_map);
+        strip_report(&mut config_map);
+        assert_eq!(read_report(&config_map), before);
+        assert_eq!(
+            before.map(|(_, at)| at),
+            Ok("2026-01-01T12:00:00Z"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")))
+        );
+        assert_eq!(config_map.metadata.managed_fields.map(|m| m.len()), Some(1));
+        assert_eq!(
+            config_map.metadata.annotations,
+            Some(BTreeMap::from([(
+                REPORTED_BY.to_string(),
+                "ci".to_string()
+            )]))
+        );
+        assert_eq!(config_map.data, None);
+        assert_eq!(
+            config_map
+                .binary_data
+                .map(|b| b.into_keys().collect::<Vec<_>>()),
+            Some(vec![REPORT_KEY.to_string()])
+        );
+    }
+
+    #[test]
+    fn jobs_and_reports_concern_the_scans_that_own_them() {
+        let owner = |kind: &str, api_version: &str, name: &str| OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: "u".into(),
+            ..OwnerReference::default()
+        };
+        let m = ObjectMeta {
+            namespace: Some("apps".into()),
+            owner_references: Some(vec![
+                owner("ImageScan", "scanning.scangate.dev/v1beta1", "busybox"),
+                owner("SourceScan", "scanning.scangate.dev/v1beta1", "repo"),
+                // Another group's kind of the same name is not a scan.
+                owner("ImageScan", "example.com/v1", "other"),
+                owner("Deployment", "apps/v1", "web"),
+            ]),
+            ..ObjectMeta::default()
+        };
+        let (images, sources) = owners(&m);
+        assert_eq!(images, [ObjectRef::new("busybox").within("apps")]);
+        assert_eq!(sources, [ObjectRef::new("repo").within("apps")]);
+    }
+}

@@ -1,0 +1,896 @@
+//! The planner of one reconcile, pure. From what the caches hold for a scan ([`Observed`]),
+//! [`plan`] decides the effects ([`Step`]: delete the previous report or a stale Job, create
+//! (or adopt) the Job, evaluate the policy, send the results); from their outcomes
+//! ([`Outcomes`]), [`settle`] decides the status to write (none when it equals the observed
+//! one), whether to publish the phase event, and when to come back. The reconciler only
+//! gathers the inputs and executes what these say.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, rescan_at, until};
+use super::policy::exceptions_input;
+use super::status::{
+    PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
+    previous_facts, state_from_job, state_without_job,
+};
+use crate::admission::config::AdmissionConfig;
+use crate::admission::scanning::template_pod;
+use crate::api::{
+    Artifact, ConditionStatus, ConditionType, ScanException, ScanPolicy, ScanSettings, ScanStatus,
+    ScanTemplate, Scanner,
+};
+use crate::image::ImageRef;
+use crate::report::Report;
+
+/// The Succeeded message of a scan whose report was pushed (no template).
+pub const PUSHED_MESSAGE: &str = "The report was pushed with scangate report";
+
+/// A report the scan may use, as the caches hold it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportFacts {
+    pub report: Report,
+    /// When it was stored.
+    pub stored_at: Timestamp,
+    /// What it says was scanned, as the scan's status shows it.
+    pub artifact: Artifact,
+    /// The image exceptions are matched against.
+    pub exception_image: Option<ImageRef>,
+}
+
+/// The scan's report ConfigMap (one that belongs to the scan).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedReport {
+    /// The report, or why it cannot be used (unreadable, or for another image or repository).
+    pub read: Result<ReportFacts, String>,
+    /// Who pushed it, as the webhook recorded it.
+    pub reported_by: Option<String>,
+}
+
+/// Everything one reconcile decides from: the scan and what the caches hold for it.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub generation: Option<i64>,
+    /// The scan is being deleted.
+    pub deleting: bool,
+    pub settings: ScanSettings,
+    pub previous: Option<ScanStatus>,
+    pub report: Option<ObservedReport>,
+    /// The scan's ScanTemplate, when it names one and it exists.
+    pub template: Option<Arc<ScanTemplate>>,
+    /// The Jobs owned by the scan.
+    pub jobs: Vec<JobSummary>,
+    /// The scan's ScanPolicy, when it names one and it exists.
+    pub policy: Option<Arc<ScanPolicy>>,
+    /// The ScanExceptions of the namespaces whose exceptions may count for this scan.
+    pub exceptions: Vec<Arc<ScanException>>,
+    pub now: Timestamp,
+}
+
+/// The rules a plan follows, from the controller's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    pub config: &'a AdmissionConfig,
+    /// Errors are retried after this long.
+    pub error_retry: Duration,
+    /// A metadata store is configured.
+    pub store_configured: bool,
+}
+
+/// One effect of a reconcile, in the order of [`Work::steps`].
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Delete the previous report before a new scan, so it never passes for the new one's.
+    DeleteReport { name: String },
+    /// Delete a Job of an earlier key that still runs.
+    DeleteJob { name: String },
+    /// Create the scan Job (or adopt it when it exists and is the scan's); its outcome tells the
+    /// scan's state.
+    CreateJob {
+        key: JobKey,
+        template: Arc<ScanTemplate>,
+    },
+    /// The scan's policy is gone: forget what was known of it.
+    ForgetPolicy { name: String },
+    /// Evaluate the policy (in the sandbox) on the report with its exceptions; the outcome is the
+    /// policy state.
+    EvaluatePolicy {
+        policy: Arc<ScanPolicy>,
+        input: Arc<Report>,
+    },
+    /// Send the report (with its exceptions) to the metadata store; the outcome is the send
+    /// state.
+    SendResults { report: Arc<Report> },
+}
+
+/// What [`plan`] decided.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// The scan is being deleted: nothing to do, forget its write failures.
+    Forget,
+    Work(Box<Work>),
+}
+
+/// The effects of a reconcile and what the status is made of.
+#[derive(Clone, Debug)]
+pub struct Work {
+    pub steps: Vec<Step>,
+    /// The scan's state; `None` when a [`Step::CreateJob`] decides it.
+    pub state: Option<ScanState>,
+    pub template_generation: Option<i64>,
+    /// The report's results, when the state is `Finished`; their `policy` and `sending` are
+    /// replaced by the outcomes of [`Step::EvaluatePolicy`] and [`Step::SendResults`] when
+    /// those are planned.
+    pub results: Option<Results>,
+    /// Come back at the earliest of these (a retry, a rescan, an exception's expiry).
+    pub wake: Vec<Timestamp>,
+    /// Come back after the error-retry delay.
+    pub retry_errors: bool,
+}
+
+/// What the steps gave.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcomes {
+    /// The state of the Job created or adopted, or why the apiserver refused it.
+    pub created: Option<Result<JobState, String>>,
+    pub policy: Option<PolicyState>,
+    pub sending: Option<SendState>,
+}
+
+/// The end of a reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settled {
+    /// The status to write; `None` when the observed one is it already.
+    pub write: Option<ScanStatus>,
+    /// Publish the phase event once the status is written (the phase changed).
+    pub publish_event: bool,
+    /// Come back after this long even if nothing changes.
+    pub requeue_after: Option<Duration>,
+}
+
+/// The rescan interval a scan asks for, if any (zero is none).
+pub fn rescan_interval(text: Option<&str>) -> Option<Duration> {
+    text.and_then(|t| crate::api::parse_duration(t).ok())
+        .filter(|d| !d.is_zero())
+}
+
+/// `Ok(())` or the error, for the pure state functions.
+fn usable(report: Option<&ObservedReport>) -> Option<Result<(), String>> {
+    report.map(|r| r.read.as_ref().map(|_| ()).map_err(Clone::clone))
+}
+
+/// The effects of a reconcile, and the scan's state when no Job is to be created.
+pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
+    if o.deleting {
+        return Plan::Forget;
+    }
+    let previous = o.previous.as_ref();
+    let report_name = crate::report::config_map_name(&o.name);
+    let interval = rescan_interval(o.settings.rescan_interval.as_deref());
+    let mut steps = vec![];
+    let mut wake = vec![];
+    let mut retry_errors = false;
+    let mut template_generation = None;
+    let mut report = o.report.as_ref();
+    let mut report_job = None;
+
+    let state = match (&o.settings.scan_template, &o.template) {
+        (None, _) => Some(state_without_job(
+            previous,
+            usable(report).as_ref(),
+            PUSHED_MESSAGE,
+        )),
+        (Some(name), None) => {
+            retry_errors = true;
+            Some(ScanState::Unrunnable {
+                error: format!("ScanTemplate {name} not found"),
+            })
+        }
+        (Some(name), Some(template)) => {
+            let tgen = template.metadata.generation.unwrap_or(0);
+            template_generation = Some(tgen);
+            let decided = super::job::plan(&PlanInputs {
+                scan_uid: o.uid.clone(),
+                scan_generation: o.generation.unwrap_or(0),
+                template_generation: tgen,
+                jobs: o.jobs.clone(),
+                previous: previous_facts(previous, o.generation, template_generation),
+                report_ok: matches!(report, Some(ObservedReport { read: Ok(_), .. })),
+                rescan_interval: interval,
+                suspend: o.settings.suspend,
+                error_retry: rules.error_retry,
+                now: o.now,
+            });
+            wake.extend(decided.requeue_at);
+            match decided.action {
+                JobAction::Use(job) => {
+                    report_job = Some(job.name.clone());
+                    Some(state_from_job(
+                        &job.state,
+                        usable(report).as_ref(),
+                        &report_name,
+                    ))
+                }
+                JobAction::Idle => Some(state_without_job(
+                    previous,
+                    usable(report).as_ref(),
+                    "Complete",
+                )),
+                JobAction::Create(key) => {
+                    match template_pod(name, &template.spec.template, &rules.config.templates) {
+                        // The template's watch brings the scan back when it is fixed.
+                        Err(error) => Some(ScanState::Unrunnable { error }),
+                        Ok(()) => {
+                            // A new scan: the old report must not pass for its result.
+                            if report.take().is_some() {
+                                steps.push(Step::DeleteReport {
+                                    name: report_name.clone(),
+                                });
+                            }
+                            steps.extend(
+                                o.jobs
+                                    .iter()
+                                    .filter(|j| j.state == JobState::Running)
+                                    .map(|j| Step::DeleteJob {
+                                        name: j.name.clone(),
+                                    }),
+                            );
+                            steps.push(Step::CreateJob {
+                                key,
+                                template: template.clone(),
+                            });
+                            None
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    let mut results = None;
+    if let (Some(ScanState::Finished { .. }), Some(observed)) = (&state, report)
+        && let Ok(facts) = &observed.read
+    {
+        let (policy, evaluated) = plan_policy(o, facts, rules, &mut steps, &mut wake);
+        let sending = plan_sending(o, facts, &evaluated, rules, &mut steps);
+        if !o.settings.suspend
+            && o.settings.scan_template.is_some()
+            && let Some(at) = rescan_at(Some(facts.stored_at), interval)
+        {
+            wake.push(at);
+        }
+        let report = &facts.report;
+        results = Some(Results {
+            cve_count: report.cve_count(),
+            artifact: facts.artifact.clone(),
+            scanner: Scanner {
+                name: report.scanner.name.clone(),
+                vendor: report.scanner.vendor.clone(),
+                version: report.scanner.version.clone(),
+            },
+            stored_at: facts.stored_at,
+            source: match &o.settings.scan_template {
+                Some(template) => ReportSource::Job {
+                    namespace: o.namespace.clone(),
+                    job: report_job,
+                    template: template.clone(),
+                },
+                None => ReportSource::Pushed {
+                    by: observed.reported_by.clone(),
+                },
+            },
+            policy,
+            sending,
+        });
+    }
+    Plan::Work(Box::new(Work {
+        steps,
+        state,
+        template_generation,
+        results,
+        wake,
+        retry_errors,
+    }))
+}
+
+/// The policy state, or the evaluation to run for it, and the report as evaluated (with its
+/// exceptions).
+fn plan_policy(
+    o: &Observed,
+    facts: &ReportFacts,
+    rules: Rules<'_>,
+    steps: &mut Vec<Step>,
+    wake: &mut Vec<Timestamp>,
+) -> (PolicyState, Arc<Report>) {
+    let Some(name) = &o.settings.scan_policy else {
+        return (PolicyState::NoPolicy, Arc::new(facts.report.clone()));
+    };
+    let Some(policy) = &o.policy else {
+        steps.push(Step::ForgetPolicy { name: name.clone() });
+        return (
+            PolicyState::Error {
+                error: format!("ScanPolicy {name} not found"),
+                generation: None,
+            },
+            Arc::new(facts.report.clone()),
+        );
+    };
+    let (active, expiry) = exceptions_input(
+        o.exceptions.iter().map(|e| &**e),
+        facts.exception_image.as_ref(),
+        &o.namespace,
+        rules.config,
+        o.now,
+    );
+    wake.extend(expiry);
+    let mut evaluated = facts.report.clone();
+    evaluated.exceptions = active;
+    let evaluated = Arc::new(evaluated);
+    steps.push(Step::EvaluatePolicy {
+        policy: policy.clone(),
+        input: evaluated.clone(),
+    });
+    let pending = PolicyState::Error {
+        error: "the policy was not evaluated".into(),
+        generation: policy.metadata.generation,
+    };
+    (pending, evaluated)
+}
+
+/// The send state, or the send to make for it: the report is sent once (the status says it
+/// was sent, for this report).
+fn plan_sending(
+    o: &Observed,
+    facts: &ReportFacts,
+    evaluated: &Arc<Report>,
+    rules: Rules<'_>,
+    steps: &mut Vec<Step>,
+) -> SendState {
+    if !rules.store_configured {
+        return SendState::NotConfigured;
+    }
+    if let Some(p) = &o.previous {
+        let sent = p
+            .conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::SendingResults && c.status == ConditionStatus::True);
+        let same_report = p.scanned_at.as_ref().map(|t| t.0) == Some(facts.stored_at);
+        if sent
+            && same_report
+            && let Some(url) = &p.metadata_url
+        {
+            return SendState::Sent { url: url.clone() };
+        }
+    }
+    steps.push(Step::SendResults {
+        report: evaluated.clone(),
+    });
+    SendState::Failed {
+        error: "the results were not sent".into(),
+    }
+}
+
+/// The status, event and requeue of a reconcile, from its work and the steps' outcomes.
+pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_>) -> Settled {
+    let Work {
+        state,
+        template_generation,
+        mut results,
+        mut wake,
+        mut retry_errors,
+        ..
+    } = *work;
+    let state = match (state, outcomes.created) {
+        (Some(state), _) => state,
+        (None, Some(Ok(job))) => {
+            state_from_job(&job, None, &crate::report::config_map_name(&o.name))
+        }
+        (None, Some(Err(error))) => {
+            retry_errors = true;
+            ScanState::Unrunnable { error }
+        }
+        (None, None) => {
+            retry_errors = true;
+            ScanState::Unrunnable {
+                error: "the scan Job was not created".into(),
+            }
+        }
+    };
+    if let Some(results) = &mut results {
+        if let Some(policy) = outcomes.policy {
+            results.policy = policy;
+        }
+        if let Some(sending) = outcomes.sending {
+            results.sending = sending;
+        }
+        retry_errors |= matches!(results.policy, PolicyState::Error { .. })
+            || matches!(results.sending, SendState::Failed { .. });
+    }
+    let previous = o.previous.as_ref();
+    let desired = desired_status(&StatusInputs {
+        generation: o.generation,
+        template_generation,
+        previous,
+        state,
+        results,
+        now: o.now,
+    });
+    let changed = match previous {
+        Some(p) => serde_json::to_value(p).ok() != serde_json::to_value(&desired).ok(),
+        None => true,
+    };
+    let publish_event = changed && desired.phase != previous.and_then(|p| p.phase);
+    if retry_errors {
+        wake.push(
+            o.now
+                .checked_add(jiff::SignedDuration::try_from(rules.error_retry).unwrap_or_default())
+                .unwrap_or(o.now),
+        );
+    }
+    Settled {
+        write: changed.then_some(desired),
+        publish_event,
+        requeue_after: wake
+            .into_iter()
+            .min()
+            .map(|at| until(o.now, at).max(Duration::from_secs(1))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Phase, ScanPolicySpec, ScanTemplateSpec};
+    use crate::policy::{Evaluation, outcome};
+    use crate::report::{Package, Severity, Vulnerability};
+    use k8s_openapi::api::core::v1::PodSpec;
+
+    const NOW: &str = "2026-01-02T00:00:00Z";
+    const STORED: &str = "2026-01-01T12:00:00Z";
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn config() -> AdmissionConfig {
+        AdmissionConfig::default()
+    }
+
+    fn rules(config: &AdmissionConfig) -> Rules<'_> {
+        Rules {
+            config,
+            error_retry: Duration::from_secs(60),
+            store_configured: false,
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            vulnerabilities: vec![Vulnerability {
+                id: "CVE-1".into(),
+                severity: Severity::Critical,
+                package: Package {
+                    name: "busybox".into(),
+                    version: "1.32.1".into(),
+                    ..Package::default()
+                },
+                ..Vulnerability::default()
+            }],
+            ..Report::default()
+        }
+    }
+
+    fn pushed(report: Report) -> ObservedReport {
+        ObservedReport {
+            read: Ok(ReportFacts {
+                report,
+                stored_at: ts(STORED),
+                artifact: Artifact::default(),
+                exception_image: None,
+            }),
+            reported_by: Some("ci".into()),
+        }
+    }
+
+    /// A template whose pod Pod Security `restricted` accepts, or (`privileged`) refuses.
+    fn pod_template(privileged: bool) -> Arc<ScanTemplate> {
+        let pod = serde_json::json!({
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "scan",
+                "image": "grype",
+                "securityContext": {"allowPrivilegeEscalation": privileged, "privileged": privileged, "capabilities": {"drop": ["ALL"]}},
+            }],
+        });
+        let template: PodSpec = serde_json::from_value(pod).unwrap_or_else(|e| panic!("{e}"));
+        let mut t = ScanTemplate::new("grype", ScanTemplateSpec { template });
+        t.metadata.namespace = Some("apps".into());
+        t.metadata.generation = Some(2);
+        Arc::new(t)
+    }
+
+    fn template() -> Arc<ScanTemplate> {
+        pod_template(false)
+    }
+
+    fn policy() -> Arc<ScanPolicy> {
+        let mut p = ScanPolicy::new(
+            "strict",
+            ScanPolicySpec {
+                rego_file: "package main\ndeny contains msg if { false; msg := \"\" }".into(),
+            },
+        );
+        p.metadata.namespace = Some("apps".into());
+        p.metadata.generation = Some(4);
+        Arc::new(p)
+    }
+
+    /// A scan with no template, no report and no status.
+    fn scan() -> Observed {
+        Observed {
+            name: "busybox".into(),
+            namespace: "apps".into(),
+            uid: "uid-1".into(),
+            generation: Some(1),
+            deleting: false,
+            settings: ScanSettings::default(),
+            previous: None,
+            report: None,
+            template: None,
+            jobs: vec![],
+            policy: None,
+            exceptions: vec![],
+            now: ts(NOW),
+        }
+    }
+
+    fn with_template(mut o: Observed) -> Observed {
+        o.settings.scan_template = Some("grype".into());
+        o.template = Some(template());
+        o
+    }
+
+    fn work(o: &Observed, rules: Rules<'_>) -> Box<Work> {
+        match plan(o, rules) {
+            Plan::Work(work) => work,
+            Plan::Forget => panic!("a scan not being deleted is planned"),
+        }
+    }
+
+    /// The steps, in words.
+    fn steps(work: &Work) -> Vec<String> {
+        work.steps
+            .iter()
+            .map(|s| match s {
+                Step::DeleteReport { name } => format!("delete report {name}"),
+                Step::DeleteJob { name } => format!("delete job {name}"),
+                Step::CreateJob { key, template } => format!(
+                    "create job attempt {} from {}",
+                    key.attempt,
+                    template.metadata.name.as_deref().unwrap_or_default()
+                ),
+                Step::ForgetPolicy { name } => format!("forget policy {name}"),
+                Step::EvaluatePolicy { policy, input } => format!(
+                    "evaluate {} with {} exceptions",
+                    policy.metadata.name.as_deref().unwrap_or_default(),
+                    input.exceptions.len()
+                ),
+                Step::SendResults { .. } => "send results".into(),
+            })
+            .collect()
+    }
+
+    fn job(name: &str, o: &Observed, state: JobState) -> JobSummary {
+        JobSummary {
+            name: name.into(),
+            scan_generation: o.generation,
+            template_generation: Some(2),
+            round: Some(super::super::job::round_of(None)),
+            attempt: 0,
+            state,
+            created: ts("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    /// Plans, settles with `outcomes`, and returns the settled end.
+    fn run(o: &Observed, rules: Rules<'_>, outcomes: Outcomes) -> Settled {
+        settle(o, work(o, rules), outcomes, rules)
+    }
+
+    #[test]
+    fn a_scan_being_deleted_is_forgotten() {
+        let config = config();
+        let mut o = scan();
+        o.deleting = true;
+        assert!(matches!(plan(&o, rules(&config)), Plan::Forget));
+    }
+
+    #[test]
+    fn a_new_scan_without_a_report_is_written_pending_once() {
+        let config = config();
+        let mut o = scan();
+        let first = run(&o, rules(&config), Outcomes::default());
+        let status = first
+            .write
+            .unwrap_or_else(|| panic!("a new scan gets a status"));
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert!(first.publish_event);
+        assert_eq!(first.requeue_after, None);
+
+        // The same inputs over the status just written: nothing to write, no event.
+        o.previous = Some(status);
+        let again = run(&o, rules(&config), Outcomes::default());
+        assert_eq!(again.write, None);
+        assert!(!again.publish_event);
+    }
+
+    #[test]
+    fn a_missing_template_is_an_error_retried_later() {
+        let config = config();
+        let mut o = scan();
+        o.settings.scan_template = Some("grype".into());
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert!(w.retry_errors);
+        assert_eq!(
+            w.state,
+            Some(ScanState::Unrunnable {
+                error: "ScanTemplate grype not found".into()
+            })
+        );
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_first_scan_creates_its_job_and_the_job_tells_the_state() {
+        let config = config();
+        let o = with_template(scan());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
+        assert_eq!(w.state, None);
+        assert_eq!(w.template_generation, Some(2));
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Scanning));
+        assert_eq!(status.observed_template_generation, Some(2));
+    }
+
+    #[test]
+    fn a_template_whose_pod_the_rules_refuse_creates_no_job() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.template = Some(pod_template(true));
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert!(
+            matches!(&w.state, Some(ScanState::Unrunnable { error }) if error.contains("privileged")),
+            "{:?}",
+            w.state
+        );
+    }
+
+    #[test]
+    fn a_job_the_apiserver_refuses_is_an_error_retried_later() {
+        let config = config();
+        let o = with_template(scan());
+        let end = run(
+            &o,
+            rules(&config),
+            Outcomes {
+                created: Some(Err("cannot create the scan Job: quota".into())),
+                ..Outcomes::default()
+            },
+        );
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_new_round_deletes_the_old_report_and_the_running_job_of_another_key() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.report = Some(pushed(report()));
+        let mut old = job("busybox-old", &o, JobState::Running);
+        old.scan_generation = Some(0);
+        o.jobs = vec![old];
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "delete report busybox-report",
+                "delete job busybox-old",
+                "create job attempt 0 from grype"
+            ]
+        );
+        assert!(w.results.is_none());
+    }
+
+    #[test]
+    fn a_running_job_is_used_and_nothing_is_created() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.jobs = vec![job("busybox-1", &o, JobState::Running)];
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert_eq!(w.state, Some(ScanState::Running));
+    }
+
+    #[test]
+    fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate strict with 0 exceptions"]);
+        let source = w.results.as_ref().map(|r| r.source.clone());
+        assert_eq!(
+            source,
+            Some(ReportSource::Job {
+                namespace: "apps".into(),
+                job: Some("busybox-1".into()),
+                template: "grype".into()
+            })
+        );
+        let denied = PolicyState::Evaluated {
+            outcome: outcome(
+                &report(),
+                Ok(Evaluation {
+                    deny: vec!["CVE-1 (critical)".into()],
+                }),
+            ),
+            generation: 4,
+        };
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                policy: Some(denied),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert!(end.publish_event);
+        assert_eq!(end.requeue_after, None);
+    }
+
+    #[test]
+    fn a_pushed_report_without_policy_completes_with_no_step() {
+        let config = config();
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(status.cve_count.map(|c| c.critical), Some(1));
+    }
+
+    #[test]
+    fn a_missing_policy_is_forgotten_and_an_error() {
+        let config = config();
+        let mut o = scan();
+        o.settings.scan_policy = Some("strict".into());
+        o.report = Some(pushed(report()));
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["forget policy strict"]);
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn results_are_sent_once_per_report() {
+        let config = config();
+        let store = Rules {
+            store_configured: true,
+            ..rules(&config)
+        };
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let w = work(&o, store);
+        assert_eq!(steps(&w), ["send results"]);
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                sending: Some(SendState::Sent {
+                    url: "https://store/r/1".into(),
+                }),
+                ..Outcomes::default()
+            },
+            store,
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.metadata_url.as_deref(), Some("https://store/r/1"));
+
+        // Sent for this report: not again, and nothing to write.
+        o.previous = Some(status);
+        let w = work(&o, store);
+        assert!(w.steps.is_empty());
+        assert_eq!(settle(&o, w, Outcomes::default(), store).write, None);
+    }
+
+    #[test]
+    fn a_failed_send_is_retried_later() {
+        let config = config();
+        let store = Rules {
+            store_configured: true,
+            ..rules(&config)
+        };
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let end = run(
+            &o,
+            store,
+            Outcomes {
+                sending: Some(SendState::Failed {
+                    error: "connection refused".into(),
+                }),
+                ..Outcomes::default()
+            },
+        );
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_report_for_another_image_fails_the_scan_without_a_step() {
+        let config = config();
+        let mut o = scan();
+        o.report = Some(ObservedReport {
+            read: Err("the report is for another image".into()),
+            reported_by: None,
+        });
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert!(w.results.is_none());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
+    }
+
+    #[test]
+    fn a_rescan_interval_brings_a_finished_scan_back_when_due() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.rescan_interval = Some("24h".into());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let end = run(&o, rules(&config), Outcomes::default());
+        // Stored at 12:00 the day before, rescanned 24 h after: 12 h from now.
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(12 * 3600)));
+    }
+}

@@ -1,0 +1,275 @@
+//! End to end: what the controller asks the apiserver for, from the apiserver's own metrics
+//! (`apiserver_request_total` by verb and resource). Reconciles read the controller's watch
+//! caches: while scans are created and their reports pushed, the controller GETs and LISTs no
+//! template, policy, exception, Job or ConfigMap, and writes each scan's status once per state
+//! change (Pending, then Failed).
+//!
+//! Alone in its test binary, so that no other test's requests are counted; it waits first
+//! until nothing reads those kinds (the garbage collector of earlier tests' namespaces). Run with
+//! `SCANGATE_E2E=1 cargo test --test e2e_controller_requests` after `make controlplane`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::cluster::{Cluster, cluster, stderr};
+use common::webhook::{free_port, http_get};
+use serde_json::{Value, json};
+
+const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+const SCANS: usize = 20;
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// What reconciles read from the caches only.
+const READ_BY_CACHES: [&str; 5] = [
+    "scantemplates",
+    "scanpolicies",
+    "scanexceptions",
+    "jobs",
+    "configmaps",
+];
+
+/// The controller process, killed when dropped.
+struct Controller {
+    child: Child,
+    admin: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Controller {
+    fn start(cluster: &Cluster, namespace: &str) -> Controller {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("controller.log");
+        let admin = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args([
+                "controller",
+                "--namespace",
+                namespace,
+                "--leader-election=false",
+                "--admin-listen",
+                &admin,
+            ])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("SCANGATE_LOG", "info,scangate=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start scangate controller");
+        Controller {
+            child,
+            admin,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of a metric line of the controller's /metrics, 0 when absent.
+    fn metric(&self, line_prefix: &str) -> f64 {
+        http_get(&self.admin, "/metrics")
+            .map(|(_, body)| sum_lines(&body, line_prefix))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("controller log:\n{}", self.logs());
+        }
+    }
+}
+
+/// The sum of the values of the lines starting with `prefix`.
+fn sum_lines(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `apiserver_request_total`, summed per (verb, resource, subresource).
+fn apiserver_requests(cluster: &Cluster) -> BTreeMap<(String, String, String), f64> {
+    let text = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let value: f64 = value.trim().parse().unwrap_or_default();
+        *counts
+            .entry((label("verb"), label("resource"), label("subresource")))
+            .or_default() += value;
+    }
+    counts
+}
+
+/// What changed between two snapshots, without the zeros.
+fn delta(
+    before: &BTreeMap<(String, String, String), f64>,
+    after: &BTreeMap<(String, String, String), f64>,
+) -> BTreeMap<(String, String, String), f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or_default()))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+/// The apiserver's counts once nobody has read what the caches hold for 2 s: the namespaces
+/// of earlier tests are deleted, and the garbage collector GETs their objects a while after.
+fn quiet(cluster: &Cluster) -> BTreeMap<(String, String, String), f64> {
+    let mut last = apiserver_requests(cluster);
+    cluster.eventually(
+        "no GET or LIST of templates, policies, exceptions, Jobs or ConfigMaps for 2 s",
+        TIMEOUT,
+        || {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = apiserver_requests(cluster);
+            let reads = delta(&last, &now).keys().any(|(verb, resource, _)| {
+                (verb == "GET" || verb == "LIST") && READ_BY_CACHES.contains(&resource.as_str())
+            });
+            last = now.clone();
+            (!reads).then_some(now)
+        },
+    )
+}
+
+fn create(cluster: &Cluster, namespace: &str, items: Vec<Value>) {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    let out = cluster.kubectl_in(&["-n", namespace, "create", "-f", "-"], Some(&list));
+    assert!(out.status.success(), "kubectl create: {}", stderr(&out));
+}
+
+/// How many of the namespace's ImageScans are in `phase`.
+fn in_phase(cluster: &Cluster, namespace: &str, phase: &str) -> usize {
+    let out = cluster.kubectl_ok(&["-n", namespace, "get", "imagescans", "-o", "json"]);
+    let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["status"]["phase"] == phase)
+        .count()
+}
+
+#[test]
+fn reconciles_read_the_caches_and_write_each_state_once() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    let ns = cluster.namespace("scangate-requests", &[]);
+    let rego = scangate::policy::DEFAULT_POLICY;
+    create(
+        cluster,
+        &ns.name,
+        vec![json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "ScanPolicy",
+            "metadata": {"name": "default"},
+            "spec": {"regoFile": rego},
+        })],
+    );
+    let controller = Controller::start(cluster, &ns.name);
+    cluster.eventually("the controller to be ready", TIMEOUT, || {
+        http_get(&controller.admin, "/readyz").filter(|(status, _)| *status == 200)
+    });
+
+    let before = quiet(cluster);
+    let scans = (0..SCANS)
+        .map(|i| {
+            json!({
+                "apiVersion": "scanning.scangate.dev/v1beta1",
+                "kind": "ImageScan",
+                "metadata": {"name": format!("req-{i}")},
+                "spec": {"registry": {"image": "busybox:1.32.1"}, "scanPolicy": "default"},
+            })
+        })
+        .collect();
+    create(cluster, &ns.name, scans);
+    cluster.eventually("every scan to be Pending", TIMEOUT, || {
+        (in_phase(cluster, &ns.name, "Pending") == SCANS).then_some(())
+    });
+
+    // Push the reports as pipelines would (the default policy denies the critical CVEs).
+    let report = scangate::report::Report::from_path(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE),
+        scangate::report::Limits::default(),
+    )
+    .expect("fixture report");
+    let out = cluster.kubectl_ok(&["-n", &ns.name, "get", "imagescans", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&out).expect("imagescans");
+    let config_maps = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|scan| {
+            let owner = scangate::report::ScanRef {
+                api_version: "scanning.scangate.dev/v1beta1".into(),
+                kind: "ImageScan".into(),
+                name: scan["metadata"]["name"].as_str().unwrap_or_default().into(),
+                namespace: ns.name.clone(),
+                uid: scan["metadata"]["uid"].as_str().unwrap_or_default().into(),
+            };
+            let cm = scangate::report::to_config_map(&report, &owner).expect("ConfigMap");
+            serde_json::to_value(cm).expect("JSON")
+        })
+        .collect();
+    create(cluster, &ns.name, config_maps);
+    cluster.eventually("every scan to be Failed", TIMEOUT, || {
+        (in_phase(cluster, &ns.name, "Failed") == SCANS).then_some(())
+    });
+    let after = apiserver_requests(cluster);
+    let changed = delta(&before, &after);
+    eprintln!("apiserver requests while {SCANS} scans went Pending then Failed: {changed:#?}");
+    let reconciles = controller.metric("scangate_controller_reconciles_total");
+    let requests = controller.metric("scangate_controller_api_requests_total");
+    eprintln!(
+        "controller: {reconciles} reconciles, {requests} apiserver requests ({:.2} per reconcile)",
+        requests / reconciles.max(1.0)
+    );
+
+    let count = |verb: &str, resource: &str, subresource: &str| {
+        changed
+            .get(&(verb.into(), resource.into(), subresource.into()))
+            .copied()
+            .unwrap_or_default()
+    };
+    for resource in READ_BY_CACHES {
+        for verb in ["GET", "LIST"] {
+            assert_eq!(
+                count(verb, resource, ""),
+                0.0,
+                "{verb} {resource}: reconciles read the caches\n{changed:#?}"
+            );
+        }
+    }
+    // Pending, then Failed: two writes per scan, no more.
+    assert_eq!(
+        count("APPLY", "imagescans", "status") + count("PATCH", "imagescans", "status"),
+        (2 * SCANS) as f64,
+        "status writes\n{changed:#?}"
+    );
+    assert_eq!(
+        controller.metric("scangate_controller_status_writes_total{result=\"ok\"}"),
+        (2 * SCANS) as f64
+    );
+}
