@@ -145,7 +145,8 @@ struct Admin {
     stores: std::sync::Mutex<Option<(Store<ImageScan>, Store<SourceScan>)>>,
 }
 
-/// Runs the controller until SIGTERM or SIGINT (or until the leader lease is lost).
+/// Runs the controller until SIGTERM or SIGINT. With leader election, a replica that loses the
+/// lease (e.g. while the apiserver is unreachable) stops reconciling and stands by again.
 pub async fn run(args: ControllerArgs) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::Connect)?;
     let metrics = Arc::new(Metrics::new());
@@ -181,9 +182,6 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(leader::default_identity);
     let config = Arc::new(AdmissionConfig::load(args.config.as_deref())?);
-    let policies = policy::PolicyCache::new(crate::sandbox::Sandbox::for_this_program(
-        controller_policy_limits(&args),
-    )?);
 
     // SIGTERM or SIGINT: stop taking new reconciles, let those running finish.
     let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
@@ -194,7 +192,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         let _ = stop_tx.send(());
     });
 
-    let lease = if args.leader_election {
+    let lease = args.leader_election.then(|| {
         let namespace = args
             .leader_election_namespace
             .clone()
@@ -207,143 +205,196 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
             renew_every: Duration::from_secs(2),
         };
         let api: Api<Lease> = Api::namespaced(client.clone(), &namespace);
-        tokio::select! {
-            _ = leader::acquire(&api, &config) => {}
-            _ = stop.clone() => return Ok(()),
-        }
-        Some((api, config))
-    } else {
-        None
+        (api, config)
+    });
+    let term = Term {
+        args: &args,
+        client,
+        admin: admin.clone(),
+        identity,
+        config,
+        store,
+        lease: lease.as_ref(),
     };
-    metrics.leader.set(1);
-    admin.standby.store(false, Ordering::SeqCst);
-
-    let namespace = args.namespace.as_deref();
-    let (image_store, image_watch) = scan_watch::<ImageScan>(&client, namespace);
-    let (source_store, source_watch) = scan_watch::<SourceScan>(&client, namespace);
-    let (triggers, image_triggers, source_triggers) = cache::triggers();
-    let (caches, watches) = cache::start(
-        &client,
-        namespace,
-        cache::ScanStores {
-            images: image_store.clone(),
-            sources: source_store.clone(),
-            scangate_namespace: config.scangate_namespace.clone(),
-        },
-        triggers,
-    );
-    let stopped = stop.clone();
-    // Stopped on the signal, or when `run` returns before it.
-    let _watches = AbortOnDrop(tokio::spawn(async move {
-        tokio::select! {
-            _ = watches => {}
-            _ = stopped => {}
+    loop {
+        if let Some((api, config)) = &lease {
+            admin.standby.store(true, Ordering::SeqCst);
+            tokio::select! {
+                _ = leader::acquire(api, config) => {}
+                _ = stop.clone() => return Ok(()),
+            }
         }
-    }));
-    let kept = async {
-        match &lease {
-            Some((api, config)) => leader::keep(api, config).await,
-            None => futures::future::pending().await,
-        }
-    };
-    let mut kept = std::pin::pin!(kept);
-    tokio::select! {
-        ready = caches.wait_until_ready() => {
-            if ready.is_err() {
+        metrics.leader.set(1);
+        admin.standby.store(false, Ordering::SeqCst);
+        let ended = term.lead(stop.clone()).await;
+        metrics.leader.set(0);
+        admin.synced.store(false, Ordering::SeqCst);
+        match ended {
+            Ok(TermEnd::Stopped) => {
+                if let Some((api, config)) = &lease {
+                    leader::release(api, config).await;
+                }
+                tracing::info!("scangate controller stopped");
                 return Ok(());
             }
-            tracing::info!("caches synced");
-        }
-        lost = &mut kept => return Err(lost),
-        _ = stop.clone() => return Ok(()),
-    }
-
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config,
-        settings: Settings {
-            error_retry: args.error_retry,
-            job_ttl: args.job_ttl,
-        },
-        store,
-        policies,
-        metrics: metrics.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: CONTROLLER_NAME.into(),
-                instance: Some(identity),
-            },
-        ),
-        caches,
-        status_failures: std::sync::Mutex::default(),
-        written: std::sync::Mutex::default(),
-    });
-    let concurrency = args.concurrency;
-    let images = controller_for(
-        image_watch,
-        image_store.clone(),
-        image_triggers,
-        stop.clone(),
-        concurrency,
-        ctx.clone(),
-    );
-    let sources = controller_for(
-        source_watch,
-        source_store.clone(),
-        source_triggers,
-        stop.clone(),
-        concurrency,
-        ctx,
-    );
-    if let Ok(mut stores) = admin.stores.lock() {
-        *stores = Some((image_store.clone(), source_store.clone()));
-    }
-    let ready = admin.clone();
-    tokio::spawn(async move {
-        // A store wakes only its last waiter (the controller's runner), so poll again now
-        // and then rather than wait once.
-        loop {
-            let both = async {
-                image_store.wait_until_ready().await.is_ok()
-                    && source_store.wait_until_ready().await.is_ok()
-            };
-            if let Ok(true) = tokio::time::timeout(Duration::from_millis(500), both).await {
-                ready.synced.store(true, Ordering::SeqCst);
-                tracing::info!("scan watches synced");
-                return;
+            Ok(TermEnd::LeaseLost(lost)) => {
+                tracing::warn!(error = %lost, "stopped reconciling: another replica may lead now; standing by until the lease can be taken again");
             }
+            Err(e) => return Err(e),
         }
-    });
-    tracing::info!(admin = %args.admin_listen, namespace = namespace.unwrap_or("(all)"), "scangate controller running");
+    }
+}
 
-    let controllers = futures::future::join(images, sources);
-    let mut controllers = std::pin::pin!(controllers);
-    let outcome = tokio::select! {
-        _ = &mut controllers => Ok(()),
-        lost = &mut kept => Err(lost),
-        _ = stop.clone() => {
-            // The controllers stop on the same signal: wait for the reconciles under way,
-            // still holding the lease, for a bounded time.
-            tokio::select! {
-                finished = tokio::time::timeout(args.shutdown_grace, &mut controllers) => {
-                    if finished.is_err() {
-                        tracing::warn!(grace = ?args.shutdown_grace, "reconciles still running at shutdown are abandoned; the next leader does them again");
-                    }
-                    Ok(())
-                }
-                lost = &mut kept => Err(lost),
-            }
-        }
-    };
-    if let Some((api, config)) = &lease
-        && outcome.is_ok()
+/// How a term as leader ended.
+enum TermEnd {
+    /// SIGTERM or SIGINT (the reconciles under way were given --shutdown-grace), or the
+    /// watches ended.
+    Stopped,
+    /// The lease could not be renewed in time: stop reconciling at once.
+    LeaseLost(Error),
+}
+
+/// What a term as leader starts from; each term starts its watches and caches anew, so a
+/// replica that led before starts from what the apiserver holds now.
+struct Term<'a> {
+    args: &'a ControllerArgs,
+    client: Client,
+    admin: Arc<Admin>,
+    identity: String,
+    config: Arc<AdmissionConfig>,
+    store: Option<store::MetadataStore>,
+    lease: Option<&'a (Api<Lease>, leader::LeaseConfig)>,
+}
+
+impl Term<'_> {
+    /// Starts the caches and the controllers, and reconciles until stopped or until the lease
+    /// is lost.
+    async fn lead<S>(&self, stop: S) -> Result<TermEnd>
+    where
+        S: Future<Output = ()> + Clone + Send + Sync + 'static,
     {
-        leader::release(api, config).await;
+        let args = self.args;
+        let policies = policy::PolicyCache::new(crate::sandbox::Sandbox::for_this_program(
+            controller_policy_limits(args),
+        )?);
+        let namespace = args.namespace.as_deref();
+        let (image_store, image_watch) = scan_watch::<ImageScan>(&self.client, namespace);
+        let (source_store, source_watch) = scan_watch::<SourceScan>(&self.client, namespace);
+        let (triggers, image_triggers, source_triggers) = cache::triggers();
+        let (caches, watches) = cache::start(
+            &self.client,
+            namespace,
+            cache::ScanStores {
+                images: image_store.clone(),
+                sources: source_store.clone(),
+                scangate_namespace: self.config.scangate_namespace.clone(),
+            },
+            triggers,
+        );
+        let stopped = stop.clone();
+        // Stopped on the signal, or when the term ends before it.
+        let _watches = AbortOnDrop(tokio::spawn(async move {
+            tokio::select! {
+                _ = watches => {}
+                _ = stopped => {}
+            }
+        }));
+        let kept = async {
+            match self.lease {
+                Some((api, config)) => leader::keep(api, config).await,
+                None => futures::future::pending().await,
+            }
+        };
+        let mut kept = std::pin::pin!(kept);
+        tokio::select! {
+            ready = caches.wait_until_ready() => {
+                if ready.is_err() {
+                    return Ok(TermEnd::Stopped);
+                }
+                tracing::info!("caches synced");
+            }
+            lost = &mut kept => return Ok(TermEnd::LeaseLost(lost)),
+            _ = stop.clone() => return Ok(TermEnd::Stopped),
+        }
+
+        let ctx = Arc::new(Context {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            settings: Settings {
+                error_retry: args.error_retry,
+                job_ttl: args.job_ttl,
+            },
+            store: self.store.clone(),
+            policies,
+            metrics: self.admin.metrics.clone(),
+            recorder: Recorder::new(
+                self.client.clone(),
+                Reporter {
+                    controller: CONTROLLER_NAME.into(),
+                    instance: Some(self.identity.clone()),
+                },
+            ),
+            caches,
+            status_failures: std::sync::Mutex::default(),
+            written: std::sync::Mutex::default(),
+        });
+        let images = controller_for(
+            image_watch,
+            image_store.clone(),
+            image_triggers,
+            stop.clone(),
+            args.concurrency,
+            ctx.clone(),
+        );
+        let sources = controller_for(
+            source_watch,
+            source_store.clone(),
+            source_triggers,
+            stop.clone(),
+            args.concurrency,
+            ctx,
+        );
+        if let Ok(mut stores) = self.admin.stores.lock() {
+            *stores = Some((image_store.clone(), source_store.clone()));
+        }
+        let ready = self.admin.clone();
+        let _synced = AbortOnDrop(tokio::spawn(async move {
+            // A store wakes only its last waiter (the controller's runner), so poll again now
+            // and then rather than wait once.
+            loop {
+                let both = async {
+                    image_store.wait_until_ready().await.is_ok()
+                        && source_store.wait_until_ready().await.is_ok()
+                };
+                if let Ok(true) = tokio::time::timeout(Duration::from_millis(500), both).await {
+                    ready.synced.store(true, Ordering::SeqCst);
+                    tracing::info!("scan watches synced");
+                    return;
+                }
+            }
+        }));
+        tracing::info!(admin = %args.admin_listen, namespace = namespace.unwrap_or("(all)"), "scangate controller running");
+
+        let controllers = futures::future::join(images, sources);
+        let mut controllers = std::pin::pin!(controllers);
+        Ok(tokio::select! {
+            _ = &mut controllers => TermEnd::Stopped,
+            lost = &mut kept => TermEnd::LeaseLost(lost),
+            _ = stop.clone() => {
+                // The controllers stop on the same signal: wait for the reconciles under way,
+                // still holding the lease, for a bounded time.
+                tokio::select! {
+                    finished = tokio::time::timeout(args.shutdown_grace, &mut controllers) => {
+                        if finished.is_err() {
+                            tracing::warn!(grace = ?args.shutdown_grace, "reconciles still running at shutdown are abandoned; the next leader does them again");
+                        }
+                        TermEnd::Stopped
+                    }
+                    lost = &mut kept => TermEnd::LeaseLost(lost),
+                }
+            }
+        })
     }
-    metrics.leader.set(0);
-    tracing::info!("scangate controller stopped");
-    outcome
 }
 
 /// A task that ends with its owner.
