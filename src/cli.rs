@@ -55,7 +55,9 @@ pub enum Command {
     /// why` as a kubectl plugin).
     ///
     /// Exit codes: 0 admitted (with or without warnings); 1 denied; 2 an error, or the verdict
-    /// depends on what you may not read (a trusted result, an exception, the namespace's mode).
+    /// depends on what you may not read (a trusted result, an exception, a namespace scan).
+    /// A namespace whose label you may not read is taken to be in the config's default mode,
+    /// and the report says so.
     Why(crate::cmd::why::WhyArgs),
     /// Count ImageScans by phase and origin, and the running pods' images by the verdict the
     /// webhook would give them now, cluster-wide or in one namespace (`kubectl scangate

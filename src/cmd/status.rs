@@ -155,12 +155,17 @@ pub fn format_summary(s: &Summary) -> String {
                 .exceptions
                 .iter()
                 .map(|(ns, r)| format!("scanexceptions in {ns}: {r}")),
-        )
-        .chain(s.unreadable.modes.values().cloned());
+        );
     for line in unread {
         let _ = writeln!(
             out,
             "unread: {line} (verdicts that depend on it are unknown)"
+        );
+    }
+    for reason in s.unreadable.modes.values() {
+        let _ = writeln!(
+            out,
+            "unread: {reason} (taken to be in the config's default mode)"
         );
     }
     out

@@ -239,12 +239,11 @@ impl Outcome {
         }
     }
 
-    /// What the namespace's mode makes of it (`None`: the mode is unknown).
-    pub fn in_mode(self, mode: Option<Enforcement>) -> Self {
+    /// What the namespace's mode makes of it.
+    pub fn in_mode(self, mode: Enforcement) -> Self {
         match (self, mode) {
-            (Outcome::Denied, Some(Enforcement::Warn)) => Outcome::Warned,
-            (Outcome::Denied | Outcome::Warned, Some(Enforcement::Audit)) => Outcome::Admitted,
-            (Outcome::Denied, None) => Outcome::Unknown,
+            (Outcome::Denied, Enforcement::Warn) => Outcome::Warned,
+            (Outcome::Denied | Outcome::Warned, Enforcement::Audit) => Outcome::Admitted,
             (outcome, _) => outcome,
         }
     }
@@ -297,10 +296,11 @@ pub struct Explanation {
     pub kind: WorkloadKind,
     pub name: String,
     pub namespace: String,
-    /// The namespace's mode, `None` when its label could not be read.
-    pub mode: Option<Enforcement>,
-    /// Why the mode is unknown.
-    pub mode_unknown: Option<String>,
+    /// The namespace's mode: its label's, else the config's default.
+    pub mode: Enforcement,
+    /// Why the mode is the config's default by assumption: the Namespace could not be read
+    /// (tenants usually may not read it).
+    pub mode_assumed: Option<String>,
     pub config_source: ConfigSource,
     pub images: Vec<Explained>,
     pub outcome: Outcome,
@@ -397,10 +397,8 @@ pub fn explain(
     })?;
     let checked = world.decide(&manifest, kind, None)?;
     let hidden = hidden_sources(&world.config, &namespace, &seen.unreadable);
-    let mode_unknown = seen.unreadable.modes.get(&namespace).cloned();
-    let mode = mode_unknown
-        .is_none()
-        .then(|| world.enforcement(&namespace));
+    let mode_assumed = seen.unreadable.modes.get(&namespace).cloned();
+    let mode = world.enforcement(&namespace);
     let images: Vec<Explained> = checked
         .decision
         .verdicts
@@ -424,7 +422,7 @@ pub fn explain(
         name: manifest.name().to_string(),
         namespace,
         mode,
-        mode_unknown,
+        mode_assumed,
         config_source: seen.config_source.clone(),
         images,
         outcome,
@@ -433,9 +431,9 @@ pub fn explain(
 
 /// The workload's outcome from its images' (before the mode) and the namespace's mode: one
 /// image surely denied in enforce mode denies it; anything unknown otherwise leaves it unknown.
-pub fn overall(images: impl IntoIterator<Item = Outcome>, mode: Option<Enforcement>) -> Outcome {
+pub fn overall(images: impl IntoIterator<Item = Outcome>, mode: Enforcement) -> Outcome {
     let images: BTreeSet<Outcome> = images.into_iter().collect();
-    if images.contains(&Outcome::Denied) && mode == Some(Enforcement::Enforce) {
+    if images.contains(&Outcome::Denied) && mode == Enforcement::Enforce {
         return Outcome::Denied;
     }
     images
@@ -448,10 +446,12 @@ pub fn overall(images: impl IntoIterator<Item = Outcome>, mode: Option<Enforceme
 /// `why`'s report.
 pub fn format_explanation(e: &Explanation) -> String {
     let mut out = String::new();
-    let mode = match (e.mode, &e.mode_unknown) {
-        (Some(mode), _) => format!("namespace mode {}", mode.as_str()),
-        (None, Some(reason)) => format!("namespace mode unknown: cannot read it ({reason})"),
-        (None, None) => "namespace mode unknown".to_string(),
+    let mode = match &e.mode_assumed {
+        None => format!("namespace mode {}", e.mode.as_str()),
+        Some(reason) => format!(
+            "namespace mode {}: the config's default, assumed: cannot read the label ({reason})",
+            e.mode.as_str()
+        ),
     };
     let _ = writeln!(
         out,
@@ -1016,7 +1016,7 @@ mod tests {
         // The tenant sees its own exception but not the trusted result.
         let (text, exit) = why(&seen(&exception("shop"), hidden), &pod("shop"));
         assert_eq!(exit, Exit::Undecided, "{text}");
-        assert!(text.starts_with("UNKNOWN pod/web-1 in namespace shop: depends on what you cannot read (namespace mode unknown: cannot read it (namespace shop: forbidden))"), "{text}");
+        assert!(text.starts_with("UNKNOWN pod/web-1 in namespace shop: depends on what you cannot read (namespace mode enforce: the config's default, assumed: cannot read the label (namespace shop: forbidden))"), "{text}");
         assert!(
             text.contains("decided by: a trusted result you cannot read, if there is one"),
             "{text}"
@@ -1042,17 +1042,11 @@ mod tests {
         assert_eq!(Outcome::of(Action::Deny, &hidden_own), Denied);
         assert_eq!(Outcome::of(Action::Allow, &hidden_own), Unknown);
         // One sure denial in enforce mode denies, whatever else is unknown.
-        assert_eq!(
-            overall([Unknown, Denied], Some(Enforcement::Enforce)),
-            Denied
-        );
-        assert_eq!(overall([Admitted, Denied], Some(Enforcement::Warn)), Warned);
-        assert_eq!(
-            overall([Warned, Denied], Some(Enforcement::Audit)),
-            Admitted
-        );
-        assert_eq!(overall([Admitted, Denied], None), Unknown);
-        assert_eq!(overall([Admitted, Warned], None), Warned);
-        assert_eq!(overall([], Some(Enforcement::Enforce)), Admitted);
+        assert_eq!(overall([Unknown, Denied], Enforcement::Enforce), Denied);
+        assert_eq!(overall([Unknown, Denied], Enforcement::Warn), Unknown);
+        assert_eq!(overall([Admitted, Denied], Enforcement::Warn), Warned);
+        assert_eq!(overall([Warned, Denied], Enforcement::Audit), Admitted);
+        assert_eq!(overall([Admitted, Warned], Enforcement::Enforce), Warned);
+        assert_eq!(overall([], Enforcement::Enforce), Admitted);
     }
 }
