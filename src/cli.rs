@@ -89,6 +89,19 @@ pub enum Command {
     /// could not be decided (the other inputs are still checked, and errors go to standard
     /// error).
     Check(crate::cmd::check::CheckArgs),
+    /// Explain the verdict the webhook would give now to each image of a pod or workload in
+    /// the cluster: the deciding result and the exception that applied (`kubectl scangate
+    /// why` as a kubectl plugin).
+    ///
+    /// Exit codes: 0 admitted (with or without warnings); 1 denied; 2 an error, or the verdict
+    /// depends on what you may not read (a trusted result, an exception, a namespace scan).
+    /// A namespace whose label you may not read is taken to be in the config's default mode,
+    /// and the report says so.
+    Why(crate::cmd::why::WhyArgs),
+    /// Count ImageScans by phase and origin, and the running pods' images by the verdict the
+    /// webhook would give them now, cluster-wide or in one namespace (`kubectl scangate
+    /// status`).
+    Status(crate::cmd::status::StatusArgs),
     /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
     Report(crate::cmd::report::ReportArgs),
     /// Evaluate ScanPolicies offline.

@@ -208,6 +208,11 @@ impl ScanIndex {
         }
     }
 
+    /// The indexed scan `namespace/name`, if it is indexed.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&IndexedScan> {
+        self.scans.get(&(namespace.to_string(), name.to_string()))
+    }
+
     /// The number of scans indexed.
     pub fn len(&self) -> usize {
         self.scans.len()

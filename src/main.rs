@@ -41,6 +41,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => check(args),
+        Command::Why(args) => {
+            let (report, exit) = runtime()?.block_on(cmd::why::run(&args))?;
+            print!("{report}");
+            Ok(ExitCode::from(exit as u8))
+        }
+        Command::Status(args) => {
+            print!("{}", runtime()?.block_on(cmd::status::run(&args))?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => match args.to_configmap {
             Some(target) => {
                 let report = cmd::report::read_report(&args.file)?;

@@ -32,10 +32,31 @@ pub struct ContainerVerdict {
     pub state: ImageState,
     /// The exception that admitted the image, if one did.
     pub exception: Option<String>,
+    /// The result the verdict comes from: the trusted scan, or the namespace's own scan when
+    /// it was stricter; `None` when no scan decided (unscanned, invalid reference).
+    pub decided_by: Option<Decider>,
     /// What the rules say, before the namespace's enforcement mode.
     pub action: Action,
     /// One line saying why.
     pub reason: String,
+}
+
+/// The scan a verdict comes from, and what it counts for in the workload's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decider {
+    pub origin: Origin,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Decider {
+    fn of(scan: &IndexedScan, origin: Origin) -> Self {
+        Decider {
+            origin,
+            namespace: scan.namespace.clone(),
+            name: scan.name.clone(),
+        }
+    }
 }
 
 /// The decision for a whole workload.
@@ -132,6 +153,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                 image: container.image.clone(),
                 state: ImageState::Invalid(e.to_string()),
                 exception: None,
+                decided_by: None,
                 action: Action::Deny,
                 reason: format!("{who}: {e}; scangate cannot tell which scan applies"),
             };
@@ -161,6 +183,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                 trusted_sources(config, ctx.namespace)
             ),
             exception: None,
+            decided_by: None,
         },
         Some(scan) => judge(ctx, &who, scan, Origin::Trusted, &exceptions),
     };
@@ -183,6 +206,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
             action: Action::Allow,
             reason: format!("{}; {}", judged.reason, admitted_by(e, max_duration)),
             exception: Some(format!("{}/{}", e.namespace, e.name)),
+            decided_by: judged.decided_by,
         },
         _ => judged,
     };
@@ -194,6 +218,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
             ImageState::Scanned(Box::new(s.clone()))
         }),
         exception: judged.exception,
+        decided_by: judged.decided_by,
         action: judged.action,
         reason: judged.reason,
     }
@@ -204,6 +229,7 @@ struct Judged {
     action: Action,
     reason: String,
     exception: Option<String>,
+    decided_by: Option<Decider>,
 }
 
 /// How strict an action is: a namespace scan replaces the trusted verdict only when stricter.
@@ -255,11 +281,13 @@ fn judge(
                         admitted_by(e, max_duration)
                     ),
                     exception: Some(format!("{}/{}", e.namespace, e.name)),
+                    decided_by: Some(Decider::of(scan, origin)),
                 },
                 None => Judged {
                     action: Action::Deny,
                     reason: failed_reason(who, scan, &which),
                     exception: None,
+                    decided_by: Some(Decider::of(scan, origin)),
                 },
             };
         }
@@ -268,6 +296,7 @@ fn judge(
         action,
         reason,
         exception: None,
+        decided_by: Some(Decider::of(scan, origin)),
     }
 }
 
@@ -678,6 +707,43 @@ mod tests {
             !world
                 .decide("shop", Enforcement::Enforce, &["bad:1"])
                 .allowed
+        );
+    }
+
+    #[test]
+    fn the_verdict_names_the_scan_it_comes_from() {
+        let trusted = scan("scangate-system", "good", "bad:1", Phase::Completed, 0);
+        let mut world = World::tenants(&[trusted]);
+        let decided = |world: &World| {
+            world
+                .decide("shop", Enforcement::Enforce, &["bad:1"])
+                .verdicts[0]
+                .decided_by
+                .clone()
+        };
+        let by = |origin, namespace: &str, name: &str| {
+            Some(Decider {
+                origin,
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        };
+        assert_eq!(
+            decided(&world),
+            by(Origin::Trusted, "scangate-system", "good")
+        );
+        // The namespace's own Failed scan is stricter: it decides.
+        world
+            .index
+            .upsert(&scan("shop", "mine", "bad:1", Phase::Failed, 1));
+        assert_eq!(decided(&world), by(Origin::Namespace, "shop", "mine"));
+        // No scan at all: nothing decided.
+        assert_eq!(
+            World::tenants(&[])
+                .decide("shop", Enforcement::Enforce, &["bad:1"])
+                .verdicts[0]
+                .decided_by,
+            None
         );
     }
 

@@ -1,5 +1,6 @@
-//! The offline commands: `check`, `report`, `policy eval`, `certs` and `webhook-config`. Each
-//! reads files, calls the same pure functions the webhook and the controller use, and formats
+//! The commands besides the webhook and the controller: the offline ones (`check`, `report`,
+//! `policy eval`, `certs`, `webhook-config`) read files, and `why` and `status` read the
+//! cluster; each calls the same pure functions the webhook and the controller use and formats
 //! the result; `main` only dispatches.
 
 use std::path::Path;
@@ -10,7 +11,9 @@ pub mod certs;
 pub mod check;
 pub mod policy_eval;
 pub mod report;
+pub mod status;
 pub mod webhook_config;
+pub mod why;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

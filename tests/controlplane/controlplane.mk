@@ -51,11 +51,16 @@ controlplane-build: $(CONTROLPLANE_BIN) $(CONTROLPLANE_KUBECTL)
 
 controlplane: controlplane-build
 	@CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/start.sh
+	@CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) KWOK=$(KWOK) bash $(CONTROLPLANE_SRC)/nodes.sh start
 
 controlplane-stop:
+	@CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/nodes.sh stop
 	@CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh
 
 controlplane-status:
 	@CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh --status
+
+# kube-scheduler and kwok's fake nodes: pods are scheduled and run (tests/controlplane/nodes.mk).
+include $(CONTROLPLANE_SRC)/nodes.mk
 
 .DEFAULT_GOAL := $(_controlplane_default_goal)
