@@ -54,6 +54,8 @@ bench: bench-tools
 ## on a local control plane of its own, the controller built with BENCH_PROFILE (release; `dev`
 ## for a quick run): report-to-verdict times, apiserver requests per reconcile, status writes,
 ## resident memory at steady state and during a re-list. Prints the figures beside the targets.
+## BENCH_SCANGATE=target/x86_64-unknown-linux-gnu/release/scangate measures the static release
+## binary of `make release` (the image's) instead, with the bench itself built as BENCH_PROFILE.
 BENCH_PROFILE ?= release
 BENCH_CONTROLPLANE_DIR := target/bench-controlplane
 bench-controller: controlplane-build

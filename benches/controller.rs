@@ -14,7 +14,8 @@
 //!   peak while a new controller process re-lists everything (sampled every 50 ms).
 //!
 //! Prints the figures beside the targets (met, or missed by how much); asserts nothing.
-//! Settings (environment): BENCH_SCANS (`1000,10000`), BENCH_CONTROLPLANE_DIR
+//! Settings (environment): BENCH_SCANGATE (the scangate binary to measure; default: the one
+//! cargo built with the bench, in its profile), BENCH_SCANS (`1000,10000`), BENCH_CONTROLPLANE_DIR
 //! (target/bench-controlplane: its kubeconfig and bin/kubectl), BENCH_CONCURRENCY (16 requests
 //! in flight when creating), BENCH_TIMEOUT (seconds to wait for each phase: 600 + N / 5, so
 //! 2,600 s for 10,000 scans: today's controller decides a few scans per second).
@@ -187,6 +188,25 @@ fn is_status_write(verb: &str, resource: &str, sub: &str) -> bool {
 }
 
 /// A `scangate controller` process of one namespace, killed when dropped.
+/// The scangate binary whose controller is measured, and how to name it: BENCH_SCANGATE (e.g.
+/// the static release binary of `make release`), else the one cargo built with the bench.
+fn scangate_binary() -> (PathBuf, String) {
+    match std::env::var_os("BENCH_SCANGATE") {
+        Some(path) => {
+            let name = format!("{}", Path::new(&path).display());
+            (PathBuf::from(path), name)
+        }
+        None => {
+            let profile = if cfg!(debug_assertions) {
+                "dev build"
+            } else {
+                "release build"
+            };
+            (env!("CARGO_BIN_EXE_scangate").into(), profile.to_string())
+        }
+    }
+}
+
 struct Controller {
     child: Child,
     admin: String,
@@ -198,7 +218,7 @@ impl Controller {
             .local_addr()?
             .port();
         let admin = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        let child = Command::new(scangate_binary().0)
             .args(["controller", "--namespace", ns, "--admin-listen", &admin])
             .arg("--leader-election=false")
             .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller")?)
@@ -557,14 +577,8 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     let max = latencies.last().copied().unwrap_or_default();
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
 
-    let profile = if cfg!(debug_assertions) {
-        "dev"
-    } else {
-        "release"
-    };
-    println!(
-        "\n== {n} ImageScans, reports pushed ({profile} build, controller of one namespace) =="
-    );
+    let profile = scangate_binary().1;
+    println!("\n== {n} ImageScans, reports pushed ({profile}, controller of one namespace) ==");
     println!(
         "report to verdict      p50 {}  p99 {}  max {}   target: each <= 5 s: {}",
         secs(percentile(&latencies, 50.0)),
@@ -595,7 +609,8 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     );
     println!(
         "requests per reconcile {:.2} reads (GET, LIST) and {:.2} writes over {} reconciles ({:.2} per scan)   target: reads from caches: {}",
-        reads / reconciles,
+        // + 0.0 turns a -0.0 (a count that went down by nothing) into 0.0 for printing.
+        reads / reconciles + 0.0,
         writes / reconciles,
         reconciles,
         reconciles / nf,
