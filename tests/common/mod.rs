@@ -3,4 +3,5 @@
 
 pub mod cluster;
 pub mod enforced;
+pub mod registry;
 pub mod webhook;
