@@ -129,6 +129,11 @@ pub struct AdmissionConfig {
     /// an image pulled through one is decided as the image of the registry it mirrors.
     #[serde(default)]
     pub registry_aliases: RegistryAliases,
+    /// Whether admission rewrites each new `image: repo:tag` to `repo:tag@sha256:…`, the digest
+    /// its trusted result resolved (`/mutate/pin`). A namespace label
+    /// `scangate.dev/pin-digests: "true"|"false"` overrides it there.
+    #[serde(default)]
+    pub pin_digests: bool,
     #[serde(default)]
     pub exceptions: ExceptionRules,
     #[serde(default)]
@@ -166,6 +171,7 @@ impl Default for AdmissionConfig {
             controller_username: default_controller_username(),
             recheck_controller_pods: false,
             registry_aliases: RegistryAliases::default(),
+            pin_digests: false,
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
         }
@@ -385,7 +391,7 @@ mod tests {
         let config = AdmissionConfig::from_yaml(
             "defaultEnforcement: warn\nonError: warn\nonPending: allow\nonUnscanned: deny\n\
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
-             registryAliases: {mirror.example:5000: docker.io}\n\
+             registryAliases: {mirror.example:5000: docker.io}\npinDigests: true\n\
              templates: {podSecurity: baseline, serviceAccount: scanner}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -393,6 +399,7 @@ mod tests {
         assert_eq!(config.on_error, Action::Warn);
         assert_eq!(config.on_pending, Action::Allow);
         assert_eq!(config.on_unscanned, Action::Deny);
+        assert!(config.pin_digests);
         assert_eq!(
             config.origin("shop", "scangate-system"),
             Some(Origin::Trusted)

@@ -1,6 +1,7 @@
 //! Pure admission decisions: workloads, scanning objects, status enrichment.
 
 pub mod config;
+pub mod pin;
 pub mod pod;
 pub mod pod_security;
 pub mod review;

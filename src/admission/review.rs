@@ -8,6 +8,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig};
+use super::pin;
 use super::pod::{self, Container, WorkloadKind};
 use super::scanning::{self, Verdict};
 use super::status;
@@ -217,6 +218,71 @@ pub fn review_workload(
         response = response.deny(message);
     }
     (response, WorkloadOutcome::Decided(decision))
+}
+
+/// What the pinning review did, for logs and metrics.
+#[derive(Debug, PartialEq)]
+pub enum PinOutcome {
+    /// Nothing to do: pinning is off here, not a workload create or update, or no new image
+    /// tag has a trusted result with a resolved digest.
+    Unchanged(&'static str),
+    /// These images were pinned.
+    Pinned(Vec<pin::Pinned>),
+}
+
+impl PinOutcome {
+    /// The verdict label for metrics: `pin` or `skip`.
+    pub fn verdict_label(&self) -> &'static str {
+        match self {
+            PinOutcome::Unchanged(_) => "skip",
+            PinOutcome::Pinned(_) => "pin",
+        }
+    }
+}
+
+/// Reviews a workload for digest pinning (`/mutate/pin`): always admits (the validating
+/// webhook decides), with a JSONPatch adding the resolved digest to each new image tag that
+/// has one, and a warning naming each pin. `lookup` gives an image's trusted result.
+pub fn review_pin<'a>(
+    req: &AdmissionRequest<DynamicObject>,
+    pinning: bool,
+    lookup: impl Fn(&crate::image::ImageRef) -> Option<&'a crate::index::IndexedScan>,
+) -> (AdmissionResponse, PinOutcome) {
+    let unchanged = |why| (AdmissionResponse::from(req), PinOutcome::Unchanged(why));
+    if !pinning {
+        return unchanged("pinning is off in this namespace");
+    }
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return unchanged("not a create or update");
+    }
+    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
+        return unchanged("not a workload kind");
+    };
+    let Some(object) = object_json(req.object.as_ref()) else {
+        return unchanged("no object");
+    };
+    let old_images: Vec<String> = req
+        .old_object
+        .as_ref()
+        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.image)
+        .collect();
+    // A malformed object is left to the validating webhook, which denies it with the reason.
+    let Ok(pinned) = pin::pins(kind, &object, &old_images, lookup) else {
+        return unchanged("not a readable workload");
+    };
+    let Some((patch, warnings)) = pin::patch(&pinned) else {
+        return unchanged("nothing to pin");
+    };
+    match AdmissionResponse::from(req).with_patch(patch) {
+        Ok(mut response) => {
+            response.warnings = Some(warnings);
+            (response, PinOutcome::Pinned(pinned))
+        }
+        Err(_) => unchanged("the patch could not be encoded"),
+    }
 }
 
 /// The warnings that admit a denied object anyway, when its own built-in controller created it

@@ -21,6 +21,7 @@ pub enum Endpoint {
     mutate_scan_status,
     mutate_exceptions,
     mutate_reports,
+    mutate_pin,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,7 +29,8 @@ pub struct RequestLabels {
     pub endpoint: Endpoint,
     pub kind: KindLabel,
     /// allow, warn, deny, skip, error, or pass (a pod a built-in controller created for an
-    /// admitted template, admitted although its image's verdict has turned).
+    /// admitted template, admitted although its image's verdict has turned); pin or skip for
+    /// digest pinning.
     pub verdict: String,
     /// enforce, warn or audit (for workloads), `none` otherwise.
     pub mode: String,
