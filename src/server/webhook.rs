@@ -35,6 +35,8 @@ pub struct AppState {
     pub client: Option<kube::Client>,
     /// Where ScanPolicy Rego is checked: worker processes, off the async runtime.
     pub policies: Arc<Sandbox>,
+    /// Requests scans of images with no trusted result; `None` without a cluster.
+    pub first_sight: Option<Arc<super::first_sight::FirstSight>>,
 }
 
 /// How long the apiserver may take to say whether a ScanTemplate's writer may create Jobs.
@@ -157,6 +159,11 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         mode = enforcement.as_str(),
         "workload reviewed"
     );
+    if let Some(first_sight) = &app.first_sight {
+        for image in outcome.unscanned() {
+            first_sight.request(&image);
+        }
+    }
     if let (review::WorkloadOutcome::ControllerPass(decision), Some(client), false) =
         (&outcome, &app.client, req.dry_run)
     {
