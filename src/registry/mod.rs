@@ -114,7 +114,12 @@ impl Resolver {
             .redirect(reqwest::redirect::Policy::limited(5));
         let builder = match ca_bundle {
             Some(pem) => builder.tls_backend_preconfigured(tls_config(pem)?),
-            None => builder,
+            None => {
+                // The platform's verifier uses the process's crypto provider: ring, as `main`
+                // installs it (a no-op when one is installed already).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                builder
+            }
         };
         let client = builder
             .build()
@@ -464,6 +469,18 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(unknown.contains("media type \"text/html\""), "{unknown}");
+    }
+
+    #[test]
+    fn clients_build_with_or_without_a_ca_bundle() {
+        assert!(Resolver::new(None).is_ok());
+        let bundle = crate::cmd::certs::generate(&["127.0.0.1".to_string()], 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Resolver::new(Some(bundle.ca_cert.as_bytes())).is_ok());
+        assert!(matches!(
+            Resolver::new(Some(b"not PEM")),
+            Err(Error::NoCertificate)
+        ));
     }
 
     #[test]

@@ -159,7 +159,8 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         mode = enforcement.as_str(),
         "workload reviewed"
     );
-    if let Some(first_sight) = &app.first_sight {
+    // A dry run has no side effects (DESIGN.md): it requests no scan.
+    if let (Some(first_sight), false) = (&app.first_sight, req.dry_run) {
         for image in outcome.unscanned() {
             first_sight.request(&image);
         }
