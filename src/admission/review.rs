@@ -1174,4 +1174,62 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn pinning_patches_new_tags_only_where_it_is_on() {
+        let digest = format!("sha256:{}", "2".repeat(64));
+        let scan = crate::index::IndexedScan {
+            namespace: "scangate-system".into(),
+            name: "nginx".into(),
+            phase: crate::api::Phase::Completed,
+            rescanning: false,
+            image: crate::image::ImageRef::parse(&format!("nginx:1.27@{digest}"))
+                .unwrap_or_else(|e| panic!("{e}")),
+            policy: None,
+            violations: vec![],
+            as_of: Timestamp::UNIX_EPOCH,
+            source: None,
+        };
+        let lookup = |image: &crate::image::ImageRef| {
+            (image.repository() == "library/nginx").then_some(&scan)
+        };
+        let create = decoded(&review(pod_request(
+            "CREATE",
+            &["nginx:1.27", "redis:7"],
+            None,
+        )));
+        let (response, outcome) = review_pin(&create, true, lookup);
+        assert!(response.allowed);
+        let PinOutcome::Pinned(pinned) = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(pinned.len(), 1);
+        assert_eq!(pinned[0].path, "/spec/containers/0/image");
+        assert_eq!(pinned[0].to, format!("nginx:1.27@{digest}"));
+        let patch: Value = serde_json::from_slice(response.patch.as_deref().unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(
+            patch,
+            json!([{"op": "replace", "path": "/spec/containers/0/image",
+                    "value": format!("nginx:1.27@{digest}")}])
+        );
+        assert_eq!(response.warnings.map(|w| w.len()), Some(1));
+        assert_eq!(outcome.verdict_label(), "pin");
+
+        let (off, outcome) = review_pin(&create, false, lookup);
+        assert!(off.allowed && off.patch.is_none());
+        assert_eq!(
+            outcome,
+            PinOutcome::Unchanged("pinning is off in this namespace")
+        );
+        // An update that keeps the image is not pinned (no rollout from turning pinning on).
+        let update = decoded(&review(pod_request(
+            "UPDATE",
+            &["nginx:1.27"],
+            Some(&["nginx:1.27"]),
+        )));
+        let (kept, outcome) = review_pin(&update, true, lookup);
+        assert!(kept.patch.is_none());
+        assert_eq!(outcome, PinOutcome::Unchanged("nothing to pin"));
+    }
 }
