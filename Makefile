@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller fuzz lint fmt crds certs deploy-local tools helm
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller fuzz lint fmt crds certs deploy-local tools helm registry-build
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -33,14 +33,14 @@ unit-test:
 	$(CARGO) test --locked
 
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
-test: helm
+test: helm registry-build
 	$(CARGO) test --locked --no-run
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
 ## e2e: only the end-to-end tests, on a fresh local control plane.
-e2e: helm
+e2e: helm registry-build
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
@@ -121,6 +121,24 @@ $(HELM):
 	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
 	  -ldflags '$(HELM_LDFLAGS)' \
 	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# The CNCF distribution registry, for the registry tests (tests/common/registry.rs; test tooling
+# only), built from its Go module with the Go toolchain and module/build caches the control plane
+# build uses; skipped when the binary exists. The fixture writes htpasswd files with `htpasswd`
+# (apache2-utils), installed here when missing.
+REGISTRY_VERSION := v3.1.2
+REGISTRY := target/tools/registry
+
+## registry-build: build the distribution registry into target/tools/registry, install htpasswd.
+registry-build: $(REGISTRY)
+	@command -v htpasswd >/dev/null || { apt-get update -qq && apt-get install -y -qq apache2-utils; }
+
+$(REGISTRY):
+	@mkdir -p $(@D)
+	@echo "registry: building distribution $(REGISTRY_VERSION) into $@ (first build takes a few minutes)"
+	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
+	  -ldflags '-s -w -X github.com/distribution/distribution/v3/version.version=$(REGISTRY_VERSION)' \
+	  github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION)
 
 ## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
 deploy-local: certs

@@ -229,7 +229,7 @@ impl FromStr for ImageRef {
 
 /// The one spelling of a registry `host[:port]`: lowercase, without the default HTTPS port, and
 /// `docker.io` for every name of Docker Hub.
-fn canonical_registry(registry: &str) -> String {
+pub fn canonical_registry(registry: &str) -> String {
     let lower = registry.to_ascii_lowercase();
     let host = lower.strip_suffix(DEFAULT_HTTPS_PORT).unwrap_or(&lower);
     if DOCKER_HUB_ALIASES.contains(&host) {

@@ -13,6 +13,7 @@ pub mod controller;
 pub mod image;
 pub mod index;
 pub mod policy;
+pub mod registry;
 pub mod report;
 pub mod sandbox;
 pub mod server;

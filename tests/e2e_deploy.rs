@@ -67,6 +67,34 @@ fn each_service_account_may_do_only_its_job() {
         "scangate-webhook",
         &["update", "imagescans.scanning.scangate.dev", "-A"]
     ));
+    // Scans on first sight: it creates ImageScans in scangate's namespace, nowhere else.
+    assert!(can_i(
+        "scangate-webhook",
+        &[
+            "create",
+            "imagescans.scanning.scangate.dev",
+            "-n",
+            "scangate-system"
+        ]
+    ));
+    assert!(!can_i(
+        "scangate-webhook",
+        &[
+            "create",
+            "imagescans.scanning.scangate.dev",
+            "-n",
+            "default"
+        ]
+    ));
+    assert!(!can_i(
+        "scangate-webhook",
+        &[
+            "delete",
+            "imagescans.scanning.scangate.dev",
+            "-n",
+            "scangate-system"
+        ]
+    ));
     // The controller runs Jobs, reads report ConfigMaps, writes scan status and Events.
     assert!(can_i(
         "scangate-controller",

@@ -28,6 +28,11 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    #[error(
+        "admission config firstSight.perMinute is 0; give the most scans per minute, or unset \
+         firstSight.template to turn scans on first sight off"
+    )]
+    ZeroRate,
     #[error("admission config {field} is empty; name {what}")]
     EmptyField {
         field: &'static str,
@@ -129,6 +134,14 @@ pub struct AdmissionConfig {
     /// an image pulled through one is decided as the image of the registry it mirrors.
     #[serde(default)]
     pub registry_aliases: RegistryAliases,
+    /// Whether admission rewrites each new `image: repo:tag` to `repo:tag@sha256:…`, the digest
+    /// its trusted result resolved (`/mutate/pin`). A namespace label
+    /// `scangate.dev/pin-digests: "true"|"false"` overrides it there.
+    #[serde(default)]
+    pub pin_digests: bool,
+    /// Scans on first sight: what admission requests for an image with no trusted result.
+    #[serde(default)]
+    pub first_sight: FirstSightRules,
     #[serde(default)]
     pub exceptions: ExceptionRules,
     #[serde(default)]
@@ -166,9 +179,39 @@ impl Default for AdmissionConfig {
             controller_username: default_controller_username(),
             recheck_controller_pods: false,
             registry_aliases: RegistryAliases::default(),
+            pin_digests: false,
+            first_sight: FirstSightRules::default(),
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
         }
+    }
+}
+
+/// Scans on first sight: when admission meets an image with no trusted result, the webhook
+/// creates an ImageScan of it in `scangateNamespace` (off the request path, deduplicated,
+/// rate-limited); the request itself gets `onUnscanned`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FirstSightRules {
+    /// The ScanTemplate (in `scangateNamespace`) first-sight scans run with; unset turns
+    /// scans on first sight off.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The ScanPolicy (in `scangateNamespace`) their reports are checked against.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The most first-sight scans created per minute (a token bucket of this size, refilled
+    /// evenly); more are dropped and counted. Unset: 30.
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+}
+
+impl FirstSightRules {
+    /// The rate limit when none is configured.
+    pub const DEFAULT_PER_MINUTE: u32 = 30;
+
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute.unwrap_or(Self::DEFAULT_PER_MINUTE)
     }
 }
 
@@ -274,6 +317,15 @@ impl AdmissionConfig {
             return Err(Error::EmptyField {
                 field: "controllerUsername",
                 what: "the controller's identity, e.g. system:serviceaccount:scangate-system:scangate-controller",
+            });
+        }
+        if config.first_sight.per_minute == Some(0) {
+            return Err(Error::ZeroRate);
+        }
+        if config.first_sight.template.as_deref() == Some("") {
+            return Err(Error::EmptyField {
+                field: "firstSight.template",
+                what: "a ScanTemplate in scangateNamespace, or leave it unset to turn scans on first sight off",
             });
         }
         if config.templates.service_account.is_empty() {
@@ -385,7 +437,8 @@ mod tests {
         let config = AdmissionConfig::from_yaml(
             "defaultEnforcement: warn\nonError: warn\nonPending: allow\nonUnscanned: deny\n\
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
-             registryAliases: {mirror.example:5000: docker.io}\n\
+             registryAliases: {mirror.example:5000: docker.io}\npinDigests: true\n\
+             firstSight: {template: trivy, policy: strict, perMinute: 5}\n\
              templates: {podSecurity: baseline, serviceAccount: scanner}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -393,6 +446,12 @@ mod tests {
         assert_eq!(config.on_error, Action::Warn);
         assert_eq!(config.on_pending, Action::Allow);
         assert_eq!(config.on_unscanned, Action::Deny);
+        assert!(config.pin_digests);
+        assert_eq!(config.first_sight.template.as_deref(), Some("trivy"));
+        assert_eq!(config.first_sight.policy.as_deref(), Some("strict"));
+        assert_eq!(config.first_sight.per_minute(), 5);
+        assert_eq!(AdmissionConfig::default().first_sight.per_minute(), 30);
+        assert_eq!(AdmissionConfig::default().first_sight.template, None);
         assert_eq!(
             config.origin("shop", "scangate-system"),
             Some(Origin::Trusted)
@@ -460,6 +519,10 @@ mod tests {
             old.unwrap_or_default()
                 .contains("unknown field `allowPrivileged`")
         );
+        let zero = AdmissionConfig::from_yaml("firstSight: {template: t, perMinute: 0}").err();
+        assert!(matches!(zero, Some(Error::ZeroRate)));
+        let no_template = AdmissionConfig::from_yaml("firstSight: {template: ''}").err();
+        assert!(matches!(no_template, Some(Error::EmptyField { .. })));
         let no_account = AdmissionConfig::from_yaml("templates: {serviceAccount: ''}").err();
         assert!(matches!(no_account, Some(Error::EmptyField { .. })));
     }

@@ -1,6 +1,8 @@
 //! Pure admission decisions: workloads, scanning objects, status enrichment.
 
 pub mod config;
+pub mod first_sight;
+pub mod pin;
 pub mod pod;
 pub mod pod_security;
 pub mod review;

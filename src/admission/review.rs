@@ -8,6 +8,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig};
+use super::pin;
 use super::pod::{self, Container, WorkloadKind};
 use super::scanning::{self, Verdict};
 use super::status;
@@ -134,6 +135,20 @@ pub enum WorkloadOutcome {
 }
 
 impl WorkloadOutcome {
+    /// The images decided with no trusted result (normalized), for scans on first sight.
+    pub fn unscanned(&self) -> Vec<crate::image::ImageRef> {
+        let (WorkloadOutcome::Decided(decision) | WorkloadOutcome::ControllerPass(decision)) = self
+        else {
+            return Vec::new();
+        };
+        decision
+            .verdicts
+            .iter()
+            .filter(|v| v.state == workload::ImageState::Unscanned)
+            .filter_map(|v| crate::image::ImageRef::parse(&v.image).ok())
+            .collect()
+    }
+
     /// The verdict label for metrics: `allow`, `warn`, `deny`, `skip` or `error`.
     pub fn verdict_label(&self) -> &'static str {
         match self {
@@ -217,6 +232,71 @@ pub fn review_workload(
         response = response.deny(message);
     }
     (response, WorkloadOutcome::Decided(decision))
+}
+
+/// What the pinning review did, for logs and metrics.
+#[derive(Debug, PartialEq)]
+pub enum PinOutcome {
+    /// Nothing to do: pinning is off here, not a workload create or update, or no new image
+    /// tag has a trusted result with a resolved digest.
+    Unchanged(&'static str),
+    /// These images were pinned.
+    Pinned(Vec<pin::Pinned>),
+}
+
+impl PinOutcome {
+    /// The verdict label for metrics: `pin` or `skip`.
+    pub fn verdict_label(&self) -> &'static str {
+        match self {
+            PinOutcome::Unchanged(_) => "skip",
+            PinOutcome::Pinned(_) => "pin",
+        }
+    }
+}
+
+/// Reviews a workload for digest pinning (`/mutate/pin`): always admits (the validating
+/// webhook decides), with a JSONPatch adding the resolved digest to each new image tag that
+/// has one, and a warning naming each pin. `lookup` gives an image's trusted result.
+pub fn review_pin<'a>(
+    req: &AdmissionRequest<DynamicObject>,
+    pinning: bool,
+    lookup: impl Fn(&crate::image::ImageRef) -> Option<&'a crate::index::IndexedScan>,
+) -> (AdmissionResponse, PinOutcome) {
+    let unchanged = |why| (AdmissionResponse::from(req), PinOutcome::Unchanged(why));
+    if !pinning {
+        return unchanged("pinning is off in this namespace");
+    }
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return unchanged("not a create or update");
+    }
+    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
+        return unchanged("not a workload kind");
+    };
+    let Some(object) = object_json(req.object.as_ref()) else {
+        return unchanged("no object");
+    };
+    let old_images: Vec<String> = req
+        .old_object
+        .as_ref()
+        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.image)
+        .collect();
+    // A malformed object is left to the validating webhook, which denies it with the reason.
+    let Ok(pinned) = pin::pins(kind, &object, &old_images, lookup) else {
+        return unchanged("not a readable workload");
+    };
+    let Some((patch, warnings)) = pin::patch(&pinned) else {
+        return unchanged("nothing to pin");
+    };
+    match AdmissionResponse::from(req).with_patch(patch) {
+        Ok(mut response) => {
+            response.warnings = Some(warnings);
+            (response, PinOutcome::Pinned(pinned))
+        }
+        Err(_) => unchanged("the patch could not be encoded"),
+    }
 }
 
 /// The warnings that admit a denied object anyway, when its own built-in controller created it
@@ -1093,5 +1173,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pinning_patches_new_tags_only_where_it_is_on() {
+        let digest = format!("sha256:{}", "2".repeat(64));
+        let scan = crate::index::IndexedScan {
+            namespace: "scangate-system".into(),
+            name: "nginx".into(),
+            phase: crate::api::Phase::Completed,
+            rescanning: false,
+            image: crate::image::ImageRef::parse(&format!("nginx:1.27@{digest}"))
+                .unwrap_or_else(|e| panic!("{e}")),
+            policy: None,
+            violations: vec![],
+            as_of: Timestamp::UNIX_EPOCH,
+            source: None,
+        };
+        let lookup = |image: &crate::image::ImageRef| {
+            (image.repository() == "library/nginx").then_some(&scan)
+        };
+        let create = decoded(&review(pod_request(
+            "CREATE",
+            &["nginx:1.27", "redis:7"],
+            None,
+        )));
+        let (response, outcome) = review_pin(&create, true, lookup);
+        assert!(response.allowed);
+        let PinOutcome::Pinned(pinned) = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(pinned.len(), 1);
+        assert_eq!(pinned[0].path, "/spec/containers/0/image");
+        assert_eq!(pinned[0].to, format!("nginx:1.27@{digest}"));
+        let patch: Value = serde_json::from_slice(response.patch.as_deref().unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(
+            patch,
+            json!([{"op": "replace", "path": "/spec/containers/0/image",
+                    "value": format!("nginx:1.27@{digest}")}])
+        );
+        assert_eq!(response.warnings.map(|w| w.len()), Some(1));
+        assert_eq!(outcome.verdict_label(), "pin");
+
+        let (off, outcome) = review_pin(&create, false, lookup);
+        assert!(off.allowed && off.patch.is_none());
+        assert_eq!(
+            outcome,
+            PinOutcome::Unchanged("pinning is off in this namespace")
+        );
+        // An update that keeps the image is not pinned (no rollout from turning pinning on).
+        let update = decoded(&review(pod_request(
+            "UPDATE",
+            &["nginx:1.27"],
+            Some(&["nginx:1.27"]),
+        )));
+        let (kept, outcome) = review_pin(&update, true, lookup);
+        assert!(kept.patch.is_none());
+        assert_eq!(outcome, PinOutcome::Unchanged("nothing to pin"));
     }
 }

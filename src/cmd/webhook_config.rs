@@ -144,6 +144,21 @@ fn namespace_selector(namespaces: &Namespaces<'_>) -> Value {
     }
 }
 
+/// The workload webhook's namespaces, but those whose label turns pinning off.
+fn pin_selector(namespaces: &Namespaces<'_>) -> Value {
+    let mut selector = namespace_selector(namespaces);
+    let off =
+        json!({"key": crate::admission::pin::LABEL, "operator": "NotIn", "values": ["false"]});
+    match selector
+        .get_mut("matchExpressions")
+        .and_then(Value::as_array_mut)
+    {
+        Some(expressions) => expressions.push(off),
+        None => selector["matchExpressions"] = json!([off]),
+    }
+    selector
+}
+
 /// The guards of scangate's own objects (status writes, exceptions, templates and policies)
 /// apply in every namespace, scangate's own included: a verdict is only worth what its writer
 /// can be trusted with.
@@ -221,7 +236,7 @@ pub fn configurations(
         "kind": "ValidatingWebhookConfiguration",
         "metadata": metadata,
         "webhooks": [
-            webhook("workloads", "/validate/workloads", workloads, 5, target, namespace_selector(namespaces), ca_bundle),
+            webhook("workloads", "/validate/workloads", workloads.clone(), 5, target, namespace_selector(namespaces), ca_bundle),
             webhook("scanning", "/validate/scanning", scanning, 10, target, guard_selector(namespaces), ca_bundle),
         ],
     });
@@ -267,11 +282,24 @@ pub fn configurations(
     reports_webhook["objectSelector"] = json!({"matchExpressions": [
         {"key": crate::report::SCAN_LABEL, "operator": "Exists"}
     ]});
+    // Digest pinning: the workload webhook's kinds and failure policy, in the namespaces it
+    // covers but those labelled `scangate.dev/pin-digests=false` (the webhook decides the
+    // unlabelled ones from `pinDigests`). Once: a later webhook's change is not pinned again.
+    let mut pin_webhook = webhook(
+        "pin",
+        "/mutate/pin",
+        workloads,
+        5,
+        target,
+        pin_selector(namespaces),
+        ca_bundle,
+    );
+    pin_webhook["reinvocationPolicy"] = json!("Never");
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [status_webhook, exceptions_webhook, reports_webhook],
+        "webhooks": [status_webhook, exceptions_webhook, reports_webhook, pin_webhook],
     });
     Ok((
         serde_json::from_value(validating)?,
@@ -376,6 +404,23 @@ mod tests {
             "scanning.scangate.dev/scan"
         );
         assert_eq!(webhooks[1].namespace_selector, Some(Default::default()));
+        let pin = &mutating[3];
+        assert_eq!(
+            pin.client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/mutate/pin")
+        );
+        assert_eq!(pin.rules, workloads.rules);
+        assert_eq!(pin.failure_policy, workloads.failure_policy);
+        assert_eq!(pin.reinvocation_policy.as_deref(), Some("Never"));
+        let pin_selector = pin
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_expressions.clone())
+            .unwrap_or_default();
+        assert_eq!(pin_selector[0], excluded[0]);
+        assert_eq!(pin_selector[1].key, "scangate.dev/pin-digests");
+        assert_eq!(pin_selector[1].operator, "NotIn");
+        assert_eq!(pin_selector[1].values, Some(vec!["false".to_string()]));
         assert_eq!(
             status.client_config.url.as_deref(),
             Some("https://127.0.0.1:8443/mutate/scan-status")

@@ -82,6 +82,8 @@ pub struct WebhookState {
     /// The exceptions as one shared list, rebuilt on each change, so a review takes a pointer.
     exception_list: RwLock<Arc<Vec<Exception>>>,
     namespace_modes: RwLock<HashMap<String, Enforcement>>,
+    /// Namespaces whose `scangate.dev/pin-digests` label chooses pinning there.
+    namespace_pins: RwLock<HashMap<String, bool>>,
     templates: RwLock<HashSet<ScanKey>>,
     policies: RwLock<HashSet<ScanKey>>,
     pub ready: Readiness,
@@ -116,6 +118,7 @@ impl WebhookState {
             exceptions: RwLock::default(),
             exception_list: RwLock::default(),
             namespace_modes: RwLock::default(),
+            namespace_pins: RwLock::default(),
             templates: RwLock::default(),
             policies: RwLock::default(),
             ready: Readiness::default(),
@@ -212,14 +215,28 @@ impl WebhookState {
         self.publish_exceptions();
     }
 
-    /// Records a namespace's mode from its labels (none, or an unknown value: the default).
+    /// Whether admission pins digests in a namespace: its label, else the config's default.
+    pub fn pin_digests(&self, namespace: &str, config: &AdmissionConfig) -> bool {
+        let label = read(&self.namespace_pins).get(namespace).copied();
+        crate::admission::pin::enabled(config.pin_digests, label)
+    }
+
+    /// Records a namespace's mode and pinning choice from its labels (none, or an unknown
+    /// value: the config's default).
     pub fn apply_namespace(&self, meta: &kube::core::ObjectMeta) {
         let name = meta.name.clone().unwrap_or_default();
-        let mode = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(Enforcement::LABEL))
-            .and_then(|v| Enforcement::from_label(v));
+        let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key));
+        let pin =
+            label(crate::admission::pin::LABEL).and_then(|v| crate::admission::pin::from_label(v));
+        write(&self.namespace_pins, |pins| match pin {
+            Some(pin) => {
+                pins.insert(name.clone(), pin);
+            }
+            None => {
+                pins.remove(&name);
+            }
+        });
+        let mode = label(Enforcement::LABEL).and_then(|v| Enforcement::from_label(v));
         write(&self.namespace_modes, |modes| match mode {
             Some(mode) => {
                 modes.insert(name, mode);
@@ -235,6 +252,7 @@ impl WebhookState {
         metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
     ) {
         write(&self.namespace_modes, |modes| modes.clear());
+        write(&self.namespace_pins, |pins| pins.clear());
         for meta in metas {
             self.apply_namespace(meta);
         }
@@ -243,6 +261,9 @@ impl WebhookState {
 
     pub fn delete_namespace(&self, meta: &kube::core::ObjectMeta) {
         let name = meta.name.clone().unwrap_or_default();
+        write(&self.namespace_pins, |pins| {
+            pins.remove(&name);
+        });
         write(&self.namespace_modes, |modes| {
             modes.remove(&name);
         });

@@ -35,6 +35,8 @@ pub struct AppState {
     pub client: Option<kube::Client>,
     /// Where ScanPolicy Rego is checked: worker processes, off the async runtime.
     pub policies: Arc<Sandbox>,
+    /// Requests scans of images with no trusted result; `None` without a cluster.
+    pub first_sight: Option<Arc<super::first_sight::FirstSight>>,
 }
 
 /// How long the apiserver may take to say whether a ScanTemplate's writer may create Jobs.
@@ -47,6 +49,7 @@ pub fn router(app: AppState) -> Router {
         .route("/mutate/scan-status", post(mutate_scan_status))
         .route("/mutate/exceptions", post(mutate_exceptions))
         .route("/mutate/reports", post(mutate_reports))
+        .route("/mutate/pin", post(mutate_pin))
         .with_state(app)
 }
 
@@ -156,6 +159,12 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         mode = enforcement.as_str(),
         "workload reviewed"
     );
+    // A dry run has no side effects (DESIGN.md): it requests no scan.
+    if let (Some(first_sight), false) = (&app.first_sight, req.dry_run) {
+        for image in outcome.unscanned() {
+            first_sight.request(&image);
+        }
+    }
     if let (review::WorkloadOutcome::ControllerPass(decision), Some(client), false) =
         (&outcome, &app.client, req.dry_run)
     {
@@ -167,6 +176,44 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         &req.kind.kind,
         verdict,
         enforcement.as_str(),
+        started,
+    );
+    respond(response)
+}
+
+/// Digest pinning: adds to each new image tag the digest its trusted result resolved, where
+/// pinning is on (`pinDigests`, or the namespace's `scangate.dev/pin-digests` label).
+async fn mutate_pin(State(app): State<AppState>, body: Body) -> Response {
+    let req = match decode(&app, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let started = Instant::now();
+    let span = admission_span(Endpoint::mutate_pin, &req);
+    let _entered = span.enter();
+    let state = &app.state;
+    let config = state.config();
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let pinning = state.pin_digests(&namespace, &config);
+    let (response, outcome) = {
+        let index = state.scans();
+        review::review_pin(&req, pinning, |image| {
+            index
+                .lookup(image, |ns| config.origin(&namespace, ns))
+                .trusted
+        })
+    };
+    let verdict = outcome.verdict_label();
+    span.record("verdict", verdict);
+    if let review::PinOutcome::Pinned(pinned) = &outcome {
+        tracing::info!(images = pinned.len(), "pinned image digests");
+    }
+    record(
+        &app,
+        Endpoint::mutate_pin,
+        &req.kind.kind,
+        verdict,
+        "none",
         started,
     );
     respond(response)

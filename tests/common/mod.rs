@@ -5,4 +5,5 @@ pub mod cluster;
 pub mod controlplane;
 pub mod enforced;
 pub mod front;
+pub mod registry;
 pub mod webhook;
