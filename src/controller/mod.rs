@@ -232,6 +232,8 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         admin.standby.store(false, Ordering::SeqCst);
         let ended = term.lead(stop.clone()).await;
         metrics.leader.set(0);
+        // Only the leader's inventory says what runs.
+        metrics.running_images.clear();
         admin.synced.store(false, Ordering::SeqCst);
         match ended {
             Ok(TermEnd::Stopped) => {
