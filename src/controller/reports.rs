@@ -365,6 +365,22 @@ fn event_namespace<K: kube::Resource>(event: &watcher::Event<K>) -> Option<Strin
     }
 }
 
+/// Marks the namespaces a change may concern: a pod's, an exception's (every namespace for
+/// those of scangate's namespace, which count everywhere), every namespace for a scan (it may
+/// be trusted everywhere).
+fn mark(change: &Change, scangate_namespace: &str, dirty: &mut Dirty) {
+    match change {
+        Change::Pod(Some(ns)) => {
+            dirty.namespaces.insert(ns.clone());
+        }
+        Change::Exception(Some(ns)) if ns != scangate_namespace => {
+            dirty.namespaces.insert(ns.clone());
+        }
+        Change::Exception(_) | Change::Scan => dirty.all = true,
+        Change::Pod(None) | Change::Failed(_) => {}
+    }
+}
+
 /// What the inventory task holds between changes.
 struct State<'a> {
     inventory: &'a Inventory,
@@ -394,23 +410,18 @@ impl State<'_> {
 
     fn apply(&mut self, change: Change, dirty: &mut Dirty) {
         match change {
-            Change::Pod(Some(ns)) => {
-                dirty.namespaces.insert(ns);
-            }
-            Change::Pod(None) => {}
-            Change::Exception(ns) => match ns {
-                Some(ns) if ns != self.inventory.config.scangate_namespace => {
-                    dirty.namespaces.insert(ns);
-                }
-                _ => dirty.all = true,
-            },
-            Change::Scan => {
-                dirty.all = true;
-                self.scans_changed = true;
-            }
             Change::Failed(error) => {
                 tracing::warn!(%error, "an inventory watch failed; retrying with backoff");
             }
+            Change::Scan => {
+                self.scans_changed = true;
+                mark(
+                    &Change::Scan,
+                    &self.inventory.config.scangate_namespace,
+                    dirty,
+                );
+            }
+            change => mark(&change, &self.inventory.config.scangate_namespace, dirty),
         }
     }
 
@@ -693,6 +704,48 @@ mod tests {
             small["metadata"]["annotations"][RESULTS_ANNOTATION],
             "2 of 2"
         );
+    }
+
+    #[test]
+    fn a_change_marks_the_namespaces_it_may_concern() {
+        let marked = |change: Change| {
+            let mut dirty = Dirty::default();
+            mark(&change, "scangate-system", &mut dirty);
+            (dirty.all, dirty.namespaces.into_iter().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            marked(Change::Pod(Some("shop".into()))),
+            (false, vec!["shop".into()])
+        );
+        assert_eq!(marked(Change::Pod(None)), (false, vec![]));
+        assert_eq!(
+            marked(Change::Exception(Some("shop".into()))),
+            (false, vec!["shop".into()])
+        );
+        assert_eq!(
+            marked(Change::Exception(Some("scangate-system".into()))),
+            (true, vec![])
+        );
+        assert_eq!(marked(Change::Scan), (true, vec![]));
+    }
+
+    #[test]
+    fn the_flag_names_the_format() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let format = |args: &[&str]| {
+            let all = ["scangate", "controller"].iter().chain(args);
+            match Cli::try_parse_from(all).map(|cli| cli.command) {
+                Ok(Command::Controller(args)) => args.policy_reports,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(format(&[]), ReportFormat::Wgpolicyk8s);
+        assert_eq!(
+            format(&["--policy-reports", "openreports"]),
+            ReportFormat::Openreports
+        );
+        assert_eq!(format(&["--policy-reports=off"]), ReportFormat::Off);
     }
 
     #[test]
