@@ -234,6 +234,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         metrics.leader.set(0);
         // Only the leader's inventory says what runs.
         metrics.running_images.clear();
+        metrics.set_oldest_result(None);
         admin.synced.store(false, Ordering::SeqCst);
         match ended {
             Ok(TermEnd::Stopped) => {
