@@ -248,3 +248,12 @@ fn schemas_are_structural() {
         assert!(problems.is_empty(), "{problems:#?}");
     }
 }
+
+#[test]
+fn the_chart_installs_the_same_policy_report_crd() {
+    assert_eq!(
+        include_str!("../charts/scangate/crds/policyreports.yaml"),
+        include_str!("../deploy/crds/policyreports.yaml"),
+        "charts/scangate/crds/policyreports.yaml differs from deploy/crds/policyreports.yaml: copy it"
+    );
+}

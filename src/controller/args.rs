@@ -65,6 +65,16 @@ pub struct ControllerArgs {
     /// exits anyway (then releases its lease).
     #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
     pub shutdown_grace: Duration,
+    /// The reports of what runs and its verdict now, one per namespace: `wgpolicyk8s`
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport), `openreports` (openreports.io/v1alpha1 Report,
+    /// whose CRD scangate does not install) or `off` (the runtime metrics only).
+    #[arg(
+        long,
+        env = "SCANGATE_POLICY_REPORTS",
+        value_enum,
+        default_value = "wgpolicyk8s"
+    )]
+    pub policy_reports: super::reports::ReportFormat,
     #[command(flatten)]
     pub policy: PolicyLimitArgs,
 }

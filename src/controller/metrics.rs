@@ -1,6 +1,10 @@
 //! Prometheus metrics of the controller. Labels are bounded: kind, result, phase, verb,
-//! resource.
+//! resource, verdict, and the namespace of running images (bounded by the cluster's namespaces,
+//! as kube-state-metrics' are; a namespace that runs nothing has no series). No image label.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use super::inventory::RuntimeVerdict;
 use super::writes::StatusWrite;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -27,6 +31,12 @@ pub struct ResultLabels {
 pub struct PhaseLabels {
     pub kind: String,
     pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunningLabels {
+    pub namespace: String,
+    pub verdict: RuntimeVerdict,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,6 +87,11 @@ pub struct Metrics {
     pub status_writes: Family<WriteLabels, Counter>,
     pub api_requests: Family<RequestLabels, Counter>,
     pub leader: Gauge,
+    pub running_images: Family<RunningLabels, Gauge>,
+    pub oldest_result_age: Gauge<f64, AtomicU64>,
+    /// When the oldest result deciding a running image was recorded (Unix seconds), or
+    /// `i64::MIN` when none does.
+    oldest_result_at: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -96,6 +111,9 @@ impl Metrics {
             status_writes: Family::default(),
             api_requests: Family::default(),
             leader: Gauge::default(),
+            running_images: Family::default(),
+            oldest_result_age: Gauge::default(),
+            oldest_result_at: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -142,7 +160,59 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             self.leader.clone(),
         );
+        registry.register(
+            "running_images",
+            "Images of Running pods, one per workload and image, by namespace and verdict (fail, warn, skip, pass)",
+            self.running_images.clone(),
+        );
+        registry.register(
+            "oldest_result_age_seconds",
+            "Age of the oldest scan result that decides an image of a Running pod (0 when none does)",
+            self.oldest_result_age.clone(),
+        );
         registry
+    }
+
+    /// Sets the running images of a namespace by verdict; a namespace that runs nothing loses
+    /// its series.
+    pub fn set_running_images(
+        &self,
+        namespace: &str,
+        counts: &std::collections::BTreeMap<RuntimeVerdict, usize>,
+        none: bool,
+    ) {
+        for verdict in RuntimeVerdict::ALL {
+            let labels = RunningLabels {
+                namespace: namespace.into(),
+                verdict,
+            };
+            if none {
+                self.running_images.remove(&labels);
+            } else {
+                let n = counts.get(&verdict).copied().unwrap_or_default();
+                self.running_images
+                    .get_or_create(&labels)
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// Records when the oldest result deciding a running image was recorded.
+    pub fn set_oldest_result(&self, at: Option<jiff::Timestamp>) {
+        let seconds = at.map_or(i64::MIN, |t| t.as_second());
+        self.oldest_result_at.store(seconds, Ordering::Relaxed);
+        self.refresh_result_age(jiff::Timestamp::now());
+    }
+
+    /// Sets the oldest result's age as of `now` (at every scrape).
+    pub fn refresh_result_age(&self, now: jiff::Timestamp) {
+        let at = self.oldest_result_at.load(Ordering::Relaxed);
+        let age = if at == i64::MIN {
+            0.0
+        } else {
+            (now.as_second().saturating_sub(at)).max(0) as f64
+        };
+        self.oldest_result_age.set(age);
     }
 
     /// Counts one reconciliation.
@@ -203,6 +273,19 @@ mod tests {
         metrics.status_written(StatusWrite::refused);
         metrics.status_written(StatusWrite::ok);
         metrics.requested(Verb::patch, ApiResource::scans);
+        let counts = std::collections::BTreeMap::from([(RuntimeVerdict::fail, 2)]);
+        metrics.set_running_images("shop", &counts, false);
+        metrics.set_running_images("gone", &counts, false);
+        metrics.set_running_images("gone", &counts, true);
+        let recorded: jiff::Timestamp = "2026-01-01T00:00:00Z"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        metrics.set_oldest_result(Some(recorded));
+        metrics.refresh_result_age(
+            "2026-01-01T00:01:40Z"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics.registry())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -214,8 +297,12 @@ mod tests {
             "scangate_controller_status_writes_total{result=\"refused\"} 1",
             "scangate_controller_status_writes_total{result=\"ok\"} 1",
             "scangate_controller_api_requests_total{verb=\"patch\",resource=\"scans\"} 1",
+            "scangate_running_images{namespace=\"shop\",verdict=\"fail\"} 2",
+            "scangate_running_images{namespace=\"shop\",verdict=\"pass\"} 0",
+            "scangate_oldest_result_age_seconds 100.0",
         ] {
             assert!(text.contains(expected), "{expected} not in {text}");
         }
+        assert!(!text.contains("gone"), "{text}");
     }
 }

@@ -16,11 +16,14 @@
 //! - [`target`]: whether a report is for the scan it was stored for (pure);
 //! - [`reconcile`]: one reconcile: observe, plan, apply;
 //! - [`leader`]: leader election with a Lease;
-//! - [`upload`]: `scangate report --to-configmap`.
+//! - [`upload`]: `scangate report --to-configmap`;
+//! - [`inventory`]: the images running pods run, and their verdicts now (pure);
+//! - [`reports`]: the PolicyReports and runtime metrics kept from the inventory.
 
 pub mod args;
 pub mod cache;
 pub mod events;
+pub mod inventory;
 pub mod job;
 pub mod kinds;
 pub mod leader;
@@ -28,6 +31,7 @@ pub mod metrics;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;
+pub mod reports;
 pub mod status;
 pub mod store;
 pub mod target;
@@ -228,6 +232,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         admin.standby.store(false, Ordering::SeqCst);
         let ended = term.lead(stop.clone()).await;
         metrics.leader.set(0);
+        // Only the leader's inventory says what runs.
+        metrics.running_images.clear();
+        metrics.set_oldest_result(None);
         admin.synced.store(false, Ordering::SeqCst);
         match ended {
             Ok(TermEnd::Stopped) => {
@@ -291,6 +298,17 @@ impl Term<'_> {
             },
             triggers,
         );
+        // The runtime inventory: its own watches, its PolicyReports and metrics, for the term.
+        let _inventory = AbortOnDrop(tokio::spawn(
+            reports::Inventory {
+                client: self.client.clone(),
+                namespace: args.namespace.clone(),
+                config: self.config.clone(),
+                format: args.policy_reports,
+                metrics: self.admin.metrics.clone(),
+            }
+            .run(),
+        ));
         let stopped = stop.clone();
         // Stopped on the signal, or when the term ends before it.
         let _watches = AbortOnDrop(tokio::spawn(async move {
@@ -518,6 +536,7 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
             .metrics
             .set_phases("SourceScan", &count_phases(&sources));
     }
+    admin.metrics.refresh_result_age(jiff::Timestamp::now());
     crate::admin::metrics_response(&admin.metrics.registry())
 }
 

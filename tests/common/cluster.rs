@@ -121,6 +121,7 @@ impl Cluster {
             "crd/scantemplates.scanning.scangate.dev",
             "crd/scanpolicies.scanning.scangate.dev",
             "crd/scanexceptions.scanning.scangate.dev",
+            "crd/policyreports.wgpolicyk8s.io",
         ]);
     }
 

@@ -1,0 +1,258 @@
+//! The runtime view end to end: `scangate controller` (under deploy/rbac's ServiceAccount, by
+//! impersonation) keeps a PolicyReport per namespace of what its Running pods run, on the
+//! local control plane whose kwok node runs the pods. A running Deployment whose image's
+//! result turns Failed (a new report pushed) shows `fail`; rolled out to a fixed image, `pass`;
+//! deleted, its results are gone.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::cluster::{cluster, deployment, stderr};
+use common::enforced::Enforced;
+use common::webhook::{free_port, http_get};
+use serde_json::{Value, json};
+
+const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+const WAIT: Duration = Duration::from_secs(60);
+const ALPINE: &str = "docker.io/library/alpine@sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4";
+const PASSED: &str = r#""cveCount": {},
+  "conditions": [
+    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
+    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
+    {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
+
+struct Controller {
+    child: Child,
+    log: std::path::PathBuf,
+    admin: String,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "controller log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn start_controller(enforced: &Enforced) -> Controller {
+    let log = enforced.dir.path().join("controller.log");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args([
+            "controller",
+            "--namespace",
+            &enforced.ns.name,
+            "--leader-election-namespace",
+            "scangate-system",
+            "--leader-election-lease",
+            &format!("scangate-e2e-polr-{}", enforced.ns.name),
+            "--admin-listen",
+            &admin,
+            "--config",
+            &enforced.config.display().to_string(),
+            "--error-retry",
+            "2s",
+        ])
+        .env(
+            "KUBECONFIG",
+            enforced.cluster.kubeconfig_as("scangate-controller"),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the controller");
+    let controller = Controller {
+        child,
+        log,
+        admin: format!("http://{admin}"),
+    };
+    enforced
+        .cluster
+        .eventually("the controller to be ready", WAIT, || {
+            http_get(&controller.admin, "/readyz").filter(|(code, _)| *code == 200)
+        });
+    controller
+}
+
+/// Stores `report` (grype JSON) for scan `ns/busybox`, as a CI pusher does.
+fn push(enforced: &Enforced, report: &Value) {
+    let path = enforced.dir.path().join("report.json");
+    std::fs::write(&path, report.to_string()).expect("write report");
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["report", &path.display().to_string(), "--to-configmap"])
+        .arg(format!("{}/busybox", enforced.ns.name))
+        .env("KUBECONFIG", &enforced.cluster.kubeconfig)
+        .output()
+        .expect("scangate report");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn phase(enforced: &Enforced) -> String {
+    enforced.ns.kubectl_ok(&[
+        "get",
+        "imagescan",
+        "busybox",
+        "-o",
+        "jsonpath={.status.phase}",
+    ])
+}
+
+/// The namespace's PolicyReport `scangate`, when there is one.
+fn report(enforced: &Enforced) -> Option<Value> {
+    let out = enforced
+        .ns
+        .kubectl(&["get", "policyreport", "scangate", "-o", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+/// (workload, image, result) of each result.
+fn results(report: &Value) -> Vec<(String, String, String)> {
+    report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                format!(
+                    "{}/{}",
+                    s(&r["resources"][0]["kind"]),
+                    s(&r["resources"][0]["name"])
+                ),
+                s(&r["properties"]["image"]),
+                s(&r["result"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
+    let Some(cluster) = cluster() else { return };
+    let enforced = Enforced::with_config(cluster, "e2e-polr", &[], "trustNamespaceScans: true");
+    let ns = enforced.ns.name.clone();
+    let controller = start_controller(&enforced);
+    let apply = |object: Value| {
+        let out = enforced.ns.apply(&object.to_string());
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    apply(json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanPolicy",
+        "metadata": {"name": "default", "namespace": ns},
+        "spec": {"regoFile": scangate::policy::DEFAULT_POLICY},
+    }));
+    // Scanned by CI: no template, the result comes from pushed reports.
+    apply(json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ImageScan",
+        "metadata": {"name": "busybox", "namespace": ns},
+        "spec": {"registry": {"image": "busybox:1.32.1"}, "scanPolicy": "default"},
+    }));
+    let vulnerable: Value =
+        serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("fixture"))
+            .expect("fixture JSON");
+    let mut clean = vulnerable.clone();
+    clean["matches"] = json!([]);
+    push(&enforced, &clean);
+    cluster.eventually("the scan Completed", WAIT, || {
+        (phase(&enforced) == "Completed").then_some(())
+    });
+    // The fixed image: a trusted result in scangate's namespace.
+    enforced.trusted_scan("alpine", "alpine:3.10", ALPINE, PASSED);
+
+    let out = enforced.ns.apply(&deployment("app", "busybox:1.32.1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let passing = cluster.eventually("the running image to pass", WAIT, || {
+        report(&enforced).filter(|r| {
+            results(r)
+                == [(
+                    "Deployment/app".into(),
+                    "busybox:1.32.1".into(),
+                    "pass".into(),
+                )]
+        })
+    });
+    assert_eq!(passing["summary"]["pass"], 1, "{passing}");
+    let result = &passing["results"][0];
+    assert_eq!(result["policy"], "scangate");
+    assert_eq!(result["rule"], "image-verdict");
+    assert_eq!(result["source"], "scangate");
+    assert_eq!(result["properties"]["scan"], format!("{ns}/busybox"));
+    assert_eq!(result["properties"]["scanOrigin"], "trusted");
+    assert_eq!(result["properties"]["scanPhase"], "Completed");
+    let manager = enforced.ns.kubectl_ok(&[
+        "get",
+        "policyreport",
+        "scangate",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(manager, "scangate-controller");
+
+    // A new report with the CVEs: the result turns Failed, and so does the running image.
+    push(&enforced, &vulnerable);
+    let failing = cluster.eventually("the running image to fail", WAIT, || {
+        report(&enforced).filter(|r| {
+            results(r)
+                == [(
+                    "Deployment/app".into(),
+                    "busybox:1.32.1".into(),
+                    "fail".into(),
+                )]
+        })
+    });
+    assert_eq!(phase(&enforced), "Failed");
+    let result = &failing["results"][0];
+    assert_eq!(result["severity"], "critical", "{failing}");
+    assert_eq!(result["properties"]["scanPhase"], "Failed");
+    let cves = result["properties"]["topCVEs"].as_str().unwrap_or_default();
+    assert_eq!(cves.split(',').count(), 5, "{failing}");
+    assert!(cves.split(',').all(|c| c.starts_with("CVE-")), "{cves}");
+    assert_eq!(failing["summary"]["fail"], 1);
+    let metrics = http_get(&controller.admin, "/metrics")
+        .map(|(_, text)| text)
+        .unwrap_or_default();
+    assert!(
+        metrics.contains(&format!(
+            "scangate_running_images{{namespace=\"{ns}\",verdict=\"fail\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scangate_oldest_result_age_seconds "),
+        "{metrics}"
+    );
+
+    // The fixed image rolled out: its pod passes, the old one's result is gone with it.
+    enforced
+        .ns
+        .kubectl_ok(&["set", "image", "deployment/app", "app=alpine:3.10"]);
+    let fixed = cluster.eventually("the fixed image to pass", WAIT, || {
+        report(&enforced).filter(|r| {
+            results(r) == [("Deployment/app".into(), "alpine:3.10".into(), "pass".into())]
+        })
+    });
+    assert_eq!(
+        fixed["results"][0]["properties"]["scan"],
+        format!("{}/alpine", enforced.system.name)
+    );
+
+    // Deleted: the namespace runs nothing, its report goes.
+    enforced.ns.kubectl_ok(&["delete", "deployment", "app"]);
+    cluster.eventually("the report deleted", WAIT, || {
+        report(&enforced).is_none().then_some(())
+    });
+}
