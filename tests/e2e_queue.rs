@@ -35,6 +35,7 @@ fn root() -> PathBuf {
 /// The controller under test, killed when dropped (its log printed if the test failed).
 struct Controller {
     child: Child,
+    admin: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -65,6 +66,7 @@ impl Controller {
             .expect("start scangate controller");
         let controller = Controller {
             child,
+            admin: admin.clone(),
             log,
             _dir: dir,
         };
@@ -82,6 +84,18 @@ impl Controller {
 
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The status writes the controller made, from its metrics.
+    fn status_writes(&self) -> String {
+        http_get(&self.admin, "/metrics")
+            .map(|(_, text)| {
+                text.lines()
+                    .filter(|l| l.starts_with("scangate_controller_status_writes_total"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -380,8 +394,9 @@ fn two_hundred_scans_never_run_more_than_five_jobs_and_all_finish() {
             "{message}"
         );
         println!(
-            "{SCANS} scans with at most {LIMIT} Jobs running reached their verdict in {:.1}s",
-            took.as_secs_f64()
+            "{SCANS} scans with at most {LIMIT} Jobs running reached their verdict in {:.1}s; {}",
+            took.as_secs_f64(),
+            controller.status_writes()
         );
     });
 }

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
 use super::policy::exceptions_input;
-use super::queue::Decision;
+use super::queue::{Decision, QUEUED_RECHECK};
 use super::status::{
     PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
     previous_facts, state_from_job, state_without_job,
@@ -28,9 +28,6 @@ use crate::report::Report;
 
 /// The Succeeded message of a scan whose report was pushed (no template).
 pub const PUSHED_MESSAGE: &str = "The report was pushed with scangate report";
-
-/// A queued scan comes back after this long even if no slot freed, to show its new place.
-pub const QUEUED_RECHECK: Duration = Duration::from_secs(30);
 
 /// A report the scan may use, as the caches hold it.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,17 +153,28 @@ pub struct SlotRequest {
 
 impl Work {
     /// The work of a scan the queue did not let start: no Job (nor the deletion of the report
-    /// it would replace), the state says its place; it comes back after [`QUEUED_RECHECK`]
-    /// if no slot frees before. A Job of an earlier key is still deleted.
+    /// it would replace), the state says its place (or the place the status shows, when the
+    /// queue says not to show a new one yet); it comes back after [`QUEUED_RECHECK`] if no
+    /// slot frees before. A Job of an earlier key is still deleted.
     pub fn queued(mut self: Box<Self>, decision: &Decision, o: &Observed) -> Box<Self> {
         let Decision::Queued {
             position,
             waiting,
             limits,
+            show,
         } = decision
         else {
             return self;
         };
+        let shown = o
+            .previous
+            .as_ref()
+            .and_then(|p| {
+                p.conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::Scanning && c.reason == reason::QUEUED)
+            })
+            .map(|c| c.message.clone());
         self.steps
             .retain(|s| !matches!(s, Step::CreateJob { .. } | Step::DeleteReport { .. }));
         let failure = o.previous.as_ref().and_then(|p| {
@@ -175,10 +183,11 @@ impl Work {
                 .find(|c| c.type_ == ConditionType::Succeeded && c.status == ConditionStatus::False)
                 .map(|c| (c.message.clone(), c.error.clone().unwrap_or_default()))
         });
-        self.state = Some(ScanState::Queued {
-            message: Decision::message(*position, *waiting, *limits),
-            failure,
-        });
+        let message = match shown {
+            Some(shown) if !show => shown,
+            _ => Decision::message(*position, *waiting, *limits),
+        };
+        self.state = Some(ScanState::Queued { message, failure });
         self.created_rescan = None;
         self.slot = None;
         self.wake.push(
@@ -1015,6 +1024,7 @@ mod tests {
                 total: 5,
                 per_namespace: 3,
             },
+            show: true,
         }
     }
 
@@ -1048,9 +1058,28 @@ mod tests {
         // Back after a while to show its new place, or when a slot frees.
         assert_eq!(end.requeue_after, Some(QUEUED_RECHECK));
 
-        // Still queued: a queued status does not count as a finished scan.
+        // Still queued: a queued status does not count as a finished scan. A new place not to
+        // be shown yet keeps the status as it is.
         let mut again = o.clone();
         again.previous = Some(status);
+        let mut later = queued_decision(2, 12);
+        if let Decision::Queued { show, .. } = &mut later {
+            *show = false;
+        }
+        let w = work(&again, rules(&config)).queued(&later, &again);
+        assert_eq!(
+            settle(&again, w, Outcomes::default(), rules(&config)).write,
+            None
+        );
+        let w = work(&again, rules(&config)).queued(&queued_decision(2, 12), &again);
+        let moved = settle(&again, w, Outcomes::default(), rules(&config)).write;
+        assert_eq!(
+            moved
+                .as_ref()
+                .and_then(|s| condition_of(s, ConditionType::Scanning))
+                .map(|c| c.message.as_str()),
+            Some("queued: 2 of 12 waiting; limit 5 running, 3 per namespace")
+        );
         let w = work(&again, rules(&config));
         assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
         // Granted: the Job is created and the scan runs.

@@ -20,6 +20,11 @@ use super::kinds::ScanKind;
 use crate::api::{ImageScan, SourceScan};
 use crate::report::SCAN_LABEL;
 
+/// A queued scan shows a new place at most this often (and comes back after this long even
+/// if no slot frees), so a moving queue does not rewrite every waiting scan's status at every
+/// step.
+pub const QUEUED_RECHECK: Duration = Duration::from_secs(30);
+
 /// A slot granted whose Job the cache does not show within this long is given back (the
 /// reconcile that took it failed before creating the Job).
 const RESERVATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,11 +105,14 @@ impl Running {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     Start,
-    /// Not yet: the scan is `position` (from 1) of `waiting`, oldest request first.
+    /// Not yet: the scan is `position` (from 1) of `waiting`, oldest request first. `show`:
+    /// whether to show this place now, or keep the one the status shows (shown less than
+    /// [`QUEUED_RECHECK`] ago).
     Queued {
         position: usize,
         waiting: usize,
         limits: Limits,
+        show: bool,
     },
 }
 
@@ -145,6 +153,7 @@ pub fn decide(limits: Limits, running: &Running, waiting: &[Waiting], me: &ScanI
         position,
         waiting: waiting.len().max(position),
         limits,
+        show: true,
     }
 }
 
@@ -159,6 +168,8 @@ struct Reservation {
 struct State {
     waiting: HashMap<ScanId, Timestamp>,
     reserved: HashMap<ScanId, Reservation>,
+    /// When each waiting scan's place was last shown.
+    shown: HashMap<ScanId, Instant>,
 }
 
 impl State {
@@ -264,9 +275,20 @@ impl Queue {
                 .map_or(since, |earlier| (*earlier).min(since));
             state.waiting.insert(id.clone(), since);
             let waiting = state.sorted();
-            let decision = decide(self.limits, &running, &waiting, id);
+            let mut decision = decide(self.limits, &running, &waiting, id);
+            if let Decision::Queued { show, .. } = &mut decision {
+                let recent = state
+                    .shown
+                    .get(id)
+                    .is_some_and(|at| at.elapsed() < QUEUED_RECHECK);
+                *show = !recent;
+                if !recent {
+                    state.shown.insert(id.clone(), Instant::now());
+                }
+            }
             if decision == Decision::Start {
                 state.waiting.remove(id);
+                state.shown.remove(id);
                 state.reserved.insert(
                     id.clone(),
                     Reservation {
@@ -294,7 +316,11 @@ impl Queue {
     /// The scan needs no slot (it runs, finished, is suspended or deleted): it leaves the
     /// queue, and the scans that may start in its place are woken.
     pub fn leave(&self, id: &ScanId, jobs: &Store<Job>) {
-        let left = self.lock().waiting.remove(id).is_some();
+        let left = {
+            let mut state = self.lock();
+            state.shown.remove(id);
+            state.waiting.remove(id).is_some()
+        };
         if left {
             self.wake(jobs, |_| true);
         }
@@ -306,6 +332,8 @@ impl Queue {
         let wake: Vec<ScanId> = {
             let mut state = self.lock();
             state.waiting.retain(|id, _| exists(id));
+            let State { waiting, shown, .. } = &mut *state;
+            shown.retain(|id, _| waiting.contains_key(id));
             if state.waiting.is_empty() {
                 return;
             }
@@ -406,7 +434,8 @@ mod tests {
             Decision::Queued {
                 position: 4,
                 waiting: 4,
-                limits: LIMITS
+                limits: LIMITS,
+                show: true,
             }
         );
         // Nothing free: nobody starts.
@@ -430,7 +459,8 @@ mod tests {
             Decision::Queued {
                 position: 2,
                 waiting: 3,
-                limits: LIMITS
+                limits: LIMITS,
+                show: true,
             }
         );
     }
@@ -478,9 +508,44 @@ mod tests {
         for ns in ["a", "b", "c"] {
             assert!(started.iter().filter(|s| s.namespace == ns).count() <= 2);
         }
-        // A released slot goes to the next one.
-        queue.release(&started[0]);
         let waiting = queue.lock().waiting.len();
         assert_eq!(waiting, 16 - LIMITS.total);
+    }
+
+    #[test]
+    fn a_waiting_scan_shows_its_place_at_most_every_recheck() {
+        use kube::runtime::reflector;
+        let (store, _writer) = reflector::store::<Job>();
+        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let queue = Queue::new(
+            Limits {
+                total: 1,
+                per_namespace: 1,
+            },
+            triggers,
+        );
+        let at = ts("2026-01-01T00:00:00Z");
+        assert_eq!(
+            queue.admit(&id("a", "1"), at, "j1", &store),
+            Decision::Start
+        );
+        let shows = |name: &str| match queue.admit(&id("a", name), at, name, &store) {
+            Decision::Queued { show, .. } => show,
+            Decision::Start => panic!("{name} started"),
+        };
+        assert!(shows("2"));
+        assert!(!shows("2"), "shown a moment ago");
+        assert!(shows("3"));
+        // Leaving and coming back shows the place again.
+        queue.leave(&id("a", "2"), &store);
+        assert!(shows("2"));
+        // The slot given back goes to the oldest waiting scan.
+        queue.release(&id("a", "1"));
+        let first = queue.admit(&id("a", "3"), at, "3", &store);
+        assert!(
+            matches!(first, Decision::Queued { position: 2, .. }),
+            "{first:?}"
+        );
+        assert_eq!(queue.admit(&id("a", "2"), at, "2", &store), Decision::Start);
     }
 }
