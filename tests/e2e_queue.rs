@@ -432,7 +432,7 @@ async fn running_jobs(jobs: &Api<Job>, scan: &str) -> Vec<Job> {
         .collect()
 }
 
-async fn wait_running_job(client: &Client, jobs: &Api<Job>, ns: &str, scan: &str) -> Job {
+async fn wait_running_job(jobs: &Api<Job>, ns: &str, scan: &str) -> Job {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(job) = running_jobs(jobs, scan).await.into_iter().next()
@@ -444,7 +444,6 @@ async fn wait_running_job(client: &Client, jobs: &Api<Job>, ns: &str, scan: &str
             Instant::now() < deadline,
             "timed out waiting for a running Job of {ns}/{scan}"
         );
-        let _ = client;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -480,7 +479,7 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
         let out = ns.apply(&image_scan(&ns.name, "web").to_string());
         assert!(out.status.success(), "{}", common::cluster::stderr(&out));
 
-        let first = wait_running_job(&client, &jobs, &ns.name, "web").await;
+        let first = wait_running_job(&jobs, &ns.name, "web").await;
         assert!(finish(&client, &ns.name, &first, &report).await);
         let done = wait_scan(&api, "web", "Completed", |s| {
             phase(s) == Some(Phase::Completed)
@@ -500,7 +499,7 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("rescan requested"));
-        let second = wait_running_job(&client, &jobs, &ns.name, "web").await;
+        let second = wait_running_job(&jobs, &ns.name, "web").await;
         assert_ne!(second.name_any(), first.name_any());
         let rescanning = wait_scan(&api, "web", "Scanning with the request handled", |s| {
             phase(s) == Some(Phase::Scanning)
@@ -553,7 +552,7 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
         )
         .await
         .expect("resume");
-        let third = wait_running_job(&client, &jobs, &ns.name, "web").await;
+        let third = wait_running_job(&jobs, &ns.name, "web").await;
         assert_ne!(third.name_any(), second.name_any());
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(finish(&client, &ns.name, &third, &report).await);

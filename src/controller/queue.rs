@@ -248,10 +248,6 @@ impl Queue {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
