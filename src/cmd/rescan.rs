@@ -16,6 +16,7 @@ use crate::controller::reconcile::RESCAN_ANNOTATION;
 #[derive(Debug, Args)]
 pub struct RescanArgs {
     /// The scan: NAME or imagescan/NAME (an ImageScan), or sourcescan/NAME.
+    #[arg(env = "SCANGATE_RESCAN_SCAN", value_name = "NAME|KIND/NAME")]
     pub scan: String,
     /// The namespace, like kubectl's -n (default: the kubeconfig context's namespace).
     #[arg(short = 'n', long, env = "SCANGATE_NAMESPACE")]
