@@ -102,6 +102,10 @@ pub enum Command {
     /// webhook would give them now, cluster-wide or in one namespace (`kubectl scangate
     /// status`).
     Status(crate::cmd::status::StatusArgs),
+    /// Rescan an ImageScan (NAME or imagescan/NAME) or a SourceScan (sourcescan/NAME) now:
+    /// sets its `scangate.dev/rescan` annotation to the current time (`kubectl scangate
+    /// rescan`); the controller starts one new scan per new value, through the scan queue.
+    Rescan(crate::cmd::rescan::RescanArgs),
     /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
     Report(crate::cmd::report::ReportArgs),
     /// Evaluate ScanPolicies offline.

@@ -88,6 +88,17 @@ impl IndexedScan {
         })
     }
 
+    /// When a passing result goes stale under the admin's `maxResultAge`: a Completed result
+    /// older than that counts as unscanned at admission. `None` without a bound, and for the
+    /// other phases: a stale denial still denies.
+    pub fn stale_since(&self, max_age: Option<std::time::Duration>) -> Option<Timestamp> {
+        let age = jiff::SignedDuration::try_from(max_age?).ok()?;
+        if self.phase != Phase::Completed {
+            return None;
+        }
+        Some(self.as_of.checked_add(age).unwrap_or(Timestamp::MAX))
+    }
+
     /// How results compete for one image: a decided result beats an undecided one (a Pending
     /// or Scanning scan never replaces a verdict), then the newer one wins.
     fn rank(&self) -> (bool, Timestamp, &str, &str) {
@@ -707,6 +718,37 @@ mod tests {
         assert_eq!(
             found.map(|s| (s.phase, s.rescanning)),
             Some((Phase::Error, false))
+        );
+    }
+
+    #[test]
+    fn a_passing_result_goes_stale_after_the_max_result_age_from_when_it_was_recorded() {
+        let day = std::time::Duration::from_secs(86_400);
+        let at = "2026-03-01T00:00:00Z";
+        let of = |phase| {
+            let s = scan("sys", "s", "nginx:1", None, phase, at);
+            IndexedScan::from_scan(&s).unwrap_or_else(|| panic!("indexed"))
+        };
+        let ok = of(Phase::Completed);
+        assert_eq!(ok.stale_since(None), None);
+        assert_eq!(ok.stale_since(Some(day)), Some(ts("2026-03-02T00:00:00Z")));
+        // A denial, an error or a wait never goes stale.
+        for phase in [Phase::Failed, Phase::Error, Phase::Pending, Phase::Scanning] {
+            assert_eq!(of(phase).stale_since(Some(day)), None, "{phase}");
+        }
+        // While a rescan runs, the last result's time counts.
+        let mut rescanning = scan("sys", "s", "nginx:1", None, Phase::Scanning, at);
+        if let Some(status) = rescanning.status.as_mut() {
+            status.last_result = Some(LastResult {
+                phase: Phase::Completed,
+                scanned_at: Time(ts("2026-01-01T00:00:00Z")),
+                source: String::new(),
+            });
+        }
+        let indexed = IndexedScan::from_scan(&rescanning).unwrap_or_else(|| panic!("indexed"));
+        assert_eq!(
+            indexed.stale_since(Some(day)),
+            Some(ts("2026-01-02T00:00:00Z"))
         );
     }
 

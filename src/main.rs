@@ -50,6 +50,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", runtime()?.block_on(cmd::status::run(&args))?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rescan(args) => {
+            print!("{}", runtime()?.block_on(cmd::rescan::run(&args))?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => match args.to_configmap {
             Some(target) => {
                 let report = cmd::report::read_report(&args.file)?;

@@ -150,6 +150,7 @@ fn status_schema_has_the_design_fields() {
             "compliantArtifact",
             "conditions",
             "cveCount",
+            "handledRescan",
             "lastResult",
             "metadataURL",
             "observedGeneration",

@@ -426,3 +426,51 @@ fn startup_errors_are_clear() {
         "{stderr}"
     );
 }
+
+/// `maxResultAge`: a Completed result older than it counts as unscanned (`onUnscanned`), and
+/// the message says since when; within it, the result admits.
+#[tokio::test]
+async fn a_completed_result_older_than_the_max_result_age_is_unscanned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    certs(dir.path());
+    let config = dir.path().join("config.yaml");
+    // examples/scans/alpine.yaml was scanned on 2026-11-20.
+    std::fs::write(&config, "onUnscanned: deny\nmaxResultAge: 36500d\n").expect("write config");
+    let config_arg = config.display().to_string();
+    let webhook = Webhook::start(
+        dir.path(),
+        dir.path(),
+        &["--scans-dir", "examples/scans", "--config", &config_arg],
+    );
+    let client = client(&[&dir.path().join("ca.crt")]);
+    let body = serde_json::to_vec(&review("shop", "alpine:3.10")).expect("json");
+    assert_eq!(
+        post(&client, &webhook.url, body.clone()).await.1["response"]["allowed"],
+        true
+    );
+
+    write_atomically(&config, "onUnscanned: deny\nmaxResultAge: 1s\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let answer = post(&client, &webhook.url, body.clone()).await.1;
+        if answer["response"]["allowed"] == false {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "config not reloaded; log:\n{}",
+            webhook.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("has no recent trusted scan")
+            && message
+                .contains("(scanned 2026-11-20T10:00:00Z) is stale since 2026-11-20T10:00:01Z")
+            && message.contains("older than maxResultAge 1s"),
+        "{message}"
+    );
+}

@@ -14,6 +14,8 @@ pub enum Error {
     Yaml(#[from] serde_yaml::Error),
     #[error("admission config exceptions.maxDuration: {0}")]
     MaxDuration(DurationError),
+    #[error("admission config maxResultAge: {0}")]
+    MaxResultAge(DurationError),
     #[error("admission config trustedScanNamespaces has an empty name")]
     EmptyNamespace,
     #[error("cannot read the admission config {path}: {source}")]
@@ -103,6 +105,10 @@ pub struct AdmissionConfig {
     /// Images with no trusted scan.
     #[serde(default = "warn")]
     pub on_unscanned: Action,
+    /// Results older than this (`7d`, `24h`) count as unscanned at admission (`onUnscanned`
+    /// applies) and the controller rescans them by then. Unset: results do not age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_age: Option<String>,
     /// scangate's own namespace: its scans are trusted results, its exceptions count in every
     /// namespace. Admin-only.
     #[serde(default = "default_scangate_namespace")]
@@ -171,6 +177,7 @@ impl Default for AdmissionConfig {
             on_error: Action::Deny,
             on_pending: Action::Warn,
             on_unscanned: Action::Warn,
+            max_result_age: None,
             scangate_namespace: default_scangate_namespace(),
             trusted_scan_namespaces: vec![],
             trust_namespace_scans: false,
@@ -304,6 +311,9 @@ impl AdmissionConfig {
             serde_yaml::from_str(text)?
         };
         config.exception_max_duration()?;
+        if let Some(age) = &config.max_result_age {
+            parse_duration(age).map_err(Error::MaxResultAge)?;
+        }
         if config.trusted_scan_namespaces.iter().any(String::is_empty) {
             return Err(Error::EmptyNamespace);
         }
@@ -340,6 +350,15 @@ impl AdmissionConfig {
     /// `exceptions.maxDuration` as a duration.
     pub fn exception_max_duration(&self) -> Result<Duration> {
         parse_duration(&self.exceptions.max_duration).map_err(Error::MaxDuration)
+    }
+
+    /// `maxResultAge` as a duration; `None` when unset or zero (checked when the config is
+    /// read).
+    pub fn max_result_age(&self) -> Option<Duration> {
+        self.max_result_age
+            .as_deref()
+            .and_then(|age| parse_duration(age).ok())
+            .filter(|age| !age.is_zero())
     }
 
     /// Whether `namespace` is admin-only and its scans are trusted results everywhere.
@@ -490,6 +509,16 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(bad_duration.unwrap_or_default().contains("maxDuration"));
+        let bad_age = AdmissionConfig::from_yaml("maxResultAge: old")
+            .err()
+            .map(|e| e.to_string());
+        assert!(bad_age.unwrap_or_default().contains("maxResultAge"));
+        let aged = AdmissionConfig::from_yaml("maxResultAge: 7d").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            aged.max_result_age(),
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(AdmissionConfig::default().max_result_age(), None);
         let chain = AdmissionConfig::from_yaml(
             "registryAliases: {a.example: b.example, b.example: docker.io}",
         )

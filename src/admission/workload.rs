@@ -175,8 +175,28 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let found = ctx
         .index
         .lookup(&image, |ns| config.origin(ctx.namespace, ns));
-    let judged = match found.trusted {
-        None => Judged {
+    let stale = found.trusted.and_then(|scan| {
+        let since = scan
+            .stale_since(config.max_result_age())
+            .filter(|since| *since <= ctx.now)?;
+        Some((scan, since))
+    });
+    let judged = match (found.trusted, stale) {
+        (_, Some((scan, since))) => Judged {
+            action: config.on_unscanned,
+            reason: format!(
+                "{who}: image {image} has no recent trusted scan: the result of ImageScan {}/{} \
+                 (scanned {}) is stale since {since}, older than maxResultAge {}; it counts as \
+                 unscanned until the controller rescans it",
+                scan.namespace,
+                scan.name,
+                scan.as_of,
+                config.max_result_age.as_deref().unwrap_or_default()
+            ),
+            exception: None,
+            decided_by: None,
+        },
+        (None, _) => Judged {
             action: config.on_unscanned,
             reason: format!(
                 "{who}: image {image} has no trusted scan (trusted: {})",
@@ -185,7 +205,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
             exception: None,
             decided_by: None,
         },
-        Some(scan) => judge(ctx, &who, scan, Origin::Trusted, &exceptions),
+        (Some(scan), None) => judge(ctx, &who, scan, Origin::Trusted, &exceptions),
     };
     // The namespace's own scans can only make it worse.
     let judged = match found.namespace {
@@ -567,6 +587,52 @@ mod tests {
             "{:?}",
             d.warnings
         );
+    }
+
+    #[test]
+    fn a_passing_result_older_than_the_max_result_age_counts_as_unscanned() {
+        let mut world = World::new(&[
+            scan("ns", "ok", "ok:1", Phase::Completed, 0),
+            scan("ns", "bad", "bad:1", Phase::Failed, 1),
+        ]);
+        let at = |now: &str, image: &str, w: &World| {
+            let ctx = Context {
+                config: &w.config,
+                index: &w.index,
+                exceptions: &w.exceptions,
+                namespace: "ns",
+                enforcement: Enforcement::Enforce,
+                now: now.parse().unwrap_or_else(|e| panic!("{e}")),
+            };
+            decide(&ctx, &pod(&[image])).verdicts.remove(0)
+        };
+        // No bound: results do not age.
+        assert_eq!(
+            at("2030-01-01T00:00:00Z", "ok:1", &world).action,
+            Action::Allow
+        );
+        world.config.max_result_age = Some("7d".into());
+        world.config.on_unscanned = Action::Deny;
+        // Scanned at the epoch: fresh for 7 days, then unscanned.
+        assert_eq!(
+            at("1970-01-07T23:59:59Z", "ok:1", &world).action,
+            Action::Allow
+        );
+        let stale = at("1970-01-08T00:00:00Z", "ok:1", &world);
+        assert_eq!(stale.action, Action::Deny);
+        assert!(
+            stale.reason.contains(
+                "the result of ImageScan ns/ok (scanned 1970-01-01T00:00:00Z) is stale since \
+                 1970-01-08T00:00:00Z, older than maxResultAge 7d"
+            ),
+            "{}",
+            stale.reason
+        );
+        // A stale denial still denies as Failed, whatever onUnscanned says.
+        world.config.on_unscanned = Action::Allow;
+        let bad = at("2030-01-01T00:00:00Z", "bad:1", &world);
+        assert_eq!(bad.action, Action::Deny);
+        assert!(!bad.reason.contains("stale"), "{}", bad.reason);
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub mod reason {
     pub const NOT_CONFIGURED: &str = "NotConfigured";
     pub const EVALUATION_PASSED: &str = "EvaluationPassed";
     pub const EVALUATION_FAILED: &str = "EvaluationFailed";
+    /// `Scanning=False`: the scan waits for a free slot (`--max-running-jobs`).
+    pub const QUEUED: &str = "Queued";
+    /// `Scanning=False`: `spec.suspend` stopped the scan before it finished.
+    pub const CANCELED: &str = "Canceled";
 }
 
 /// Messages of the status contract (the ones that are fixed strings).
@@ -218,6 +222,26 @@ impl Condition {
             ConditionStatus::False,
             reason::JOB_FINISHED,
             message::JOB_TERMINATED.into(),
+        )
+    }
+
+    /// `Scanning=False/Queued`: the scan waits for a slot; `message` says its place.
+    pub fn queued(message: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason::QUEUED,
+            message.into(),
+        )
+    }
+
+    /// `Scanning=False/Canceled`: the scan was suspended before it finished.
+    pub fn canceled(message: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason::CANCELED,
+            message.into(),
         )
     }
 
@@ -311,7 +335,7 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
     use ConditionType::*;
     match (type_, status) {
         (Scanning, True) => &[reason::JOB_STARTED],
-        (Scanning, False) => &[reason::JOB_FINISHED],
+        (Scanning, False) => &[reason::JOB_FINISHED, reason::QUEUED, reason::CANCELED],
         (Succeeded, True) => &[reason::JOB_FINISHED],
         (Succeeded, False) => &[reason::ERROR],
         (SendingResults, True) => &[reason::SENT],
@@ -335,6 +359,9 @@ pub fn condition_status(conditions: &[Condition], type_: ConditionType) -> Optio
 /// no `Scanning` condition → `Pending`; `Scanning=True` → `Scanning`; `Succeeded=False` or
 /// `PolicySucceeded=Unknown` → `Error`; `PolicySucceeded=False` → `Failed`; `Succeeded=True` and
 /// (`PolicySucceeded=True` or no policy condition) → `Completed`.
+///
+/// A scan waiting for a slot or canceled before its first result (`Scanning=False/Queued` or
+/// `Canceled`, no `Succeeded`) matches no rule either: `Pending`.
 ///
 /// A finished job with no `Succeeded` condition yet matches no rule and stays `Pending`; the
 /// status enricher rejects that state as inconsistent (see [`consistency_problem`]).
@@ -392,7 +419,11 @@ pub fn consistency_problem(conditions: &[Condition]) -> Option<String> {
     }
     let scanning = condition_status(conditions, ConditionType::Scanning);
     let succeeded = condition_status(conditions, ConditionType::Succeeded);
-    if scanning == Some(ConditionStatus::False) && succeeded.is_none() {
+    let waiting = conditions.iter().any(|c| {
+        c.type_ == ConditionType::Scanning
+            && (c.reason == reason::QUEUED || c.reason == reason::CANCELED)
+    });
+    if scanning == Some(ConditionStatus::False) && succeeded.is_none() && !waiting {
         return Some(
             "condition Scanning=False says the scan job finished, but there is no Succeeded \
              condition with its result; add it"
@@ -553,6 +584,10 @@ pub struct ScanStatus {
     /// "not scanned yet" for an image that has a verdict. Written by scangate only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<LastResult>,
+    /// The value of the `scangate.dev/rescan` annotation the controller last started a scan
+    /// for: a new value rescans once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_rescan: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -610,6 +645,23 @@ mod tests {
             ]),
             Phase::Scanning
         );
+    }
+
+    #[test]
+    fn a_queued_or_canceled_scan_is_pending_and_consistent() {
+        for waiting in [
+            Condition::queued("queued: 1 of 2"),
+            Condition::canceled("x"),
+        ] {
+            assert_eq!(phase(std::slice::from_ref(&waiting)), Phase::Pending);
+            assert_eq!(consistency_problem(std::slice::from_ref(&waiting)), None);
+            // A retry waiting for its slot still shows the failure it retries.
+            let retry = [waiting, Condition::scan_failed("Failed", "boom")];
+            assert_eq!(phase(&retry), Phase::Error);
+            assert_eq!(consistency_problem(&retry), None);
+        }
+        // A finished Job without its result is still inconsistent.
+        assert!(consistency_problem(&[Condition::job_finished()]).is_some());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The commands besides the webhook and the controller: the offline ones (`check`, `report`,
-//! `policy eval`, `certs`, `webhook-config`) read files, and `why` and `status` read the
-//! cluster; each calls the same pure functions the webhook and the controller use and formats
+//! `policy eval`, `certs`, `webhook-config`) read files, `why` and `status` read the
+//! cluster, `rescan` annotates a scan; each calls the same pure functions the webhook and the controller use and formats
 //! the result; `main` only dispatches.
 
 use std::path::Path;
@@ -11,6 +11,7 @@ pub mod certs;
 pub mod check;
 pub mod policy_eval;
 pub mod report;
+pub mod rescan;
 pub mod status;
 pub mod webhook_config;
 pub mod why;

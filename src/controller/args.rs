@@ -54,6 +54,13 @@ pub struct ControllerArgs {
     /// Only reconcile scans in this namespace (default: all namespaces).
     #[arg(long, env = "SCANGATE_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Scan Jobs running at once, in all namespaces; more scans wait in the queue (phase
+    /// Pending, condition Scanning=False/Queued with their place).
+    #[arg(long, env = "SCANGATE_MAX_RUNNING_JOBS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running_jobs: u32,
+    /// Scan Jobs running at once in one namespace.
+    #[arg(long, env = "SCANGATE_MAX_RUNNING_JOBS_PER_NAMESPACE", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running_jobs_per_namespace: u32,
     /// Scans reconciled at the same time, per kind.
     #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,

@@ -17,6 +17,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::kinds::ScanKind;
+use super::queue::{Kind, Queue, ScanId};
 use crate::api::{ImageScan, ScanException, ScanPolicy, ScanSettings, ScanTemplate, SourceScan};
 use crate::report::{REPORT_KEY, REPORTED_BY, SCAN_LABEL};
 
@@ -61,6 +62,7 @@ impl Caches {
 }
 
 /// Where the index sends the scans to reconcile.
+#[derive(Clone)]
 pub struct Triggers {
     pub images: mpsc::Sender<ObjectRef<ImageScan>>,
     pub sources: mpsc::Sender<ObjectRef<SourceScan>>,
@@ -176,8 +178,10 @@ enum Touched {
     },
     /// The scans an exception of this namespace may count for.
     Exception { namespace: Option<String> },
-    /// The scans that own a Job or report.
+    /// The scans that own a report.
     Owned(Vec<ObjectRef<ImageScan>>, Vec<ObjectRef<SourceScan>>),
+    /// The scans that own a Job; a Job that changed may free a slot of the queue.
+    Job(Vec<ObjectRef<ImageScan>>, Vec<ObjectRef<SourceScan>>),
 }
 
 impl Touched {
@@ -205,9 +209,22 @@ impl Touched {
         let (images, sources) = owners(object.meta());
         Touched::Owned(images, sources)
     }
+
+    fn job(job: Job) -> Self {
+        let (images, sources) = owners(&job.metadata);
+        Touched::Job(images, sources)
+    }
 }
 
 impl ScanStores {
+    /// Whether the scan is in its store.
+    fn exists(&self, id: &ScanId) -> bool {
+        match id.kind {
+            Kind::ImageScan => Caches::get(&self.images, &id.namespace, &id.name).is_some(),
+            Kind::SourceScan => Caches::get(&self.sources, &id.namespace, &id.name).is_some(),
+        }
+    }
+
     /// The scans a changed object concerns.
     fn concerned(
         &self,
@@ -242,7 +259,7 @@ impl ScanStores {
                     scans_where(&self.sources, ns, |_: &SourceScan| true),
                 )
             }
-            Touched::Owned(images, sources) => (images, sources),
+            Touched::Owned(images, sources) | Touched::Job(images, sources) => (images, sources),
         }
     }
 }
@@ -311,6 +328,7 @@ pub fn start(
     namespace: Option<&str>,
     scans: ScanStores,
     triggers: Triggers,
+    queue: Arc<Queue>,
 ) -> (
     Caches,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -334,7 +352,8 @@ pub fn start(
         streams.push(a.boxed());
     }
     let labelled = || watcher::Config::default().labels(SCAN_LABEL);
-    let (jobs, j) = reflect(client, namespace, labelled(), strip_job, Touched::owned);
+    let (jobs, j) = reflect(client, namespace, labelled(), strip_job, Touched::job);
+    let job_store = jobs.clone();
     let (reports, r) = reflect(client, namespace, labelled(), strip_report, Touched::owned);
     streams.extend([t.boxed(), p.boxed(), j.boxed(), r.boxed()]);
     let all = futures::stream::select_all(streams);
@@ -352,6 +371,7 @@ pub fn start(
                     continue;
                 }
             };
+            let job_changed = matches!(touched, Touched::Job(..));
             let (to_images, to_sources) = scans.concerned(touched);
             for scan in to_images {
                 if images.send(scan).await.is_err() {
@@ -362,6 +382,9 @@ pub fn start(
                 if sources.send(scan).await.is_err() {
                     return;
                 }
+            }
+            if job_changed {
+                queue.wake(&job_store, |id| scans.exists(id));
             }
         }
     };

@@ -349,6 +349,8 @@ pub struct Previous {
     pub scanned_at: Option<Timestamp>,
     /// When `Succeeded` turned `False`, if it is.
     pub failed_at: Option<Timestamp>,
+    /// The `scangate.dev/rescan` value a scan was last started for.
+    pub handled_rescan: Option<String>,
 }
 
 /// Everything [`plan`] decides from.
@@ -363,6 +365,9 @@ pub struct PlanInputs {
     /// A readable report ConfigMap exists.
     pub report_ok: bool,
     pub rescan_interval: Option<Duration>,
+    /// The scan's `scangate.dev/rescan` annotation: a value not handled yet asks for a rescan
+    /// now, and every value is a round of its own.
+    pub rescan_request: Option<String>,
     pub suspend: bool,
     pub error_retry: Duration,
     pub now: Timestamp,
@@ -384,6 +389,9 @@ pub struct Plan {
     pub action: JobAction,
     /// Come back then (a retry or a rescan), even if nothing changes.
     pub requeue_at: Option<Timestamp>,
+    /// With [`JobAction::Create`], when the Job became due if the schedule says (a rescan or
+    /// a retry): the scan's place in the queue.
+    pub due_since: Option<Timestamp>,
 }
 
 /// The round key of a `scannedAt`.
@@ -391,6 +399,23 @@ pub fn round_of(scanned_at: Option<Timestamp>) -> String {
     scanned_at
         .map(|t| t.as_second().to_string())
         .unwrap_or_else(|| "-".into())
+}
+
+/// The round key of a `scannedAt` and a `scangate.dev/rescan` value: the value's hash follows
+/// the time, so each new value is a new round.
+pub fn round_with(scanned_at: Option<Timestamp>, rescan: Option<&str>) -> String {
+    let round = round_of(scanned_at);
+    match rescan {
+        None => round,
+        Some(value) => {
+            let hash: String = Sha256::digest(value.as_bytes())
+                .iter()
+                .take(4)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{round}+{hash}")
+        }
+    }
 }
 
 /// Decides whether a Job must be started, or which one tells the scan's state.
@@ -405,7 +430,7 @@ pub fn plan(p: &PlanInputs) -> Plan {
         scan_uid: p.scan_uid.clone(),
         scan_generation: p.scan_generation,
         template_generation: p.template_generation,
-        round: round_of(p.previous.scanned_at),
+        round: round_with(p.previous.scanned_at, p.rescan_request.as_deref()),
         attempt,
     };
     let latest = p
@@ -419,10 +444,12 @@ pub fn plan(p: &PlanInputs) -> Plan {
             JobState::Running => Plan {
                 action: JobAction::Use(job.clone()),
                 requeue_at: None,
+                due_since: None,
             },
             JobState::Complete { .. } if p.report_ok => Plan {
                 action: JobAction::Use(job.clone()),
                 requeue_at: None,
+                due_since: None,
             },
             JobState::Complete { at, .. } | JobState::Failed { at, .. } => {
                 // The failure is shown (Succeeded=False) before it is retried: the retry
@@ -431,6 +458,7 @@ pub fn plan(p: &PlanInputs) -> Plan {
                     return Plan {
                         action: JobAction::Use(job.clone()),
                         requeue_at: None,
+                        due_since: None,
                     };
                 };
                 let retry = recorded
@@ -444,11 +472,13 @@ pub fn plan(p: &PlanInputs) -> Plan {
                     Plan {
                         action: JobAction::Create(key(job.attempt + 1)),
                         requeue_at: None,
+                        due_since: Some(retry),
                     }
                 } else {
                     Plan {
                         action: JobAction::Use(job.clone()),
                         requeue_at: (!p.suspend).then_some(retry),
+                        due_since: None,
                     }
                 }
             }
@@ -460,22 +490,31 @@ pub fn plan(p: &PlanInputs) -> Plan {
                     .ok()
             });
             let retry_due = retry_at.is_some_and(|at| p.now >= at);
-            let needed = !p.previous.done || rescan_due || retry_due;
+            let requested =
+                p.rescan_request.is_some() && p.rescan_request != p.previous.handled_rescan;
+            let needed = !p.previous.done || rescan_due || retry_due || requested;
             if needed && !p.suspend {
+                let due = [
+                    rescan.filter(|_| rescan_due),
+                    retry_at.filter(|_| retry_due),
+                ];
                 Plan {
                     action: JobAction::Create(key(0)),
                     requeue_at: None,
+                    due_since: due.into_iter().flatten().min(),
                 }
             } else if p.suspend {
                 Plan {
                     action: JobAction::Idle,
                     requeue_at: None,
+                    due_since: None,
                 }
             } else {
                 let next = [rescan, retry_at].into_iter().flatten().min();
                 Plan {
                     action: JobAction::Idle,
                     requeue_at: next,
+                    due_since: None,
                 }
             }
         }
@@ -889,6 +928,7 @@ mod tests {
             previous,
             report_ok: false,
             rescan_interval: None,
+            rescan_request: None,
             suspend: false,
             error_retry: Duration::from_secs(60),
             now: ts(now),
@@ -953,6 +993,7 @@ mod tests {
             done: true,
             scanned_at: None,
             failed_at: Some(ts(at)),
+            handled_rescan: None,
         };
         let early = plan(&inputs(
             vec![complete.clone()],
@@ -1010,6 +1051,7 @@ mod tests {
             done: true,
             scanned_at: Some(scanned),
             failed_at: None,
+            handled_rescan: None,
         };
         let mut p = inputs(vec![], done.clone(), "2026-01-01T23:00:00Z");
         p.rescan_interval = Some(Duration::from_secs(86_400));
@@ -1029,11 +1071,40 @@ mod tests {
     }
 
     #[test]
+    fn a_new_rescan_value_is_a_new_round_once() {
+        let scanned = ts("2026-01-01T00:00:00Z");
+        let mut done = Previous {
+            done: true,
+            scanned_at: Some(scanned),
+            failed_at: None,
+            handled_rescan: None,
+        };
+        let mut p = inputs(vec![], done.clone(), "2026-01-01T01:00:00Z");
+        p.rescan_request = Some("2026-01-01T01:00:00Z".into());
+        let mut expected = key(0);
+        expected.round = round_with(Some(scanned), Some("2026-01-01T01:00:00Z"));
+        assert_ne!(expected.round, round_of(Some(scanned)));
+        assert_eq!(plan(&p).action, JobAction::Create(expected.clone()));
+        // Its Job runs: followed, not created again.
+        let mut running = summary(0, JobState::Running);
+        running.round = Some(expected.round.clone());
+        p.jobs = vec![running.clone()];
+        assert_eq!(plan(&p).action, JobAction::Use(running));
+        // Handled and finished: nothing more.
+        done.handled_rescan = p.rescan_request.clone();
+        done.scanned_at = Some(ts("2026-01-01T01:05:00Z"));
+        p.previous = done;
+        p.jobs = vec![];
+        assert_eq!(plan(&p).action, JobAction::Idle);
+    }
+
+    #[test]
     fn a_failure_whose_job_is_gone_is_retried() {
         let previous = Previous {
             done: true,
             scanned_at: None,
             failed_at: Some(ts("2026-01-01T00:00:00Z")),
+            handled_rescan: None,
         };
         let p = plan(&inputs(vec![], previous.clone(), "2026-01-01T00:00:30Z"));
         assert_eq!(p.action, JobAction::Idle);

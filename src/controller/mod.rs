@@ -8,6 +8,7 @@
 //!   scans it concerns;
 //! - [`job`]: Job names, construction and planning (pure);
 //! - [`plan`]: the plan of one reconcile, from what it observed (pure);
+//! - [`queue`]: the limits on running scan Jobs, and the scans waiting for a slot;
 //! - [`status`]: the desired status (pure);
 //! - [`policy`]: compiled policy cache and exception input;
 //! - [`store`]: the metadata store client;
@@ -30,6 +31,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod policy;
+pub mod queue;
 pub mod reconcile;
 pub mod reports;
 pub mod status;
@@ -288,6 +290,14 @@ impl Term<'_> {
         let (image_store, image_watch) = scan_watch::<ImageScan>(&self.client, namespace);
         let (source_store, source_watch) = scan_watch::<SourceScan>(&self.client, namespace);
         let (triggers, image_triggers, source_triggers) = cache::triggers();
+        let queue = Arc::new(queue::Queue::new(
+            queue::Limits {
+                total: usize::try_from(args.max_running_jobs).unwrap_or(usize::MAX),
+                per_namespace: usize::try_from(args.max_running_jobs_per_namespace)
+                    .unwrap_or(usize::MAX),
+            },
+            triggers.clone(),
+        ));
         let (caches, watches) = cache::start(
             &self.client,
             namespace,
@@ -297,6 +307,7 @@ impl Term<'_> {
                 scangate_namespace: self.config.scangate_namespace.clone(),
             },
             triggers,
+            queue.clone(),
         );
         // The runtime inventory: its own watches, its PolicyReports and metrics, for the term.
         let _inventory = AbortOnDrop(tokio::spawn(
@@ -353,6 +364,7 @@ impl Term<'_> {
                 },
             ),
             caches,
+            queue,
             status_failures: std::sync::Mutex::default(),
             written: std::sync::Mutex::default(),
         });

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, rescan_at, until};
+use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
 use super::policy::exceptions_input;
+use super::queue::{Decision, QUEUED_RECHECK};
 use super::status::{
     PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
     previous_facts, state_from_job, state_without_job,
@@ -20,7 +21,7 @@ use crate::admission::config::AdmissionConfig;
 use crate::admission::scanning::template_pod;
 use crate::api::{
     Artifact, ConditionStatus, ConditionType, ScanException, ScanPolicy, ScanSettings, ScanStatus,
-    ScanTemplate, Scanner,
+    ScanTemplate, Scanner, reason,
 };
 use crate::image::ImageRef;
 use crate::report::Report;
@@ -58,6 +59,10 @@ pub struct Observed {
     pub generation: Option<i64>,
     /// The scan is being deleted.
     pub deleting: bool,
+    /// When the scan was created: its place in the queue for its first Job.
+    pub created: Timestamp,
+    /// The scan's `scangate.dev/rescan` annotation.
+    pub rescan_request: Option<String>,
     pub settings: ScanSettings,
     pub previous: Option<ScanStatus>,
     pub report: Option<ObservedReport>,
@@ -131,6 +136,67 @@ pub struct Work {
     pub wake: Vec<Timestamp>,
     /// Come back after the error-retry delay.
     pub retry_errors: bool,
+    /// The [`Step::CreateJob`] needs a slot of the queue first.
+    pub slot: Option<SlotRequest>,
+    /// The `scangate.dev/rescan` value the status records as handled; with a
+    /// [`Step::CreateJob`], `created_rescan` once the Job is created.
+    pub handled_rescan: Option<String>,
+    pub created_rescan: Option<String>,
+}
+
+/// A Job to start, waiting for a slot since `since`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRequest {
+    pub job: String,
+    pub since: Timestamp,
+}
+
+impl Work {
+    /// The work of a scan the queue did not let start: no Job (nor the deletion of the report
+    /// it would replace), the state says its place (or the place the status shows, when the
+    /// queue says not to show a new one yet); it comes back after [`QUEUED_RECHECK`] if no
+    /// slot frees before. A Job of an earlier key is still deleted.
+    pub fn queued(mut self: Box<Self>, decision: &Decision, o: &Observed) -> Box<Self> {
+        let Decision::Queued {
+            position,
+            waiting,
+            limits,
+            show,
+        } = decision
+        else {
+            return self;
+        };
+        let shown = o
+            .previous
+            .as_ref()
+            .and_then(|p| {
+                p.conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::Scanning && c.reason == reason::QUEUED)
+            })
+            .map(|c| c.message.clone());
+        self.steps
+            .retain(|s| !matches!(s, Step::CreateJob { .. } | Step::DeleteReport { .. }));
+        let failure = o.previous.as_ref().and_then(|p| {
+            p.conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::Succeeded && c.status == ConditionStatus::False)
+                .map(|c| (c.message.clone(), c.error.clone().unwrap_or_default()))
+        });
+        let message = match shown {
+            Some(shown) if !show => shown,
+            _ => Decision::message(*position, *waiting, *limits),
+        };
+        self.state = Some(ScanState::Queued { message, failure });
+        self.created_rescan = None;
+        self.slot = None;
+        self.wake.push(
+            o.now
+                .checked_add(jiff::SignedDuration::try_from(QUEUED_RECHECK).unwrap_or_default())
+                .unwrap_or(o.now),
+        );
+        self
+    }
 }
 
 /// What the steps gave.
@@ -171,7 +237,17 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
     }
     let previous = o.previous.as_ref();
     let report_name = crate::report::config_map_name(&o.name);
-    let interval = rescan_interval(o.settings.rescan_interval.as_deref());
+    // A result older than maxResultAge counts as unscanned at admission: rescan it by then.
+    let interval = match (
+        rescan_interval(o.settings.rescan_interval.as_deref()),
+        rules.config.max_result_age(),
+    ) {
+        (Some(every), Some(max)) => Some(every.min(max)),
+        (every, max) => every.or(max),
+    };
+    let mut handled_rescan = previous.and_then(|p| p.handled_rescan.clone());
+    let mut created_rescan = None;
+    let mut slot = None;
     let mut steps = vec![];
     let mut wake = vec![];
     let mut retry_errors = false;
@@ -202,13 +278,29 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                 previous: previous_facts(previous, o.generation, template_generation),
                 report_ok: matches!(report, Some(ObservedReport { read: Ok(_), .. })),
                 rescan_interval: interval,
+                rescan_request: o.rescan_request.clone(),
                 suspend: o.settings.suspend,
                 error_retry: rules.error_retry,
                 now: o.now,
             });
             wake.extend(decided.requeue_at);
             match decided.action {
+                _ if o.settings.suspend && o.jobs.iter().any(|j| j.state == JobState::Running) => {
+                    // Suspended while it runs (its Job is of the generation before): cancel.
+                    steps.extend(
+                        o.jobs
+                            .iter()
+                            .filter(|j| j.state == JobState::Running)
+                            .map(|j| Step::DeleteJob {
+                                name: j.name.clone(),
+                            }),
+                    );
+                    Some(ScanState::Canceled)
+                }
                 JobAction::Use(job) => {
+                    if o.rescan_request.is_some() {
+                        handled_rescan = o.rescan_request.clone();
+                    }
                     report_job = Some(job.name.clone());
                     Some(state_from_job(
                         &job.state,
@@ -216,11 +308,25 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                         &report_name,
                     ))
                 }
-                JobAction::Idle => Some(state_without_job(
-                    previous,
-                    usable(report).as_ref(),
-                    "Complete",
-                )),
+                JobAction::Idle => {
+                    let state = state_without_job(previous, usable(report).as_ref(), "Complete");
+                    // Canceled (or queued, then suspended) with no result since: still
+                    // canceled, until it is resumed.
+                    let stopped = previous
+                        .and_then(|p| {
+                            p.conditions
+                                .iter()
+                                .find(|c| c.type_ == ConditionType::Scanning)
+                        })
+                        .is_some_and(|c| {
+                            c.reason == reason::CANCELED || c.reason == reason::QUEUED
+                        });
+                    if o.settings.suspend && stopped && state == ScanState::Pending {
+                        Some(ScanState::Canceled)
+                    } else {
+                        Some(state)
+                    }
+                }
                 JobAction::Create(key) => {
                     match template_pod(name, &template.spec.template, &rules.config.templates) {
                         // The template's watch brings the scan back when it is fixed.
@@ -240,6 +346,11 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                                         name: j.name.clone(),
                                     }),
                             );
+                            slot = Some(SlotRequest {
+                                job: job_name(&o.name, &key),
+                                since: decided.due_since.unwrap_or(o.created),
+                            });
+                            created_rescan = o.rescan_request.clone();
                             steps.push(Step::CreateJob {
                                 key,
                                 template: template.clone(),
@@ -295,6 +406,9 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
         results,
         wake,
         retry_errors,
+        slot,
+        handled_rescan,
+        created_rescan,
     }))
 }
 
@@ -383,8 +497,13 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         mut results,
         mut wake,
         mut retry_errors,
+        mut handled_rescan,
+        created_rescan,
         ..
     } = *work;
+    if matches!(outcomes.created, Some(Ok(_))) && created_rescan.is_some() {
+        handled_rescan = created_rescan;
+    }
     let state = match (state, outcomes.created) {
         (Some(state), _) => state,
         (None, Some(Ok(job))) => {
@@ -418,6 +537,7 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         previous,
         state,
         results,
+        handled_rescan,
         now: o.now,
     });
     let changed = match previous {
@@ -538,6 +658,8 @@ mod tests {
             uid: "uid-1".into(),
             generation: Some(1),
             deleting: false,
+            created: ts("2026-01-01T00:00:00Z"),
+            rescan_request: None,
             settings: ScanSettings::default(),
             previous: None,
             report: None,
@@ -892,5 +1014,304 @@ mod tests {
         let end = run(&o, rules(&config), Outcomes::default());
         // Stored at 12:00 the day before, rescanned 24 h after: 12 h from now.
         assert_eq!(end.requeue_after, Some(Duration::from_secs(12 * 3600)));
+    }
+
+    fn queued_decision(position: usize, waiting: usize) -> Decision {
+        Decision::Queued {
+            position,
+            waiting,
+            limits: super::super::queue::Limits {
+                total: 5,
+                per_namespace: 3,
+            },
+            show: true,
+        }
+    }
+
+    fn condition_of(status: &ScanStatus, t: ConditionType) -> Option<&crate::api::Condition> {
+        status.conditions.iter().find(|c| c.type_ == t)
+    }
+
+    #[test]
+    fn a_first_scan_asks_for_a_slot_from_its_creation_and_waits_pending_with_its_place() {
+        let config = config();
+        let o = with_template(scan());
+        let w = work(&o, rules(&config));
+        let slot = w
+            .slot
+            .clone()
+            .unwrap_or_else(|| panic!("a slot is asked for"));
+        assert_eq!(slot.since, o.created);
+        assert!(slot.job.starts_with("busybox-"));
+        let w = w.queued(&queued_decision(3, 12), &o);
+        assert!(w.steps.is_empty());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Pending));
+        let scanning = condition_of(&status, ConditionType::Scanning);
+        assert_eq!(scanning.map(|c| c.reason.as_str()), Some("Queued"));
+        assert_eq!(
+            scanning.map(|c| c.message.as_str()),
+            Some("queued: 3 of 12 waiting; limit 5 running, 3 per namespace")
+        );
+        assert_eq!(crate::api::consistency_problem(&status.conditions), None);
+        // Back after a while to show its new place, or when a slot frees.
+        assert_eq!(end.requeue_after, Some(QUEUED_RECHECK));
+
+        // Still queued: a queued status does not count as a finished scan. A new place not to
+        // be shown yet keeps the status as it is.
+        let mut again = o.clone();
+        again.previous = Some(status);
+        let mut later = queued_decision(2, 12);
+        if let Decision::Queued { show, .. } = &mut later {
+            *show = false;
+        }
+        let w = work(&again, rules(&config)).queued(&later, &again);
+        assert_eq!(
+            settle(&again, w, Outcomes::default(), rules(&config)).write,
+            None
+        );
+        let w = work(&again, rules(&config)).queued(&queued_decision(2, 12), &again);
+        let moved = settle(&again, w, Outcomes::default(), rules(&config)).write;
+        assert_eq!(
+            moved
+                .as_ref()
+                .and_then(|s| condition_of(s, ConditionType::Scanning))
+                .map(|c| c.message.as_str()),
+            Some("queued: 2 of 12 waiting; limit 5 running, 3 per namespace")
+        );
+        let w = work(&again, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
+        // Granted: the Job is created and the scan runs.
+        let w = w.queued(&Decision::Start, &again);
+        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
+    }
+
+    #[test]
+    fn a_queued_rescan_keeps_the_report_and_the_last_result_until_it_starts() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.rescan_interval = Some("1h".into());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let done = run(&o, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(done.phase, Some(Phase::Completed));
+        o.previous = Some(done);
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "delete report busybox-report",
+                "create job attempt 0 from grype"
+            ]
+        );
+        // Due one hour after the report was stored: its place in the queue.
+        assert_eq!(
+            w.slot.as_ref().map(|s| s.since),
+            Some(ts("2026-01-01T13:00:00Z"))
+        );
+        let w = w.queued(&queued_decision(1, 1), &o);
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        let status = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert_eq!(status.last_result.map(|l| l.phase), Some(Phase::Completed));
+        assert_eq!(status.cve_count.map(|c| c.critical), Some(1));
+    }
+
+    #[test]
+    fn a_queued_retry_still_shows_the_failure() {
+        let config = config();
+        let mut o = with_template(scan());
+        let failed = job(
+            "busybox-1",
+            &o,
+            JobState::Failed {
+                message: "Failed: BackoffLimitExceeded".into(),
+                error: "boom".into(),
+                at: ts("2026-01-01T00:00:00Z"),
+            },
+        );
+        o.jobs = vec![failed];
+        let shown = run(&o, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(shown.phase, Some(Phase::Error));
+        o.previous = Some(shown);
+        o.now = ts("2026-01-02T00:02:00Z");
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 1 from grype"]);
+        let w = w.queued(&queued_decision(2, 2), &o);
+        let status = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Error));
+        assert_eq!(
+            condition_of(&status, ConditionType::Scanning).map(|c| c.reason.as_str()),
+            Some("Queued")
+        );
+        // The failure's time is kept, so the retry stays due.
+        o.previous = Some(status);
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 1 from grype"]);
+    }
+
+    #[test]
+    fn suspending_a_running_scan_deletes_its_job_and_says_canceled_until_resumed() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.jobs = vec![job("busybox-1", &o, JobState::Running)];
+        let running = run(&o, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        o.previous = Some(running);
+        o.settings.suspend = true;
+        o.generation = Some(2);
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["delete job busybox-1"]);
+        assert!(w.slot.is_none());
+        let canceled = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(canceled.phase, Some(Phase::Pending));
+        let scanning = condition_of(&canceled, ConditionType::Scanning);
+        assert_eq!(scanning.map(|c| c.reason.as_str()), Some("Canceled"));
+        assert_eq!(crate::api::consistency_problem(&canceled.conditions), None);
+
+        // The Job is gone: still canceled, nothing to do.
+        o.jobs = vec![];
+        o.previous = Some(canceled);
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+        assert_eq!(
+            settle(&o, w, Outcomes::default(), rules(&config)).write,
+            None
+        );
+
+        // Resumed (a new generation): a new Job, through the queue.
+        o.settings.suspend = false;
+        o.generation = Some(3);
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
+        assert!(w.slot.is_some());
+    }
+
+    #[test]
+    fn a_queued_scan_suspended_leaves_the_queue_canceled() {
+        let config = config();
+        let mut o = with_template(scan());
+        let w = work(&o, rules(&config)).queued(&queued_decision(4, 4), &o);
+        o.previous = settle(&o, w, Outcomes::default(), rules(&config)).write;
+        o.settings.suspend = true;
+        let w = work(&o, rules(&config));
+        assert!(w.slot.is_none());
+        let status = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            condition_of(&status, ConditionType::Scanning).map(|c| c.reason.as_str()),
+            Some("Canceled")
+        );
+        // Suspended from the start: Pending with no condition, as before.
+        let mut fresh = with_template(scan());
+        fresh.settings.suspend = true;
+        let status = run(&fresh, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert!(status.conditions.is_empty());
+    }
+
+    #[test]
+    fn a_new_rescan_annotation_value_rescans_once_and_is_recorded() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        o.previous = run(&o, rules(&config), Outcomes::default()).write;
+        // Nothing to do without a request.
+        assert!(work(&o, rules(&config)).steps.is_empty());
+        o.rescan_request = Some("2026-01-02T00:00:00Z".into());
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "delete report busybox-report",
+                "create job attempt 0 from grype"
+            ]
+        );
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Scanning));
+        assert_eq!(
+            status.handled_rescan.as_deref(),
+            Some("2026-01-02T00:00:00Z")
+        );
+        // Not created (queued): not handled yet.
+        let queued = work(&o, rules(&config)).queued(&queued_decision(1, 1), &o);
+        let status = settle(&o, queued, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.handled_rescan, None);
+    }
+
+    #[test]
+    fn results_older_than_the_max_result_age_are_rescanned_by_then() {
+        let config = AdmissionConfig {
+            max_result_age: Some("6h".into()),
+            ..AdmissionConfig::default()
+        };
+        let mut o = with_template(scan());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let end = run(&o, rules(&config), Outcomes::default());
+        // Stored at 12:00 the day before: 6 h old at 18:00, already past at midnight.
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(1)));
+        o.previous = end.write;
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "delete report busybox-report",
+                "create job attempt 0 from grype"
+            ]
+        );
+        // A shorter rescanInterval still wins.
+        o.settings.rescan_interval = Some("1h".into());
+        assert_eq!(
+            work(&o, rules(&config)).slot.map(|s| s.since),
+            Some(ts("2026-01-01T13:00:00Z"))
+        );
     }
 }

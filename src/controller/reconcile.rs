@@ -27,6 +27,7 @@ use super::plan::{
     Observed, ObservedReport, Outcomes, Plan, ReportFacts, Rules, Step, plan, settle,
 };
 use super::policy::PolicyCache;
+use super::queue::{Decision, Queue, ScanId};
 use super::status::{PolicyState, SendState};
 use super::store::{MetadataStore, ScanIdentity};
 use super::writes::{StatusWrite, backoff, classify};
@@ -37,6 +38,9 @@ use crate::policy::outcome;
 use crate::report::{
     REPORTED_BY, Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value,
 };
+
+/// Any new value of this annotation on a scan rescans it now (`kubectl scangate rescan`).
+pub const RESCAN_ANNOTATION: &str = "scangate.dev/rescan";
 
 /// The field manager of the controller's status writes.
 pub const FIELD_MANAGER: &str = "scangate-controller";
@@ -67,6 +71,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// What a reconcile reads.
     pub caches: Caches,
+    /// The scans waiting for a slot to start their Job, and the slots granted.
+    pub queue: Arc<Queue>,
     /// Status writes that failed in a row, per scan (`kind/namespace/name`); an entry goes
     /// when a write succeeds or the scan is being deleted.
     pub status_failures: Mutex<HashMap<String, u32>>,
@@ -130,8 +136,10 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         error_retry: ctx.settings.error_retry,
         store_configured: ctx.store.is_some(),
     };
+    let id = ScanId::of(scan);
     let work = match plan(&observed, rules) {
         Plan::Forget => {
+            ctx.queue.leave(&id, &ctx.caches.jobs);
             let key = failure_key(scan);
             if let Ok(mut failures) = ctx.status_failures.lock() {
                 failures.remove(&key);
@@ -143,7 +151,38 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         }
         Plan::Work(work) => work,
     };
-    let outcomes = apply(scan, &observed, &work.steps, ctx).await?;
+    let work = match &work.slot {
+        Some(slot) => {
+            let decision = ctx
+                .queue
+                .admit(&id, slot.since, &slot.job, &ctx.caches.jobs);
+            if let Decision::Queued {
+                position, waiting, ..
+            } = &decision
+            {
+                tracing::debug!(position, waiting, "queued: waiting for a slot");
+            }
+            work.queued(&decision, &observed)
+        }
+        None => {
+            ctx.queue.leave(&id, &ctx.caches.jobs);
+            work
+        }
+    };
+    let outcomes = apply(scan, &observed, &work.steps, ctx).await;
+    if work.slot.is_some()
+        && !matches!(
+            &outcomes,
+            Ok(Outcomes {
+                created: Some(Ok(_)),
+                ..
+            })
+        )
+    {
+        // Granted, but no Job: the slot goes to the next scan.
+        ctx.queue.release(&id);
+    }
+    let outcomes = outcomes?;
     let settled = settle(&observed, work, outcomes, rules);
     if let Some(status) = &settled.write {
         if let Some(retry) = write_status(scan, status, ctx).await {
@@ -235,6 +274,8 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         uid,
         generation: scan.meta().generation,
         deleting: scan.meta().deletion_timestamp.is_some(),
+        created: scan.meta().creation_timestamp.as_ref().map_or(now, |t| t.0),
+        rescan_request: scan.annotations().get(RESCAN_ANNOTATION).cloned(),
         settings,
         previous,
         report,

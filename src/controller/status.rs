@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
     Artifact, Condition, ConditionStatus, ConditionType, CveCount, LastResult, Phase, ScanStatus,
-    ScannedBy, Scanner, phase,
+    ScannedBy, Scanner, phase, reason,
 };
 use crate::policy::Outcome;
 
@@ -24,7 +24,18 @@ pub enum ScanState {
     Finished { message: String },
     /// The Job failed, or completed without a readable report.
     Failed { message: String, error: String },
+    /// The scan waits for a slot to start its Job (`message` says its place); a retry keeps
+    /// showing the failure it retries (`failure`: the Succeeded message and cause).
+    Queued {
+        message: String,
+        failure: Option<(String, String)>,
+    },
+    /// `spec.suspend` stopped the scan before it finished: its Job is deleted.
+    Canceled,
 }
+
+/// The Scanning condition's message of a canceled scan.
+pub const CANCELED_MESSAGE: &str = "canceled: spec.suspend is true; set it to false to scan again";
 
 /// What the policy said about the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,6 +124,8 @@ pub struct StatusInputs<'a> {
     pub state: ScanState,
     /// Present when the state is `Finished`.
     pub results: Option<Results>,
+    /// The `scangate.dev/rescan` value handled (see [`ScanStatus::handled_rescan`]).
+    pub handled_rescan: Option<String>,
     pub now: Timestamp,
 }
 
@@ -131,6 +144,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         observed_generation: inputs.generation,
         observed_template_generation: inputs.template_generation,
         scanned_at: inputs.previous.and_then(|p| p.scanned_at.clone()),
+        handled_rescan: inputs.handled_rescan.clone(),
         ..ScanStatus::default()
     };
     let mut conditions = vec![];
@@ -149,6 +163,13 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             conditions.push(Condition::job_finished());
             conditions.push(Condition::succeeded(message.clone()));
         }
+        ScanState::Queued { message, failure } => {
+            conditions.push(Condition::queued(message.clone()));
+            if let Some((message, error)) = failure {
+                conditions.push(Condition::scan_failed(message.clone(), error.clone()));
+            }
+        }
+        ScanState::Canceled => conditions.push(Condition::canceled(CANCELED_MESSAGE)),
     }
     if let (ScanState::Finished { .. }, Some(results)) = (&inputs.state, &inputs.results) {
         status.cve_count = Some(results.cve_count.clone());
@@ -251,8 +272,9 @@ pub fn previous_facts(
         return super::job::Previous::default();
     };
     let find = |t: ConditionType| p.conditions.iter().find(|c| c.type_ == t);
-    let finished =
-        find(ConditionType::Scanning).is_some_and(|c| c.status == ConditionStatus::False);
+    // Queued or canceled is not finished.
+    let finished = find(ConditionType::Scanning)
+        .is_some_and(|c| c.status == ConditionStatus::False && c.reason == reason::JOB_FINISHED);
     let failed = find(ConditionType::Succeeded).filter(|c| c.status == ConditionStatus::False);
     super::job::Previous {
         done: finished
@@ -260,6 +282,7 @@ pub fn previous_facts(
             && p.observed_template_generation == template_generation,
         scanned_at: p.scanned_at.as_ref().map(|t| t.0),
         failed_at: failed.and_then(|c| c.last_transition_time.as_ref().map(|t| t.0)),
+        handled_rescan: p.handled_rescan.clone(),
     }
 }
 
@@ -329,7 +352,7 @@ pub fn state_from_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{RegistryArtifact, reason};
+    use crate::api::RegistryArtifact;
     use crate::policy::{Evaluation, outcome};
     use crate::report::{Package, Report, Severity, Vulnerability};
 
@@ -424,6 +447,7 @@ mod tests {
             previous,
             state,
             results,
+            handled_rescan: None,
             now: ts(NOW),
         })
     }
@@ -701,6 +725,7 @@ mod tests {
             previous: Some(&first),
             state: finished(),
             results: Some(results(violated(), SendState::NotConfigured)),
+            handled_rescan: None,
             now: ts("2026-01-03T00:00:00Z"),
         });
         let time = |s: &ScanStatus, t| condition(s, t).and_then(|c| c.last_transition_time.clone());
@@ -716,6 +741,7 @@ mod tests {
             previous: Some(&later),
             state: finished(),
             results: Some(results(violated(), SendState::NotConfigured)),
+            handled_rescan: None,
             now: ts("2026-01-04T00:00:00Z"),
         });
         assert_eq!(again, later);

@@ -1,0 +1,547 @@
+//! The scan queue: at most `--max-running-jobs` scan Jobs run at once, and at most
+//! `--max-running-jobs-per-namespace` in one namespace. A scan that needs a Job asks for a slot
+//! ([`Queue::admit`]); the scans waiting get the free slots oldest request first (then by
+//! namespace and name), a namespace at its limit not holding up the others. The decision is
+//! [`grants`], pure; the [`Queue`] only keeps, behind one lock, who waits and the slots granted
+//! whose Job the cache does not show yet, so two reconciles never take the same slot.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+
+use super::cache::{Triggers, owners};
+use super::job::{JobState, job_state};
+use super::kinds::ScanKind;
+use crate::api::{ImageScan, SourceScan};
+use crate::report::SCAN_LABEL;
+
+/// A queued scan shows a new place at most this often (and comes back after this long even
+/// if no slot frees), so a moving queue does not rewrite every waiting scan's status at every
+/// step.
+pub const QUEUED_RECHECK: Duration = Duration::from_secs(30);
+
+/// A slot granted whose Job the cache does not show within this long is given back (the
+/// reconcile that took it failed before creating the Job).
+const RESERVATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The concurrency limits on running scan Jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Scan Jobs running at once, in all namespaces.
+    pub total: usize,
+    /// Scan Jobs running at once in one namespace.
+    pub per_namespace: usize,
+}
+
+/// The scan kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    ImageScan,
+    SourceScan,
+}
+
+impl Kind {
+    pub fn of<K: ScanKind>() -> Kind {
+        if K::kind(&()) == SourceScan::kind(&()) {
+            Kind::SourceScan
+        } else {
+            Kind::ImageScan
+        }
+    }
+}
+
+/// A scan, as the queue knows it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScanId {
+    pub namespace: String,
+    pub name: String,
+    pub kind: Kind,
+}
+
+impl ScanId {
+    pub fn of<K: ScanKind>(scan: &K) -> ScanId {
+        ScanId {
+            namespace: scan.namespace().unwrap_or_default(),
+            name: scan.name_any(),
+            kind: Kind::of::<K>(),
+        }
+    }
+}
+
+/// A scan waiting for a slot since its request.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Waiting {
+    /// When the scan asked for a Job (its creation, or when its rescan or retry became due).
+    pub since: Timestamp,
+    pub id: ScanId,
+}
+
+/// Scan Jobs running (or granted a slot), per namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Running {
+    pub per_namespace: BTreeMap<String, usize>,
+}
+
+impl Running {
+    pub fn total(&self) -> usize {
+        self.per_namespace.values().sum()
+    }
+
+    pub fn add(&mut self, namespace: &str) {
+        *self.per_namespace.entry(namespace.to_string()).or_default() += 1;
+    }
+
+    fn in_namespace(&self, namespace: &str) -> usize {
+        self.per_namespace.get(namespace).copied().unwrap_or(0)
+    }
+}
+
+/// Whether a scan may start its Job now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Start,
+    /// Not yet: the scan is `position` (from 1) of `waiting`, oldest request first. `show`:
+    /// whether to show this place now, or keep the one the status shows (shown less than
+    /// [`QUEUED_RECHECK`] ago).
+    Queued {
+        position: usize,
+        waiting: usize,
+        limits: Limits,
+        show: bool,
+    },
+}
+
+impl Decision {
+    /// The Scanning condition's message while queued.
+    pub fn message(position: usize, waiting: usize, limits: Limits) -> String {
+        format!(
+            "queued: {position} of {waiting} waiting; limit {} running, {} per namespace",
+            limits.total, limits.per_namespace
+        )
+    }
+}
+
+/// The waiting scans (sorted: oldest request first) that get a slot now, in order: each takes
+/// one while the total and its namespace are under their limits.
+pub fn grants<'a>(limits: Limits, running: &Running, waiting: &'a [Waiting]) -> Vec<&'a ScanId> {
+    let mut running = running.clone();
+    let mut granted = vec![];
+    for w in waiting {
+        if running.total() >= limits.total {
+            break;
+        }
+        if running.in_namespace(&w.id.namespace) < limits.per_namespace {
+            running.add(&w.id.namespace);
+            granted.push(&w.id);
+        }
+    }
+    granted
+}
+
+/// Whether `me` (one of `waiting`, sorted) may start now, and where it stands if not.
+pub fn decide(limits: Limits, running: &Running, waiting: &[Waiting], me: &ScanId) -> Decision {
+    if grants(limits, running, waiting).contains(&me) {
+        return Decision::Start;
+    }
+    let position = waiting.iter().position(|w| w.id == *me).unwrap_or(0) + 1;
+    Decision::Queued {
+        position,
+        waiting: waiting.len().max(position),
+        limits,
+        show: true,
+    }
+}
+
+/// A slot granted to a scan, for its Job `job`.
+#[derive(Debug)]
+struct Reservation {
+    job: String,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    waiting: HashMap<ScanId, Timestamp>,
+    reserved: HashMap<ScanId, Reservation>,
+    /// When each waiting scan's place was last shown.
+    shown: HashMap<ScanId, Instant>,
+}
+
+impl State {
+    fn sorted(&self) -> Vec<Waiting> {
+        let mut waiting: Vec<Waiting> = self
+            .waiting
+            .iter()
+            .map(|(id, since)| Waiting {
+                since: *since,
+                id: id.clone(),
+            })
+            .collect();
+        waiting.sort();
+        waiting
+    }
+
+    /// The scan Jobs running per the cache (but those of `except`, a scan about to replace
+    /// its own), plus the slots granted whose Job the cache does not show yet; reservations
+    /// the cache shows, or that timed out, are dropped.
+    fn running(&mut self, jobs: &Store<Job>, except: Option<&ScanId>) -> Running {
+        let mut running = Running::default();
+        let mut cached = HashSet::new();
+        for job in jobs.state() {
+            let namespace = job.namespace().unwrap_or_default();
+            cached.insert((namespace.clone(), job.name_any()));
+            let (images, sources) = owners(&job.metadata);
+            let owner = images
+                .first()
+                .map(|i| (Kind::ImageScan, i.name.clone()))
+                .or_else(|| sources.first().map(|s| (Kind::SourceScan, s.name.clone())));
+            let Some((kind, name)) = owner else { continue };
+            if !job.labels().contains_key(SCAN_LABEL) {
+                continue;
+            }
+            let id = ScanId {
+                namespace: namespace.clone(),
+                name,
+                kind,
+            };
+            let created = job
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            if Some(&id) != except && job_state(&job, created) == JobState::Running {
+                running.add(&namespace);
+            }
+        }
+        self.reserved.retain(|id, r| {
+            !cached.contains(&(id.namespace.clone(), r.job.clone()))
+                && r.at.elapsed() < RESERVATION_TIMEOUT
+        });
+        for id in self.reserved.keys() {
+            if Some(id) != except {
+                running.add(&id.namespace);
+            }
+        }
+        running
+    }
+}
+
+/// Who waits for a slot, and the slots granted; one per term as leader.
+pub struct Queue {
+    limits: Limits,
+    state: Mutex<State>,
+    triggers: Triggers,
+}
+
+impl Queue {
+    pub fn new(limits: Limits, triggers: Triggers) -> Self {
+        Queue {
+            limits,
+            state: Mutex::default(),
+            triggers,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks for a slot for scan `id`'s Job `job`, waiting since `since` (an earlier request of
+    /// the same scan keeps its place). `Start` reserves the slot until the cache shows the Job;
+    /// the scans ahead that would get a slot now are sent to their controllers.
+    pub fn admit(&self, id: &ScanId, since: Timestamp, job: &str, jobs: &Store<Job>) -> Decision {
+        let (decision, wake) = {
+            let mut state = self.lock();
+            if state.reserved.get(id).is_some_and(|r| r.job == job) {
+                // Granted already; the cache does not show the Job yet.
+                return Decision::Start;
+            }
+            let running = state.running(jobs, Some(id));
+            let since = state
+                .waiting
+                .get(id)
+                .map_or(since, |earlier| (*earlier).min(since));
+            state.waiting.insert(id.clone(), since);
+            let waiting = state.sorted();
+            let mut decision = decide(self.limits, &running, &waiting, id);
+            if let Decision::Queued { show, .. } = &mut decision {
+                let recent = state
+                    .shown
+                    .get(id)
+                    .is_some_and(|at| at.elapsed() < QUEUED_RECHECK);
+                *show = !recent;
+                if !recent {
+                    state.shown.insert(id.clone(), Instant::now());
+                }
+            }
+            if decision == Decision::Start {
+                state.waiting.remove(id);
+                state.shown.remove(id);
+                state.reserved.insert(
+                    id.clone(),
+                    Reservation {
+                        job: job.to_string(),
+                        at: Instant::now(),
+                    },
+                );
+            }
+            let wake: Vec<ScanId> = grants(self.limits, &running, &waiting)
+                .into_iter()
+                .filter(|w| *w != id)
+                .cloned()
+                .collect();
+            (decision, wake)
+        };
+        self.send(wake);
+        decision
+    }
+
+    /// Gives back the slot of a scan whose Job was not created.
+    pub fn release(&self, id: &ScanId) {
+        self.lock().reserved.remove(id);
+    }
+
+    /// The scan needs no slot (it runs, finished, is suspended or deleted): it leaves the
+    /// queue, and the scans that may start in its place are woken.
+    pub fn leave(&self, id: &ScanId, jobs: &Store<Job>) {
+        let left = {
+            let mut state = self.lock();
+            state.shown.remove(id);
+            state.waiting.remove(id).is_some()
+        };
+        if left {
+            self.wake(jobs, |_| true);
+        }
+    }
+
+    /// Sends the waiting scans that may start now to their controllers (after a Job changed or
+    /// went); first forgets those for which `exists` is false (deleted scans).
+    pub fn wake(&self, jobs: &Store<Job>, exists: impl Fn(&ScanId) -> bool) {
+        let wake: Vec<ScanId> = {
+            let mut state = self.lock();
+            state.waiting.retain(|id, _| exists(id));
+            let State { waiting, shown, .. } = &mut *state;
+            shown.retain(|id, _| waiting.contains_key(id));
+            if state.waiting.is_empty() {
+                return;
+            }
+            let running = state.running(jobs, None);
+            let waiting = state.sorted();
+            grants(self.limits, &running, &waiting)
+                .into_iter()
+                .cloned()
+                .collect()
+        };
+        self.send(wake);
+    }
+
+    /// Triggers reconciles of `scans`; a full channel drops the trigger (queued scans come back
+    /// on their own after a while).
+    fn send(&self, scans: Vec<ScanId>) {
+        for id in scans {
+            let sent = match id.kind {
+                Kind::ImageScan => self
+                    .triggers
+                    .images
+                    .clone()
+                    .try_send(ObjectRef::<ImageScan>::new(&id.name).within(&id.namespace))
+                    .is_ok(),
+                Kind::SourceScan => self
+                    .triggers
+                    .sources
+                    .clone()
+                    .try_send(ObjectRef::<SourceScan>::new(&id.name).within(&id.namespace))
+                    .is_ok(),
+            };
+            if !sent {
+                tracing::debug!(namespace = %id.namespace, name = %id.name, "queue trigger dropped: the controller's queue is full");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn id(namespace: &str, name: &str) -> ScanId {
+        ScanId {
+            namespace: namespace.into(),
+            name: name.into(),
+            kind: Kind::ImageScan,
+        }
+    }
+
+    fn waiting(entries: &[(&str, &str, &str)]) -> Vec<Waiting> {
+        let mut w: Vec<Waiting> = entries
+            .iter()
+            .map(|(at, ns, name)| Waiting {
+                since: ts(at),
+                id: id(ns, name),
+            })
+            .collect();
+        w.sort();
+        w
+    }
+
+    fn running(entries: &[(&str, usize)]) -> Running {
+        Running {
+            per_namespace: entries.iter().map(|(ns, n)| (ns.to_string(), *n)).collect(),
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        total: 3,
+        per_namespace: 2,
+    };
+
+    #[test]
+    fn the_oldest_requests_get_the_free_slots() {
+        let w = waiting(&[
+            ("2026-01-01T00:00:03Z", "a", "c"),
+            ("2026-01-01T00:00:01Z", "b", "x"),
+            ("2026-01-01T00:00:02Z", "a", "b"),
+            // Same time: by namespace then name.
+            ("2026-01-01T00:00:02Z", "a", "a"),
+        ]);
+        let granted: Vec<&str> = grants(LIMITS, &running(&[("c", 1)]), &w)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(granted, ["x", "a"]);
+        assert_eq!(
+            decide(LIMITS, &running(&[("c", 1)]), &w, &id("a", "a")),
+            Decision::Start
+        );
+        assert_eq!(
+            decide(LIMITS, &running(&[("c", 1)]), &w, &id("a", "c")),
+            Decision::Queued {
+                position: 4,
+                waiting: 4,
+                limits: LIMITS,
+                show: true,
+            }
+        );
+        // Nothing free: nobody starts.
+        assert!(grants(LIMITS, &running(&[("c", 3)]), &w).is_empty());
+    }
+
+    #[test]
+    fn a_namespace_at_its_limit_does_not_hold_up_the_others() {
+        let w = waiting(&[
+            ("2026-01-01T00:00:01Z", "a", "1"),
+            ("2026-01-01T00:00:02Z", "a", "2"),
+            ("2026-01-01T00:00:03Z", "b", "3"),
+        ]);
+        let granted: Vec<&str> = grants(LIMITS, &running(&[("a", 1)]), &w)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(granted, ["1", "3"]);
+        assert_eq!(
+            decide(LIMITS, &running(&[("a", 1)]), &w, &id("a", "2")),
+            Decision::Queued {
+                position: 2,
+                waiting: 3,
+                limits: LIMITS,
+                show: true,
+            }
+        );
+    }
+
+    #[test]
+    fn the_queued_message_says_the_place_and_the_limits() {
+        assert_eq!(
+            Decision::message(3, 12, LIMITS),
+            "queued: 3 of 12 waiting; limit 3 running, 2 per namespace"
+        );
+    }
+
+    /// Many scans asking at once from many threads, Jobs "appearing" in a store only later:
+    /// the slots granted never exceed the limits.
+    #[test]
+    fn concurrent_requests_never_exceed_the_limits() {
+        use kube::runtime::reflector;
+        let (store, _writer) = reflector::store::<Job>();
+        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let queue = std::sync::Arc::new(Queue::new(LIMITS, triggers));
+        let started = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let (queue, store, started) = (queue.clone(), store.clone(), started.clone());
+                std::thread::spawn(move || {
+                    let me = id(["a", "b", "c"][i % 3], &format!("s{i}"));
+                    for _ in 0..50 {
+                        let at = ts("2026-01-01T00:00:00Z");
+                        if queue.admit(&me, at, &format!("job-{i}"), &store) == Decision::Start {
+                            started
+                                .lock()
+                                .unwrap_or_else(|e| panic!("{e}"))
+                                .push(me.clone());
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap_or_else(|_| panic!("thread"));
+        }
+        let started = started.lock().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(started.len(), LIMITS.total);
+        for ns in ["a", "b", "c"] {
+            assert!(started.iter().filter(|s| s.namespace == ns).count() <= 2);
+        }
+        let waiting = queue.lock().waiting.len();
+        assert_eq!(waiting, 16 - LIMITS.total);
+    }
+
+    #[test]
+    fn a_waiting_scan_shows_its_place_at_most_every_recheck() {
+        use kube::runtime::reflector;
+        let (store, _writer) = reflector::store::<Job>();
+        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let queue = Queue::new(
+            Limits {
+                total: 1,
+                per_namespace: 1,
+            },
+            triggers,
+        );
+        let at = ts("2026-01-01T00:00:00Z");
+        assert_eq!(
+            queue.admit(&id("a", "1"), at, "j1", &store),
+            Decision::Start
+        );
+        let shows = |name: &str| match queue.admit(&id("a", name), at, name, &store) {
+            Decision::Queued { show, .. } => show,
+            Decision::Start => panic!("{name} started"),
+        };
+        assert!(shows("2"));
+        assert!(!shows("2"), "shown a moment ago");
+        assert!(shows("3"));
+        // Leaving and coming back shows the place again.
+        queue.leave(&id("a", "2"), &store);
+        assert!(shows("2"));
+        // The slot given back goes to the oldest waiting scan.
+        queue.release(&id("a", "1"));
+        let first = queue.admit(&id("a", "3"), at, "3", &store);
+        assert!(
+            matches!(first, Decision::Queued { position: 2, .. }),
+            "{first:?}"
+        );
+        assert_eq!(queue.admit(&id("a", "2"), at, "2", &store), Decision::Start);
+    }
+}
