@@ -32,6 +32,35 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a command that reads the cluster could not reach it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "cannot find the cluster: {source}; set KUBECONFIG or select a context with a kubeconfig"
+    )]
+    Kubeconfig {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    #[error("cannot build a Kubernetes client: {source}")]
+    Client {
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A client for the kubeconfig's current context (or the pod's in-cluster config), and that
+/// context's namespace, the default of `-n`.
+pub async fn cluster_client() -> Result<(kube::Client, String), ClusterError> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|source| ClusterError::Kubeconfig { source })?;
+    let namespace = config.default_namespace.clone();
+    let client =
+        kube::Client::try_from(config).map_err(|source| ClusterError::Client { source })?;
+    Ok((client, namespace))
+}
+
 /// A file's bytes, or standard input's for `-`.
 fn read(path: &Path) -> Result<Vec<u8>> {
     if path == Path::new("-") {

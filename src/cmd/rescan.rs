@@ -6,8 +6,8 @@
 
 use clap::Args;
 use jiff::Timestamp;
+use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use crate::api::{ImageScan, SourceScan};
@@ -25,18 +25,8 @@ pub struct RescanArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "cannot find the cluster: {source}; set KUBECONFIG or select a context with a kubeconfig"
-    )]
-    Kubeconfig {
-        #[source]
-        source: kube::config::InferConfigError,
-    },
-    #[error("cannot build a Kubernetes client: {source}")]
-    Client {
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Cluster(#[from] super::ClusterError),
     #[error(
         "{target:?} names no scan: give NAME or imagescan/NAME for an ImageScan, sourcescan/NAME \
          for a SourceScan"
@@ -116,14 +106,8 @@ pub fn rescan_patch(now: Timestamp) -> Value {
 /// Annotates the scan; returns what to print.
 pub async fn run(args: &RescanArgs) -> Result<String> {
     let (kind, name) = parse_target(&args.scan)?;
-    let config = kube::Config::infer()
-        .await
-        .map_err(|source| Error::Kubeconfig { source })?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(|source| Error::Client { source })?;
+    let (client, default_namespace) = super::cluster_client().await?;
+    let namespace = args.namespace.clone().unwrap_or(default_namespace);
     let now = Timestamp::now();
     let patch = rescan_patch(now);
     let params = PatchParams::default();

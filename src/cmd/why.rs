@@ -61,18 +61,8 @@ pub struct ClusterArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "cannot find the cluster: {source}; set KUBECONFIG or select a context with a kubeconfig"
-    )]
-    Kubeconfig {
-        #[source]
-        source: kube::config::InferConfigError,
-    },
-    #[error("cannot build a Kubernetes client: {source}")]
-    Client {
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Cluster(#[from] super::ClusterError),
     #[error(
         "{target:?} names no pod or workload: give pod/NAME, KIND/NAME with KIND one of pod, \
          deployment, replicaset, statefulset, daemonset, job, cronjob, replicationcontroller, \
@@ -531,11 +521,7 @@ fn refusal(e: &kube::Error) -> Option<String> {
 impl Reader {
     /// A client for the kubeconfig's current context (or the pod's in-cluster config).
     pub async fn new() -> Result<Self> {
-        let config = kube::Config::infer()
-            .await
-            .map_err(|source| Error::Kubeconfig { source })?;
-        let default_namespace = config.default_namespace.clone();
-        let client = Client::try_from(config).map_err(|source| Error::Client { source })?;
+        let (client, default_namespace) = super::cluster_client().await?;
         Ok(Reader {
             client,
             default_namespace,

@@ -107,12 +107,12 @@ impl MetadataStore {
         let url = self.endpoint.clone();
         let response = request.send().await.map_err(|e| Error::Request {
             url: url.clone(),
-            cause: error_chain(&e),
+            cause: crate::admin::error_chain(&e),
         })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| Error::Request {
             url: url.clone(),
-            cause: error_chain(&e),
+            cause: crate::admin::error_chain(&e),
         })?;
         if !status.is_success() {
             return Err(Error::Status {
@@ -127,18 +127,6 @@ impl MetadataStore {
         })?;
         Ok(answer.url)
     }
-}
-
-/// An error with its causes, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A rustls client config trusting the CA certificates of a PEM file.

@@ -123,7 +123,7 @@ impl Resolver {
         };
         let client = builder
             .build()
-            .map_err(|e| Error::Client(error_chain(&e)))?;
+            .map_err(|e| Error::Client(crate::admin::error_chain(&e)))?;
         Ok(Resolver { client })
     }
 
@@ -238,7 +238,7 @@ impl Resolver {
         request.send().await.map_err(|e| Error::Unreachable {
             registry: image.registry().to_string(),
             url: url.to_string(),
-            cause: error_chain(&e),
+            cause: crate::admin::error_chain(&e),
         })
     }
 
@@ -269,7 +269,7 @@ impl Resolver {
         let response = request.send().await.map_err(|e| Error::Unreachable {
             registry: registry.clone(),
             url: realm.to_string(),
-            cause: error_chain(&e),
+            cause: crate::admin::error_chain(&e),
         })?;
         let status = response.status();
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
@@ -375,7 +375,7 @@ async fn read_body(mut response: reqwest::Response, registry: &str, url: &str) -
         let chunk = response.chunk().await.map_err(|e| Error::Unreachable {
             registry: registry.to_string(),
             url: url.to_string(),
-            cause: error_chain(&e),
+            cause: crate::admin::error_chain(&e),
         })?;
         let Some(chunk) = chunk else {
             return Ok(body);
@@ -403,18 +403,6 @@ fn tls_config(pem: &[u8]) -> Result<rustls::ClientConfig> {
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
         .map_err(|e| Error::Client(e.to_string()))
-}
-
-/// An error with its causes, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
