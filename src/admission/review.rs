@@ -164,6 +164,18 @@ impl WorkloadOutcome {
     }
 }
 
+/// The images of the object an update replaces (none on create, or when it cannot be read):
+/// an image a workload already ran is neither checked nor pinned again.
+fn old_images(req: &AdmissionRequest<DynamicObject>, kind: WorkloadKind) -> Vec<String> {
+    req.old_object
+        .as_ref()
+        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.image)
+        .collect()
+}
+
 /// Reviews a workload request: only containers whose image is new (on create, all of them) are
 /// decided, so scaling or relabelling a running workload, or adding an ephemeral debug
 /// container with an allowed image, never re-evaluates images already admitted.
@@ -194,14 +206,7 @@ pub fn review_workload(
         Ok(c) => c,
         Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
     };
-    let old_images: Vec<String> = req
-        .old_object
-        .as_ref()
-        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.image)
-        .collect();
+    let old_images = old_images(req, kind);
     let new: Vec<Container> = containers
         .into_iter()
         .filter(|c| !old_images.contains(&c.image))
@@ -275,14 +280,7 @@ pub fn review_pin<'a>(
     let Some(object) = object_json(req.object.as_ref()) else {
         return unchanged("no object");
     };
-    let old_images: Vec<String> = req
-        .old_object
-        .as_ref()
-        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.image)
-        .collect();
+    let old_images = old_images(req, kind);
     // A malformed object is left to the validating webhook, which denies it with the reason.
     let Ok(pinned) = pin::pins(kind, &object, &old_images, lookup) else {
         return unchanged("not a readable workload");

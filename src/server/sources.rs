@@ -13,7 +13,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
-use super::state::{Readiness, WebhookState};
+use super::state::{Named, Readiness, WebhookState};
 use crate::api::{ImageScan, ScanException, ScanPolicy, ScanTemplate};
 use crate::cmd::check::{Manifest, read_manifests};
 
@@ -145,40 +145,35 @@ pub fn watch_cluster(client: Client, state: Arc<WebhookState>) {
         )
         .await
     });
+    follow_named::<ScanTemplate>(&client, &state, &config, Named::Templates, "scantemplates");
+    follow_named::<ScanPolicy>(&client, &state, &config, Named::Policies, "scanpolicies");
+}
+
+/// Follows the names (metadata only) of a kind whose existence is all the webhook needs.
+fn follow_named<K>(
+    client: &Client,
+    state: &Arc<WebhookState>,
+    config: &watcher::Config,
+    kind: Named,
+    what: &'static str,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (s, c, api) = (
         state.clone(),
         config.clone(),
-        objects::<PartialObjectMeta<ScanTemplate>>(&client),
+        objects::<PartialObjectMeta<K>>(client),
     );
     tokio::spawn(async move {
         let start = || watcher::watcher(api.clone(), c.clone());
         follow(
-            "scantemplates",
+            what,
             start,
-            |change: Change<PartialObjectMeta<ScanTemplate>>| match change {
-                Change::Replace(all) => s.replace_templates(all.iter().map(|t| &t.metadata)),
-                Change::Apply(t) => s.apply_template(&t.metadata),
-                Change::Delete(t) => s.delete_template(&t.metadata),
-                Change::Stale => Readiness::unset(&s.ready.templates),
-            },
-        )
-        .await
-    });
-    let (s, c, api) = (
-        state,
-        config,
-        objects::<PartialObjectMeta<ScanPolicy>>(&client),
-    );
-    tokio::spawn(async move {
-        let start = || watcher::watcher(api.clone(), c.clone());
-        follow(
-            "scanpolicies",
-            start,
-            |change: Change<PartialObjectMeta<ScanPolicy>>| match change {
-                Change::Replace(all) => s.replace_policies(all.iter().map(|p| &p.metadata)),
-                Change::Apply(p) => s.apply_policy(&p.metadata),
-                Change::Delete(p) => s.delete_policy(&p.metadata),
-                Change::Stale => Readiness::unset(&s.ready.policies),
+            |change: Change<PartialObjectMeta<K>>| match change {
+                Change::Replace(all) => s.replace_named(kind, all.iter().map(|o| &o.metadata)),
+                Change::Apply(o) => s.apply_named(kind, &o.metadata),
+                Change::Delete(o) => s.delete_named(kind, &o.metadata),
+                Change::Stale => Readiness::unset(s.ready.named(kind)),
             },
         )
         .await
@@ -203,8 +198,8 @@ pub fn load_files(dir: &Path, state: &WebhookState) -> Result<usize, crate::cmd:
     state.replace_scans(&scans);
     state.replace_exceptions(&exceptions);
     state.replace_namespaces(namespaces.iter().map(|n| &n.metadata));
-    state.replace_templates(templates.iter().map(|t| &t.metadata));
-    state.replace_policies(policies.iter().map(|p| &p.metadata));
+    state.replace_named(Named::Templates, templates.iter().map(|t| &t.metadata));
+    state.replace_named(Named::Policies, policies.iter().map(|p| &p.metadata));
     Ok(objects.len())
 }
 

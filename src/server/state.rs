@@ -26,6 +26,14 @@ pub struct Readiness {
     pub shutting_down: AtomicBool,
 }
 
+/// The kinds of which the webhook keeps only which exist (namespace and name), for the scans
+/// and templates that name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    Templates,
+    Policies,
+}
+
 /// What `/readyz` says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadyStatus {
@@ -63,6 +71,14 @@ impl Readiness {
         .filter(|(_, flag)| !flag.load(Ordering::Acquire))
         .map(|(name, _)| name)
         .collect()
+    }
+
+    /// The flag of a kind whose names only are kept.
+    pub fn named(&self, kind: Named) -> &AtomicBool {
+        match kind {
+            Named::Templates => &self.templates,
+            Named::Policies => &self.policies,
+        }
     }
 
     pub fn set(flag: &AtomicBool) {
@@ -162,11 +178,22 @@ impl WebhookState {
     }
 
     pub fn template_exists(&self, namespace: &str, name: &str) -> bool {
-        read(&self.templates).contains(&(namespace.to_string(), name.to_string()))
+        self.named_exists(Named::Templates, namespace, name)
     }
 
     pub fn policy_exists(&self, namespace: &str, name: &str) -> bool {
-        read(&self.policies).contains(&(namespace.to_string(), name.to_string()))
+        self.named_exists(Named::Policies, namespace, name)
+    }
+
+    fn named_exists(&self, kind: Named, namespace: &str, name: &str) -> bool {
+        read(self.named(kind)).contains(&(namespace.to_string(), name.to_string()))
+    }
+
+    fn named(&self, kind: Named) -> &RwLock<HashSet<ScanKey>> {
+        match kind {
+            Named::Templates => &self.templates,
+            Named::Policies => &self.policies,
+        }
     }
 
     // Updates, one per watched kind. `replace_*` installs a full list (a watch's initial list,
@@ -269,44 +296,24 @@ impl WebhookState {
         });
     }
 
-    pub fn replace_templates<'a>(
+    pub fn replace_named<'a>(
         &self,
+        kind: Named,
         metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
     ) {
         let keys = metas.into_iter().map(key).collect();
-        write(&self.templates, |set| *set = keys);
-        Readiness::set(&self.ready.templates);
+        write(self.named(kind), |set| *set = keys);
+        Readiness::set(self.ready.named(kind));
     }
 
-    pub fn apply_template(&self, meta: &kube::core::ObjectMeta) {
-        write(&self.templates, |set| {
+    pub fn apply_named(&self, kind: Named, meta: &kube::core::ObjectMeta) {
+        write(self.named(kind), |set| {
             set.insert(key(meta));
         });
     }
 
-    pub fn delete_template(&self, meta: &kube::core::ObjectMeta) {
-        write(&self.templates, |set| {
-            set.remove(&key(meta));
-        });
-    }
-
-    pub fn replace_policies<'a>(
-        &self,
-        metas: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
-    ) {
-        let keys = metas.into_iter().map(key).collect();
-        write(&self.policies, |set| *set = keys);
-        Readiness::set(&self.ready.policies);
-    }
-
-    pub fn apply_policy(&self, meta: &kube::core::ObjectMeta) {
-        write(&self.policies, |set| {
-            set.insert(key(meta));
-        });
-    }
-
-    pub fn delete_policy(&self, meta: &kube::core::ObjectMeta) {
-        write(&self.policies, |set| {
+    pub fn delete_named(&self, kind: Named, meta: &kube::core::ObjectMeta) {
+        write(self.named(kind), |set| {
             set.remove(&key(meta));
         });
     }
@@ -337,8 +344,8 @@ mod tests {
         state.replace_scans(&[]);
         state.replace_exceptions(&[]);
         state.replace_namespaces([]);
-        state.replace_templates([]);
-        state.replace_policies([]);
+        state.replace_named(Named::Templates, []);
+        state.replace_named(Named::Policies, []);
         assert_eq!(state.ready.status(), ReadyStatus::Ready);
         // A watch that resyncs makes its part missing again, until its next full list.
         Readiness::unset(&state.ready.scans);
