@@ -20,6 +20,11 @@
 //! in flight when creating), BENCH_TIMEOUT (seconds to wait for each phase: 600 + N / 5, so
 //! 2,600 s for 10,000 scans: today's controller decides a few scans per second).
 
+#[path = "../tests/common/net.rs"]
+mod net;
+#[path = "../tests/common/prom.rs"]
+mod prom;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -140,45 +145,23 @@ impl Cluster {
         Ok(path)
     }
 
-    /// `apiserver_request_total` summed by (verb, resource, subresource).
-    fn requests(&self) -> Result<BTreeMap<(String, String, String), f64>> {
+    /// `apiserver_request_total` summed by [verb, resource, subresource].
+    fn requests(&self) -> Result<Requests> {
         let text = self.kubectl(&["get", "--raw", "/metrics"], None)?;
-        let mut sums = BTreeMap::new();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-                continue;
-            };
-            let Some((labels, value)) = rest.rsplit_once("} ") else {
-                continue;
-            };
-            let label = |name: &str| {
-                labels
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
-                    .map(|v| v.trim_end_matches('"').to_string())
-                    .unwrap_or_default()
-            };
-            let key = (label("verb"), label("resource"), label("subresource"));
-            *sums.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-        }
-        Ok(sums)
+        Ok(prom::sums_by(
+            &text,
+            "apiserver_request_total",
+            &["verb", "resource", "subresource"],
+        ))
     }
 }
 
-type Requests = BTreeMap<(String, String, String), f64>;
-
-fn delta(before: &Requests, after: &Requests) -> Requests {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
-        .collect()
-}
+type Requests = BTreeMap<Vec<String>, f64>;
 
 fn sum(requests: &Requests, keep: impl Fn(&str, &str, &str) -> bool) -> f64 {
     requests
         .iter()
-        .filter(|((verb, resource, sub), _)| keep(verb, resource, sub))
+        .filter(|(key, _)| keep(&key[0], &key[1], &key[2]))
         .map(|(_, v)| v)
         .sum()
 }
@@ -214,10 +197,7 @@ struct Controller {
 
 impl Controller {
     fn start(cluster: &Cluster, ns: &str, log: &Path) -> Result<Controller> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let admin = format!("127.0.0.1:{port}");
+        let admin = format!("127.0.0.1:{}", net::free_port());
         let child = Command::new(scangate_binary().0)
             .args(["controller", "--namespace", ns, "--admin-listen", &admin])
             .arg("--leader-election=false")
@@ -237,19 +217,7 @@ impl Controller {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let addr = self.admin.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(addr).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split(' ').nth(1)?.parse().ok()?;
-        Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+        net::http_get(&self.admin, path)
     }
 
     fn ready(&self) -> bool {
@@ -259,12 +227,7 @@ impl Controller {
     /// The sum of the samples of a controller metric whose line starts with `prefix`.
     fn metric(&self, prefix: &str) -> f64 {
         self.get("/metrics")
-            .map(|(_, text)| {
-                text.lines()
-                    .filter(|l| l.starts_with(prefix))
-                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                    .sum()
-            })
+            .map(|(_, text)| prom::sum(&text, prefix))
             .unwrap_or(0.0)
     }
 
@@ -550,9 +513,9 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     let m3 = cluster.requests()?;
     drop(relist);
 
-    let creating = delta(&m0, &m1);
-    let reporting = delta(&m1, &m2);
-    let relisting = delta(&m2, &m3);
+    let creating = prom::increase(&m0, &m1);
+    let reporting = prom::increase(&m1, &m2);
+    let relisting = prom::increase(&m2, &m3);
     let reconciles = (r2 - r1).max(1.0);
     let ours = |verb: &str, resource: &str, _: &str| {
         CONTROLLER_RESOURCES.contains(&resource)
@@ -657,7 +620,8 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     println!(
         "apiserver requests while the {n} reports were pushed and decided (verb resource/subresource: count, per reconcile):"
     );
-    for ((verb, resource, sub), count) in &reporting {
+    for (key, count) in &reporting {
+        let (verb, resource, sub) = (&key[0], &key[1], &key[2]);
         if !CONTROLLER_RESOURCES.contains(&resource.as_str()) {
             continue;
         }

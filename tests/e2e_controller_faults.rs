@@ -9,18 +9,16 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, TestNamespace, cluster, stderr};
-use common::webhook::{free_port, http_get};
+use common::controller::Controller;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
 use scangate::api::ImageScan;
 use scangate::report::{Limits, Report, SCAN_LABEL, ScanRef, to_config_map};
 use serde_json::{Value, json};
@@ -31,109 +29,29 @@ const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.
 const LEASE: Duration = Duration::from_secs(15);
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A `scangate controller` process, killed (SIGKILL) when dropped.
-struct Controller {
-    child: Child,
-    admin: String,
-    log: PathBuf,
+/// A controller of `ns` as scangate's controller ServiceAccount, its log appended to
+/// `dir/controller-IDENTITY.log`. With a `lease`, it runs only while holding that Lease in
+/// scangate-system, as `identity`.
+fn start_controller(
+    cluster: &Cluster,
+    ns: &str,
+    lease: Option<&str>,
+    identity: &str,
+    dir: &Path,
+) -> Controller {
+    let start = Controller::of(cluster.kubeconfig_as("scangate-controller"), ns)
+        .log_to(&dir.join(format!("controller-{identity}.log")));
+    match lease {
+        Some(lease) => start.lease(lease, Some(identity)),
+        None => start,
+    }
+    .start()
 }
 
-impl Controller {
-    /// Starts a controller of `ns` as scangate's controller ServiceAccount. With a `lease`, it
-    /// runs only while holding that Lease in scangate-system, as `identity`.
-    fn start(cluster: &Cluster, ns: &str, lease: Option<&str>, identity: &str, dir: &Path) -> Self {
-        let admin = format!("127.0.0.1:{}", free_port());
-        let log = dir.join(format!("controller-{identity}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let mut args = vec![
-            "controller".to_string(),
-            "--namespace".into(),
-            ns.into(),
-            "--admin-listen".into(),
-            admin.clone(),
-            "--error-retry".into(),
-            "2s".into(),
-        ];
-        match lease {
-            Some(lease) => args.extend([
-                "--leader-election-namespace".into(),
-                "scangate-system".into(),
-                "--leader-election-lease".into(),
-                lease.into(),
-                "--leader-election-identity".into(),
-                identity.into(),
-            ]),
-            None => args.push("--leader-election=false".into()),
-        }
-        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
-            .args(&args)
-            .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller"))
-            .env("SCANGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start scangate controller");
-        let controller = Controller {
-            child,
-            admin: format!("http://{admin}"),
-            log,
-        };
-        cluster.eventually("the controller to be ready", WAIT, || {
-            http_get(&controller.admin, "/readyz").filter(|(code, _)| *code == 200)
-        });
-        controller
-    }
-
-    /// SIGKILL: no graceful shutdown, no lease release.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The sum of a metric's samples whose line starts with `prefix` (0 when it cannot be read).
-    fn metric(&self, prefix: &str) -> f64 {
-        http_get(&self.admin, "/metrics")
-            .map(|(_, text)| {
-                text.lines()
-                    .filter(|l| l.starts_with(prefix))
-                    .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()))
-                    .sum()
-            })
-            .unwrap_or(0.0)
-    }
-
-    /// Status writes the apiserver refused or that failed, since this process started.
-    fn failed_status_writes(&self) -> f64 {
-        self.metric("scangate_controller_status_writes_total{result=\"refused\"}")
-            + self.metric("scangate_controller_status_writes_total{result=\"error\"}")
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("controller log {}:\n{}", self.log.display(), self.logs());
-        }
-    }
-}
-
-/// A kube client acting as the cluster admin (the test itself, the scanner, the Job controller).
-async fn admin_client(cluster: &Cluster) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("read kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig");
-    Client::try_from(config).expect("client")
+/// Status writes the apiserver refused or that failed, since the controller started.
+fn failed_status_writes(controller: &Controller) -> f64 {
+    controller.metric("scangate_controller_status_writes_total{result=\"refused\"}")
+        + controller.metric("scangate_controller_status_writes_total{result=\"error\"}")
 }
 
 fn fixture_report() -> Report {
@@ -341,7 +259,7 @@ fn before(deadline: Instant, what: &str) {
 async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job_and_its_verdict() {
     let Some(cluster) = cluster() else { return };
     const SCANS: usize = 200;
-    let client = admin_client(cluster).await;
+    let client = cluster.client().await;
     let report = fixture_report();
     let ns = cluster.namespace("e2e-faults-leader", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -349,7 +267,7 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
     apply(&ns, &template(&ns.name));
     policies(&ns);
 
-    let mut first = Controller::start(cluster, &ns.name, Some(&lease), "first", dir.path());
+    let mut first = start_controller(cluster, &ns.name, Some(&lease), "first", dir.path());
     let deadline = Instant::now() + WAIT;
     while lease_holder(&client, &lease)
         .await
@@ -359,7 +277,7 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
         before(deadline, "the first controller to hold the lease");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let second = Controller::start(cluster, &ns.name, Some(&lease), "second", dir.path());
+    let second = start_controller(cluster, &ns.name, Some(&lease), "second", dir.path());
 
     let items: Vec<Value> = (0..SCANS)
         .map(|i| {
@@ -552,13 +470,13 @@ enum Step {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
     let Some(cluster) = cluster() else { return };
-    let client = admin_client(cluster).await;
+    let client = cluster.client().await;
     let report = fixture_report();
     let ns = cluster.namespace("e2e-faults-steps", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     apply(&ns, &template(&ns.name));
     policies(&ns);
-    let mut controller = Controller::start(cluster, &ns.name, None, "steps", dir.path());
+    let mut controller = start_controller(cluster, &ns.name, None, "steps", dir.path());
     let mut finished = HashSet::new();
 
     for step in [
@@ -599,7 +517,7 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
                 // The freeze is in place before the scan exists: every write of its status fails.
                 let deadline = Instant::now() + WAIT;
                 while jobs_of_scan(&client, &ns.name, &name).await != 1
-                    || controller.failed_status_writes() == 0.0
+                    || failed_status_writes(&controller) == 0.0
                 {
                     before(deadline, "the Job, and a refused status write");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -612,11 +530,11 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 frozen = Some(FrozenStatus::new(cluster, &ns.name, &name));
-                let failed_before = controller.failed_status_writes();
+                let failed_before = failed_status_writes(&controller);
                 let deadline = Instant::now() + WAIT;
                 loop {
                     play_scanner(&client, &ns.name, &report, &mut finished).await;
-                    if controller.failed_status_writes() > failed_before {
+                    if failed_status_writes(&controller) > failed_before {
                         break;
                     }
                     before(deadline, "the verdict's status write to be refused");
@@ -640,7 +558,7 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
             frozen.thaw(&ns.name, probe);
         }
 
-        controller = Controller::start(cluster, &ns.name, None, "steps", dir.path());
+        controller = start_controller(cluster, &ns.name, None, "steps", dir.path());
         let deadline = Instant::now() + WAIT;
         let verdict = loop {
             play_scanner(&client, &ns.name, &report, &mut finished).await;

@@ -12,11 +12,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::cluster::{Cluster, cluster, stderr};
-use common::webhook::{free_port, http_get};
+use common::controller::Controller;
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
@@ -31,108 +30,16 @@ const READ_BY_CACHES: [&str; 5] = [
     "configmaps",
 ];
 
-/// The controller process, killed when dropped.
-struct Controller {
-    child: Child,
-    admin: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
+/// `apiserver_request_total` summed by [verb, resource, subresource].
+type Counts = BTreeMap<Vec<String>, f64>;
 
-impl Controller {
-    fn start(cluster: &Cluster, namespace: &str) -> Controller {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("controller.log");
-        let admin = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
-            .args([
-                "controller",
-                "--namespace",
-                namespace,
-                "--leader-election=false",
-                "--admin-listen",
-                &admin,
-            ])
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            .env("SCANGATE_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start scangate controller");
-        Controller {
-            child,
-            admin,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The value of a metric line of the controller's /metrics, 0 when absent.
-    fn metric(&self, line_prefix: &str) -> f64 {
-        http_get(&self.admin, "/metrics")
-            .map(|(_, body)| sum_lines(&body, line_prefix))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("controller log:\n{}", self.logs());
-        }
-    }
-}
-
-/// The sum of the values of the lines starting with `prefix`.
-fn sum_lines(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// `apiserver_request_total`, summed per (verb, resource, subresource).
-fn apiserver_requests(cluster: &Cluster) -> BTreeMap<(String, String, String), f64> {
+fn apiserver_requests(cluster: &Cluster) -> Counts {
     let text = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
-    let mut counts = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
-                .map(|v| v.trim_end_matches('"').to_string())
-                .unwrap_or_default()
-        };
-        let value: f64 = value.trim().parse().unwrap_or_default();
-        *counts
-            .entry((label("verb"), label("resource"), label("subresource")))
-            .or_default() += value;
-    }
-    counts
-}
-
-/// What changed between two snapshots, without the zeros.
-fn delta(
-    before: &BTreeMap<(String, String, String), f64>,
-    after: &BTreeMap<(String, String, String), f64>,
-) -> BTreeMap<(String, String, String), f64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or_default()))
-        .filter(|(_, v)| *v > 0.0)
-        .collect()
+    common::prom::sums_by(
+        &text,
+        "apiserver_request_total",
+        &["verb", "resource", "subresource"],
+    )
 }
 
 /// Whether a namespace is being deleted: the namespace controller and the garbage collector
@@ -150,7 +57,7 @@ fn terminating(cluster: &Cluster) -> bool {
 /// The apiserver's counts once no namespace is being deleted and nobody has read what the
 /// caches hold for 2 s: the namespaces of earlier tests are deleted, and the namespace
 /// controller and garbage collector read their objects a while after, with pauses.
-fn quiet(cluster: &Cluster) -> BTreeMap<(String, String, String), f64> {
+fn quiet(cluster: &Cluster) -> Counts {
     let mut last = apiserver_requests(cluster);
     cluster.eventually(
         "no namespace terminating, and no GET or LIST of templates, policies, exceptions, Jobs \
@@ -163,8 +70,9 @@ fn quiet(cluster: &Cluster) -> BTreeMap<(String, String, String), f64> {
                 return None;
             }
             let now = apiserver_requests(cluster);
-            let reads = delta(&last, &now).keys().any(|(verb, resource, _)| {
-                (verb == "GET" || verb == "LIST") && READ_BY_CACHES.contains(&resource.as_str())
+            let reads = common::prom::increase(&last, &now).keys().any(|key| {
+                matches!(key[0].as_str(), "GET" | "LIST")
+                    && READ_BY_CACHES.contains(&key[1].as_str())
             });
             last = now.clone();
             (!reads).then_some(now)
@@ -207,10 +115,7 @@ fn reconciles_read_the_caches_and_write_each_state_once() {
             "spec": {"regoFile": rego},
         })],
     );
-    let controller = Controller::start(cluster, &ns.name);
-    cluster.eventually("the controller to be ready", TIMEOUT, || {
-        http_get(&controller.admin, "/readyz").filter(|(status, _)| *status == 200)
-    });
+    let controller = Controller::of(&cluster.kubeconfig, &ns.name).start();
 
     let before = quiet(cluster);
     let scans = (0..SCANS)
@@ -257,7 +162,7 @@ fn reconciles_read_the_caches_and_write_each_state_once() {
         (in_phase(cluster, &ns.name, "Failed") == SCANS).then_some(())
     });
     let after = apiserver_requests(cluster);
-    let changed = delta(&before, &after);
+    let changed = common::prom::increase(&before, &after);
     eprintln!("apiserver requests while {SCANS} scans went Pending then Failed: {changed:#?}");
     let reconciles = controller.metric("scangate_controller_reconciles_total");
     let requests = controller.metric("scangate_controller_api_requests_total");
@@ -268,7 +173,7 @@ fn reconciles_read_the_caches_and_write_each_state_once() {
 
     let count = |verb: &str, resource: &str, subresource: &str| {
         changed
-            .get(&(verb.into(), resource.into(), subresource.into()))
+            .get(&vec![verb.into(), resource.into(), subresource.into()])
             .copied()
             .unwrap_or_default()
     };

@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{cluster, deployment, stderr};
+use common::controller::Controller;
 use common::enforced::Enforced;
-use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
@@ -22,66 +22,6 @@ const PASSED: &str = r#""cveCount": {},
     {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
     {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
     {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
-
-struct Controller {
-    child: Child,
-    log: std::path::PathBuf,
-    admin: String,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "controller log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn start_controller(enforced: &Enforced) -> Controller {
-    let log = enforced.dir.path().join("controller.log");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args([
-            "controller",
-            "--namespace",
-            &enforced.ns.name,
-            "--leader-election-namespace",
-            "scangate-system",
-            "--leader-election-lease",
-            &format!("scangate-e2e-polr-{}", enforced.ns.name),
-            "--admin-listen",
-            &admin,
-            "--config",
-            &enforced.config.display().to_string(),
-            "--error-retry",
-            "2s",
-        ])
-        .env(
-            "KUBECONFIG",
-            enforced.cluster.kubeconfig_as("scangate-controller"),
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start the controller");
-    let controller = Controller {
-        child,
-        log,
-        admin: format!("http://{admin}"),
-    };
-    enforced
-        .cluster
-        .eventually("the controller to be ready", WAIT, || {
-            http_get(&controller.admin, "/readyz").filter(|(code, _)| *code == 200)
-        });
-    controller
-}
 
 /// Stores `report` (grype JSON) for scan `ns/busybox`, as a CI pusher does.
 fn push(enforced: &Enforced, report: &Value) {
@@ -143,7 +83,7 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
     let Some(cluster) = cluster() else { return };
     let enforced = Enforced::with_config(cluster, "e2e-polr", &[], "trustNamespaceScans: true");
     let ns = enforced.ns.name.clone();
-    let controller = start_controller(&enforced);
+    let controller = Controller::of_enforced(&enforced, "polr").start();
     let apply = |object: Value| {
         let out = enforced.ns.apply(&object.to_string());
         assert!(out.status.success(), "{}", stderr(&out));
@@ -222,9 +162,7 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
     assert_eq!(cves.split(',').count(), 5, "{failing}");
     assert!(cves.split(',').all(|c| c.starts_with("CVE-")), "{cves}");
     assert_eq!(failing["summary"]["fail"], 1);
-    let metrics = http_get(&controller.admin, "/metrics")
-        .map(|(_, text)| text)
-        .unwrap_or_default();
+    let metrics = controller.metrics();
     assert!(
         metrics.contains(&format!(
             "scangate_running_images{{namespace=\"{ns}\",verdict=\"fail\"}} 1"

@@ -6,77 +6,32 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{Cluster, cluster, deployment, stderr};
+use common::controller::Controller;
 use common::enforced::Enforced;
-use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The controller is stopped before the namespace is deleted (fields drop in order).
 struct Product {
+    controller: Controller,
     enforced: Enforced,
-    controller: Child,
-    controller_log: std::path::PathBuf,
-    controller_admin: String,
-}
-
-impl Drop for Product {
-    fn drop(&mut self) {
-        let _ = self.controller.kill();
-        let _ = self.controller.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "controller log:\n{}",
-                std::fs::read_to_string(&self.controller_log).unwrap_or_default()
-            );
-        }
-    }
 }
 
 fn start(cluster: &'static Cluster) -> Product {
     // The source documents' flow in a single-team cluster: the namespace's own template, policy
     // and scans decide there.
     let enforced = Enforced::with_config(cluster, "e2e-product", &[], "trustNamespaceScans: true");
-    let ns = &enforced.ns;
-    let id = ns.name.clone();
-    let dir = &enforced.dir;
-    let controller_log = dir.path().join("controller.log");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let controller = Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args([
-            "controller",
-            "--namespace",
-            &ns.name,
-            "--leader-election-namespace",
-            "scangate-system",
-            "--leader-election-lease",
-            &format!("scangate-e2e-product-{id}"),
-            "--admin-listen",
-            &admin,
-            "--config",
-            &enforced.config.display().to_string(),
-            "--error-retry",
-            "2s",
-        ])
-        .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&controller_log).expect("log"))
-        .spawn()
-        .expect("start the controller");
-    let product = Product {
-        enforced,
+    let controller = Controller::of_enforced(&enforced, "product").start();
+    Product {
         controller,
-        controller_log,
-        controller_admin: format!("http://{admin}"),
-    };
-    cluster.eventually("the controller to be ready", WAIT, || {
-        http_get(&product.controller_admin, "/readyz").filter(|(code, _)| *code == 200)
-    });
-    product
+        enforced,
+    }
 }
 
 fn apply_json(p: &Product, object: &Value) {
@@ -214,16 +169,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     );
 
     // The status is stable with the enricher in the loop: no write-reconcile ping-pong.
-    let reconciles = || {
-        http_get(&p.controller_admin, "/metrics")
-            .map(|(_, text)| {
-                text.lines()
-                    .filter(|l| l.starts_with("scangate_controller_reconciles_total{"))
-                    .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
-    };
+    let reconciles = || p.controller.metric("scangate_controller_reconciles_total{");
     std::thread::sleep(Duration::from_secs(2));
     let before = reconciles();
     std::thread::sleep(Duration::from_secs(3));

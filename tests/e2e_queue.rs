@@ -8,13 +8,13 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{TestNamespace, cluster};
-use common::webhook::{free_port, http_get};
+use common::controller::Controller;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -32,88 +32,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The controller under test, killed when dropped (its log printed if the test failed).
-struct Controller {
-    child: Child,
-    admin: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Controller {
-    fn start(kubeconfig: &Path, ns: &str, extra: &[&str]) -> Controller {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("controller.log");
-        let admin = format!("127.0.0.1:{}", free_port());
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--leader-election=false",
-                "--admin-listen",
-                &admin,
-                "--error-retry",
-                "2s",
-            ])
-            .args(extra)
-            .env("KUBECONFIG", kubeconfig)
-            .env("SCANGATE_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start scangate controller");
-        let controller = Controller {
-            child,
-            admin: admin.clone(),
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http_get(&admin, "/readyz").is_none_or(|(status, _)| status != 200) {
-            assert!(
-                Instant::now() < deadline,
-                "the controller is not ready\n{}",
-                controller.logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        controller
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The status writes the controller made, from its metrics.
-    fn status_writes(&self) -> String {
-        http_get(&self.admin, "/metrics")
-            .map(|(_, text)| {
-                text.lines()
-                    .filter(|l| l.starts_with("scangate_controller_status_writes_total"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let logs = self.logs();
-            let tail: Vec<&str> = logs.lines().rev().take(200).collect();
-            eprintln!(
-                "controller log (last 200 lines):\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -122,15 +40,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-async fn client(kubeconfig: &Path) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kube config");
-    Client::try_from(config).expect("client")
+/// The status writes the controller made, from its metrics.
+fn status_writes(controller: &Controller) -> String {
+    controller
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("scangate_controller_status_writes_total"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn template(ns: &str) -> String {
@@ -293,19 +210,17 @@ fn two_hundred_scans_never_run_more_than_five_jobs_and_all_finish() {
     };
     let Some(cluster) = cluster() else { return };
     let limit = LIMIT.to_string();
-    let controller = Controller::start(
-        &cluster.kubeconfig,
-        &ns.name,
-        &[
+    let controller = Controller::of(&cluster.kubeconfig, &ns.name)
+        .args(&[
             "--max-running-jobs",
             &limit,
             "--max-running-jobs-per-namespace",
             &limit,
-        ],
-    );
+        ])
+        .start();
     let rt = runtime();
     rt.block_on(async {
-        let client = client(&cluster.kubeconfig).await;
+        let client = cluster.client().await;
         let peak = Arc::new(Mutex::new(Peak::default()));
         let watch = watch_running(&client, &ns.name, peak.clone());
         let started = Instant::now();
@@ -396,7 +311,7 @@ fn two_hundred_scans_never_run_more_than_five_jobs_and_all_finish() {
         println!(
             "{SCANS} scans with at most {LIMIT} Jobs running reached their verdict in {:.1}s; {}",
             took.as_secs_f64(),
-            controller.status_writes()
+            status_writes(&controller)
         );
     });
 }
@@ -469,10 +384,10 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
         return;
     };
     let Some(cluster) = cluster() else { return };
-    let _controller = Controller::start(&cluster.kubeconfig, &ns.name, &[]);
+    let _controller = Controller::of(&cluster.kubeconfig, &ns.name).start();
     let rt = runtime();
     rt.block_on(async {
-        let client = client(&cluster.kubeconfig).await;
+        let client = cluster.client().await;
         let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
         let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
         let report = report();

@@ -146,6 +146,7 @@ impl Cluster {
 
     /// A kube client for the cluster's admin kubeconfig (call inside a tokio runtime).
     pub async fn client(&self) -> kube::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(
             kubeconfig,

@@ -2,8 +2,11 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod cluster;
+pub mod controller;
 pub mod controlplane;
 pub mod enforced;
 pub mod front;
+pub mod net;
+pub mod prom;
 pub mod registry;
 pub mod webhook;

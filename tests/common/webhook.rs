@@ -1,21 +1,13 @@
 //! Runs the real `scangate webhook` binary on loopback and talks to it over real TLS.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use super::net::{free_port, http_get};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Writes a CA and serving certificate for 127.0.0.1 into `dir`.
 pub fn certs(dir: &Path) {
@@ -48,26 +40,6 @@ pub fn client_builder(cas: &[&Path]) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(10))
-}
-
-/// A plain HTTP GET on loopback: (status, body), or None when nothing answers.
-pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    Some((status, body))
 }
 
 pub struct Webhook {
