@@ -15,10 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fixtures::{GRYPE_BUSYBOX as FIXTURE, grype_busybox};
 use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn root() -> PathBuf {
@@ -1039,11 +1039,7 @@ fn five_hundred_scans_at_once_all_reach_a_verdict() {
         &json!({"apiVersion": "v1", "kind": "List", "items": scans}),
     );
     // Play 500 pipelines pushing the same real report, one ConfigMap per scan.
-    let report = scangate::report::Report::from_path(
-        root().join(FIXTURE),
-        scangate::report::Limits::default(),
-    )
-    .expect("fixture report");
+    let report = grype_busybox();
     let listed = get_json(&env.ns, &["imagescans"]).expect("imagescans");
     let config_maps: Vec<Value> = listed["items"]
         .as_array()
@@ -1141,11 +1137,7 @@ fn reports_for_other_images_or_without_the_scan_label_do_not_count() {
     let uid = get_json(&ns, &["imagescan", "app"])
         .and_then(|s| s["metadata"]["uid"].as_str().map(String::from))
         .unwrap_or_default();
-    let report = scangate::report::Report::from_path(
-        root().join(FIXTURE),
-        scangate::report::Limits::default(),
-    )
-    .expect("fixture");
+    let report = grype_busybox();
     let forged = scangate::report::to_config_map(
         &report,
         &scangate::report::ScanRef {

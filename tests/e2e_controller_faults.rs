@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, TestNamespace, cluster, stderr};
 use common::controller::Controller;
+use common::fixtures::grype_busybox;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use scangate::api::ImageScan;
-use scangate::report::{Limits, Report, SCAN_LABEL, ScanRef, to_config_map};
+use scangate::report::{Report, SCAN_LABEL, ScanRef, to_config_map};
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 /// The controller's lease duration (src/controller/mod.rs): a lease not renewed for this long
 /// may be taken over.
 const LEASE: Duration = Duration::from_secs(15);
@@ -52,14 +52,6 @@ fn start_controller(
 fn failed_status_writes(controller: &Controller) -> f64 {
     controller.metric("scangate_controller_status_writes_total{result=\"refused\"}")
         + controller.metric("scangate_controller_status_writes_total{result=\"error\"}")
-}
-
-fn fixture_report() -> Report {
-    Report::from_path(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE),
-        Limits::default(),
-    )
-    .expect("fixture report")
 }
 
 fn apply(ns: &TestNamespace, object: &Value) {
@@ -260,7 +252,7 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
     let Some(cluster) = cluster() else { return };
     const SCANS: usize = 200;
     let client = cluster.client().await;
-    let report = fixture_report();
+    let report = grype_busybox();
     let ns = cluster.namespace("e2e-faults-leader", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let lease = format!("scangate-e2e-{}", ns.name);
@@ -471,7 +463,7 @@ enum Step {
 async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
     let Some(cluster) = cluster() else { return };
     let client = cluster.client().await;
-    let report = fixture_report();
+    let report = grype_busybox();
     let ns = cluster.namespace("e2e-faults-steps", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     apply(&ns, &template(&ns.name));

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, cluster, stderr};
 use common::controller::Controller;
+use common::fixtures::grype_busybox;
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const SCANS: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// What reconciles read from the caches only.
@@ -134,11 +134,7 @@ fn reconciles_read_the_caches_and_write_each_state_once() {
     });
 
     // Push the reports as pipelines would (the default policy denies the critical CVEs).
-    let report = scangate::report::Report::from_path(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE),
-        scangate::report::Limits::default(),
-    )
-    .expect("fixture report");
+    let report = grype_busybox();
     let out = cluster.kubectl_ok(&["-n", &ns.name, "get", "imagescans", "-o", "json"]);
     let listed: Value = serde_json::from_str(&out).expect("imagescans");
     let config_maps = listed["items"]

@@ -9,17 +9,12 @@ use std::time::Duration;
 
 use common::cluster::{TestNamespace, cluster, deployment, stderr};
 use common::enforced::Enforced;
+use common::fixtures::PASSED;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 const IMAGE: &str = "registry.example/team/app:1.0";
 const DIGEST: &str = "sha256:5f0b2a6f1c1e4a0c3f8d1f9e4b8e2a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a";
-
-const PASSED: &str = r#""cveCount": {},
-  "conditions": [
-    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
-    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
-    {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
 
 fn pinned() -> String {
     format!("{IMAGE}@{DIGEST}")

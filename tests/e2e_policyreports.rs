@@ -12,17 +12,10 @@ use std::time::Duration;
 use common::cluster::{cluster, deployment, stderr};
 use common::controller::Controller;
 use common::enforced::Enforced;
+use common::fixtures::{ALPINE, GRYPE_BUSYBOX as FIXTURE, PASSED};
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const WAIT: Duration = Duration::from_secs(60);
-const ALPINE: &str = "docker.io/library/alpine@sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4";
-const PASSED: &str = r#""cveCount": {},
-  "conditions": [
-    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
-    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
-    {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
-
 /// Stores `report` (grype JSON) for scan `ns/busybox`, as a CI pusher does.
 fn push(enforced: &Enforced, report: &Value) {
     let path = enforced.dir.path().join("report.json");

@@ -12,9 +12,9 @@ use std::time::Duration;
 use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::controller::Controller;
 use common::enforced::Enforced;
+use common::fixtures::GRYPE_BUSYBOX as FIXTURE;
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The controller is stopped before the namespace is deleted (fields drop in order).

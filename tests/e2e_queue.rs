@@ -8,13 +8,13 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{TestNamespace, cluster};
 use common::controller::Controller;
+use common::fixtures::grype_busybox;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -24,13 +24,8 @@ use kube::{Api, Client, ResourceExt};
 use scangate::api::ImageScan;
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const SCAN_LABEL: &str = "scanning.scangate.dev/scan";
 const LIMIT: usize = 5;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -82,11 +77,6 @@ fn setup(prefix: &str) -> Option<TestNamespace> {
     let out = ns.apply(&template(&ns.name));
     assert!(out.status.success(), "{}", common::cluster::stderr(&out));
     Some(ns)
-}
-
-fn report() -> scangate::report::Report {
-    scangate::report::Report::from_path(root().join(FIXTURE), scangate::report::Limits::default())
-        .expect("fixture report")
 }
 
 /// Whether a Job has ended (a Complete or Failed condition).
@@ -233,7 +223,7 @@ fn two_hundred_scans_never_run_more_than_five_jobs_and_all_finish() {
 
         let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
         let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-        let report = report();
+        let report = grype_busybox();
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut finished: HashSet<String> = HashSet::new();
         let mut queued_seen: Option<(String, String)> = None;
@@ -390,7 +380,7 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
         let client = cluster.client().await;
         let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
         let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-        let report = report();
+        let report = grype_busybox();
         let out = ns.apply(&image_scan(&ns.name, "web").to_string());
         assert!(out.status.success(), "{}", common::cluster::stderr(&out));
 

@@ -22,28 +22,13 @@ use std::time::Duration;
 use common::cluster::{Cluster, cluster};
 use common::controlplane::ControlPlane;
 use common::enforced::Enforced;
+use common::fixtures::{ALPINE, BUSYBOX, FAILED, PASSED};
 use common::front::{Backend, Front};
 use common::webhook::{Webhook, certs};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-
-const BUSYBOX: &str = "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
-const ALPINE: &str = "docker.io/library/alpine@sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4";
-
-const FAILED: &str = r#""cveCount": {"critical": 1, "high": 10},
-  "violations": [{"id": "CVE-2022-48174", "severity": "critical", "package": "busybox", "version": "1.32.1"}],
-  "conditions": [
-    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
-    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
-    {"type": "PolicySucceeded", "status": "False", "reason": "EvaluationFailed", "message": "Policy violated because of 1 CVEs"}]"#;
-
-const PASSED: &str = r#""cveCount": {},
-  "conditions": [
-    {"type": "Scanning", "status": "False", "reason": "JobFinished", "message": "The scan job terminated"},
-    {"type": "Succeeded", "status": "True", "reason": "JobFinished", "message": "Complete"},
-    {"type": "PolicySucceeded", "status": "True", "reason": "EvaluationPassed", "message": "No CVEs were found that violated the policy"}]"#;
 
 /// Each replica's flags: a short --shutdown-delay, still ten times the front's poll interval.
 const REPLICA_ARGS: &[&str] = &["--shutdown-delay", "1s", "--shutdown-grace", "5s"];

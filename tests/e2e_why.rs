@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::enforced::Enforced;
+use common::fixtures::BUSYBOX;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-const BUSYBOX: &str = "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
 
 const SOURCE: &str = "pushed by system:serviceaccount:ci:pipeline";
 

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod controller;
 pub mod controlplane;
 pub mod enforced;
+pub mod fixtures;
 pub mod front;
 pub mod net;
 pub mod prom;
