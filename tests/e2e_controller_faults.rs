@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, TestNamespace, cluster, stderr};
 use common::controller::Controller;
-use common::fixtures::grype_busybox;
+use common::fixtures::{grype_busybox, grype_template};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -57,25 +57,6 @@ fn failed_status_writes(controller: &Controller) -> f64 {
 fn apply(ns: &TestNamespace, object: &Value) {
     let out = ns.apply(&object.to_string());
     assert!(out.status.success(), "{}", stderr(&out));
-}
-
-/// The template of the scan Jobs, with a pod Pod Security `restricted` accepts.
-fn template(ns: &str) -> Value {
-    let restricted = json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
-    json!({
-        "apiVersion": "scanning.scangate.dev/v1beta1",
-        "kind": "ScanTemplate",
-        "metadata": {"name": "grype", "namespace": ns},
-        "spec": {"template": {
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "scan",
-                "image": "anchore/grype",
-                "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
-                "securityContext": restricted,
-            }],
-        }},
-    })
 }
 
 /// Policy `strict` fails the fixture (11 critical or high CVEs); `lenient` passes it.
@@ -256,7 +237,7 @@ async fn the_standby_takes_over_from_a_killed_leader_and_every_scan_gets_one_job
     let ns = cluster.namespace("e2e-faults-leader", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let lease = format!("scangate-e2e-{}", ns.name);
-    apply(&ns, &template(&ns.name));
+    apply(&ns, &grype_template(&ns.name));
     policies(&ns);
 
     let mut first = start_controller(cluster, &ns.name, Some(&lease), "first", dir.path());
@@ -466,7 +447,7 @@ async fn a_controller_killed_at_each_step_of_a_scan_converges_with_one_job() {
     let report = grype_busybox();
     let ns = cluster.namespace("e2e-faults-steps", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    apply(&ns, &template(&ns.name));
+    apply(&ns, &grype_template(&ns.name));
     policies(&ns);
     let mut controller = start_controller(cluster, &ns.name, None, "steps", dir.path());
     let mut finished = HashSet::new();

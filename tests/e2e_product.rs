@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::controller::Controller;
 use common::enforced::Enforced;
-use common::fixtures::GRYPE_BUSYBOX as FIXTURE;
+use common::fixtures::{GRYPE_BUSYBOX as FIXTURE, grype_template};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -74,23 +74,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
     let Some(cluster) = cluster() else { return };
     let p = start(cluster);
     let ns = p.enforced.ns.name.clone();
-    apply_json(
-        &p,
-        &json!({
-            "apiVersion": "scanning.scangate.dev/v1beta1",
-            "kind": "ScanTemplate",
-            "metadata": {"name": "grype", "namespace": ns},
-            "spec": {"template": {
-                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "scan",
-                    "image": "anchore/grype",
-                    "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
-                    "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
-                }],
-            }},
-        }),
-    );
+    apply_json(&p, &grype_template(&ns));
     apply_json(&p, &policy(&ns, "[\"critical\", \"high\"]"));
     apply_json(
         &p,
@@ -132,29 +116,7 @@ fn the_controller_finds_the_violation_and_the_webhook_blocks_the_image() {
         .output()
         .expect("scangate report");
     assert!(out.status.success(), "{}", stderr(&out));
-    let start = cluster.eventually("the Job's startTime", WAIT, || {
-        let text =
-            p.enforced
-                .ns
-                .kubectl_ok(&["get", "job", &job, "-o", "jsonpath={.status.startTime}"]);
-        (!text.is_empty()).then_some(text)
-    });
-    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let condition = |t: &str| json!({"type": t, "status": "True", "reason": "CompletionsReached", "lastTransitionTime": now});
-    let patch = json!({"status": {"startTime": start, "completionTime": now, "active": 0, "ready": 0,
-        "terminating": 0, "succeeded": 1,
-        "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}});
-    p.enforced.ns.kubectl_ok(&[
-        "patch",
-        "job",
-        &job,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]);
+    p.enforced.ns.complete_job(&job);
 
     let failed = wait_phase(&p, "Failed");
     assert_eq!(failed["cveCount"]["total"], 15);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{TestNamespace, cluster};
 use common::controller::Controller;
-use common::fixtures::grype_busybox;
+use common::fixtures::{grype_busybox, grype_template};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -45,23 +45,6 @@ fn status_writes(controller: &Controller) -> String {
         .join(", ")
 }
 
-fn template(ns: &str) -> String {
-    json!({
-        "apiVersion": "scanning.scangate.dev/v1beta1",
-        "kind": "ScanTemplate",
-        "metadata": {"name": "grype", "namespace": ns},
-        "spec": {"template": {
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "scan",
-                "image": "anchore/grype",
-                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
-            }],
-        }},
-    })
-    .to_string()
-}
-
 fn image_scan(ns: &str, name: &str) -> Value {
     json!({
         "apiVersion": "scanning.scangate.dev/v1beta1",
@@ -74,7 +57,7 @@ fn image_scan(ns: &str, name: &str) -> Value {
 fn setup(prefix: &str) -> Option<TestNamespace> {
     let cluster = cluster()?;
     let ns = cluster.namespace(prefix, &[]);
-    let out = ns.apply(&template(&ns.name));
+    let out = ns.apply(&grype_template(&ns.name).to_string());
     assert!(out.status.success(), "{}", common::cluster::stderr(&out));
     Some(ns)
 }

@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::cluster::{Cluster, cluster};
+use common::controller::Controller;
 use common::controlplane::ControlPlane;
 use common::enforced::Enforced;
-use common::fixtures::{ALPINE, BUSYBOX, FAILED, PASSED};
+use common::fixtures::{ALPINE, BUSYBOX, FAILED, GRYPE_BUSYBOX, PASSED, grype_template};
 use common::front::{Backend, Front};
-use common::webhook::{Webhook, certs};
+use common::webhook::{Webhook, certs, mount_secret};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
@@ -173,27 +174,6 @@ async fn fresh_connection_loop(
         }
     }
     tally
-}
-
-/// Lays out `mount` as the kubelet mounts a Secret (`tls.crt -> ..data/tls.crt`, `..data ->
-/// <version>`) and swaps `..data` to a copy of `from`'s files in one rename, as the kubelet
-/// does when cert-manager updates the Secret.
-fn mount_secret(mount: &Path, version: &str, from: &Path) {
-    let versioned = mount.join(version);
-    std::fs::create_dir_all(&versioned).expect("mkdir");
-    for f in ["tls.crt", "tls.key"] {
-        std::fs::copy(from.join(f), versioned.join(f)).expect("copy");
-    }
-    let tmp = mount.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(version, &tmp).expect("symlink");
-    std::fs::rename(&tmp, mount.join("..data")).expect("swap ..data");
-    for f in ["tls.crt", "tls.key"] {
-        let link = mount.join(f);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{f}"), &link).expect("symlink");
-        }
-    }
 }
 
 /// Waits until the apiserver opened a connection through the front after `before` had been
@@ -347,66 +327,6 @@ fn rotation_and_replica_restarts_under_load_fail_no_admission() {
     direct.check();
 }
 
-const REPORT: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
-
-/// `scangate controller` for `namespace`, as its ServiceAccount; killed when dropped.
-struct Controller {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    admin: String,
-}
-
-impl Controller {
-    fn start(env: &Enforced) -> Controller {
-        let log = env.dir.path().join("controller.log");
-        let admin = format!("127.0.0.1:{}", common::webhook::free_port());
-        let ns = &env.ns.name;
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--leader-election-namespace",
-                "scangate-system",
-                "--leader-election-lease",
-                &format!("scangate-e2e-restart-{ns}"),
-                "--admin-listen",
-                &admin,
-                "--config",
-                &env.config.display().to_string(),
-                "--error-retry",
-                "2s",
-            ])
-            .env(
-                "KUBECONFIG",
-                env.cluster.kubeconfig_as("scangate-controller"),
-            )
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start the controller");
-        Controller {
-            child,
-            log,
-            admin: format!("http://{admin}"),
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("controller log:\n{}", self.logs());
-        }
-    }
-}
-
 fn ready(admin: &str) -> Option<(u16, String)> {
     common::webhook::http_get(admin, "/readyz")
 }
@@ -420,7 +340,12 @@ fn phase(env: &Enforced, scan: &str) -> String {
 fn finish_scan(env: &Enforced, scan: &str) {
     let ns = &env.ns.name;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args(["report", REPORT, "--to-configmap", &format!("{ns}/{scan}")])
+        .args([
+            "report",
+            GRYPE_BUSYBOX,
+            "--to-configmap",
+            &format!("{ns}/{scan}"),
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("KUBECONFIG", &env.cluster.kubeconfig)
         .output()
@@ -434,28 +359,7 @@ fn finish_scan(env: &Enforced, scan: &str) {
         "-o",
         "jsonpath={.items[0].metadata.name}",
     ]);
-    let start = env.cluster.eventually("the Job's startTime", WAIT, || {
-        let text = env
-            .ns
-            .kubectl_ok(&["get", "job", &job, "-o", "jsonpath={.status.startTime}"]);
-        (!text.is_empty()).then_some(text)
-    });
-    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let condition = |t: &str| json!({"type": t, "status": "True", "reason": "CompletionsReached", "lastTransitionTime": now});
-    let patch = json!({"status": {"startTime": start, "completionTime": now, "active": 0, "ready": 0,
-        "terminating": 0, "succeeded": 1,
-        "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}});
-    env.ns.kubectl_ok(&[
-        "patch",
-        "job",
-        &job,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]);
+    env.ns.complete_job(&job);
 }
 
 #[test]
@@ -469,22 +373,12 @@ fn the_webhook_and_the_controller_recover_from_an_apiserver_restart() {
     let env = Enforced::with_config(cluster, "e2e-restart", &[], "trustNamespaceScans: true");
     env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
     env.trusted_scan("alpine", "alpine:3.10", ALPINE, PASSED);
-    let mut controller = Controller::start(&env);
+    let mut controller = Controller::of_enforced(&env, "restart").start();
     cluster.eventually("the controller to be ready", WAIT, || {
         ready(&controller.admin).filter(|(code, _)| *code == 200)
     });
     let ns = env.ns.name.clone();
-    let template = json!({
-        "apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ScanTemplate",
-        "metadata": {"name": "grype", "namespace": ns},
-        "spec": {"template": {
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "scan", "image": "anchore/grype",
-                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
-            }],
-        }},
-    });
+    let template = grype_template(&ns);
     let policy = json!({
         "apiVersion": "scanning.scangate.dev/v1beta1", "kind": "ScanPolicy",
         "metadata": {"name": "default", "namespace": ns},
@@ -537,7 +431,7 @@ fn the_webhook_and_the_controller_recover_from_an_apiserver_restart() {
     finish_scan(&env, "app");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while phase(&env, "app") != "Failed" {
-        if let Some(status) = controller.child.try_wait().ok().flatten() {
+        if let Some(status) = controller.exited() {
             let logs = controller.logs();
             panic!(
                 "the controller did not survive the apiserver restart: it exited ({status}); its \
@@ -559,10 +453,7 @@ fn the_webhook_and_the_controller_recover_from_an_apiserver_restart() {
         Some(200),
         "controller not ready after the restart"
     );
-    assert!(
-        controller.child.try_wait().ok().flatten().is_none(),
-        "the controller exited"
-    );
+    assert!(controller.exited().is_none(), "the controller exited");
     let mut env = env;
     assert!(env.webhook.exited().is_none(), "the webhook exited");
 }

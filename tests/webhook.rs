@@ -2,10 +2,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::webhook::{Webhook, certs, client, http_get};
+use common::webhook::{Webhook, certs, client, http_get, mount_secret};
 use serde_json::{Value, json};
 
 fn review(namespace: &str, image: &str) -> Value {
@@ -188,26 +187,6 @@ async fn admin_port_serves_health_and_metrics() {
         "scangate_admission_duration_seconds_count{endpoint=\"validate_workloads\"} 1",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
-    }
-}
-
-/// Lays out a directory as the kubelet mounts a Secret: `tls.crt -> ..data/tls.crt`,
-/// `..data -> ..<version>`, swapped atomically by renaming a new `..data` symlink over it.
-fn mount_secret(mount: &Path, version: &str, from: &Path) {
-    let versioned = mount.join(version);
-    std::fs::create_dir_all(&versioned).expect("mkdir");
-    for f in ["tls.crt", "tls.key"] {
-        std::fs::copy(from.join(f), versioned.join(f)).expect("copy");
-    }
-    let tmp = mount.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(version, &tmp).expect("symlink");
-    std::fs::rename(&tmp, mount.join("..data")).expect("swap ..data");
-    for f in ["tls.crt", "tls.key"] {
-        let link = mount.join(f);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{f}"), &link).expect("symlink");
-        }
     }
 }
 

@@ -74,6 +74,11 @@ impl Controller {
         super::prom::sum(&self.metrics(), prefix)
     }
 
+    /// How the process ended, when it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL: no graceful shutdown, no lease release.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use scangate::report::{Limits, Report};
+use serde_json::{Value, json};
 
 pub const BUSYBOX: &str = "docker.io/library/busybox@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
 pub const ALPINE: &str = "docker.io/library/alpine@sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4";
@@ -32,4 +33,25 @@ pub fn grype_busybox() -> Report {
         Limits::default(),
     )
     .expect("fixture report")
+}
+
+/// ScanTemplate `grype` of `ns`: the scanner's pod as Pod Security `restricted` accepts it,
+/// storing its report with `scangate report --to-configmap`. (Tests play its Jobs: there is no
+/// container runtime.)
+pub fn grype_template(ns: &str) -> Value {
+    let restricted = json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+    json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanTemplate",
+        "metadata": {"name": "grype", "namespace": ns},
+        "spec": {"template": {
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "scan",
+                "image": "anchore/grype",
+                "command": ["sh", "-c", "grype \"$SCAN_IMAGE\" -o json > /tmp/r.json && scangate report /tmp/r.json --to-configmap \"$SCAN_NAMESPACE/$SCAN_NAME\""],
+                "securityContext": restricted,
+            }],
+        }},
+    })
 }

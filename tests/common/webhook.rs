@@ -158,3 +158,23 @@ impl Drop for Webhook {
         let _ = self.child.wait();
     }
 }
+
+/// Lays out a directory as the kubelet mounts a Secret: `tls.crt -> ..data/tls.crt`,
+/// `..data -> ..<version>`, swapped atomically by renaming a new `..data` symlink over it.
+pub fn mount_secret(mount: &Path, version: &str, from: &Path) {
+    let versioned = mount.join(version);
+    std::fs::create_dir_all(&versioned).expect("mkdir");
+    for f in ["tls.crt", "tls.key"] {
+        std::fs::copy(from.join(f), versioned.join(f)).expect("copy");
+    }
+    let tmp = mount.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(version, &tmp).expect("symlink");
+    std::fs::rename(&tmp, mount.join("..data")).expect("swap ..data");
+    for f in ["tls.crt", "tls.key"] {
+        let link = mount.join(f);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{f}"), &link).expect("symlink");
+        }
+    }
+}
