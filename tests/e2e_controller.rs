@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fixtures::{GRYPE_BUSYBOX as FIXTURE, grype_busybox};
+use common::fixtures::{GRYPE_BUSYBOX as FIXTURE, grype_busybox, report_config_maps};
 use common::webhook::{free_port, http_get};
 use serde_json::{Value, json};
 
@@ -1041,22 +1041,7 @@ fn five_hundred_scans_at_once_all_reach_a_verdict() {
     // Play 500 pipelines pushing the same real report, one ConfigMap per scan.
     let report = grype_busybox();
     let listed = get_json(&env.ns, &["imagescans"]).expect("imagescans");
-    let config_maps: Vec<Value> = listed["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|scan| {
-            let owner = scangate::report::ScanRef {
-                api_version: "scanning.scangate.dev/v1beta1".into(),
-                kind: "ImageScan".into(),
-                name: scan["metadata"]["name"].as_str().unwrap_or_default().into(),
-                namespace: env.ns.clone(),
-                uid: scan["metadata"]["uid"].as_str().unwrap_or_default().into(),
-            };
-            let cm = scangate::report::to_config_map(&report, &owner).expect("ConfigMap");
-            serde_json::to_value(cm).expect("JSON")
-        })
-        .collect();
+    let config_maps = report_config_maps(&report, &env.ns, &listed);
     assert_eq!(config_maps.len(), SCANS);
     for chunk in config_maps.chunks(100) {
         apply(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, cluster, stderr};
 use common::controller::Controller;
-use common::fixtures::grype_busybox;
+use common::fixtures::{grype_busybox, report_config_maps};
 use serde_json::{Value, json};
 
 const SCANS: usize = 20;
@@ -137,22 +137,7 @@ fn reconciles_read_the_caches_and_write_each_state_once() {
     let report = grype_busybox();
     let out = cluster.kubectl_ok(&["-n", &ns.name, "get", "imagescans", "-o", "json"]);
     let listed: Value = serde_json::from_str(&out).expect("imagescans");
-    let config_maps = listed["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|scan| {
-            let owner = scangate::report::ScanRef {
-                api_version: "scanning.scangate.dev/v1beta1".into(),
-                kind: "ImageScan".into(),
-                name: scan["metadata"]["name"].as_str().unwrap_or_default().into(),
-                namespace: ns.name.clone(),
-                uid: scan["metadata"]["uid"].as_str().unwrap_or_default().into(),
-            };
-            let cm = scangate::report::to_config_map(&report, &owner).expect("ConfigMap");
-            serde_json::to_value(cm).expect("JSON")
-        })
-        .collect();
+    let config_maps = report_config_maps(&report, &ns.name, &listed);
     create(cluster, &ns.name, config_maps);
     cluster.eventually("every scan to be Failed", TIMEOUT, || {
         (in_phase(cluster, &ns.name, "Failed") == SCANS).then_some(())

@@ -55,3 +55,24 @@ pub fn grype_template(ns: &str) -> Value {
         }},
     })
 }
+
+/// `report` as the ConfigMap a pipeline stores for each ImageScan of `list` (a `kubectl get
+/// imagescans -o json` list of namespace `ns`), owned by its scan.
+pub fn report_config_maps(report: &Report, ns: &str, list: &Value) -> Vec<Value> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|scan| {
+            let owner = scangate::report::ScanRef {
+                api_version: "scanning.scangate.dev/v1beta1".into(),
+                kind: "ImageScan".into(),
+                name: scan["metadata"]["name"].as_str().unwrap_or_default().into(),
+                namespace: ns.to_string(),
+                uid: scan["metadata"]["uid"].as_str().unwrap_or_default().into(),
+            };
+            let cm = scangate::report::to_config_map(report, &owner).expect("ConfigMap");
+            serde_json::to_value(cm).expect("JSON")
+        })
+        .collect()
+}
