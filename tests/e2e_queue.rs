@@ -86,6 +86,24 @@ impl Controller {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the controller's metrics have the line `sample`.
+    async fn wait_metric(&self, sample: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let metrics = http_get(&self.admin, "/metrics")
+                .map(|(_, text)| text)
+                .unwrap_or_default();
+            if metrics.lines().any(|l| l == sample) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {sample:?} in the controller's metrics:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The status writes the controller made, from its metrics.
     fn status_writes(&self) -> String {
         http_get(&self.admin, "/metrics")
@@ -586,7 +604,7 @@ fn reevaluate_runs_the_policy_on_the_stored_report_without_a_new_job() {
     });
     let out = ns.apply(&policy.to_string());
     assert!(out.status.success(), "{}", common::cluster::stderr(&out));
-    let _controller = Controller::start(&cluster.kubeconfig, &ns.name, &[]);
+    let controller = Controller::start(&cluster.kubeconfig, &ns.name, &[]);
     let rt = runtime();
     rt.block_on(async {
         let client = client(&cluster.kubeconfig).await;
@@ -597,7 +615,13 @@ fn reevaluate_runs_the_policy_on_the_stored_report_without_a_new_job() {
         let out = ns.apply(&scan.to_string());
         assert!(out.status.success(), "{}", common::cluster::stderr(&out));
         let job = wait_running_job(&jobs, &ns.name, "web").await;
+        // The queue's gauges: its Job runs, nothing waits.
+        controller.wait_metric("scangate_scan_jobs_running 1").await;
+        controller
+            .wait_metric("scangate_scans_queued{kind=\"ImageScan\"} 0")
+            .await;
         assert!(finish(&client, &ns.name, &job, &report()).await);
+        controller.wait_metric("scangate_scan_jobs_running 0").await;
         let done = wait_scan(&api, "web", "Completed with the policy evaluated", |s| {
             phase(s) == Some(Phase::Completed)
                 && s.status
