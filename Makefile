@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller fuzz lint fmt crds certs deploy-local tools helm registry-build
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory fuzz lint fmt crds certs deploy-local tools helm registry-build
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -65,6 +65,29 @@ bench-controller: controlplane-build
 	CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/start.sh
 	rc=0; BENCH_CONTROLPLANE_DIR=$(abspath $(BENCH_CONTROLPLANE_DIR)) \
 	  $(CARGO) bench --locked --profile $(BENCH_PROFILE) --bench controller || rc=$$?; \
+	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh; exit $$rc
+
+## bench-inventory: the runtime inventory (issue 13) at BENCH_PODS (5000) Running pods in
+## BENCH_NAMESPACES (50) namespaces, on a control plane of its own with kube-scheduler and
+## BENCH_INVENTORY_NODES (5) kwok nodes: time until every PolicyReport is complete, time until
+## one image turned Failed shows `fail`, the controller's memory and apiserver requests.
+## BENCH_PROFILE and BENCH_SCANGATE as for bench-controller. The kube-controller-manager and
+## kube-scheduler get a higher client QPS so 5,000 pods are created and bound in minutes.
+BENCH_INVENTORY_NODES ?= 5
+bench-inventory: controlplane-build
+	$(CARGO) build --locked --profile $(BENCH_PROFILE) --bench inventory --bin scangate
+	@mkdir -p $(BENCH_CONTROLPLANE_DIR)/bin
+	@ln -sf $(abspath $(CONTROLPLANE_BIN)) $(abspath $(CONTROLPLANE_KUBECTL)) $(abspath $(CONTROLPLANE_SCHEDULER)) $(BENCH_CONTROLPLANE_DIR)/bin/
+	CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) \
+	  CONTROLPLANE_CONTROLLER_MANAGER_ARGS="--kube-api-qps=300 --kube-api-burst=600" \
+	  bash $(CONTROLPLANE_SRC)/start.sh
+	rc=0; CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) KWOK=$(KWOK) \
+	  CONTROLPLANE_FAKE_NODES=$(BENCH_INVENTORY_NODES) \
+	  CONTROLPLANE_SCHEDULER_ARGS="--kube-api-qps=300 --kube-api-burst=600" \
+	  bash $(CONTROLPLANE_SRC)/nodes.sh start || rc=$$?; \
+	  [ $$rc -ne 0 ] || BENCH_CONTROLPLANE_DIR=$(abspath $(BENCH_CONTROLPLANE_DIR)) \
+	  $(CARGO) bench --locked --profile $(BENCH_PROFILE) --bench inventory || rc=$$?; \
+	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/nodes.sh stop; \
 	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh; exit $$rc
 
 # OPA, the bench's peer (test tooling only), built from its Go module with the Go toolchain

@@ -106,6 +106,12 @@ pub enum Command {
     /// sets its `scangate.dev/rescan` annotation to the current time (`kubectl scangate
     /// rescan`); the controller starts one new scan per new value, through the scan queue.
     Rescan(crate::cmd::rescan::RescanArgs),
+    /// Re-evaluate the policies on scans' stored reports now, without rescanning: one scan
+    /// (NAME, imagescan/NAME, sourcescan/NAME), every scan of a namespace (-n), or of all (-A).
+    /// Sets their `scangate.dev/reevaluate` annotation to the current time (`kubectl scangate
+    /// reevaluate`); the controller re-evaluates once per new value, recorded in
+    /// `status.handledReevaluate`.
+    Reevaluate(crate::cmd::reevaluate::ReevaluateArgs),
     /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
     Report(crate::cmd::report::ReportArgs),
     /// Evaluate ScanPolicies offline.

@@ -78,6 +78,8 @@ fn every_dashboard_expression_names_an_exported_metric() {
     for needed in [
         "scangate_running_images",
         "scangate_oldest_result_age_seconds",
+        "scangate_scans_queued",
+        "scangate_scan_jobs_running",
     ] {
         assert!(
             exprs.iter().any(|e| e.contains(needed)),

@@ -27,6 +27,22 @@ use serde_json::{Value, json};
 const SCAN_LABEL: &str = "scanning.scangate.dev/scan";
 const LIMIT: usize = 5;
 
+/// Waits until the controller's metrics have the line `sample`.
+async fn wait_metric(controller: &Controller, sample: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = controller.metrics();
+        if metrics.lines().any(|l| l == sample) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {sample:?} in the controller's metrics:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -449,5 +465,124 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
         })
         .await;
         assert!(scanned_at(&resumed) > Some(first_scanned));
+    });
+}
+
+/// `scangate reevaluate -n NS` on a finished scan: the controller runs its policy again on
+/// the stored report (`status.reevaluatedAt`, the annotation's value in
+/// `status.handledReevaluate`), with no new Job and the same `scannedAt`.
+#[test]
+fn reevaluate_runs_the_policy_on_the_stored_report_without_a_new_job() {
+    use scangate::api::Phase;
+    let Some(ns) = setup("scangate-reevaluate") else {
+        return;
+    };
+    let Some(cluster) = cluster() else { return };
+    let rego = scangate::policy::DEFAULT_POLICY.replace(
+        "notAllowedSeverities := [\"critical\", \"high\"]",
+        "notAllowedSeverities := []",
+    );
+    let policy = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ScanPolicy",
+        "metadata": {"name": "lenient", "namespace": ns.name},
+        "spec": {"regoFile": rego},
+    });
+    let out = ns.apply(&policy.to_string());
+    assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+    let controller = Controller::of(&cluster.kubeconfig, &ns.name).start();
+    let rt = runtime();
+    rt.block_on(async {
+        let client = cluster.client().await;
+        let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+        let mut scan = image_scan(&ns.name, "web");
+        scan["spec"]["scanPolicy"] = json!("lenient");
+        let out = ns.apply(&scan.to_string());
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        let job = wait_running_job(&jobs, &ns.name, "web").await;
+        // The queue's gauges: its Job runs, nothing waits.
+        wait_metric(&controller, "scangate_scan_jobs_running 1").await;
+        wait_metric(&controller, "scangate_scans_queued{kind=\"ImageScan\"} 0").await;
+        assert!(finish(&client, &ns.name, &job, &grype_busybox()).await);
+        wait_metric(&controller, "scangate_scan_jobs_running 0").await;
+        let done = wait_scan(&api, "web", "Completed with the policy evaluated", |s| {
+            phase(s) == Some(Phase::Completed)
+                && s.status
+                    .as_ref()
+                    .is_some_and(|st| st.observed_policy_generation.is_some())
+        })
+        .await;
+        let scanned = scanned_at(&done).expect("scannedAt");
+        assert_eq!(
+            done.status
+                .as_ref()
+                .and_then(|s| s.handled_reevaluate.clone()),
+            None
+        );
+        let label = format!("{SCAN_LABEL}=web");
+        let jobs_before: Vec<String> = jobs
+            .list(&ListParams::default().labels(&label))
+            .await
+            .expect("list jobs")
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+
+        // Every scan of the namespace, with the CLI.
+        let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(["reevaluate", "-n", &ns.name])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .output()
+            .expect("scangate reevaluate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "ImageScan {}/web: re-evaluation requested",
+                ns.name
+            )),
+            "{stdout}"
+        );
+        let reevaluated = wait_scan(&api, "web", "the re-evaluation handled", |s| {
+            let requested = s.annotations().get("scangate.dev/reevaluate");
+            requested.is_some()
+                && s.status
+                    .as_ref()
+                    .and_then(|st| st.handled_reevaluate.as_ref())
+                    == requested
+        })
+        .await;
+        let status = reevaluated.status.as_ref().expect("status");
+        let at = status
+            .reevaluated_at
+            .as_ref()
+            .map(|t| t.0)
+            .expect("reevaluatedAt");
+        assert!(
+            at >= scanned,
+            "reevaluatedAt {at} before scannedAt {scanned}"
+        );
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(scanned_at(&reevaluated), Some(scanned));
+
+        // No new Job, now or a moment later.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let jobs_after: Vec<String> = jobs
+            .list(&ListParams::default().labels(&label))
+            .await
+            .expect("list jobs")
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        assert_eq!(jobs_after, jobs_before);
+        let later = api.get("web").await.expect("get scan");
+        assert_eq!(scanned_at(&later), Some(scanned));
     });
 }

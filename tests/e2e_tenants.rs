@@ -452,3 +452,100 @@ fn a_digest_nobody_scanned_beside_the_clean_tag_is_unscanned() {
     });
     assert!(warning.contains("has no trusted scan"), "{warning}");
 }
+
+/// A PolicyReport named like the controller's, written by the admin (the controller's own are
+/// tested in e2e_policyreports; here only who may read them counts).
+fn policy_report(env: &Enforced, namespace: &str) {
+    let yaml = "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: scangate}\nsummary: {pass: 1}\nresults:\n  - {policy: scangate, result: pass, source: scangate}\n";
+    let out = env.cluster.apply(yaml, &["-n", namespace]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A tenant bound to `edit` in its namespace may ask for a re-evaluation of its scans (the
+/// `scangate.dev/reevaluate` annotation is an update of imagescans it has, so `kubectl scangate
+/// reevaluate` works for it), never of a trusted scan in scangate's namespace; it reads its
+/// namespace's PolicyReport (deploy/rbac's scangate-reports-view, aggregated into view, edit
+/// and admin), not another tenant's, and cannot list them cluster-wide.
+#[test]
+fn a_tenant_reevaluates_and_reads_the_reports_of_its_own_namespace_only() {
+    let Some(cluster) = cluster() else { return };
+    let env = Enforced::start(cluster, "e2e-tenant-reports", &[]);
+    let tenant = env.tenant();
+    let ns = env.ns.name.clone();
+    let system = env.system.name.clone();
+    let other = env.namespace("e2e-tenant-reports-other");
+    trusted(&env);
+    env.scan(&ns, "mine", "alpine:3.10", ALPINE, PASSED);
+
+    let request = "scangate.dev/reevaluate=2026-01-02T00:00:00Z";
+    let out = env.kubectl_as(
+        &tenant,
+        &[
+            "-n",
+            &ns,
+            "annotate",
+            "--overwrite",
+            "imagescan",
+            "mine",
+            request,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.kubectl_as(
+        &tenant,
+        &[
+            "-n",
+            &system,
+            "annotate",
+            "--overwrite",
+            "imagescan",
+            "busybox",
+            request,
+        ],
+        None,
+    );
+    assert_forbidden(&out, "a tenant's re-evaluation of a trusted scan");
+    let out = env.kubectl_as(
+        &tenant,
+        &["auth", "can-i", "patch", "imagescans", "-n", &system],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no",
+        "{}",
+        stderr(&out)
+    );
+
+    policy_report(&env, &ns);
+    policy_report(&env, &other.name);
+    // The built-in roles pick the aggregated rules up asynchronously.
+    let own = env
+        .cluster
+        .eventually("the tenant to read its PolicyReport", WAIT, || {
+            let out = env.kubectl_as(
+                &tenant,
+                &["-n", &ns, "get", "policyreport", "scangate", "-o", "name"],
+                None,
+            );
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        });
+    assert_eq!(own.trim(), "policyreport.wgpolicyk8s.io/scangate");
+    let out = env.kubectl_as(
+        &tenant,
+        &["-n", &ns, "get", "policyreports", "-o", "name"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.kubectl_as(
+        &tenant,
+        &["-n", &other.name, "get", "policyreport", "scangate"],
+        None,
+    );
+    assert_forbidden(&out, "reading another tenant's PolicyReport");
+    let out = env.kubectl_as(&tenant, &["get", "policyreports", "-A"], None);
+    assert_forbidden(&out, "listing PolicyReports cluster-wide");
+}

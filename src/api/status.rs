@@ -588,6 +588,14 @@ pub struct ScanStatus {
     /// for: a new value rescans once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_rescan: Option<String>,
+    /// The value of the `scangate.dev/reevaluate` annotation the controller last re-evaluated
+    /// the scan's report for (`kubectl scangate reevaluate`): a new value re-runs the policy on
+    /// the stored report once, without a new scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_reevaluate: Option<String>,
+    /// When the report was last re-evaluated for a `scangate.dev/reevaluate` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reevaluated_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

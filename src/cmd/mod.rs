@@ -1,15 +1,17 @@
 //! The commands besides the webhook and the controller: the offline ones (`check`, `report`,
 //! `policy eval`, `certs`, `webhook-config`) read files, `why` and `status` read the
-//! cluster, `rescan` annotates a scan; each calls the same pure functions the webhook and the controller use and formats
+//! cluster, `rescan` and `reevaluate` annotate scans; each calls the same pure functions the webhook and the controller use and formats
 //! the result; `main` only dispatches.
 
 use std::path::Path;
 
 use crate::policy;
 
+pub mod annotate;
 pub mod certs;
 pub mod check;
 pub mod policy_eval;
+pub mod reevaluate;
 pub mod report;
 pub mod rescan;
 pub mod status;

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::inventory::RuntimeVerdict;
+use super::queue::Kind;
 use super::writes::StatusWrite;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -89,6 +90,10 @@ pub struct Metrics {
     pub leader: Gauge,
     pub running_images: Family<RunningLabels, Gauge>,
     pub oldest_result_age: Gauge<f64, AtomicU64>,
+    /// Scans waiting for a slot of the scan queue, by kind.
+    pub scans_queued: Family<KindLabels, Gauge>,
+    /// Scan Jobs running (no terminal condition in the Job cache).
+    pub scan_jobs_running: Gauge,
     /// When the oldest result deciding a running image was recorded (Unix seconds), or
     /// `i64::MIN` when none does.
     oldest_result_at: AtomicI64,
@@ -113,6 +118,8 @@ impl Metrics {
             leader: Gauge::default(),
             running_images: Family::default(),
             oldest_result_age: Gauge::default(),
+            scans_queued: Family::default(),
+            scan_jobs_running: Gauge::default(),
             oldest_result_at: AtomicI64::new(i64::MIN),
         }
     }
@@ -170,7 +177,32 @@ impl Metrics {
             "Age of the oldest scan result that decides an image of a Running pod (0 when none does)",
             self.oldest_result_age.clone(),
         );
+        registry.register(
+            "scans_queued",
+            "Scans waiting for a slot to start their scan Job (--max-running-jobs, --max-running-jobs-per-namespace), by kind",
+            self.scans_queued.clone(),
+        );
+        registry.register(
+            "scan_jobs_running",
+            "Scan Jobs running (without a Complete or Failed condition)",
+            self.scan_jobs_running.clone(),
+        );
         registry
+    }
+
+    /// Sets the queue's gauges: the scans waiting per kind, the scan Jobs running.
+    pub fn set_queue(&self, queued: &std::collections::BTreeMap<Kind, usize>, running: usize) {
+        for (kind, n) in queued {
+            let kind = match kind {
+                Kind::ImageScan => "ImageScan",
+                Kind::SourceScan => "SourceScan",
+            };
+            self.scans_queued
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        self.scan_jobs_running
+            .set(i64::try_from(running).unwrap_or(i64::MAX));
     }
 
     /// Sets the running images of a namespace by verdict; a namespace that runs nothing loses
@@ -281,6 +313,10 @@ mod tests {
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
         metrics.set_oldest_result(Some(recorded));
+        metrics.set_queue(
+            &std::collections::BTreeMap::from([(Kind::ImageScan, 7), (Kind::SourceScan, 0)]),
+            3,
+        );
         metrics.refresh_result_age(
             "2026-01-01T00:01:40Z"
                 .parse()
@@ -300,6 +336,9 @@ mod tests {
             "scangate_running_images{namespace=\"shop\",verdict=\"fail\"} 2",
             "scangate_running_images{namespace=\"shop\",verdict=\"pass\"} 0",
             "scangate_oldest_result_age_seconds 100.0",
+            "scangate_scans_queued{kind=\"ImageScan\"} 7",
+            "scangate_scans_queued{kind=\"SourceScan\"} 0",
+            "scangate_scan_jobs_running 3",
         ] {
             assert!(text.contains(expected), "{expected} not in {text}");
         }

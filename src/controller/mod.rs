@@ -297,6 +297,7 @@ impl Term<'_> {
                     .unwrap_or(usize::MAX),
             },
             triggers.clone(),
+            self.admin.metrics.clone(),
         ));
         let (caches, watches) = cache::start(
             &self.client,

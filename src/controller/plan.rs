@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
 use super::policy::exceptions_input;
@@ -63,6 +64,8 @@ pub struct Observed {
     pub created: Timestamp,
     /// The scan's `scangate.dev/rescan` annotation.
     pub rescan_request: Option<String>,
+    /// The scan's `scangate.dev/reevaluate` annotation.
+    pub reevaluate_request: Option<String>,
     pub settings: ScanSettings,
     pub previous: Option<ScanStatus>,
     pub report: Option<ObservedReport>,
@@ -142,6 +145,43 @@ pub struct Work {
     /// [`Step::CreateJob`], `created_rescan` once the Job is created.
     pub handled_rescan: Option<String>,
     pub created_rescan: Option<String>,
+    /// The `scangate.dev/reevaluate` value the status records as handled, and when.
+    pub reevaluated: Option<Reevaluated>,
+}
+
+/// A `scangate.dev/reevaluate` value handled: the report was evaluated again at `at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reevaluated {
+    pub request: String,
+    pub at: Timestamp,
+}
+
+/// The `scangate.dev/reevaluate` value to record as handled. A value the status does not
+/// record yet is handled by a reconcile that evaluates the scan's report (`evaluates`: its
+/// state is finished with a readable report, so the policy runs on it with the exceptions of
+/// now); otherwise, and for a value handled already, the status keeps what it records. Only
+/// the status changes: no Job, no rescan.
+pub fn reevaluation(
+    request: Option<&str>,
+    previous: Option<&ScanStatus>,
+    evaluates: bool,
+    now: Timestamp,
+) -> Option<Reevaluated> {
+    let recorded = previous.and_then(|p| {
+        p.handled_reevaluate.clone().map(|request| Reevaluated {
+            request,
+            at: p.reevaluated_at.as_ref().map_or(now, |t| t.0),
+        })
+    });
+    match request {
+        Some(request) if evaluates && recorded.as_ref().is_none_or(|r| r.request != request) => {
+            Some(Reevaluated {
+                request: request.to_string(),
+                at: now,
+            })
+        }
+        _ => recorded,
+    }
 }
 
 /// A Job to start, waiting for a slot since `since`.
@@ -399,6 +439,12 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
             sending,
         });
     }
+    let reevaluated = reevaluation(
+        o.reevaluate_request.as_deref(),
+        previous,
+        results.is_some(),
+        o.now,
+    );
     Plan::Work(Box::new(Work {
         steps,
         state,
@@ -409,6 +455,7 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
         slot,
         handled_rescan,
         created_rescan,
+        reevaluated,
     }))
 }
 
@@ -499,6 +546,7 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         mut retry_errors,
         mut handled_rescan,
         created_rescan,
+        reevaluated,
         ..
     } = *work;
     if matches!(outcomes.created, Some(Ok(_))) && created_rescan.is_some() {
@@ -531,7 +579,7 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
             || matches!(results.sending, SendState::Failed { .. });
     }
     let previous = o.previous.as_ref();
-    let desired = desired_status(&StatusInputs {
+    let mut desired = desired_status(&StatusInputs {
         generation: o.generation,
         template_generation,
         previous,
@@ -540,6 +588,10 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         handled_rescan,
         now: o.now,
     });
+    if let Some(r) = reevaluated {
+        desired.handled_reevaluate = Some(r.request);
+        desired.reevaluated_at = Some(Time(r.at));
+    }
     let changed = match previous {
         Some(p) => serde_json::to_value(p).ok() != serde_json::to_value(&desired).ok(),
         None => true,
@@ -660,6 +712,7 @@ mod tests {
             deleting: false,
             created: ts("2026-01-01T00:00:00Z"),
             rescan_request: None,
+            reevaluate_request: None,
             settings: ScanSettings::default(),
             previous: None,
             report: None,
@@ -1313,5 +1366,133 @@ mod tests {
             work(&o, rules(&config)).slot.map(|s| s.since),
             Some(ts("2026-01-01T13:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_new_reevaluate_value_evaluates_the_stored_report_again_without_a_job() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let passed = || Outcomes {
+            policy: Some(PolicyState::Evaluated {
+                outcome: outcome(&report(), Ok(Evaluation { deny: vec![] })),
+                generation: 4,
+            }),
+            ..Outcomes::default()
+        };
+        o.previous = run(&o, rules(&config), passed()).write;
+        assert_eq!(run(&o, rules(&config), passed()).write, None);
+
+        // A new value: the policy runs on the stored report, no Job, no report deleted; the
+        // status records the value and when, and that alone is written.
+        o.reevaluate_request = Some("2026-01-02T00:00:00Z".into());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate strict with 0 exceptions"]);
+        assert!(w.slot.is_none());
+        let end = settle(&o, w, passed(), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            status.handled_reevaluate.as_deref(),
+            Some("2026-01-02T00:00:00Z")
+        );
+        assert_eq!(status.reevaluated_at.as_ref().map(|t| t.0), Some(ts(NOW)));
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert!(!end.publish_event);
+        // Handled: the same value changes nothing any more, later too.
+        o.previous = Some(status.clone());
+        o.now = ts("2026-01-02T01:00:00Z");
+        assert_eq!(run(&o, rules(&config), passed()).write, None);
+
+        // A verdict that turned (the policy's data changed outside the watches): shown at once.
+        o.reevaluate_request = Some("2026-01-02T01:00:00Z".into());
+        let denied = Outcomes {
+            policy: Some(PolicyState::Evaluated {
+                outcome: outcome(
+                    &report(),
+                    Ok(Evaluation {
+                        deny: vec!["CVE-1 (critical)".into()],
+                    }),
+                ),
+                generation: 4,
+            }),
+            ..Outcomes::default()
+        };
+        let end = run(&o, rules(&config), denied);
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(
+            status.handled_reevaluate.as_deref(),
+            Some("2026-01-02T01:00:00Z")
+        );
+        assert_eq!(
+            status.reevaluated_at.map(|t| t.0),
+            Some(ts("2026-01-02T01:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_reevaluate_value_waits_for_a_report_to_evaluate() {
+        let config = config();
+        // Running its first scan: nothing to evaluate, the value is not handled yet.
+        let mut o = with_template(scan());
+        o.jobs = vec![job("busybox-1", &o, JobState::Running)];
+        o.reevaluate_request = Some("2026-01-02T00:00:00Z".into());
+        let status = run(&o, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.handled_reevaluate, None);
+        // Its report arrives: evaluated, so the value is handled.
+        o.previous = Some(status);
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let status = run(&o, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            status.handled_reevaluate.as_deref(),
+            Some("2026-01-02T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn reevaluation_keeps_what_the_status_records_unless_a_new_value_is_evaluated() {
+        let now = ts(NOW);
+        let previous = ScanStatus {
+            handled_reevaluate: Some("a".into()),
+            reevaluated_at: Some(Time(ts(STORED))),
+            ..ScanStatus::default()
+        };
+        let kept = Some(Reevaluated {
+            request: "a".into(),
+            at: ts(STORED),
+        });
+        assert_eq!(reevaluation(Some("a"), Some(&previous), true, now), kept);
+        assert_eq!(reevaluation(Some("b"), Some(&previous), false, now), kept);
+        assert_eq!(reevaluation(None, Some(&previous), true, now), kept);
+        assert_eq!(
+            reevaluation(Some("b"), Some(&previous), true, now),
+            Some(Reevaluated {
+                request: "b".into(),
+                at: now
+            })
+        );
+        assert_eq!(reevaluation(Some("b"), None, false, now), None);
     }
 }

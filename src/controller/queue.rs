@@ -6,7 +6,7 @@
 //! whose Job the cache does not show yet, so two reconciles never take the same slot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -17,6 +17,7 @@ use kube::{Resource, ResourceExt};
 use super::cache::{Triggers, owners};
 use super::job::{JobState, job_state};
 use super::kinds::ScanKind;
+use super::metrics::Metrics;
 use crate::api::{ImageScan, SourceScan};
 use crate::report::SCAN_LABEL;
 
@@ -170,6 +171,17 @@ struct State {
     reserved: HashMap<ScanId, Reservation>,
     /// When each waiting scan's place was last shown.
     shown: HashMap<ScanId, Instant>,
+    /// Scan Jobs running per the cache, when it was last looked at.
+    jobs_running: usize,
+}
+
+/// How many scans wait for a slot, per kind (every kind, zero included).
+pub fn queued_by_kind<'a>(waiting: impl IntoIterator<Item = &'a ScanId>) -> BTreeMap<Kind, usize> {
+    let mut counts = BTreeMap::from([(Kind::ImageScan, 0), (Kind::SourceScan, 0)]);
+    for id in waiting {
+        *counts.entry(id.kind).or_default() += 1;
+    }
+    counts
 }
 
 impl State {
@@ -192,6 +204,7 @@ impl State {
     fn running(&mut self, jobs: &Store<Job>, except: Option<&ScanId>) -> Running {
         let mut running = Running::default();
         let mut cached = HashSet::new();
+        let mut jobs_running = 0;
         for job in jobs.state() {
             let namespace = job.namespace().unwrap_or_default();
             cached.insert((namespace.clone(), job.name_any()));
@@ -215,10 +228,14 @@ impl State {
                 .as_ref()
                 .map(|t| t.0)
                 .unwrap_or(Timestamp::UNIX_EPOCH);
-            if Some(&id) != except && job_state(&job, created) == JobState::Running {
-                running.add(&namespace);
+            if job_state(&job, created) == JobState::Running {
+                jobs_running += 1;
+                if Some(&id) != except {
+                    running.add(&namespace);
+                }
             }
         }
+        self.jobs_running = jobs_running;
         self.reserved.retain(|id, r| {
             !cached.contains(&(id.namespace.clone(), r.job.clone()))
                 && r.at.elapsed() < RESERVATION_TIMEOUT
@@ -232,20 +249,36 @@ impl State {
     }
 }
 
-/// Who waits for a slot, and the slots granted; one per term as leader.
+/// Who waits for a slot, and the slots granted; one per term as leader. Its gauges
+/// (`scangate_scans_queued`, `scangate_scan_jobs_running`) follow every change, and are zero
+/// when the term ends.
 pub struct Queue {
     limits: Limits,
     state: Mutex<State>,
     triggers: Triggers,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.metrics.set_queue(&queued_by_kind([]), 0);
+    }
 }
 
 impl Queue {
-    pub fn new(limits: Limits, triggers: Triggers) -> Self {
+    pub fn new(limits: Limits, triggers: Triggers, metrics: Arc<Metrics>) -> Self {
         Queue {
             limits,
             state: Mutex::default(),
             triggers,
+            metrics,
         }
+    }
+
+    /// Sets the gauges from the state.
+    fn publish(&self, state: &State) {
+        self.metrics
+            .set_queue(&queued_by_kind(state.waiting.keys()), state.jobs_running);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -298,6 +331,7 @@ impl Queue {
                 .filter(|w| *w != id)
                 .cloned()
                 .collect();
+            self.publish(&state);
             (decision, wake)
         };
         self.send(wake);
@@ -315,7 +349,11 @@ impl Queue {
         let left = {
             let mut state = self.lock();
             state.shown.remove(id);
-            state.waiting.remove(id).is_some()
+            let left = state.waiting.remove(id).is_some();
+            if left {
+                self.publish(&state);
+            }
+            left
         };
         if left {
             self.wake(jobs, |_| true);
@@ -330,10 +368,11 @@ impl Queue {
             state.waiting.retain(|id, _| exists(id));
             let State { waiting, shown, .. } = &mut *state;
             shown.retain(|id, _| waiting.contains_key(id));
+            let running = state.running(jobs, None);
+            self.publish(&state);
             if state.waiting.is_empty() {
                 return;
             }
-            let running = state.running(jobs, None);
             let waiting = state.sorted();
             grants(self.limits, &running, &waiting)
                 .into_iter()
@@ -476,7 +515,7 @@ mod tests {
         use kube::runtime::reflector;
         let (store, _writer) = reflector::store::<Job>();
         let (triggers, _images, _sources) = super::super::cache::triggers();
-        let queue = std::sync::Arc::new(Queue::new(LIMITS, triggers));
+        let queue = std::sync::Arc::new(Queue::new(LIMITS, triggers, Arc::default()));
         let started = std::sync::Arc::new(Mutex::new(Vec::new()));
         let threads: Vec<_> = (0..16)
             .map(|i| {
@@ -519,6 +558,7 @@ mod tests {
                 per_namespace: 1,
             },
             triggers,
+            Arc::default(),
         );
         let at = ts("2026-01-01T00:00:00Z");
         assert_eq!(
@@ -543,5 +583,71 @@ mod tests {
             "{first:?}"
         );
         assert_eq!(queue.admit(&id("a", "2"), at, "2", &store), Decision::Start);
+    }
+
+    /// The gauges follow the queue: scans waiting per kind, and the scan Jobs the cache shows
+    /// running (a slot granted is not a Job yet); zero when the queue goes with its term.
+    #[test]
+    fn the_gauges_follow_the_waiting_scans_and_the_running_jobs() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        use kube::runtime::{reflector, watcher};
+        let (store, mut writer) = reflector::store::<Job>();
+        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let metrics = Arc::new(Metrics::new());
+        let queue = Queue::new(
+            Limits {
+                total: 1,
+                per_namespace: 1,
+            },
+            triggers,
+            metrics.clone(),
+        );
+        let gauges = || {
+            let queued = |kind: &str| {
+                metrics
+                    .scans_queued
+                    .get_or_create(&super::super::metrics::KindLabels { kind: kind.into() })
+                    .get()
+            };
+            (
+                queued("ImageScan"),
+                queued("SourceScan"),
+                metrics.scan_jobs_running.get(),
+            )
+        };
+        let at = ts("2026-01-01T00:00:00Z");
+        assert_eq!(
+            queue.admit(&id("a", "1"), at, "j1", &store),
+            Decision::Start
+        );
+        let source = ScanId {
+            kind: Kind::SourceScan,
+            ..id("a", "repo")
+        };
+        for scan in [id("a", "2"), id("b", "3"), source.clone()] {
+            assert_ne!(queue.admit(&scan, at, "j", &store), Decision::Start);
+        }
+        assert_eq!(gauges(), (2, 1, 0));
+
+        // The granted scan's Job shows in the cache, running.
+        let mut job = Job::default();
+        job.metadata.name = Some("j1".into());
+        job.metadata.namespace = Some("a".into());
+        job.metadata.labels = Some([(SCAN_LABEL.to_string(), "1".to_string())].into());
+        job.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "scanning.scangate.dev/v1beta1".into(),
+            kind: "ImageScan".into(),
+            name: "1".into(),
+            uid: "uid-1".into(),
+            ..OwnerReference::default()
+        }]);
+        writer.apply_watcher_event(&watcher::Event::Apply(job));
+        queue.wake(&store, |_| true);
+        assert_eq!(gauges(), (2, 1, 1));
+        queue.leave(&id("b", "3"), &store);
+        queue.leave(&source, &store);
+        assert_eq!(gauges(), (1, 0, 1));
+        drop(queue);
+        assert_eq!(gauges(), (0, 0, 0));
     }
 }

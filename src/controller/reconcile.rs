@@ -42,6 +42,10 @@ use crate::report::{
 /// Any new value of this annotation on a scan rescans it now (`kubectl scangate rescan`).
 pub const RESCAN_ANNOTATION: &str = "scangate.dev/rescan";
 
+/// Any new value of this annotation on a scan re-evaluates its stored report now, without a
+/// new scan (`kubectl scangate reevaluate`).
+pub const REEVALUATE_ANNOTATION: &str = "scangate.dev/reevaluate";
+
 /// The field manager of the controller's status writes.
 pub const FIELD_MANAGER: &str = "scangate-controller";
 
@@ -276,6 +280,7 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         deleting: scan.meta().deletion_timestamp.is_some(),
         created: scan.meta().creation_timestamp.as_ref().map_or(now, |t| t.0),
         rescan_request: scan.annotations().get(RESCAN_ANNOTATION).cloned(),
+        reevaluate_request: scan.annotations().get(REEVALUATE_ANNOTATION).cloned(),
         settings,
         previous,
         report,

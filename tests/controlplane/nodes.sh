@@ -5,7 +5,8 @@
 #   nodes.sh stop     stop what `start` started (found through its pid files)
 #   nodes.sh status   exit 0 if both run
 # Env: CONTROLPLANE_DIR (target/controlplane), CONTROLPLANE_FAKE_NODES (1; 0 = neither runs and
-# pods stay Pending), KWOK (target/tools/kwok), CONTROLPLANE_READY_TIMEOUT (180).
+# pods stay Pending), KWOK (target/tools/kwok), CONTROLPLANE_READY_TIMEOUT (180),
+# CONTROLPLANE_SCHEDULER_ARGS (extra kube-scheduler flags, space-separated; e.g. its client's QPS).
 # Both use the admin kubeconfig (test cluster). A pid is only signalled if it still runs the
 # binary it was started as (guards against a recycled pid).
 set -uo pipefail
@@ -87,7 +88,7 @@ start() {
     [ -x "$bin" ] || fail "$bin missing, run 'make controlplane-build'"
   done
   launch kube-scheduler "$(cd "$DIR/bin" && pwd)/kube-scheduler" --kubeconfig="$kubeconfig" \
-    --leader-elect=false --secure-port=0
+    --leader-elect=false --secure-port=0 ${CONTROLPLANE_SCHEDULER_ARGS:-}
   launch kwok "$(cd "$(dirname "$KWOK")" && pwd)/kwok" --kubeconfig="$kubeconfig" \
     --config="$HERE/kwok-stages.yaml" --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector="$ANNOTATION=fake" --cidr=10.0.128.0/17 --node-ip=127.0.0.1
