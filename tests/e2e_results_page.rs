@@ -7,51 +7,25 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{Cluster, TestNamespace, cluster, deployment, stderr};
-use common::webhook::{certs, client_builder, free_port, http_get};
+use common::controller::Controller;
+use common::fixtures::GRYPE_BUSYBOX;
+use common::webhook::{certs, client_builder, free_port};
 use serde_json::{Value, json};
 
-const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Controller {
-    child: Child,
-    log: PathBuf,
-    admin: String,
-    base: String,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "controller log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn start_controller(cluster: &Cluster, dir: &Path, config: &Path) -> Controller {
-    let log = dir.join("controller.log");
-    let admin = format!("127.0.0.1:{}", free_port());
+/// The controller of every namespace, serving the page over TLS with the test certificate in
+/// `dir`; and the page's base URL.
+fn start_controller(cluster: &Cluster, dir: &Path, config: &Path) -> (Controller, String) {
     let page = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args([
-            "controller",
-            "--leader-election=false",
-            "--admin-listen",
-            &admin,
-            "--config",
-            &config.display().to_string(),
-            "--error-retry",
-            "2s",
+    let controller = Controller::cluster_wide(cluster.kubeconfig_as("scangate-controller"))
+        .config(config)
+        .args(&[
             "--results-listen",
             &page,
             "--results-tls-cert-file",
@@ -59,22 +33,8 @@ fn start_controller(cluster: &Cluster, dir: &Path, config: &Path) -> Controller 
             "--results-tls-key-file",
             &dir.join("tls.key").display().to_string(),
         ])
-        .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start the controller");
-    let controller = Controller {
-        child,
-        log,
-        admin: format!("http://{admin}"),
-        base: format!("https://{page}"),
-    };
-    cluster.eventually("the controller to be ready", WAIT, || {
-        http_get(&controller.admin, "/readyz").filter(|(code, _)| *code == 200)
-    });
-    controller
+        .start();
+    (controller, format!("https://{page}"))
 }
 
 /// An answer: status, headers, body.
@@ -379,8 +339,8 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         ),
     )
     .expect("write config");
-    let controller = start_controller(cluster, dir.path(), &config);
-    let page = Browser::new(&controller.base, &dir.path().join("ca.crt"));
+    let (controller, base) = start_controller(cluster, dir.path(), &config);
+    let page = Browser::new(&base, &dir.path().join("ca.crt"));
 
     // Scans: busybox Failed in a, Completed in b (CI pushes the reports), one never scanned.
     policy(&a);
@@ -389,7 +349,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     scan(&b, "busybox", "busybox:1.32.1", true);
     scan(&b, "pending", "registry.example/app:1", false);
     let vulnerable: Value =
-        serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("fixture"))
+        serde_json::from_str(&std::fs::read_to_string(GRYPE_BUSYBOX).expect("fixture"))
             .expect("fixture JSON");
     let mut clean = vulnerable.clone();
     clean["matches"] = json!([]);
@@ -734,7 +694,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     assert_eq!(page.get("/", Auth::Cookie(&cookie)).code, 401);
 
     // Counted by route and code.
-    let (_, metrics) = http_get(&controller.admin, "/metrics").expect("metrics");
+    let metrics = controller.metrics();
     for series in [
         "scangate_results_requests_total{page=\"/\",code=\"401\"}",
         "scangate_results_requests_total{page=\"/\",code=\"200\"}",

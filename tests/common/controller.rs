@@ -22,7 +22,8 @@ pub struct Controller {
 /// How to start a controller; see [`Controller::of`].
 pub struct Start {
     kubeconfig: PathBuf,
-    namespace: String,
+    /// `--namespace`; every namespace when `None`.
+    namespace: Option<String>,
     lease: Option<(String, Option<String>)>,
     config: Option<PathBuf>,
     extra: Vec<String>,
@@ -35,8 +36,16 @@ impl Controller {
     /// errors after 2 s.
     pub fn of(kubeconfig: impl Into<PathBuf>, namespace: &str) -> Start {
         Start {
+            namespace: Some(namespace.to_string()),
+            ..Controller::cluster_wide(kubeconfig)
+        }
+    }
+
+    /// A controller of every namespace, otherwise as [`Controller::of`].
+    pub fn cluster_wide(kubeconfig: impl Into<PathBuf>) -> Start {
+        Start {
             kubeconfig: kubeconfig.into(),
-            namespace: namespace.to_string(),
+            namespace: None,
             lease: None,
             config: None,
             extra: vec![],
@@ -129,13 +138,14 @@ impl Start {
         let admin = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = vec![
             "controller".into(),
-            "--namespace".into(),
-            self.namespace,
             "--admin-listen".into(),
             admin.clone(),
             "--error-retry".into(),
             "2s".into(),
         ];
+        if let Some(namespace) = self.namespace {
+            args.extend(["--namespace".into(), namespace]);
+        }
         match self.lease {
             Some((lease, identity)) => {
                 args.extend([
