@@ -53,6 +53,11 @@ pub trait ScanKind:
     fn image_pull_secret(&self) -> Option<&str> {
         None
     }
+    /// The image to resolve at its registry before a Job scans it: an ImageScan's image when
+    /// it names a tag and no digest (a digest is scanned as it is).
+    fn tag_to_resolve(&self) -> Option<ImageRef> {
+        None
+    }
     /// The git repository, for SourceScans of one.
     fn git(&self) -> Option<&GitSpec> {
         None
@@ -95,6 +100,12 @@ impl ScanKind for ImageScan {
 
     fn image_pull_secret(&self) -> Option<&str> {
         self.spec.registry.image_pull_secret.as_deref()
+    }
+
+    fn tag_to_resolve(&self) -> Option<ImageRef> {
+        ImageRef::parse(&self.spec.registry.image)
+            .ok()
+            .filter(|image| image.digest().is_none())
     }
 
     fn artifact(&self, report: &Report) -> Artifact {
