@@ -57,6 +57,8 @@ impl Controller {
             admin.clone(),
             "--error-retry".into(),
             "2s".into(),
+            // Its images are on no reachable registry: scan the tags as written.
+            "--resolve-tags=false".into(),
         ];
         match lease {
             Some(lease) => args.extend([

@@ -56,6 +56,8 @@ impl Controller {
                 &admin,
                 "--error-retry",
                 "2s",
+                // Its images are on no reachable registry: scan the tags as written.
+                "--resolve-tags=false",
             ])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)

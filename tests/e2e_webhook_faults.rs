@@ -391,6 +391,8 @@ impl Controller {
                 &env.config.display().to_string(),
                 "--error-retry",
                 "2s",
+                // Its images are on no reachable registry: scan the tags as written.
+                "--resolve-tags=false",
             ])
             .env(
                 "KUBECONFIG",
