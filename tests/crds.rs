@@ -157,6 +157,7 @@ fn status_schema_has_the_design_fields() {
             "observedPolicyGeneration",
             "observedTemplateGeneration",
             "phase",
+            "resolved",
             "scannedAt",
             "scannedBy",
             "violations",
