@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::cache::Caches;
 use super::events::phase_note;
 use super::job::{JobSummary, build_job};
-use super::kinds::ScanKind;
+use super::kinds::{ScanKind, check_resolved};
 use super::metrics::{ApiResource, Metrics, Verb};
 use super::plan::{
     Observed, ObservedReport, Outcomes, Plan, ReportFacts, ResolveTarget, Rules, Step, plan, settle,
@@ -209,6 +209,29 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
     let namespace = scan.namespace().unwrap_or_default();
     let uid = scan.uid().unwrap_or_default();
     let settings = scan.settings().clone();
+    let key = failure_key(scan);
+    let mut written = ctx
+        .written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = match written.get(&key) {
+        Some((over, status)) if *over == scan.resource_version() => Some(status.clone()),
+        Some(_) => {
+            written.remove(&key);
+            scan.scan_status().cloned()
+        }
+        None => scan.scan_status().cloned(),
+    };
+    drop(written);
+    let resolve = ctx
+        .resolver
+        .as_ref()
+        .and_then(|_| scan.tag_to_resolve())
+        .map(|image| ResolveTarget {
+            image,
+            pull_secret: scan.image_pull_secret().map(str::to_string),
+        });
+    let resolution = previous.as_ref().and_then(|p| p.resolved.as_ref());
     let report = Caches::get(&caches.reports, &namespace, &config_map_name(&name))
         .filter(|cm| belongs_to(cm, &uid, &name))
         .map(|cm| ObservedReport {
@@ -216,6 +239,11 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
             read: read_report(&cm).and_then(|(report, stored_at)| {
                 // A report for another image (or repository) is refused, never used.
                 scan.check_report(&report).map_err(|e| e.to_string())?;
+                // A tag resolved before the Job: the report must be of that content.
+                if let Some(target) = &resolve {
+                    check_resolved(&target.image, resolution, &report)
+                        .map_err(|e| e.to_string())?;
+                }
                 Ok(ReportFacts {
                     artifact: scan.artifact(&report),
                     exception_image: scan.exception_image(Some(&report)),
@@ -259,20 +287,6 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
                 .is_some_and(|ns| sources.contains(&ns.as_str()))
         })
         .collect();
-    let key = failure_key(scan);
-    let mut written = ctx
-        .written
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let previous = match written.get(&key) {
-        Some((over, status)) if *over == scan.resource_version() => Some(status.clone()),
-        Some(_) => {
-            written.remove(&key);
-            scan.scan_status().cloned()
-        }
-        None => scan.scan_status().cloned(),
-    };
-    drop(written);
     let now = Timestamp::now();
     Observed {
         uid,
@@ -280,14 +294,7 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         deleting: scan.meta().deletion_timestamp.is_some(),
         created: scan.meta().creation_timestamp.as_ref().map_or(now, |t| t.0),
         rescan_request: scan.annotations().get(RESCAN_ANNOTATION).cloned(),
-        resolve: ctx
-            .resolver
-            .as_ref()
-            .and_then(|_| scan.tag_to_resolve())
-            .map(|image| ResolveTarget {
-                image,
-                pull_secret: scan.image_pull_secret().map(str::to_string),
-            }),
+        resolve,
         settings,
         previous,
         report,
@@ -315,8 +322,6 @@ async fn apply<K: ScanKind>(
     let mut pinned: Option<ImageRef> = None;
     for step in steps {
         match step {
-            // Planned only when there is a resolver.
-            Step::Resolve(_) if ctx.resolver.is_none() => {}
             Step::Resolve(target) => match resolve(target, namespace, ctx).await {
                 Ok(resolved) => {
                     tracing::info!(image = %target.image, digest = %resolved.digest, "tag resolved");
@@ -390,6 +395,12 @@ async fn apply<K: ScanKind>(
 /// What the target's tag names at its registry now, asked with the credentials of the scan's
 /// imagePullSecret for that registry (the Secret read by name in the scan's namespace).
 async fn resolve(target: &ResolveTarget, namespace: &str, ctx: &Context) -> Result<Resolved> {
+    // Planned only with a resolver (see `observe`).
+    let Some(resolver) = &ctx.resolver else {
+        return Err(Error::Registry(Box::new(crate::registry::Error::Client(
+            "tag resolution is off (--resolve-tags=false)".into(),
+        ))));
+    };
     let config = match &target.pull_secret {
         Some(name) => Some(pull_secret(name, namespace, ctx).await?),
         None => None,
@@ -397,15 +408,10 @@ async fn resolve(target: &ResolveTarget, namespace: &str, ctx: &Context) -> Resu
     let credentials = config
         .as_ref()
         .and_then(|c| c.credentials_for(target.image.registry()));
-    match &ctx.resolver {
-        Some(resolver) => resolver
-            .resolve(&target.image, credentials)
-            .await
-            .map_err(|e| Error::Registry(Box::new(e))),
-        None => Err(Error::Registry(Box::new(crate::registry::Error::Client(
-            "tag resolution is off (--resolve-tags=false)".into(),
-        )))),
-    }
+    resolver
+        .resolve(&target.image, credentials)
+        .await
+        .map_err(|e| Error::Registry(Box::new(e)))
 }
 
 /// The `.dockerconfigjson` of the Secret `name` in `namespace`.
