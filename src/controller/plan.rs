@@ -203,7 +203,7 @@ impl Work {
             p.conditions
                 .iter()
                 .find(|c| c.type_ == ConditionType::Succeeded && c.status == ConditionStatus::False)
-                .map(|c| (c.message.clone(), c.error.clone().unwrap_or_default()))
+                .cloned()
         });
         let message = match shown {
             Some(shown) if !show => shown,
@@ -1545,6 +1545,16 @@ mod tests {
         assert!(w.slot.is_some());
         let w = w.queued(&queued_decision(1, 2), &o);
         assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        let queued = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        // Still saying why it failed while it waits.
+        assert_eq!(queued.phase, Some(Phase::Error));
+        assert_eq!(
+            condition_of(&queued, ConditionType::Succeeded).map(|c| c.reason.as_str()),
+            Some("ResolveFailed")
+        );
+        assert_eq!(crate::api::consistency_problem(&queued.conditions), None);
 
         // A new generation (the spec was fixed) is resolved at once.
         let mut fixed = o.clone();

@@ -25,10 +25,11 @@ pub enum ScanState {
     /// The Job failed, or completed without a readable report.
     Failed { message: String, error: String },
     /// The scan waits for a slot to start its Job (`message` says its place); a retry keeps
-    /// showing the failure it retries (`failure`: the Succeeded message and cause).
+    /// showing the failure it retries (`failure`: the `Succeeded=False` condition, its reason
+    /// `Error` or `ResolveFailed`).
     Queued {
         message: String,
-        failure: Option<(String, String)>,
+        failure: Option<Condition>,
     },
     /// `spec.suspend` stopped the scan before it finished: its Job is deleted.
     Canceled,
@@ -171,8 +172,8 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         }
         ScanState::Queued { message, failure } => {
             conditions.push(Condition::queued(message.clone()));
-            if let Some((message, error)) = failure {
-                conditions.push(Condition::scan_failed(message.clone(), error.clone()));
+            if let Some(failed) = failure {
+                conditions.push(failed.clone());
             }
         }
         ScanState::Canceled => conditions.push(Condition::canceled(CANCELED_MESSAGE)),
