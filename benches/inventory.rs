@@ -202,6 +202,8 @@ impl Controller {
         let admin = format!("127.0.0.1:{port}");
         let child = Command::new(scangate_binary().0)
             .args(["controller", "--admin-listen", &admin])
+            // The scanned images are on no reachable registry: scan the tags as written.
+            .arg("--resolve-tags=false")
             .arg("--leader-election=false")
             .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller")?)
             .env("SCANGATE_LOG", "warn")

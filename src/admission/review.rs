@@ -1183,6 +1183,7 @@ mod tests {
             rescanning: false,
             image: crate::image::ImageRef::parse(&format!("nginx:1.27@{digest}"))
                 .unwrap_or_else(|e| panic!("{e}")),
+            speaks_for_tag: true,
             policy: None,
             violations: vec![],
             as_of: Timestamp::UNIX_EPOCH,

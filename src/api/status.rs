@@ -136,6 +136,9 @@ pub mod reason {
     pub const QUEUED: &str = "Queued";
     /// `Scanning=False`: `spec.suspend` stopped the scan before it finished.
     pub const CANCELED: &str = "Canceled";
+    /// `Scanning=False` and `Succeeded=False`: the image's tag could not be resolved at its
+    /// registry, so no scan Job was started.
+    pub const RESOLVE_FAILED: &str = "ResolveFailed";
 }
 
 /// Messages of the status contract (the ones that are fixed strings).
@@ -147,6 +150,8 @@ pub mod message {
     pub const RESULTS_SENT: &str = "The scan results were sent to the metadata store";
     pub const STORE_NOT_CONFIGURED: &str = "The metadata store integration is not configured";
     pub const SENDING_FAILED: &str = "The scan results could not be sent to the metadata store";
+    pub const NOT_RESOLVED: &str =
+        "No scan job was started: the image's tag could not be resolved at its registry";
 
     /// `Policy violated because of X CVEs`, X being the number of unique CVE ids.
     pub fn policy_violated(unique_cves: usize) -> String {
@@ -155,7 +160,7 @@ pub mod message {
 }
 
 /// One entry of `status.conditions`.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
@@ -243,6 +248,28 @@ impl Condition {
             reason::CANCELED,
             message.into(),
         )
+    }
+
+    /// `Scanning=False/ResolveFailed`: no Job was started, the tag could not be resolved.
+    pub fn not_resolved() -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason::RESOLVE_FAILED,
+            message::NOT_RESOLVED.into(),
+        )
+    }
+
+    /// `Succeeded=False/ResolveFailed`, with the registry's error as message and cause.
+    pub fn resolve_failed(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
+        Self::new(
+            ConditionType::Succeeded,
+            ConditionStatus::False,
+            reason::RESOLVE_FAILED,
+            cause.clone(),
+        )
+        .with_error(cause)
     }
 
     /// `Succeeded=True/JobFinished`, with the last seen job status as message.
@@ -335,9 +362,14 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
     use ConditionType::*;
     match (type_, status) {
         (Scanning, True) => &[reason::JOB_STARTED],
-        (Scanning, False) => &[reason::JOB_FINISHED, reason::QUEUED, reason::CANCELED],
+        (Scanning, False) => &[
+            reason::JOB_FINISHED,
+            reason::QUEUED,
+            reason::CANCELED,
+            reason::RESOLVE_FAILED,
+        ],
         (Succeeded, True) => &[reason::JOB_FINISHED],
-        (Succeeded, False) => &[reason::ERROR],
+        (Succeeded, False) => &[reason::ERROR, reason::RESOLVE_FAILED],
         (SendingResults, True) => &[reason::SENT],
         (SendingResults, False) => &[reason::NOT_CONFIGURED, reason::ERROR],
         (PolicySucceeded, True) => &[reason::EVALUATION_PASSED],
@@ -584,6 +616,11 @@ pub struct ScanStatus {
     /// "not scanned yet" for an image that has a verdict. Written by scangate only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<LastResult>,
+    /// What the image's tag named at its registry when the controller last resolved it, before
+    /// starting a scan Job on exactly that digest. Only for ImageScans by tag; written by
+    /// scangate only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolution>,
     /// The value of the `scangate.dev/rescan` annotation the controller last started a scan
     /// for: a new value rescans once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -615,6 +652,46 @@ pub struct LastResult {
     /// Where the report came from: the scan Job, or the identity that pushed it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+}
+
+/// A tag resolved at its registry.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    /// The tag and the digest it named, `repository:tag@sha256:…`: the manifest, or for a
+    /// multi-platform image the index.
+    pub image: String,
+    /// The media type of what the digest names (an OCI or Docker manifest or index).
+    pub media_type: String,
+    /// For an index, its platform manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<ResolvedPlatform>,
+    /// When the registry was asked.
+    pub resolved_at: Time,
+}
+
+/// One platform's manifest in a resolved index.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPlatform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub digest: String,
+}
+
+impl Resolution {
+    /// The resolved digest (`sha256:…`), when `image` names one.
+    pub fn digest(&self) -> Option<&str> {
+        self.image.rsplit_once('@').map(|(_, digest)| digest)
+    }
+
+    /// Whether `digest` is the resolved content: the manifest or index itself, or one of the
+    /// index's platform manifests (a scanner may report either).
+    pub fn covers(&self, digest: &str) -> bool {
+        self.digest() == Some(digest) || self.platforms.iter().any(|p| p.digest == digest)
+    }
 }
 
 /// At most this many violations are kept in the status.
@@ -670,6 +747,43 @@ mod tests {
         }
         // A finished Job without its result is still inconsistent.
         assert!(consistency_problem(&[Condition::job_finished()]).is_some());
+    }
+
+    #[test]
+    fn an_unresolvable_tag_is_an_error_and_consistent() {
+        let conditions = [
+            Condition::not_resolved(),
+            Condition::resolve_failed("registry r.example refused access"),
+        ];
+        assert_eq!(phase(&conditions), Phase::Error);
+        assert_eq!(consistency_problem(&conditions), None);
+        assert_eq!(
+            conditions[1].error.as_deref(),
+            Some("registry r.example refused access")
+        );
+    }
+
+    #[test]
+    fn a_resolution_covers_its_digest_and_its_platforms() {
+        let (index, arm) = (
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+        );
+        let resolution = Resolution {
+            image: format!("r.example/app:1@{index}"),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            platforms: vec![ResolvedPlatform {
+                os: "linux".into(),
+                architecture: "arm64".into(),
+                variant: Some("v8".into()),
+                digest: arm.clone(),
+            }],
+            resolved_at: Time(jiff::Timestamp::UNIX_EPOCH),
+        };
+        assert_eq!(resolution.digest(), Some(index.as_str()));
+        assert!(resolution.covers(&index));
+        assert!(resolution.covers(&arm));
+        assert!(!resolution.covers(&format!("sha256:{}", "c".repeat(64))));
     }
 
     #[test]

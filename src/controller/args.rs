@@ -86,4 +86,18 @@ pub struct ControllerArgs {
     pub policy: PolicyLimitArgs,
     #[command(flatten)]
     pub results: super::results::ResultsArgs,
+    /// Resolve an ImageScan's tag at its registry (with the scan's imagePullSecret) before
+    /// starting its scan Job, and scan exactly that digest (`status.resolved` records it).
+    /// `--resolve-tags=false`: the Job is given the tag as written.
+    #[arg(
+        long,
+        env = "SCANGATE_RESOLVE_TAGS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub resolve_tags: bool,
+    /// PEM CA certificate(s) registries' certificates are checked against when resolving tags
+    /// (default: the platform's trust store).
+    #[arg(long, env = "SCANGATE_REGISTRY_CA_FILE")]
+    pub registry_ca_file: Option<PathBuf>,
 }

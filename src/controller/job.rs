@@ -15,6 +15,7 @@ use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use super::kinds::{ScanKind, env};
+use crate::image::ImageRef;
 use crate::report::{SCAN_LABEL, scan_label_value};
 
 /// Annotations recording what a Job was created for.
@@ -91,13 +92,15 @@ pub fn owner_reference<K: ScanKind>(scan: &K) -> OwnerReference {
 /// `SCAN_*` environment variables of every (init) container, the image pull secret, the git
 /// SSH key mounted read-only, `restartPolicy: Never` unless set, the scanner's
 /// `service_account` unless the template names it, no retries by the Job controller (scangate
-/// retries), and a TTL after it finishes.
+/// retries), and a TTL after it finishes. `resolved` is the image the Job scans in place of
+/// the spec's (its tag pinned to the digest the registry served).
 pub fn build_job<K: ScanKind>(
     scan: &K,
     template: &PodSpec,
     key: &JobKey,
     ttl_after_finished: Duration,
     service_account: &str,
+    resolved: Option<&ImageRef>,
 ) -> Job {
     let name = scan.name_any();
     let namespace = scan.namespace().unwrap_or_default();
@@ -132,7 +135,10 @@ pub fn build_job<K: ScanKind>(
     let mut vars: Vec<(String, String)> = scan
         .target_env()
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
+        .map(|(k, v)| match (k, resolved) {
+            (env::IMAGE, Some(image)) => (k.to_string(), image.to_string()),
+            _ => (k.to_string(), v),
+        })
         .collect();
     vars.push((env::NAME.into(), name.clone()));
     vars.push((env::NAMESPACE.into(), namespace.clone()));
@@ -635,6 +641,7 @@ mod tests {
             &key(0),
             Duration::from_secs(3600),
             "scangate-scanner",
+            None,
         );
         assert_eq!(job.metadata.name, Some(job_name("nginx-scan", &key(0))));
         assert_eq!(job.metadata.namespace.as_deref(), Some("apps"));
@@ -714,6 +721,32 @@ mod tests {
     }
 
     #[test]
+    fn a_resolved_tag_is_scanned_by_its_digest() {
+        let digest = format!("sha256:{}", "d".repeat(64));
+        let pinned =
+            ImageRef::parse(&format!("nginx:1.27@{digest}")).unwrap_or_else(|e| panic!("{e}"));
+        let job = build_job(
+            &image_scan(None),
+            &template(),
+            &key(0),
+            Duration::from_secs(60),
+            "scangate-scanner",
+            Some(&pinned),
+        );
+        let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        for container in pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+        {
+            assert_eq!(
+                env_of(container)["SCAN_IMAGE"],
+                format!("docker.io/library/nginx:1.27@{digest}")
+            );
+        }
+    }
+
+    #[test]
     fn keeps_the_service_account_the_template_names() {
         let mut spec = template();
         spec.service_account_name = Some("scanner".into());
@@ -723,6 +756,7 @@ mod tests {
             &key(0),
             Duration::from_secs(60),
             "scangate-scanner",
+            None,
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
         assert_eq!(pod.service_account_name.as_deref(), Some("scanner"));
@@ -738,6 +772,7 @@ mod tests {
             &key(0),
             Duration::from_secs(60),
             "scangate-scanner",
+            None,
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
         assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
@@ -768,6 +803,7 @@ mod tests {
             &key(0),
             Duration::from_secs(60),
             "scangate-scanner",
+            None,
         );
         let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
         assert_eq!(owner.kind, "SourceScan");
@@ -815,6 +851,7 @@ mod tests {
             &key(0),
             Duration::from_secs(60),
             "scangate-scanner",
+            None,
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
         assert_eq!(

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    Artifact, BlobArtifact, GitArtifact, GitSpec, ImageScan, RegistryArtifact, ScanSettings,
-    ScanStatus, SourceScan,
+    Artifact, BlobArtifact, GitArtifact, GitSpec, ImageScan, RegistryArtifact, Resolution,
+    ScanSettings, ScanStatus, SourceScan,
 };
 use crate::image::ImageRef;
 use crate::report::Report;
@@ -53,6 +53,11 @@ pub trait ScanKind:
     fn image_pull_secret(&self) -> Option<&str> {
         None
     }
+    /// The image to resolve at its registry before a Job scans it: an ImageScan's image when
+    /// it names a tag and no digest (a digest is scanned as it is).
+    fn tag_to_resolve(&self) -> Option<ImageRef> {
+        None
+    }
     /// The git repository, for SourceScans of one.
     fn git(&self) -> Option<&GitSpec> {
         None
@@ -75,6 +80,31 @@ pub fn resolved_image(spec_image: &str, report: Option<&Report>) -> Option<Image
     }
 }
 
+/// Whether a report is of the content the scan's tag was resolved to before its Job started
+/// (`status.resolved`, for the spec's tag `tag`): its digest is the resolved manifest or index,
+/// or one of the index's platform manifests. Nothing to check without a resolution of that
+/// tag.
+pub fn check_resolved(
+    tag: &ImageRef,
+    resolution: Option<&Resolution>,
+    report: &Report,
+) -> Result<(), super::target::Error> {
+    let Some(resolution) = resolution
+        .filter(|r| ImageRef::parse(&r.image).ok().and_then(|i| i.by_tag()) == tag.by_tag())
+    else {
+        return Ok(());
+    };
+    if report
+        .artifact
+        .digest
+        .as_deref()
+        .is_some_and(|d| resolution.covers(d))
+    {
+        return Ok(());
+    }
+    super::target::check_image(&resolution.image, &report.artifact)
+}
+
 impl ScanKind for ImageScan {
     fn settings(&self) -> &ScanSettings {
         &self.spec.scan
@@ -95,6 +125,12 @@ impl ScanKind for ImageScan {
 
     fn image_pull_secret(&self) -> Option<&str> {
         self.spec.registry.image_pull_secret.as_deref()
+    }
+
+    fn tag_to_resolve(&self) -> Option<ImageRef> {
+        ImageRef::parse(&self.spec.registry.image)
+            .ok()
+            .filter(|image| image.digest().is_none())
     }
 
     fn artifact(&self, report: &Report) -> Artifact {
@@ -241,6 +277,54 @@ mod tests {
                 .exception_image(Some(&report(Some(other))))
                 .and_then(|i| i.digest().map(String::from)),
             Some(DIGEST.into())
+        );
+    }
+
+    #[test]
+    fn a_report_must_be_of_the_content_the_tag_was_resolved_to() {
+        let other = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let platform = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let tag = ImageRef::parse("busybox:1.32.1").unwrap_or_else(|e| panic!("{e}"));
+        let resolution = Resolution {
+            image: format!("docker.io/library/busybox:1.32.1@{DIGEST}"),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            platforms: vec![crate::api::ResolvedPlatform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+                digest: platform.into(),
+            }],
+            resolved_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+        };
+        let of = |digest: Option<&str>| Report {
+            artifact: ReportArtifact {
+                name: "busybox:1.32.1".into(),
+                digest: digest.map(Into::into),
+                ..ReportArtifact::default()
+            },
+            ..Report::default()
+        };
+        let check = |r: Option<&Resolution>, digest| check_resolved(&tag, r, &of(digest));
+        assert_eq!(check(Some(&resolution), Some(DIGEST)), Ok(()));
+        assert_eq!(check(Some(&resolution), Some(platform)), Ok(()));
+        let moved = check(Some(&resolution), Some(other))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            moved.as_deref().is_some_and(|e| e.contains(&format!(
+                "this scan is for docker.io/library/busybox:1.32.1@{DIGEST}"
+            ))),
+            "{moved:?}"
+        );
+        assert!(check(Some(&resolution), None).is_err());
+        // No resolution, or one of another tag: nothing to check.
+        assert_eq!(check(None, Some(other)), Ok(()));
+        let retagged = ImageRef::parse("busybox:1.33").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            check_resolved(&retagged, Some(&resolution), &of(Some(other))),
+            Ok(())
         );
     }
 

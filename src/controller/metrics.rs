@@ -65,6 +65,8 @@ pub enum ApiResource {
     configmaps,
     /// A phase event (the recorder patches a repeated one).
     events,
+    /// A scan's imagePullSecret, read to resolve its image's tag.
+    secrets,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -121,6 +121,46 @@ pub enum Error {
     },
     #[error(transparent)]
     Config(#[from] crate::admission::config::Error),
+    #[error(
+        "the imagePullSecret {namespace}/{name} does not exist: create it (type \
+         kubernetes.io/dockerconfigjson) or remove it from the scan"
+    )]
+    PullSecretMissing { namespace: String, name: String },
+    #[error(
+        "cannot read the imagePullSecret {namespace}/{name} (the controller needs `get` on \
+         Secrets): {cause}"
+    )]
+    PullSecretUnreadable {
+        namespace: String,
+        name: String,
+        #[source]
+        cause: kube::Error,
+    },
+    #[error(
+        "the imagePullSecret {namespace}/{name} is of type {type_:?} and has no \
+         .dockerconfigjson: make it a kubernetes.io/dockerconfigjson Secret \
+         (kubectl create secret docker-registry)"
+    )]
+    PullSecretType {
+        namespace: String,
+        name: String,
+        type_: String,
+    },
+    #[error("the imagePullSecret {namespace}/{name}: {cause}")]
+    PullSecretFormat {
+        namespace: String,
+        name: String,
+        #[source]
+        cause: Box<crate::registry::Error>,
+    },
+    #[error("cannot read the registry CA file {path}: {cause}")]
+    RegistryCaFile {
+        path: std::path::PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error(transparent)]
+    Registry(Box<crate::registry::Error>),
     #[error(transparent)]
     PolicySandbox(#[from] crate::sandbox::Error),
     #[error("cannot encode JSON: {0}")]
@@ -200,6 +240,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(leader::default_identity);
     let config = Arc::new(AdmissionConfig::load(args.config.as_deref())?);
+    let resolver = registry_resolver(&args)?;
 
     // SIGTERM or SIGINT: stop taking new reconciles, let those running finish.
     let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
@@ -232,6 +273,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         identity,
         config,
         store,
+        resolver,
         lease: lease.as_ref(),
     };
     loop {
@@ -286,7 +328,26 @@ struct Term<'a> {
     identity: String,
     config: Arc<AdmissionConfig>,
     store: Option<store::MetadataStore>,
+    resolver: Option<crate::registry::Resolver>,
     lease: Option<&'a (Api<Lease>, leader::LeaseConfig)>,
+}
+
+/// The registry client that resolves scans' tags (`--resolve-tags`), trusting
+/// `--registry-ca-file` when given, else the platform's roots.
+fn registry_resolver(args: &ControllerArgs) -> Result<Option<crate::registry::Resolver>> {
+    if !args.resolve_tags {
+        return Ok(None);
+    }
+    let ca = match &args.registry_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|cause| Error::RegistryCaFile {
+            path: path.clone(),
+            cause,
+        })?),
+        None => None,
+    };
+    crate::registry::Resolver::new(ca.as_deref())
+        .map(Some)
+        .map_err(|e| Error::Registry(Box::new(e)))
 }
 
 impl Term<'_> {
@@ -373,6 +434,7 @@ impl Term<'_> {
                 error_retry: args.error_retry,
                 job_ttl: args.job_ttl,
             },
+            resolver: self.resolver.clone(),
             store: self.store.clone(),
             policies,
             metrics: self.admin.metrics.clone(),

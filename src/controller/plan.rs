@@ -1,6 +1,7 @@
 //! The planner of one reconcile, pure. From what the caches hold for a scan ([`Observed`]),
 //! [`plan`] decides the effects ([`Step`]: delete the previous report or a stale Job, create
-//! (or adopt) the Job, evaluate the policy, send the results); from their outcomes
+//! (or adopt) the Job, resolving the image's tag at its registry first, evaluate the policy,
+//! send the results); from their outcomes
 //! ([`Outcomes`]), [`settle`] decides the status to write (none when it equals the observed
 //! one), whether to publish the phase event, and when to come back. The reconciler only
 //! gathers the inputs and executes what these say.
@@ -21,10 +22,11 @@ use super::status::{
 use crate::admission::config::AdmissionConfig;
 use crate::admission::scanning::template_pod;
 use crate::api::{
-    Artifact, ConditionStatus, ConditionType, ScanException, ScanPolicy, ScanSettings, ScanStatus,
-    ScanTemplate, Scanner, reason,
+    Artifact, ConditionStatus, ConditionType, Resolution, ResolvedPlatform, ScanException,
+    ScanPolicy, ScanSettings, ScanStatus, ScanTemplate, Scanner, reason,
 };
 use crate::image::ImageRef;
+use crate::registry::Resolved;
 use crate::report::Report;
 
 /// The Succeeded message of a scan whose report was pushed (no template).
@@ -51,6 +53,15 @@ pub struct ObservedReport {
     pub reported_by: Option<String>,
 }
 
+/// An image's tag to resolve at its registry before its scan Job starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveTarget {
+    /// The spec's image: a tag, no digest.
+    pub image: ImageRef,
+    /// The scan's imagePullSecret, read in the scan's namespace.
+    pub pull_secret: Option<String>,
+}
+
 /// Everything one reconcile decides from: the scan and what the caches hold for it.
 #[derive(Clone, Debug)]
 pub struct Observed {
@@ -66,6 +77,9 @@ pub struct Observed {
     pub rescan_request: Option<String>,
     /// The scan's `scangate.dev/reevaluate` annotation.
     pub reevaluate_request: Option<String>,
+    /// The tag to resolve before a Job starts: ImageScans by tag (no digest), when the
+    /// controller resolves tags.
+    pub resolve: Option<ResolveTarget>,
     pub settings: ScanSettings,
     pub previous: Option<ScanStatus>,
     pub report: Option<ObservedReport>,
@@ -93,6 +107,10 @@ pub struct Rules<'a> {
 /// One effect of a reconcile, in the order of [`Work::steps`].
 #[derive(Clone, Debug)]
 pub enum Step {
+    /// Resolve the image's tag at its registry, with the scan's pull secret; first, before a
+    /// [`Step::CreateJob`]. Its outcome is the digest the Job scans; when it fails, the steps
+    /// after it are not run (the previous report stays, no Job starts).
+    Resolve(ResolveTarget),
     /// Delete the previous report before a new scan, so it never passes for the new one's.
     DeleteReport { name: String },
     /// Delete a Job of an earlier key that still runs.
@@ -215,13 +233,17 @@ impl Work {
                     .find(|c| c.type_ == ConditionType::Scanning && c.reason == reason::QUEUED)
             })
             .map(|c| c.message.clone());
-        self.steps
-            .retain(|s| !matches!(s, Step::CreateJob { .. } | Step::DeleteReport { .. }));
+        self.steps.retain(|s| {
+            !matches!(
+                s,
+                Step::Resolve(_) | Step::CreateJob { .. } | Step::DeleteReport { .. }
+            )
+        });
         let failure = o.previous.as_ref().and_then(|p| {
             p.conditions
                 .iter()
                 .find(|c| c.type_ == ConditionType::Succeeded && c.status == ConditionStatus::False)
-                .map(|c| (c.message.clone(), c.error.clone().unwrap_or_default()))
+                .cloned()
         });
         let message = match shown {
             Some(shown) if !show => shown,
@@ -244,6 +266,8 @@ impl Work {
 pub struct Outcomes {
     /// The state of the Job created or adopted, or why the apiserver refused it.
     pub created: Option<Result<JobState, String>>,
+    /// What the tag named at its registry, or why it could not be resolved.
+    pub resolved: Option<Result<Resolved, String>>,
     pub policy: Option<PolicyState>,
     pub sending: Option<SendState>,
 }
@@ -371,32 +395,42 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                     match template_pod(name, &template.spec.template, &rules.config.templates) {
                         // The template's watch brings the scan back when it is fixed.
                         Err(error) => Some(ScanState::Unrunnable { error }),
-                        Ok(()) => {
-                            // A new scan: the old report must not pass for its result.
-                            if report.take().is_some() {
-                                steps.push(Step::DeleteReport {
-                                    name: report_name.clone(),
-                                });
+                        Ok(()) => match resolve_failure(o, rules) {
+                            // The tag could not be resolved a moment ago: again once the
+                            // error-retry delay has passed, not at every watch event.
+                            Some((error, retry)) => {
+                                wake.push(retry);
+                                Some(ScanState::ResolveFailed { error })
                             }
-                            steps.extend(
-                                o.jobs
-                                    .iter()
-                                    .filter(|j| j.state == JobState::Running)
-                                    .map(|j| Step::DeleteJob {
-                                        name: j.name.clone(),
-                                    }),
-                            );
-                            slot = Some(SlotRequest {
-                                job: job_name(&o.name, &key),
-                                since: decided.due_since.unwrap_or(o.created),
-                            });
-                            created_rescan = o.rescan_request.clone();
-                            steps.push(Step::CreateJob {
-                                key,
-                                template: template.clone(),
-                            });
-                            None
-                        }
+                            None => {
+                                if let Some(target) = &o.resolve {
+                                    steps.push(Step::Resolve(target.clone()));
+                                }
+                                // A new scan: the old report must not pass for its result.
+                                if report.take().is_some() {
+                                    steps.push(Step::DeleteReport {
+                                        name: report_name.clone(),
+                                    });
+                                }
+                                steps.extend(
+                                    o.jobs.iter().filter(|j| j.state == JobState::Running).map(
+                                        |j| Step::DeleteJob {
+                                            name: j.name.clone(),
+                                        },
+                                    ),
+                                );
+                                slot = Some(SlotRequest {
+                                    job: job_name(&o.name, &key),
+                                    since: decided.due_since.unwrap_or(o.created),
+                                });
+                                created_rescan = o.rescan_request.clone();
+                                steps.push(Step::CreateJob {
+                                    key,
+                                    template: template.clone(),
+                                });
+                                None
+                            }
+                        },
                     }
                 }
             }
@@ -457,6 +491,59 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
         created_rescan,
         reevaluated,
     }))
+}
+
+/// A resolution of the tag that failed for this generation less than the error-retry delay
+/// ago: its error, and when to try again.
+fn resolve_failure(o: &Observed, rules: Rules<'_>) -> Option<(String, Timestamp)> {
+    o.resolve.as_ref()?;
+    let previous = o.previous.as_ref()?;
+    if previous.observed_generation != o.generation {
+        return None;
+    }
+    let failed = previous.conditions.iter().find(|c| {
+        c.type_ == ConditionType::Succeeded
+            && c.status == ConditionStatus::False
+            && c.reason == reason::RESOLVE_FAILED
+    })?;
+    let retry = failed
+        .last_transition_time
+        .as_ref()?
+        .0
+        .checked_add(jiff::SignedDuration::try_from(rules.error_retry).ok()?)
+        .ok()?;
+    let error = failed
+        .error
+        .clone()
+        .unwrap_or_else(|| failed.message.clone());
+    (o.now < retry).then_some((error, retry))
+}
+
+/// `status.resolved`: what the tag named now, from a resolution's outcome, else what the
+/// previous status recorded for the same tag.
+fn resolution(o: &Observed, outcome: Option<&Result<Resolved, String>>) -> Option<Resolution> {
+    let target = o.resolve.as_ref()?;
+    if let Some(Ok(resolved)) = outcome {
+        let image = target.image.with_digest(&resolved.digest).ok()?;
+        return Some(Resolution {
+            image: image.to_string(),
+            media_type: resolved.media_type.as_str().to_string(),
+            platforms: resolved
+                .platforms
+                .iter()
+                .map(|p| ResolvedPlatform {
+                    os: p.os.clone(),
+                    architecture: p.architecture.clone(),
+                    variant: p.variant.clone(),
+                    digest: p.digest.clone(),
+                })
+                .collect(),
+            resolved_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(o.now),
+        });
+    }
+    o.previous.as_ref()?.resolved.clone().filter(|r| {
+        ImageRef::parse(&r.image).ok().and_then(|i| i.by_tag()) == target.image.by_tag()
+    })
 }
 
 /// The policy state, or the evaluation to run for it, and the report as evaluated (with its
@@ -552,16 +639,25 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
     if matches!(outcomes.created, Some(Ok(_))) && created_rescan.is_some() {
         handled_rescan = created_rescan;
     }
-    let state = match (state, outcomes.created) {
-        (Some(state), _) => state,
-        (None, Some(Ok(job))) => {
+    let resolved = resolution(o, outcomes.resolved.as_ref());
+    let resolve_error = match outcomes.resolved {
+        Some(Err(error)) => Some(error),
+        _ => None,
+    };
+    let state = match (state, resolve_error, outcomes.created) {
+        (Some(state), _, _) => state,
+        (None, Some(error), _) => {
+            retry_errors = true;
+            ScanState::ResolveFailed { error }
+        }
+        (None, None, Some(Ok(job))) => {
             state_from_job(&job, None, &crate::report::config_map_name(&o.name))
         }
-        (None, Some(Err(error))) => {
+        (None, None, Some(Err(error))) => {
             retry_errors = true;
             ScanState::Unrunnable { error }
         }
-        (None, None) => {
+        (None, None, None) => {
             retry_errors = true;
             ScanState::Unrunnable {
                 error: "the scan Job was not created".into(),
@@ -586,6 +682,7 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         state,
         results,
         handled_rescan,
+        resolved,
         now: o.now,
     });
     if let Some(r) = reevaluated {
@@ -713,6 +810,7 @@ mod tests {
             created: ts("2026-01-01T00:00:00Z"),
             rescan_request: None,
             reevaluate_request: None,
+            resolve: None,
             settings: ScanSettings::default(),
             previous: None,
             report: None,
@@ -742,6 +840,11 @@ mod tests {
         work.steps
             .iter()
             .map(|s| match s {
+                Step::Resolve(target) => format!(
+                    "resolve {} with {}",
+                    target.image,
+                    target.pull_secret.as_deref().unwrap_or("no secret")
+                ),
                 Step::DeleteReport { name } => format!("delete report {name}"),
                 Step::DeleteJob { name } => format!("delete job {name}"),
                 Step::CreateJob { key, template } => format!(
@@ -1366,6 +1469,226 @@ mod tests {
             work(&o, rules(&config)).slot.map(|s| s.since),
             Some(ts("2026-01-01T13:00:00Z"))
         );
+    }
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn by_tag(o: Observed) -> Observed {
+        Observed {
+            resolve: Some(ResolveTarget {
+                image: ImageRef::parse("r.example/team/app:1").unwrap_or_else(|e| panic!("{e}")),
+                pull_secret: Some("pull".into()),
+            }),
+            ..with_template(o)
+        }
+    }
+
+    fn resolved(c: char) -> Resolved {
+        Resolved {
+            digest: digest(c),
+            media_type: crate::registry::MediaType::OciIndex,
+            platforms: vec![crate::registry::Platform {
+                os: "linux".into(),
+                architecture: "arm64".into(),
+                variant: Some("v8".into()),
+                digest: digest('f'),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_tag_is_resolved_before_its_job_starts_and_the_status_records_it() {
+        let config = config();
+        let o = by_tag(scan());
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "resolve r.example/team/app:1 with pull",
+                "create job attempt 0 from grype"
+            ]
+        );
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                resolved: Some(Ok(resolved('a'))),
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Scanning));
+        let resolution = status
+            .resolved
+            .clone()
+            .unwrap_or_else(|| panic!("resolved"));
+        assert_eq!(
+            resolution.image,
+            format!("r.example/team/app:1@{}", digest('a'))
+        );
+        assert_eq!(
+            resolution.media_type,
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(resolution.platforms.len(), 1);
+        assert_eq!(resolution.platforms[0].variant.as_deref(), Some("v8"));
+        assert_eq!(resolution.resolved_at.0, o.now);
+
+        // While the Job runs, nothing is resolved again and the resolution stays.
+        let mut running = o.clone();
+        running.previous = Some(status);
+        running.jobs = vec![job("busybox-1", &running, JobState::Running)];
+        let w = work(&running, rules(&config));
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        assert_eq!(
+            settle(&running, w, Outcomes::default(), rules(&config)).write,
+            None
+        );
+    }
+
+    #[test]
+    fn an_unresolvable_tag_starts_no_job_and_is_retried_after_the_error_delay() {
+        let config = config();
+        let mut o = by_tag(scan());
+        let w = work(&o, rules(&config));
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                resolved: Some(Err("registry r.example refused access".into())),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Error));
+        assert_eq!(status.resolved, None);
+        let succeeded = condition_of(&status, ConditionType::Succeeded);
+        assert_eq!(succeeded.map(|c| c.reason.as_str()), Some("ResolveFailed"));
+        assert_eq!(
+            succeeded.map(|c| c.message.as_str()),
+            Some("registry r.example refused access")
+        );
+        assert_eq!(crate::api::consistency_problem(&status.conditions), None);
+
+        // A watch event right after: not asked again, the status stays.
+        o.previous = Some(status);
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        assert!(w.slot.is_none());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write, None);
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+
+        // After the delay: resolved again, through the queue; a queued scan asks nothing.
+        o.now = ts("2026-01-02T00:01:00Z");
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "resolve r.example/team/app:1 with pull",
+                "create job attempt 0 from grype"
+            ]
+        );
+        assert!(w.slot.is_some());
+        let w = w.queued(&queued_decision(1, 2), &o);
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        let queued = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        // Still saying why it failed while it waits.
+        assert_eq!(queued.phase, Some(Phase::Error));
+        assert_eq!(
+            condition_of(&queued, ConditionType::Succeeded).map(|c| c.reason.as_str()),
+            Some("ResolveFailed")
+        );
+        assert_eq!(crate::api::consistency_problem(&queued.conditions), None);
+
+        // A new generation (the spec was fixed) is resolved at once.
+        let mut fixed = o.clone();
+        fixed.now = ts(NOW);
+        fixed.generation = Some(2);
+        assert_eq!(
+            steps(&work(&fixed, rules(&config)))
+                .first()
+                .map(String::as_str),
+            Some("resolve r.example/team/app:1 with pull")
+        );
+    }
+
+    #[test]
+    fn a_rescan_resolves_the_moved_tag_and_keeps_the_last_result() {
+        let config = config();
+        let mut o = by_tag(scan());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let mut done = run(&o, rules(&config), Outcomes::default())
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(done.phase, Some(Phase::Completed));
+        // No resolution in the outcomes and none before: none recorded.
+        assert_eq!(done.resolved, None);
+        done.resolved = resolution(&o, Some(&Ok(resolved('a'))));
+        o.previous = Some(done);
+        o.rescan_request = Some("2026-01-02T00:00:00Z".into());
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "resolve r.example/team/app:1 with pull",
+                "delete report busybox-report",
+                "create job attempt 0 from grype"
+            ]
+        );
+        let status = settle(
+            &o,
+            w,
+            Outcomes {
+                resolved: Some(Ok(resolved('b'))),
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        )
+        .write
+        .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Scanning));
+        assert_eq!(
+            status.resolved.as_ref().and_then(|r| r.digest()),
+            Some(digest('b').as_str())
+        );
+        assert_eq!(status.last_result.map(|l| l.phase), Some(Phase::Completed));
+    }
+
+    #[test]
+    fn a_resolution_of_another_tag_is_not_carried() {
+        let mut o = by_tag(scan());
+        let mut previous = ScanStatus {
+            resolved: resolution(&o, Some(&Ok(resolved('a')))),
+            ..ScanStatus::default()
+        };
+        o.previous = Some(previous.clone());
+        assert_eq!(resolution(&o, None), previous.resolved);
+        if let Some(r) = &mut previous.resolved {
+            r.image = format!("r.example/team/app:2@{}", digest('a'));
+        }
+        o.previous = Some(previous);
+        assert_eq!(resolution(&o, None), None);
+        // Resolution off, or a digest-pinned scan: nothing recorded.
+        o.resolve = None;
+        assert_eq!(resolution(&o, Some(&Ok(resolved('a')))), None);
     }
 
     #[test]

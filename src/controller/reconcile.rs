@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -21,10 +21,10 @@ use tracing::Instrument;
 use super::cache::Caches;
 use super::events::phase_note;
 use super::job::{JobSummary, build_job};
-use super::kinds::ScanKind;
+use super::kinds::{ScanKind, check_resolved};
 use super::metrics::{ApiResource, Metrics, Verb};
 use super::plan::{
-    Observed, ObservedReport, Outcomes, Plan, ReportFacts, Rules, Step, plan, settle,
+    Observed, ObservedReport, Outcomes, Plan, ReportFacts, ResolveTarget, Rules, Step, plan, settle,
 };
 use super::policy::PolicyCache;
 use super::queue::{Decision, Queue, ScanId};
@@ -34,7 +34,9 @@ use super::writes::{StatusWrite, backoff, classify};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
 use crate::api::{Phase, ScanPolicy, ScanStatus};
+use crate::image::ImageRef;
 use crate::policy::outcome;
+use crate::registry::{DockerConfig, Resolved, Resolver};
 use crate::report::{
     REPORTED_BY, Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value,
 };
@@ -69,6 +71,8 @@ pub struct Context {
     /// template written before the rule never produces a pod).
     pub config: Arc<AdmissionConfig>,
     pub settings: Settings,
+    /// Resolves ImageScans' tags before their Jobs start; `None` with `--resolve-tags=false`.
+    pub resolver: Option<Resolver>,
     pub store: Option<MetadataStore>,
     pub policies: PolicyCache,
     pub metrics: Arc<Metrics>,
@@ -209,6 +213,29 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
     let namespace = scan.namespace().unwrap_or_default();
     let uid = scan.uid().unwrap_or_default();
     let settings = scan.settings().clone();
+    let key = failure_key(scan);
+    let mut written = ctx
+        .written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = match written.get(&key) {
+        Some((over, status)) if *over == scan.resource_version() => Some(status.clone()),
+        Some(_) => {
+            written.remove(&key);
+            scan.scan_status().cloned()
+        }
+        None => scan.scan_status().cloned(),
+    };
+    drop(written);
+    let resolve = ctx
+        .resolver
+        .as_ref()
+        .and_then(|_| scan.tag_to_resolve())
+        .map(|image| ResolveTarget {
+            image,
+            pull_secret: scan.image_pull_secret().map(str::to_string),
+        });
+    let resolution = previous.as_ref().and_then(|p| p.resolved.as_ref());
     let report = Caches::get(&caches.reports, &namespace, &config_map_name(&name))
         .filter(|cm| belongs_to(cm, &uid, &name))
         .map(|cm| ObservedReport {
@@ -216,6 +243,11 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
             read: read_report(&cm).and_then(|(report, stored_at)| {
                 // A report for another image (or repository) is refused, never used.
                 scan.check_report(&report).map_err(|e| e.to_string())?;
+                // A tag resolved before the Job: the report must be of that content.
+                if let Some(target) = &resolve {
+                    check_resolved(&target.image, resolution, &report)
+                        .map_err(|e| e.to_string())?;
+                }
                 Ok(ReportFacts {
                     artifact: scan.artifact(&report),
                     exception_image: scan.exception_image(Some(&report)),
@@ -259,20 +291,6 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
                 .is_some_and(|ns| sources.contains(&ns.as_str()))
         })
         .collect();
-    let key = failure_key(scan);
-    let mut written = ctx
-        .written
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let previous = match written.get(&key) {
-        Some((over, status)) if *over == scan.resource_version() => Some(status.clone()),
-        Some(_) => {
-            written.remove(&key);
-            scan.scan_status().cloned()
-        }
-        None => scan.scan_status().cloned(),
-    };
-    drop(written);
     let now = Timestamp::now();
     Observed {
         uid,
@@ -281,6 +299,7 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         created: scan.meta().creation_timestamp.as_ref().map_or(now, |t| t.0),
         rescan_request: scan.annotations().get(RESCAN_ANNOTATION).cloned(),
         reevaluate_request: scan.annotations().get(REEVALUATE_ANNOTATION).cloned(),
+        resolve,
         settings,
         previous,
         report,
@@ -304,8 +323,23 @@ async fn apply<K: ScanKind>(
     let namespace = &observed.namespace;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     let mut outcomes = Outcomes::default();
+    // The image the Job scans in place of the spec's: the tag pinned to its resolved digest.
+    let mut pinned: Option<ImageRef> = None;
     for step in steps {
         match step {
+            Step::Resolve(target) => match resolve(target, namespace, ctx).await {
+                Ok(resolved) => {
+                    tracing::info!(image = %target.image, digest = %resolved.digest, "tag resolved");
+                    pinned = target.image.with_digest(&resolved.digest).ok();
+                    outcomes.resolved = Some(Ok(resolved));
+                }
+                Err(error) => {
+                    tracing::warn!(image = %target.image, %error, "tag not resolved: no scan Job");
+                    outcomes.resolved = Some(Err(error.to_string()));
+                    // No Job, and the previous report stays: the steps after it are not run.
+                    return Ok(outcomes);
+                }
+            },
             Step::DeleteReport { name } => {
                 let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
                 ctx.metrics.requested(Verb::delete, ApiResource::configmaps);
@@ -329,6 +363,7 @@ async fn apply<K: ScanKind>(
                     key,
                     ctx.settings.job_ttl,
                     &ctx.config.templates.service_account,
+                    pinned.as_ref(),
                 );
                 let created = match create_or_adopt(&jobs, &job, &observed.uid, &ctx.metrics)
                     .await?
@@ -361,6 +396,65 @@ async fn apply<K: ScanKind>(
     }
     Ok(outcomes)
 }
+
+/// What the target's tag names at its registry now, asked with the credentials of the scan's
+/// imagePullSecret for that registry (the Secret read by name in the scan's namespace).
+async fn resolve(target: &ResolveTarget, namespace: &str, ctx: &Context) -> Result<Resolved> {
+    // Planned only with a resolver (see `observe`).
+    let Some(resolver) = &ctx.resolver else {
+        return Err(Error::Registry(Box::new(crate::registry::Error::Client(
+            "tag resolution is off (--resolve-tags=false)".into(),
+        ))));
+    };
+    let config = match &target.pull_secret {
+        Some(name) => Some(pull_secret(name, namespace, ctx).await?),
+        None => None,
+    };
+    let credentials = config
+        .as_ref()
+        .and_then(|c| c.credentials_for(target.image.registry()));
+    resolver
+        .resolve(&target.image, credentials)
+        .await
+        .map_err(|e| Error::Registry(Box::new(e)))
+}
+
+/// The `.dockerconfigjson` of the Secret `name` in `namespace`.
+async fn pull_secret(name: &str, namespace: &str, ctx: &Context) -> Result<DockerConfig> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    ctx.metrics.requested(Verb::get, ApiResource::secrets);
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|cause| Error::PullSecretUnreadable {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            cause,
+        })?
+        .ok_or_else(|| Error::PullSecretMissing {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })?;
+    let json = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(DOCKER_CONFIG_KEY))
+        .filter(|_| secret.type_.as_deref() == Some(DOCKER_CONFIG_TYPE))
+        .ok_or_else(|| Error::PullSecretType {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            type_: secret.type_.clone().unwrap_or_default(),
+        })?;
+    DockerConfig::parse(&json.0).map_err(|cause| Error::PullSecretFormat {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        cause: Box::new(cause),
+    })
+}
+
+/// The type of a pull secret, and its key.
+const DOCKER_CONFIG_TYPE: &str = "kubernetes.io/dockerconfigjson";
+const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
 
 /// Writes the scan's status (server-side apply) and counts the write. `None` when written;
 /// when the apiserver refused it or could not be reached, the delay after which to try again

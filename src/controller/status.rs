@@ -4,8 +4,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Condition, ConditionStatus, ConditionType, CveCount, LastResult, Phase, ScanStatus,
-    ScannedBy, Scanner, phase, reason,
+    Artifact, Condition, ConditionStatus, ConditionType, CveCount, LastResult, Phase, Resolution,
+    ScanStatus, ScannedBy, Scanner, phase, reason,
 };
 use crate::policy::Outcome;
 
@@ -25,13 +25,17 @@ pub enum ScanState {
     /// The Job failed, or completed without a readable report.
     Failed { message: String, error: String },
     /// The scan waits for a slot to start its Job (`message` says its place); a retry keeps
-    /// showing the failure it retries (`failure`: the Succeeded message and cause).
+    /// showing the failure it retries (`failure`: the `Succeeded=False` condition, its reason
+    /// `Error` or `ResolveFailed`).
     Queued {
         message: String,
-        failure: Option<(String, String)>,
+        failure: Option<Condition>,
     },
     /// `spec.suspend` stopped the scan before it finished: its Job is deleted.
     Canceled,
+    /// The image's tag could not be resolved at its registry (`error` says why): no Job was
+    /// started. `Scanning=False` and `Succeeded=False`, both `ResolveFailed`.
+    ResolveFailed { error: String },
 }
 
 /// The Scanning condition's message of a canceled scan.
@@ -126,6 +130,8 @@ pub struct StatusInputs<'a> {
     pub results: Option<Results>,
     /// The `scangate.dev/rescan` value handled (see [`ScanStatus::handled_rescan`]).
     pub handled_rescan: Option<String>,
+    /// What the tag named when last resolved (see [`ScanStatus::resolved`]).
+    pub resolved: Option<Resolution>,
     pub now: Timestamp,
 }
 
@@ -145,6 +151,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         observed_template_generation: inputs.template_generation,
         scanned_at: inputs.previous.and_then(|p| p.scanned_at.clone()),
         handled_rescan: inputs.handled_rescan.clone(),
+        resolved: inputs.resolved.clone(),
         ..ScanStatus::default()
     };
     let mut conditions = vec![];
@@ -165,11 +172,15 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         }
         ScanState::Queued { message, failure } => {
             conditions.push(Condition::queued(message.clone()));
-            if let Some((message, error)) = failure {
-                conditions.push(Condition::scan_failed(message.clone(), error.clone()));
+            if let Some(failed) = failure {
+                conditions.push(failed.clone());
             }
         }
         ScanState::Canceled => conditions.push(Condition::canceled(CANCELED_MESSAGE)),
+        ScanState::ResolveFailed { error } => {
+            conditions.push(Condition::not_resolved());
+            conditions.push(Condition::resolve_failed(error.clone()));
+        }
     }
     if let (ScanState::Finished { .. }, Some(results)) = (&inputs.state, &inputs.results) {
         status.cve_count = Some(results.cve_count.clone());
@@ -448,6 +459,7 @@ mod tests {
             state,
             results,
             handled_rescan: None,
+            resolved: None,
             now: ts(NOW),
         })
     }
@@ -726,6 +738,7 @@ mod tests {
             state: finished(),
             results: Some(results(violated(), SendState::NotConfigured)),
             handled_rescan: None,
+            resolved: None,
             now: ts("2026-01-03T00:00:00Z"),
         });
         let time = |s: &ScanStatus, t| condition(s, t).and_then(|c| c.last_transition_time.clone());
@@ -742,9 +755,40 @@ mod tests {
             state: finished(),
             results: Some(results(violated(), SendState::NotConfigured)),
             handled_rescan: None,
+            resolved: None,
             now: ts("2026-01-04T00:00:00Z"),
         });
         assert_eq!(again, later);
+    }
+
+    #[test]
+    fn an_unresolvable_tag_is_an_error_that_keeps_the_last_result() {
+        let done = status(
+            finished(),
+            Some(results(compliant(), SendState::NotConfigured)),
+            None,
+        );
+        let failed = status(
+            ScanState::ResolveFailed {
+                error: "registry r.example has no manifest for r.example/app:2".into(),
+            },
+            None,
+            Some(&done),
+        );
+        assert_eq!(failed.phase, Some(Phase::Error));
+        let succeeded = condition(&failed, ConditionType::Succeeded);
+        assert_eq!(succeeded.map(|c| c.reason.as_str()), Some("ResolveFailed"));
+        assert_eq!(
+            succeeded.map(|c| c.message.as_str()),
+            Some("registry r.example has no manifest for r.example/app:2")
+        );
+        assert_eq!(
+            condition(&failed, ConditionType::Scanning).map(|c| c.reason.as_str()),
+            Some("ResolveFailed")
+        );
+        assert_eq!(failed.last_result, done.last_result);
+        assert_eq!(failed.artifact, done.artifact);
+        assert_consistent(&failed);
     }
 
     #[test]

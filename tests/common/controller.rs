@@ -29,11 +29,12 @@ pub struct Start {
     extra: Vec<String>,
     log: Option<PathBuf>,
     wait: bool,
+    resolve_tags: bool,
 }
 
 impl Controller {
     /// A controller of `namespace`, acting with `kubeconfig`, without leader election, retrying
-    /// errors after 2 s.
+    /// errors after 2 s, scanning tags as written.
     pub fn of(kubeconfig: impl Into<PathBuf>, namespace: &str) -> Start {
         Start {
             namespace: Some(namespace.to_string()),
@@ -51,6 +52,7 @@ impl Controller {
             extra: vec![],
             log: None,
             wait: true,
+            resolve_tags: false,
         }
     }
 
@@ -119,6 +121,13 @@ impl Start {
         self
     }
 
+    /// Resolve tags at their registry before a scan Job starts (the product's default; off
+    /// otherwise, since the images the tests scan are on no reachable registry).
+    pub fn resolving_tags(mut self) -> Self {
+        self.resolve_tags = true;
+        self
+    }
+
     /// Do not wait for /readyz (a standby replica is not ready).
     pub fn no_wait(mut self) -> Self {
         self.wait = false;
@@ -142,6 +151,7 @@ impl Start {
             admin.clone(),
             "--error-retry".into(),
             "2s".into(),
+            format!("--resolve-tags={}", self.resolve_tags),
         ];
         if let Some(namespace) = self.namespace {
             args.extend(["--namespace".into(), namespace]);
