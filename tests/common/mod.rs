@@ -1,6 +1,7 @@
 //! Support shared by the integration tests.
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod browser;
 pub mod cluster;
 pub mod controlplane;
 pub mod enforced;
