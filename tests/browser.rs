@@ -16,6 +16,7 @@ const PAGE: &str = r#"<!doctype html>
 <body>
 <h1>Images</h1>
 <input id="search" type="search">
+<select id="registry"><option value="">all</option><option>docker.io</option><option>ghcr.io</option></select>
 <p>shown: <span data-figure="shown">3</span></p>
 <ul id="rows">
   <li data-registry="docker.io">docker.io/library/busybox:1.32.1</li>
@@ -30,6 +31,9 @@ const PAGE: &str = r#"<!doctype html>
 
 const SCRIPT: &str = r#"
 const search = document.getElementById('search');
+document.getElementById('registry').addEventListener('change', (e) => {
+  document.title = 'registry ' + e.target.value;
+});
 search.addEventListener('input', () => {
   let shown = 0;
   for (const row of document.querySelectorAll('#rows li')) {
@@ -128,6 +132,14 @@ fn the_harness_drives_a_real_chromium() {
     assert!(matches!(
         page.type_into("input#missing", "x"),
         Err(Error::NoElement(_))
+    ));
+
+    page.select("select#registry", "ghcr.io").expect("select");
+    let title: String = page.eval("document.title").expect("title");
+    assert_eq!(title, "registry ghcr.io");
+    assert!(matches!(
+        page.select("select#registry", "quay.io"),
+        Err(Error::NoOption { .. })
     ));
 
     // The screenshot is a PNG of the whole page.

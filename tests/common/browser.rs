@@ -45,6 +45,8 @@ pub enum Error {
     Exception(String),
     #[error("no element matches {0:?} in the page")]
     NoElement(String),
+    #[error("the select {select:?} has no option {value:?}")]
+    NoOption { select: String, value: String },
     #[error("the value {value} from the page is not what the test expected")]
     Value {
         value: Value,
@@ -500,6 +502,28 @@ impl Page<'_> {
         }
         self.call("Input.insertText", json!({"text": text}))?;
         Ok(())
+    }
+
+    /// Chooses `value` in the `<select>` `selector` as a user would: the `input` and `change`
+    /// events fire.
+    pub fn select(&self, selector: &str, value: &str) -> Result<()> {
+        let chosen: Option<bool> = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({}); if (!e) return null; \
+             if (![...e.options].some(o => o.value === {value})) return false; \
+             e.value = {value}; \
+             for (const t of ['input', 'change']) e.dispatchEvent(new Event(t, {{bubbles: true}})); \
+             return true; }})()",
+            json!(selector),
+            value = json!(value),
+        ))?;
+        match chosen {
+            Some(true) => Ok(()),
+            Some(false) => Err(Error::NoOption {
+                select: selector.to_string(),
+                value: value.to_string(),
+            }),
+            None => Err(Error::NoElement(selector.to_string())),
+        }
     }
 
     /// The HTTP status of the document shown.
