@@ -84,4 +84,6 @@ pub struct ControllerArgs {
     pub policy_reports: super::reports::ReportFormat,
     #[command(flatten)]
     pub policy: PolicyLimitArgs,
+    #[command(flatten)]
+    pub results: super::results::ResultsArgs,
 }

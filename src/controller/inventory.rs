@@ -105,6 +105,9 @@ pub struct DecidingScan {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub workload: Workload,
+    /// A pod of the workload that runs the image, and the container (or image volume) name.
+    pub pod: String,
+    pub container: String,
     /// The image as decided (pinned to the running digest when the runtime reported one).
     pub image: String,
     pub verdict: RuntimeVerdict,
@@ -310,6 +313,8 @@ pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -
             let image = container.image.clone();
             let entry = Entry {
                 workload: workload.clone(),
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                container: container.name.clone(),
                 image: image.clone(),
                 verdict: RuntimeVerdict::of(verdict.action, decided),
                 message: verdict.reason,

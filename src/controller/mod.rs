@@ -19,7 +19,8 @@
 //! - [`leader`]: leader election with a Lease;
 //! - [`upload`]: `scangate report --to-configmap`;
 //! - [`inventory`]: the images running pods run, and their verdicts now (pure);
-//! - [`reports`]: the PolicyReports and runtime metrics kept from the inventory.
+//! - [`reports`]: the PolicyReports and runtime metrics kept from the inventory;
+//! - [`results`]: the results page, served from the inventory's latest view.
 
 pub mod args;
 pub mod cache;
@@ -34,6 +35,7 @@ pub mod policy;
 pub mod queue;
 pub mod reconcile;
 pub mod reports;
+pub mod results;
 pub mod status;
 pub mod store;
 pub mod target;
@@ -123,6 +125,8 @@ pub enum Error {
     PolicySandbox(#[from] crate::sandbox::Error),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Results(#[from] results::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -149,6 +153,7 @@ struct Admin {
     /// The leader is ready once both scan watches have synced.
     synced: AtomicBool,
     stores: std::sync::Mutex<Option<(Store<ImageScan>, Store<SourceScan>)>>,
+    results: results::ResultsMetrics,
 }
 
 /// Runs the controller until SIGTERM or SIGINT. With leader election, a replica that loses the
@@ -161,7 +166,14 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         standby: AtomicBool::new(args.leader_election),
         synced: AtomicBool::new(false),
         stores: std::sync::Mutex::new(None),
+        results: results::ResultsMetrics::default(),
     });
+    // The results page reads what the leader's inventory publishes.
+    let (view_tx, view_rx) = tokio::sync::watch::channel(results::model::View::Starting);
+    let view = Arc::new(view_tx);
+    if let Some(listener) = args.results.listener()? {
+        results::serve(listener, client.clone(), view_rx, admin.results.clone()).await?;
+    }
     let listener = tokio::net::TcpListener::bind(args.admin_listen)
         .await
         .map_err(|cause| Error::Serve {
@@ -225,6 +237,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     loop {
         if let Some((api, config)) = &lease {
             admin.standby.store(true, Ordering::SeqCst);
+            view.send_replace(results::model::View::Standby);
             tokio::select! {
                 _ = leader::acquire(api, config) => {}
                 _ = stop.clone() => return Ok(()),
@@ -232,7 +245,8 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         }
         metrics.leader.set(1);
         admin.standby.store(false, Ordering::SeqCst);
-        let ended = term.lead(stop.clone()).await;
+        view.send_replace(results::model::View::Starting);
+        let ended = term.lead(stop.clone(), view.clone()).await;
         metrics.leader.set(0);
         // Only the leader's inventory says what runs.
         metrics.running_images.clear();
@@ -278,7 +292,11 @@ struct Term<'a> {
 impl Term<'_> {
     /// Starts the caches and the controllers, and reconciles until stopped or until the lease
     /// is lost.
-    async fn lead<S>(&self, stop: S) -> Result<TermEnd>
+    async fn lead<S>(
+        &self,
+        stop: S,
+        view: Arc<tokio::sync::watch::Sender<results::model::View>>,
+    ) -> Result<TermEnd>
     where
         S: Future<Output = ()> + Clone + Send + Sync + 'static,
     {
@@ -317,6 +335,7 @@ impl Term<'_> {
                 config: self.config.clone(),
                 format: args.policy_reports,
                 metrics: self.admin.metrics.clone(),
+                view,
             }
             .run(),
         ));
@@ -549,7 +568,9 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
             .set_phases("SourceScan", &count_phases(&sources));
     }
     admin.metrics.refresh_result_age(jiff::Timestamp::now());
-    crate::admin::metrics_response(&admin.metrics.registry())
+    let mut registry = admin.metrics.registry();
+    admin.results.register(&mut registry);
+    crate::admin::metrics_response(&registry)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use super::CONTROLLER_NAME;
 use super::inventory::{self, Entry, RuntimeVerdict};
 use super::metrics::Metrics;
+use super::results::model::{Snapshot, View};
 use crate::admission::config::{AdmissionConfig, Origin};
 use crate::admission::workload::Context;
 use crate::api::{ImageScan, ScanException};
@@ -194,6 +195,8 @@ pub struct Inventory {
     pub config: Arc<AdmissionConfig>,
     pub format: ReportFormat,
     pub metrics: Arc<Metrics>,
+    /// Where each recompute's view is published for the results page.
+    pub view: Arc<tokio::sync::watch::Sender<View>>,
 }
 
 /// A change the watches saw.
@@ -291,6 +294,7 @@ impl Inventory {
             scans_changed: true,
             written: HashMap::new(),
             oldest: HashMap::new(),
+            latest: BTreeMap::new(),
         };
         state.find_reports().await;
         let mut dirty = Dirty::default();
@@ -394,6 +398,8 @@ struct State<'a> {
     written: HashMap<String, u64>,
     /// The oldest decided result per namespace.
     oldest: HashMap<String, Timestamp>,
+    /// The entries of each namespace that runs something, as last computed.
+    latest: BTreeMap<String, Vec<Entry>>,
 }
 
 impl State<'_> {
@@ -509,8 +515,18 @@ impl State<'_> {
             if let Err(error) = self.write(&ns, &entries).await {
                 tracing::warn!(namespace = %ns, error = %error, "report not written; retried at the next change");
             }
+            if entries.is_empty() {
+                self.latest.remove(&ns);
+            } else {
+                self.latest.insert(ns, entries);
+            }
         }
         metrics.set_oldest_result(self.oldest.values().min().copied());
+        let scans: Vec<Arc<ImageScan>> = self.scans.iter().flat_map(|s| s.state()).collect();
+        let snapshot = Snapshot::build(&self.latest, scans.iter().map(|s| &**s));
+        self.inventory
+            .view
+            .send_replace(View::Ready(Arc::new(snapshot)));
         let max_duration = config.exception_max_duration().unwrap_or_default();
         exceptions
             .iter()
@@ -592,6 +608,8 @@ mod tests {
                 kind: "Deployment".into(),
                 name: name.into(),
             },
+            pod: format!("{name}-1"),
+            container: "app".into(),
             image: format!("docker.io/library/{name}:1"),
             verdict,
             message: "x".repeat(1000),

@@ -1,0 +1,662 @@
+//! The results page: a read-only web view of the runtime inventory and the ImageScans, served by
+//! the controller on its own listener (`--results-listen`), HTTPS or, for a port-forward, plain
+//! HTTP. Never anonymous: a bearer token or a session cookie from `POST /login`, the token
+//! checked with a TokenReview and a SubjectAccessReview ([`auth`]).
+//!
+//! - [`model`]: the snapshot the inventory publishes, the figures and the filters (pure);
+//! - [`view`]: the HTML pages (pure);
+//! - [`export`]: CSV and JSON (pure);
+//! - [`auth`]: the reviews, sessions and bearer cache.
+//!
+//! The pages read the inventory's latest [`model::View`] from a watch channel; the API is only
+//! called to check tokens.
+
+pub mod auth;
+pub mod export;
+pub mod model;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::tls_rustls::RustlsConfig;
+use kube::Client;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::server::tls;
+use auth::{Decision, Sessions};
+use model::{RunningFilter, ScanFilter, Snapshot, View};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "scangate-session";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "--results-listen serves HTTPS: set --results-tls-cert-file and --results-tls-key-file, or --results-insecure-http behind a port-forward"
+    )]
+    NoTls,
+    #[error("set both --results-tls-cert-file and --results-tls-key-file, or neither")]
+    HalfTls,
+    #[error("the results page certificate: {0}")]
+    Tls(#[from] tls::Error),
+    #[error("cannot serve the results page on {addr}: {source}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The flags of the results page.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResultsArgs {
+    /// Address of the results page (HTTPS; plain HTTP with --results-insecure-http); off when
+    /// unset.
+    #[arg(long, env = "SCANGATE_RESULTS_LISTEN")]
+    pub results_listen: Option<SocketAddr>,
+    /// PEM certificate (chain) the results page serves.
+    #[arg(long, env = "SCANGATE_RESULTS_TLS_CERT_FILE")]
+    pub results_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --results-tls-cert-file.
+    #[arg(long, env = "SCANGATE_RESULTS_TLS_KEY_FILE")]
+    pub results_tls_key_file: Option<PathBuf>,
+    /// Serve the results page over plain HTTP (only behind `kubectl port-forward` or the API
+    /// server's service proxy; tokens travel in the clear otherwise).
+    #[arg(long, env = "SCANGATE_RESULTS_INSECURE_HTTP")]
+    pub results_insecure_http: bool,
+}
+
+/// How the page is served.
+#[derive(Clone, Debug)]
+pub enum Listener {
+    Https(SocketAddr, tls::TlsFiles),
+    Http(SocketAddr),
+}
+
+impl ResultsArgs {
+    /// The listener the flags ask for, or `None` when the page is off.
+    pub fn listener(&self) -> Result<Option<Listener>> {
+        let Some(addr) = self.results_listen else {
+            return Ok(None);
+        };
+        match (&self.results_tls_cert_file, &self.results_tls_key_file) {
+            (Some(cert), Some(key)) => Ok(Some(Listener::Https(
+                addr,
+                tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+            ))),
+            (None, None) if self.results_insecure_http => Ok(Some(Listener::Http(addr))),
+            (None, None) => Err(Error::NoTls),
+            _ => Err(Error::HalfTls),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route template (`/scans/{namespace}/{name}`), or `other`.
+    page: String,
+    code: u16,
+}
+
+/// `scangate_results_requests_total`.
+#[derive(Clone, Default)]
+pub struct ResultsMetrics {
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl ResultsMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "results_requests",
+            "Requests to the results page, by route and status code",
+            self.requests.clone(),
+        );
+    }
+}
+
+/// What the handlers share.
+struct Pages {
+    view: watch::Receiver<View>,
+    client: Client,
+    sessions: Sessions,
+    /// Served over TLS: the cookie is `Secure`.
+    secure: bool,
+    metrics: ResultsMetrics,
+}
+
+/// Binds the listener and serves the page in the background.
+pub async fn serve(
+    listener: Listener,
+    client: Client,
+    view: watch::Receiver<View>,
+    metrics: ResultsMetrics,
+) -> Result<()> {
+    let secure = matches!(listener, Listener::Https(..));
+    let router = router(Arc::new(Pages {
+        view,
+        client,
+        sessions: Sessions::default(),
+        secure,
+        metrics,
+    }));
+    match listener {
+        Listener::Https(addr, files) => {
+            let loaded = files.load()?;
+            let std_listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| Error::Serve { addr, source })?;
+            let server = axum_server::from_tcp_rustls(
+                std_listener,
+                RustlsConfig::from_config(loaded.config),
+            )
+            .map_err(|source| Error::Serve { addr, source })?;
+            tracing::info!(%addr, "results page serving HTTPS");
+            tokio::spawn(async move {
+                if let Err(error) = server.serve(router.into_make_service()).await {
+                    tracing::error!(%error, "results page stopped");
+                }
+            });
+        }
+        Listener::Http(addr) => {
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Serve { addr, source })?;
+            tracing::warn!(%addr, "results page serving plain HTTP (--results-insecure-http): reach it only through a port-forward");
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(tcp, router).await {
+                    tracing::error!(%error, "results page stopped");
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+fn router(pages: Arc<Pages>) -> Router {
+    let protected = Router::new()
+        .route("/", get(landing))
+        .route("/running", get(running))
+        .route("/running.json", get(running_json))
+        .route("/running.csv", get(running_csv))
+        .route("/scans", get(scans))
+        .route("/scans.json", get(scans_json))
+        .route("/scans.csv", get(scans_csv))
+        .route("/scans/{namespace}/{name}", get(scan))
+        .route_layer(middleware::from_fn_with_state(pages.clone(), require_user));
+    Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/static/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .merge(protected)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(pages.clone(), count))
+        .layer(middleware::from_fn(headers))
+        .with_state(pages)
+}
+
+const APP_JS: &str = include_str!("static/app.js");
+const APP_CSS: &str = include_str!("static/app.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The headers of every answer.
+async fn headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Counts each answer by route template and code.
+async fn count(State(pages): State<Arc<Pages>>, request: Request, next: Next) -> Response {
+    let page = page_of(request.uri().path()).to_string();
+    let response = next.run(request).await;
+    pages
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            page,
+            code: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// The route template of a path, as the metrics label it.
+fn page_of(path: &str) -> &'static str {
+    const PAGES: [&str; 11] = [
+        "/",
+        "/login",
+        "/logout",
+        "/running",
+        "/running.json",
+        "/running.csv",
+        "/scans",
+        "/scans.json",
+        "/scans.csv",
+        "/static/app.js",
+        "/static/app.css",
+    ];
+    if let Some(page) = PAGES.iter().find(|p| **p == path) {
+        return page;
+    }
+    match path
+        .strip_prefix("/scans/")
+        .map(|rest| rest.split('/').count())
+    {
+        Some(2) => "/scans/{namespace}/{name}",
+        _ => "other",
+    }
+}
+
+fn html(code: StatusCode, body: String) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// 401 with the login form.
+fn unauthenticated(message: &str) -> Response {
+    let mut response = html(StatusCode::UNAUTHORIZED, view::login(message));
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn forbidden(user: &str, reason: &str) -> Response {
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    };
+    html(
+        StatusCode::FORBIDDEN,
+        view::message(
+            "Forbidden",
+            &format!(
+                "{user} may not list ImageScans in every namespace{why}. Ask a cluster admin for a ClusterRole granting list on imagescans.scanning.scangate.dev cluster-wide (a namespace-scoped view is not offered yet), or log in with another token."
+            ),
+        ),
+    )
+}
+
+fn unavailable(text: &str) -> Response {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        view::message("Unavailable", text),
+    )
+}
+
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The decision on a token: cached, else asked of the API server.
+async fn decide(pages: &Pages, token: &str) -> Result<Decision, auth::Error> {
+    let now = Instant::now();
+    if let Some(decision) = pages.sessions.cached(token, now) {
+        return Ok(decision);
+    }
+    let decision = auth::review(&pages.client, token).await?;
+    pages.sessions.remember(token, decision.clone(), now);
+    Ok(decision)
+}
+
+/// Lets a request through with a live session or an allowed bearer token.
+async fn require_user(State(pages): State<Arc<Pages>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(id) = cookie_value(headers, COOKIE)
+        && pages.sessions.user(id, Instant::now()).is_some()
+    {
+        return next.run(request).await;
+    }
+    let Some(token) = bearer(headers) else {
+        return unauthenticated("");
+    };
+    match decide(&pages, token).await {
+        Ok(Decision::Allowed(_)) => next.run(request).await,
+        Ok(Decision::Unauthenticated) => {
+            unauthenticated("The token is not valid (expired, revoked or mistyped).")
+        }
+        Ok(Decision::Forbidden(user, reason)) => forbidden(&user, &reason),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a token");
+            unavailable(&format!("Cannot check the token now: {error}"))
+        }
+    }
+}
+
+async fn login_form() -> Response {
+    html(StatusCode::OK, view::login(""))
+}
+
+async fn login(State(pages): State<Arc<Pages>>, body: Bytes) -> Response {
+    let token = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return unauthenticated("Paste a token.");
+    };
+    match decide(&pages, &token).await {
+        Ok(Decision::Allowed(user)) => match pages.sessions.start(user, Instant::now()) {
+            Ok(id) => {
+                let secure = if pages.secure { "; Secure" } else { "" };
+                let cookie = format!(
+                    "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+                    auth::SESSION_TTL.as_secs()
+                );
+                match HeaderValue::from_str(&cookie) {
+                    Ok(cookie) => (
+                        StatusCode::SEE_OTHER,
+                        [
+                            (header::SET_COOKIE, cookie),
+                            (header::LOCATION, HeaderValue::from_static("/")),
+                        ],
+                    )
+                        .into_response(),
+                    Err(_) => unavailable("Cannot start a session; try again."),
+                }
+            }
+            Err(error) => unavailable(&format!("Cannot start a session: {error}")),
+        },
+        Ok(Decision::Unauthenticated) => {
+            unauthenticated("The token is not valid (expired, revoked or mistyped).")
+        }
+        Ok(Decision::Forbidden(user, reason)) => forbidden(&user, &reason),
+        Err(error) => unavailable(&format!("Cannot check the token now: {error}")),
+    }
+}
+
+async fn logout(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie_value(&headers, COOKIE) {
+        pages.sessions.end(id);
+    }
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    match HeaderValue::from_str(&cookie) {
+        Ok(cookie) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (header::LOCATION, HeaderValue::from_static("/login")),
+            ],
+        )
+            .into_response(),
+        Err(_) => html(StatusCode::OK, view::login("Logged out.")),
+    }
+}
+
+async fn not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        view::message(
+            "Not found",
+            "There is no such page; start from the overview at /.",
+        ),
+    )
+}
+
+/// The latest snapshot, or why there is none (answered 503).
+fn snapshot(pages: &Pages) -> Result<Arc<Snapshot>, &'static str> {
+    match &*pages.view.borrow() {
+        View::Ready(s) => Ok(s.clone()),
+        View::Standby => Err(
+            "This replica is standing by: only the leader keeps the inventory. Reach the page through the leader's pod (kubectl -n scangate-system get lease scangate-controller names it).",
+        ),
+        View::Starting => Err(
+            "The inventory has not been computed yet (its watches are syncing); reload in a few seconds.",
+        ),
+    }
+}
+
+fn query(request: &Request) -> &str {
+    request.uri().query().unwrap_or_default()
+}
+
+fn running_rows<'s>(snapshot: &'s Snapshot, q: &str) -> (RunningFilter, Vec<&'s model::Running>) {
+    let (filter, valid) = RunningFilter::from_query(q);
+    let rows = snapshot
+        .running
+        .iter()
+        .filter(|r| valid && filter.matches(r))
+        .collect();
+    (filter, rows)
+}
+
+fn scan_rows<'s>(snapshot: &'s Snapshot, q: &str) -> (ScanFilter, Vec<&'s model::Scan>) {
+    let (filter, valid) = ScanFilter::from_query(q);
+    let rows = snapshot
+        .scans
+        .iter()
+        .filter(|s| valid && filter.matches(s))
+        .collect();
+    (filter, rows)
+}
+
+fn csv(name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn json(value: serde_json::Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+async fn landing(State(pages): State<Arc<Pages>>) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => html(StatusCode::OK, view::landing(&s)),
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn running(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => {
+            let (filter, rows) = running_rows(&s, query(&request));
+            html(StatusCode::OK, view::running(&s, &filter, &rows))
+        }
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn running_json(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => json(export::running_json(
+            running_rows(&s, query(&request)).1.into_iter(),
+        )),
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn running_csv(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => csv(
+            "running.csv",
+            export::running_csv(running_rows(&s, query(&request)).1.into_iter()),
+        ),
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn scans(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => {
+            let (filter, rows) = scan_rows(&s, query(&request));
+            html(StatusCode::OK, view::scans(&s, &filter, &rows))
+        }
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn scans_json(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => json(export::scans_json(
+            scan_rows(&s, query(&request)).1.into_iter(),
+        )),
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn scans_csv(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => csv(
+            "scans.csv",
+            export::scans_csv(scan_rows(&s, query(&request)).1.into_iter()),
+        ),
+        Err(why) => unavailable(why),
+    }
+}
+
+async fn scan(
+    State(pages): State<Arc<Pages>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    match snapshot(&pages) {
+        Ok(s) => match s.scan(&namespace, &name) {
+            Some(scan) => html(StatusCode::OK, view::scan(scan)),
+            None => html(
+                StatusCode::NOT_FOUND,
+                view::message(
+                    "Not found",
+                    &format!(
+                        "There is no ImageScan {namespace}/{name}; see /scans for those there are."
+                    ),
+                ),
+            ),
+        },
+        Err(why) => unavailable(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: bool, cert: bool, key: bool, insecure: bool) -> ResultsArgs {
+        ResultsArgs {
+            results_listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 8444))),
+            results_tls_cert_file: cert.then(|| "c.pem".into()),
+            results_tls_key_file: key.then(|| "k.pem".into()),
+            results_insecure_http: insecure,
+        }
+    }
+
+    #[test]
+    fn the_page_is_https_unless_told_otherwise() {
+        assert!(matches!(
+            args(false, false, false, false).listener(),
+            Ok(None)
+        ));
+        assert!(matches!(
+            args(true, false, false, false).listener(),
+            Err(Error::NoTls)
+        ));
+        assert!(matches!(
+            args(true, true, false, true).listener(),
+            Err(Error::HalfTls)
+        ));
+        assert!(matches!(
+            args(true, true, true, false).listener(),
+            Ok(Some(Listener::Https(..)))
+        ));
+        assert!(matches!(
+            args(true, false, false, true).listener(),
+            Ok(Some(Listener::Http(_)))
+        ));
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_template() {
+        assert_eq!(page_of("/"), "/");
+        assert_eq!(page_of("/scans.csv"), "/scans.csv");
+        assert_eq!(page_of("/scans/shop/web"), "/scans/{namespace}/{name}");
+        assert_eq!(page_of("/scans/shop"), "other");
+        assert_eq!(page_of("/anything/else"), "other");
+    }
+
+    #[test]
+    fn tokens_come_from_the_header_or_the_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  abc "),
+        );
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; scangate-session=xyz; b=2"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(cookie_value(&h, COOKIE), Some("xyz"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+    }
+}

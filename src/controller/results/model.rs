@@ -1,0 +1,537 @@
+//! What the results page shows: a [`Snapshot`] of the inventory's latest view (running images
+//! and their verdicts, the ImageScans summarised), the landing page's [`Figures`], and the
+//! filters of the query string. Everything here is pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::api::{Condition, ImageScan, Phase, Violation};
+use crate::controller::inventory::{Entry, RuntimeVerdict};
+use crate::image::ImageRef;
+
+/// A running image's verdict as the page spells it: the PolicyReport result, with `skip`
+/// (admitted without a decided result) shown as `unscanned`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Fail,
+    Warn,
+    Unscanned,
+    Pass,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Pass,
+        Verdict::Fail,
+        Verdict::Warn,
+        Verdict::Unscanned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Warn => "warn",
+            Verdict::Unscanned => "unscanned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn of(verdict: RuntimeVerdict) -> Verdict {
+        match verdict {
+            RuntimeVerdict::pass => Verdict::Pass,
+            RuntimeVerdict::fail => Verdict::Fail,
+            RuntimeVerdict::warn => Verdict::Warn,
+            RuntimeVerdict::skip => Verdict::Unscanned,
+        }
+    }
+}
+
+/// One running image of one workload (a PolicyReport result).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Running {
+    pub namespace: String,
+    /// `Kind/name`.
+    pub workload: String,
+    /// A pod of the workload that runs the image.
+    pub pod: String,
+    pub container: String,
+    pub image: String,
+    #[serde(skip)]
+    pub registry: String,
+    pub verdict: Verdict,
+    /// The deciding scan, `namespace/name`.
+    pub scan: Option<String>,
+    #[serde(skip)]
+    pub message: String,
+}
+
+/// Vulnerability counts of a scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub critical: i64,
+    pub high: i64,
+    pub medium: i64,
+    pub low: i64,
+    pub unknown: i64,
+}
+
+/// An ImageScan as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    pub namespace: String,
+    pub name: String,
+    pub image: String,
+    pub registry: String,
+    pub phase: Phase,
+    pub counts: Counts,
+    pub scanned_at: Option<String>,
+    pub violations: Vec<Violation>,
+    pub conditions: Vec<Condition>,
+    /// `lastResult.source`.
+    pub source: Option<String>,
+    pub artifact: Option<String>,
+    pub policy: Option<String>,
+    pub scanner: Option<String>,
+}
+
+/// The inventory's view at one recompute.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Sorted by namespace, workload, image.
+    pub running: Vec<Running>,
+    /// Sorted by namespace, name.
+    pub scans: Vec<Scan>,
+}
+
+/// What the page server reads: the latest view, or why there is none.
+#[derive(Clone, Debug)]
+pub enum View {
+    /// This replica waits for the leader lease; only the leader keeps the inventory.
+    Standby,
+    /// Leading, the inventory's watches have not synced yet.
+    Starting,
+    Ready(Arc<Snapshot>),
+}
+
+/// The registry of an image reference (`docker.io` for `alpine`), or the reference itself
+/// when it cannot be parsed.
+pub fn registry_of(image: &str) -> String {
+    ImageRef::parse(image).map_or_else(|_| image.to_string(), |r| r.registry().to_string())
+}
+
+impl Snapshot {
+    /// Builds the view from the inventory's entries per namespace and the ImageScans.
+    pub fn build<'a>(
+        entries: &BTreeMap<String, Vec<Entry>>,
+        scans: impl IntoIterator<Item = &'a ImageScan>,
+    ) -> Snapshot {
+        let mut running: Vec<Running> = entries
+            .iter()
+            .flat_map(|(ns, list)| list.iter().map(move |e| (ns, e)))
+            .map(|(ns, e)| Running {
+                namespace: ns.clone(),
+                workload: format!("{}/{}", e.workload.kind, e.workload.name),
+                pod: e.pod.clone(),
+                container: e.container.clone(),
+                image: e.image.clone(),
+                registry: registry_of(&e.image),
+                verdict: Verdict::of(e.verdict),
+                scan: e
+                    .scan
+                    .as_ref()
+                    .map(|s| format!("{}/{}", s.namespace, s.name)),
+                message: e.message.clone(),
+            })
+            .collect();
+        running.sort_by(|a, b| {
+            (&a.namespace, &a.workload, &a.image).cmp(&(&b.namespace, &b.workload, &b.image))
+        });
+        let mut scans: Vec<Scan> = scans.into_iter().map(scan_of).collect();
+        scans.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Snapshot { running, scans }
+    }
+
+    pub fn scan(&self, namespace: &str, name: &str) -> Option<&Scan> {
+        self.scans
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+    }
+}
+
+fn scan_of(scan: &ImageScan) -> Scan {
+    let status = scan.status.as_ref();
+    let image = scan.spec.registry.image.clone();
+    let counts = status
+        .and_then(|s| s.cve_count.as_ref())
+        .map(|c| Counts {
+            critical: c.critical,
+            high: c.high,
+            medium: c.medium,
+            low: c.low,
+            unknown: c.unknown,
+        })
+        .unwrap_or_default();
+    Scan {
+        namespace: scan.metadata.namespace.clone().unwrap_or_default(),
+        name: scan.metadata.name.clone().unwrap_or_default(),
+        registry: registry_of(&image),
+        image,
+        phase: status.and_then(|s| s.phase).unwrap_or(Phase::Pending),
+        counts,
+        scanned_at: status
+            .and_then(|s| s.scanned_at.as_ref())
+            .map(|t| t.0.to_string()),
+        violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
+        conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
+        source: status
+            .and_then(|s| s.last_result.as_ref())
+            .map(|r| r.source.clone())
+            .filter(|s| !s.is_empty()),
+        artifact: status
+            .and_then(|s| s.artifact.as_ref())
+            .and_then(|a| a.registry.as_ref())
+            .map(|r| r.image.clone()),
+        policy: scan.spec.scan.scan_policy.clone(),
+        scanner: status.and_then(|s| s.scanned_by.as_ref()).map(|b| {
+            format!(
+                "{} {} ({})",
+                b.scanner.name, b.scanner.version, b.scanner.vendor
+            )
+        }),
+    }
+}
+
+/// The landing page's figures (as `scangate status` counts them: every ImageScan by phase, a
+/// scan without status is Pending; the running images by verdict).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub images_scanned: usize,
+    pub scans_total: usize,
+    pub scans_completed: usize,
+    pub scans_failed: usize,
+    pub scans_error: usize,
+    /// Pending and Scanning.
+    pub scans_pending: usize,
+    pub running_total: usize,
+    pub running: BTreeMap<Verdict, usize>,
+    pub by_registry: BTreeMap<String, BTreeMap<Verdict, usize>>,
+    pub by_namespace: BTreeMap<String, BTreeMap<Verdict, usize>>,
+}
+
+impl Figures {
+    pub fn of(snapshot: &Snapshot) -> Figures {
+        let phase = |p: &[Phase]| {
+            snapshot
+                .scans
+                .iter()
+                .filter(|s| p.contains(&s.phase))
+                .count()
+        };
+        let mut figures = Figures {
+            images_scanned: snapshot
+                .scans
+                .iter()
+                .map(|s| s.image.as_str())
+                .collect::<BTreeSet<_>>()
+                .len(),
+            scans_total: snapshot.scans.len(),
+            scans_completed: phase(&[Phase::Completed]),
+            scans_failed: phase(&[Phase::Failed]),
+            scans_error: phase(&[Phase::Error]),
+            scans_pending: phase(&[Phase::Pending, Phase::Scanning]),
+            running_total: snapshot.running.len(),
+            ..Figures::default()
+        };
+        for r in &snapshot.running {
+            *figures.running.entry(r.verdict).or_default() += 1;
+            *figures
+                .by_registry
+                .entry(r.registry.clone())
+                .or_default()
+                .entry(r.verdict)
+                .or_default() += 1;
+            *figures
+                .by_namespace
+                .entry(r.namespace.clone())
+                .or_default()
+                .entry(r.verdict)
+                .or_default() += 1;
+        }
+        figures
+    }
+
+    pub fn running(&self, verdict: Verdict) -> usize {
+        self.running.get(&verdict).copied().unwrap_or_default()
+    }
+}
+
+/// The filters of `/running` and its exports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunningFilter {
+    pub namespace: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub registry: Option<String>,
+    pub q: Option<String>,
+}
+
+/// The filters of `/scans` and its exports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanFilter {
+    pub namespace: Option<String>,
+    pub phase: Option<Phase>,
+    pub registry: Option<String>,
+    pub q: Option<String>,
+}
+
+/// The non-empty values of a query string (`a=1&b=&c=x`), the last of each name winning.
+pub fn query_pairs(query: &str) -> BTreeMap<String, String> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.trim().to_string()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+fn keyword_matches(q: &Option<String>, fields: &[&str]) -> bool {
+    q.as_ref().is_none_or(|q| {
+        let q = q.to_lowercase();
+        fields.iter().any(|f| f.to_lowercase().contains(&q))
+    })
+}
+
+impl RunningFilter {
+    /// An unknown verdict matches nothing.
+    pub fn from_query(query: &str) -> (RunningFilter, bool) {
+        let mut pairs = query_pairs(query);
+        let verdict = pairs.remove("verdict");
+        let parsed = verdict.as_deref().map(Verdict::parse);
+        (
+            RunningFilter {
+                namespace: pairs.remove("namespace"),
+                verdict: parsed.flatten(),
+                registry: pairs.remove("registry"),
+                q: pairs.remove("q"),
+            },
+            parsed != Some(None),
+        )
+    }
+
+    pub fn matches(&self, r: &Running) -> bool {
+        self.namespace.as_ref().is_none_or(|ns| *ns == r.namespace)
+            && self.verdict.is_none_or(|v| v == r.verdict)
+            && self.registry.as_ref().is_none_or(|reg| *reg == r.registry)
+            && keyword_matches(&self.q, &[&r.image, &r.namespace, &r.workload])
+    }
+
+    /// The filter as a query string (`?…`, or empty), to carry over to the exports.
+    pub fn to_query(&self) -> String {
+        to_query(&[
+            ("namespace", self.namespace.as_deref()),
+            ("verdict", self.verdict.map(Verdict::as_str)),
+            ("registry", self.registry.as_deref()),
+            ("q", self.q.as_deref()),
+        ])
+    }
+}
+
+impl ScanFilter {
+    /// An unknown phase matches nothing.
+    pub fn from_query(query: &str) -> (ScanFilter, bool) {
+        let mut pairs = query_pairs(query);
+        let phase = pairs.remove("phase");
+        let parsed = phase
+            .as_deref()
+            .map(|p| Phase::ALL.into_iter().find(|x| x.as_str() == p));
+        (
+            ScanFilter {
+                namespace: pairs.remove("namespace"),
+                phase: parsed.flatten(),
+                registry: pairs.remove("registry"),
+                q: pairs.remove("q"),
+            },
+            parsed != Some(None),
+        )
+    }
+
+    pub fn matches(&self, s: &Scan) -> bool {
+        self.namespace.as_ref().is_none_or(|ns| *ns == s.namespace)
+            && self.phase.is_none_or(|p| p == s.phase)
+            && self.registry.as_ref().is_none_or(|reg| *reg == s.registry)
+            && keyword_matches(&self.q, &[&s.image, &s.namespace, &s.name])
+    }
+
+    pub fn to_query(&self) -> String {
+        to_query(&[
+            ("namespace", self.namespace.as_deref()),
+            ("phase", self.phase.map(Phase::as_str)),
+            ("registry", self.registry.as_deref()),
+            ("q", self.q.as_deref()),
+        ])
+    }
+}
+
+fn to_query(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            out.append_pair(k, v);
+            any = true;
+        }
+    }
+    if any {
+        format!("?{}", out.finish())
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn running(ns: &str, workload: &str, image: &str, verdict: Verdict) -> Running {
+        Running {
+            namespace: ns.into(),
+            workload: format!("Deployment/{workload}"),
+            pod: format!("{workload}-1"),
+            container: "app".into(),
+            image: image.into(),
+            registry: registry_of(image),
+            verdict,
+            scan: Some(format!("scangate-system/{workload}")),
+            message: "m".into(),
+        }
+    }
+
+    pub fn scan(ns: &str, name: &str, image: &str, phase: Option<&str>) -> ImageScan {
+        let mut value = json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "ImageScan",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"registry": {"image": image}, "scanPolicy": "default"},
+        });
+        if let Some(phase) = phase {
+            value["status"] = json!({"phase": phase, "cveCount": {"critical": 1, "high": 2},
+                "scannedAt": "2026-01-02T00:00:00Z",
+                "lastResult": {"phase": phase, "scannedAt": "2026-01-02T00:00:00Z", "source": "job"},
+                "violations": [{"id": "CVE-1", "severity": "critical", "package": "p", "version": "1", "fixedVersion": "2"}]});
+        }
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn snapshot() -> Snapshot {
+        let scans = [
+            scan("scangate-system", "web", "alpine:3", Some("Completed")),
+            scan("scangate-system", "bad", "quay.io/x/bad:1", Some("Failed")),
+            scan("shop", "mine", "alpine:3", None),
+            scan("shop", "err", "ghcr.io/e:1", Some("Error")),
+            scan("shop", "run", "ghcr.io/r:1", Some("Scanning")),
+        ];
+        let mut s = Snapshot::build(&BTreeMap::new(), scans.iter());
+        s.running = vec![
+            running("shop", "web", "alpine:3", Verdict::Pass),
+            running("shop", "bad", "quay.io/x/bad:1", Verdict::Fail),
+            running("blog", "cms", "ghcr.io/cms:1", Verdict::Unscanned),
+            running("blog", "old", "alpine:2", Verdict::Warn),
+        ];
+        s
+    }
+
+    #[test]
+    fn figures_count_scans_by_phase_and_running_images_by_verdict() {
+        let f = Figures::of(&snapshot());
+        assert_eq!(
+            (
+                f.images_scanned,
+                f.scans_total,
+                f.scans_completed,
+                f.scans_failed,
+                f.scans_error,
+                f.scans_pending
+            ),
+            (4, 5, 1, 1, 1, 2)
+        );
+        assert_eq!(f.running_total, 4);
+        assert_eq!(
+            Verdict::ALL.map(|v| f.running(v)),
+            [1, 1, 1, 1],
+            "pass, fail, warn, unscanned"
+        );
+        assert_eq!(
+            f.by_registry.keys().collect::<Vec<_>>(),
+            ["docker.io", "ghcr.io", "quay.io"]
+        );
+        assert_eq!(f.by_namespace["blog"][&Verdict::Warn], 1);
+    }
+
+    #[test]
+    fn a_scan_is_summarised() {
+        let s = snapshot();
+        let web = s
+            .scan("scangate-system", "web")
+            .unwrap_or_else(|| panic!("no scan"));
+        assert_eq!(web.registry, "docker.io");
+        assert_eq!(web.counts.high, 2);
+        assert_eq!(web.source.as_deref(), Some("job"));
+        assert_eq!(web.policy.as_deref(), Some("default"));
+        assert_eq!(web.violations[0].fixed_version.as_deref(), Some("2"));
+        assert_eq!(
+            s.scan("shop", "mine").map(|m| m.phase),
+            Some(Phase::Pending)
+        );
+        assert_eq!(RuntimeVerdict::ALL.map(Verdict::of)[2], Verdict::Unscanned);
+    }
+
+    #[test]
+    fn filters_come_from_the_query() {
+        let s = snapshot();
+        let shown = |query: &str| {
+            let (f, valid) = RunningFilter::from_query(query);
+            let names: Vec<&str> = s
+                .running
+                .iter()
+                .filter(|r| valid && f.matches(r))
+                .map(|r| r.workload.as_str())
+                .collect();
+            names.join(",")
+        };
+        assert_eq!(
+            shown(""),
+            "Deployment/web,Deployment/bad,Deployment/cms,Deployment/old"
+        );
+        assert_eq!(
+            shown("namespace=blog&verdict="),
+            "Deployment/cms,Deployment/old"
+        );
+        assert_eq!(shown("registry=quay.io"), "Deployment/bad");
+        assert_eq!(shown("verdict=unscanned"), "Deployment/cms");
+        assert_eq!(shown("verdict=nope"), "");
+        assert_eq!(shown("q=ALPINE"), "Deployment/web,Deployment/old");
+        assert_eq!(shown("q=%20cm"), "Deployment/cms");
+        let (f, _) = RunningFilter::from_query("registry=quay.io&q=a+b&x=1");
+        assert_eq!(f.to_query(), "?registry=quay.io&q=a+b");
+        assert_eq!(RunningFilter::default().to_query(), "");
+
+        let scans = |query: &str| {
+            let (f, valid) = ScanFilter::from_query(query);
+            s.scans
+                .iter()
+                .filter(|x| valid && f.matches(x))
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(scans("phase=Pending"), "mine");
+        assert_eq!(scans("phase=pending"), "");
+        assert_eq!(scans("registry=ghcr.io"), "err,run");
+        assert_eq!(scans("namespace=shop&q=mi"), "mine");
+    }
+}

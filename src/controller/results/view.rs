@@ -1,0 +1,511 @@
+//! The pages, rendered from a [`Snapshot`]: plain HTML, every text from the cluster escaped, no
+//! inline script or style (charts are SVG shapes sized by attributes, coloured by
+//! `/static/app.css`). Everything here is pure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::model::{Figures, Running, RunningFilter, Scan, ScanFilter, Snapshot, Verdict};
+use crate::api::Phase;
+
+/// HTML-escapes text for element content and quoted attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path segment or query value, percent-encoded (then escaped for the attribute).
+fn enc(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The pages with a place in the navigation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Overview,
+    Running,
+    Scans,
+    None,
+}
+
+/// A whole page.
+pub fn page(title: &str, nav: Nav, body: &str) -> String {
+    let link = |href: &str, label: &str, this: Nav| {
+        let current = if nav == this {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{current}>{label}</a>")
+    };
+    let menu = if nav == Nav::None {
+        String::new()
+    } else {
+        format!(
+            "<nav>{}{}{}<form method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form></nav>",
+            link("/", "Overview", Nav::Overview),
+            link("/running", "Running", Nav::Running),
+            link("/scans", "Scans", Nav::Scans),
+        )
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title} · scangate</title><link rel=\"stylesheet\" href=\"/static/app.css\">\
+<script src=\"/static/app.js\" defer></script></head>\
+<body><header><span class=\"brand\">scangate</span>{menu}</header><main><h1>{title}</h1>\n{body}</main></body></html>\n",
+        title = esc(title),
+    )
+}
+
+/// The login form, with a message (already escaped by the caller's choice of text).
+pub fn login(message: &str) -> String {
+    let note = if message.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"message\">{}</p>", esc(message))
+    };
+    page(
+        "Log in",
+        Nav::None,
+        &format!(
+            "{note}<p>Paste a Kubernetes token (for example from <code>kubectl create token NAME</code>) \
+whose user may list ImageScans in every namespace.</p>\
+<form method=\"post\" action=\"/login\" class=\"login\"><label for=\"token\">Token</label>\
+<input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"off\" required>\
+<button type=\"submit\">Log in</button></form>"
+        ),
+    )
+}
+
+/// A page that only says something (403, 404, 503).
+pub fn message(title: &str, text: &str) -> String {
+    page(
+        title,
+        Nav::None,
+        &format!("<p class=\"message\">{}</p>", esc(text)),
+    )
+}
+
+fn figure(name: &str, label: &str, value: usize) -> String {
+    format!(
+        "<div class=\"figure\"><span class=\"value\" data-figure=\"{name}\">{value}</span><span class=\"label\">{label}</span></div>"
+    )
+}
+
+/// A horizontal bar of verdict shares, as SVG rectangles.
+fn share_bar(counts: &BTreeMap<Verdict, usize>) -> String {
+    let total: usize = counts.values().sum();
+    let mut out = String::from(
+        "<svg class=\"bar\" viewBox=\"0 0 100 4\" preserveAspectRatio=\"none\" role=\"img\">",
+    );
+    let mut x = 0.0;
+    for v in Verdict::ALL {
+        let n = counts.get(&v).copied().unwrap_or_default();
+        if n == 0 || total == 0 {
+            continue;
+        }
+        let width = 100.0 * n as f64 / total as f64;
+        let _ = write!(
+            out,
+            "<rect class=\"{}\" x=\"{x:.2}\" y=\"0\" width=\"{width:.2}\" height=\"4\"><title>{} {n}</title></rect>",
+            v.as_str(),
+            v.as_str()
+        );
+        x += width;
+    }
+    out.push_str("</svg>");
+    out
+}
+
+fn verdict_cells(counts: &BTreeMap<Verdict, usize>) -> String {
+    Verdict::ALL
+        .iter()
+        .map(|v| {
+            format!(
+                "<td class=\"num\">{}</td>",
+                counts.get(v).copied().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn verdict_headers() -> String {
+    Verdict::ALL
+        .iter()
+        .map(|v| format!("<th class=\"num\">{}</th>", v.as_str()))
+        .collect()
+}
+
+/// `/`: the figures and the charts.
+pub fn landing(snapshot: &Snapshot) -> String {
+    let f = Figures::of(snapshot);
+    let mut body = String::from("<section class=\"figures\" aria-label=\"ImageScans\">");
+    body += &figure("images-scanned", "images scanned", f.images_scanned);
+    body += &figure("scans-total", "ImageScans", f.scans_total);
+    body += &figure("scans-completed", "completed", f.scans_completed);
+    body += &figure("scans-failed", "failed", f.scans_failed);
+    body += &figure("scans-error", "in error", f.scans_error);
+    body += &figure("scans-pending", "pending or scanning", f.scans_pending);
+    body += "</section><section class=\"figures\" aria-label=\"Running images\">";
+    body += &figure("running-total", "running images", f.running_total);
+    for v in Verdict::ALL {
+        body += &figure(&format!("running-{}", v.as_str()), v.as_str(), f.running(v));
+    }
+    body += "</section>";
+    let _ = write!(
+        body,
+        "<h2>Running images by verdict</h2>{}<p class=\"legend\">{}</p>",
+        share_bar(&f.running),
+        Verdict::ALL
+            .iter()
+            .map(|v| format!("<span class=\"key {0}\">{0}</span>", v.as_str()))
+            .collect::<String>()
+    );
+    for (id, title, by, param) in [
+        ("by-registry", "By registry", &f.by_registry, "registry"),
+        ("by-namespace", "By namespace", &f.by_namespace, "namespace"),
+    ] {
+        let _ = write!(
+            body,
+            "<h2>{title}</h2><table id=\"{id}\"><thead><tr><th>{param}</th>{}<th>share</th></tr></thead><tbody>",
+            verdict_headers()
+        );
+        for (key, counts) in by {
+            let _ = write!(
+                body,
+                "<tr data-{param}=\"{k}\"><td><a href=\"/running?{param}={e}\">{k}</a></td>{}<td class=\"chart\">{}</td></tr>",
+                verdict_cells(counts),
+                share_bar(counts),
+                k = esc(key),
+                e = esc(&enc(key)),
+            );
+        }
+        body += "</tbody></table>";
+    }
+    body += &exports("running", "");
+    body += &exports("scans", "");
+    page("Overview", Nav::Overview, &body)
+}
+
+fn exports(what: &str, query: &str) -> String {
+    let q = esc(query);
+    format!(
+        "<p class=\"exports\">Export {what}: <a href=\"/{what}.csv{q}\">CSV</a> · <a href=\"/{what}.json{q}\">JSON</a> · print this page for a PDF</p>"
+    )
+}
+
+fn select(id: &str, label: &str, options: &[String], selected: Option<&str>) -> String {
+    let mut out = format!(
+        "<label for=\"{id}\">{label}</label><select id=\"{id}\" name=\"{id}\"><option value=\"\">all</option>"
+    );
+    for o in options {
+        let sel = if selected == Some(o.as_str()) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(out, "<option value=\"{0}\"{sel}>{0}</option>", esc(o));
+    }
+    out.push_str("</select>");
+    out
+}
+
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = values.collect();
+    set.into_iter().map(str::to_string).collect()
+}
+
+fn filter_form(
+    action: &str,
+    q: Option<&str>,
+    selects: &[String],
+    shown: usize,
+    of: usize,
+) -> String {
+    format!(
+        "<form method=\"get\" action=\"{action}\" class=\"filters\" id=\"filters\">\
+<label for=\"search\">Search</label><input type=\"search\" id=\"search\" name=\"q\" value=\"{}\" placeholder=\"image, namespace, name\">\
+{}<button type=\"submit\">Filter</button></form>\
+<p class=\"count\">Showing <span data-figure=\"shown\">{shown}</span> of {of}</p>",
+        esc(q.unwrap_or_default()),
+        selects.concat()
+    )
+}
+
+fn scan_link(scan: &str) -> String {
+    match scan.split_once('/') {
+        Some((ns, name)) => format!(
+            "<a href=\"/scans/{}/{}\">{}</a>",
+            esc(&enc(ns)),
+            esc(&enc(name)),
+            esc(scan)
+        ),
+        None => esc(scan),
+    }
+}
+
+/// `/running`: the running images that match the filter.
+pub fn running(snapshot: &Snapshot, filter: &RunningFilter, rows: &[&Running]) -> String {
+    let namespaces = distinct(snapshot.running.iter().map(|r| r.namespace.as_str()));
+    let registries = distinct(snapshot.running.iter().map(|r| r.registry.as_str()));
+    let verdicts: Vec<String> = Verdict::ALL
+        .iter()
+        .map(|v| v.as_str().to_string())
+        .collect();
+    let mut body = filter_form(
+        "/running",
+        filter.q.as_deref(),
+        &[
+            select(
+                "verdict",
+                "Verdict",
+                &verdicts,
+                filter.verdict.map(Verdict::as_str),
+            ),
+            select(
+                "registry",
+                "Registry",
+                &registries,
+                filter.registry.as_deref(),
+            ),
+            select(
+                "namespace",
+                "Namespace",
+                &namespaces,
+                filter.namespace.as_deref(),
+            ),
+        ],
+        rows.len(),
+        snapshot.running.len(),
+    );
+    body += "<table id=\"running\"><thead><tr><th>Namespace</th><th>Workload</th><th>Image</th><th>Registry</th><th>Verdict</th><th>Scan</th><th>Why</th></tr></thead><tbody>";
+    for r in rows {
+        let _ = write!(
+            body,
+            "<tr data-namespace=\"{ns}\" data-workload=\"{w}\" data-image=\"{img}\" data-registry=\"{reg}\" data-verdict=\"{v}\">\
+<td><a href=\"/running?namespace={ens}\">{ns}</a></td><td>{w}</td><td class=\"image\">{img}</td><td>{reg}</td>\
+<td><span class=\"verdict {v}\">{v}</span></td><td>{scan}</td><td class=\"why\">{why}</td></tr>",
+            ns = esc(&r.namespace),
+            ens = esc(&enc(&r.namespace)),
+            w = esc(&r.workload),
+            img = esc(&r.image),
+            reg = esc(&r.registry),
+            v = r.verdict.as_str(),
+            scan = r.scan.as_deref().map(scan_link).unwrap_or_default(),
+            why = esc(&r.message),
+        );
+    }
+    body += "</tbody></table>";
+    body += &exports("running", &filter.to_query());
+    page("Running images", Nav::Running, &body)
+}
+
+/// `/scans`: the ImageScans that match the filter.
+pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String {
+    let namespaces = distinct(snapshot.scans.iter().map(|s| s.namespace.as_str()));
+    let registries = distinct(snapshot.scans.iter().map(|s| s.registry.as_str()));
+    let phases: Vec<String> = Phase::ALL.iter().map(|p| p.as_str().to_string()).collect();
+    let mut body = filter_form(
+        "/scans",
+        filter.q.as_deref(),
+        &[
+            select("phase", "Phase", &phases, filter.phase.map(Phase::as_str)),
+            select(
+                "registry",
+                "Registry",
+                &registries,
+                filter.registry.as_deref(),
+            ),
+            select(
+                "namespace",
+                "Namespace",
+                &namespaces,
+                filter.namespace.as_deref(),
+            ),
+        ],
+        rows.len(),
+        snapshot.scans.len(),
+    );
+    body += "<table id=\"scans\"><thead><tr><th>Namespace</th><th>Name</th><th>Image</th><th>Phase</th>\
+<th class=\"num\">critical</th><th class=\"num\">high</th><th class=\"num\">medium</th><th class=\"num\">low</th><th class=\"num\">unknown</th><th>Scanned at</th></tr></thead><tbody>";
+    for s in rows {
+        let c = s.counts;
+        let _ = write!(
+            body,
+            "<tr data-namespace=\"{ns}\" data-name=\"{name}\" data-image=\"{img}\" data-registry=\"{reg}\" data-phase=\"{phase}\">\
+<td>{ns}</td><td>{link}</td><td class=\"image\">{img}</td><td><span class=\"phase {phase}\">{phase}</span></td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{at}</td></tr>",
+            c.critical,
+            c.high,
+            c.medium,
+            c.low,
+            c.unknown,
+            ns = esc(&s.namespace),
+            name = esc(&s.name),
+            link = scan_link(&format!("{}/{}", s.namespace, s.name)),
+            img = esc(&s.image),
+            reg = esc(&s.registry),
+            phase = s.phase.as_str(),
+            at = esc(s.scanned_at.as_deref().unwrap_or_default()),
+        );
+    }
+    body += "</tbody></table>";
+    body += &exports("scans", &filter.to_query());
+    page("ImageScans", Nav::Scans, &body)
+}
+
+/// `/scans/{namespace}/{name}`: one scan.
+pub fn scan(s: &Scan) -> String {
+    let mut body = format!(
+        "<dl class=\"facts\"><dt>Image</dt><dd class=\"image\">{}</dd><dt>Phase</dt><dd><span class=\"phase {phase}\">{phase}</span></dd>\
+<dt>Policy</dt><dd>{}</dd><dt>Artifact</dt><dd class=\"image\">{}</dd><dt>Result source</dt><dd>{}</dd>\
+<dt>Scanner</dt><dd>{}</dd><dt>Scanned at</dt><dd>{}</dd></dl>",
+        esc(&s.image),
+        esc(s.policy.as_deref().unwrap_or("(the namespace's default)")),
+        esc(s.artifact.as_deref().unwrap_or("-")),
+        esc(s.source.as_deref().unwrap_or("-")),
+        esc(s.scanner.as_deref().unwrap_or("-")),
+        esc(s.scanned_at.as_deref().unwrap_or("-")),
+        phase = s.phase.as_str(),
+    );
+    let c = s.counts;
+    let _ = write!(
+        body,
+        "<h2>CVE counts</h2><table id=\"counts\"><thead><tr><th class=\"num\">critical</th><th class=\"num\">high</th><th class=\"num\">medium</th><th class=\"num\">low</th><th class=\"num\">unknown</th></tr></thead>\
+<tbody><tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></tbody></table>",
+        c.critical, c.high, c.medium, c.low, c.unknown
+    );
+    body += "<h2>Violations</h2><table id=\"violations\"><thead><tr><th>CVE</th><th>Severity</th><th>Package</th><th>Version</th><th>Fixed in</th></tr></thead><tbody>";
+    for v in &s.violations {
+        let _ = write!(
+            body,
+            "<tr data-cve=\"{id}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v.severity.as_str(),
+            esc(&v.package),
+            esc(&v.version),
+            esc(v.fixed_version.as_deref().unwrap_or("-")),
+            id = esc(&v.id),
+        );
+    }
+    body += "</tbody></table>";
+    body += "<h2>Conditions</h2><table id=\"conditions\"><thead><tr><th>Type</th><th>Status</th><th>Reason</th><th>Message</th><th>Since</th></tr></thead><tbody>";
+    for c in &s.conditions {
+        let message = match &c.error {
+            Some(e) => format!("{}: {e}", c.message),
+            None => c.message.clone(),
+        };
+        let _ = write!(
+            body,
+            "<tr data-type=\"{t}\"><td>{t}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.status.as_str(),
+            esc(&c.reason),
+            esc(&message),
+            esc(&c
+                .last_transition_time
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default()),
+            t = c.type_.as_str(),
+        );
+    }
+    body += "</tbody></table>";
+    page(
+        &format!("ImageScan {}/{}", s.namespace, s.name),
+        Nav::Scans,
+        &body,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::tests::{running as row, scan as image_scan, snapshot};
+    use super::*;
+
+    #[test]
+    fn text_from_the_cluster_is_escaped() {
+        assert_eq!(
+            esc("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+        let mut s = snapshot();
+        let mut bad = row(
+            "shop",
+            "<script>alert(1)</script>",
+            "evil.io/<script>:1",
+            Verdict::Fail,
+        );
+        bad.message = "<script>alert(2)</script>".into();
+        s.running.push(bad);
+        let scan = image_scan("shop", "x", "evil.io/<script>:1", Some("Failed"));
+        let mut detail = super::super::model::Snapshot::build(&BTreeMap::new(), [&scan])
+            .scans
+            .remove(0);
+        detail.violations[0].id = "CVE-<script>".into();
+        detail.violations[0].package = "\"><script>alert(3)</script>".into();
+        let rows: Vec<&Running> = s.running.iter().collect();
+        for html in [
+            running(&s, &RunningFilter::default(), &rows),
+            landing(&s),
+            super::scan(&detail),
+        ] {
+            assert!(!html.contains("<script>a"), "{html}");
+            assert!(!html.contains("evil.io/<script>"), "{html}");
+            assert_eq!(html.matches("<script").count(), 1, "only app.js: {html}");
+            assert!(!html.contains("style="), "no inline style: {html}");
+        }
+        assert!(super::scan(&detail).contains("data-cve=\"CVE-&lt;script&gt;\""));
+    }
+
+    #[test]
+    fn the_landing_page_shows_the_figures() {
+        let html = landing(&snapshot());
+        for (name, value) in [
+            ("images-scanned", 4),
+            ("scans-total", 5),
+            ("scans-pending", 2),
+            ("running-total", 4),
+            ("running-unscanned", 1),
+        ] {
+            let needle = format!("data-figure=\"{name}\">{value}<");
+            assert!(html.contains(&needle), "{needle} in {html}");
+        }
+        assert!(html.contains("<tr data-registry=\"quay.io\">"), "{html}");
+        assert!(
+            html.contains("<a href=\"/running?namespace=blog\">blog</a>"),
+            "{html}"
+        );
+        assert!(html.contains("id=\"by-namespace\""));
+    }
+
+    #[test]
+    fn the_running_page_has_a_row_per_shown_image_and_keeps_the_filter() {
+        let s = snapshot();
+        let (filter, _) = RunningFilter::from_query("registry=quay.io&q=b");
+        let rows: Vec<&Running> = s.running.iter().filter(|r| filter.matches(r)).collect();
+        let html = running(&s, &filter, &rows);
+        assert_eq!(html.matches("<tr data-namespace=").count(), 1, "{html}");
+        assert!(html.contains("data-verdict=\"fail\""));
+        assert!(html.contains("<option value=\"quay.io\" selected>"));
+        assert!(html.contains("data-figure=\"shown\">1<"));
+        assert!(
+            html.contains("href=\"/running.csv?registry=quay.io&amp;q=b\""),
+            "{html}"
+        );
+        assert!(html.contains("href=\"/scans/scangate-system/bad\""));
+        let all: Vec<&Scan> = s.scans.iter().collect();
+        let html = scans(&s, &ScanFilter::default(), &all);
+        assert_eq!(html.matches("<tr data-namespace=").count(), 5);
+        assert!(html.contains("data-phase=\"Scanning\""));
+    }
+}
