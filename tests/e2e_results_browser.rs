@@ -640,6 +640,13 @@ fn the_results_page_in_a_real_browser() {
         "{typed:?}"
     );
     assert_eq!(shown(&page), 1);
+    // Printed, the list is what the search left (and the print styles drop the navigation).
+    let pdf = screenshots().join("running-stray.pdf");
+    page.print_pdf(&pdf).expect("print to PDF");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("Deployment/stray"), "{text}");
+    assert!(!text.contains("Deployment/app"), "{text}");
+    assert!(!text.contains("Log out"), "{text}");
     // Server-side, from the query alone.
     page.navigate(&format!("{base}/running?registry=docker.io&namespace={ns}"))
         .expect("navigate");
@@ -699,6 +706,10 @@ fn the_results_page_in_a_real_browser() {
     for cve in &cves {
         assert!(text.contains(cve.as_str()), "{cve} not in the PDF:\n{text}");
     }
+    assert!(
+        !text.contains("Log out"),
+        "printed without the navigation:\n{text}"
+    );
 
     for name in ["login", "landing", "running", "scans", "scan"] {
         assert_png(&screenshots().join(format!("{name}.png")), 4096);
