@@ -172,8 +172,8 @@ fn json_of(cluster: &Cluster, args: &[&str]) -> Value {
 }
 
 /// The landing page's figures as kubectl gives them: the ImageScans by phase (none: Pending),
-/// their distinct images, and the running images by verdict from scangate's PolicyReports
-/// (`skip` is shown as unscanned).
+/// their distinct images, the running images from the Running pods, and those by verdict from
+/// scangate's PolicyReports (`skip` is shown as unscanned).
 fn expected_figures(cluster: &Cluster) -> BTreeMap<String, u64> {
     let scans = json_of(cluster, &["get", "imagescans", "-A", "-o", "json"]);
     let scans = scans["items"].as_array().cloned().unwrap_or_default();
@@ -226,7 +226,10 @@ fn expected_figures(cluster: &Cluster) -> BTreeMap<String, u64> {
         ("scans-failed".into(), count(&["Failed"])),
         ("scans-error".into(), count(&["Error"])),
         ("scans-pending".into(), count(&["Pending", "Scanning"])),
-        ("running-total".into(), pass + fail + warn + skip),
+        (
+            "running-total".into(),
+            running_pods(cluster, &["-A"]).len() as u64,
+        ),
         ("running-pass".into(), pass),
         ("running-fail".into(), fail),
         ("running-warn".into(), warn),
@@ -254,34 +257,55 @@ fn page_figures(page: &Page<'_>) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The `(workload, image)` each Running pod of `ns` runs, one per workload and image (a
-/// ReplicaSet's pods are their Deployment's), as the inventory counts them.
-fn running_pods(ns: &TestNamespace) -> BTreeSet<(String, String)> {
-    let pods: Value =
-        serde_json::from_str(&ns.kubectl_ok(&["get", "pods", "-o", "json"])).expect("pods JSON");
+/// The `(namespace, workload, image)` each Running pod runs (`kubectl get pods -o json` in
+/// `args`' scope), one per workload and image as the inventory counts them: a ReplicaSet's pods
+/// are their Deployment's; containers, init and ephemeral containers and image volumes.
+fn running_pods(cluster: &Cluster, args: &[&str]) -> BTreeSet<(String, String, String)> {
+    let mut all = vec!["get", "pods", "-o", "json"];
+    all.extend_from_slice(args);
+    let pods = json_of(cluster, &all);
     let mut running = BTreeSet::new();
     for pod in pods["items"].as_array().into_iter().flatten() {
         if pod["status"]["phase"] != "Running" {
             continue;
         }
-        let owner = &pod["metadata"]["ownerReferences"][0];
-        let workload = match (owner["kind"].as_str(), owner["name"].as_str()) {
-            (Some("ReplicaSet"), Some(name)) => {
-                let hash = pod["metadata"]["labels"]["pod-template-hash"]
-                    .as_str()
-                    .unwrap_or_default();
-                let deployment = name.strip_suffix(&format!("-{hash}")).unwrap_or(name);
-                format!("Deployment/{deployment}")
+        let meta = &pod["metadata"];
+        let owners = meta["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let owner = owners
+            .iter()
+            .find(|o| o["controller"] == true)
+            .or_else(|| owners.first());
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let workload = match owner {
+            None => format!("Pod/{}", s(&meta["name"])),
+            Some(o) if o["kind"] == "ReplicaSet" && o["apiVersion"] == "apps/v1" => {
+                let name = s(&o["name"]);
+                let hash = s(&meta["labels"]["pod-template-hash"]);
+                match name.strip_suffix(&format!("-{hash}")) {
+                    Some(deployment) if !hash.is_empty() && !deployment.is_empty() => {
+                        format!("Deployment/{deployment}")
+                    }
+                    _ => format!("ReplicaSet/{name}"),
+                }
             }
-            (Some(kind), Some(name)) => format!("{kind}/{name}"),
-            _ => format!(
-                "Pod/{}",
-                pod["metadata"]["name"].as_str().unwrap_or_default()
-            ),
+            Some(o) => format!("{}/{}", s(&o["kind"]), s(&o["name"])),
         };
-        for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
-            let image = container["image"].as_str().unwrap_or_default().to_string();
-            running.insert((workload.clone(), image));
+        let spec = &pod["spec"];
+        let containers = ["initContainers", "containers", "ephemeralContainers"]
+            .iter()
+            .flat_map(|k| spec[k].as_array().cloned().unwrap_or_default())
+            .map(|c| s(&c["image"]));
+        let volumes = spec["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v["image"]["reference"].as_str().map(str::to_string));
+        for image in containers.chain(volumes) {
+            running.insert((s(&meta["namespace"]), workload.clone(), image));
         }
     }
     running
@@ -497,10 +521,18 @@ fn the_results_page_in_a_real_browser() {
     let session = log_in(&browser, base, &viewer);
     let deadline = std::time::Instant::now() + WAIT;
     let figures = loop {
-        session.navigate(&format!("{base}/")).expect("navigate");
         let before = expected_figures(cluster);
+        session.navigate(&format!("{base}/")).expect("navigate");
         let shown = page_figures(&session);
-        if shown == before && expected_figures(cluster) == before {
+        // The verdicts (from the PolicyReports) add up to the running images (from the pods).
+        let verdicts: u64 = ["pass", "fail", "warn", "unscanned"]
+            .iter()
+            .map(|v| before[&format!("running-{v}")])
+            .sum();
+        if shown == before
+            && verdicts == before["running-total"]
+            && expected_figures(cluster) == before
+        {
             break shown;
         }
         assert!(
@@ -581,17 +613,13 @@ fn the_results_page_in_a_real_browser() {
             .map(|(r, _)| (r[1].clone(), r[2].clone()))
             .collect()
     };
-    assert_eq!(
-        mine(&ns),
-        running_pods(&enforced.ns),
-        "table#running in {ns}"
-    );
-    assert_eq!(
-        mine(&free.name),
-        running_pods(&free),
-        "table#running in {}",
-        free.name
-    );
+    for namespace in [&ns, &free.name] {
+        let pods: BTreeSet<(String, String)> = running_pods(cluster, &["-n", namespace])
+            .into_iter()
+            .map(|(_, workload, image)| (workload, image))
+            .collect();
+        assert_eq!(mine(namespace), pods, "table#running in {namespace}");
+    }
     let (status, text) = fetch(&page, "/running.csv");
     assert_eq!(status, 200, "{text}");
     let (header, records) = parse_csv(&text);
