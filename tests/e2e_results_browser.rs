@@ -425,7 +425,8 @@ fn the_results_page_in_a_real_browser() {
         cluster,
         "e2e-results-browser",
         &[],
-        "trustNamespaceScans: true",
+        // A pending scan admits its image: it runs unscanned.
+        "trustNamespaceScans: true\nonPending: allow",
     );
     let ns = enforced.ns.name.clone();
     // A namespace no webhook enforces on: its image is running unscanned.
@@ -463,16 +464,21 @@ fn the_results_page_in_a_real_browser() {
         (phase(&enforced, "busybox") == "Completed").then_some(())
     });
     enforced.trusted_scan("alpine", "alpine:3.10", ALPINE, PASSED);
-    for (name, image) in [("app", "busybox:1.32.1"), ("web", "alpine:3.10")] {
+    for (name, image) in [
+        ("app", "busybox:1.32.1"),
+        ("web", "alpine:3.10"),
+        ("queued", "ghcr.io/acme/queued:1"),
+    ] {
         let out = enforced.ns.apply(&deployment(name, image));
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let out = free.apply(&deployment("stray", "registry.example/stray:1"));
     assert!(out.status.success(), "{}", stderr(&out));
-    cluster.eventually("both running images to pass", WAIT, || {
+    cluster.eventually("two running images to pass, one unscanned", WAIT, || {
         let passing = BTreeSet::from([
             ("Deployment/app".to_string(), "pass".to_string()),
             ("Deployment/web".to_string(), "pass".to_string()),
+            ("Deployment/queued".to_string(), "skip".to_string()),
         ]);
         (results(&enforced.ns) == passing).then_some(())
     });
@@ -542,13 +548,21 @@ fn the_results_page_in_a_real_browser() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(
-        figures["scans-failed"] >= 1 && figures["running-fail"] >= 1,
+        [
+            "scans-failed",
+            "scans-pending",
+            "running-fail",
+            "running-warn",
+            "running-unscanned"
+        ]
+        .iter()
+        .all(|f| figures[*f] >= 1),
         "{figures:?}"
     );
     let registries: Vec<String> = session
         .eval("[...document.querySelectorAll('table#by-registry tr[data-registry]')].map(r => r.dataset.registry)")
         .expect("by registry");
-    for registry in ["docker.io", "registry.example"] {
+    for registry in ["docker.io", "ghcr.io", "registry.example"] {
         assert!(
             registries.iter().any(|r| r == registry),
             "{registry} not in {registries:?}"
@@ -690,6 +704,14 @@ fn the_results_page_in_a_real_browser() {
             ("Deployment/web".to_string(), "pass".to_string()),
         ])
     );
+    page.navigate(&format!("{base}/running?verdict=unscanned&namespace={ns}"))
+        .expect("navigate");
+    let unscanned: Vec<String> = rows(&page, "running", &names)
+        .into_iter()
+        .filter(|(_, v)| *v)
+        .map(|(r, _)| r[1].clone())
+        .collect();
+    assert_eq!(unscanned, ["Deployment/queued"]);
 
     // Scans: by registry.
     page.navigate(&format!("{base}/scans")).expect("navigate");
