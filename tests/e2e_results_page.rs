@@ -102,6 +102,7 @@ struct Browser {
     rt: tokio::runtime::Runtime,
 }
 
+#[derive(Clone, Copy)]
 enum Auth<'a> {
     None,
     Bearer(&'a str),
@@ -467,8 +468,9 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
             .contains(&format!("system:serviceaccount:{}:nobody", a.name))
     );
     assert_eq!(page.get("/scans.csv", Auth::Bearer(&tenant)).code, 403);
-    let reader = Auth::Bearer(&reader);
-    let landing = page.get("/", reader_auth(&reader));
+    let reader_token = reader;
+    let reader = Auth::Bearer(&reader_token);
+    let landing = page.get("/", reader);
     assert_eq!(landing.code, 200, "{}", landing.body);
     for (name, value) in [
         ("content-security-policy", "default-src 'self'"),
@@ -483,7 +485,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         "/scans.csv to equal kubectl get imagescans -A",
         WAIT,
         || {
-            let answer = page.get("/scans.csv", reader_auth(&reader));
+            let answer = page.get("/scans.csv", reader);
             assert_eq!(answer.code, 200, "{}", answer.body);
             let mut records = parse_csv(&answer.body);
             assert_eq!(
@@ -519,13 +521,13 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
             .any(|s| s[0] == a.name && s[2] == "Failed" && s[3..8] != ["0"; 5]),
         "{csv_scans:?}"
     );
-    let scans_json = page.get("/scans.json", reader_auth(&reader));
+    let scans_json = page.get("/scans.json", reader);
     let scans_json: Value = serde_json::from_str(&scans_json.body).expect("JSON");
     assert!(scans_json[0]["critical"].is_i64(), "{scans_json}");
 
     // /running.json equals the PolicyReports' results.
     let running = cluster.eventually("/running.json to equal the PolicyReports", WAIT, || {
-        let answer = page.get("/running.json", reader_auth(&reader));
+        let answer = page.get("/running.json", reader);
         assert_eq!(answer.code, 200, "{}", answer.body);
         let list: Value = serde_json::from_str(&answer.body).expect("JSON");
         let mut rows: Vec<Vec<String>> = list
@@ -572,7 +574,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         );
         assert_eq!(r["container"], "app", "{r}");
     }
-    let csv = page.get("/running.csv", reader_auth(&reader));
+    let csv = page.get("/running.csv", reader);
     let records = parse_csv(&csv.body);
     assert_eq!(
         records[0],
@@ -606,7 +608,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     };
     let phases = line("by phase:");
     let images = line("running pods:");
-    let html = page.get("/", reader_auth(&reader)).body;
+    let html = page.get("/", reader).body;
     let total: usize = ["Pending", "Scanning", "Completed", "Failed", "Error"]
         .iter()
         .map(|p| counted(&phases, p))
@@ -668,21 +670,16 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     );
 
     // Server-side filters.
-    let all = page.get("/running", reader_auth(&reader)).body;
+    let all = page.get("/running", reader).body;
     assert_eq!(rows(&all, "running"), 3, "{all}");
-    let quay = page
-        .get("/running?registry=quay.io", reader_auth(&reader))
-        .body;
+    let quay = page.get("/running?registry=quay.io", reader).body;
     assert_eq!(rows(&quay, "running"), 1, "{quay}");
     assert!(
         quay.contains("data-registry=\"quay.io\" data-verdict=\"warn\""),
         "{quay}"
     );
     assert_eq!(figure(&quay, "shown"), 1);
-    let in_a = page.get(
-        &format!("/running.json?namespace={}", a.name),
-        reader_auth(&reader),
-    );
+    let in_a = page.get(&format!("/running.json?namespace={}", a.name), reader);
     assert_eq!(
         serde_json::from_str::<Value>(&in_a.body)
             .expect("JSON")
@@ -690,29 +687,24 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
             .map(Vec::len),
         Some(1)
     );
-    let failed = page.get("/scans?phase=Failed", reader_auth(&reader)).body;
+    let failed = page.get("/scans?phase=Failed", reader).body;
     assert_eq!(rows(&failed, "scans"), 1, "{failed}");
 
-    // A scan's page: its violations with the CVE ids the report named.
-    let detail = page.get(&format!("/scans/{}/busybox", a.name), reader_auth(&reader));
+    // A scan's page: its conditions, and its violations by CVE id.
+    let detail = page.get(&format!("/scans/{}/busybox", a.name), reader);
     assert_eq!(detail.code, 200, "{}", detail.body);
-    let cve = vulnerable["matches"][0]["vulnerability"]["id"]
-        .as_str()
-        .expect("a CVE id in the fixture");
     assert!(
         detail.body.contains("<table id=\"conditions\""),
         "{}",
         detail.body
     );
     assert!(
-        detail.body.contains("data-cve=\"CVE-")
-            || detail.body.contains(&format!("data-cve=\"{cve}\"")),
+        detail.body.contains("<tr data-cve=\"CVE-"),
         "{}",
         detail.body
     );
     assert_eq!(
-        page.get(&format!("/scans/{}/nope", a.name), reader_auth(&reader))
-            .code,
+        page.get(&format!("/scans/{}/nope", a.name), reader).code,
         404
     );
 
@@ -749,15 +741,5 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         "scangate_results_requests_total{page=\"/scans/{namespace}/{name}\",code=\"404\"}",
     ] {
         assert!(metrics.contains(series), "{series} in {metrics}");
-    }
-    drop(system);
-}
-
-/// The same bearer token again (an `Auth` is used once per request).
-fn reader_auth<'a>(auth: &Auth<'a>) -> Auth<'a> {
-    match auth {
-        Auth::Bearer(t) => Auth::Bearer(t),
-        Auth::Cookie(c) => Auth::Cookie(c),
-        Auth::None => Auth::None,
     }
 }

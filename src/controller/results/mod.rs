@@ -161,14 +161,13 @@ pub async fn serve(
     match listener {
         Listener::Https(addr, files) => {
             let loaded = files.load()?;
+            let rustls = RustlsConfig::from_config(loaded.config);
+            tokio::spawn(reload_certificate(files, loaded.contents, rustls.clone()));
             let std_listener = std::net::TcpListener::bind(addr)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .map_err(|source| Error::Serve { addr, source })?;
-            let server = axum_server::from_tcp_rustls(
-                std_listener,
-                RustlsConfig::from_config(loaded.config),
-            )
-            .map_err(|source| Error::Serve { addr, source })?;
+            let server = axum_server::from_tcp_rustls(std_listener, rustls)
+                .map_err(|source| Error::Serve { addr, source })?;
             tracing::info!(%addr, "results page serving HTTPS");
             tokio::spawn(async move {
                 if let Err(error) = server.serve(router.into_make_service()).await {
@@ -189,6 +188,39 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// How often the certificate files are read again.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Swaps the served certificate when its files change (cert-manager rotates the webhook's,
+/// which deploy/ serves the page with); files that do not load keep the current one.
+async fn reload_certificate(
+    files: tls::TlsFiles,
+    mut current: tls::Contents,
+    rustls: RustlsConfig,
+) {
+    loop {
+        tokio::time::sleep(RELOAD_EVERY).await;
+        let contents = match files.read() {
+            Ok(c) if c != current => c,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "results page: cannot read the certificate; keeping the current one");
+                continue;
+            }
+        };
+        match files.build(contents.clone()) {
+            Ok(loaded) => {
+                rustls.reload_from_config(loaded.config);
+                tracing::info!("results page: certificate reloaded");
+                current = contents;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "results page: new certificate not usable yet; keeping the current one");
+            }
+        }
+    }
 }
 
 fn router(pages: Arc<Pages>) -> Router {
@@ -452,7 +484,12 @@ async fn not_found() -> Response {
 
 /// The latest snapshot, or why there is none (answered 503).
 fn snapshot(pages: &Pages) -> Result<Arc<Snapshot>, &'static str> {
-    match &*pages.view.borrow() {
+    ready(&pages.view.borrow())
+}
+
+/// The snapshot of a view, or why there is none.
+fn ready(view: &View) -> Result<Arc<Snapshot>, &'static str> {
+    match view {
         View::Ready(s) => Ok(s.clone()),
         View::Standby => Err(
             "This replica is standing by: only the leader keeps the inventory. Reach the page through the leader's pod (kubectl -n scangate-system get lease scangate-controller names it).",
@@ -630,6 +667,13 @@ mod tests {
             args(true, false, false, true).listener(),
             Ok(Some(Listener::Http(_)))
         ));
+    }
+
+    #[test]
+    fn without_a_snapshot_the_page_says_why() {
+        assert!(ready(&View::Standby).is_err_and(|why| why.contains("standing by")));
+        assert!(ready(&View::Starting).is_err_and(|why| why.contains("not been computed")));
+        assert!(ready(&View::Ready(Arc::new(Snapshot::default()))).is_ok());
     }
 
     #[test]

@@ -5,16 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::api::{Condition, ImageScan, Phase, Violation};
 use crate::controller::inventory::{Entry, RuntimeVerdict};
 use crate::image::ImageRef;
 
 /// A running image's verdict as the page spells it: the PolicyReport result, with `skip`
 /// (admitted without a decided result) shown as `unscanned`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     Fail,
     Warn,
@@ -54,7 +51,7 @@ impl Verdict {
 }
 
 /// One running image of one workload (a PolicyReport result).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Running {
     pub namespace: String,
     /// `Kind/name`.
@@ -63,17 +60,16 @@ pub struct Running {
     pub pod: String,
     pub container: String,
     pub image: String,
-    #[serde(skip)]
     pub registry: String,
     pub verdict: Verdict,
     /// The deciding scan, `namespace/name`.
     pub scan: Option<String>,
-    #[serde(skip)]
+    /// Why, in one line (the webhook's reason).
     pub message: String,
 }
 
 /// Vulnerability counts of a scan.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub critical: i64,
     pub high: i64,

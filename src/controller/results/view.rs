@@ -420,6 +420,7 @@ pub fn scan(s: &Scan) -> String {
         );
     }
     body += "</tbody></table>";
+    body += &exports("scans", &format!("?namespace={}", enc(&s.namespace)));
     page(
         &format!("ImageScan {}/{}", s.namespace, s.name),
         Nav::Scans,
