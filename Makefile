@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory fuzz lint fmt crds certs deploy-local tools helm registry-build
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory fuzz lint fmt crds certs deploy-local tools helm registry-build browser
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -33,14 +33,14 @@ unit-test:
 	$(CARGO) test --locked
 
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
-test: helm registry-build
+test: helm registry-build browser
 	$(CARGO) test --locked --no-run
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
 ## e2e: only the end-to-end tests, on a fresh local control plane.
-e2e: helm registry-build
+e2e: helm registry-build browser
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
@@ -162,6 +162,12 @@ $(REGISTRY):
 	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
 	  -ldflags '-s -w -X github.com/distribution/distribution/v3/version.version=$(REGISTRY_VERSION)' \
 	  github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION)
+
+## browser: install headless Chromium and pdftotext (Debian's chromium, poppler-utils) for the
+## browser tests (tests/common/browser.rs) when missing; a cold install takes about 40 s.
+browser:
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium poppler-utils; }
 
 ## deploy-local: webhook configurations for a webhook on 127.0.0.1:18443 with the local CA.
 deploy-local: certs

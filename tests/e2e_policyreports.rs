@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{cluster, deployment, stderr};
@@ -16,18 +15,6 @@ use common::fixtures::{ALPINE, GRYPE_BUSYBOX as FIXTURE, PASSED};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
-/// Stores `report` (grype JSON) for scan `ns/busybox`, as a CI pusher does.
-fn push(enforced: &Enforced, report: &Value) {
-    let path = enforced.dir.path().join("report.json");
-    std::fs::write(&path, report.to_string()).expect("write report");
-    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args(["report", &path.display().to_string(), "--to-configmap"])
-        .arg(format!("{}/busybox", enforced.ns.name))
-        .env("KUBECONFIG", &enforced.cluster.kubeconfig)
-        .output()
-        .expect("scangate report");
-    assert!(out.status.success(), "{}", stderr(&out));
-}
 
 fn phase(enforced: &Enforced) -> String {
     enforced.ns.kubectl_ok(&[
@@ -99,7 +86,9 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
             .expect("fixture JSON");
     let mut clean = vulnerable.clone();
     clean["matches"] = json!([]);
-    push(&enforced, &clean);
+    enforced
+        .cluster
+        .push_report(&format!("{}/busybox", enforced.ns.name), &clean);
     cluster.eventually("the scan Completed", WAIT, || {
         (phase(&enforced) == "Completed").then_some(())
     });
@@ -136,7 +125,9 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
     assert_eq!(manager, "scangate-controller");
 
     // A new report with the CVEs: the result turns Failed, and so does the running image.
-    push(&enforced, &vulnerable);
+    enforced
+        .cluster
+        .push_report(&format!("{}/busybox", enforced.ns.name), &vulnerable);
     let failing = cluster.eventually("the running image to fail", WAIT, || {
         report(&enforced).filter(|r| {
             results(r)

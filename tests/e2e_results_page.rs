@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, TestNamespace, cluster, deployment, stderr};
 use common::controller::Controller;
+use common::exports::{RUNNING_CSV, SCANS_CSV, parse_csv};
 use common::fixtures::GRYPE_BUSYBOX;
 use common::webhook::{certs, client_builder, free_port};
 use serde_json::{Value, json};
@@ -116,39 +117,6 @@ impl Browser {
             auth,
         )
     }
-}
-
-/// RFC 4180 records (quoted fields with doubled quotes, commas and line breaks).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut records = vec![];
-    let mut record = vec![];
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    assert!(!quoted, "unterminated quote in {text}");
-    assert!(
-        field.is_empty() && record.is_empty(),
-        "no final CRLF: {text}"
-    );
-    records
 }
 
 /// A ServiceAccount's token (`kubectl create token`).
@@ -258,23 +226,6 @@ fn policy_results(cluster: &Cluster) -> Vec<Vec<String>> {
     results
 }
 
-/// Stores `report` (grype JSON) for scan `ns/name`, as a CI pusher does.
-fn push(cluster: &Cluster, dir: &Path, scan: &str, report: &Value) {
-    let path = dir.join("report.json");
-    std::fs::write(&path, report.to_string()).expect("write report");
-    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args([
-            "report",
-            &path.display().to_string(),
-            "--to-configmap",
-            scan,
-        ])
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .output()
-        .expect("scangate report");
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 fn apply(ns: &TestNamespace, object: Value) {
     let out = ns.apply(&object.to_string());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -353,13 +304,8 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
             .expect("fixture JSON");
     let mut clean = vulnerable.clone();
     clean["matches"] = json!([]);
-    push(
-        cluster,
-        dir.path(),
-        &format!("{}/busybox", a.name),
-        &vulnerable,
-    );
-    push(cluster, dir.path(), &format!("{}/busybox", b.name), &clean);
+    cluster.push_report(&format!("{}/busybox", a.name), &vulnerable);
+    cluster.push_report(&format!("{}/busybox", b.name), &clean);
     let phase = |ns: &TestNamespace| {
         ns.kubectl_ok(&[
             "get",
@@ -447,22 +393,8 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         || {
             let answer = page.get("/scans.csv", reader);
             assert_eq!(answer.code, 200, "{}", answer.body);
-            let mut records = parse_csv(&answer.body);
-            assert_eq!(
-                records.remove(0),
-                [
-                    "namespace",
-                    "name",
-                    "image",
-                    "phase",
-                    "critical",
-                    "high",
-                    "medium",
-                    "low",
-                    "unknown",
-                    "scanned_at"
-                ]
-            );
+            let (header, records) = parse_csv(&answer.body);
+            assert_eq!(header, SCANS_CSV);
             let mut page_scans: Vec<Vec<String>> = records
                 .iter()
                 .map(|r| {
@@ -535,20 +467,9 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         assert_eq!(r["container"], "app", "{r}");
     }
     let csv = page.get("/running.csv", reader);
-    let records = parse_csv(&csv.body);
-    assert_eq!(
-        records[0],
-        [
-            "namespace",
-            "workload",
-            "pod",
-            "container",
-            "image",
-            "verdict",
-            "scan"
-        ]
-    );
-    assert_eq!(records.len(), 4, "{}", csv.body);
+    let (header, records) = parse_csv(&csv.body);
+    assert_eq!(header, RUNNING_CSV);
+    assert_eq!(records.len(), 3, "{}", csv.body);
 
     // The landing page's figures are `scangate status`'s.
     let status = Command::new(env!("CARGO_BIN_EXE_scangate"))

@@ -86,6 +86,24 @@ impl Cluster {
     }
 
     /// Runs kubectl and returns its standard output, failing the test if it fails.
+    /// Stores `report` (a scanner's JSON) for scan `scan` (`namespace/name`) with `scangate
+    /// report --to-configmap`, as a CI pipeline does, as the admin.
+    pub fn push_report(&self, scan: &str, report: &serde_json::Value) {
+        let file = tempfile::NamedTempFile::new().expect("report file");
+        std::fs::write(file.path(), report.to_string()).expect("write report");
+        let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args([
+                "report",
+                &file.path().display().to_string(),
+                "--to-configmap",
+                scan,
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("scangate report");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
         assert!(
