@@ -509,6 +509,14 @@ fn the_results_page_in_a_real_browser() {
     // Running: choosing a registry narrows the list to its rows, and the count follows.
     page.navigate(&format!("{base}/running")).expect("navigate");
     screenshot(&page, "running");
+    // Long references and digests wrap: the list fits the window, nothing scrolls sideways.
+    let (wide, window) = page
+        .eval::<(u64, u64)>("[document.documentElement.scrollWidth, window.innerWidth]")
+        .expect("widths");
+    assert!(
+        wide <= window,
+        "/running is {wide}px wide in a {window}px window"
+    );
     let names = ["namespace", "workload", "image", "registry", "verdict"];
     let all = rows(&page, "running", &names);
     let mine = |namespace: &str| -> BTreeSet<(String, String)> {
