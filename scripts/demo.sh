@@ -11,6 +11,7 @@ DEMO=target/demo
 PORT=${DEMO_WEBHOOK_PORT:-18443}
 ADMIN_PORT=${DEMO_ADMIN_PORT:-18080}
 CONTROLLER_ADMIN_PORT=${DEMO_CONTROLLER_ADMIN_PORT:-18081}
+RESULTS_PORT=${DEMO_RESULTS_PORT:-18444}
 pids=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -54,7 +55,9 @@ KUBECONFIG=$(kubeconfig_as scangate-webhook) $BIN webhook --listen "127.0.0.1:$P
   >"$DEMO/webhook.log" 2>&1 &
 pids+=($!)
 KUBECONFIG=$(kubeconfig_as scangate-controller) $BIN controller --admin-listen "127.0.0.1:$CONTROLLER_ADMIN_PORT" \
-  --leader-election=false --config examples/config.yaml >"$DEMO/controller.log" 2>&1 &
+  --leader-election=false --config examples/config.yaml \
+  --results-listen "127.0.0.1:$RESULTS_PORT" --results-tls-cert-file "$DEMO/certs/tls.crt" \
+  --results-tls-key-file "$DEMO/certs/tls.key" >"$DEMO/controller.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break
@@ -139,5 +142,26 @@ kind: Pod
 metadata: {name: probe}
 spec: {containers: [{name: sh, image: "busybox:1.32.1"}]}
 YAML
+
+say "what runs, and would it be admitted today: PolicyReports, kubectl scangate status, the results page"
+echo "# kwok's fake node runs the admitted pods; the controller reports each running image's verdict"
+for _ in $(seq 1 150); do
+  results=$($KUBECTL get policyreports -n shop -o jsonpath='{range .items[*].results[*]}{.result}{"\n"}{end}' 2>/dev/null | grep -c . || true)
+  [ "$results" -ge 2 ] && break
+  sleep 0.2
+done
+run $KUBECTL get policyreports -n shop
+run env KUBECONFIG="$CP/kubeconfig" $BIN status --config examples/config.yaml
+PAGE="https://127.0.0.1:$RESULTS_PORT"
+echo "# the results page ($PAGE) wants a token whose user may list ImageScans in every namespace"
+run curl -s -o /dev/null -w '%{http_code} without a token\n' --cacert "$DEMO/certs/ca.crt" "$PAGE/"
+$KUBECTL create serviceaccount security-viewer -n scangate-system >/dev/null
+$KUBECTL create clusterrolebinding security-viewer --clusterrole=scangate-view \
+  --serviceaccount=scangate-system:security-viewer >/dev/null
+TOKEN=$($KUBECTL create token security-viewer -n scangate-system --duration=10m)
+printf '$ curl -s --cacert %s -H "Authorization: Bearer $TOKEN" %s\n' "$DEMO/certs/ca.crt" "$PAGE/scans.csv"
+curl -sf --cacert "$DEMO/certs/ca.crt" -H "Authorization: Bearer $TOKEN" "$PAGE/scans.csv" | tee "$DEMO/scans.csv"
+grep -q busybox "$DEMO/scans.csv" || { echo "the results page did not list the busybox scan"; exit 1; }
+echo "# open $PAGE in a browser (KEEP=1 keeps it running) and log in with: $KUBECTL create token security-viewer -n scangate-system"
 
 say "done: scangate denied the vulnerable deployment, admitted the clean one, and held against the tenant"

@@ -44,12 +44,13 @@ pub enum RuntimeVerdict {
     /// Denied by the rules: a Failed result no exception covers, an unscanned image under
     /// `onUnscanned: deny`, a result in Error under `onError: deny`, an invalid reference.
     fail,
-    /// Admitted with a warning by the rules.
+    /// Admitted with a warning by the rules, or only by an exception (the webhook warns: the
+    /// image still has its findings, accepted by an approver until the exception ends).
     warn,
     /// Admitted without a decided result: unscanned, pending or in error, under rules that
     /// allow those.
     skip,
-    /// Admitted by a Completed result, or by an exception.
+    /// Admitted by a Completed result.
     pass,
 }
 
@@ -71,11 +72,12 @@ impl RuntimeVerdict {
     }
 
     /// The verdict of the rules' `action` on an image: `decided` when a Completed or Failed
-    /// result, or an exception, admitted it.
-    pub fn of(action: Action, decided: bool) -> Self {
+    /// result admitted it, `excepted` when an exception did.
+    pub fn of(action: Action, decided: bool, excepted: bool) -> Self {
         match action {
             Action::Deny => RuntimeVerdict::fail,
             Action::Warn => RuntimeVerdict::warn,
+            Action::Allow if excepted => RuntimeVerdict::warn,
             Action::Allow if decided => RuntimeVerdict::pass,
             Action::Allow => RuntimeVerdict::skip,
         }
@@ -293,8 +295,8 @@ pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -
                 let indexed = ctx.index.get(&d.namespace, &d.name)?;
                 Some((d.origin, indexed))
             });
-            let decided = verdict.exception.is_some()
-                || scan.is_some_and(|(_, s)| matches!(s.phase, Phase::Completed | Phase::Failed));
+            let decided =
+                scan.is_some_and(|(_, s)| matches!(s.phase, Phase::Completed | Phase::Failed));
             let violations = scan
                 .map(|(_, s)| s.violations.as_slice())
                 .unwrap_or_default();
@@ -316,7 +318,7 @@ pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -
                 pod: pod.metadata.name.clone().unwrap_or_default(),
                 container: container.name.clone(),
                 image: image.clone(),
-                verdict: RuntimeVerdict::of(verdict.action, decided),
+                verdict: RuntimeVerdict::of(verdict.action, decided, verdict.exception.is_some()),
                 message: verdict.reason,
                 scan: scan.map(|(origin, s)| DecidingScan {
                     namespace: s.namespace.clone(),
@@ -619,7 +621,7 @@ mod tests {
     }
 
     #[test]
-    fn an_exception_passes_and_allowed_unscanned_images_are_skipped() {
+    fn an_exception_warns_and_allowed_unscanned_images_are_skipped() {
         let exception: crate::api::ScanException = serde_json::from_value(json!({
             "apiVersion": "scanning.scangate.dev/v1beta1",
             "kind": "ScanException",
@@ -634,12 +636,19 @@ mod tests {
             &scans,
             &[Exception::from_exception(&exception)],
         );
-        assert_eq!(found[0].verdict, RuntimeVerdict::pass, "{:?}", found[0]);
+        assert_eq!(found[0].verdict, RuntimeVerdict::warn, "{:?}", found[0]);
         assert_eq!(found[0].exception.as_deref(), Some("shop/accepted"));
         assert_eq!(
-            RuntimeVerdict::of(Action::Allow, false),
+            RuntimeVerdict::of(Action::Allow, false, false),
             RuntimeVerdict::skip
         );
-        assert_eq!(RuntimeVerdict::of(Action::Warn, true), RuntimeVerdict::warn);
+        assert_eq!(
+            RuntimeVerdict::of(Action::Allow, true, false),
+            RuntimeVerdict::pass
+        );
+        assert_eq!(
+            RuntimeVerdict::of(Action::Warn, true, false),
+            RuntimeVerdict::warn
+        );
     }
 }
