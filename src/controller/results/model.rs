@@ -93,6 +93,8 @@ pub struct Scan {
     /// `lastResult.source`.
     pub source: Option<String>,
     pub artifact: Option<String>,
+    /// `status.resolved`: what the tag named at the registry, its platforms, and when.
+    pub resolved: Option<String>,
     pub policy: Option<String>,
     pub scanner: Option<String>,
 }
@@ -194,6 +196,7 @@ fn scan_of(scan: &ImageScan) -> Scan {
             .and_then(|s| s.artifact.as_ref())
             .and_then(|a| a.registry.as_ref())
             .map(|r| r.image.clone()),
+        resolved: status.and_then(|s| s.resolved.as_ref()).map(resolution),
         policy: scan.spec.scan.scan_policy.clone(),
         scanner: status.and_then(|s| s.scanned_by.as_ref()).map(|b| {
             format!(
@@ -202,6 +205,24 @@ fn scan_of(scan: &ImageScan) -> Scan {
             )
         }),
     }
+}
+
+/// A resolution in one line: `repo:tag@sha256:… (linux/amd64, linux/arm64) at TIME`.
+fn resolution(r: &crate::api::Resolution) -> String {
+    let platforms: Vec<String> = r
+        .platforms
+        .iter()
+        .map(|p| match &p.variant {
+            Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        })
+        .collect();
+    let platforms = if platforms.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", platforms.join(", "))
+    };
+    format!("{}{platforms} at {}", r.image, r.resolved_at.0)
 }
 
 /// The landing page's figures (as `scangate status` counts them: every ImageScan by phase, a
@@ -418,7 +439,11 @@ pub(crate) mod tests {
             value["status"] = json!({"phase": phase, "cveCount": {"critical": 1, "high": 2},
                 "scannedAt": "2026-01-02T00:00:00Z",
                 "lastResult": {"phase": phase, "scannedAt": "2026-01-02T00:00:00Z", "source": "job"},
-                "violations": [{"id": "CVE-1", "severity": "critical", "package": "p", "version": "1", "fixedVersion": "2"}]});
+                "violations": [{"id": "CVE-1", "severity": "critical", "package": "p", "version": "1", "fixedVersion": "2"}],
+                "resolved": {"image": format!("{image}@sha256:{}", "a".repeat(64)),
+                    "mediaType": "application/vnd.oci.image.index.v1+json", "resolvedAt": "2026-01-02T00:00:00Z",
+                    "platforms": [{"os": "linux", "architecture": "amd64", "digest": format!("sha256:{}", "b".repeat(64))},
+                                  {"os": "linux", "architecture": "arm", "variant": "v7", "digest": format!("sha256:{}", "c".repeat(64))}]}});
         }
         serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -479,6 +504,16 @@ pub(crate) mod tests {
         assert_eq!(web.source.as_deref(), Some("job"));
         assert_eq!(web.policy.as_deref(), Some("default"));
         assert_eq!(web.violations[0].fixed_version.as_deref(), Some("2"));
+        assert_eq!(
+            web.resolved.as_deref(),
+            Some(
+                format!(
+                    "alpine:3@sha256:{} (linux/amd64, linux/arm/v7) at 2026-01-02T00:00:00Z",
+                    "a".repeat(64)
+                )
+                .as_str()
+            )
+        );
         assert_eq!(
             s.scan("shop", "mine").map(|m| m.phase),
             Some(Phase::Pending)

@@ -369,11 +369,13 @@ pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String
 pub fn scan(s: &Scan) -> String {
     let mut body = format!(
         "<dl class=\"facts\"><dt>Image</dt><dd class=\"image\">{}</dd><dt>Phase</dt><dd><span class=\"phase {phase}\">{phase}</span></dd>\
-<dt>Policy</dt><dd>{}</dd><dt>Artifact</dt><dd class=\"image\">{}</dd><dt>Result source</dt><dd>{}</dd>\
+<dt>Policy</dt><dd>{}</dd><dt>Artifact</dt><dd class=\"image\">{}</dd><dt>Resolved</dt><dd class=\"image\">{}</dd>\
+<dt>Result source</dt><dd>{}</dd>\
 <dt>Scanner</dt><dd>{}</dd><dt>Scanned at</dt><dd>{}</dd></dl>",
         esc(&s.image),
         esc(s.policy.as_deref().unwrap_or("(the namespace's default)")),
         esc(s.artifact.as_deref().unwrap_or("-")),
+        esc(s.resolved.as_deref().unwrap_or("-")),
         esc(s.source.as_deref().unwrap_or("-")),
         esc(s.scanner.as_deref().unwrap_or("-")),
         esc(s.scanned_at.as_deref().unwrap_or("-")),
@@ -466,6 +468,13 @@ mod tests {
             assert!(!html.contains("style="), "no inline style: {html}");
         }
         assert!(super::scan(&detail).contains("data-cve=\"CVE-&lt;script&gt;\""));
+        // The tag's resolution is shown, escaped like the rest.
+        assert!(
+            super::scan(&detail)
+                .contains("<dt>Resolved</dt><dd class=\"image\">evil.io/&lt;script&gt;:1@sha256:"),
+            "{}",
+            super::scan(&detail)
+        );
     }
 
     #[test]
