@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 /// How long a session lives.
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
-/// How long a bearer token's decision is kept.
+/// How long a bearer token's decision is kept, and how often a session's rights are asked
+/// again (so a revoked viewer loses the page within this, not at the session's end).
 pub const BEARER_TTL: Duration = Duration::from_secs(60);
 /// How long a review may take.
 pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,10 +45,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What a token may do here.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
-    /// The user (name) may list ImageScans in every namespace.
-    Allowed(String),
+    /// The user may list ImageScans in every namespace.
+    Allowed(UserInfo),
     /// No valid token.
     Unauthenticated,
     /// A valid token whose user may not (name, the authorizer's reason).
@@ -70,7 +71,7 @@ pub fn authenticated(status: Option<&TokenReviewStatus>) -> Option<UserInfo> {
 pub fn authorize(user: &UserInfo, status: Option<&SubjectAccessReviewStatus>) -> Decision {
     let name = user.username.clone().unwrap_or_default();
     match status {
-        Some(s) if s.allowed && s.denied != Some(true) => Decision::Allowed(name),
+        Some(s) if s.allowed && s.denied != Some(true) => Decision::Allowed(user.clone()),
         Some(s) => Decision::Forbidden(name, s.reason.clone().unwrap_or_default()),
         None => Decision::Forbidden(name, "no answer from the authorizer".into()),
     }
@@ -111,13 +112,18 @@ pub async fn review(client: &Client, token: &str) -> Result<Decision> {
     let Some(user) = authenticated(answered.status.as_ref()) else {
         return Ok(Decision::Unauthenticated);
     };
+    recheck(client, &user).await
+}
+
+/// Asks the API server whether an authenticated user (a session's) may still see the page.
+pub async fn recheck(client: &Client, user: &UserInfo) -> Result<Decision> {
     let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
     let answered = bounded(
         "SubjectAccessReview",
-        reviews.create(&PostParams::default(), &access_review(&user)),
+        reviews.create(&PostParams::default(), &access_review(user)),
     )
     .await?;
-    Ok(authorize(&user, answered.status.as_ref()))
+    Ok(authorize(user, answered.status.as_ref()))
 }
 
 async fn bounded<T>(
@@ -132,10 +138,19 @@ async fn bounded<T>(
 }
 
 /// A session after `POST /login`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Session {
-    pub user: String,
+    pub user: UserInfo,
     pub expires: Instant,
+    /// When the user's rights were last confirmed.
+    pub checked: Instant,
+}
+
+/// A live session's user, and whether its rights are due to be asked again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Live {
+    pub user: UserInfo,
+    pub recheck: bool,
 }
 
 /// Whether a session or cached decision that expires at `expires` is still good at `now`.
@@ -156,7 +171,7 @@ fn token_hash(token: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Starts a session for `user`: its random id.
-    pub fn start(&self, user: String, now: Instant) -> Result<String> {
+    pub fn start(&self, user: UserInfo, now: Instant) -> Result<String> {
         let mut bytes = [0u8; 32];
         rustls::crypto::ring::default_provider()
             .secure_random
@@ -170,22 +185,36 @@ impl Sessions {
                 Session {
                     user,
                     expires: now + SESSION_TTL,
+                    checked: now,
                 },
             );
         }
         Ok(id)
     }
 
-    /// The user of a live session.
-    pub fn user(&self, id: &str, now: Instant) -> Option<String> {
+    /// The user of a live session; its rights are due again [`BEARER_TTL`] after they were
+    /// last confirmed.
+    pub fn user(&self, id: &str, now: Instant) -> Option<Live> {
         let mut sessions = self.sessions.lock().ok()?;
         match sessions.get(id) {
-            Some(s) if live(s.expires, now) => Some(s.user.clone()),
+            Some(s) if live(s.expires, now) => Some(Live {
+                user: s.user.clone(),
+                recheck: !live(s.checked + BEARER_TTL, now),
+            }),
             Some(_) => {
                 sessions.remove(id);
                 None
             }
             None => None,
+        }
+    }
+
+    /// The session's rights were confirmed at `now`.
+    pub fn confirmed(&self, id: &str, now: Instant) {
+        if let Ok(mut sessions) = self.sessions.lock()
+            && let Some(s) = sessions.get_mut(id)
+        {
+            s.checked = now;
         }
     }
 
@@ -246,7 +275,7 @@ mod tests {
         };
         assert_eq!(
             authorize(&alice, Some(&sar(true, None))),
-            Decision::Allowed("alice".into())
+            Decision::Allowed(alice.clone())
         );
         assert_eq!(
             authorize(&alice, Some(&sar(false, None))),
@@ -272,22 +301,30 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_after_an_hour_and_end_on_logout() {
+    fn sessions_expire_after_an_hour_end_on_logout_and_are_rechecked_each_minute() {
         let sessions = Sessions::default();
         let t0 = Instant::now();
         let id = sessions
-            .start("alice".into(), t0)
+            .start(user("alice"), t0)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(id.len(), 64);
         let other = sessions
-            .start("bob".into(), t0)
+            .start(user("bob"), t0)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(id, other);
+        let live = |at: Duration| sessions.user(&id, t0 + at).map(|l| l.recheck);
+        assert_eq!(live(Duration::from_secs(59)), Some(false));
+        // A minute on, the user's rights are asked again; confirmed, they hold another minute.
+        assert_eq!(live(BEARER_TTL), Some(true));
+        sessions.confirmed(&id, t0 + BEARER_TTL);
+        assert_eq!(live(BEARER_TTL + Duration::from_secs(59)), Some(false));
         assert_eq!(
-            sessions.user(&id, t0 + Duration::from_secs(3599)),
-            Some("alice".into())
+            sessions
+                .user(&id, t0 + Duration::from_secs(3599))
+                .map(|l| l.user.username),
+            Some(Some("alice".into()))
         );
-        assert_eq!(sessions.user(&id, t0 + SESSION_TTL), None);
+        assert_eq!(live(SESSION_TTL), None);
         assert_eq!(sessions.user("nope", t0), None);
         sessions.end(&other);
         assert_eq!(sessions.user(&other, t0), None);

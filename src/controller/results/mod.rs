@@ -392,9 +392,30 @@ async fn decide(pages: &Pages, token: &str) -> Result<Decision, auth::Error> {
 async fn require_user(State(pages): State<Arc<Pages>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     if let Some(id) = cookie_value(headers, COOKIE)
-        && pages.sessions.user(id, Instant::now()).is_some()
+        && let Some(live) = pages.sessions.user(id, Instant::now())
     {
-        return next.run(request).await;
+        if !live.recheck {
+            return next.run(request).await;
+        }
+        // A minute on, the session's user must still have the right (it may be revoked).
+        return match auth::recheck(&pages.client, &live.user).await {
+            Ok(Decision::Allowed(_)) => {
+                pages.sessions.confirmed(id, Instant::now());
+                next.run(request).await
+            }
+            Ok(Decision::Forbidden(user, reason)) => {
+                pages.sessions.end(id);
+                forbidden(&user, &reason)
+            }
+            Ok(Decision::Unauthenticated) => {
+                pages.sessions.end(id);
+                unauthenticated("The session ended; log in again.")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a session's rights again");
+                unavailable(&format!("Cannot check your rights now: {error}"))
+            }
+        };
     }
     let Some(token) = bearer(headers) else {
         return unauthenticated("");
