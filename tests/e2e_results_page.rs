@@ -623,4 +623,34 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     ] {
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
+
+    // The viewer's binding is removed: its session, and its token, lose the page within the
+    // minute after which a session's rights are asked again.
+    let login = page.post_form("/login", &format!("token={reader_token}"), Auth::None);
+    let cookie = login
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    assert_eq!(page.get("/", Auth::Cookie(&cookie)).code, 200);
+    cluster.kubectl_ok(&["delete", "clusterrolebinding", &reader_binding]);
+    let mut session_refused = false;
+    cluster.eventually(
+        "the revoked viewer's session and token to be refused",
+        Duration::from_secs(90),
+        || {
+            // Refused once (403), the session is gone (401 after).
+            let session = page.get("/", Auth::Cookie(&cookie)).code;
+            if session == 403 {
+                session_refused = true;
+            }
+            assert!(
+                session == 200 || session_refused,
+                "the session answered {session} before it was refused"
+            );
+            let token = page.get("/", reader).code;
+            (session_refused && token == 403).then_some(())
+        },
+    );
 }
