@@ -89,8 +89,15 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn total(&self) -> usize {
-        self.per_namespace.values().sum()
+    /// What counts against the global limit: each namespace at most its own limit. The
+    /// controller never runs more there, so only Jobs someone else made (a tenant with `edit`
+    /// can create labelled Jobs owned by its scans) go beyond it, and they must not take the
+    /// other namespaces' slots.
+    pub fn total(&self, limits: Limits) -> usize {
+        self.per_namespace
+            .values()
+            .map(|n| (*n).min(limits.per_namespace))
+            .sum()
     }
 
     pub fn add(&mut self, namespace: &str) {
@@ -133,7 +140,7 @@ pub fn grants<'a>(limits: Limits, running: &Running, waiting: &'a [Waiting]) -> 
     let mut running = running.clone();
     let mut granted = vec![];
     for w in waiting {
-        if running.total() >= limits.total {
+        if running.total(limits) >= limits.total {
             break;
         }
         if running.in_namespace(&w.id.namespace) < limits.per_namespace {
@@ -474,7 +481,22 @@ mod tests {
             }
         );
         // Nothing free: nobody starts.
-        assert!(grants(LIMITS, &running(&[("c", 3)]), &w).is_empty());
+        assert!(grants(LIMITS, &running(&[("c", 2), ("d", 1)]), &w).is_empty());
+    }
+
+    #[test]
+    fn jobs_beyond_a_namespaces_limit_do_not_take_the_others_slots() {
+        // A tenant made 9 labelled Jobs of its own in namespace t: t counts as its limit (2),
+        // so the third global slot is still free for the others.
+        let w = waiting(&[
+            ("2026-01-01T00:00:01Z", "t", "mine"),
+            ("2026-01-01T00:00:02Z", "scangate-system", "trusted"),
+        ]);
+        let granted: Vec<&str> = grants(LIMITS, &running(&[("t", 9)]), &w)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(granted, ["trusted"]);
     }
 
     #[test]
