@@ -42,18 +42,6 @@ fn apiserver_requests(cluster: &Cluster) -> Counts {
     )
 }
 
-/// Whether a namespace is being deleted: the namespace controller and the garbage collector
-/// GET and LIST its objects, in bursts, until it is gone.
-fn terminating(cluster: &Cluster) -> bool {
-    let out = cluster.kubectl_ok(&["get", "namespaces", "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|n| n["status"]["phase"] == "Terminating")
-}
-
 /// The apiserver's counts once no namespace is being deleted and nobody has read what the
 /// caches hold for 2 s: the namespaces of earlier tests are deleted, and the namespace
 /// controller and garbage collector read their objects a while after, with pauses.
@@ -65,7 +53,7 @@ fn quiet(cluster: &Cluster) -> Counts {
         TIMEOUT,
         || {
             std::thread::sleep(Duration::from_secs(2));
-            if terminating(cluster) {
+            if cluster.terminating_namespaces() {
                 last = apiserver_requests(cluster);
                 return None;
             }

@@ -306,6 +306,8 @@ fn log_in<'b>(browser: &'b Browser, base: &str, token: &str) -> Page<'b> {
 #[test]
 fn the_results_page_in_a_real_browser() {
     let Some(cluster) = cluster() else { return };
+    // The page shows the whole cluster: start from one without earlier tests' leftovers.
+    cluster.wait_until_no_namespace_terminates();
     let Some(browser) = browser() else { return };
     let enforced = Enforced::with_config(
         cluster,

@@ -276,6 +276,8 @@ impl Drop for ClusterRoleBinding<'_> {
 #[test]
 fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     let Some(cluster) = cluster() else { return };
+    // The page shows the whole cluster: start from one without earlier tests' leftovers.
+    cluster.wait_until_no_namespace_terminates();
     let dir = tempfile::tempdir().expect("tempdir");
     certs(dir.path());
     let a = cluster.namespace("e2e-page-a", &[]);
@@ -515,10 +517,21 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         counted(&phases, "Pending") + counted(&phases, "Scanning"),
         "{text}"
     );
+    // busybox:1.32.1 and registry.example/app:1 here, and any other test's still in the cluster.
+    let scans: Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "imagescans", "-A", "-o", "json"]))
+            .expect("imagescans");
+    let scanned: std::collections::BTreeSet<&str> = scans["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["spec"]["registry"]["image"].as_str())
+        .collect();
+    assert!(scanned.contains("busybox:1.32.1") && scanned.contains("registry.example/app:1"));
     assert_eq!(
         figure(&html, "images-scanned"),
-        2,
-        "busybox:1.32.1 and registry.example/app:1"
+        scanned.len(),
+        "{scanned:?}"
     );
     // Every namespace here enforces (the default), one workload per image: the same counts.
     assert_eq!(

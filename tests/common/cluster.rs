@@ -245,6 +245,28 @@ impl Cluster {
         }
     }
 
+    /// Whether a namespace is being deleted: the namespace controller and the garbage
+    /// collector read and delete its objects, in bursts, until it is gone.
+    pub fn terminating_namespaces(&self) -> bool {
+        let out = self.kubectl_ok(&["get", "namespaces", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["status"]["phase"] == "Terminating")
+    }
+
+    /// Waits until earlier tests' namespaces are gone: for tests that look at the whole
+    /// cluster (a controller of every namespace, cluster-wide counts).
+    pub fn wait_until_no_namespace_terminates(&self) {
+        self.eventually(
+            "earlier tests' namespaces to be deleted",
+            Duration::from_secs(180),
+            || (!self.terminating_namespaces()).then_some(()),
+        );
+    }
+
     /// Polls `check` until it returns Some, or fails after `timeout` with `what`.
     pub fn eventually<T>(
         &self,
