@@ -20,13 +20,11 @@
 //! in flight when creating), BENCH_TIMEOUT (seconds to wait for each phase: 600 + N / 5, so
 //! 2,600 s for 10,000 scans: today's controller decides a few scans per second).
 
-#[path = "../tests/common/net.rs"]
-mod net;
-#[path = "../tests/common/prom.rs"]
-mod prom;
+mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use common::{Cluster, Requests, Result, env_or, net, prom, repo, scangate_binary};
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,14 +32,11 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
 use scangate::api::ImageScan;
 use scangate::report::{Limits, Report, ScanRef, to_config_map};
 use serde_json::json;
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
 /// The targets.
@@ -49,8 +44,6 @@ const VERDICT_TARGET: Duration = Duration::from_secs(5);
 const KIB_PER_SCAN_TARGET: f64 = 4.0;
 const RELIST_TARGET: f64 = 2.0;
 const WRITES_TARGET: f64 = 1.0;
-/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
-const CLOCK_TICKS: f64 = 100.0;
 /// The resources a scan controller reads or writes.
 const CONTROLLER_RESOURCES: [&str; 8] = [
     "imagescans",
@@ -62,101 +55,6 @@ const CONTROLLER_RESOURCES: [&str; 8] = [
     "configmaps",
     "events",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Cluster {
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-}
-
-impl Cluster {
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        use std::io::Write as _;
-        let mut child = Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .current_dir(repo())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            return Err(format!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .into());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// The CRDs, scangate's namespace, ServiceAccounts and RBAC, as deploy/ installs them.
-    fn install(&self) -> Result<()> {
-        let ssa = ["apply", "--server-side", "--force-conflicts"];
-        self.kubectl(&[&ssa[..], &["-k", "deploy/crds/"]].concat(), None)?;
-        self.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/imagescans.scanning.scangate.dev",
-                "crd/scanpolicies.scanning.scangate.dev",
-            ],
-            None,
-        )?;
-        for file in ["deploy/rbac/namespace.yaml", "deploy/rbac/rbac.yaml"] {
-            self.kubectl(&[&ssa[..], &["-f", file]].concat(), None)?;
-        }
-        Ok(())
-    }
-
-    /// A kubeconfig acting as ServiceAccount scangate-system/`service_account`.
-    fn kubeconfig_as(&self, service_account: &str) -> Result<PathBuf> {
-        let path = self
-            .kubeconfig
-            .with_file_name(format!("kubeconfig-as-{service_account}"));
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
-        let user = format!("system:serviceaccount:scangate-system:{service_account}");
-        if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
-            for entry in users {
-                if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
-                    map.insert("as".into(), user.clone().into());
-                }
-            }
-        }
-        std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-        Ok(path)
-    }
-
-    /// `apiserver_request_total` summed by [verb, resource, subresource].
-    fn requests(&self) -> Result<Requests> {
-        let text = self.kubectl(&["get", "--raw", "/metrics"], None)?;
-        Ok(prom::sums_by(
-            &text,
-            "apiserver_request_total",
-            &["verb", "resource", "subresource"],
-        ))
-    }
-}
-
-type Requests = BTreeMap<Vec<String>, f64>;
 
 fn sum(requests: &Requests, keep: impl Fn(&str, &str, &str) -> bool) -> f64 {
     requests
@@ -171,25 +69,6 @@ fn is_status_write(verb: &str, resource: &str, sub: &str) -> bool {
 }
 
 /// A `scangate controller` process of one namespace, killed when dropped.
-/// The scangate binary whose controller is measured, and how to name it: BENCH_SCANGATE (e.g.
-/// the static release binary of `make release`), else the one cargo built with the bench.
-fn scangate_binary() -> (PathBuf, String) {
-    match std::env::var_os("BENCH_SCANGATE") {
-        Some(path) => {
-            let name = format!("{}", Path::new(&path).display());
-            (PathBuf::from(path), name)
-        }
-        None => {
-            let profile = if cfg!(debug_assertions) {
-                "dev build"
-            } else {
-                "release build"
-            };
-            (env!("CARGO_BIN_EXE_scangate").into(), profile.to_string())
-        }
-    }
-}
-
 struct Controller {
     child: Child,
     admin: String,
@@ -245,32 +124,12 @@ impl Controller {
 
     /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
     fn memory_kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(field)?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        common::memory_kib(self.pid(), field)
     }
 
-    /// CPU time used so far, in seconds: (the controller's own, its reaped children's: the
-    /// policy workers), from /proc/PID/stat.
+    /// CPU time used so far, in seconds: the controller's own, its reaped children's.
     fn cpu_seconds(&self) -> (f64, f64) {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // The fields after the command name (which may hold spaces), from field 3 (state).
-        let fields: Vec<f64> = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / CLOCK_TICKS;
-        (ticks(14) + ticks(15), ticks(16) + ticks(17))
+        common::cpu_seconds(self.pid())
     }
 
     /// Waits until the reconcile counter is at least `at_least` and has not moved for 2 s;
@@ -646,36 +505,19 @@ fn main() -> Result<()> {
         return Ok(()); // `cargo test --benches` asks for a list; this bench has no tests.
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::var_os("BENCH_CONTROLPLANE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/bench-controlplane"));
-    let cluster = Cluster {
-        kubeconfig: dir.join("kubeconfig"),
-        kubectl: dir.join("bin/kubectl"),
-    };
+    let cluster = Cluster::reachable("bench-controller")?;
     let sizes: Vec<usize> = std::env::var("BENCH_SCANS")
         .unwrap_or_else(|_| "1000,10000".into())
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    cluster
-        .kubectl(&["get", "--raw", "/readyz"], None)
-        .map_err(|e| {
-            format!(
-                "no control plane at {} (make bench-controller starts one): {e}",
-                dir.display()
-            )
-        })?;
     cluster.install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig)?;
-        let config =
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        let client = Client::try_from(config)?;
+        let client = cluster.client().await?;
         let mut previous: Option<(usize, u64)> = None;
         for n in sizes {
             let steady = run(&cluster, &client, n).await?;

@@ -22,8 +22,11 @@
 //! (target/bench-controlplane), BENCH_PODS, BENCH_NAMESPACES, BENCH_DEPLOYMENTS, BENCH_IMAGES,
 //! BENCH_TIMEOUT (seconds to wait for each phase: 900).
 
+mod common;
+
+use common::{Cluster, Requests, Result, SYSTEM, env_or, prom, repo, scangate_binary};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,162 +34,19 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
 use scangate::api::ImageScan;
 use scangate::report::{Limits, Report, ScanRef, to_config_map};
 use serde_json::json;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
 const FIXTURE: &str = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
-const SYSTEM: &str = "scangate-system";
 const PART_OF: &str = "app.kubernetes.io/part-of=bench-inventory";
-/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
-const CLOCK_TICKS: f64 = 100.0;
 /// The resources whose requests are printed.
 const RESOURCES: [&str; 4] = ["policyreports", "pods", "imagescans", "configmaps"];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn image(k: usize) -> String {
     format!("registry.bench.invalid/team/app-{k}:1")
-}
-
-struct Cluster {
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-}
-
-impl Cluster {
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        use std::io::Write as _;
-        let mut child = Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .current_dir(repo())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            return Err(format!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .into());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// The CRDs (PolicyReport's included), scangate's namespace, ServiceAccounts and RBAC.
-    fn install(&self) -> Result<()> {
-        let ssa = ["apply", "--server-side", "--force-conflicts"];
-        self.kubectl(&[&ssa[..], &["-k", "deploy/crds/"]].concat(), None)?;
-        self.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/imagescans.scanning.scangate.dev",
-                "crd/scanpolicies.scanning.scangate.dev",
-                "crd/policyreports.wgpolicyk8s.io",
-            ],
-            None,
-        )?;
-        for file in ["deploy/rbac/namespace.yaml", "deploy/rbac/rbac.yaml"] {
-            self.kubectl(&[&ssa[..], &["-f", file]].concat(), None)?;
-        }
-        Ok(())
-    }
-
-    /// A kubeconfig acting as ServiceAccount scangate-system/`service_account`.
-    fn kubeconfig_as(&self, service_account: &str) -> Result<PathBuf> {
-        let path = self
-            .kubeconfig
-            .with_file_name(format!("kubeconfig-as-{service_account}"));
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
-        let user = format!("system:serviceaccount:{SYSTEM}:{service_account}");
-        if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
-            for entry in users {
-                if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
-                    map.insert("as".into(), user.clone().into());
-                }
-            }
-        }
-        std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-        Ok(path)
-    }
-
-    /// `apiserver_request_total` summed by (verb, resource, subresource).
-    fn requests(&self) -> Result<Requests> {
-        let text = self.kubectl(&["get", "--raw", "/metrics"], None)?;
-        let mut sums = BTreeMap::new();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-                continue;
-            };
-            let Some((labels, value)) = rest.rsplit_once("} ") else {
-                continue;
-            };
-            let label = |name: &str| {
-                labels
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
-                    .map(|v| v.trim_end_matches('"').to_string())
-                    .unwrap_or_default()
-            };
-            let key = (label("verb"), label("resource"), label("subresource"));
-            *sums.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-        }
-        Ok(sums)
-    }
-}
-
-type Requests = BTreeMap<(String, String, String), f64>;
-
-fn delta(before: &Requests, after: &Requests) -> Requests {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
-        .collect()
-}
-
-/// The scangate binary whose controller is measured, and how to name it: BENCH_SCANGATE (e.g.
-/// the static release binary of `make release`), else the one cargo built with the bench.
-fn scangate_binary() -> (PathBuf, String) {
-    match std::env::var_os("BENCH_SCANGATE") {
-        Some(path) => {
-            let name = format!("{}", Path::new(&path).display());
-            (PathBuf::from(path), name)
-        }
-        None => {
-            let profile = if cfg!(debug_assertions) {
-                "dev build"
-            } else {
-                "release build"
-            };
-            (env!("CARGO_BIN_EXE_scangate").into(), profile.to_string())
-        }
-    }
 }
 
 /// `scangate controller`, cluster-wide, killed when dropped.
@@ -196,10 +56,7 @@ struct Controller {
 
 impl Controller {
     fn start(cluster: &Cluster, log: &Path) -> Result<(Controller, String)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let admin = format!("127.0.0.1:{port}");
+        let admin = format!("127.0.0.1:{}", common::net::free_port());
         let child = Command::new(scangate_binary().0)
             .args(["controller", "--admin-listen", &admin])
             // The scanned images are on no reachable registry: scan the tags as written.
@@ -215,31 +72,13 @@ impl Controller {
 
     /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
     fn memory_kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(field)?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        common::memory_kib(self.child.id(), field)
     }
 
-    /// CPU time used so far (user + system, its reaped children's included), in seconds.
+    /// CPU time used so far (its own and its reaped children's), in seconds.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<f64> = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect())
-            .unwrap_or_default();
-        (14..=17)
-            .map(|i| fields.get(i - 3).copied().unwrap_or(0.0) / CLOCK_TICKS)
-            .sum()
+        let (own, children) = common::cpu_seconds(self.child.id());
+        own + children
     }
 
     fn exited(&mut self) -> bool {
@@ -394,7 +233,8 @@ fn mib(kib: u64) -> f64 {
 
 fn print_requests(title: &str, requests: &Requests) {
     println!("apiserver requests {title} (verb resource/subresource: count):");
-    for ((verb, resource, sub), count) in requests {
+    for (key, count) in requests {
+        let (verb, resource, sub) = (&key[0], &key[1], &key[2]);
         if !RESOURCES.contains(&resource.as_str()) || verb == "WATCH" {
             continue;
         }
@@ -628,9 +468,9 @@ async fn run(cluster: &Cluster, client: &Client) -> Result<()> {
     );
     print_requests(
         "from the controller's start until every report was complete",
-        &delta(&m0, &m1),
+        &prom::increase(&m0, &m1),
     );
-    print_requests("during the turn", &delta(&m2, &m3));
+    print_requests("during the turn", &prom::increase(&m2, &m3));
     drop(controller);
     for ns in expected.keys() {
         let _ = cluster.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
@@ -648,31 +488,14 @@ fn main() -> Result<()> {
         return Ok(()); // `cargo test --benches` asks for a list; this bench has no tests.
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::var_os("BENCH_CONTROLPLANE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/bench-controlplane"));
-    let cluster = Cluster {
-        kubeconfig: dir.join("kubeconfig"),
-        kubectl: dir.join("bin/kubectl"),
-    };
-    cluster
-        .kubectl(&["get", "--raw", "/readyz"], None)
-        .map_err(|e| {
-            format!(
-                "no control plane at {} (make bench-inventory starts one): {e}",
-                dir.display()
-            )
-        })?;
+    let cluster = Cluster::reachable("bench-inventory")?;
     cluster.install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig)?;
-        let config =
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        let client = Client::try_from(config)?;
+        let client = cluster.client().await?;
         run(&cluster, &client).await
     })
 }
