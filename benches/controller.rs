@@ -25,7 +25,7 @@ mod common;
 use common::{Cluster, Requests, Result, env_or, net, prom, repo, scangate_binary};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,17 +76,7 @@ struct Controller {
 
 impl Controller {
     fn start(cluster: &Cluster, ns: &str, log: &Path) -> Result<Controller> {
-        let admin = format!("127.0.0.1:{}", net::free_port());
-        let child = Command::new(scangate_binary().0)
-            .args(["controller", "--namespace", ns, "--admin-listen", &admin])
-            // The scanned images are on no reachable registry: scan the tags as written.
-            .arg("--resolve-tags=false")
-            .arg("--leader-election=false")
-            .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller")?)
-            .env("SCANGATE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()?;
+        let (child, admin) = common::spawn_controller(cluster, Some(ns), log)?;
         Ok(Controller {
             child,
             admin: format!("http://{admin}"),

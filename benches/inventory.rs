@@ -27,7 +27,7 @@ mod common;
 use common::{Cluster, Requests, Result, SYSTEM, env_or, prom, repo, scangate_binary};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -56,17 +56,7 @@ struct Controller {
 
 impl Controller {
     fn start(cluster: &Cluster, log: &Path) -> Result<(Controller, String)> {
-        let admin = format!("127.0.0.1:{}", common::net::free_port());
-        let child = Command::new(scangate_binary().0)
-            .args(["controller", "--admin-listen", &admin])
-            // The scanned images are on no reachable registry: scan the tags as written.
-            .arg("--resolve-tags=false")
-            .arg("--leader-election=false")
-            .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller")?)
-            .env("SCANGATE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()?;
+        let (child, admin) = common::spawn_controller(cluster, None, log)?;
         Ok((Controller { child }, admin))
     }
 

@@ -39,22 +39,9 @@ fn report(enforced: &Enforced) -> Option<Value> {
 
 /// (workload, image, result) of each result.
 fn results(report: &Value) -> Vec<(String, String, String)> {
-    report["results"]
-        .as_array()
+    common::policy_reports::results(report)
         .into_iter()
-        .flatten()
-        .map(|r| {
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (
-                format!(
-                    "{}/{}",
-                    s(&r["resources"][0]["kind"]),
-                    s(&r["resources"][0]["name"])
-                ),
-                s(&r["properties"]["image"]),
-                s(&r["result"]),
-            )
-        })
+        .map(|r| (r.workload, r.image, r.result))
         .collect()
 }
 

@@ -78,6 +78,17 @@ fn setup(prefix: &str) -> Option<TestNamespace> {
     Some(ns)
 }
 
+/// The names of the Jobs with label selector `label`.
+async fn job_names(jobs: &Api<Job>, label: &str) -> Vec<String> {
+    jobs.list(&ListParams::default().labels(label))
+        .await
+        .expect("list jobs")
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect()
+}
+
 /// Whether a Job has ended (a Complete or Failed condition).
 fn ended(job: &Job) -> bool {
     job.status
@@ -521,14 +532,7 @@ fn reevaluate_runs_the_policy_on_the_stored_report_without_a_new_job() {
             None
         );
         let label = format!("{SCAN_LABEL}=web");
-        let jobs_before: Vec<String> = jobs
-            .list(&ListParams::default().labels(&label))
-            .await
-            .expect("list jobs")
-            .items
-            .iter()
-            .map(ResourceExt::name_any)
-            .collect();
+        let jobs_before = job_names(&jobs, &label).await;
 
         // Every scan of the namespace, with the CLI.
         let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
@@ -573,14 +577,7 @@ fn reevaluate_runs_the_policy_on_the_stored_report_without_a_new_job() {
 
         // No new Job, now or a moment later.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let jobs_after: Vec<String> = jobs
-            .list(&ListParams::default().labels(&label))
-            .await
-            .expect("list jobs")
-            .items
-            .iter()
-            .map(ResourceExt::name_any)
-            .collect();
+        let jobs_after = job_names(&jobs, &label).await;
         assert_eq!(jobs_after, jobs_before);
         let later = api.get("web").await.expect("get scan");
         assert_eq!(scanned_at(&later), Some(scanned));

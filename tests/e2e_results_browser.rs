@@ -58,21 +58,9 @@ fn phase(enforced: &Enforced, name: &str) -> String {
 fn results(ns: &TestNamespace) -> BTreeSet<(String, String)> {
     let out = ns.kubectl(&["get", "policyreport", "scangate", "-o", "json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    report["results"]
-        .as_array()
+    common::policy_reports::results(&report)
         .into_iter()
-        .flatten()
-        .map(|r| {
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (
-                format!(
-                    "{}/{}",
-                    s(&r["resources"][0]["kind"]),
-                    s(&r["resources"][0]["name"])
-                ),
-                s(&r["result"]),
-            )
-        })
+        .map(|r| (r.workload, r.result))
         .collect()
 }
 

@@ -203,23 +203,13 @@ fn policy_results(cluster: &Cluster) -> Vec<Vec<String>> {
     let mut results = vec![];
     for report in list["items"].as_array().into_iter().flatten() {
         let ns = report["metadata"]["namespace"].as_str().unwrap_or_default();
-        for r in report["results"].as_array().into_iter().flatten() {
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            let verdict = match r["result"].as_str() {
-                Some("skip") => "unscanned".to_string(),
-                other => other.unwrap_or_default().to_string(),
+        for r in common::policy_reports::results(report) {
+            let verdict = if r.result == "skip" {
+                "unscanned".to_string()
+            } else {
+                r.result
             };
-            results.push(vec![
-                ns.to_string(),
-                format!(
-                    "{}/{}",
-                    s(&r["resources"][0]["kind"]),
-                    s(&r["resources"][0]["name"])
-                ),
-                s(&r["properties"]["image"]),
-                verdict,
-                s(&r["properties"]["scan"]),
-            ]);
+            results.push(vec![ns.to_string(), r.workload, r.image, verdict, r.scan]);
         }
     }
     results.sort();

@@ -198,3 +198,28 @@ pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let ticks = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / CLOCK_TICKS;
     (ticks(14) + ticks(15), ticks(16) + ticks(17))
 }
+
+/// Starts the measured `scangate controller` as its ServiceAccount, of `namespace` or of every
+/// namespace, logging to `log`: the process and its admin address (`127.0.0.1:PORT`).
+pub fn spawn_controller(
+    cluster: &Cluster,
+    namespace: Option<&str>,
+    log: &Path,
+) -> Result<(std::process::Child, String)> {
+    let admin = format!("127.0.0.1:{}", net::free_port());
+    let mut command = Command::new(scangate_binary().0);
+    command.args(["controller", "--admin-listen", &admin]);
+    if let Some(ns) = namespace {
+        command.args(["--namespace", ns]);
+    }
+    let child = command
+        // The scanned images are on no reachable registry: scan the tags as written.
+        .arg("--resolve-tags=false")
+        .arg("--leader-election=false")
+        .env("KUBECONFIG", cluster.kubeconfig_as("scangate-controller")?)
+        .env("SCANGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()?;
+    Ok((child, admin))
+}
