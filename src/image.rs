@@ -24,7 +24,7 @@ pub const DEFAULT_REGISTRY: &str = "docker.io";
 /// Docker Hub's names besides [`DEFAULT_REGISTRY`].
 const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 /// The port a registry host without one is reached on.
-const DEFAULT_HTTPS_PORT: &str = ":443";
+const DEFAULT_HTTPS_PORT: u16 = 443;
 const OFFICIAL_NAMESPACE: &str = "library";
 const DEFAULT_TAG: &str = "latest";
 /// Longest repository name (registry and path) a registry accepts.
@@ -227,15 +227,23 @@ impl FromStr for ImageRef {
     }
 }
 
-/// The one spelling of a registry `host[:port]`: lowercase, without the default HTTPS port, and
-/// `docker.io` for every name of Docker Hub.
+/// The one spelling of a registry `host[:port]`: lowercase, the port as a number (`:0443` is
+/// `:443`, as a runtime dials it), without the default HTTPS port, and `docker.io` for every
+/// name of Docker Hub.
 pub fn canonical_registry(registry: &str) -> String {
     let lower = registry.to_ascii_lowercase();
-    let host = lower.strip_suffix(DEFAULT_HTTPS_PORT).unwrap_or(&lower);
-    if DOCKER_HUB_ALIASES.contains(&host) {
-        DEFAULT_REGISTRY.to_string()
-    } else {
-        host.to_string()
+    let (host, port) = match lower.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(port) => (host, Some(port)),
+            // Not a number: parsing refuses such hosts before they get here.
+            Err(_) => return lower,
+        },
+        None => (lower.as_str(), None),
+    };
+    match port.filter(|port| *port != DEFAULT_HTTPS_PORT) {
+        None if DOCKER_HUB_ALIASES.contains(&host) => DEFAULT_REGISTRY.to_string(),
+        None => host.to_string(),
+        Some(port) => format!("{host}:{port}"),
     }
 }
 
@@ -519,6 +527,20 @@ mod tests {
         }
         assert_eq!(norm("GHCR.io:443/org/app:v1"), "ghcr.io/org/app:v1");
         assert_eq!(norm("localhost:443/app"), "localhost/app:latest");
+        // Ports are numbers: leading zeros dial the same port.
+        for spelling in [
+            "registry-1.docker.io:0443/library/busybox:1.32.1",
+            "index.docker.io:00443/busybox:1.32.1",
+            "docker.io:000443/library/busybox:1.32.1",
+        ] {
+            assert_eq!(
+                norm(spelling),
+                "docker.io/library/busybox:1.32.1",
+                "{spelling}"
+            );
+        }
+        assert_eq!(norm("ghcr.io:04443/org/app"), "ghcr.io:4443/org/app:latest");
+        assert_eq!(norm("localhost:05000/app"), "localhost:5000/app:latest");
         // Other ports are other servers.
         assert_eq!(norm("ghcr.io:4443/org/app"), "ghcr.io:4443/org/app:latest");
         assert_eq!(norm("docker.io:5000/app"), "docker.io:5000/app:latest");
@@ -774,6 +796,8 @@ mod tests {
         name: usize,
         upper: Vec<bool>,
         port: bool,
+        /// Leading zeros written before the port, when there is one.
+        zeros: usize,
         short_library: bool,
         tag_beside_digest: Option<String>,
     }
@@ -816,6 +840,9 @@ mod tests {
             .collect();
         if how.port && !s.is_empty() && !s.contains(':') {
             s.push_str(":443");
+        }
+        if let Some(colon) = s.find(':') {
+            s.insert_str(colon + 1, &"0".repeat(how.zeros));
         }
         if !s.is_empty() {
             s.push('/');
@@ -888,14 +915,16 @@ mod tests {
             0..8usize,
             proptest::collection::vec(any::<bool>(), 0..24),
             any::<bool>(),
+            0..3usize,
             any::<bool>(),
             proptest::option::of(tag()),
         )
             .prop_map(
-                |(name, upper, port, short_library, tag_beside_digest)| Spelling {
+                |(name, upper, port, zeros, short_library, tag_beside_digest)| Spelling {
                     name,
                     upper,
                     port,
+                    zeros,
                     short_library,
                     tag_beside_digest,
                 },

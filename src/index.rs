@@ -28,6 +28,15 @@ pub struct IndexedScan {
     /// content other than the scanned artifact (the tag moved, its rescan has no result yet);
     /// the result then still speaks for its own digest.
     pub speaks_for_tag: bool,
+    /// When the scanned content was scanned as a platform manifest of a multi-platform image:
+    /// the index that lists it. The index is no better than its scanned platforms.
+    pub index: Option<String>,
+    /// When the scanned content is an index: its platform manifests. A denial of the index
+    /// denies each of them (which one the scanner pulled is not recorded).
+    pub platforms: Vec<String>,
+    /// When the tag was last known to name the scanned content: the controller's last
+    /// resolution of it, else when the report was recorded.
+    pub tag_seen_at: Timestamp,
     pub policy: Option<String>,
     pub violations: Vec<Violation>,
     /// When scangate recorded the deciding report (status is written by scangate only), or
@@ -43,10 +52,10 @@ impl IndexedScan {
     pub fn from_scan(scan: &ImageScan) -> Option<Self> {
         let status = scan.status.as_ref();
         let spec_image = ImageRef::parse(&scan.spec.registry.image).ok()?;
-        let resolved = status
+        let artifact = status
             .and_then(|s| s.artifact.as_ref())
-            .and_then(|a| a.registry.as_ref())
-            .and_then(|r| ImageRef::parse(&r.image).ok());
+            .and_then(|a| a.registry.as_ref());
+        let resolved = artifact.and_then(|r| ImageRef::parse(&r.image).ok());
         // The resolved artifact has the digest; the spec keeps the tag it was asked for.
         let image = match (resolved.as_ref().and_then(|r| r.digest()), &spec_image) {
             (Some(digest), spec) if spec.digest().is_none() || spec.digest() == Some(digest) => {
@@ -54,11 +63,26 @@ impl IndexedScan {
             }
             _ => spec_image.clone(),
         };
-        let speaks_for_tag = match (status.and_then(|s| s.resolved.as_ref()), image.digest()) {
-            (Some(resolution), Some(scanned)) if spec_image.digest().is_none() => {
-                resolution.covers(scanned)
-            }
+        let resolution = status.and_then(|s| s.resolved.as_ref());
+        // The tag's resolution, when it names the scanned content (the index or one of its
+        // platform manifests).
+        let current = match (resolution, image.digest()) {
+            (Some(resolution), Some(scanned)) if resolution.covers(scanned) => Some(resolution),
+            _ => None,
+        };
+        let speaks_for_tag = match (resolution, image.digest()) {
+            (Some(_), Some(_)) if spec_image.digest().is_none() => current.is_some(),
             _ => true,
+        };
+        let scanned = image.digest();
+        // Recorded with the artifact by the controller, else read from the current resolution.
+        let index = artifact
+            .and_then(|a| a.index.clone())
+            .or_else(|| current.and_then(|r| r.digest()).map(str::to_string))
+            .filter(|index| Some(index.as_str()) != scanned);
+        let platforms = match current {
+            Some(r) if r.digest() == scanned => r.platforms.iter().map(|p| p.digest.clone()).collect(),
+            _ => vec![],
         };
         let created = scan
             .metadata
@@ -92,6 +116,9 @@ impl IndexedScan {
             rescanning,
             image,
             speaks_for_tag,
+            index,
+            platforms,
+            tag_seen_at: current.map_or(as_of, |r| r.resolved_at.0),
             policy: scan.spec.scan.scan_policy.clone(),
             violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
             as_of,
@@ -110,6 +137,22 @@ impl IndexedScan {
         Some(self.as_of.checked_add(age).unwrap_or(Timestamp::MAX))
     }
 
+    /// The digest a node pulls for the judged content: the index when a platform manifest of
+    /// it was scanned, else the scanned digest (a manifest or an index, never an image config:
+    /// reports' config digests are not taken as the artifact's).
+    pub fn pull_digest(&self) -> Option<&str> {
+        self.index.as_deref().or(self.image.digest())
+    }
+
+    /// Every digest the result speaks for: the scanned one, its index, its platforms.
+    fn digests(&self) -> impl Iterator<Item = &str> {
+        self.image
+            .digest()
+            .into_iter()
+            .chain(self.index.as_deref())
+            .chain(self.platforms.iter().map(String::as_str))
+    }
+
     /// How results compete for one image: a decided result beats an undecided one (a Pending
     /// or Scanning scan never replaces a verdict), then the newer one wins.
     fn rank(&self) -> (bool, Timestamp, &str, &str) {
@@ -120,20 +163,40 @@ impl IndexedScan {
             &self.name,
         )
     }
+
+    /// Whether the result denies by itself, whatever name the content is pulled by.
+    fn denies(&self) -> bool {
+        matches!(self.phase, Phase::Failed | Phase::Error)
+    }
 }
 
 /// What the index knows about an image, for a workload in one namespace.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Found<'a> {
-    /// The result that decides: the best trusted scan of the image.
-    pub trusted: Option<&'a IndexedScan>,
-    /// The best of the workload namespace's own scans, when they are not trusted: it can only
-    /// add a denial.
-    pub namespace: Option<&'a IndexedScan>,
+    /// The trusted results.
+    pub trusted: Results<'a>,
+    /// The workload namespace's own scans, when they are not trusted: they can only add a
+    /// denial.
+    pub namespace: Results<'a>,
+    /// For a reference by tag alone: when the tag was last known to name the content the
+    /// results are for.
+    pub tag_seen_at: Option<Timestamp>,
 }
 
-/// Scans by normalized `repo@digest` and by `repo:tag`, updated one scan at a time as a
-/// watch reports changes. Keys name the registry a mirror in `aliases` stands for.
+/// The results of one origin for an image's content.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Results<'a> {
+    /// The result that decides: the best one for this name and digest (for an index that
+    /// nobody scanned as such, the best of its scanned platforms).
+    pub result: Option<&'a IndexedScan>,
+    /// Failed and Error results for the same bytes otherwise named, and for the platforms of
+    /// an index: they can only make the verdict stricter (the bytes are the identity).
+    pub tied_denials: Vec<&'a IndexedScan>,
+}
+
+/// Scans by the digests of the content they speak for and by `repo:tag`, updated one scan at a
+/// time as a watch reports changes. Tag keys name the registry a mirror in `aliases` stands
+/// for; digest keys are bare digests, whatever the name.
 #[derive(Debug, Default)]
 pub struct ScanIndex {
     aliases: RegistryAliases,
@@ -144,6 +207,18 @@ pub struct ScanIndex {
 
 /// A scan's namespace and name.
 pub type ScanKey = (String, String);
+
+/// How a result relates to a looked-up name and digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Tie {
+    /// This name, this digest: results compete by rank.
+    Same,
+    /// This name, a platform manifest of this index: stands for the index when nobody scanned
+    /// the index itself.
+    PlatformOfIndex,
+    /// Another name, or another relation to this digest: denials only.
+    Other,
+}
 
 impl ScanIndex {
     pub fn new<'a>(scans: impl IntoIterator<Item = &'a ImageScan>) -> Self {
@@ -191,14 +266,13 @@ impl ScanIndex {
     }
 
     fn insert(&mut self, key: ScanKey, indexed: IndexedScan) {
-        let image = self.aliases.canonicalize(&indexed.image);
-        let (digest, tag) = (image.by_digest(), image.by_tag());
-        if let Some(digest) = digest {
+        for digest in indexed.digests() {
             self.by_digest
-                .entry(digest)
+                .entry(digest.to_string())
                 .or_default()
                 .insert(key.clone());
         }
+        let tag = self.aliases.canonicalize(&indexed.image).by_tag();
         if let Some(tag) = tag.filter(|_| indexed.speaks_for_tag) {
             self.by_tag.entry(tag).or_default().insert(key.clone());
         }
@@ -214,19 +288,12 @@ impl ScanIndex {
         let Some(old) = self.scans.remove(key) else {
             return;
         };
-        let image = self.aliases.canonicalize(&old.image);
-        for (map, bucket) in [
-            (&mut self.by_digest, image.by_digest()),
-            (&mut self.by_tag, image.by_tag()),
-        ] {
-            if let Some(bucket) = bucket
-                && let Some(keys) = map.get_mut(&bucket)
-            {
-                keys.remove(key);
-                if keys.is_empty() {
-                    map.remove(&bucket);
-                }
-            }
+        let tag = self.aliases.canonicalize(&old.image).by_tag();
+        for digest in old.digests() {
+            unlink(&mut self.by_digest, digest, key);
+        }
+        if let Some(tag) = tag {
+            unlink(&mut self.by_tag, &tag, key);
         }
     }
 
@@ -247,31 +314,119 @@ impl ScanIndex {
     /// What is known about `image` for a workload: `origin` says what a scan in a given
     /// namespace counts for there. The digest decides when the reference has one (a tag beside
     /// it is ignored: the runtime pulls the digest); a tag alone stands for the digest its best
-    /// result resolved, and that digest's best result decides.
+    /// result was scanned at, and that digest's results decide.
+    ///
+    /// One rule for names (README, *One identity per content*): a passing result speaks for
+    /// its own name and digest; a Failed or Error result speaks for its digest under every
+    /// name, and for the index and platform manifests tied to it.
     pub fn lookup(&self, image: &ImageRef, origin: impl Fn(&str) -> Option<Origin>) -> Found<'_> {
         let image = self.aliases.canonicalize(image);
-        let best = |keys: Option<&HashSet<ScanKey>>, wanted: Origin| -> Option<&IndexedScan> {
+        let name = image.name();
+        let origin = &origin;
+        let scans_of = |keys: Option<&HashSet<ScanKey>>, wanted: Origin| -> Vec<&IndexedScan> {
             keys.into_iter()
                 .flatten()
                 .filter_map(|k| self.scans.get(k))
                 .filter(|s| origin(&s.namespace) == Some(wanted))
-                .max_by(|a, b| a.rank().cmp(&b.rank()))
+                .collect()
         };
-        let of = |wanted: Origin| -> Option<&IndexedScan> {
-            if let Some(digest) = image.by_digest() {
-                return best(self.by_digest.get(&digest), wanted);
-            }
-            let by_tag = best(image.by_tag().and_then(|t| self.by_tag.get(&t)), wanted)?;
-            // The tag's scan is indexed under its digest too, so this finds it or a better one.
-            self.aliases
-                .canonicalize(&by_tag.image)
-                .by_digest()
-                .and_then(|digest| best(self.by_digest.get(&digest), wanted))
-                .or(Some(by_tag))
+        let of = |wanted: Origin| -> (Results<'_>, Option<Timestamp>) {
+            let (digest, tag_seen_at) = match image.digest() {
+                Some(digest) => (digest.to_string(), None),
+                None => {
+                    let keys = image.by_tag().and_then(|t| self.by_tag.get(&t));
+                    let Some(by_tag) = scans_of(keys, wanted)
+                        .into_iter()
+                        .max_by(|a, b| a.rank().cmp(&b.rank()))
+                    else {
+                        return (Results::default(), None);
+                    };
+                    let Some(digest) = by_tag.image.digest() else {
+                        // Scanned by tag with no digest recorded: the tag's result alone.
+                        return (
+                            Results {
+                                result: Some(by_tag),
+                                tied_denials: vec![],
+                            },
+                            Some(by_tag.tag_seen_at),
+                        );
+                    };
+                    (digest.to_string(), Some(by_tag.tag_seen_at))
+                }
+            };
+            let candidates = scans_of(self.by_digest.get(&digest), wanted).into_iter().map(|s| {
+                let scanned_as = self.aliases.canonicalize(&s.image).name();
+                (tie(s, &scanned_as, &name, &digest), scanned_as, s)
+            });
+            (results(candidates), tag_seen_at)
         };
+        let (trusted, tag_seen_at) = of(Origin::Trusted);
+        let (namespace, _) = of(Origin::Namespace);
         Found {
-            trusted: of(Origin::Trusted),
-            namespace: of(Origin::Namespace),
+            trusted,
+            namespace,
+            tag_seen_at,
+        }
+    }
+
+}
+
+/// How `scan`, of content named `scanned_as`, relates to content `digest` pulled as `name`
+/// (both names canonical).
+fn tie(scan: &IndexedScan, scanned_as: &str, name: &str, digest: &str) -> Tie {
+    if scanned_as != name {
+        Tie::Other
+    } else if scan.image.digest() == Some(digest) {
+        Tie::Same
+    } else if scan.index.as_deref() == Some(digest) {
+        Tie::PlatformOfIndex
+    } else {
+        Tie::Other
+    }
+}
+
+/// The deciding result and the tied denials among the results for one content. Results of one
+/// name and scanned digest compete by rank, and the best of each such group stands for it; the
+/// group of the looked-up name and digest decides (else the best of the index's platforms),
+/// and every other group's standing result adds its denial.
+fn results<'a>(candidates: impl Iterator<Item = (Tie, String, &'a IndexedScan)>) -> Results<'a> {
+    let mut groups: HashMap<(Tie, String, Option<&str>), &IndexedScan> = HashMap::new();
+    for (tie, scanned_as, scan) in candidates {
+        let group = (tie, scanned_as, scan.image.digest());
+        match groups.get(&group) {
+            Some(best) if best.rank() >= scan.rank() => {}
+            _ => {
+                groups.insert(group, scan);
+            }
+        }
+    }
+    let standing = |wanted: Tie| {
+        groups
+            .iter()
+            .filter(move |((tie, _, _), _)| *tie == wanted)
+            .map(|(_, scan)| *scan)
+    };
+    let result = standing(Tie::Same)
+        .next()
+        .or_else(|| standing(Tie::PlatformOfIndex).max_by(|a, b| a.rank().cmp(&b.rank())));
+    let mut tied_denials: Vec<&IndexedScan> = groups
+        .values()
+        .copied()
+        .filter(|scan| scan.denies() && result.is_none_or(|r| !std::ptr::eq(*scan, r)))
+        .collect();
+    tied_denials.sort_by(|a, b| b.rank().cmp(&a.rank()));
+    Results {
+        result,
+        tied_denials,
+    }
+}
+
+/// Removes `key` from `map[bucket]`, and the bucket when it is left empty.
+fn unlink(map: &mut HashMap<String, HashSet<ScanKey>>, bucket: &str, key: &ScanKey) {
+    if let Some(keys) = map.get_mut(bucket) {
+        keys.remove(key);
+        if keys.is_empty() {
+            map.remove(bucket);
         }
     }
 }
@@ -456,7 +611,10 @@ mod tests {
         scan.status = Some(ScanStatus {
             phase: Some(phase),
             artifact: resolved.map(|r| Artifact {
-                registry: Some(RegistryArtifact { image: r.into() }),
+                registry: Some(RegistryArtifact {
+                    image: r.into(),
+                    index: None,
+                }),
                 ..Artifact::default()
             }),
             scanned_at: phase.is_decided().then(|| Time(ts(at))),
@@ -477,7 +635,7 @@ mod tests {
     fn trusted_name<'a>(index: &'a ScanIndex, img: &str) -> Option<&'a str> {
         index
             .lookup(&image(img), all)
-            .trusted
+            .trusted.result
             .map(|s| s.name.as_str())
     }
 
@@ -565,7 +723,7 @@ mod tests {
         ];
         let mut index = ScanIndex::with_aliases(mirrors.clone(), &scans);
         let found = |index: &ScanIndex, s: &str| {
-            index.lookup(&image(s), all).trusted.map(|s| s.name.clone())
+            index.lookup(&image(s), all).trusted.result.map(|s| s.name.clone())
         };
         for spelling in [
             "busybox:1.32.1".to_string(),
@@ -630,7 +788,7 @@ mod tests {
         .status;
         index.upsert(&s);
         assert_eq!(index.len(), 1);
-        let found = index.lookup(&image(&format!("nginx@{D1}")), all).trusted;
+        let found = index.lookup(&image(&format!("nginx@{D1}")), all).trusted.result;
         assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
         // The image in the spec changes: the old tag no longer finds it.
         s.spec.registry.image = "nginx:2".into();
@@ -706,7 +864,7 @@ mod tests {
             });
         }
         let index = ScanIndex::new([&s]);
-        let found = index.lookup(&image("nginx:1"), all).trusted;
+        let found = index.lookup(&image("nginx:1"), all).trusted.result;
         assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
         assert_eq!(found.map(|s| s.rescanning), Some(true));
         assert_eq!(found.and_then(|s| s.source.as_deref()), Some("Job sys/s-1"));
@@ -715,7 +873,7 @@ mod tests {
             status.phase = Some(Phase::Error);
         }
         let index = ScanIndex::new([&s]);
-        let found = index.lookup(&image("nginx:1"), all).trusted;
+        let found = index.lookup(&image("nginx:1"), all).trusted.result;
         assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
         // An Error from a report (its policy errored) is the result.
         if let Some(status) = s.status.as_mut() {
@@ -725,7 +883,7 @@ mod tests {
             });
         }
         let index = ScanIndex::new([&s]);
-        let found = index.lookup(&image("nginx:1"), all).trusted;
+        let found = index.lookup(&image("nginx:1"), all).trusted.result;
         assert_eq!(
             found.map(|s| (s.phase, s.rescanning)),
             Some((Phase::Error, false))
@@ -786,7 +944,7 @@ mod tests {
         assert_eq!(trusted_name(&index, &format!("r.example/app:1@{D2}")), None);
         let old = index
             .lookup(&image(&format!("r.example/app@{D1}")), all)
-            .trusted;
+            .trusted.result;
         assert_eq!(old.map(|s| s.phase), Some(Phase::Failed));
         assert_eq!(
             trusted_name(&index, &format!("r.example/app:1@{D1}")),
@@ -799,12 +957,13 @@ mod tests {
             status.artifact = Some(Artifact {
                 registry: Some(RegistryArtifact {
                     image: format!("r.example/app@{D2}"),
+                    index: None,
                 }),
                 ..Artifact::default()
             });
         }
         let mut index = ScanIndex::new([&resolved_to(s.clone(), D2, &[])]);
-        let found = index.lookup(&image("r.example/app:1"), all).trusted;
+        let found = index.lookup(&image("r.example/app:1"), all).trusted.result;
         assert_eq!(found.map(|s| s.phase), Some(Phase::Completed));
         assert_eq!(trusted_name(&index, &format!("r.example/app@{D1}")), None);
 
@@ -829,6 +988,192 @@ mod tests {
         );
         let index = ScanIndex::new([&resolved_to(s, D1, &[D2])]);
         assert_eq!(trusted_name(&index, "r.example/multi:2"), Some("s"));
+    }
+
+    const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+    /// The phases of a lookup: the deciding result's, and the tied denials'.
+    fn phases(index: &ScanIndex, img: &str) -> (Option<Phase>, Vec<Phase>) {
+        let found = index.lookup(&image(img), all);
+        (
+            found.trusted.result.map(|s| s.phase),
+            found.trusted.tied_denials.iter().map(|s| s.phase).collect(),
+        )
+    }
+
+    #[test]
+    fn a_denial_follows_the_digest_under_every_name_and_a_pass_only_its_own() {
+        let at = "2026-03-01T00:00:00Z";
+        let failed = scan(
+            "sys",
+            "busybox",
+            "busybox:1.32.1",
+            Some(&format!("docker.io/library/busybox@{D1}")),
+            Phase::Failed,
+            at,
+        );
+        let passed = scan(
+            "sys",
+            "alpine",
+            "alpine:3.10",
+            Some(&format!("docker.io/library/alpine@{D2}")),
+            Phase::Completed,
+            at,
+        );
+        let index = ScanIndex::new([&failed, &passed]);
+        for other in [
+            format!("ghcr.io/anyone/copy@{D1}"),
+            format!("quay.io/library/busybox:latest@{D1}"),
+            format!("registry.example:0443/mirror/busybox@{D1}"),
+        ] {
+            assert_eq!(phases(&index, &other), (None, vec![Phase::Failed]), "{other}");
+        }
+        assert_eq!(
+            phases(&index, &format!("busybox@{D1}")),
+            (Some(Phase::Failed), vec![])
+        );
+        // A pass speaks for its own name only: the policy may read the name.
+        assert_eq!(phases(&index, &format!("ghcr.io/anyone/copy@{D2}")), (None, vec![]));
+        assert_eq!(
+            phases(&index, &format!("alpine@{D2}")),
+            (Some(Phase::Completed), vec![])
+        );
+        // A newer pass under the same name and digest replaces a denial; one under another
+        // name does not.
+        let mut fixed = scan(
+            "sys",
+            "busybox-again",
+            "busybox:1.32.1",
+            Some(&format!("docker.io/library/busybox@{D1}")),
+            Phase::Completed,
+            "2026-04-01T00:00:00Z",
+        );
+        let index = ScanIndex::new([&failed, &fixed]);
+        assert_eq!(
+            phases(&index, &format!("busybox@{D1}")),
+            (Some(Phase::Completed), vec![])
+        );
+        fixed.spec.registry.image = "ghcr.io/anyone/copy:1".into();
+        let index = ScanIndex::new([&failed, &fixed]);
+        assert_eq!(
+            phases(&index, &format!("ghcr.io/anyone/copy@{D1}")),
+            (Some(Phase::Completed), vec![Phase::Failed])
+        );
+        // Deleting the scan forgets it under every digest.
+        let mut index = ScanIndex::new([&failed]);
+        index.remove(&failed);
+        assert_eq!(phases(&index, &format!("ghcr.io/anyone/copy@{D1}")), (None, vec![]));
+        assert!(index.by_digest.is_empty() && index.by_tag.is_empty());
+    }
+
+    #[test]
+    fn an_index_is_no_better_than_its_scanned_platforms_and_other_platforms_stay_unscanned() {
+        let at = "2026-03-01T00:00:00Z";
+        // The tag resolved to index D1 of platforms D2 (amd64, scanned) and D3 (arm64).
+        let amd64 = |phase| {
+            resolved_to(
+                scan(
+                    "sys",
+                    "multi",
+                    "r.example/multi:2",
+                    Some(&format!("r.example/multi@{D2}")),
+                    phase,
+                    at,
+                ),
+                D1,
+                &[D2, D3],
+            )
+        };
+        let index = ScanIndex::new([&amd64(Phase::Failed)]);
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D1}")),
+            (Some(Phase::Failed), vec![])
+        );
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D2}")),
+            (Some(Phase::Failed), vec![])
+        );
+        assert_eq!(phases(&index, &format!("r.example/multi@{D3}")), (None, vec![]));
+        assert_eq!(
+            phases(&index, "r.example/multi:2"),
+            (Some(Phase::Failed), vec![])
+        );
+        // The index, pulled under another name, is denied as well.
+        assert_eq!(
+            phases(&index, &format!("mirror.example/multi@{D1}")),
+            (None, vec![Phase::Failed])
+        );
+        // A pass of the platform speaks for the index, which a node pulls: pins go there.
+        let clean = amd64(Phase::Completed);
+        let index = ScanIndex::new([&clean]);
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D1}")),
+            (Some(Phase::Completed), vec![])
+        );
+        let found = index.lookup(&image("r.example/multi:2"), all);
+        assert_eq!(found.trusted.result.and_then(IndexedScan::pull_digest), Some(D1));
+        assert_eq!(found.tag_seen_at, Some(ts("2026-03-01T00:00:00Z")));
+        // A scan of the index itself that passed does not outweigh a failed platform.
+        let whole = resolved_to(
+            scan(
+                "sys",
+                "whole",
+                "r.example/multi:2",
+                Some(&format!("r.example/multi@{D1}")),
+                Phase::Completed,
+                "2026-05-01T00:00:00Z",
+            ),
+            D1,
+            &[D2, D3],
+        );
+        let index = ScanIndex::new([&whole, &amd64(Phase::Failed)]);
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D1}")),
+            (Some(Phase::Completed), vec![Phase::Failed])
+        );
+        // A denial of the index itself (the report named the index) denies its platforms.
+        let mut denied = whole.clone();
+        if let Some(status) = denied.status.as_mut() {
+            status.phase = Some(Phase::Failed);
+        }
+        let index = ScanIndex::new([&denied]);
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D3}")),
+            (None, vec![Phase::Failed])
+        );
+    }
+
+    #[test]
+    fn the_index_recorded_with_the_artifact_outlives_the_resolution() {
+        // Scanned as the amd64 manifest D2 of index D1; the tag has since moved to D3.
+        let mut s = resolved_to(
+            scan(
+                "sys",
+                "multi",
+                "r.example/multi:2",
+                Some(&format!("r.example/multi@{D2}")),
+                Phase::Failed,
+                "2026-03-01T00:00:00Z",
+            ),
+            D3,
+            &[],
+        );
+        let index = ScanIndex::new([&s]);
+        assert_eq!(phases(&index, &format!("r.example/multi@{D1}")), (None, vec![]));
+        if let Some(artifact) = s
+            .status
+            .as_mut()
+            .and_then(|st| st.artifact.as_mut())
+            .and_then(|a| a.registry.as_mut())
+        {
+            artifact.index = Some(D1.into());
+        }
+        let index = ScanIndex::new([&s]);
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D1}")),
+            (Some(Phase::Failed), vec![])
+        );
+        assert_eq!(phases(&index, "r.example/multi:2"), (None, vec![]));
     }
 
     #[test]
@@ -898,8 +1243,8 @@ mod tests {
             _ => None,
         };
         let found = index.lookup(&image("nginx:1"), origin);
-        assert_eq!(found.trusted.map(|s| s.name.as_str()), Some("trusted"));
-        assert_eq!(found.namespace.map(|s| s.name.as_str()), Some("own"));
+        assert_eq!(found.trusted.result.map(|s| s.name.as_str()), Some("trusted"));
+        assert_eq!(found.namespace.result.map(|s| s.name.as_str()), Some("own"));
         let nothing = index.lookup(&image("nginx:1"), |_| None);
         assert_eq!(nothing, Found::default());
     }

@@ -16,6 +16,8 @@ pub enum Error {
     MaxDuration(DurationError),
     #[error("admission config maxResultAge: {0}")]
     MaxResultAge(DurationError),
+    #[error("admission config tagMaxAge: {0} (`0` turns the bound off)")]
+    TagMaxAge(DurationError),
     #[error("admission config trustedScanNamespaces has an empty name")]
     EmptyNamespace,
     #[error("cannot read the admission config {path}: {source}")]
@@ -140,11 +142,18 @@ pub struct AdmissionConfig {
     /// an image pulled through one is decided as the image of the registry it mirrors.
     #[serde(default)]
     pub registry_aliases: RegistryAliases,
-    /// Whether admission rewrites each new `image: repo:tag` to `repo:tag@sha256:…`, the digest
-    /// its trusted result resolved (`/mutate/pin`). A namespace label
+    /// Whether admission rewrites each new `image: repo:tag` that it admits without a warning
+    /// to `repo:tag@sha256:…`, the digest that was judged (`/mutate/pin`): unset, in namespaces
+    /// in `enforce` mode; `true` in every namespace; `false` in none. A namespace label
     /// `scangate.dev/pin-digests: "true"|"false"` overrides it there.
-    #[serde(default)]
-    pub pin_digests: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_digests: Option<bool>,
+    /// Where admission does not pin, a tag alone is decided by the content it was last known to
+    /// name only while that is more recent than this (`1h`, `30m`; `0` for no bound): a Completed
+    /// result counts as unscanned after it. The controller re-resolves trusted scans' tags on a
+    /// schedule, which keeps a tag that did not move fresh.
+    #[serde(default = "default_tag_max_age")]
+    pub tag_max_age: String,
     /// Scans on first sight: what admission requests for an image with no trusted result.
     #[serde(default)]
     pub first_sight: FirstSightRules,
@@ -156,6 +165,10 @@ pub struct AdmissionConfig {
 
 fn default_scangate_namespace() -> String {
     "scangate-system".into()
+}
+
+fn default_tag_max_age() -> String {
+    "1h".into()
 }
 
 fn default_controller_username() -> String {
@@ -186,7 +199,8 @@ impl Default for AdmissionConfig {
             controller_username: default_controller_username(),
             recheck_controller_pods: false,
             registry_aliases: RegistryAliases::default(),
-            pin_digests: false,
+            pin_digests: None,
+            tag_max_age: default_tag_max_age(),
             first_sight: FirstSightRules::default(),
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
@@ -314,6 +328,7 @@ impl AdmissionConfig {
         if let Some(age) = &config.max_result_age {
             parse_duration(age).map_err(Error::MaxResultAge)?;
         }
+        parse_duration(&config.tag_max_age).map_err(Error::TagMaxAge)?;
         if config.trusted_scan_namespaces.iter().any(String::is_empty) {
             return Err(Error::EmptyNamespace);
         }
@@ -359,6 +374,22 @@ impl AdmissionConfig {
             .as_deref()
             .and_then(|age| parse_duration(age).ok())
             .filter(|age| !age.is_zero())
+    }
+
+    /// The bound on a tag's last resolution where admission does not pin; `None` for no bound.
+    pub fn tag_max_age(&self) -> Option<Duration> {
+        parse_duration(&self.tag_max_age)
+            .ok()
+            .filter(|age| !age.is_zero())
+    }
+
+    /// Whether admission pins tags in a namespace in mode `enforcement`, whose label
+    /// `scangate.dev/pin-digests` says `label`: the label, else `pinDigests`, else only where
+    /// denials are enforced.
+    pub fn pins_tags(&self, enforcement: Enforcement, label: Option<bool>) -> bool {
+        label
+            .or(self.pin_digests)
+            .unwrap_or(enforcement == Enforcement::Enforce)
     }
 
     /// Whether `namespace` is admin-only and its scans are trusted results everywhere.
@@ -465,7 +496,7 @@ mod tests {
         assert_eq!(config.on_error, Action::Warn);
         assert_eq!(config.on_pending, Action::Allow);
         assert_eq!(config.on_unscanned, Action::Deny);
-        assert!(config.pin_digests);
+        assert_eq!(config.pin_digests, Some(true));
         assert_eq!(config.first_sight.template.as_deref(), Some("trivy"));
         assert_eq!(config.first_sight.policy.as_deref(), Some("strict"));
         assert_eq!(config.first_sight.per_minute(), 5);

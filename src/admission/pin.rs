@@ -1,12 +1,12 @@
-//! Digest pinning (opt-in): rewrites each new `image: repo:tag` of a workload to
-//! `repo:tag@sha256:…`, the digest its trusted result resolved, so the node pulls exactly what
-//! was scanned. Pure: the webhook (`/mutate/pin`) gives the index lookup and sends the patch.
+//! Digest pinning: rewrites each new `image: repo:tag` of a workload that admission lets
+//! through without a warning to `repo:tag@sha256:…`, the digest that was judged, so the node
+//! pulls exactly those bytes whatever the tag names later. On by default in namespaces in
+//! `enforce` mode (config `pinDigests`, namespace label [`LABEL`]). Pure: the webhook
+//! (`/mutate/pin`) gives the decision ([`super::workload::pin_target`]) and sends the patch.
 
 use serde_json::{Value, json};
 
 use super::pod::{self, Container, Place, WorkloadKind};
-use crate::image::ImageRef;
-use crate::index::IndexedScan;
 
 /// The namespace label that turns pinning on or off there, over the config's `pinDigests`.
 /// Namespaces are labelled by admins: the built-in `edit` and `admin` roles grant no write on
@@ -22,11 +22,6 @@ pub fn from_label(value: &str) -> Option<bool> {
     }
 }
 
-/// Whether a namespace pins: its label, else the config's default.
-pub fn enabled(config_default: bool, label: Option<bool>) -> bool {
-    label.unwrap_or(config_default)
-}
-
 /// One image pinned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pinned {
@@ -39,14 +34,23 @@ pub struct Pinned {
     pub scan: String,
 }
 
+/// Where a tag is pinned to: the judged digest, and the trusted scan that judged it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub digest: String,
+    /// `namespace/name`.
+    pub scan: String,
+}
+
 /// The pins of a workload: each image that is new in this request (`old_images` are the
-/// previous object's), names a tag and no digest, and has a trusted result with a resolved
-/// digest (`lookup`). Images are kept as written, with `@digest` added.
-pub fn pins<'a>(
+/// previous object's) and names a tag and no digest, where `target` gives the digest to pin
+/// (the content was judged and is admitted without a warning). Images are kept as written,
+/// with `@digest` added.
+pub fn pins(
     kind: WorkloadKind,
     object: &Value,
     old_images: &[String],
-    lookup: impl Fn(&ImageRef) -> Option<&'a IndexedScan>,
+    target: impl Fn(&Container) -> Option<Target>,
 ) -> Result<Vec<Pinned>, pod::Error> {
     let containers = pod::containers(kind, object)?;
     let mut indexes = PlaceIndexes::default();
@@ -56,24 +60,15 @@ pub fn pins<'a>(
         if old_images.contains(&container.image) {
             continue;
         }
-        let Ok(image) = ImageRef::parse(&container.image) else {
-            continue;
-        };
-        if image.digest().is_some() {
-            continue;
-        }
-        let Some(scan) = lookup(&image) else {
-            continue;
-        };
-        let Some(digest) = scan.image.digest() else {
+        let Some(target) = target(&container) else {
             continue;
         };
         pinned.push(Pinned {
             path,
-            to: format!("{}@{digest}", container.image),
+            to: format!("{}@{}", container.image, target.digest),
             container: container.describe(),
             from: container.image,
-            scan: format!("{}/{}", scan.namespace, scan.name),
+            scan: target.scan,
         });
     }
     Ok(pinned)
@@ -115,8 +110,9 @@ impl PlaceIndexes {
     }
 }
 
-/// The JSONPatch and the admission warnings of some pins; `None` when nothing is pinned.
-pub fn patch(pinned: &[Pinned]) -> Option<(json_patch::Patch, Vec<String>)> {
+/// The JSONPatch of some pins; `None` when nothing is pinned. A pin is no problem, so it is no
+/// warning: the stored object shows it, and the webhook logs it with the scan.
+pub fn patch(pinned: &[Pinned]) -> Option<json_patch::Patch> {
     if pinned.is_empty() {
         return None;
     }
@@ -124,69 +120,36 @@ pub fn patch(pinned: &[Pinned]) -> Option<(json_patch::Patch, Vec<String>)> {
         .iter()
         .map(|p| json!({"op": "replace", "path": p.path, "value": p.to}))
         .collect();
-    let patch = serde_json::from_value(Value::Array(operations)).ok()?;
-    let warnings = pinned
-        .iter()
-        .map(|p| {
-            format!(
-                "{}: pinned image {} to {} (the digest trusted scan {} resolved)",
-                p.container, p.from, p.to, p.scan
-            )
-        })
-        .collect();
-    Some((patch, warnings))
+    serde_json::from_value(Value::Array(operations)).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Phase;
 
     const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
-    fn scan(image: &str) -> IndexedScan {
-        IndexedScan {
-            namespace: "scangate-system".into(),
-            name: "nginx".into(),
-            phase: Phase::Completed,
-            rescanning: false,
-            image: ImageRef::parse(image).unwrap_or_else(|e| panic!("{e}")),
-            speaks_for_tag: true,
-            policy: None,
-            violations: vec![],
-            as_of: jiff::Timestamp::UNIX_EPOCH,
-            source: None,
-        }
-    }
-
     #[test]
-    fn labels_override_the_config() {
+    fn labels_say_true_or_false() {
         assert_eq!(from_label("true"), Some(true));
         assert_eq!(from_label("false"), Some(false));
         assert_eq!(from_label("yes"), None);
-        assert!(enabled(false, Some(true)));
-        assert!(!enabled(true, Some(false)));
-        assert!(enabled(true, None));
-        assert!(!enabled(false, None));
     }
 
     #[test]
-    fn tags_with_a_resolved_trusted_result_are_pinned() {
-        let resolved = scan(&format!("docker.io/library/nginx:1.27@{DIGEST}"));
-        let unresolved = scan("docker.io/library/redis:7");
-        let lookup = |image: &ImageRef| match image.repository() {
-            "library/nginx" => Some(&resolved),
-            "library/redis" => Some(&unresolved),
-            _ => None,
+    fn new_images_with_a_target_are_pinned_where_they_are() {
+        // The decision (judged, admitted without a warning) is `workload::pin_target`'s.
+        let target = |c: &Container| {
+            (c.image == "nginx:1.27").then(|| Target {
+                digest: DIGEST.into(),
+                scan: "scangate-system/nginx".into(),
+            })
         };
         let spec = json!({
             "initContainers": [{"name": "init", "image": "nginx:1.27"}],
             "containers": [
-                {"name": "pinned-already", "image": format!("nginx:1.27@{DIGEST}")},
+                {"name": "other", "image": "redis:7"},
                 {"name": "app", "image": "nginx:1.27"},
-                {"name": "cache", "image": "redis:7"},
-                {"name": "unknown", "image": "busybox:1"},
-                {"name": "old", "image": "nginx:1.26"},
             ],
             "volumes": [
                 {"name": "tmp", "emptyDir": {}},
@@ -194,13 +157,8 @@ mod tests {
             ],
         });
         let object = pod::template_of(WorkloadKind::Deployment, &spec);
-        let pinned = pins(
-            WorkloadKind::Deployment,
-            &object,
-            &["nginx:1.26".to_string()],
-            lookup,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let pinned = pins(WorkloadKind::Deployment, &object, &[], target)
+            .unwrap_or_else(|e| panic!("{e}"));
         let paths: Vec<&str> = pinned.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -213,9 +171,9 @@ mod tests {
         assert!(
             pinned
                 .iter()
-                .all(|p| p.to == format!("nginx:1.27@{DIGEST}"))
+                .all(|p| p.to == format!("nginx:1.27@{DIGEST}") && p.scan == "scangate-system/nginx")
         );
-        let Some((patch, warnings)) = patch(&pinned) else {
+        let Some(patch) = patch(&pinned) else {
             panic!("a patch")
         };
         let mut patched = object.clone();
@@ -225,16 +183,13 @@ mod tests {
             Some(&json!(format!("nginx:1.27@{DIGEST}")))
         );
         assert_eq!(
-            patched.pointer("/spec/template/spec/containers/2/image"),
+            patched.pointer("/spec/template/spec/containers/0/image"),
             Some(&json!("redis:7"))
         );
-        assert_eq!(
-            warnings[1],
-            format!(
-                "container \"app\": pinned image nginx:1.27 to nginx:1.27@{DIGEST} (the digest \
-                 trusted scan scangate-system/nginx resolved)"
-            )
-        );
+        // An image the previous object had is left as it is.
+        let kept = pins(WorkloadKind::Deployment, &object, &["nginx:1.27".into()], target)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(kept.is_empty());
     }
 
     #[test]

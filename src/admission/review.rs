@@ -262,10 +262,10 @@ impl PinOutcome {
 /// Reviews a workload for digest pinning (`/mutate/pin`): always admits (the validating
 /// webhook decides), with a JSONPatch adding the resolved digest to each new image tag that
 /// has one, and a warning naming each pin. `lookup` gives an image's trusted result.
-pub fn review_pin<'a>(
+pub fn review_pin(
     req: &AdmissionRequest<DynamicObject>,
     pinning: bool,
-    lookup: impl Fn(&crate::image::ImageRef) -> Option<&'a crate::index::IndexedScan>,
+    target: impl Fn(&super::pod::Container) -> Option<pin::Target>,
 ) -> (AdmissionResponse, PinOutcome) {
     let unchanged = |why| (AdmissionResponse::from(req), PinOutcome::Unchanged(why));
     if !pinning {
@@ -282,17 +282,14 @@ pub fn review_pin<'a>(
     };
     let old_images = old_images(req, kind);
     // A malformed object is left to the validating webhook, which denies it with the reason.
-    let Ok(pinned) = pin::pins(kind, &object, &old_images, lookup) else {
+    let Ok(pinned) = pin::pins(kind, &object, &old_images, target) else {
         return unchanged("not a readable workload");
     };
-    let Some((patch, warnings)) = pin::patch(&pinned) else {
+    let Some(patch) = pin::patch(&pinned) else {
         return unchanged("nothing to pin");
     };
     match AdmissionResponse::from(req).with_patch(patch) {
-        Ok(mut response) => {
-            response.warnings = Some(warnings);
-            (response, PinOutcome::Pinned(pinned))
-        }
+        Ok(response) => (response, PinOutcome::Pinned(pinned)),
         Err(_) => unchanged("the patch could not be encoded"),
     }
 }
@@ -673,6 +670,7 @@ mod tests {
             namespace: "ns",
             enforcement: Enforcement::Enforce,
             now: Timestamp::UNIX_EPOCH,
+            pins_tags: true,
         }
     }
 
@@ -1176,21 +1174,11 @@ mod tests {
     #[test]
     fn pinning_patches_new_tags_only_where_it_is_on() {
         let digest = format!("sha256:{}", "2".repeat(64));
-        let scan = crate::index::IndexedScan {
-            namespace: "scangate-system".into(),
-            name: "nginx".into(),
-            phase: crate::api::Phase::Completed,
-            rescanning: false,
-            image: crate::image::ImageRef::parse(&format!("nginx:1.27@{digest}"))
-                .unwrap_or_else(|e| panic!("{e}")),
-            speaks_for_tag: true,
-            policy: None,
-            violations: vec![],
-            as_of: Timestamp::UNIX_EPOCH,
-            source: None,
-        };
-        let lookup = |image: &crate::image::ImageRef| {
-            (image.repository() == "library/nginx").then_some(&scan)
+        let lookup = |container: &crate::admission::pod::Container| {
+            (container.image == "nginx:1.27").then(|| pin::Target {
+                digest: digest.clone(),
+                scan: "scangate-system/nginx".into(),
+            })
         };
         let create = decoded(&review(pod_request(
             "CREATE",
@@ -1212,7 +1200,7 @@ mod tests {
             json!([{"op": "replace", "path": "/spec/containers/0/image",
                     "value": format!("nginx:1.27@{digest}")}])
         );
-        assert_eq!(response.warnings.map(|w| w.len()), Some(1));
+        assert_eq!(response.warnings, None, "a pin is no warning");
         assert_eq!(outcome.verdict_label(), "pin");
 
         let (off, outcome) = review_pin(&create, false, lookup);

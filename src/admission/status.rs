@@ -220,7 +220,8 @@ mod tests {
             status.compliant_artifact,
             Some(Artifact {
                 registry: Some(RegistryArtifact {
-                    image: "docker.io/library/nginx@sha256:abc".into()
+                    image: "docker.io/library/nginx@sha256:abc".into(),
+                    index: None,
                 }),
                 ..Artifact::default()
             })

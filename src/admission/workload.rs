@@ -5,12 +5,13 @@
 use std::fmt::Write as _;
 
 use super::config::{Action, AdmissionConfig, Enforcement, Origin};
+use super::pin;
 use super::pod::Container;
 use crate::api::{Phase, Violation};
 use crate::image::ImageRef;
 use jiff::Timestamp;
 
-use crate::index::{Exception, IndexedScan, ScanIndex};
+use crate::index::{Exception, Found, IndexedScan, ScanIndex};
 
 /// What scangate knows about an image.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +98,9 @@ pub struct Context<'a> {
     pub enforcement: Enforcement,
     /// The time exceptions are checked against.
     pub now: Timestamp,
+    /// Admission pins tags in this namespace (`/mutate/pin`): a tag-only reference is decided
+    /// through the digest it is pinned to, so the tag's age does not matter.
+    pub pins_tags: bool,
 }
 
 /// How many CVEs a denial lists.
@@ -143,6 +147,32 @@ pub fn decide(ctx: &Context<'_>, containers: &[Container]) -> Decision {
     }
 }
 
+/// Where admission pins a tag (`/mutate/pin`): to the digest a node pulls for the content its
+/// trusted result judged (an index or a manifest, never an image config), when that reference
+/// is admitted here without a warning and without an exception. `None` for a reference that
+/// has a digest already, or cannot be parsed.
+pub fn pin_target(ctx: &Context<'_>, container: &Container) -> Option<pin::Target> {
+    let image = ImageRef::parse(&container.image).ok()?;
+    if image.digest().is_some() {
+        return None;
+    }
+    let canonical = ctx.config.registry_aliases.canonicalize(&image);
+    let found = ctx
+        .index
+        .lookup(&canonical, |ns| ctx.config.origin(ctx.namespace, ns));
+    let scan = found.trusted.result?;
+    let digest = scan.pull_digest()?;
+    let pinned = Container {
+        image: image.with_digest(digest).ok()?.to_string(),
+        ..container.clone()
+    };
+    let verdict = verdict(ctx, &pinned);
+    (verdict.action == Action::Allow && verdict.exception.is_none()).then(|| pin::Target {
+        digest: digest.to_string(),
+        scan: format!("{}/{}", scan.namespace, scan.name),
+    })
+}
+
 fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let who = container.describe();
     let parsed = match ImageRef::parse(&container.image) {
@@ -175,24 +205,11 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let found = ctx
         .index
         .lookup(&image, |ns| config.origin(ctx.namespace, ns));
-    let stale = found.trusted.and_then(|scan| {
-        let since = scan
-            .stale_since(config.max_result_age())
-            .filter(|since| *since <= ctx.now)?;
-        Some((scan, since))
-    });
-    let judged = match (found.trusted, stale) {
-        (_, Some((scan, since))) => Judged {
+    let trusted = found.trusted.result;
+    let judged = match (trusted, stale(ctx, &found)) {
+        (Some(scan), Some(staleness)) if scan.phase == Phase::Completed => Judged {
             action: config.on_unscanned,
-            reason: format!(
-                "{who}: image {image} has no recent trusted scan: the result of ImageScan {}/{} \
-                 (scanned {}) is stale since {since}, older than maxResultAge {}; it counts as \
-                 unscanned until the controller rescans it",
-                scan.namespace,
-                scan.name,
-                scan.as_of,
-                config.max_result_age.as_deref().unwrap_or_default()
-            ),
+            reason: staleness.reason(&who, &image, scan, config),
             exception: None,
             decided_by: None,
         },
@@ -205,20 +222,37 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
             exception: None,
             decided_by: None,
         },
-        (Some(scan), None) => judge(ctx, &who, scan, Origin::Trusted, &exceptions),
+        (Some(scan), _) => judge(ctx, &who, scan, Origin::Trusted, &exceptions),
     };
-    // The namespace's own scans can only make it worse.
-    let judged = match found.namespace {
-        Some(scan) if matches!(scan.phase, Phase::Failed | Phase::Error) => {
-            let local = judge(ctx, &who, scan, Origin::Namespace, &exceptions);
-            if strictness(local.action) > strictness(judged.action) {
-                local
-            } else {
-                judged
-            }
+    // The same bytes judged under another name, and an index's platforms, can only make it
+    // worse; so can the namespace's own scans.
+    let pulled_as = format!("{who} (pulled as {image})");
+    let stricter = found
+        .trusted
+        .tied_denials
+        .iter()
+        .map(|scan| judge(ctx, &pulled_as, scan, Origin::Trusted, &exceptions))
+        .chain(
+            found
+                .namespace
+                .result
+                .filter(|scan| matches!(scan.phase, Phase::Failed | Phase::Error))
+                .map(|scan| judge(ctx, &who, scan, Origin::Namespace, &exceptions)),
+        )
+        .chain(
+            found
+                .namespace
+                .tied_denials
+                .iter()
+                .map(|scan| judge(ctx, &pulled_as, scan, Origin::Namespace, &exceptions)),
+        );
+    let judged = stricter.fold(judged, |worst, other| {
+        if strictness(other.action) > strictness(worst.action) {
+            other
+        } else {
+            worst
         }
-        _ => judged,
-    };
+    });
     // A whole-image exception also admits images that are unscanned, pending or in error.
     let whole_image = exceptions.iter().find(|e| e.cves.is_empty());
     let judged = match (judged.action, whole_image, &judged.exception) {
@@ -230,7 +264,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
         },
         _ => judged,
     };
-    let scan = found.trusted;
+    let scan = trusted;
     ContainerVerdict {
         container: container.name.clone(),
         image: scan.map_or_else(|| image.to_string(), |s| s.image.to_string()),
@@ -242,6 +276,60 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
         action: judged.action,
         reason: judged.reason,
     }
+}
+
+/// Why a passing trusted result no longer speaks for a reference.
+enum Staleness {
+    /// Older than `maxResultAge`.
+    Result { since: Timestamp },
+    /// A tag alone, last known to name the judged content longer ago than `tagMaxAge`.
+    Tag { seen: Timestamp, since: Timestamp },
+}
+
+impl Staleness {
+    fn reason(&self, who: &str, image: &ImageRef, scan: &IndexedScan, config: &AdmissionConfig) -> String {
+        match self {
+            Staleness::Result { since } => format!(
+                "{who}: image {image} has no recent trusted scan: the result of ImageScan {}/{} \
+                 (scanned {}) is stale since {since}, older than maxResultAge {}; it counts as \
+                 unscanned until the controller rescans it",
+                scan.namespace,
+                scan.name,
+                scan.as_of,
+                config.max_result_age.as_deref().unwrap_or_default()
+            ),
+            Staleness::Tag { seen, since } => format!(
+                "{who}: image {image} is a tag, and the tag was last seen naming the content \
+                 ImageScan {}/{} judged ({}) at {seen}, longer ago than tagMaxAge {} (since \
+                 {since}): it may name other bytes now, so it counts as unscanned; use the digest \
+                 ({}) or let scangate pin it (README, One identity per content)",
+                scan.namespace,
+                scan.name,
+                scan.pull_digest().unwrap_or("no digest recorded"),
+                config.tag_max_age,
+                image
+                    .with_digest(scan.pull_digest().unwrap_or_default())
+                    .map_or_else(|_| image.to_string(), |pinned| pinned.to_string()),
+            ),
+        }
+    }
+}
+
+/// Whether the trusted result found for an image is stale at `ctx.now`: the result itself
+/// (`maxResultAge`), or, for a tag that admission does not pin here, the tag's last resolution
+/// (`tagMaxAge`).
+fn stale(ctx: &Context<'_>, found: &Found<'_>) -> Option<Staleness> {
+    let scan = found.trusted.result?;
+    if let Some(since) = scan
+        .stale_since(ctx.config.max_result_age())
+        .filter(|since| *since <= ctx.now)
+    {
+        return Some(Staleness::Result { since });
+    }
+    let seen = found.tag_seen_at.filter(|_| !ctx.pins_tags)?;
+    let bound = jiff::SignedDuration::try_from(ctx.config.tag_max_age()?).ok()?;
+    let since = seen.checked_add(bound).unwrap_or(Timestamp::MAX);
+    (since <= ctx.now).then_some(Staleness::Tag { seen, since })
 }
 
 /// What the rules say about one container, and why.
@@ -435,6 +523,21 @@ mod tests {
 
     const DIGEST: &str = "sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
 
+    /// The content an image tag names in these tests: busybox's real digest, else one of its own
+    /// per repository (the same digest under two names is the same bytes).
+    fn digest_of(image: &str) -> String {
+        use sha2::Digest as _;
+        let repository = image.split(':').next().unwrap_or_default();
+        if repository.ends_with("busybox") {
+            return DIGEST.to_string();
+        }
+        let hash = sha2::Sha256::digest(repository.as_bytes());
+        format!(
+            "sha256:{}",
+            hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    }
+
     fn scan(ns: &str, name: &str, image: &str, phase: Phase, violations: usize) -> ImageScan {
         let mut s = ImageScan::new(
             name,
@@ -454,7 +557,12 @@ mod tests {
             phase: Some(phase),
             artifact: Some(Artifact {
                 registry: Some(RegistryArtifact {
-                    image: format!("{}@{DIGEST}", image.split(':').next().unwrap_or_default()),
+                    image: format!(
+                        "{}@{}",
+                        image.split(':').next().unwrap_or_default(),
+                        digest_of(image)
+                    ),
+                    index: None,
                 }),
                 ..Artifact::default()
             }),
@@ -521,6 +629,7 @@ mod tests {
                 namespace: ns,
                 enforcement: mode,
                 now: Timestamp::UNIX_EPOCH,
+                pins_tags: true,
             };
             decide(&ctx, &pod(images))
         }
@@ -603,6 +712,7 @@ mod tests {
                 namespace: "ns",
                 enforcement: Enforcement::Enforce,
                 now: now.parse().unwrap_or_else(|e| panic!("{e}")),
+                pins_tags: true,
             };
             decide(&ctx, &pod(&[image])).verdicts.remove(0)
         };
@@ -901,6 +1011,7 @@ mod tests {
             if let Some(artifact) = s.status.as_mut().and_then(|st| st.artifact.as_mut()) {
                 artifact.registry = Some(RegistryArtifact {
                     image: format!("{image}@{digest}"),
+                    index: None,
                 });
             }
             s
@@ -935,6 +1046,7 @@ mod tests {
                 namespace: "ns",
                 enforcement: Enforcement::Enforce,
                 now: Timestamp::UNIX_EPOCH,
+                pins_tags: true,
             };
             let image = Container {
                 place,
@@ -1132,6 +1244,7 @@ mod tests {
                 namespace: "ns",
                 enforcement: Enforcement::Enforce,
                 now: Timestamp::UNIX_EPOCH,
+                pins_tags: true,
             };
             let images = containers(kind, &object).unwrap_or_else(|e| panic!("{kind}: {e}"));
             let d = decide(&ctx, &images);
@@ -1154,6 +1267,7 @@ mod tests {
             namespace: "ns",
             enforcement: Enforcement::Enforce,
             now: Timestamp::UNIX_EPOCH,
+            pins_tags: true,
         };
         for (place, expected) in [
             (Place::InitContainer, "init container \"x\": image"),

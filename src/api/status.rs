@@ -483,6 +483,10 @@ pub struct Artifact {
 pub struct RegistryArtifact {
     /// The image with its digest, `repository@sha256:…`.
     pub image: String,
+    /// When the digest is one platform's manifest of a multi-platform image the tag resolved
+    /// to: that image's index digest (`sha256:…`), which the verdict also speaks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 /// A scanned git revision.

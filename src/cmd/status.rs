@@ -200,7 +200,9 @@ mod tests {
     fn scan(ns: &str, name: &str, image: &str, phase: Option<&str>) -> String {
         let status = phase.map_or(String::new(), |phase| {
             let repo = image.split(':').next().unwrap_or_default();
-            format!("status: {{phase: {phase}, artifact: {{registry: {{image: \"{repo}@{DIGEST}\"}}}}}}\n")
+            // Each repository its own content: one digest under two names is the same bytes.
+            let digest = format!("sha256:{:0>64}", repo.len());
+            format!("status: {{phase: {phase}, artifact: {{registry: {{image: \"{repo}@{digest}\"}}}}}}\n")
         });
         format!(
             "kind: ImageScan\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{registry: {{image: \"{image}\"}}}}\n{status}---\n"

@@ -284,7 +284,8 @@ pub fn configurations(
     ]});
     // Digest pinning: the workload webhook's kinds and failure policy, in the namespaces it
     // covers but those labelled `scangate.dev/pin-digests=false` (the webhook decides the
-    // unlabelled ones from `pinDigests`). Once: a later webhook's change is not pinned again.
+    // unlabelled ones from `pinDigests` and their mode). Again when a later mutating webhook
+    // changed the object: an image it writes is pinned too (a pinned image is left as it is).
     let mut pin_webhook = webhook(
         "pin",
         "/mutate/pin",
@@ -294,7 +295,7 @@ pub fn configurations(
         pin_selector(namespaces),
         ca_bundle,
     );
-    pin_webhook["reinvocationPolicy"] = json!("Never");
+    pin_webhook["reinvocationPolicy"] = json!("IfNeeded");
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -411,7 +412,7 @@ mod tests {
         );
         assert_eq!(pin.rules, workloads.rules);
         assert_eq!(pin.failure_policy, workloads.failure_policy);
-        assert_eq!(pin.reinvocation_policy.as_deref(), Some("Never"));
+        assert_eq!(pin.reinvocation_policy.as_deref(), Some("IfNeeded"));
         let pin_selector = pin
             .namespace_selector
             .as_ref()

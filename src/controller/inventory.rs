@@ -378,6 +378,8 @@ mod tests {
 
     const DIGEST: &str = "sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4";
     const OTHER: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const BAD: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const CLEAN: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
     fn pod(value: serde_json::Value) -> Pod {
         serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
@@ -448,6 +450,7 @@ mod tests {
             now: "2026-01-03T00:00:00Z"
                 .parse()
                 .unwrap_or_else(|e| panic!("{e}")),
+            pins_tags: true,
         };
         entries(&ctx, pods)
     }
@@ -554,7 +557,7 @@ mod tests {
             scan(
                 "bad",
                 "bad:1",
-                OTHER,
+                BAD,
                 "Failed",
                 &[
                     ("CVE-3", "low"),
@@ -566,7 +569,7 @@ mod tests {
                     ("CVE-1", "critical"),
                 ],
             ),
-            scan("clean", "clean:1", OTHER, "Completed", &[]),
+            scan("clean", "clean:1", CLEAN, "Completed", &[]),
         ];
         let all: Vec<Pod> = pods.iter().cloned().chain([pending]).collect();
         let found = decide(&all, &scans, &[]);

@@ -134,11 +134,22 @@ impl ScanKind for ImageScan {
     }
 
     fn artifact(&self, report: &Report) -> Artifact {
-        let image = resolved_image(&self.spec.registry.image, Some(report))
+        let resolved = resolved_image(&self.spec.registry.image, Some(report));
+        // A platform manifest of the index the tag was resolved to: the index is recorded, so
+        // the verdict keeps speaking for it after the tag moves.
+        let index = match (&resolved, self.status.as_ref().and_then(|s| s.resolved.as_ref())) {
+            (Some(image), Some(resolution)) => image
+                .digest()
+                .filter(|d| resolution.covers(d) && resolution.digest() != Some(d))
+                .and(resolution.digest())
+                .map(str::to_string),
+            _ => None,
+        };
+        let image = resolved
             .map(|i| i.to_string())
             .unwrap_or_else(|| self.spec.registry.image.clone());
         Artifact {
-            registry: Some(RegistryArtifact { image }),
+            registry: Some(RegistryArtifact { image, index }),
             ..Artifact::default()
         }
     }

@@ -504,6 +504,7 @@ impl State<'_> {
                 namespace: &ns,
                 enforcement: config.default_enforcement,
                 now,
+                pins_tags: config.pins_tags(config.default_enforcement, None),
             };
             let entries =
                 inventory::entries(&ctx, by_namespace.get(&ns).into_iter().flatten().copied());

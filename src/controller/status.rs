@@ -403,6 +403,7 @@ mod tests {
             artifact: Artifact {
                 registry: Some(RegistryArtifact {
                     image: "docker.io/library/busybox:1.32.1@sha256:ab".into(),
+                    index: None,
                 }),
                 ..Artifact::default()
             },

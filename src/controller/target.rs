@@ -342,6 +342,7 @@ mod tests {
             artifact_type: ArtifactType::Repository,
             name: name.into(),
             digest: None,
+            image_id: None,
         };
         for same in [
             "https://github.com/org/repo",

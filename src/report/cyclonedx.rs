@@ -169,26 +169,28 @@ fn artifact(component: &Component) -> Artifact {
         artifact_type,
         name: component.name.clone().unwrap_or_default(),
         digest: component_digest(component),
+        image_id: component_property(component, "aquasecurity:trivy:ImageID"),
     }
 }
 
-/// Trivy's `aquasecurity:trivy:RepoDigest` property, else its `ImageID`, else the digest
-/// in an `pkg:oci/…@sha256:…` package URL.
+/// Trivy's `aquasecurity:trivy:RepoDigest` property, else the digest in an
+/// `pkg:oci/…@sha256:…` package URL (never the `ImageID`: that is the config's digest).
 fn component_digest(component: &Component) -> Option<String> {
-    let property = |wanted: &str| {
-        component
-            .properties
-            .iter()
-            .flatten()
-            .filter(|p| p.name.as_deref() == Some(wanted))
-            .find_map(|p| p.value.as_deref().and_then(digest_of))
-    };
-    property("aquasecurity:trivy:RepoDigest")
-        .or_else(|| property("aquasecurity:trivy:ImageID"))
+    component_property(component, "aquasecurity:trivy:RepoDigest")
         .or_else(|| {
             let (_, version) = purl_name_version(component.purl.as_deref()?)?;
             digest_of(&version)
         })
+}
+
+/// The digest in the component's first property named `wanted`.
+fn component_property(component: &Component, wanted: &str) -> Option<String> {
+    component
+        .properties
+        .iter()
+        .flatten()
+        .filter(|p| p.name.as_deref() == Some(wanted))
+        .find_map(|p| p.value.as_deref().and_then(digest_of))
 }
 
 /// One normalized vulnerability per affected component (one with an empty package when the

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
-use super::normalize::{first_digest, non_blank, or_unknown, package_type_from_grype, unique_urls};
+use super::normalize::{digest_of, first_digest, non_blank, or_unknown, package_type_from_grype, unique_urls};
 use super::severity::MappedSeverity;
 
 /// One `matches[]` entry.
@@ -96,10 +96,15 @@ fn artifact(source: Option<&Value>) -> Artifact {
         None => String::new(),
     };
     let digest = target.and_then(image_digest);
+    let image_id = target
+        .and_then(|t| t.get("imageID"))
+        .and_then(Value::as_str)
+        .and_then(digest_of);
     Artifact {
         artifact_type,
         name,
         digest,
+        image_id,
     }
 }
 
@@ -112,7 +117,7 @@ fn unquoted(path: &str) -> &str {
 
 /// The registry digest (`repoDigests[0]`), else the `manifestDigest`.
 fn image_digest(target: &Value) -> Option<String> {
-    first_digest(target, "repoDigests", "manifestDigest")
+    first_digest(target, "repoDigests", Some("manifestDigest"))
 }
 
 fn vulnerability(matched: Match) -> Vulnerability {

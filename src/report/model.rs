@@ -32,9 +32,13 @@ pub struct Artifact {
     /// The target as the scanner named it (image reference, path, repository URL); empty when
     /// the report does not say.
     pub name: String,
-    /// `sha256:…` when the report knows the image digest (a repo digest is preferred; some
-    /// formats only give the image ID, i.e. the config digest).
+    /// `sha256:…` when the report knows the digest a registry serves the image by (a manifest
+    /// or an index: what a node can pull). Never the image ID.
     pub digest: Option<String>,
+    /// The image ID (`sha256:…`, the digest of the image's config) when the report gives one.
+    /// No registry serves an image by it: it is not the artifact's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 /// The kind of target a scanner looked at.
@@ -116,6 +120,7 @@ mod tests {
                 artifact_type: ArtifactType::Image,
                 name: "nginx:1.27".into(),
                 digest: Some("sha256:abc".into()),
+                image_id: None,
             },
             scanner: Scanner {
                 name: "grype".into(),

@@ -130,11 +130,11 @@ pub(crate) fn percent_decode(text: &str) -> String {
 }
 
 /// The first well-formed digest among the strings of `object[list]` (repo digests), else the
-/// digest of the string `object[fallback]`.
+/// digest of the string `object[fallback]` when a fallback is named.
 pub(crate) fn first_digest(
     object: &serde_json::Value,
     list: &str,
-    fallback: &str,
+    fallback: Option<&str>,
 ) -> Option<String> {
     use serde_json::Value;
     object
@@ -146,7 +146,7 @@ pub(crate) fn first_digest(
         .find_map(digest_of)
         .or_else(|| {
             object
-                .get(fallback)
+                .get(fallback?)
                 .and_then(Value::as_str)
                 .and_then(digest_of)
         })

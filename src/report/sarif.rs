@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
 use super::normalize::{
-    first_digest, known_scanner, non_blank, or_unknown, package_type_or_unknown,
+    digest_of, first_digest, known_scanner, non_blank, or_unknown, package_type_or_unknown,
     split_fixed_versions, unique_urls,
 };
 use super::severity::{MappedSeverity, Severity};
@@ -137,7 +137,12 @@ fn scanner(driver: &Driver) -> Scanner {
 /// Trivy's run properties: `imageName`, `repoDigests`, `imageID`.
 fn artifact(properties: &Value) -> Artifact {
     let image_name = properties.get("imageName").and_then(Value::as_str);
-    let digest = first_digest(properties, "repoDigests", "imageID");
+    // `imageID` is the config's digest, not one a registry serves the image by.
+    let digest = first_digest(properties, "repoDigests", None);
+    let image_id = properties
+        .get("imageID")
+        .and_then(Value::as_str)
+        .and_then(digest_of);
     Artifact {
         artifact_type: if image_name.is_some() {
             ArtifactType::Image
@@ -146,6 +151,7 @@ fn artifact(properties: &Value) -> Artifact {
         },
         name: image_name.unwrap_or_default().to_string(),
         digest,
+        image_id,
     }
 }
 

@@ -85,6 +85,11 @@ pub(crate) fn convert(document: TrivyDocument) -> Result<Report, Problem> {
             artifact_type: artifact_type(document.artifact_type.as_deref()),
             name: document.artifact_name.unwrap_or_default(),
             digest: document.metadata.as_ref().and_then(image_digest),
+            image_id: document
+                .metadata
+                .as_ref()
+                .and_then(|m| m.image_id.as_deref())
+                .and_then(digest_of),
         },
         scanner: Scanner {
             name: "trivy".to_string(),
@@ -117,14 +122,14 @@ fn artifact_type(trivy_type: Option<&str>) -> ArtifactType {
     }
 }
 
-/// The registry digest (`RepoDigests[0]`), else the `ImageID` (the image config digest).
+/// The registry digest (`RepoDigests[0]`); the `ImageID` is the config's, which no registry
+/// serves the image by.
 fn image_digest(metadata: &Metadata) -> Option<String> {
     metadata
         .repo_digests
         .iter()
         .flatten()
         .find_map(|reference| digest_of(reference))
-        .or_else(|| metadata.image_id.as_deref().and_then(digest_of))
 }
 
 fn result_vulnerabilities(result: TrivyResult) -> impl Iterator<Item = Vulnerability> {

@@ -242,10 +242,11 @@ impl WebhookState {
         self.publish_exceptions();
     }
 
-    /// Whether admission pins digests in a namespace: its label, else the config's default.
+    /// Whether admission pins digests in a namespace: its label, else the config's
+    /// `pinDigests`, else whether it is in `enforce` mode.
     pub fn pin_digests(&self, namespace: &str, config: &AdmissionConfig) -> bool {
         let label = read(&self.namespace_pins).get(namespace).copied();
-        crate::admission::pin::enabled(config.pin_digests, label)
+        config.pins_tags(self.enforcement(namespace, config), label)
     }
 
     /// Records a namespace's mode and pinning choice from its labels (none, or an unknown
@@ -377,6 +378,7 @@ mod tests {
                 .scans()
                 .lookup(&hub, |_| Some(Origin::Trusted))
                 .trusted
+                .result
                 .is_none()
         );
         let config =
@@ -388,6 +390,7 @@ mod tests {
                 .scans()
                 .lookup(&hub, |_| Some(Origin::Trusted))
                 .trusted
+                .result
                 .is_some()
         );
         assert_eq!(state.scans().aliases(), &config.registry_aliases);
@@ -397,6 +400,7 @@ mod tests {
                 .scans()
                 .lookup(&hub, |_| Some(Origin::Trusted))
                 .trusted
+                .result
                 .is_none()
         );
     }

@@ -149,6 +149,7 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
             namespace: &namespace,
             enforcement,
             now: jiff::Timestamp::now(),
+            pins_tags: state.pin_digests(&namespace, &config),
         };
         review::review_workload(&req, &ctx)
     };
@@ -181,8 +182,9 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     respond(response)
 }
 
-/// Digest pinning: adds to each new image tag the digest its trusted result resolved, where
-/// pinning is on (`pinDigests`, or the namespace's `scangate.dev/pin-digests` label).
+/// Digest pinning: adds to each new image tag that is admitted without a warning the digest
+/// that was judged, where pinning is on (the namespace's `scangate.dev/pin-digests` label, else
+/// `pinDigests`, else namespaces in `enforce` mode).
 async fn mutate_pin(State(app): State<AppState>, body: Body) -> Response {
     let req = match decode(&app, body).await {
         Ok(req) => req,
@@ -195,18 +197,34 @@ async fn mutate_pin(State(app): State<AppState>, body: Body) -> Response {
     let config = state.config();
     let namespace = req.namespace.clone().unwrap_or_default();
     let pinning = state.pin_digests(&namespace, &config);
+    let exceptions = state.exceptions();
     let (response, outcome) = {
         let index = state.scans();
-        review::review_pin(&req, pinning, |image| {
-            index
-                .lookup(image, |ns| config.origin(&namespace, ns))
-                .trusted
+        let ctx = Context {
+            config: &config,
+            index: &index,
+            exceptions: &exceptions,
+            namespace: &namespace,
+            enforcement: state.enforcement(&namespace, &config),
+            now: jiff::Timestamp::now(),
+            pins_tags: pinning,
+        };
+        review::review_pin(&req, pinning, |container| {
+            crate::admission::workload::pin_target(&ctx, container)
         })
     };
     let verdict = outcome.verdict_label();
     span.record("verdict", verdict);
     if let review::PinOutcome::Pinned(pinned) = &outcome {
-        tracing::info!(images = pinned.len(), "pinned image digests");
+        for pin in pinned {
+            tracing::info!(
+                container = %pin.container,
+                from = %pin.from,
+                to = %pin.to,
+                scan = %pin.scan,
+                "pinned image digest"
+            );
+        }
     }
     record(
         &app,
