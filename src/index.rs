@@ -81,7 +81,9 @@ impl IndexedScan {
             .or_else(|| current.and_then(|r| r.digest()).map(str::to_string))
             .filter(|index| Some(index.as_str()) != scanned);
         let platforms = match current {
-            Some(r) if r.digest() == scanned => r.platforms.iter().map(|p| p.digest.clone()).collect(),
+            Some(r) if r.digest() == scanned => {
+                r.platforms.iter().map(|p| p.digest.clone()).collect()
+            }
             _ => vec![],
         };
         let created = scan
@@ -354,10 +356,12 @@ impl ScanIndex {
                     (digest.to_string(), Some(by_tag.tag_seen_at))
                 }
             };
-            let candidates = scans_of(self.by_digest.get(&digest), wanted).into_iter().map(|s| {
-                let scanned_as = self.aliases.canonicalize(&s.image).name();
-                (tie(s, &scanned_as, &name, &digest), scanned_as, s)
-            });
+            let candidates = scans_of(self.by_digest.get(&digest), wanted)
+                .into_iter()
+                .map(|s| {
+                    let scanned_as = self.aliases.canonicalize(&s.image).name();
+                    (tie(s, &scanned_as, &name, &digest), scanned_as, s)
+                });
             (results(candidates), tag_seen_at)
         };
         let (trusted, tag_seen_at) = of(Origin::Trusted);
@@ -368,7 +372,6 @@ impl ScanIndex {
             tag_seen_at,
         }
     }
-
 }
 
 /// How `scan`, of content named `scanned_as`, relates to content `digest` pulled as `name`
@@ -635,7 +638,8 @@ mod tests {
     fn trusted_name<'a>(index: &'a ScanIndex, img: &str) -> Option<&'a str> {
         index
             .lookup(&image(img), all)
-            .trusted.result
+            .trusted
+            .result
             .map(|s| s.name.as_str())
     }
 
@@ -723,7 +727,11 @@ mod tests {
         ];
         let mut index = ScanIndex::with_aliases(mirrors.clone(), &scans);
         let found = |index: &ScanIndex, s: &str| {
-            index.lookup(&image(s), all).trusted.result.map(|s| s.name.clone())
+            index
+                .lookup(&image(s), all)
+                .trusted
+                .result
+                .map(|s| s.name.clone())
         };
         for spelling in [
             "busybox:1.32.1".to_string(),
@@ -788,7 +796,10 @@ mod tests {
         .status;
         index.upsert(&s);
         assert_eq!(index.len(), 1);
-        let found = index.lookup(&image(&format!("nginx@{D1}")), all).trusted.result;
+        let found = index
+            .lookup(&image(&format!("nginx@{D1}")), all)
+            .trusted
+            .result;
         assert_eq!(found.map(|s| s.phase), Some(Phase::Failed));
         // The image in the spec changes: the old tag no longer finds it.
         s.spec.registry.image = "nginx:2".into();
@@ -944,7 +955,8 @@ mod tests {
         assert_eq!(trusted_name(&index, &format!("r.example/app:1@{D2}")), None);
         let old = index
             .lookup(&image(&format!("r.example/app@{D1}")), all)
-            .trusted.result;
+            .trusted
+            .result;
         assert_eq!(old.map(|s| s.phase), Some(Phase::Failed));
         assert_eq!(
             trusted_name(&index, &format!("r.example/app:1@{D1}")),
@@ -1026,14 +1038,21 @@ mod tests {
             format!("quay.io/library/busybox:latest@{D1}"),
             format!("registry.example:0443/mirror/busybox@{D1}"),
         ] {
-            assert_eq!(phases(&index, &other), (None, vec![Phase::Failed]), "{other}");
+            assert_eq!(
+                phases(&index, &other),
+                (None, vec![Phase::Failed]),
+                "{other}"
+            );
         }
         assert_eq!(
             phases(&index, &format!("busybox@{D1}")),
             (Some(Phase::Failed), vec![])
         );
         // A pass speaks for its own name only: the policy may read the name.
-        assert_eq!(phases(&index, &format!("ghcr.io/anyone/copy@{D2}")), (None, vec![]));
+        assert_eq!(
+            phases(&index, &format!("ghcr.io/anyone/copy@{D2}")),
+            (None, vec![])
+        );
         assert_eq!(
             phases(&index, &format!("alpine@{D2}")),
             (Some(Phase::Completed), vec![])
@@ -1062,7 +1081,10 @@ mod tests {
         // Deleting the scan forgets it under every digest.
         let mut index = ScanIndex::new([&failed]);
         index.remove(&failed);
-        assert_eq!(phases(&index, &format!("ghcr.io/anyone/copy@{D1}")), (None, vec![]));
+        assert_eq!(
+            phases(&index, &format!("ghcr.io/anyone/copy@{D1}")),
+            (None, vec![])
+        );
         assert!(index.by_digest.is_empty() && index.by_tag.is_empty());
     }
 
@@ -1093,7 +1115,10 @@ mod tests {
             phases(&index, &format!("r.example/multi@{D2}")),
             (Some(Phase::Failed), vec![])
         );
-        assert_eq!(phases(&index, &format!("r.example/multi@{D3}")), (None, vec![]));
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D3}")),
+            (None, vec![])
+        );
         assert_eq!(
             phases(&index, "r.example/multi:2"),
             (Some(Phase::Failed), vec![])
@@ -1111,7 +1136,10 @@ mod tests {
             (Some(Phase::Completed), vec![])
         );
         let found = index.lookup(&image("r.example/multi:2"), all);
-        assert_eq!(found.trusted.result.and_then(IndexedScan::pull_digest), Some(D1));
+        assert_eq!(
+            found.trusted.result.and_then(IndexedScan::pull_digest),
+            Some(D1)
+        );
         assert_eq!(found.tag_seen_at, Some(ts("2026-03-01T00:00:00Z")));
         // A scan of the index itself that passed does not outweigh a failed platform.
         let whole = resolved_to(
@@ -1159,7 +1187,10 @@ mod tests {
             &[],
         );
         let index = ScanIndex::new([&s]);
-        assert_eq!(phases(&index, &format!("r.example/multi@{D1}")), (None, vec![]));
+        assert_eq!(
+            phases(&index, &format!("r.example/multi@{D1}")),
+            (None, vec![])
+        );
         if let Some(artifact) = s
             .status
             .as_mut()
@@ -1243,7 +1274,10 @@ mod tests {
             _ => None,
         };
         let found = index.lookup(&image("nginx:1"), origin);
-        assert_eq!(found.trusted.result.map(|s| s.name.as_str()), Some("trusted"));
+        assert_eq!(
+            found.trusted.result.map(|s| s.name.as_str()),
+            Some("trusted")
+        );
         assert_eq!(found.namespace.result.map(|s| s.name.as_str()), Some("own"));
         let nothing = index.lookup(&image("nginx:1"), |_| None);
         assert_eq!(nothing, Found::default());

@@ -176,6 +176,7 @@ fn a_failed_image_in_each_workload_fixture_is_denied() {
             namespace: &namespace,
             enforcement: Enforcement::Enforce,
             now: Timestamp::UNIX_EPOCH,
+            pins_tags: true,
         };
         let (response, outcome) = review::review_workload(&req, &ctx);
         assert_eq!(response.uid, uid, "{file}");

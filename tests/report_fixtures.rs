@@ -35,11 +35,18 @@ fn scanner(name: &str, vendor: &str, version: &str) -> Scanner {
     }
 }
 
-fn artifact(artifact_type: ArtifactType, name: &str, digest: Option<&str>) -> Artifact {
+/// `digest` is the one a registry serves the image by; `image_id` its config's.
+fn artifact(
+    artifact_type: ArtifactType,
+    name: &str,
+    digest: Option<&str>,
+    image_id: Option<&str>,
+) -> Artifact {
     Artifact {
         artifact_type,
         name: name.into(),
         digest: digest.map(str::to_string),
+        image_id: image_id.map(str::to_string),
     }
 }
 
@@ -69,7 +76,8 @@ fn grype_0_94_busybox_new_schema() {
         artifact(
             ArtifactType::Image,
             "busybox:1.32.1",
-            Some("sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7")
+            Some("sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7"),
+            Some("sha256:388056c9a6838deea3792e8f00705b35b439cf57b3c9c2634fb4e95cfc896de6"),
         )
     );
     let fixed = find(&report, "CVE-2021-42376", "busybox");
@@ -113,7 +121,8 @@ fn grype_0_28_duplicated_match_and_negligible() {
         artifact(
             ArtifactType::Image,
             "vulnerable-image:latest",
-            Some("sha256:9d8825ab20ac86b40eb71495bece1608a302fb180384740697a28c2b0a5a0fc6")
+            Some("sha256:9d8825ab20ac86b40eb71495bece1608a302fb180384740697a28c2b0a5a0fc6"),
+            Some("sha256:ce9898fd214aef9c994a42624b09056bdce3ff4a8e3f68dc242d967b80fcbeee"),
         )
     );
     let negligible = find(&report, "CVE-2004-0971", "libgssapi-krb5-2");
@@ -154,7 +163,8 @@ fn grype_missing_severity_is_unknown() {
         artifact(
             ArtifactType::Image,
             "quay.io/cloudservices/xjoin-kafka-connect-strimzi:latest",
-            Some("sha256:97e6d5aeed19f627205b218f45b284cd01ff658dd181416ab1d3e21aeb28d68e")
+            Some("sha256:97e6d5aeed19f627205b218f45b284cd01ff658dd181416ab1d3e21aeb28d68e"),
+            Some("sha256:7998b6425ee34508b5b9b02a038ed7ccaab47ecb60fc2c7f0259f964fdf80a70"),
         )
     );
     assert_eq!(
@@ -192,7 +202,7 @@ fn grype_0_24_directory_scan_old_schema() {
     // The old schema wrote the target with its quotes: `"\".\""`.
     assert_eq!(
         report.artifact,
-        artifact(ArtifactType::Filesystem, ".", None)
+        artifact(ArtifactType::Filesystem, ".", None, None)
     );
     assert_eq!(
         *find(&report, "GHSA-8v27-2fg9-7h62", "static-eval"),
@@ -232,7 +242,8 @@ fn trivy_alpine_golden_current_schema() {
         artifact(
             ArtifactType::Image,
             "testdata/fixtures/images/alpine-39.tar.gz",
-            Some("sha256:055936d3920576da37aa9bc460d70c5f212028bda1c08c0879aedf03d7a66ea1")
+            None,
+            Some("sha256:055936d3920576da37aa9bc460d70c5f212028bda1c08c0879aedf03d7a66ea1"),
         )
     );
     assert_eq!(
@@ -287,7 +298,8 @@ fn trivy_juice_shop_two_results_without_trivy_block() {
         artifact(
             ArtifactType::Image,
             "bkimminich/juice-shop:v10.2.0",
-            Some("sha256:b1802758946aa40549b98ee6b8f93e9b92d0a6bf7aed139284893466be9c5065")
+            Some("sha256:b1802758946aa40549b98ee6b8f93e9b92d0a6bf7aed139284893466be9c5065"),
+            Some("sha256:21ef0dc04325e8ee21e385dc672460ed6b5c058cef1fedb84086ed5fca3f91cd"),
         )
     );
     let apk_tools = find(&report, "CVE-2021-36159", "apk-tools");
@@ -331,7 +343,7 @@ fn trivy_teamdojo_early_schema_2() {
     assert_eq!(report.scanner, scanner("trivy", "aquasecurity", "unknown"));
     assert_eq!(
         report.artifact,
-        artifact(ArtifactType::Image, "teamdojo:latest", None)
+        artifact(ArtifactType::Image, "teamdojo:latest", None, None)
     );
     let compress = find(
         &report,
@@ -363,6 +375,7 @@ fn trivy_gomod_repository_with_unknown_severity() {
         artifact(
             ArtifactType::Repository,
             "testdata/fixtures/repo/gomod",
+            None,
             None
         )
     );
@@ -416,7 +429,8 @@ fn cyclonedx_1_6_trivy_fluentd() {
         artifact(
             ArtifactType::Image,
             "integration/testdata/fixtures/images/fluentd-multiple-lockfiles.tar.gz",
-            Some("sha256:5a992077baba51b97f27591a10d54d2f2723dc9c81a3fe419e261023f2554933")
+            None,
+            Some("sha256:5a992077baba51b97f27591a10d54d2f2723dc9c81a3fe419e261023f2554933"),
         )
     );
     let activesupport = find(&report, "CVE-2020-8165", "activesupport");
@@ -459,6 +473,7 @@ fn cyclonedx_1_4_grype_log4j() {
         artifact(
             ArtifactType::Filesystem,
             "./configuration/.m2/repository/org/apache/logging/log4j/log4j-core/2.13.2",
+            None,
             None
         )
     );
@@ -497,7 +512,10 @@ fn cyclonedx_1_6_spec_example() {
         report.scanner,
         scanner("Snyk CLI (Linux)", "Snyk", "1.729.0")
     );
-    assert_eq!(report.artifact, artifact(ArtifactType::Unknown, "", None));
+    assert_eq!(
+        report.artifact,
+        artifact(ArtifactType::Unknown, "", None, None)
+    );
     assert_eq!(
         report.vulnerabilities[0],
         Vulnerability {
@@ -551,7 +569,8 @@ fn sarif_trivy_alpine_golden() {
         artifact(
             ArtifactType::Image,
             "testdata/fixtures/images/alpine-310.tar.gz",
-            Some("sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4")
+            None,
+            Some("sha256:961769676411f082461f9ef46626dd7a2d1e2b2a38e6a44364bcbecf51e66dd4"),
         )
     );
     assert_eq!(

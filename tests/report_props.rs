@@ -152,6 +152,7 @@ fn arb_report() -> impl Strategy<Value = Report> {
                     artifact: Artifact {
                         artifact_type,
                         name,
+                        image_id: digest.clone(),
                         digest,
                     },
                     scanner: Scanner {

@@ -157,8 +157,8 @@ mod tests {
             ],
         });
         let object = pod::template_of(WorkloadKind::Deployment, &spec);
-        let pinned = pins(WorkloadKind::Deployment, &object, &[], target)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let pinned =
+            pins(WorkloadKind::Deployment, &object, &[], target).unwrap_or_else(|e| panic!("{e}"));
         let paths: Vec<&str> = pinned.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -169,9 +169,9 @@ mod tests {
             ]
         );
         assert!(
-            pinned
-                .iter()
-                .all(|p| p.to == format!("nginx:1.27@{DIGEST}") && p.scan == "scangate-system/nginx")
+            pinned.iter().all(
+                |p| p.to == format!("nginx:1.27@{DIGEST}") && p.scan == "scangate-system/nginx"
+            )
         );
         let Some(patch) = patch(&pinned) else {
             panic!("a patch")
@@ -187,8 +187,13 @@ mod tests {
             Some(&json!("redis:7"))
         );
         // An image the previous object had is left as it is.
-        let kept = pins(WorkloadKind::Deployment, &object, &["nginx:1.27".into()], target)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let kept = pins(
+            WorkloadKind::Deployment,
+            &object,
+            &["nginx:1.27".into()],
+            target,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(kept.is_empty());
     }
 

@@ -287,7 +287,13 @@ enum Staleness {
 }
 
 impl Staleness {
-    fn reason(&self, who: &str, image: &ImageRef, scan: &IndexedScan, config: &AdmissionConfig) -> String {
+    fn reason(
+        &self,
+        who: &str,
+        image: &ImageRef,
+        scan: &IndexedScan,
+        config: &AdmissionConfig,
+    ) -> String {
         match self {
             Staleness::Result { since } => format!(
                 "{who}: image {image} has no recent trusted scan: the result of ImageScan {}/{} \
@@ -696,6 +702,187 @@ mod tests {
             "{:?}",
             d.warnings
         );
+    }
+
+    fn ctx_at<'a>(w: &'a World, now: &str, pins_tags: bool) -> Context<'a> {
+        Context {
+            config: &w.config,
+            index: &w.index,
+            exceptions: &w.exceptions,
+            namespace: "shop",
+            enforcement: Enforcement::Enforce,
+            now: now.parse().unwrap_or_else(|e| panic!("{e}")),
+            pins_tags,
+        }
+    }
+
+    #[test]
+    fn the_failed_bytes_are_denied_under_another_name_naming_the_trusted_scan() {
+        let world = World::tenants(&[
+            scan(
+                "scangate-system",
+                "busybox",
+                "busybox:1.32.1",
+                Phase::Failed,
+                2,
+            ),
+            scan(
+                "scangate-system",
+                "alpine",
+                "alpine:3.10",
+                Phase::Completed,
+                0,
+            ),
+        ]);
+        let copy = format!("ghcr.io/anyone/copy@{DIGEST}");
+        let d = world.decide("shop", Enforcement::Enforce, &[&copy]);
+        assert!(!d.allowed);
+        let v = &d.verdicts[0];
+        assert_eq!(v.action, Action::Deny);
+        assert_eq!(
+            v.decided_by.as_ref().map(|d| d.name.as_str()),
+            Some("busybox")
+        );
+        assert!(
+            v.reason.starts_with(&format!(
+                "container \"c0\" (pulled as ghcr.io/anyone/copy@{DIGEST}): image \
+                 docker.io/library/busybox:1.32.1@{DIGEST} failed trusted scan \
+                 scangate-system/busybox"
+            )),
+            "{}",
+            v.reason
+        );
+        // An approver's exception for the name the tenant uses covers it.
+        let mut world = world;
+        world.exceptions = vec![exception("shop", &["ghcr.io/anyone/copy"], &[])];
+        assert!(world.decide("shop", Enforcement::Enforce, &[&copy]).allowed);
+        // The clean bytes under another name are unscanned: a pass speaks for its name only.
+        let alpine = format!("ghcr.io/anyone/alpine@{}", digest_of("alpine:3.10"));
+        let d = world.decide("shop", Enforcement::Enforce, &[&alpine]);
+        assert_eq!(d.verdicts[0].action, Action::Warn);
+        assert!(d.verdicts[0].reason.contains("has no trusted scan"));
+    }
+
+    #[test]
+    fn an_unpinned_tag_is_decided_only_while_its_resolution_is_fresh() {
+        let mut world = World::tenants(&[
+            scan(
+                "scangate-system",
+                "alpine",
+                "alpine:3.10",
+                Phase::Completed,
+                0,
+            ),
+            scan(
+                "scangate-system",
+                "busybox",
+                "busybox:1.32.1",
+                Phase::Failed,
+                1,
+            ),
+        ]);
+        world.config.on_unscanned = Action::Deny;
+        let verdict = |now: &str, pins: bool, image: &str| {
+            let ctx = ctx_at(&world, now, pins);
+            decide(&ctx, &pod(&[image])).verdicts.remove(0)
+        };
+        // Seen at the epoch (the report's time, no resolution): fresh for tagMaxAge (1h).
+        assert_eq!(
+            verdict("1970-01-01T00:59:59Z", false, "alpine:3.10").action,
+            Action::Allow
+        );
+        let stale = verdict("1970-01-01T01:00:00Z", false, "alpine:3.10");
+        assert_eq!(stale.action, Action::Deny);
+        assert!(
+            stale.reason.contains(&format!(
+                "is a tag, and the tag was last seen naming the content ImageScan \
+                 scangate-system/alpine judged ({}) at 1970-01-01T00:00:00Z, longer ago than \
+                 tagMaxAge 1h",
+                digest_of("alpine:3.10")
+            )),
+            "{}",
+            stale.reason
+        );
+        // The digest, and a tag where admission pins it, are decided whatever the tag's age.
+        let pinned = format!("alpine:3.10@{}", digest_of("alpine:3.10"));
+        assert_eq!(
+            verdict("2030-01-01T00:00:00Z", false, &pinned).action,
+            Action::Allow
+        );
+        assert_eq!(
+            verdict("2030-01-01T00:00:00Z", true, "alpine:3.10").action,
+            Action::Allow
+        );
+        // A stale denial still denies.
+        assert_eq!(
+            verdict("2030-01-01T00:00:00Z", false, "busybox:1.32.1").action,
+            Action::Deny
+        );
+        // `0` turns the bound off.
+        world.config.tag_max_age = "0".into();
+        let ctx = ctx_at(&world, "2030-01-01T00:00:00Z", false);
+        assert_eq!(
+            decide(&ctx, &pod(&["alpine:3.10"])).verdicts[0].action,
+            Action::Allow
+        );
+    }
+
+    #[test]
+    fn tags_are_pinned_only_to_content_admitted_without_a_warning() {
+        let mut world = World::tenants(&[
+            scan(
+                "scangate-system",
+                "alpine",
+                "alpine:3.10",
+                Phase::Completed,
+                0,
+            ),
+            scan(
+                "scangate-system",
+                "busybox",
+                "busybox:1.32.1",
+                Phase::Failed,
+                1,
+            ),
+            scan("scangate-system", "pending", "pending:1", Phase::Pending, 0),
+        ]);
+        let target = |w: &World, image: &str| {
+            let ctx = ctx_at(w, "1970-01-01T00:00:00Z", true);
+            pin_target(&ctx, &pod(&[image])[0])
+        };
+        assert_eq!(
+            target(&world, "alpine:3.10"),
+            Some(pin::Target {
+                digest: digest_of("alpine:3.10"),
+                scan: "scangate-system/alpine".into(),
+            })
+        );
+        for image in ["busybox:1.32.1", "pending:1", "unscanned:1"] {
+            assert_eq!(target(&world, image), None, "{image}");
+        }
+        let pinned = format!("alpine:3.10@{}", digest_of("alpine:3.10"));
+        assert_eq!(target(&world, &pinned), None, "a digest is left as it is");
+        // Admitted by an exception is not admitted without a warning: not pinned.
+        world.exceptions = vec![exception("shop", &["busybox"], &[])];
+        assert_eq!(target(&world, "busybox:1.32.1"), None);
+        // Clean under its own name, but the same bytes failed under another: not pinned.
+        let world = World::tenants(&[
+            scan(
+                "scangate-system",
+                "busybox",
+                "busybox:1.32.1",
+                Phase::Completed,
+                0,
+            ),
+            scan(
+                "scangate-system",
+                "copy",
+                "ghcr.io/x/busybox:1",
+                Phase::Failed,
+                1,
+            ),
+        ]);
+        assert_eq!(target(&world, "busybox:1.32.1"), None);
     }
 
     #[test]

@@ -330,9 +330,7 @@ impl World {
             enforcement: self.enforcement(namespace),
             now: self.now,
             // As the webhook would: it pins where the namespace's mode and the config say.
-            pins_tags: self
-                .config
-                .pins_tags(self.enforcement(namespace), None),
+            pins_tags: self.config.pins_tags(self.enforcement(namespace), None),
         };
         let decision = workload::decide(&ctx, &containers);
         let pass = match user {

@@ -195,8 +195,6 @@ mod tests {
     use crate::cmd::check::{World, parse_manifests};
     use serde_json::json;
 
-    const DIGEST: &str = "sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
-
     fn scan(ns: &str, name: &str, image: &str, phase: Option<&str>) -> String {
         let status = phase.map_or(String::new(), |phase| {
             let repo = image.split(':').next().unwrap_or_default();

@@ -137,7 +137,10 @@ impl ScanKind for ImageScan {
         let resolved = resolved_image(&self.spec.registry.image, Some(report));
         // A platform manifest of the index the tag was resolved to: the index is recorded, so
         // the verdict keeps speaking for it after the tag moves.
-        let index = match (&resolved, self.status.as_ref().and_then(|s| s.resolved.as_ref())) {
+        let index = match (
+            &resolved,
+            self.status.as_ref().and_then(|s| s.resolved.as_ref()),
+        ) {
             (Some(image), Some(resolution)) => image
                 .digest()
                 .filter(|d| resolution.covers(d) && resolution.digest() != Some(d))

@@ -176,11 +176,10 @@ fn artifact(component: &Component) -> Artifact {
 /// Trivy's `aquasecurity:trivy:RepoDigest` property, else the digest in an
 /// `pkg:oci/…@sha256:…` package URL (never the `ImageID`: that is the config's digest).
 fn component_digest(component: &Component) -> Option<String> {
-    component_property(component, "aquasecurity:trivy:RepoDigest")
-        .or_else(|| {
-            let (_, version) = purl_name_version(component.purl.as_deref()?)?;
-            digest_of(&version)
-        })
+    component_property(component, "aquasecurity:trivy:RepoDigest").or_else(|| {
+        let (_, version) = purl_name_version(component.purl.as_deref()?)?;
+        digest_of(&version)
+    })
 }
 
 /// The digest in the component's first property named `wanted`.

@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::error::Problem;
 use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
-use super::normalize::{digest_of, first_digest, non_blank, or_unknown, package_type_from_grype, unique_urls};
+use super::normalize::{
+    digest_of, first_digest, non_blank, or_unknown, package_type_from_grype, unique_urls,
+};
 use super::severity::MappedSeverity;
 
 /// One `matches[]` entry.
