@@ -3,7 +3,7 @@
 //! webhook's watch, or built from files by `scangate check` and `--scans-dir`), looked up with
 //! no network call; and exceptions with their image patterns parsed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 
@@ -147,7 +147,7 @@ impl IndexedScan {
     }
 
     /// Every digest the result speaks for: the scanned one, its index, its platforms.
-    fn digests(&self) -> impl Iterator<Item = &str> {
+    pub fn digests(&self) -> impl Iterator<Item = &str> {
         self.image
             .digest()
             .into_iter()
@@ -371,6 +371,42 @@ impl ScanIndex {
             namespace,
             tag_seen_at,
         }
+    }
+
+    /// The digests a trusted result denies under every name (the same rule as [`Self::lookup`]):
+    /// results of one name and scanned digest compete by rank, and each standing result that
+    /// denies (`denies` says which phases do) denies its digest, its index and, for an index,
+    /// its platforms. With the scan that denies each digest (the newest, if several do).
+    pub fn denied_digests(
+        &self,
+        trusted: impl Fn(&str) -> bool,
+        denies: impl Fn(Phase) -> bool,
+    ) -> BTreeMap<&str, &IndexedScan> {
+        let mut standing: HashMap<(String, Option<&str>), &IndexedScan> = HashMap::new();
+        for scan in self.scans.values().filter(|s| trusted(&s.namespace)) {
+            let group = (
+                self.aliases.canonicalize(&scan.image).name(),
+                scan.image.digest(),
+            );
+            match standing.get(&group) {
+                Some(best) if best.rank() >= scan.rank() => {}
+                _ => {
+                    standing.insert(group, scan);
+                }
+            }
+        }
+        let mut denied: BTreeMap<&str, &IndexedScan> = BTreeMap::new();
+        for scan in standing.into_values().filter(|s| denies(s.phase)) {
+            for digest in scan.digests() {
+                match denied.get(digest) {
+                    Some(other) if other.rank() >= scan.rank() => {}
+                    _ => {
+                        denied.insert(digest, scan);
+                    }
+                }
+            }
+        }
+        denied
     }
 }
 

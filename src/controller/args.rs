@@ -86,6 +86,8 @@ pub struct ControllerArgs {
     pub policy: PolicyLimitArgs,
     #[command(flatten)]
     pub results: super::results::ResultsArgs,
+    #[command(flatten)]
+    pub mirror: super::mirror::MirrorArgs,
     /// Resolve an ImageScan's tag at its registry (with the scan's imagePullSecret) before
     /// starting its scan Job, and scan exactly that digest (`status.resolved` records it).
     /// `--resolve-tags=false`: the Job is given the tag as written.
