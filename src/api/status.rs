@@ -678,8 +678,8 @@ pub struct LastResult {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct JudgingPolicy {
-    /// `namespace/name` of the ScanPolicy, or `scangate/default.rego`
-    /// ([`crate::policy::DEFAULT_POLICY_NAME`]) for scangate's built-in default policy.
+    /// `namespace/name` of the ScanPolicy, or `scangate/default.rego` for scangate's built-in
+    /// default policy.
     pub name: String,
     /// Why this policy judges the report.
     pub source: PolicySource,
