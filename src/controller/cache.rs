@@ -34,7 +34,8 @@ const QUEUE: usize = 1024;
 pub struct Caches {
     pub templates: Store<ScanTemplate>,
     /// The policies of the watched namespace(s), and when that is one namespace other than
-    /// scangate's, those of scangate's namespace too (where `defaultScanPolicy` lives).
+    /// scangate's and the admission config names a `defaultScanPolicy`, those of scangate's
+    /// namespace too (where it lives).
     pub policies: Vec<Store<ScanPolicy>>,
     /// The exceptions of the watched namespace(s), and when that is one namespace other than
     /// scangate's, those of scangate's namespace too (the admin's count everywhere).
@@ -616,5 +617,67 @@ mod tests {
         let (images, sources) = owners(&m);
         assert_eq!(images, [ObjectRef::new("busybox").within("apps")]);
         assert_eq!(sources, [ObjectRef::new("repo").within("apps")]);
+    }
+
+    #[test]
+    fn the_default_policy_concerns_the_trusted_scans_that_name_no_policy() {
+        let (images, mut writer) = reflector::store::<ImageScan>();
+        for (namespace, name, policy) in [
+            ("scangate-system", "first-sight", None),
+            ("scangate-system", "named", Some("strict")),
+            ("shop", "own", None),
+            ("shop", "own-named", Some("baseline")),
+        ] {
+            let mut scan = ImageScan::new(
+                name,
+                crate::api::ImageScanSpec {
+                    registry: crate::api::RegistrySpec {
+                        image: "busybox:1.32.1".into(),
+                        image_pull_secret: None,
+                    },
+                    scan: ScanSettings {
+                        scan_policy: policy.map(Into::into),
+                        ..ScanSettings::default()
+                    },
+                },
+            );
+            scan.metadata.namespace = Some(namespace.into());
+            writer.apply_watcher_event(&watcher::Event::Apply(scan));
+        }
+        let (sources, _) = reflector::store::<SourceScan>();
+        let mut config = AdmissionConfig {
+            default_scan_policy: Some("baseline".into()),
+            ..AdmissionConfig::default()
+        };
+        let concerned = |config: &AdmissionConfig, namespace: &str, name: &str| {
+            let stores = ScanStores {
+                images: images.clone(),
+                sources: sources.clone(),
+                config: Arc::new(config.clone()),
+            };
+            let (images, _) = stores.concerned(Touched::Policy {
+                namespace: Some(namespace.into()),
+                name: name.into(),
+            });
+            let mut names: Vec<String> = images.into_iter().map(|s| s.name).collect();
+            names.sort();
+            names
+        };
+        // The default policy: the trusted scans that name no policy.
+        assert_eq!(
+            concerned(&config, "scangate-system", "baseline"),
+            ["first-sight"]
+        );
+        // A policy of that name elsewhere: the scans of its namespace that name it.
+        assert_eq!(concerned(&config, "shop", "baseline"), ["own-named"]);
+        // With trustNamespaceScans, a namespace's own scans are trusted results too.
+        config.trust_namespace_scans = true;
+        assert_eq!(
+            concerned(&config, "scangate-system", "baseline"),
+            ["first-sight", "own"]
+        );
+        // Without a defaultScanPolicy, a policy concerns the scans that name it only.
+        config.default_scan_policy = None;
+        assert!(concerned(&config, "scangate-system", "baseline").is_empty());
     }
 }
