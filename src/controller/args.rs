@@ -98,8 +98,53 @@ pub struct ControllerArgs {
         action = clap::ArgAction::Set
     )]
     pub resolve_tags: bool,
+    /// How long a finished trusted scan by tag trusts its tag's last resolution: then the
+    /// controller asks the registry again (a manifest request, never on the admission path);
+    /// when the tag moved, the new content is scanned, and until then admission treats the tag
+    /// as unscanned. `0s`: never asked again.
+    #[arg(long, env = "SCANGATE_TAG_RECHECK_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub tag_recheck_interval: Duration,
     /// PEM CA certificate(s) registries' certificates are checked against when resolving tags
     /// (default: the platform's trust store).
     #[arg(long, env = "SCANGATE_REGISTRY_CA_FILE")]
     pub registry_ca_file: Option<PathBuf>,
+}
+
+impl ControllerArgs {
+    /// How long a finished trusted scan by tag trusts its tag's last resolution; `None` when
+    /// tags are not resolved at all, or `--tag-recheck-interval=0s`.
+    pub fn tag_recheck(&self) -> Option<Duration> {
+        Some(self.tag_recheck_interval).filter(|every| self.resolve_tags && !every.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn parse(flags: &[&str]) -> ControllerArgs {
+        let argv = std::iter::once("controller").chain(flags.iter().copied());
+        Command::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .args
+    }
+
+    #[test]
+    fn tags_are_resolved_again_every_ten_minutes_unless_turned_off() {
+        assert_eq!(parse(&[]).tag_recheck(), Some(Duration::from_secs(600)));
+        assert_eq!(
+            parse(&["--tag-recheck-interval", "2s"]).tag_recheck(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(parse(&["--tag-recheck-interval", "0s"]).tag_recheck(), None);
+        assert_eq!(parse(&["--resolve-tags=false"]).tag_recheck(), None);
+    }
 }

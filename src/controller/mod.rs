@@ -386,7 +386,7 @@ impl Term<'_> {
             cache::ScanStores {
                 images: image_store.clone(),
                 sources: source_store.clone(),
-                scangate_namespace: self.config.scangate_namespace.clone(),
+                config: self.config.clone(),
             },
             triggers,
             queue.clone(),
@@ -446,6 +446,7 @@ impl Term<'_> {
             settings: Settings {
                 error_retry: args.error_retry,
                 job_ttl: args.job_ttl,
+                tag_recheck: args.tag_recheck(),
             },
             resolver: self.resolver.clone(),
             store: self.store.clone(),
