@@ -37,6 +37,8 @@ pub struct IndexedScan {
     /// When the tag was last known to name the scanned content: the controller's last
     /// resolution of it, else when the report was recorded.
     pub tag_seen_at: Timestamp,
+    /// The policy that judged the report (`status.policy`, e.g. `scangate-system/strict` or
+    /// scangate's built-in default), else the one the spec names, as `namespace/name`.
     pub policy: Option<String>,
     pub violations: Vec<Violation>,
     /// When scangate recorded the deciding report (status is written by scangate only), or
@@ -121,7 +123,14 @@ impl IndexedScan {
             index,
             platforms,
             tag_seen_at: current.map_or(as_of, |r| r.resolved_at.0),
-            policy: scan.spec.scan.scan_policy.clone(),
+            policy: status
+                .and_then(|s| s.policy.as_ref())
+                .map(|p| p.name.clone())
+                .or_else(|| {
+                    let namespace = scan.metadata.namespace.as_deref().unwrap_or_default();
+                    let name = scan.spec.scan.scan_policy.as_deref()?;
+                    Some(format!("{namespace}/{name}"))
+                }),
             violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
             as_of,
             source: last.map(|l| l.source.clone()).filter(|s| !s.is_empty()),

@@ -485,7 +485,7 @@ fn failed_reason(who: &str, scan: &IndexedScan, which: &str) -> String {
     let policy = scan
         .policy
         .as_deref()
-        .map_or_else(String::new, |p| format!(" (policy {}/{p})", scan.namespace));
+        .map_or_else(String::new, |p| format!(" (policy {p})"));
     let mut reason = format!("{who}: image {} failed {which}{policy}", scan.image);
     if !scan.violations.is_empty() {
         let shown: Vec<String> = scan

@@ -2066,6 +2066,7 @@ mod tests {
             facts.artifact = Artifact {
                 registry: Some(crate::api::RegistryArtifact {
                     image: format!("r.example/team/app:1@{}", digest('a')),
+                    index: None,
                 }),
                 ..Artifact::default()
             };
