@@ -481,3 +481,69 @@ fn a_moved_tag_is_found_by_the_controller_and_its_new_content_scanned() {
     });
     assert_eq!(jobs(&r, "app").len(), 2);
 }
+
+/// Issue 19's moved tag, as a tenant: clean content judged, then Failed content pushed under
+/// the same tag. The tenant's next Deployment of the tag is pinned to the clean digest (what
+/// was judged), so the node never pulls the new bytes; once the controller finds the move
+/// and the new content is judged Failed, the tag and the new digest are denied.
+#[test]
+fn a_tenant_gets_the_judged_digest_of_a_tag_until_its_new_content_is_judged() {
+    let Some(cluster) = cluster() else { return };
+    let Some(registry) = registry() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let clean = runtime.block_on(registry.push("team/pinned", "1"));
+    // Long enough that the tenant's Deployment comes before the controller looks again.
+    let r = start_with(cluster, &registry, &["--tag-recheck-interval", "20s"]);
+    let tenant = r.enforced.tenant();
+    let tag = clean.reference.clone();
+    let repository = format!("{}/team/pinned", registry.host);
+    image_scan(&r, "app", &tag, "pull");
+    let (job, _) = new_job(&r, "app", &[]);
+    scanned(&r, "app", &job, &tag, &clean.digest, false);
+    cluster.eventually("the scan to be Completed", WAIT, || {
+        (status(&r, "app")["phase"] == "Completed").then_some(())
+    });
+    cluster.eventually("the webhook to admit the tag silently", WAIT, || {
+        admit(&r, &tag).ok().filter(|w| !w.contains("Warning"))
+    });
+
+    let vulnerable = runtime.block_on(registry.push("team/pinned", "1"));
+    assert_ne!(clean.digest, vulnerable.digest);
+    let ns = r.enforced.ns.name.clone();
+    let out = r.enforced.kubectl_as(
+        &tenant,
+        &["apply", "-n", &ns, "-f", "-"],
+        Some(&deployment("web", &tag)),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stored = r.enforced.ns.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(stored.trim(), format!("{tag}@{}", clean.digest));
+
+    // The controller finds the move by itself and scans the new content: Failed.
+    let (rescan, image) = new_job(&r, "app", &[job]);
+    assert_eq!(image, format!("{tag}@{}", vulnerable.digest));
+    scanned(&r, "app", &rescan, &tag, &vulnerable.digest, true);
+    cluster.eventually("the rescan to be Failed", WAIT, || {
+        (status(&r, "app")["phase"] == "Failed").then_some(())
+    });
+    for image in [tag.clone(), format!("{repository}@{}", vulnerable.digest)] {
+        let denied = cluster.eventually("the webhook to deny the new content", WAIT, || {
+            let out = r.enforced.kubectl_as(
+                &tenant,
+                &["apply", "-n", &ns, "--dry-run=server", "-f", "-"],
+                Some(&deployment("web2", &image)),
+            );
+            (!out.status.success()).then(|| stderr(&out))
+        });
+        assert!(
+            denied.contains(&format!("failed trusted scan {ns}/app")),
+            "{image}: {denied}"
+        );
+    }
+}
