@@ -3,7 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use super::{ImageScan, ScanException, ScanPolicy, ScanTemplate, SourceScan};
+use super::{DeniedDigests, ImageScan, ScanException, ScanPolicy, ScanTemplate, SourceScan};
 
 /// Every CRD scangate installs, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
@@ -13,6 +13,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         ScanTemplate::crd(),
         ScanPolicy::crd(),
         ScanException::crd(),
+        DeniedDigests::crd(),
     ]
 }
 

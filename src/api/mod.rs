@@ -3,6 +3,7 @@
 mod crds;
 mod duration;
 mod exception;
+mod mirror;
 mod policy;
 mod scan;
 mod severity;
@@ -12,6 +13,7 @@ mod template;
 pub use crds::{all_crds, crds_yaml};
 pub use duration::{DurationError, parse_duration};
 pub use exception::*;
+pub use mirror::*;
 pub use policy::*;
 pub use scan::*;
 pub use severity::{ALL_SEVERITIES, Severity};

@@ -18,11 +18,11 @@
 //! - **Modes and namespaces**: one binding per enforcement mode (`Deny`, `Warn`, `Audit`) by
 //!   the namespace label `scangate.dev/enforcement` and the config's default; the namespaces
 //!   the webhook never covers (kube-system, scangate's own) are not matched.
-//! - **Parameters**: ConfigMaps in scangate's namespace, labelled [`LABEL`], each under
-//!   [`SHARD_BYTES`] (a tenth of the object size limit would do for 5,000 digests; the bound
-//!   keeps each write small), keyed `sha256.<hex>` (ConfigMap keys have no `:`) with the
-//!   deciding scan as the value, and `x.<namespace>.sha256.<hex>` for an exempt namespace, in
-//!   the same shard as its digest. A shard is written only when its content changed.
+//! - **Parameters**: [`DeniedDigests`] objects in scangate's namespace, labelled [`LABEL`], each
+//!   under [`SHARD_BYTES`] (a quarter of the 1 MiB object limit; the bound keeps each write
+//!   small), with the deciding scan of each digest and, in the same shard, the namespaces
+//!   where an exception lifts its denial (each shard is checked on its own). A shard is
+//!   written only when its content changed.
 //!
 //! [`desired`], [`shards`], [`policy`] and [`bindings`] are pure; [`Mirror::run`] watches,
 //! plans and applies.
@@ -36,7 +36,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -45,12 +44,12 @@ use serde_json::{Value, json};
 
 use super::metrics::Metrics;
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
-use crate::api::{ImageScan, Phase, ScanException};
+use crate::api::{DeniedDigests, DeniedDigestsSpec, ImageScan, Phase, ScanException};
 use crate::index::{Exception, IndexedScan, ScanIndex};
 
-/// The label on the parameter ConfigMaps; its value is the mirror's name.
+/// The label on the parameter objects; its value is the mirror's name.
 pub const LABEL: &str = "scangate.dev/mirror";
-/// The most bytes of keys and values one parameter ConfigMap holds.
+/// The most bytes of keys and values one parameter object holds.
 pub const SHARD_BYTES: usize = 256 * 1024;
 /// How long changes are gathered before the mirror is computed again.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -119,21 +118,17 @@ pub struct MirrorArgs {
     pub namespace_label: Option<String>,
 }
 
-/// The key of a digest among the parameters: ConfigMap keys allow `[-._a-zA-Z0-9]`.
-pub fn key_of(digest: &str) -> String {
-    digest.replace(':', ".")
-}
-
 /// The key that lifts the denial of `digest` in `namespace`.
 pub fn exempt_key(namespace: &str, digest: &str) -> String {
-    format!("x.{namespace}.{}", key_of(digest))
+    format!("{namespace}/{digest}")
 }
 
-/// One denied digest: the scan that denies it, and the namespaces where an exception admits it.
+/// One denied digest: the scan that denies it, and the namespaces where an exception admits it
+/// (with the exception, `namespace/name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denied {
     pub scan: String,
-    pub exempt: BTreeSet<String>,
+    pub exempt: BTreeMap<String, String>,
 }
 
 /// What the mirror should hold at `now`: every denied digest, and when that changes next by
@@ -174,7 +169,10 @@ pub fn desired(
             digest.to_string(),
             Denied {
                 scan: format!("{}/{}", scan.namespace, scan.name),
-                exempt: admitting.iter().map(|e| e.namespace.clone()).collect(),
+                exempt: admitting
+                    .iter()
+                    .map(|e| (e.namespace.clone(), format!("{}/{}", e.namespace, e.name)))
+                    .collect(),
             },
         );
     }
@@ -189,31 +187,29 @@ fn admits(e: &Exception, scan: &IndexedScan) -> bool {
     }
 }
 
-/// The denied digests as parameter data, in shards of at most [`SHARD_BYTES`] each; a digest
-/// and its exemptions share a shard (each shard is checked on its own). Sorted, so the same
+/// The denied digests as parameter specs, in shards of at most `max_bytes` each; a digest and
+/// its exemptions share a shard (each shard is checked on its own). Sorted, so the same
 /// verdicts give the same shards.
-pub fn shards(
-    denied: &BTreeMap<String, Denied>,
-    max_bytes: usize,
-) -> Vec<BTreeMap<String, String>> {
-    let mut shards: Vec<BTreeMap<String, String>> = vec![];
+pub fn shards(denied: &BTreeMap<String, Denied>, max_bytes: usize) -> Vec<DeniedDigestsSpec> {
+    let mut shards: Vec<DeniedDigestsSpec> = vec![];
     let mut size = 0;
     for (digest, entry) in denied {
-        let mut entries = vec![(key_of(digest), entry.scan.clone())];
-        entries.extend(
-            entry
-                .exempt
-                .iter()
-                .map(|ns| (exempt_key(ns, digest), String::new())),
-        );
-        let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let exempt: Vec<(String, String)> = entry
+            .exempt
+            .iter()
+            .map(|(ns, exception)| (exempt_key(ns, digest), exception.clone()))
+            .collect();
+        let bytes = digest.len()
+            + entry.scan.len()
+            + exempt.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if shards.is_empty() || size + bytes > max_bytes {
-            shards.push(BTreeMap::new());
+            shards.push(DeniedDigestsSpec::default());
             size = 0;
         }
         size += bytes;
         if let Some(shard) = shards.last_mut() {
-            shard.extend(entries);
+            shard.digests.insert(digest.clone(), entry.scan.clone());
+            shard.exempt.extend(exempt);
         }
     }
     shards
@@ -241,10 +237,10 @@ const IMAGES: &str = "(has(variables.spec.containers) ? variables.spec.container
     (has(variables.spec.initContainers) ? variables.spec.initContainers.map(c, c.image) : []) + \
     (has(variables.spec.ephemeralContainers) ? variables.spec.ephemeralContainers.map(c, c.image) : []) + \
     (has(variables.spec.volumes) ? variables.spec.volumes.filter(v, has(v.image) && has(v.image.reference)).map(v, v.image.reference) : [])";
-const DENIED: &str = "variables.images.filter(i, i.contains('@')).map(i, i.substring(i.lastIndexOf('@') + 1).replace(':', '.'))\
-    .filter(d, d in params.data && !(('x.' + request.namespace + '.' + d) in params.data))";
-const MESSAGE: &str = "'scangate verdict mirror: ' + variables.denied.map(d, d.replace('.', ':') + \
-    ' failed trusted scan ' + params.data[d]).join(', ') + \
+const DENIED: &str = "variables.images.filter(i, i.contains('@')).map(i, i.substring(i.lastIndexOf('@') + 1))\
+    .filter(d, d in params.spec.digests && !((request.namespace + '/' + d) in params.spec.exempt))";
+const MESSAGE: &str = "'scangate verdict mirror: ' + variables.denied.map(d, d + \
+    ' failed trusted scan ' + params.spec.digests[d]).join(', ') + \
     '. Fix the image (rebuild with the fixed versions and scan it again) or ask an admin for a ScanException.'";
 
 /// The ValidatingAdmissionPolicy named `name`.
@@ -266,7 +262,10 @@ pub fn policy(name: &str, config: &AdmissionConfig) -> Result<ValidatingAdmissio
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "scangate"}},
         "spec": {
             "failurePolicy": "Fail",
-            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "paramKind": {
+                "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+                "kind": "DeniedDigests",
+            },
             "matchConstraints": {"resourceRules": resource_rules()},
             "variables": [
                 {"name": "spec", "expression": SPEC},
@@ -430,7 +429,7 @@ impl Mirror {
             let _ = store.wait_until_ready().await;
         }
         let _ = exception_store.wait_until_ready().await;
-        let mut written: Option<Vec<BTreeMap<String, String>>> = None;
+        let mut written: Option<Vec<DeniedDigestsSpec>> = None;
         loop {
             let scans: Vec<_> = scan_stores.iter().flat_map(Store::state).collect();
             let index = ScanIndex::with_aliases(
@@ -509,28 +508,28 @@ impl Mirror {
     /// shards past the last.
     async fn apply_shards(
         &self,
-        wanted: &[BTreeMap<String, String>],
-        written: Option<&[BTreeMap<String, String>]>,
+        wanted: &[DeniedDigestsSpec],
+        written: Option<&[DeniedDigestsSpec]>,
     ) -> Result<()> {
         let api =
-            Api::<ConfigMap>::namespaced(self.client.clone(), &self.config.scangate_namespace);
+            Api::<DeniedDigests>::namespaced(self.client.clone(), &self.config.scangate_namespace);
         let params = PatchParams::apply(MANAGER).force();
         let name = &self.args.name;
-        for (n, data) in wanted.iter().enumerate() {
-            if written.and_then(|w| w.get(n)) == Some(data) {
+        for (n, spec) in wanted.iter().enumerate() {
+            if written.and_then(|w| w.get(n)) == Some(spec) {
                 continue;
             }
             let shard = shard_name(name, n);
             let object = json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
+                "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+                "kind": "DeniedDigests",
                 "metadata": {"name": shard, "labels": {LABEL: name}},
-                "data": data,
+                "spec": spec,
             });
             api.patch(&shard, &params, &Patch::Apply(&object))
                 .await
                 .map_err(|source| Error::Write {
-                    what: format!("ConfigMap {shard}"),
+                    what: format!("DeniedDigests {shard}"),
                     source,
                 })?;
         }
@@ -538,7 +537,7 @@ impl Mirror {
             .list_metadata(&ListParams::default().labels(&format!("{LABEL}={name}")))
             .await
             .map_err(|source| Error::Write {
-                what: "ConfigMap list".into(),
+                what: "DeniedDigests list".into(),
                 source,
             })?;
         let keep: BTreeSet<String> = (0..wanted.len()).map(|n| shard_name(name, n)).collect();
@@ -550,7 +549,7 @@ impl Mirror {
             api.delete(&shard, &DeleteParams::default())
                 .await
                 .map_err(|source| Error::Write {
-                    what: format!("ConfigMap {shard}"),
+                    what: format!("DeniedDigests {shard}"),
                     source,
                 })?;
         }
@@ -627,7 +626,10 @@ mod tests {
             exception("other", "busybox", &["CVE-9"]),
         ];
         let (denied, next) = desired(&index, &config, &exceptions, now);
-        assert_eq!(denied[D1].exempt, BTreeSet::from(["shop".to_string()]));
+        assert_eq!(
+            denied[D1].exempt,
+            BTreeMap::from([("shop".to_string(), "shop/ex".to_string())])
+        );
         assert_eq!(
             next,
             Some(
@@ -664,7 +666,10 @@ mod tests {
                     format!("sha256:{i:064x}"),
                     Denied {
                         scan: "scangate-system/s".into(),
-                        exempt: BTreeSet::from(["a".to_string(), "b".to_string()]),
+                        exempt: BTreeMap::from([
+                            ("a".to_string(), "a/ex".to_string()),
+                            ("b".to_string(), "b/ex".to_string()),
+                        ]),
                     },
                 )
             })
@@ -672,15 +677,20 @@ mod tests {
         let split = shards(&denied, 1_000);
         assert!(split.len() > 1);
         for shard in &split {
-            let bytes: usize = shard.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let bytes: usize = shard
+                .digests
+                .iter()
+                .chain(&shard.exempt)
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
             assert!(bytes <= 1_000, "{bytes}");
-            for key in shard.keys().filter(|k| k.starts_with("sha256.")) {
-                assert!(shard.contains_key(&format!("x.a.{key}")));
-                assert!(shard.contains_key(&format!("x.b.{key}")));
+            for digest in shard.digests.keys() {
+                assert_eq!(shard.exempt[&format!("a/{digest}")], "a/ex");
+                assert_eq!(shard.exempt[&format!("b/{digest}")], "b/ex");
             }
         }
-        let total: usize = split.iter().map(BTreeMap::len).sum();
-        assert_eq!(total, 300);
+        let total: usize = split.iter().map(|s| s.digests.len()).sum();
+        assert_eq!(total, 100);
         assert!(shards(&BTreeMap::new(), 1_000).is_empty());
     }
 

@@ -139,6 +139,7 @@ impl Cluster {
             "crd/scantemplates.scanning.scangate.dev",
             "crd/scanpolicies.scanning.scangate.dev",
             "crd/scanexceptions.scanning.scangate.dev",
+            "crd/denieddigests.scanning.scangate.dev",
             "crd/policyreports.wgpolicyk8s.io",
         ]);
     }
