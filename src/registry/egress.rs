@@ -57,6 +57,24 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A comma-separated list of entries, as the flags and their environment variables take them;
+/// empty entries (and an empty list) are none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T: FromStr<Err = Error>> FromStr for List<T> {
+    type Err = Error;
+
+    fn from_str(list: &str) -> Result<Self> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<T>>>()
+            .map(List)
+    }
+}
+
 /// A `host[:port]` the admin lists; without a port, it stands for the scheme's default port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPort {
@@ -502,6 +520,15 @@ mod tests {
                 "{bad}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn lists_of_entries() {
+        let list: List<HostPort> = " a.example, ,b.example:5000,".parse().unwrap_or_default();
+        let names: Vec<String> = list.0.iter().map(HostPort::to_string).collect();
+        assert_eq!(names, ["a.example", "b.example:5000"]);
+        assert_eq!("".parse::<List<Allowed>>().ok(), Some(List(vec![])));
+        assert!("10.0.0.0/8,x/y".parse::<List<Allowed>>().is_err());
     }
 
     #[test]
