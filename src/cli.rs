@@ -81,7 +81,7 @@ pub enum Command {
     /// Run the admission webhook (HTTPS) and its admin port.
     Webhook(crate::server::WebhookArgs),
     /// Run the scan controller.
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Check workload manifests against scans on disk, as the webhook would (no cluster needed).
     ///
     /// Exit codes: 0 every workload admitted, or nothing to check (files with no workload pass

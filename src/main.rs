@@ -37,7 +37,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Controller(args) => {
-            runtime()?.block_on(scangate::controller::run(args))?;
+            runtime()?.block_on(scangate::controller::run(*args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => check(args),

@@ -524,7 +524,9 @@ mod tests {
 
     #[test]
     fn lists_of_entries() {
-        let list: List<HostPort> = " a.example, ,b.example:5000,".parse().unwrap_or_default();
+        let list: List<HostPort> = " a.example, ,b.example:5000,"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<String> = list.0.iter().map(HostPort::to_string).collect();
         assert_eq!(names, ["a.example", "b.example:5000"]);
         assert_eq!("".parse::<List<Allowed>>().ok(), Some(List(vec![])));
