@@ -3,26 +3,28 @@
 //! elsewhere, and bare listeners that count every connection made to them (there must be none).
 //! The registry an image names is asked; being sent to another loopback port, to plain HTTP or
 //! to a name that resolves to loopback is refused, with a message that names neither, and no
-//! credentials go to a realm that is not the registry's own. No apiserver needed; runs when
-//! `SCANGATE_E2E=1`.
+//! credentials go to a realm that is not the registry's own. The library is called directly (no
+//! apiserver needed); the last test goes through the controller and a real apiserver, to the
+//! scan's status. Runs when `SCANGATE_E2E=1`.
 
 mod common;
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::Router;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum_server::tls_rustls::RustlsConfig;
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::response::IntoResponse;
+use common::cluster::{cluster, stderr};
+use common::controller::Controller;
+use common::enforced::Enforced;
+use common::fixtures::grype_template;
+use common::hostile::{Hostile, MANIFEST, Sink, manifest, redirect, sink};
 use scangate::image::ImageRef;
 use scangate::registry::egress::{Allowed, HostPort};
 use scangate::registry::manifest::sha256_digest;
-use scangate::registry::{Credentials, Egress, Error, Resolver};
+use scangate::registry::{Credentials, Egress, Error};
+use serde_json::{Value, json};
 
-const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2},"layers":[]}"#;
 const USER: &str = "tenant";
 const PASSWORD: &str = "pull-secret-password";
 
@@ -39,127 +41,6 @@ fn credentials() -> Credentials {
         username: USER.into(),
         password: PASSWORD.into(),
     }
-}
-
-/// A listener on loopback that accepts connections, counts them and closes them.
-struct Sink {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-}
-
-async fn sink() -> Sink {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            drop(stream);
-        }
-    });
-    Sink { port, connections }
-}
-
-impl Sink {
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-/// What a hostile registry was asked: the path (and query), and the Authorization it came with.
-type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
-
-/// A registry of the test's making on a loopback port, over HTTPS (its CA in `ca`) or plain
-/// HTTP; `answer` is given the registry's own `127.0.0.1:PORT`, the request's URI and headers.
-struct Hostile {
-    host: String,
-    ca: Vec<u8>,
-    seen: Seen,
-}
-
-impl Hostile {
-    async fn start<F>(tls: bool, answer: F) -> Hostile
-    where
-        F: Fn(&str, &Uri, &HeaderMap) -> Response + Clone + Send + Sync + 'static,
-    {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let host = format!("127.0.0.1:{}", listener.local_addr().expect("addr").port());
-        let seen: Seen = Arc::default();
-        let app = {
-            let (host, seen) = (host.clone(), seen.clone());
-            Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-                let (host, seen, answer) = (host.clone(), seen.clone(), answer.clone());
-                async move {
-                    let authorization = headers
-                        .get(AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    seen.lock()
-                        .expect("lock")
-                        .push((uri.to_string(), authorization));
-                    answer(&host, &uri, &headers)
-                }
-            })
-        };
-        let bundle =
-            scangate::cmd::certs::generate(&["127.0.0.1".to_string(), "localhost".to_string()], 1)
-                .expect("certs");
-        if tls {
-            let config = RustlsConfig::from_pem(bundle.cert.into_bytes(), bundle.key.into_bytes())
-                .await
-                .expect("tls config");
-            let server = axum_server::from_tcp_rustls(listener, config).expect("server");
-            tokio::spawn(async move { server.serve(app.into_make_service()).await });
-        } else {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            tokio::spawn(async move { axum::serve(listener, app).await });
-        }
-        Hostile {
-            host,
-            ca: bundle.ca_cert.into_bytes(),
-            seen,
-        }
-    }
-
-    fn resolver(&self, egress: Egress) -> Resolver {
-        Resolver::new(Some(&self.ca))
-            .expect("resolver")
-            .with_egress(egress)
-    }
-
-    fn image(&self, tag: &str) -> ImageRef {
-        ImageRef::parse(&format!("{}/team/app:{tag}", self.host)).expect("image")
-    }
-
-    fn seen(&self) -> Vec<(String, Option<String>)> {
-        self.seen.lock().expect("lock").clone()
-    }
-}
-
-fn redirect(to: &str) -> Response {
-    (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, to.to_string())]).into_response()
-}
-
-fn manifest() -> Response {
-    (
-        [
-            (
-                CONTENT_TYPE,
-                "application/vnd.oci.image.manifest.v1+json".to_string(),
-            ),
-            (
-                axum::http::HeaderName::from_static("docker-content-digest"),
-                sha256_digest(MANIFEST.as_bytes()),
-            ),
-        ],
-        MANIFEST,
-    )
-        .into_response()
 }
 
 /// The port of `host:port`, as it appears in a URL or a message (`:PORT`).
@@ -420,4 +301,80 @@ async fn plain_http_only_for_registries_the_admin_lists() {
         .await
         .expect("resolve over plain HTTP");
     assert_eq!(resolved.digest, sha256_digest(MANIFEST.as_bytes()));
+}
+
+#[test]
+fn through_the_controller_a_refused_redirect_fails_the_scan_naming_only_its_image() {
+    let Some(cluster) = cluster() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let elsewhere = runtime.block_on(sink());
+    let port = elsewhere.port;
+    let registry = runtime.block_on(Hostile::start(true, move |_, uri, _| {
+        redirect(&format!("https://127.0.0.1:{port}{}", uri.path()))
+    }));
+    let enforced = Enforced::with_config(cluster, "e2e-egress", &[], "trustNamespaceScans: true");
+    let ns = enforced.ns.name.clone();
+    let ca = enforced.dir.path().join("registry-ca.pem");
+    std::fs::write(&ca, &registry.ca).expect("write the registry CA");
+    // Declared after the namespace: stopped before it is deleted.
+    let controller = Controller::of(cluster.kubeconfig_as("scangate-controller"), &ns)
+        .config(&enforced.config)
+        .args(&["--registry-ca-file", &ca.display().to_string()])
+        .resolving_tags()
+        .start();
+    let image = registry.image("1");
+    for object in [
+        grype_template(&ns),
+        json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "ScanPolicy",
+            "metadata": {"name": "default", "namespace": ns},
+            "spec": {"regoFile": scangate::policy::DEFAULT_POLICY},
+        }),
+        json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "ImageScan",
+            "metadata": {"name": "redirected", "namespace": ns},
+            "spec": {
+                "registry": {"image": image.to_string()},
+                "scanTemplate": "grype",
+                "scanPolicy": "default",
+            },
+        }),
+    ] {
+        let out = enforced.ns.apply(&object.to_string());
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let status = cluster.eventually("the scan to be in Error", Duration::from_secs(60), || {
+        let text = enforced
+            .ns
+            .kubectl_ok(&["get", "imagescan", "redirected", "-o", "json"]);
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .map(|v| v["status"].clone())
+            .filter(|s| s["phase"] == "Error")
+    });
+    let succeeded = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Succeeded"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(succeeded["reason"], "ResolveFailed", "{status}");
+    let message = succeeded["message"].as_str().unwrap_or_default();
+    assert!(message.contains("redirected the request"), "{message}");
+    assert!(message.contains(&image.to_string()), "{message}");
+    let text = status.to_string();
+    assert!(
+        !text.contains(&format!(":{port}")),
+        "the status names the target: {text}"
+    );
+    assert_eq!(elsewhere.connections(), 0, "the redirect was followed");
+    // The controller's log says where.
+    let logs = controller.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("registry resolution failed")
+                && l.contains(&format!("127.0.0.1:{port}"))),
+        "{logs}"
+    );
 }
