@@ -94,11 +94,12 @@ impl FromStr for HostPort {
         let valid = url.username().is_empty()
             && url.password().is_none()
             && url.path() == "/"
-            && url.query().is_none();
+            && url.query().is_none()
+            && url.fragment().is_none();
         match url.host_str() {
             Some(host) if valid && !host.is_empty() => Ok(HostPort {
                 host: host.to_string(),
-                // `https://h:443/` parses to no port: 443 is then the scheme's default.
+                // `Url` drops `:443` as HTTPS's default; the entry's spelling keeps it.
                 port: url.port().or_else(|| explicit_port(entry)),
             }),
             _ => Err(bad()),
