@@ -3,7 +3,7 @@
 //! webhook's watch, or built from files by `scangate check` and `--scans-dir`), looked up with
 //! no network call; and exceptions with their image patterns parsed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 
@@ -37,6 +37,8 @@ pub struct IndexedScan {
     /// When the tag was last known to name the scanned content: the controller's last
     /// resolution of it, else when the report was recorded.
     pub tag_seen_at: Timestamp,
+    /// The policy that judged the report (`status.policy`, e.g. `scangate-system/strict` or
+    /// scangate's built-in default), else the one the spec names, as `namespace/name`.
     pub policy: Option<String>,
     pub violations: Vec<Violation>,
     /// When scangate recorded the deciding report (status is written by scangate only), or
@@ -121,7 +123,14 @@ impl IndexedScan {
             index,
             platforms,
             tag_seen_at: current.map_or(as_of, |r| r.resolved_at.0),
-            policy: scan.spec.scan.scan_policy.clone(),
+            policy: status
+                .and_then(|s| s.policy.as_ref())
+                .map(|p| p.name.clone())
+                .or_else(|| {
+                    let namespace = scan.metadata.namespace.as_deref().unwrap_or_default();
+                    let name = scan.spec.scan.scan_policy.as_deref()?;
+                    Some(format!("{namespace}/{name}"))
+                }),
             violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
             as_of,
             source: last.map(|l| l.source.clone()).filter(|s| !s.is_empty()),
@@ -147,7 +156,7 @@ impl IndexedScan {
     }
 
     /// Every digest the result speaks for: the scanned one, its index, its platforms.
-    fn digests(&self) -> impl Iterator<Item = &str> {
+    pub fn digests(&self) -> impl Iterator<Item = &str> {
         self.image
             .digest()
             .into_iter()
@@ -371,6 +380,42 @@ impl ScanIndex {
             namespace,
             tag_seen_at,
         }
+    }
+
+    /// The digests a trusted result denies under every name (the same rule as [`Self::lookup`]):
+    /// results of one name and scanned digest compete by rank, and each standing result that
+    /// denies (`denies` says which phases do) denies its digest, its index and, for an index,
+    /// its platforms. With the scan that denies each digest (the newest, if several do).
+    pub fn denied_digests(
+        &self,
+        trusted: impl Fn(&str) -> bool,
+        denies: impl Fn(Phase) -> bool,
+    ) -> BTreeMap<&str, &IndexedScan> {
+        let mut standing: HashMap<(String, Option<&str>), &IndexedScan> = HashMap::new();
+        for scan in self.scans.values().filter(|s| trusted(&s.namespace)) {
+            let group = (
+                self.aliases.canonicalize(&scan.image).name(),
+                scan.image.digest(),
+            );
+            match standing.get(&group) {
+                Some(best) if best.rank() >= scan.rank() => {}
+                _ => {
+                    standing.insert(group, scan);
+                }
+            }
+        }
+        let mut denied: BTreeMap<&str, &IndexedScan> = BTreeMap::new();
+        for scan in standing.into_values().filter(|s| denies(s.phase)) {
+            for digest in scan.digests() {
+                match denied.get(digest) {
+                    Some(other) if other.rank() >= scan.rank() => {}
+                    _ => {
+                        denied.insert(digest, scan);
+                    }
+                }
+            }
+        }
+        denied
     }
 }
 

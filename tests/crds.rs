@@ -158,6 +158,7 @@ fn status_schema_has_the_design_fields() {
             "observedPolicyGeneration",
             "observedTemplateGeneration",
             "phase",
+            "policy",
             "reevaluatedAt",
             "resolved",
             "scannedAt",

@@ -2,14 +2,18 @@
 //! one ImageScan of it in scangate's namespace (labelled `scangate.dev/first-sight=true`),
 //! however many requests ask at once; a flood of distinct random images creates at most the
 //! rate limit; a dry run creates none (dry runs have no side effects). The requests themselves
-//! get `onUnscanned` (a warning here).
+//! get `onUnscanned` (a warning here). With no `firstSight.policy`, the controller judges a
+//! first-sight scan by scangate's built-in default policy: a report with critical CVEs makes
+//! it Failed, and the image is then denied.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, cluster, stderr};
+use common::controller::Controller;
 use common::enforced::Enforced;
+use common::fixtures::{GRYPE_BUSYBOX, grype_template};
 use common::webhook::{client, http_get};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -17,11 +21,20 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(30);
 const PER_MINUTE: u64 = 10;
 
-/// An Enforced namespace whose webhook creates first-sight scans (turned on after the fixture's
-/// probe, so the probe's image is not one of them), with the Role that lets the webhook's
-/// ServiceAccount create ImageScans in the test's scangate namespace (deploy/rbac grants it in
-/// scangate-system).
+/// An Enforced namespace whose webhook creates first-sight scans with template `trivy`.
 fn first_sight(cluster: &'static Cluster, prefix: &str) -> Enforced {
+    first_sight_with(
+        cluster,
+        prefix,
+        &format!("firstSight: {{template: trivy, perMinute: {PER_MINUTE}}}"),
+    )
+}
+
+/// An Enforced namespace whose webhook creates first-sight scans as `config` (admission config
+/// lines) says, turned on after the fixture's probe, so the probe's image is not one of them;
+/// with the Role that lets the webhook's ServiceAccount create ImageScans in the test's
+/// scangate namespace (deploy/rbac grants it in scangate-system).
+fn first_sight_with(cluster: &'static Cluster, prefix: &str, config: &str) -> Enforced {
     let env = Enforced::start(cluster, prefix, &[]);
     let system = &env.system.name;
     let rbac = format!(
@@ -33,9 +46,7 @@ fn first_sight(cluster: &'static Cluster, prefix: &str) -> Enforced {
     );
     let out = cluster.apply(&rbac, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    env.set_config(&format!(
-        "firstSight: {{template: trivy, perMinute: {PER_MINUTE}}}"
-    ));
+    env.set_config(config);
     env.cluster
         .eventually("the webhook to reload its config", WAIT, || {
             let (_, text) = http_get(&env.webhook.admin, "/metrics")?;
@@ -218,4 +229,108 @@ async fn a_flood_of_random_images_creates_at_most_the_rate_limit() {
     );
     assert_eq!(created, queued);
     assert!(counter(&env, "limited") >= 1000 - limit);
+}
+
+#[test]
+fn a_first_sight_scan_without_a_policy_is_judged_by_the_default_policy_and_denies() {
+    let Some(cluster) = cluster() else { return };
+    // No firstSight.policy and no defaultScanPolicy; the admin pushes the report, as a CI
+    // pipeline would, in the place of the scan Job's pod (there is no container runtime).
+    let env = first_sight_with(
+        cluster,
+        "first-judged",
+        &format!(
+            "firstSight: {{template: grype, perMinute: {PER_MINUTE}}}\n\
+             trustedReporterGroups: [system:masters]"
+        ),
+    );
+    let system = env.system.name.clone();
+    let out = env.system.apply(&grype_template(&system).to_string());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Declared after the environment: stopped before its namespaces go.
+    let controller = Controller::of(cluster.kubeconfig_as("scangate-controller"), &system)
+        .config(&env.config)
+        .start();
+
+    let repository = format!("registry.example/first-judged/app-{}", random_tag());
+    let image = format!("{repository}:1");
+    let out = env
+        .ns
+        .kubectl(&["run", "first", &format!("--image={image}")]);
+    assert!(
+        out.status.success() && stderr(&out).contains("has no trusted scan"),
+        "{}",
+        stderr(&out)
+    );
+    let (scan, _) = env.cluster.eventually("the first-sight scan", WAIT, || {
+        scans(&env).into_iter().find(|(_, i)| *i == image)
+    });
+    let job = env.cluster.eventually("its scan Job", WAIT, || {
+        let names = env.system.kubectl_ok(&[
+            "get",
+            "jobs",
+            "-l",
+            &format!("scanning.scangate.dev/scan={scan}"),
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        names.split_whitespace().next().map(str::to_string)
+    });
+
+    // The scanner's report of the image: busybox's 15 CVEs, critical ones among them.
+    let digest = format!("sha256:{}", "5e".repeat(32));
+    let mut report: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GRYPE_BUSYBOX),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture JSON");
+    report["source"]["target"]["userInput"] = json!(image);
+    report["source"]["target"]["tags"] = json!([image]);
+    report["source"]["target"]["repoDigests"] = json!([format!("{repository}@{digest}")]);
+    report["source"]["target"]["manifestDigest"] = json!(digest);
+    cluster.push_report(&format!("{system}/{scan}"), &report);
+    env.system.complete_job(&job);
+
+    let status = env.cluster.eventually("the scan to be Failed", WAIT, || {
+        let text = env
+            .system
+            .kubectl_ok(&["get", "imagescan", &scan, "-o", "json"]);
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .map(|s| s["status"].clone())
+            .filter(|s| s["phase"] == "Failed")
+    });
+    assert_eq!(
+        status["policy"],
+        json!({"name": "scangate/default.rego", "source": "BuiltIn"}),
+        "{status}\n{}",
+        controller.logs()
+    );
+    let judged = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "PolicySucceeded"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(judged["reason"], "EvaluationFailed", "{status}");
+    assert_eq!(status["violations"][0]["severity"], "critical", "{status}");
+
+    // The tenant's next pod of the image is denied in the enforced namespace, by tag and by
+    // digest, naming the trusted scan.
+    for (name, reference) in [
+        ("again", image.clone()),
+        ("pinned", format!("{image}@{digest}")),
+    ] {
+        let denied = env
+            .cluster
+            .eventually("the webhook to deny the image", WAIT, || {
+                let out = env
+                    .ns
+                    .kubectl(&["run", name, &format!("--image={reference}")]);
+                (!out.status.success()).then(|| stderr(&out))
+            });
+        assert!(denied.contains("failed trusted scan"), "{denied}");
+        assert!(denied.contains(&scan), "{denied}");
+    }
 }

@@ -16,6 +16,15 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// What admission stores for `image` (a tag) in an enforced namespace: the tag pinned to the
+/// digest of `scanned` (`repo@digest`), the content that was judged.
+fn pinned(image: &str, scanned: &str) -> String {
+    format!(
+        "{image}@{}",
+        scanned.rsplit_once('@').map_or("", |(_, d)| d)
+    )
+}
+
 fn phase(enforced: &Enforced) -> String {
     enforced.ns.kubectl_ok(&[
         "get",
@@ -84,15 +93,11 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
 
     let out = enforced.ns.apply(&deployment("app", "busybox:1.32.1"));
     assert!(out.status.success(), "{}", stderr(&out));
+    // Admitted clean, so stored pinned to the digest the report named.
+    let busybox = pinned("busybox:1.32.1", common::fixtures::BUSYBOX);
     let passing = cluster.eventually("the running image to pass", WAIT, || {
-        report(&enforced).filter(|r| {
-            results(r)
-                == [(
-                    "Deployment/app".into(),
-                    "busybox:1.32.1".into(),
-                    "pass".into(),
-                )]
-        })
+        report(&enforced)
+            .filter(|r| results(r) == [("Deployment/app".into(), busybox.clone(), "pass".into())])
     });
     assert_eq!(passing["summary"]["pass"], 1, "{passing}");
     let result = &passing["results"][0];
@@ -116,14 +121,8 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
         .cluster
         .push_report(&format!("{}/busybox", enforced.ns.name), &vulnerable);
     let failing = cluster.eventually("the running image to fail", WAIT, || {
-        report(&enforced).filter(|r| {
-            results(r)
-                == [(
-                    "Deployment/app".into(),
-                    "busybox:1.32.1".into(),
-                    "fail".into(),
-                )]
-        })
+        report(&enforced)
+            .filter(|r| results(r) == [("Deployment/app".into(), busybox.clone(), "fail".into())])
     });
     assert_eq!(phase(&enforced), "Failed");
     let result = &failing["results"][0];
@@ -151,7 +150,12 @@ fn a_running_deployment_fails_when_its_result_turns_and_passes_when_fixed() {
         .kubectl_ok(&["set", "image", "deployment/app", "app=alpine:3.10"]);
     let fixed = cluster.eventually("the fixed image to pass", WAIT, || {
         report(&enforced).filter(|r| {
-            results(r) == [("Deployment/app".into(), "alpine:3.10".into(), "pass".into())]
+            results(r)
+                == [(
+                    "Deployment/app".into(),
+                    pinned("alpine:3.10", ALPINE),
+                    "pass".into(),
+                )]
         })
     });
     assert_eq!(

@@ -2,8 +2,10 @@
 //! registry with TLS and htpasswd, tests/common/registry.rs) before starting its scan Job, with
 //! the scan's imagePullSecret, and scans exactly that digest; `status.resolved` records it.
 //! After a new push to the tag, a rescan records the new digest and a real webhook treats the
-//! tag as unscanned until the new content's report, while the old digest keeps its result.
-//! Unresolvable tags say why and start no Job. The test plays the scanner (no kubelet).
+//! tag as unscanned until the new content's report, while the old digest keeps its result; with
+//! `--tag-recheck-interval`, the controller finds the moved tag by itself and scans the new
+//! content. Unresolvable tags say why and start no Job. The test plays the scanner (no
+//! kubelet).
 
 mod common;
 
@@ -27,9 +29,15 @@ struct Resolving {
 }
 
 /// A webhook and a controller (as their ServiceAccounts) for a namespace whose own scans
-/// decide there, the controller trusting the registry's CA; a template, the default policy
-/// and pull secrets `pull` (right password) and `wrong` in the namespace.
+/// decide there, the controller trusting the registry's CA and resolving tags again only on
+/// request; a template, the default policy and pull secrets `pull` (right password) and `wrong`
+/// in the namespace.
 fn start(cluster: &'static Cluster, registry: &Registry) -> Resolving {
+    start_with(cluster, registry, &["--tag-recheck-interval", "0s"])
+}
+
+/// [`start`], with the controller's flags `args` added.
+fn start_with(cluster: &'static Cluster, registry: &Registry, args: &[&str]) -> Resolving {
     let enforced = Enforced::with_config(cluster, "e2e-resolve", &[], "trustNamespaceScans: true");
     let ns = enforced.ns.name.clone();
     let dir = enforced.dir.path().to_path_buf();
@@ -38,6 +46,7 @@ fn start(cluster: &'static Cluster, registry: &Registry) -> Resolving {
     let controller = Controller::of(cluster.kubeconfig_as("scangate-controller"), &ns)
         .config(&enforced.config)
         .args(&["--registry-ca-file", &ca.display().to_string()])
+        .args(args)
         .resolving_tags()
         .start();
     let resolving = Resolving {
@@ -394,5 +403,147 @@ fn unresolvable_tags_say_why_and_start_no_job() {
     for (name, ..) in &cases {
         assert!(jobs(&r, name).is_empty(), "{name} has a Job");
         assert_eq!(status(&r, name)["phase"], "Error", "{name}");
+    }
+}
+
+#[test]
+fn a_moved_tag_is_found_by_the_controller_and_its_new_content_scanned() {
+    let Some(cluster) = cluster() else { return };
+    let Some(registry) = registry() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let first = runtime.block_on(registry.push("team/moving", "1"));
+    let r = start_with(cluster, &registry, &["--tag-recheck-interval", "2s"]);
+    let tag = first.reference.clone();
+    let repository = format!("{}/team/moving", registry.host);
+
+    image_scan(&r, "app", &tag, "pull");
+    let (job, _) = new_job(&r, "app", &[]);
+    scanned(&r, "app", &job, &tag, &first.digest, true);
+    let failed = cluster.eventually("the scan to be Failed", WAIT, || {
+        Some(status(&r, "app")).filter(|s| s["phase"] == "Failed")
+    });
+    let pinned = format!("{tag}@{}", first.digest);
+    assert_eq!(failed["resolved"]["image"], pinned);
+
+    // The tag still names the same content: resolved again on schedule, only resolvedAt
+    // moves; no new Job, the verdict stands.
+    let resolved_at = failed["resolved"]["resolvedAt"].clone();
+    let refreshed = cluster.eventually("the tag to be resolved again", WAIT, || {
+        Some(status(&r, "app")).filter(|s| s["resolved"]["resolvedAt"] != resolved_at)
+    });
+    assert_eq!(refreshed["resolved"]["image"], pinned);
+    assert_eq!(refreshed["phase"], "Failed");
+    assert_eq!(refreshed["lastResult"], failed["lastResult"]);
+    assert_eq!(jobs(&r, "app").len(), 1);
+
+    // New content pushed to the tag, no rescan asked for: the controller finds the move,
+    // records the new digest and scans it.
+    let second = runtime.block_on(registry.push("team/moving", "1"));
+    assert_ne!(first.digest, second.digest);
+    let (rescan_job, rescanned_image) = new_job(&r, "app", &[job]);
+    assert_eq!(rescanned_image, format!("{tag}@{}", second.digest));
+    let moved = cluster.eventually("status.resolved to name the new digest", WAIT, || {
+        Some(status(&r, "app"))
+            .filter(|s| s["resolved"]["image"] == format!("{tag}@{}", second.digest))
+    });
+    // The last result is the old content's, kept.
+    assert_eq!(moved["lastResult"]["phase"], "Failed", "{moved}");
+
+    // Until the new content is judged, the tag and the new digest are unscanned
+    // (onUnscanned: warn); the old digest keeps its Failed result.
+    let unscanned = cluster.eventually(
+        "the webhook to treat the moved tag as unscanned",
+        WAIT,
+        || {
+            admit(&r, &tag)
+                .ok()
+                .filter(|w| w.contains("has no trusted scan"))
+        },
+    );
+    assert!(unscanned.contains("Warning"), "{unscanned}");
+    let new_digest = admit(&r, &format!("{tag}@{}", second.digest));
+    assert!(
+        new_digest
+            .as_ref()
+            .is_ok_and(|w| w.contains("has no trusted scan")),
+        "{new_digest:?}"
+    );
+    let old = admit(&r, &format!("{repository}@{}", first.digest));
+    assert!(old.as_ref().is_err_and(|m| m.contains("CVE-")), "{old:?}");
+
+    // The new content's report (no CVEs): the tag is decided by the new result.
+    scanned(&r, "app", &rescan_job, &tag, &second.digest, false);
+    cluster.eventually("the rescan to be Completed", WAIT, || {
+        (status(&r, "app")["phase"] == "Completed").then_some(())
+    });
+    cluster.eventually("the webhook to admit the tag silently", WAIT, || {
+        admit(&r, &tag).ok().filter(|w| !w.contains("Warning"))
+    });
+    assert_eq!(jobs(&r, "app").len(), 2);
+}
+
+/// Issue 19's moved tag, as a tenant: clean content judged, then Failed content pushed under
+/// the same tag. The tenant's next Deployment of the tag is pinned to the clean digest (what
+/// was judged), so the node never pulls the new bytes; once the controller finds the move
+/// and the new content is judged Failed, the tag and the new digest are denied.
+#[test]
+fn a_tenant_gets_the_judged_digest_of_a_tag_until_its_new_content_is_judged() {
+    let Some(cluster) = cluster() else { return };
+    let Some(registry) = registry() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let clean = runtime.block_on(registry.push("team/pinned", "1"));
+    // Long enough that the tenant's Deployment comes before the controller looks again.
+    let r = start_with(cluster, &registry, &["--tag-recheck-interval", "20s"]);
+    let tenant = r.enforced.tenant();
+    let tag = clean.reference.clone();
+    let repository = format!("{}/team/pinned", registry.host);
+    image_scan(&r, "app", &tag, "pull");
+    let (job, _) = new_job(&r, "app", &[]);
+    scanned(&r, "app", &job, &tag, &clean.digest, false);
+    cluster.eventually("the scan to be Completed", WAIT, || {
+        (status(&r, "app")["phase"] == "Completed").then_some(())
+    });
+    cluster.eventually("the webhook to admit the tag silently", WAIT, || {
+        admit(&r, &tag).ok().filter(|w| !w.contains("Warning"))
+    });
+
+    let vulnerable = runtime.block_on(registry.push("team/pinned", "1"));
+    assert_ne!(clean.digest, vulnerable.digest);
+    let ns = r.enforced.ns.name.clone();
+    let out = r.enforced.kubectl_as(
+        &tenant,
+        &["apply", "-n", &ns, "-f", "-"],
+        Some(&deployment("web", &tag)),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stored = r.enforced.ns.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(stored.trim(), format!("{tag}@{}", clean.digest));
+
+    // The controller finds the move by itself and scans the new content: Failed.
+    let (rescan, image) = new_job(&r, "app", &[job]);
+    assert_eq!(image, format!("{tag}@{}", vulnerable.digest));
+    scanned(&r, "app", &rescan, &tag, &vulnerable.digest, true);
+    cluster.eventually("the rescan to be Failed", WAIT, || {
+        (status(&r, "app")["phase"] == "Failed").then_some(())
+    });
+    for image in [tag.clone(), format!("{repository}@{}", vulnerable.digest)] {
+        let denied = cluster.eventually("the webhook to deny the new content", WAIT, || {
+            let out = r.enforced.kubectl_as(
+                &tenant,
+                &["apply", "-n", &ns, "--dry-run=server", "-f", "-"],
+                Some(&deployment("web2", &image)),
+            );
+            (!out.status.success()).then(|| stderr(&out))
+        });
+        assert!(
+            denied.contains(&format!("failed trusted scan {ns}/app")),
+            "{image}: {denied}"
+        );
     }
 }

@@ -123,6 +123,12 @@ pub struct AdmissionConfig {
     /// count as trusted results in that namespace. Off: they can only deny more there.
     #[serde(default)]
     pub trust_namespace_scans: bool,
+    /// The ScanPolicy (in `scangateNamespace`) that judges every trusted scan whose spec names
+    /// no `scanPolicy` (first-sight scans without `firstSight.policy`, reports a CI pipeline
+    /// pushes). Unset: scangate's built-in default policy (denies critical and high). A trusted
+    /// result never stands without a policy behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_scan_policy: Option<String>,
     /// Identities (users) whose report pushes into trusted namespaces count as trusted
     /// results, e.g. a CI pipeline's ServiceAccount running `scangate report --to-configmap`.
     /// Scan Jobs (the scanner's ServiceAccount there) and the controller always may.
@@ -194,6 +200,7 @@ impl Default for AdmissionConfig {
             scangate_namespace: default_scangate_namespace(),
             trusted_scan_namespaces: vec![],
             trust_namespace_scans: false,
+            default_scan_policy: None,
             trusted_reporters: vec![],
             trusted_reporter_groups: vec![],
             controller_username: default_controller_username(),
@@ -353,6 +360,12 @@ impl AdmissionConfig {
                 what: "a ScanTemplate in scangateNamespace, or leave it unset to turn scans on first sight off",
             });
         }
+        if config.default_scan_policy.as_deref() == Some("") {
+            return Err(Error::EmptyField {
+                field: "defaultScanPolicy",
+                what: "a ScanPolicy in scangateNamespace, or leave it unset for scangate's built-in default policy",
+            });
+        }
         if config.templates.service_account.is_empty() {
             return Err(Error::EmptyField {
                 field: "templates.serviceAccount",
@@ -396,6 +409,12 @@ impl AdmissionConfig {
     pub fn is_trusted_namespace(&self, namespace: &str) -> bool {
         namespace == self.scangate_namespace
             || self.trusted_scan_namespaces.iter().any(|t| t == namespace)
+    }
+
+    /// Whether the scans of `namespace` are trusted results (in every namespace, or with
+    /// `trustNamespaceScans` in their own): such a result always has a policy behind it.
+    pub fn scans_are_trusted(&self, namespace: &str) -> bool {
+        self.origin(namespace, namespace) == Some(Origin::Trusted)
     }
 
     /// What a scan in `scan` namespace counts for, for a workload in `workload` namespace:
@@ -489,6 +508,7 @@ mod tests {
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
              registryAliases: {mirror.example:5000: docker.io}\npinDigests: true\n\
              firstSight: {template: trivy, policy: strict, perMinute: 5}\n\
+             defaultScanPolicy: baseline\n\
              templates: {podSecurity: baseline, serviceAccount: scanner}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -500,6 +520,8 @@ mod tests {
         assert_eq!(config.first_sight.template.as_deref(), Some("trivy"));
         assert_eq!(config.first_sight.policy.as_deref(), Some("strict"));
         assert_eq!(config.first_sight.per_minute(), 5);
+        assert_eq!(config.default_scan_policy.as_deref(), Some("baseline"));
+        assert_eq!(AdmissionConfig::default().default_scan_policy, None);
         assert_eq!(AdmissionConfig::default().first_sight.per_minute(), 30);
         assert_eq!(AdmissionConfig::default().first_sight.template, None);
         assert_eq!(
@@ -583,6 +605,14 @@ mod tests {
         assert!(matches!(zero, Some(Error::ZeroRate)));
         let no_template = AdmissionConfig::from_yaml("firstSight: {template: ''}").err();
         assert!(matches!(no_template, Some(Error::EmptyField { .. })));
+        let no_default = AdmissionConfig::from_yaml("defaultScanPolicy: ''").err();
+        assert!(matches!(
+            no_default,
+            Some(Error::EmptyField {
+                field: "defaultScanPolicy",
+                ..
+            })
+        ));
         let no_account = AdmissionConfig::from_yaml("templates: {serviceAccount: ''}").err();
         assert!(matches!(no_account, Some(Error::EmptyField { .. })));
     }
@@ -602,8 +632,12 @@ mod tests {
         );
         assert_eq!(config.origin("shop", "shop"), Some(Origin::Namespace));
         assert_eq!(config.origin("shop", "other-team"), None);
+        assert!(config.scans_are_trusted("ci-scans"));
+        assert!(config.scans_are_trusted("scangate-system"));
+        assert!(!config.scans_are_trusted("shop"));
         config.trust_namespace_scans = true;
         assert_eq!(config.origin("shop", "shop"), Some(Origin::Trusted));
+        assert!(config.scans_are_trusted("shop"));
         assert_eq!(config.origin("shop", "other-team"), None);
         // Exceptions: their own namespace, or scangate's; not another trusted namespace's.
         assert!(config.exception_counts("shop", "shop"));

@@ -357,6 +357,15 @@ const TEMPLATE_CONTROLLERS: [(WorkloadKind, WorkloadKind, &str); 7] = [
 /// The controller-manager's own identity, when it runs without per-controller credentials.
 const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 
+/// The users of the built-in controllers that create objects from admitted templates.
+pub fn template_controller_users() -> Vec<String> {
+    TEMPLATE_CONTROLLERS
+        .iter()
+        .map(|(_, _, account)| format!("system:serviceaccount:kube-system:{account}"))
+        .chain([CONTROLLER_MANAGER.to_string()])
+        .collect()
+}
+
 /// `Some("replicaset-controller for ReplicaSet web-5d8f")` when the request comes from the
 /// built-in controller that owns the object: its controller owner is of the owner kind, and
 /// the request's user is that controller. An object that merely names such an owner gets

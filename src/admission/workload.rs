@@ -458,19 +458,26 @@ fn trusted_sources(config: &AdmissionConfig, namespace: &str) -> String {
     format!("scans in {}", sources.join(", "))
 }
 
-/// The exception that covers every violation of a failed scan, if one does. The status keeps
-/// the first violations only: when the list may be cut, only a whole-image exception covers it.
+/// The exception that covers every violation of a failed scan, if one does.
 fn covering_exception<'e>(
     scan: &IndexedScan,
     exceptions: &[&'e Exception],
 ) -> Option<&'e Exception> {
+    exceptions
+        .iter()
+        .copied()
+        .find(|e| covers_every_violation(e, scan))
+}
+
+/// Whether an exception (matching the image) admits a failed scan's image: it names no CVE, or
+/// every violation. The status keeps the first violations only: when the list may be cut, only
+/// a whole-image exception covers it. (In phase Error, only a whole-image exception admits.)
+pub fn covers_every_violation(e: &Exception, scan: &IndexedScan) -> bool {
     let complete = scan.violations.len() < crate::api::MAX_VIOLATIONS;
-    exceptions.iter().copied().find(|e| {
-        e.cves.is_empty()
-            || (complete
-                && !scan.violations.is_empty()
-                && scan.violations.iter().all(|v| e.covers(&v.id)))
-    })
+    e.cves.is_empty()
+        || (complete
+            && !scan.violations.is_empty()
+            && scan.violations.iter().all(|v| e.covers(&v.id)))
 }
 
 /// `who` names the container or volume (`container "app"`).
@@ -478,7 +485,7 @@ fn failed_reason(who: &str, scan: &IndexedScan, which: &str) -> String {
     let policy = scan
         .policy
         .as_deref()
-        .map_or_else(String::new, |p| format!(" (policy {}/{p})", scan.namespace));
+        .map_or_else(String::new, |p| format!(" (policy {p})"));
     let mut reason = format!("{who}: image {} failed {which}{policy}", scan.image);
     if !scan.violations.is_empty() {
         let shown: Vec<String> = scan

@@ -152,6 +152,8 @@ pub mod message {
     pub const SENDING_FAILED: &str = "The scan results could not be sent to the metadata store";
     pub const NOT_RESOLVED: &str =
         "No scan job was started: the image's tag could not be resolved at its registry";
+    pub const NOT_RESOLVED_AGAIN: &str = "The image's tag could not be resolved again at its \
+         registry: the result stands for the content resolved before (status.resolved)";
 
     /// `Policy violated because of X CVEs`, X being the number of unique CVE ids.
     pub fn policy_violated(unique_cves: usize) -> String {
@@ -258,6 +260,18 @@ impl Condition {
             reason::RESOLVE_FAILED,
             message::NOT_RESOLVED.into(),
         )
+    }
+
+    /// `Scanning=False/ResolveFailed` after a finished scan: the scheduled re-resolution of the
+    /// tag failed, with the registry's error as cause; the result stands (no new Job).
+    pub fn not_resolved_again(cause: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason::RESOLVE_FAILED,
+            message::NOT_RESOLVED_AGAIN.into(),
+        )
+        .with_error(cause)
     }
 
     /// `Succeeded=False/ResolveFailed`, with the registry's error as message and cause.
@@ -625,6 +639,12 @@ pub struct ScanStatus {
     /// scangate only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Resolution>,
+    /// The ScanPolicy the report was judged by, and why that one: the scan's `scanPolicy`, else
+    /// for a trusted scan the admission config's `defaultScanPolicy` or scangate's built-in
+    /// default policy. Absent when no policy judges the report (a namespace's own scan that
+    /// names none). Written by scangate only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<JudgingPolicy>,
     /// The value of the `scangate.dev/rescan` annotation the controller last started a scan
     /// for: a new value rescans once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -656,6 +676,29 @@ pub struct LastResult {
     /// Where the report came from: the scan Job, or the identity that pushed it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+}
+
+/// The policy a scan's report is judged by.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JudgingPolicy {
+    /// `namespace/name` of the ScanPolicy, or `scangate/default.rego` for scangate's built-in
+    /// default policy.
+    pub name: String,
+    /// Why this policy judges the report.
+    pub source: PolicySource,
+}
+
+/// Why a policy judges a scan's report.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+pub enum PolicySource {
+    /// The scan's `spec.scanPolicy`.
+    ScanPolicy,
+    /// The admission config's `defaultScanPolicy`: a trusted scan that names no policy.
+    DefaultScanPolicy,
+    /// scangate's built-in default policy (denies critical and high): a trusted scan that
+    /// names no policy, and the config names no `defaultScanPolicy`.
+    BuiltIn,
 }
 
 /// A tag resolved at its registry.

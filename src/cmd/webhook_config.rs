@@ -3,11 +3,14 @@
 //! cert-manager) and for a webhook on loopback (a URL and the local CA).
 //!
 //! Choices, and why:
-//! - `failurePolicy: Fail` everywhere: scangate is an enforcement point, and failing open would
-//!   let any image in whenever the webhook is unreachable. Its own namespace and kube-system
-//!   are excluded from the workload webhook, so scangate and the control plane can always
-//!   start; the guards of scangate's own objects (status writes, exceptions, templates,
-//!   policies) apply in every namespace.
+//! - `failurePolicy: Fail` everywhere by default: scangate is an enforcement point, and failing
+//!   open would let any image in whenever the webhook is unreachable. Its own namespace and
+//!   kube-system are excluded from the workload webhook, so scangate and the control plane can
+//!   always start; the guards of scangate's own objects (status writes, exceptions, templates,
+//!   policies) apply in every namespace and always fail closed. With the verdict mirror on
+//!   (`scangate controller --mirror`: the apiserver itself denies known-bad digests), the
+//!   workload and pin webhooks may fail open (`--workload-failure-policy Ignore`): during an
+//!   outage unscanned and newly judged content gets in, known-bad digests do not.
 //! - `timeoutSeconds`: 5 for workloads (decisions are in-memory lookups, well under a
 //!   millisecond; 5 s only covers a slow network), 10 for scanning objects (a ScanPolicy is
 //!   checked in a policy worker killed at `--policy-time-limit`, 2 s by default, with at most
@@ -55,6 +58,35 @@ pub struct WebhookConfigArgs {
         default_value = "kube-system,scangate-system"
     )]
     pub exclude_namespaces: Vec<String>,
+    /// What the apiserver does with a workload when the webhook cannot answer: `Fail` (deny) or
+    /// `Ignore` (admit; choose it only with the controller's verdict mirror on, `--mirror`).
+    #[arg(
+        long,
+        env = "SCANGATE_WORKLOAD_FAILURE_POLICY",
+        value_enum,
+        default_value_t = FailurePolicy::Fail
+    )]
+    pub workload_failure_policy: FailurePolicy,
+}
+
+/// A webhook's `failurePolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailurePolicy {
+    /// Deny when the webhook cannot answer.
+    #[value(name = "Fail")]
+    Fail,
+    /// Admit when the webhook cannot answer.
+    #[value(name = "Ignore")]
+    Ignore,
+}
+
+impl FailurePolicy {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Fail => "Fail",
+            FailurePolicy::Ignore => "Ignore",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +132,13 @@ pub fn run(args: &WebhookConfigArgs) -> Result<String> {
         Some(pem) => Ca::Bundle(pem),
         None => Ca::CertManager(&args.certificate),
     };
-    configurations_yaml(NAME, &target, &Namespaces::Except(&excluded), &ca)
+    configurations_yaml(
+        NAME,
+        &target,
+        &Namespaces::Except(&excluded),
+        &ca,
+        args.workload_failure_policy,
+    )
 }
 
 /// Where the apiserver sends reviews.
@@ -199,12 +237,14 @@ pub enum Ca<'a> {
     CertManager(&'a str),
 }
 
-/// Both configurations, named `name` (normally [`NAME`]).
+/// Both configurations, named `name` (normally [`NAME`]); the workload and pin webhooks with
+/// `workload_failure`, every other one failing closed.
 pub fn configurations(
     name: &str,
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
     ca: &Ca<'_>,
+    workload_failure: FailurePolicy,
 ) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration)> {
     let (ca_bundle, annotations) = match ca {
         Ca::Bundle(pem) => (Some(*pem), json!({})),
@@ -231,12 +271,22 @@ pub fn configurations(
         {"apiGroups": [crate::api::GROUP], "apiVersions": [crate::api::VERSION], "operations": ["UPDATE"],
          "resources": ["imagescans/status", "sourcescans/status"], "scope": "Namespaced"},
     ]);
+    let mut workloads_webhook = webhook(
+        "workloads",
+        "/validate/workloads",
+        workloads.clone(),
+        5,
+        target,
+        namespace_selector(namespaces),
+        ca_bundle,
+    );
+    workloads_webhook["failurePolicy"] = json!(workload_failure.as_str());
     let validating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": metadata,
         "webhooks": [
-            webhook("workloads", "/validate/workloads", workloads.clone(), 5, target, namespace_selector(namespaces), ca_bundle),
+            workloads_webhook,
             webhook("scanning", "/validate/scanning", scanning, 10, target, guard_selector(namespaces), ca_bundle),
         ],
     });
@@ -296,6 +346,7 @@ pub fn configurations(
         ca_bundle,
     );
     pin_webhook["reinvocationPolicy"] = json!("IfNeeded");
+    pin_webhook["failurePolicy"] = json!(workload_failure.as_str());
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -314,8 +365,9 @@ pub fn configurations_yaml(
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
     ca: &Ca<'_>,
+    workload_failure: FailurePolicy,
 ) -> Result<String> {
-    let (validating, mutating) = configurations(name, target, namespaces, ca)?;
+    let (validating, mutating) = configurations(name, target, namespaces, ca, workload_failure)?;
     Ok(format!(
         "---\n{}---\n{}",
         serde_yaml::to_string(&validating)?,
@@ -334,6 +386,7 @@ mod tests {
             &Target::Url("https://127.0.0.1:8443/"),
             &Namespaces::Except(&["kube-system", "scangate-system"]),
             &Ca::Bundle(b"CA"),
+            FailurePolicy::Fail,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let webhooks = validating.webhooks.unwrap_or_default();
@@ -451,9 +504,13 @@ mod tests {
                 value: "1",
             },
             &Ca::CertManager("scangate-system/scangate-webhook"),
+            FailurePolicy::Ignore,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(yaml.contains("cert-manager.io/inject-ca-from: scangate-system/scangate-webhook"));
+        // Failing open is for the workload and pin webhooks only: the guards fail closed.
+        assert_eq!(yaml.matches("failurePolicy: Ignore").count(), 2, "{yaml}");
+        assert_eq!(yaml.matches("failurePolicy: Fail").count(), 4, "{yaml}");
         assert!(yaml.contains("namespace: scangate-system"));
         assert!(yaml.contains("path: /validate/workloads"));
         assert!(yaml.contains("e2e: '1'"), "{yaml}");

@@ -87,6 +87,8 @@ pub struct ControllerArgs {
     pub policy: PolicyLimitArgs,
     #[command(flatten)]
     pub results: super::results::ResultsArgs,
+    #[command(flatten)]
+    pub mirror: super::mirror::MirrorArgs,
     /// Resolve an ImageScan's tag at its registry (with the scan's imagePullSecret) before
     /// starting its scan Job, and scan exactly that digest (`status.resolved` records it).
     /// `--resolve-tags=false`: the Job is given the tag as written.
@@ -97,6 +99,12 @@ pub struct ControllerArgs {
         action = clap::ArgAction::Set
     )]
     pub resolve_tags: bool,
+    /// How long a finished trusted scan by tag trusts its tag's last resolution: then the
+    /// controller asks the registry again (a manifest request, never on the admission path);
+    /// when the tag moved, the new content is scanned, and until then admission treats the tag
+    /// as unscanned. `0s`: never asked again.
+    #[arg(long, env = "SCANGATE_TAG_RECHECK_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub tag_recheck_interval: Duration,
     /// PEM CA certificate(s) registries' certificates are checked against when resolving tags
     /// (default: the platform's trust store).
     #[arg(long, env = "SCANGATE_REGISTRY_CA_FILE")]
@@ -120,4 +128,43 @@ pub struct ControllerArgs {
         default_value = "auth.docker.io"
     )]
     pub registry_realm_hosts: List<HostPort>,
+}
+
+impl ControllerArgs {
+    /// How long a finished trusted scan by tag trusts its tag's last resolution; `None` when
+    /// tags are not resolved at all, or `--tag-recheck-interval=0s`.
+    pub fn tag_recheck(&self) -> Option<Duration> {
+        Some(self.tag_recheck_interval).filter(|every| self.resolve_tags && !every.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn parse(flags: &[&str]) -> ControllerArgs {
+        let argv = std::iter::once("controller").chain(flags.iter().copied());
+        Command::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .args
+    }
+
+    #[test]
+    fn tags_are_resolved_again_every_ten_minutes_unless_turned_off() {
+        assert_eq!(parse(&[]).tag_recheck(), Some(Duration::from_secs(600)));
+        assert_eq!(
+            parse(&["--tag-recheck-interval", "2s"]).tag_recheck(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(parse(&["--tag-recheck-interval", "0s"]).tag_recheck(), None);
+        assert_eq!(parse(&["--resolve-tags=false"]).tag_recheck(), None);
+    }
 }

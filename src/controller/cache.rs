@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::kinds::ScanKind;
 use super::queue::{Kind, Queue, ScanId};
+use crate::admission::config::AdmissionConfig;
 use crate::api::{ImageScan, ScanException, ScanPolicy, ScanSettings, ScanTemplate, SourceScan};
 use crate::report::{REPORT_KEY, REPORTED_BY, SCAN_LABEL};
 
@@ -32,7 +33,10 @@ const QUEUE: usize = 1024;
 #[derive(Clone)]
 pub struct Caches {
     pub templates: Store<ScanTemplate>,
-    pub policies: Store<ScanPolicy>,
+    /// The policies of the watched namespace(s), and when that is one namespace other than
+    /// scangate's and the admission config names a `defaultScanPolicy`, those of scangate's
+    /// namespace too (where it lives).
+    pub policies: Vec<Store<ScanPolicy>>,
     /// The exceptions of the watched namespace(s), and when that is one namespace other than
     /// scangate's, those of scangate's namespace too (the admin's count everywhere).
     pub exceptions: Vec<Store<ScanException>>,
@@ -49,10 +53,19 @@ impl Caches {
         store.get(&ObjectRef::new(name).within(namespace))
     }
 
+    /// The ScanPolicy `name` in `namespace`, from whichever policy store holds it.
+    pub fn policy(&self, namespace: &str, name: &str) -> Option<Arc<ScanPolicy>> {
+        self.policies
+            .iter()
+            .find_map(|store| Caches::get(store, namespace, name))
+    }
+
     /// Waits until every store holds its first full list.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.templates.wait_until_ready().await?;
-        self.policies.wait_until_ready().await?;
+        for policies in &self.policies {
+            policies.wait_until_ready().await?;
+        }
         for exceptions in &self.exceptions {
             exceptions.wait_until_ready().await?;
         }
@@ -72,8 +85,10 @@ pub struct Triggers {
 pub struct ScanStores {
     pub images: Store<ImageScan>,
     pub sources: Store<SourceScan>,
-    /// Exceptions here count for scans in every namespace.
-    pub scangate_namespace: String,
+    /// The admission rules: scangate's namespace (its exceptions count for scans in every
+    /// namespace), its `defaultScanPolicy` and which scans it judges (trusted scans that name
+    /// no policy).
+    pub config: Arc<AdmissionConfig>,
 }
 
 /// Drops what no reader of a cached object looks at: managed fields and the last-applied copy.
@@ -247,13 +262,31 @@ impl ScanStores {
                 named(namespace, name, |s| s.scan_template.as_deref())
             }
             Touched::Policy { namespace, name } => {
-                named(namespace, name, |s| s.scan_policy.as_deref())
+                let config = &self.config;
+                let is_default = namespace.as_deref() == Some(config.scangate_namespace.as_str())
+                    && config.default_scan_policy.as_deref() == Some(name.as_str());
+                let (mut images, mut sources) =
+                    named(namespace, name, |s| s.scan_policy.as_deref());
+                if is_default {
+                    // The default policy judges the trusted scans that name none, everywhere.
+                    let judged = |settings: &ScanSettings, namespace: Option<String>| {
+                        settings.scan_policy.is_none()
+                            && namespace.is_some_and(|ns| config.scans_are_trusted(&ns))
+                    };
+                    images.extend(scans_where(&self.images, None, |s: &ImageScan| {
+                        judged(s.settings(), s.namespace())
+                    }));
+                    sources.extend(scans_where(&self.sources, None, |s: &SourceScan| {
+                        judged(s.settings(), s.namespace())
+                    }));
+                }
+                (images, sources)
             }
             Touched::Exception { namespace } => {
                 // The admin's exceptions count for scans everywhere.
                 let ns = namespace
                     .as_deref()
-                    .filter(|ns| *ns != self.scangate_namespace);
+                    .filter(|ns| *ns != self.config.scangate_namespace);
                 (
                     scans_where(&self.images, ns, |_: &ImageScan| true),
                     scans_where(&self.sources, ns, |_: &SourceScan| true),
@@ -337,9 +370,10 @@ pub fn start(
     let (templates, t) = reflect(client, namespace, any(), strip_meta_of, Touched::template);
     let (policies, p) = reflect(client, namespace, any(), strip_meta_of, Touched::policy);
     let (exceptions, e) = reflect(client, namespace, any(), strip_meta_of, Touched::exception);
+    let mut policies = vec![policies];
     let mut exceptions = vec![exceptions];
     let mut streams = vec![e.boxed()];
-    let scangate = scans.scangate_namespace.as_str();
+    let scangate = scans.config.scangate_namespace.as_str();
     if namespace.is_some_and(|ns| ns != scangate) {
         let (admins, a) = reflect(
             client,
@@ -350,6 +384,17 @@ pub fn start(
         );
         exceptions.push(admins);
         streams.push(a.boxed());
+        if scans.config.default_scan_policy.is_some() {
+            let (defaults, d) = reflect(
+                client,
+                Some(scangate),
+                any(),
+                strip_meta_of,
+                Touched::policy,
+            );
+            policies.push(defaults);
+            streams.push(d.boxed());
+        }
     }
     let labelled = || watcher::Config::default().labels(SCAN_LABEL);
     let (jobs, j) = reflect(client, namespace, labelled(), strip_job, Touched::job);
@@ -572,5 +617,67 @@ mod tests {
         let (images, sources) = owners(&m);
         assert_eq!(images, [ObjectRef::new("busybox").within("apps")]);
         assert_eq!(sources, [ObjectRef::new("repo").within("apps")]);
+    }
+
+    #[test]
+    fn the_default_policy_concerns_the_trusted_scans_that_name_no_policy() {
+        let (images, mut writer) = reflector::store::<ImageScan>();
+        for (namespace, name, policy) in [
+            ("scangate-system", "first-sight", None),
+            ("scangate-system", "named", Some("strict")),
+            ("shop", "own", None),
+            ("shop", "own-named", Some("baseline")),
+        ] {
+            let mut scan = ImageScan::new(
+                name,
+                crate::api::ImageScanSpec {
+                    registry: crate::api::RegistrySpec {
+                        image: "busybox:1.32.1".into(),
+                        image_pull_secret: None,
+                    },
+                    scan: ScanSettings {
+                        scan_policy: policy.map(Into::into),
+                        ..ScanSettings::default()
+                    },
+                },
+            );
+            scan.metadata.namespace = Some(namespace.into());
+            writer.apply_watcher_event(&watcher::Event::Apply(scan));
+        }
+        let (sources, _) = reflector::store::<SourceScan>();
+        let mut config = AdmissionConfig {
+            default_scan_policy: Some("baseline".into()),
+            ..AdmissionConfig::default()
+        };
+        let concerned = |config: &AdmissionConfig, namespace: &str, name: &str| {
+            let stores = ScanStores {
+                images: images.clone(),
+                sources: sources.clone(),
+                config: Arc::new(config.clone()),
+            };
+            let (images, _) = stores.concerned(Touched::Policy {
+                namespace: Some(namespace.into()),
+                name: name.into(),
+            });
+            let mut names: Vec<String> = images.into_iter().map(|s| s.name).collect();
+            names.sort();
+            names
+        };
+        // The default policy: the trusted scans that name no policy.
+        assert_eq!(
+            concerned(&config, "scangate-system", "baseline"),
+            ["first-sight"]
+        );
+        // A policy of that name elsewhere: the scans of its namespace that name it.
+        assert_eq!(concerned(&config, "shop", "baseline"), ["own-named"]);
+        // With trustNamespaceScans, a namespace's own scans are trusted results too.
+        config.trust_namespace_scans = true;
+        assert_eq!(
+            concerned(&config, "scangate-system", "baseline"),
+            ["first-sight", "own"]
+        );
+        // Without a defaultScanPolicy, a policy concerns the scans that name it only.
+        config.default_scan_policy = None;
+        assert!(concerned(&config, "scangate-system", "baseline").is_empty());
     }
 }

@@ -267,7 +267,11 @@ pub fn images_of(pod: &Pod) -> Result<Vec<Container>, pod::Error> {
             continue;
         }
         let digest = ids.get(c.name.as_str()).and_then(|id| running_digest(id));
-        let pinned = digest.and_then(|d| ImageRef::parse(&c.image).ok()?.with_digest(d).ok());
+        // An image written with the digest that runs (pinned at admission) is kept as written.
+        let pinned = digest.and_then(|d| {
+            let written = ImageRef::parse(&c.image).ok()?;
+            (written.digest() != Some(d)).then(|| written.with_digest(d).ok())?
+        });
         if let Some(pinned) = pinned {
             c.image = pinned.to_string();
         }
@@ -534,6 +538,20 @@ mod tests {
             .map(|c| c.image)
             .collect();
         assert_eq!(images, [format!("docker.io/library/app:1@{DIGEST}")]);
+        // Written with the digest that runs (pinned at admission): kept as written.
+        let p = running(
+            "p",
+            None,
+            None,
+            &format!("app:1@{DIGEST}"),
+            &format!("docker.io/library/app@{DIGEST}"),
+        );
+        let images: Vec<String> = images_of(&p)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|c| c.image)
+            .collect();
+        assert_eq!(images, [format!("app:1@{DIGEST}")]);
     }
 
     #[test]

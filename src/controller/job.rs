@@ -374,6 +374,9 @@ pub struct PlanInputs {
     /// The scan's `scangate.dev/rescan` annotation: a value not handled yet asks for a rescan
     /// now, and every value is a round of its own.
     pub rescan_request: Option<String>,
+    /// Since when the scan's tag names other content than its last result was for (the
+    /// controller resolved it again and it moved): that content is due for a scan.
+    pub tag_moved_since: Option<Timestamp>,
     pub suspend: bool,
     pub error_retry: Duration,
     pub now: Timestamp,
@@ -498,11 +501,16 @@ pub fn plan(p: &PlanInputs) -> Plan {
             let retry_due = retry_at.is_some_and(|at| p.now >= at);
             let requested =
                 p.rescan_request.is_some() && p.rescan_request != p.previous.handled_rescan;
-            let needed = !p.previous.done || rescan_due || retry_due || requested;
+            let needed = !p.previous.done
+                || rescan_due
+                || retry_due
+                || requested
+                || p.tag_moved_since.is_some();
             if needed && !p.suspend {
                 let due = [
                     rescan.filter(|_| rescan_due),
                     retry_at.filter(|_| retry_due),
+                    p.tag_moved_since,
                 ];
                 Plan {
                     action: JobAction::Create(key(0)),
@@ -966,6 +974,7 @@ mod tests {
             report_ok: false,
             rescan_interval: None,
             rescan_request: None,
+            tag_moved_since: None,
             suspend: false,
             error_retry: Duration::from_secs(60),
             now: ts(now),
@@ -1132,6 +1141,38 @@ mod tests {
         done.scanned_at = Some(ts("2026-01-01T01:05:00Z"));
         p.previous = done;
         p.jobs = vec![];
+        assert_eq!(plan(&p).action, JobAction::Idle);
+    }
+
+    #[test]
+    fn a_moved_tag_is_scanned_once_in_the_round_of_the_last_result() {
+        let scanned = ts("2026-01-01T00:00:00Z");
+        let moved = ts("2026-01-01T00:10:00Z");
+        let mut p = inputs(
+            vec![],
+            Previous {
+                done: true,
+                scanned_at: Some(scanned),
+                failed_at: None,
+                handled_rescan: None,
+            },
+            "2026-01-01T00:10:01Z",
+        );
+        p.tag_moved_since = Some(moved);
+        let mut expected = key(0);
+        expected.round = round_of(Some(scanned));
+        let due = plan(&p);
+        assert_eq!(due.action, JobAction::Create(expected.clone()));
+        // Its place in the queue: since the move was found.
+        assert_eq!(due.due_since, Some(moved));
+        // Its Job runs (the result is still the old content's): followed, not created again.
+        let mut running = summary(0, JobState::Running);
+        running.round = Some(expected.round);
+        p.jobs = vec![running.clone()];
+        assert_eq!(plan(&p).action, JobAction::Use(running));
+        // Suspended: nothing starts.
+        p.jobs = vec![];
+        p.suspend = true;
         assert_eq!(plan(&p).action, JobAction::Idle);
     }
 

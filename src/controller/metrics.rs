@@ -96,6 +96,10 @@ pub struct Metrics {
     pub scans_queued: Family<KindLabels, Gauge>,
     /// Scan Jobs running (no terminal condition in the Job cache).
     pub scan_jobs_running: Gauge,
+    /// Digests the verdict mirror denies.
+    pub mirror_denied_digests: Gauge,
+    /// 1 while the verdict mirror's parameters hold what the trusted results deny.
+    pub mirror_in_sync: Gauge,
     /// When the oldest result deciding a running image was recorded (Unix seconds), or
     /// `i64::MIN` when none does.
     oldest_result_at: AtomicI64,
@@ -122,6 +126,8 @@ impl Metrics {
             oldest_result_age: Gauge::default(),
             scans_queued: Family::default(),
             scan_jobs_running: Gauge::default(),
+            mirror_denied_digests: Gauge::default(),
+            mirror_in_sync: Gauge::default(),
             oldest_result_at: AtomicI64::new(i64::MIN),
         }
     }
@@ -133,6 +139,16 @@ impl Metrics {
             "controller_reconciles",
             "Scan reconciliations, by kind and result",
             self.reconciles.clone(),
+        );
+        registry.register(
+            "mirror_denied_digests",
+            "Digests the verdict mirror (a ValidatingAdmissionPolicy) denies",
+            self.mirror_denied_digests.clone(),
+        );
+        registry.register(
+            "mirror_in_sync",
+            "1 while the verdict mirror holds what the trusted results deny",
+            self.mirror_in_sync.clone(),
         );
         registry.register(
             "controller_reconcile_errors",

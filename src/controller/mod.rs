@@ -20,6 +20,7 @@
 //! - [`upload`]: `scangate report --to-configmap`;
 //! - [`inventory`]: the images running pods run, and their verdicts now (pure);
 //! - [`reports`]: the PolicyReports and runtime metrics kept from the inventory;
+//! - [`mirror`]: the verdict mirror, a ValidatingAdmissionPolicy of the denied digests;
 //! - [`results`]: the results page, served from the inventory's latest view.
 
 pub mod args;
@@ -30,6 +31,7 @@ pub mod job;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;
+pub mod mirror;
 pub mod plan;
 pub mod policy;
 pub mod queue;
@@ -390,7 +392,7 @@ impl Term<'_> {
             cache::ScanStores {
                 images: image_store.clone(),
                 sources: source_store.clone(),
-                scangate_namespace: self.config.scangate_namespace.clone(),
+                config: self.config.clone(),
             },
             triggers,
             queue.clone(),
@@ -407,6 +409,17 @@ impl Term<'_> {
             }
             .run(),
         ));
+        let _mirror = args.mirror.enabled.then(|| {
+            AbortOnDrop(tokio::spawn(
+                mirror::Mirror {
+                    client: self.client.clone(),
+                    config: self.config.clone(),
+                    args: args.mirror.clone(),
+                    metrics: self.admin.metrics.clone(),
+                }
+                .run(),
+            ))
+        });
         let stopped = stop.clone();
         // Stopped on the signal, or when the term ends before it.
         let _watches = AbortOnDrop(tokio::spawn(async move {
@@ -439,6 +452,7 @@ impl Term<'_> {
             settings: Settings {
                 error_retry: args.error_retry,
                 job_ttl: args.job_ttl,
+                tag_recheck: args.tag_recheck(),
             },
             resolver: self.resolver.clone(),
             store: self.store.clone(),

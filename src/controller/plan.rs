@@ -1,7 +1,8 @@
 //! The planner of one reconcile, pure. From what the caches hold for a scan ([`Observed`]),
 //! [`plan`] decides the effects ([`Step`]: delete the previous report or a stale Job, create
-//! (or adopt) the Job, resolving the image's tag at its registry first, evaluate the policy,
-//! send the results); from their outcomes
+//! (or adopt) the Job, resolving the image's tag at its registry first, evaluate the policy
+//! that judges the report ([`judge`]), send the results, resolve a finished trusted scan's tag
+//! again when its resolution is due ([`tag_recheck`])); from their outcomes
 //! ([`Outcomes`]), [`settle`] decides the status to write (none when it equals the observed
 //! one), whether to publish the phase event, and when to come back. The reconciler only
 //! gathers the inputs and executes what these say.
@@ -13,17 +14,18 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
-use super::policy::exceptions_input;
+use super::policy::{built_in_policy, exceptions_input};
 use super::queue::{Decision, QUEUED_RECHECK};
 use super::status::{
     PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
-    previous_facts, state_from_job, state_without_job,
+    not_resolved_again, previous_facts, state_from_job, state_without_job,
 };
 use crate::admission::config::AdmissionConfig;
 use crate::admission::scanning::template_pod;
 use crate::api::{
-    Artifact, ConditionStatus, ConditionType, Resolution, ResolvedPlatform, ScanException,
-    ScanPolicy, ScanSettings, ScanStatus, ScanTemplate, Scanner, reason,
+    Artifact, ConditionStatus, ConditionType, JudgingPolicy, PolicySource, Resolution,
+    ResolvedPlatform, ScanException, ScanPolicy, ScanSettings, ScanStatus, ScanTemplate, Scanner,
+    reason,
 };
 use crate::image::ImageRef;
 use crate::registry::Resolved;
@@ -89,6 +91,9 @@ pub struct Observed {
     pub jobs: Vec<JobSummary>,
     /// The scan's ScanPolicy, when it names one and it exists.
     pub policy: Option<Arc<ScanPolicy>>,
+    /// The admission config's `defaultScanPolicy` (in scangate's namespace), when the config
+    /// names one and it exists.
+    pub default_policy: Option<Arc<ScanPolicy>>,
     /// The ScanExceptions of the namespaces whose exceptions may count for this scan.
     pub exceptions: Vec<Arc<ScanException>>,
     pub now: Timestamp,
@@ -102,6 +107,9 @@ pub struct Rules<'a> {
     pub error_retry: Duration,
     /// A metadata store is configured.
     pub store_configured: bool,
+    /// A finished trusted scan by tag has its tag resolved again this long after its last
+    /// resolution (`status.resolved.resolvedAt`); `None`: never.
+    pub tag_recheck: Option<Duration>,
 }
 
 /// One effect of a reconcile, in the order of [`Work::steps`].
@@ -121,8 +129,8 @@ pub enum Step {
         key: JobKey,
         template: Arc<ScanTemplate>,
     },
-    /// The scan's policy is gone: forget what was known of it.
-    ForgetPolicy { name: String },
+    /// The policy that judges the scan is gone: forget what was known of it.
+    ForgetPolicy { namespace: String, name: String },
     /// Evaluate the policy (in the sandbox) on the report with its exceptions; the outcome is the
     /// policy state.
     EvaluatePolicy {
@@ -132,6 +140,11 @@ pub enum Step {
     /// Send the report (with its exceptions) to the metadata store; the outcome is the send
     /// state.
     SendResults { report: Arc<Report> },
+    /// Resolve the tag of a finished trusted scan again, with the scan's pull secret; last, so
+    /// its failure stops nothing. Its outcome refreshes `status.resolved`, or records the new
+    /// digest when the tag moved (the next reconcile rescans it); a failure leaves the result
+    /// as it is and says so.
+    RecheckTag(ResolveTarget),
 }
 
 /// What [`plan`] decided.
@@ -268,6 +281,9 @@ pub struct Outcomes {
     pub created: Option<Result<JobState, String>>,
     /// What the tag named at its registry, or why it could not be resolved.
     pub resolved: Option<Result<Resolved, String>>,
+    /// What the tag of a finished scan names now ([`Step::RecheckTag`]), or why it could not
+    /// be resolved again.
+    pub rechecked: Option<Result<Resolved, String>>,
     pub policy: Option<PolicyState>,
     pub sending: Option<SendState>,
 }
@@ -343,6 +359,7 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                 report_ok: matches!(report, Some(ObservedReport { read: Ok(_), .. })),
                 rescan_interval: interval,
                 rescan_request: o.rescan_request.clone(),
+                tag_moved_since: tag_moved_since(o),
                 suspend: o.settings.suspend,
                 error_retry: rules.error_retry,
                 now: o.now,
@@ -441,7 +458,9 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
     if let (Some(ScanState::Finished { .. }), Some(observed)) = (&state, report)
         && let Ok(facts) = &observed.read
     {
-        let (policy, evaluated) = plan_policy(o, facts, rules, &mut steps, &mut wake);
+        let judging = judge(o, rules.config);
+        let judged_by = judging.as_ref().map(|j| j.judging.clone());
+        let (policy, evaluated) = plan_policy(o, judging, facts, rules, &mut steps, &mut wake);
         let sending = plan_sending(o, facts, &evaluated, rules, &mut steps);
         if !o.settings.suspend
             && o.settings.scan_template.is_some()
@@ -470,8 +489,14 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                 },
             },
             policy,
+            judged_by,
             sending,
         });
+    }
+    match tag_recheck(o, rules, results.is_some()) {
+        TagRecheck::Off => {}
+        TagRecheck::At(at) => wake.push(at),
+        TagRecheck::Now(target) => steps.push(Step::RecheckTag(target)),
     }
     let reevaluated = reevaluation(
         o.reevaluate_request.as_deref(),
@@ -546,27 +571,147 @@ fn resolution(o: &Observed, outcome: Option<&Result<Resolved, String>>) -> Optio
     })
 }
 
+/// When a finished scan's tag is resolved again ([`tag_recheck`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagRecheck {
+    /// Not for this scan: not a trusted scan by tag with a template and a resolution, not
+    /// finished with a readable report, suspended, or re-resolution is off.
+    Off,
+    /// Now, in this reconcile.
+    Now(ResolveTarget),
+    /// Come back then.
+    At(Timestamp),
+}
+
+/// Whether the tag of a finished trusted scan by tag is resolved again now, or when: once its
+/// last resolution (`status.resolved.resolvedAt`) is older than the recheck interval, and at
+/// every reconcile while the last re-resolution failed (the status says so; a failed one is
+/// retried after the error-retry delay, see [`settle`]). Never on the admission path, never
+/// for a scan that is not finished (a new Job resolves its tag anyway).
+pub fn tag_recheck(o: &Observed, rules: Rules<'_>, finished: bool) -> TagRecheck {
+    let (Some(interval), Some(target)) = (rules.tag_recheck, &o.resolve) else {
+        return TagRecheck::Off;
+    };
+    let applies = finished
+        && !o.settings.suspend
+        && o.settings.scan_template.is_some()
+        && rules.config.scans_are_trusted(&o.namespace);
+    let Some(recorded) = resolution(o, None).filter(|_| applies) else {
+        return TagRecheck::Off;
+    };
+    let failed_before = o.previous.as_ref().and_then(not_resolved_again).is_some();
+    let due = jiff::SignedDuration::try_from(interval)
+        .ok()
+        .and_then(|every| recorded.resolved_at.0.checked_add(every).ok())
+        .unwrap_or(Timestamp::MAX);
+    if failed_before || o.now >= due {
+        TagRecheck::Now(target.clone())
+    } else {
+        TagRecheck::At(due)
+    }
+}
+
+/// When the controller found the scan's tag naming other content than its last result is for
+/// (`status.resolved` does not cover the digest of `status.artifact`): that content is due for
+/// a scan since then.
+fn tag_moved_since(o: &Observed) -> Option<Timestamp> {
+    let recorded = resolution(o, None)?;
+    let scanned = o.previous.as_ref()?.artifact.as_ref()?.registry.as_ref()?;
+    let scanned = ImageRef::parse(&scanned.image).ok()?;
+    let digest = scanned.digest()?;
+    (!recorded.covers(digest)).then_some(recorded.resolved_at.0)
+}
+
+/// The policy that judges a scan's report, and why that one.
+#[derive(Clone, Debug)]
+pub struct Judge {
+    pub judging: JudgingPolicy,
+    /// The policy, or where a named one that does not exist was looked for.
+    pub policy: Result<Arc<ScanPolicy>, MissingPolicy>,
+}
+
+/// A named ScanPolicy that does not exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingPolicy {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The policy that judges a scan's report: the scan's `scanPolicy` (in its namespace); for a
+/// trusted scan that names none, the admission config's `defaultScanPolicy` (in scangate's
+/// namespace), else scangate's built-in default policy, so no trusted result stands without a
+/// policy behind it. `None` for a namespace's own scan that names none: its result counts only
+/// against its namespace, where without a policy it denies nothing.
+pub fn judge(o: &Observed, config: &AdmissionConfig) -> Option<Judge> {
+    let named = |namespace: &str, name: &str, source, found: &Option<Arc<ScanPolicy>>| Judge {
+        judging: JudgingPolicy {
+            name: format!("{namespace}/{name}"),
+            source,
+        },
+        policy: found.clone().ok_or_else(|| MissingPolicy {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }),
+    };
+    if let Some(name) = &o.settings.scan_policy {
+        return Some(named(
+            &o.namespace,
+            name,
+            PolicySource::ScanPolicy,
+            &o.policy,
+        ));
+    }
+    if !config.scans_are_trusted(&o.namespace) {
+        return None;
+    }
+    Some(match &config.default_scan_policy {
+        Some(name) => named(
+            &config.scangate_namespace,
+            name,
+            PolicySource::DefaultScanPolicy,
+            &o.default_policy,
+        ),
+        None => Judge {
+            judging: JudgingPolicy {
+                name: crate::policy::DEFAULT_POLICY_NAME.to_string(),
+                source: PolicySource::BuiltIn,
+            },
+            policy: Ok(built_in_policy()),
+        },
+    })
+}
+
 /// The policy state, or the evaluation to run for it, and the report as evaluated (with its
 /// exceptions).
 fn plan_policy(
     o: &Observed,
+    judge: Option<Judge>,
     facts: &ReportFacts,
     rules: Rules<'_>,
     steps: &mut Vec<Step>,
     wake: &mut Vec<Timestamp>,
 ) -> (PolicyState, Arc<Report>) {
-    let Some(name) = &o.settings.scan_policy else {
+    let Some(judge) = judge else {
         return (PolicyState::NoPolicy, Arc::new(facts.report.clone()));
     };
-    let Some(policy) = &o.policy else {
-        steps.push(Step::ForgetPolicy { name: name.clone() });
-        return (
-            PolicyState::Error {
-                error: format!("ScanPolicy {name} not found"),
-                generation: None,
-            },
-            Arc::new(facts.report.clone()),
-        );
+    let policy = match judge.policy {
+        Ok(policy) => policy,
+        Err(MissingPolicy { namespace, name }) => {
+            let error = match judge.judging.source {
+                PolicySource::DefaultScanPolicy => format!(
+                    "ScanPolicy {namespace}/{name} (the admission config's defaultScanPolicy) not found"
+                ),
+                _ => format!("ScanPolicy {name} not found"),
+            };
+            steps.push(Step::ForgetPolicy { namespace, name });
+            return (
+                PolicyState::Error {
+                    error,
+                    generation: None,
+                },
+                Arc::new(facts.report.clone()),
+            );
+        }
     };
     let (active, expiry) = exceptions_input(
         o.exceptions.iter().map(|e| &**e),
@@ -639,7 +784,34 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
     if matches!(outcomes.created, Some(Ok(_))) && created_rescan.is_some() {
         handled_rescan = created_rescan;
     }
-    let resolved = resolution(o, outcomes.resolved.as_ref());
+    let recorded = resolution(o, None);
+    let resolved = resolution(
+        o,
+        outcomes.resolved.as_ref().or(outcomes.rechecked.as_ref()),
+    );
+    let not_resolved_again = match outcomes.rechecked {
+        Some(Err(error)) => {
+            // The result stands; the registry is asked again after the error-retry delay.
+            retry_errors = true;
+            Some(error)
+        }
+        Some(Ok(_)) => {
+            let moved = resolved.as_ref().and_then(Resolution::digest)
+                != recorded.as_ref().and_then(Resolution::digest);
+            if moved {
+                // The tag moved: its new content is scanned in the next reconcile, at once.
+                wake.push(o.now);
+            } else if let Some(next) = rules
+                .tag_recheck
+                .and_then(|every| jiff::SignedDuration::try_from(every).ok())
+                .and_then(|every| o.now.checked_add(every).ok())
+            {
+                wake.push(next);
+            }
+            None
+        }
+        None => None,
+    };
     let resolve_error = match outcomes.resolved {
         Some(Err(error)) => Some(error),
         _ => None,
@@ -683,6 +855,7 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         results,
         handled_rescan,
         resolved,
+        not_resolved_again,
         now: o.now,
     });
     if let Some(r) = reevaluated {
@@ -735,6 +908,7 @@ mod tests {
             config,
             error_retry: Duration::from_secs(60),
             store_configured: false,
+            tag_recheck: None,
         }
     }
 
@@ -817,6 +991,7 @@ mod tests {
             template: None,
             jobs: vec![],
             policy: None,
+            default_policy: None,
             exceptions: vec![],
             now: ts(NOW),
         }
@@ -852,13 +1027,21 @@ mod tests {
                     key.attempt,
                     template.metadata.name.as_deref().unwrap_or_default()
                 ),
-                Step::ForgetPolicy { name } => format!("forget policy {name}"),
+                Step::ForgetPolicy { namespace, name } => {
+                    format!("forget policy {namespace}/{name}")
+                }
                 Step::EvaluatePolicy { policy, input } => format!(
-                    "evaluate {} with {} exceptions",
+                    "evaluate {}/{} with {} exceptions",
+                    policy.metadata.namespace.as_deref().unwrap_or_default(),
                     policy.metadata.name.as_deref().unwrap_or_default(),
                     input.exceptions.len()
                 ),
                 Step::SendResults { .. } => "send results".into(),
+                Step::RecheckTag(target) => format!(
+                    "resolve again {} with {}",
+                    target.image,
+                    target.pull_secret.as_deref().unwrap_or("no secret")
+                ),
             })
             .collect()
     }
@@ -1024,7 +1207,7 @@ mod tests {
             },
         )];
         let w = work(&o, rules(&config));
-        assert_eq!(steps(&w), ["evaluate strict with 0 exceptions"]);
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
         let source = w.results.as_ref().map(|r| r.source.clone());
         assert_eq!(
             source,
@@ -1041,7 +1224,7 @@ mod tests {
                     deny: vec!["CVE-1 (critical)".into()],
                 }),
             ),
-            generation: 4,
+            generation: Some(4),
         };
         let end = settle(
             &o,
@@ -1059,7 +1242,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pushed_report_without_policy_completes_with_no_step() {
+    fn a_namespaces_own_pushed_report_without_policy_completes_with_no_step() {
         let config = config();
         let mut o = scan();
         o.report = Some(pushed(report()));
@@ -1069,6 +1252,167 @@ mod tests {
         let status = end.write.unwrap_or_else(|| panic!("written"));
         assert_eq!(status.phase, Some(Phase::Completed));
         assert_eq!(status.cve_count.map(|c| c.critical), Some(1));
+        assert_eq!(status.policy, None);
+    }
+
+    /// A config under which the test scans' namespace `apps` is scangate's: its scans are
+    /// trusted results.
+    fn trusted() -> AdmissionConfig {
+        AdmissionConfig {
+            scangate_namespace: "apps".into(),
+            ..AdmissionConfig::default()
+        }
+    }
+
+    fn judged(o: &Observed, config: &AdmissionConfig) -> Option<(String, PolicySource, bool)> {
+        judge(o, config).map(|j| (j.judging.name, j.judging.source, j.policy.is_ok()))
+    }
+
+    #[test]
+    fn a_policy_judges_every_trusted_scan_and_a_namespaces_own_scan_when_it_names_one() {
+        let mut o = scan();
+        // A namespace's own scan: its policy, or none.
+        assert_eq!(judged(&o, &config()), None);
+        o.settings.scan_policy = Some("strict".into());
+        assert_eq!(
+            judged(&o, &config()),
+            Some(("apps/strict".into(), PolicySource::ScanPolicy, false))
+        );
+        o.policy = Some(policy());
+        assert_eq!(
+            judged(&o, &config()),
+            Some(("apps/strict".into(), PolicySource::ScanPolicy, true))
+        );
+        // A trusted scan that names none: scangate's built-in default policy...
+        o.settings.scan_policy = None;
+        let mut config = trusted();
+        assert_eq!(
+            judged(&o, &config),
+            Some(("scangate/default.rego".into(), PolicySource::BuiltIn, true))
+        );
+        // ...or the config's defaultScanPolicy, in scangate's namespace, when it names one.
+        config.scangate_namespace = "scangate-system".into();
+        config.trust_namespace_scans = true;
+        config.default_scan_policy = Some("baseline".into());
+        assert_eq!(
+            judged(&o, &config),
+            Some((
+                "scangate-system/baseline".into(),
+                PolicySource::DefaultScanPolicy,
+                false
+            ))
+        );
+        o.default_policy = Some(policy());
+        let found = judge(&o, &config).and_then(|j| j.policy.ok());
+        assert!(found.is_some_and(|p| Arc::ptr_eq(
+            &p,
+            o.default_policy.as_ref().unwrap_or_else(|| panic!("set"))
+        )));
+        // The scan's own policy still comes first.
+        o.settings.scan_policy = Some("strict".into());
+        assert_eq!(
+            judged(&o, &config).map(|j| j.1),
+            Some(PolicySource::ScanPolicy)
+        );
+    }
+
+    #[test]
+    fn a_trusted_report_without_a_policy_is_judged_by_the_built_in_policy() {
+        let config = trusted();
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate scangate/default with 0 exceptions"]);
+        let Some(Step::EvaluatePolicy { policy, .. }) = w.steps.first() else {
+            panic!("an evaluation")
+        };
+        assert_eq!(policy.spec.rego_file, crate::policy::DEFAULT_POLICY);
+        let denied = PolicyState::Evaluated {
+            outcome: outcome(
+                &report(),
+                Ok(Evaluation {
+                    deny: vec!["CVE-1 (critical) in busybox 1.32.1".into()],
+                }),
+            ),
+            generation: None,
+        };
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                policy: Some(denied),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(
+            status.policy,
+            Some(JudgingPolicy {
+                name: "scangate/default.rego".into(),
+                source: PolicySource::BuiltIn,
+            })
+        );
+        assert_eq!(status.observed_policy_generation, None);
+        assert_eq!(status.last_result.map(|l| l.phase), Some(Phase::Failed));
+    }
+
+    #[test]
+    fn the_default_scan_policy_judges_trusted_scans_and_a_missing_one_is_an_error() {
+        let config = AdmissionConfig {
+            default_scan_policy: Some("strict".into()),
+            ..trusted()
+        };
+        let mut o = scan();
+        o.report = Some(pushed(report()));
+        // Missing: an error, like a missing named policy, and the status says which.
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["forget policy apps/strict"]);
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Error));
+        assert_eq!(
+            condition_of(&status, ConditionType::PolicySucceeded).and_then(|c| c.error.clone()),
+            Some(
+                "ScanPolicy apps/strict (the admission config's defaultScanPolicy) not found"
+                    .into()
+            )
+        );
+        assert_eq!(
+            status.policy.map(|p| p.source),
+            Some(PolicySource::DefaultScanPolicy)
+        );
+
+        // There: evaluated, and its generation observed, so a new one is told apart.
+        o.default_policy = Some(policy());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
+        let passed = PolicyState::Evaluated {
+            outcome: outcome(&report(), Ok(Evaluation { deny: vec![] })),
+            generation: Some(4),
+        };
+        let status = settle(
+            &o,
+            w,
+            Outcomes {
+                policy: Some(passed),
+                ..Outcomes::default()
+            },
+            rules(&config),
+        )
+        .write
+        .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(status.observed_policy_generation, Some(4));
+        assert_eq!(
+            status.policy,
+            Some(JudgingPolicy {
+                name: "apps/strict".into(),
+                source: PolicySource::DefaultScanPolicy,
+            })
+        );
     }
 
     #[test]
@@ -1078,7 +1422,7 @@ mod tests {
         o.settings.scan_policy = Some("strict".into());
         o.report = Some(pushed(report()));
         let w = work(&o, rules(&config));
-        assert_eq!(steps(&w), ["forget policy strict"]);
+        assert_eq!(steps(&w), ["forget policy apps/strict"]);
         let end = settle(&o, w, Outcomes::default(), rules(&config));
         assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
         assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
@@ -1691,6 +2035,287 @@ mod tests {
         assert_eq!(resolution(&o, Some(&Ok(resolved('a')))), None);
     }
 
+    /// Resolving tags again an hour after their last resolution.
+    fn rechecking(config: &AdmissionConfig) -> Rules<'_> {
+        Rules {
+            tag_recheck: Some(Duration::from_secs(3600)),
+            ..rules(config)
+        }
+    }
+
+    /// The policy passed on the report.
+    fn passed() -> Outcomes {
+        Outcomes {
+            policy: Some(PolicyState::Evaluated {
+                outcome: outcome(&report(), Ok(Evaluation { deny: vec![] })),
+                generation: Some(4),
+            }),
+            ..Outcomes::default()
+        }
+    }
+
+    /// A trusted scan of `r.example/team/app:1` by tag, resolved to digest `a` at
+    /// `2026-01-01T11:00:00Z`, its Job complete and its report (of that content) judged by
+    /// `strict`; the status written, at 12:00.
+    fn scanned_by_tag(rules: Rules<'_>) -> Observed {
+        let mut o = by_tag(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        let mut report = pushed(report());
+        if let Ok(facts) = &mut report.read {
+            facts.artifact = Artifact {
+                registry: Some(crate::api::RegistryArtifact {
+                    image: format!("r.example/team/app:1@{}", digest('a')),
+                    index: None,
+                }),
+                ..Artifact::default()
+            };
+        }
+        o.report = Some(report);
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        o.now = ts("2026-01-01T11:00:00Z");
+        o.previous = Some(ScanStatus {
+            resolved: resolution(&o, Some(&Ok(resolved('a')))),
+            ..ScanStatus::default()
+        });
+        o.now = ts(STORED);
+        o.previous = run(&o, rules, passed()).write;
+        assert_eq!(
+            o.previous.as_ref().and_then(|p| p.phase),
+            Some(Phase::Completed)
+        );
+        o
+    }
+
+    #[test]
+    fn a_finished_trusted_tag_is_resolved_again_when_its_resolution_is_due() {
+        let config = trusted();
+        let mut o = scanned_by_tag(rechecking(&config));
+        // Resolved at 11:00: asked again at 12:00, not before.
+        o.now = ts("2026-01-01T11:59:00Z");
+        let w = work(&o, rechecking(&config));
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
+        let end = settle(&o, w, passed(), rechecking(&config));
+        assert_eq!(end.write, None);
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+
+        // Due: resolved again, last. The same digest: only resolvedAt moves, one write, no
+        // event, and the next time is an hour on.
+        o.now = ts("2026-01-01T12:00:00Z");
+        let w = work(&o, rechecking(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "evaluate apps/strict with 0 exceptions",
+                "resolve again r.example/team/app:1 with pull"
+            ]
+        );
+        assert!(w.slot.is_none());
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                rechecked: Some(Ok(resolved('a'))),
+                ..passed()
+            },
+            rechecking(&config),
+        );
+        assert!(!end.publish_event);
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(3600)));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        let mut expected = o.previous.clone().unwrap_or_default();
+        if let Some(r) = &mut expected.resolved {
+            r.resolved_at = Time(o.now);
+        }
+        assert_eq!(status, expected);
+
+        // Not for a namespace's own scan, a running one, a suspended one, or with it off.
+        let mut other = o.clone();
+        other.previous = Some(status);
+        other.now = ts("2026-01-01T14:00:00Z");
+        let recheck = |o: &Observed, config: &AdmissionConfig, rules: Rules<'_>| {
+            tag_recheck(o, Rules { config, ..rules }, true)
+        };
+        assert!(matches!(
+            recheck(&other, &config, rechecking(&config)),
+            TagRecheck::Now(_)
+        ));
+        assert_eq!(
+            recheck(&other, &AdmissionConfig::default(), rechecking(&config)),
+            TagRecheck::Off
+        );
+        assert_eq!(recheck(&other, &config, rules(&config)), TagRecheck::Off);
+        assert_eq!(
+            tag_recheck(&other, rechecking(&config), false),
+            TagRecheck::Off
+        );
+        other.settings.suspend = true;
+        assert_eq!(
+            recheck(&other, &config, rechecking(&config)),
+            TagRecheck::Off
+        );
+    }
+
+    #[test]
+    fn a_moved_tag_records_the_new_digest_then_its_content_is_scanned_keeping_the_last_result() {
+        let config = trusted();
+        let mut o = scanned_by_tag(rechecking(&config));
+        o.now = ts("2026-01-01T12:00:00Z");
+        let w = work(&o, rechecking(&config));
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                rechecked: Some(Ok(resolved('b'))),
+                ..passed()
+            },
+            rechecking(&config),
+        );
+        // The new digest is recorded at once (admission no longer lets the result speak for
+        // the tag); the verdict stays the old content's; back at once to scan the new one.
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(1)));
+        assert!(!end.publish_event);
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            status.resolved.as_ref().and_then(|r| r.digest()),
+            Some(digest('b').as_str())
+        );
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(
+            status.last_result.as_ref().map(|l| l.phase),
+            Some(Phase::Completed)
+        );
+        assert_eq!(tag_moved_since(&o), None);
+
+        // The next reconcile: the old report is not of the resolved content any more; the new
+        // content is scanned in the round of the last result, its place in the queue since the
+        // move was found.
+        o.previous = Some(status);
+        o.now = ts("2026-01-01T12:00:01Z");
+        o.report = Some(ObservedReport {
+            read: Err("the report is of other content than the tag resolved to".into()),
+            reported_by: None,
+        });
+        assert_eq!(tag_moved_since(&o), Some(ts("2026-01-01T12:00:00Z")));
+        let w = work(&o, rechecking(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "resolve r.example/team/app:1 with pull",
+                "delete report busybox-report",
+                "create job attempt 0 from grype"
+            ]
+        );
+        assert_eq!(
+            w.slot.as_ref().map(|s| s.since),
+            Some(ts("2026-01-01T12:00:00Z"))
+        );
+        // Waiting for a slot: Pending, the last result kept.
+        let queued = work(&o, rechecking(&config)).queued(&queued_decision(1, 3), &o);
+        let waiting = settle(&o, queued, Outcomes::default(), rechecking(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(waiting.phase, Some(Phase::Pending));
+        assert_eq!(waiting.last_result.map(|l| l.phase), Some(Phase::Completed));
+        // Started: scanning the new digest, the last result kept.
+        let status = settle(
+            &o,
+            w,
+            Outcomes {
+                resolved: Some(Ok(resolved('b'))),
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+            rechecking(&config),
+        )
+        .write
+        .unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Scanning));
+        assert_eq!(
+            status.resolved.as_ref().and_then(|r| r.digest()),
+            Some(digest('b').as_str())
+        );
+        assert_eq!(status.last_result.map(|l| l.phase), Some(Phase::Completed));
+    }
+
+    #[test]
+    fn a_failed_recheck_keeps_the_verdict_says_so_and_is_retried() {
+        let config = trusted();
+        let mut o = scanned_by_tag(rechecking(&config));
+        let judged = o.previous.clone().unwrap_or_default();
+        o.now = ts("2026-01-01T12:00:00Z");
+        let w = work(&o, rechecking(&config));
+        let end = settle(
+            &o,
+            w,
+            Outcomes {
+                rechecked: Some(Err("registry r.example is unreachable".into())),
+                ..passed()
+            },
+            rechecking(&config),
+        );
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+        assert!(!end.publish_event);
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(status.resolved, judged.resolved);
+        assert_eq!(status.last_result, judged.last_result);
+        let scanning = condition_of(&status, ConditionType::Scanning);
+        assert_eq!(scanning.map(|c| c.reason.as_str()), Some("ResolveFailed"));
+        assert_eq!(
+            scanning.and_then(|c| c.error.as_deref()),
+            Some("registry r.example is unreachable")
+        );
+        assert_eq!(crate::api::consistency_problem(&status.conditions), None);
+
+        // Still finished: no Job; asked again at the next reconcile, and once it answers the
+        // condition is as before.
+        o.previous = Some(status);
+        o.now = ts("2026-01-01T12:01:00Z");
+        let w = work(&o, rechecking(&config));
+        assert_eq!(
+            steps(&w),
+            [
+                "evaluate apps/strict with 0 exceptions",
+                "resolve again r.example/team/app:1 with pull"
+            ]
+        );
+        let again = settle(
+            &o,
+            w,
+            Outcomes {
+                rechecked: Some(Err("registry r.example is unreachable".into())),
+                ..passed()
+            },
+            rechecking(&config),
+        );
+        assert_eq!(again.write, None);
+        let w = work(&o, rechecking(&config));
+        let status = settle(
+            &o,
+            w,
+            Outcomes {
+                rechecked: Some(Ok(resolved('a'))),
+                ..passed()
+            },
+            rechecking(&config),
+        )
+        .write
+        .unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            condition_of(&status, ConditionType::Scanning).map(|c| c.reason.as_str()),
+            Some("JobFinished")
+        );
+        assert_eq!(status.phase, Some(Phase::Completed));
+    }
+
     #[test]
     fn a_new_reevaluate_value_evaluates_the_stored_report_again_without_a_job() {
         let config = config();
@@ -1709,7 +2334,7 @@ mod tests {
         let passed = || Outcomes {
             policy: Some(PolicyState::Evaluated {
                 outcome: outcome(&report(), Ok(Evaluation { deny: vec![] })),
-                generation: 4,
+                generation: Some(4),
             }),
             ..Outcomes::default()
         };
@@ -1720,7 +2345,7 @@ mod tests {
         // status records the value and when, and that alone is written.
         o.reevaluate_request = Some("2026-01-02T00:00:00Z".into());
         let w = work(&o, rules(&config));
-        assert_eq!(steps(&w), ["evaluate strict with 0 exceptions"]);
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
         assert!(w.slot.is_none());
         let end = settle(&o, w, passed(), rules(&config));
         let status = end.write.unwrap_or_else(|| panic!("written"));
@@ -1746,7 +2371,7 @@ mod tests {
                         deny: vec!["CVE-1 (critical)".into()],
                     }),
                 ),
-                generation: 4,
+                generation: Some(4),
             }),
             ..Outcomes::default()
         };

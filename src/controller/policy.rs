@@ -2,13 +2,13 @@
 //! async runtime), and the active ScanExceptions given to them as `input.exceptions`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::admission::config::AdmissionConfig;
-use crate::api::{ScanException, ScanPolicy};
+use crate::api::{ScanException, ScanPolicy, ScanPolicySpec};
 use crate::image::ImageRef;
 use crate::index::Exception;
 use crate::policy::{CompatInput, Evaluation, source_name};
@@ -104,6 +104,26 @@ impl PolicyCache {
     }
 }
 
+/// scangate's built-in default policy ([`crate::policy::DEFAULT_POLICY`]: denies critical and
+/// high) as a ScanPolicy, so a trusted scan that names no policy, when the admission config
+/// names no `defaultScanPolicy`, is judged through the same sandbox, limits and errors as any
+/// other: `scangate/default`, which messages show as `scangate/default.rego`
+/// ([`crate::policy::DEFAULT_POLICY_NAME`]); no uid and no generation, so it is never taken
+/// for a ScanPolicy object of that name.
+pub fn built_in_policy() -> Arc<ScanPolicy> {
+    static BUILT_IN: LazyLock<Arc<ScanPolicy>> = LazyLock::new(|| {
+        let mut policy = ScanPolicy::new(
+            "default",
+            ScanPolicySpec {
+                rego_file: crate::policy::DEFAULT_POLICY.to_string(),
+            },
+        );
+        policy.metadata.namespace = Some("scangate".into());
+        Arc::new(policy)
+    });
+    BUILT_IN.clone()
+}
+
 /// A policy's key and version.
 fn identity(policy: &ScanPolicy) -> (PolicyKey, PolicyVersion) {
     let namespace = policy.metadata.namespace.clone().unwrap_or_default();
@@ -186,6 +206,18 @@ mod tests {
             .into(),
         );
         e
+    }
+
+    #[test]
+    fn the_built_in_policy_is_named_as_scangates_default_policy() {
+        let policy = built_in_policy();
+        let ((namespace, name), version) = identity(&policy);
+        assert_eq!(
+            source_name(&namespace, &name),
+            crate::policy::DEFAULT_POLICY_NAME
+        );
+        assert_eq!(version, (None, None));
+        assert_eq!(policy.spec.rego_file, crate::policy::DEFAULT_POLICY);
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Settings {
     pub error_retry: Duration,
     /// Finished Jobs are deleted after this long.
     pub job_ttl: Duration,
+    /// Finished trusted scans by tag have their tag resolved again this long after its last
+    /// resolution; `None`: never (`--tag-recheck-interval=0s`, or `--resolve-tags=false`).
+    pub tag_recheck: Option<Duration>,
 }
 
 /// What every reconcile shares.
@@ -143,6 +146,7 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         config: &ctx.config,
         error_retry: ctx.settings.error_retry,
         store_configured: ctx.store.is_some(),
+        tag_recheck: ctx.settings.tag_recheck,
     };
     let id = ScanId::of(scan);
     let work = match plan(&observed, rules) {
@@ -280,7 +284,12 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
     let policy = settings
         .scan_policy
         .as_deref()
-        .and_then(|p| Caches::get(&caches.policies, &namespace, p));
+        .and_then(|p| caches.policy(&namespace, p));
+    let default_policy = ctx
+        .config
+        .default_scan_policy
+        .as_deref()
+        .and_then(|p| caches.policy(&ctx.config.scangate_namespace, p));
     let sources = exception_namespaces(&namespace, &ctx.config);
     let exceptions = caches
         .exceptions
@@ -306,6 +315,7 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         template,
         jobs,
         policy,
+        default_policy,
         exceptions,
         now: Timestamp::from_second(now.as_second()).unwrap_or(now),
         name,
@@ -385,12 +395,33 @@ async fn apply<K: ScanKind>(
                 };
                 outcomes.created = Some(created);
             }
-            Step::ForgetPolicy { name } => ctx.policies.remove(namespace, name),
+            Step::ForgetPolicy { namespace, name } => ctx.policies.remove(namespace, name),
             Step::EvaluatePolicy { policy, input } => {
                 outcomes.policy = Some(evaluate_policy(policy, input, ctx).await?);
             }
             Step::SendResults { report } => {
                 outcomes.sending = Some(send_results(scan, report, ctx).await);
+            }
+            Step::RecheckTag(target) => {
+                let recorded = observed
+                    .previous
+                    .as_ref()
+                    .and_then(|p| p.resolved.as_ref())
+                    .and_then(|r| r.digest());
+                outcomes.rechecked = Some(match resolve(target, namespace, ctx).await {
+                    Ok(resolved) if recorded == Some(resolved.digest.as_str()) => {
+                        tracing::debug!(image = %target.image, digest = %resolved.digest, "tag resolved again: unchanged");
+                        Ok(resolved)
+                    }
+                    Ok(resolved) => {
+                        tracing::info!(image = %target.image, digest = %resolved.digest, previous = ?recorded, "tag resolved again: it moved; scanning the new content");
+                        Ok(resolved)
+                    }
+                    Err(error) => {
+                        tracing::warn!(image = %target.image, %error, "tag not resolved again: the result stands");
+                        Err(error.to_string())
+                    }
+                });
             }
         }
     }
@@ -617,7 +648,7 @@ async fn evaluate_policy(
 ) -> Result<PolicyState> {
     use super::policy::Evaluated;
     use crate::policy::Outcome;
-    let generation = policy.metadata.generation.unwrap_or(0);
+    let generation = policy.metadata.generation;
     let value = serde_json::to_value(input)?;
     Ok(match ctx.policies.evaluate(policy, value).await {
         Evaluated::Ran(evaluation) => PolicyState::Evaluated {
@@ -628,10 +659,9 @@ async fn evaluate_policy(
             outcome: Outcome::error(error),
             generation,
         },
-        Evaluated::DoesNotCompile(error) | Evaluated::Unavailable(error) => PolicyState::Error {
-            error,
-            generation: Some(generation),
-        },
+        Evaluated::DoesNotCompile(error) | Evaluated::Unavailable(error) => {
+            PolicyState::Error { error, generation }
+        }
     })
 }
 

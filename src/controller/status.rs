@@ -4,8 +4,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Condition, ConditionStatus, ConditionType, CveCount, LastResult, Phase, Resolution,
-    ScanStatus, ScannedBy, Scanner, phase, reason,
+    Artifact, Condition, ConditionStatus, ConditionType, CveCount, JudgingPolicy, LastResult,
+    Phase, Resolution, ScanStatus, ScannedBy, Scanner, phase, reason,
 };
 use crate::policy::Outcome;
 
@@ -44,15 +44,20 @@ pub const CANCELED_MESSAGE: &str = "canceled: spec.suspend is true; set it to fa
 /// What the policy said about the report.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicyState {
-    /// The scan has no `scanPolicy`: no PolicySucceeded condition.
+    /// No policy judges the report (a namespace's own scan that names none): no
+    /// PolicySucceeded condition.
     NoPolicy,
     /// The policy is missing or does not compile.
     Error {
         error: String,
         generation: Option<i64>,
     },
-    /// Evaluated (compliant, violated, or an evaluation error inside the outcome).
-    Evaluated { outcome: Outcome, generation: i64 },
+    /// Evaluated (compliant, violated, or an evaluation error inside the outcome);
+    /// `generation` is the policy's (none for scangate's built-in policy).
+    Evaluated {
+        outcome: Outcome,
+        generation: Option<i64>,
+    },
 }
 
 /// The outcome of sending the report to the metadata store.
@@ -114,6 +119,8 @@ pub struct Results {
     /// Where the report came from.
     pub source: ReportSource,
     pub policy: PolicyState,
+    /// The policy that judges the report, when one does.
+    pub judged_by: Option<JudgingPolicy>,
     pub sending: SendState,
 }
 
@@ -132,6 +139,9 @@ pub struct StatusInputs<'a> {
     pub handled_rescan: Option<String>,
     /// What the tag named when last resolved (see [`ScanStatus::resolved`]).
     pub resolved: Option<Resolution>,
+    /// Why the scheduled re-resolution of a finished scan's tag failed, when it did: the
+    /// Scanning condition says so ([`Condition::not_resolved_again`]), the result stands.
+    pub not_resolved_again: Option<String>,
     pub now: Timestamp,
 }
 
@@ -167,7 +177,10 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             conditions.push(Condition::scan_failed(message.clone(), error.clone()));
         }
         ScanState::Finished { message } => {
-            conditions.push(Condition::job_finished());
+            conditions.push(match &inputs.not_resolved_again {
+                Some(cause) => Condition::not_resolved_again(cause.clone()),
+                None => Condition::job_finished(),
+            });
             conditions.push(Condition::succeeded(message.clone()));
         }
         ScanState::Queued { message, failure } => {
@@ -189,6 +202,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             scanner: results.scanner.clone(),
         });
         status.scanned_at = Some(Time(results.stored_at));
+        status.policy = results.judged_by.clone();
         conditions.push(match &results.sending {
             SendState::NotConfigured => Condition::store_not_configured(),
             SendState::Sent { url } => {
@@ -207,7 +221,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
                 outcome,
                 generation,
             } => {
-                status.observed_policy_generation = Some(*generation);
+                status.observed_policy_generation = *generation;
                 status.violations = outcome.violations.clone();
                 conditions.push(outcome.condition.clone());
             }
@@ -245,6 +259,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
                 status.artifact = p.artifact.clone();
                 status.violations = p.violations.clone();
                 status.scanned_by = p.scanned_by.clone();
+                status.policy = p.policy.clone();
             }
         }
     }
@@ -272,6 +287,19 @@ fn carried_result(previous: &ScanStatus) -> Option<LastResult> {
         })
 }
 
+/// Why the last scheduled re-resolution of a finished scan's tag failed, when the status says
+/// it did: `Scanning=False/ResolveFailed` over `Succeeded=True` (a first resolution that failed
+/// has `Succeeded=False`).
+pub fn not_resolved_again(status: &ScanStatus) -> Option<String> {
+    let find = |t: ConditionType| status.conditions.iter().find(|c| c.type_ == t);
+    let succeeded = find(ConditionType::Succeeded)?;
+    let scanning = find(ConditionType::Scanning)?;
+    (succeeded.status == ConditionStatus::True
+        && scanning.status == ConditionStatus::False
+        && scanning.reason == reason::RESOLVE_FAILED)
+        .then(|| scanning.error.clone().unwrap_or_default())
+}
+
 /// What the previous status says for planning: whether a scan finished for these
 /// generations, `scannedAt`, and when `Succeeded` turned `False`.
 pub fn previous_facts(
@@ -283,9 +311,10 @@ pub fn previous_facts(
         return super::job::Previous::default();
     };
     let find = |t: ConditionType| p.conditions.iter().find(|c| c.type_ == t);
-    // Queued or canceled is not finished.
+    // Queued or canceled is not finished; a failed re-resolution of a finished scan still is.
     let finished = find(ConditionType::Scanning)
-        .is_some_and(|c| c.status == ConditionStatus::False && c.reason == reason::JOB_FINISHED);
+        .is_some_and(|c| c.status == ConditionStatus::False && c.reason == reason::JOB_FINISHED)
+        || not_resolved_again(p).is_some();
     let failed = find(ConditionType::Succeeded).filter(|c| c.status == ConditionStatus::False);
     super::job::Previous {
         done: finished
@@ -415,6 +444,7 @@ mod tests {
             stored_at: ts("2026-01-01T12:00:00Z"),
             source: job_source(Some("busybox-0123456789")),
             policy,
+            judged_by: None,
             sending,
         }
     }
@@ -431,14 +461,14 @@ mod tests {
         let deny = vec!["CVE-1 (critical)".to_string(), "CVE-2 (high)".to_string()];
         PolicyState::Evaluated {
             outcome: outcome(&report(), Ok(Evaluation { deny })),
-            generation: 4,
+            generation: Some(4),
         }
     }
 
     fn compliant() -> PolicyState {
         PolicyState::Evaluated {
             outcome: outcome(&report(), Ok(Evaluation { deny: vec![] })),
-            generation: 4,
+            generation: Some(4),
         }
     }
 
@@ -461,6 +491,7 @@ mod tests {
             results,
             handled_rescan: None,
             resolved: None,
+            not_resolved_again: None,
             now: ts(NOW),
         })
     }
@@ -740,6 +771,7 @@ mod tests {
             results: Some(results(violated(), SendState::NotConfigured)),
             handled_rescan: None,
             resolved: None,
+            not_resolved_again: None,
             now: ts("2026-01-03T00:00:00Z"),
         });
         let time = |s: &ScanStatus, t| condition(s, t).and_then(|c| c.last_transition_time.clone());
@@ -757,9 +789,59 @@ mod tests {
             results: Some(results(violated(), SendState::NotConfigured)),
             handled_rescan: None,
             resolved: None,
+            not_resolved_again: None,
             now: ts("2026-01-04T00:00:00Z"),
         });
         assert_eq!(again, later);
+    }
+
+    #[test]
+    fn a_failed_recheck_keeps_the_verdict_and_the_scan_finished() {
+        let s = desired_status(&StatusInputs {
+            generation: Some(2),
+            template_generation: Some(1),
+            previous: None,
+            state: finished(),
+            results: Some(results(violated(), SendState::NotConfigured)),
+            handled_rescan: None,
+            resolved: None,
+            not_resolved_again: Some("registry r.example is unreachable".into()),
+            now: ts(NOW),
+        });
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_consistent(&s);
+        let scanning = condition(&s, ConditionType::Scanning);
+        assert_eq!(scanning.map(|c| c.reason.as_str()), Some("ResolveFailed"));
+        assert_eq!(
+            not_resolved_again(&s).as_deref(),
+            Some("registry r.example is unreachable")
+        );
+        assert!(previous_facts(Some(&s), Some(2), Some(1)).done);
+        // A first resolution that failed (no Job, Succeeded=False) is not a failed recheck.
+        let first = status(
+            ScanState::ResolveFailed {
+                error: "registry r.example is unreachable".into(),
+            },
+            None,
+            None,
+        );
+        assert_eq!(not_resolved_again(&first), None);
+        assert!(!previous_facts(Some(&first), Some(2), Some(1)).done);
+    }
+
+    #[test]
+    fn the_judging_policy_is_recorded_with_the_result_and_kept_while_it_stands() {
+        let judged_by = crate::api::JudgingPolicy {
+            name: "scangate/default.rego".into(),
+            source: crate::api::PolicySource::BuiltIn,
+        };
+        let mut judged = results(violated(), SendState::NotConfigured);
+        judged.judged_by = Some(judged_by.clone());
+        let done = status(finished(), Some(judged), None);
+        assert_eq!(done.policy.as_ref(), Some(&judged_by));
+        assert_consistent(&done);
+        let rescanning = status(ScanState::Running, None, Some(&done));
+        assert_eq!(rescanning.policy, Some(judged_by));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use scangate::cmd::webhook_config::{self, Ca, Namespaces, Target};
+use scangate::cmd::webhook_config::{self, Ca, FailurePolicy, Namespaces, Target};
 
 use super::cluster::{Cluster, TestNamespace};
 use super::webhook::{Webhook, certs};
@@ -66,7 +66,14 @@ impl Enforced {
         let webhook = start_webhook(cluster, dir.path(), dir.path(), &config_path, &[]);
         let config_name = format!("scangate-e2e-{id}");
         let ca = std::fs::read(dir.path().join("ca.crt")).expect("CA");
-        apply_configurations(cluster, &config_name, &id, &webhook.url, &ca);
+        apply_configurations(
+            cluster,
+            &config_name,
+            &id,
+            &webhook.url,
+            &ca,
+            FailurePolicy::Fail,
+        );
         let enforced = Enforced {
             cluster,
             ns,
@@ -114,8 +121,16 @@ fn start_webhook(
 }
 
 /// Applies this test's webhook configurations: reviews of its namespaces go to `url`, whose
-/// certificate is checked against `ca_bundle` (PEM, one CA or more).
-fn apply_configurations(cluster: &Cluster, name: &str, id: &str, url: &str, ca_bundle: &[u8]) {
+/// certificate is checked against `ca_bundle` (PEM, one CA or more); the workload webhooks
+/// with `workload_failure`.
+fn apply_configurations(
+    cluster: &Cluster,
+    name: &str,
+    id: &str,
+    url: &str,
+    ca_bundle: &[u8],
+    workload_failure: FailurePolicy,
+) {
     let yaml = webhook_config::configurations_yaml(
         name,
         &Target::Url(url),
@@ -124,6 +139,7 @@ fn apply_configurations(cluster: &Cluster, name: &str, id: &str, url: &str, ca_b
             value: id,
         },
         &Ca::Bundle(ca_bundle),
+        workload_failure,
     )
     .expect("webhook configurations");
     let out = cluster.apply(&yaml, &[]);
@@ -144,7 +160,33 @@ impl Enforced {
     /// Points this test's webhook configurations at `url` (e.g. a front before replicas), with
     /// `ca_bundle` as their caBundle. The apiserver picks the change up asynchronously.
     pub fn point_at(&self, url: &str, ca_bundle: &[u8]) {
-        apply_configurations(self.cluster, &self.config_name, &self.id, url, ca_bundle);
+        apply_configurations(
+            self.cluster,
+            &self.config_name,
+            &self.id,
+            url,
+            ca_bundle,
+            FailurePolicy::Fail,
+        );
+    }
+
+    /// Makes the workload webhooks fail open (`failurePolicy: Ignore`), as with the verdict
+    /// mirror on. The apiserver picks the change up asynchronously.
+    pub fn fail_open(&self) {
+        let ca = std::fs::read(self.dir.path().join("ca.crt")).expect("CA");
+        apply_configurations(
+            self.cluster,
+            &self.config_name,
+            &self.id,
+            &self.webhook.url,
+            &ca,
+            FailurePolicy::Ignore,
+        );
+    }
+
+    /// The label (`key`, `value`) that ties this test's namespaces to its webhooks.
+    pub fn label(&self) -> (&'static str, &str) {
+        (E2E_LABEL, &self.id)
     }
 
     /// kubectl acting as scangate's controller (the only identity that may write scan status).
