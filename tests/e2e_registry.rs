@@ -154,7 +154,7 @@ async fn an_unknown_tag_or_repository_is_not_found() {
                 ref image,
                 ..
             }) => {
-                assert!(codes.contains(&got.as_str()), "{reference}: {got}");
+                assert!(codes.contains(got), "{reference}: {got}");
                 assert!(image.contains(&reference), "{image}");
             }
             other => panic!("{reference}: expected not found, got {other:?}"),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::{PolicyLimitArgs, duration};
+use crate::registry::egress::{Allowed, HostPort, List};
 
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
@@ -108,6 +109,25 @@ pub struct ControllerArgs {
     /// (default: the platform's trust store).
     #[arg(long, env = "SCANGATE_REGISTRY_CA_FILE")]
     pub registry_ca_file: Option<PathBuf>,
+    /// Registries (`host[:port]`, as images name them) asked over plain HTTP instead of HTTPS;
+    /// redirects and token realms may be plain HTTP only to these. Comma-separated.
+    #[arg(long, env = "SCANGATE_REGISTRY_INSECURE_HOSTS", default_value = "")]
+    pub registry_insecure_hosts: List<HostPort>,
+    /// Internal destinations (host names, IP addresses, CIDR networks) a registry may redirect
+    /// the controller to, or name as its token realm. Loopback, private, link-local and the
+    /// other internal addresses are refused otherwise; the registry an image names is always
+    /// asked. Comma-separated.
+    #[arg(long, env = "SCANGATE_REGISTRY_ALLOWED_PRIVATE", default_value = "")]
+    pub registry_allowed_private: List<Allowed>,
+    /// Hosts (`host[:port]`) that may serve Bearer tokens for any registry, besides each
+    /// registry's own host:port (Docker Hub's tokens come from auth.docker.io). The list
+    /// replaces the default (empty: none). Comma-separated.
+    #[arg(
+        long,
+        env = "SCANGATE_REGISTRY_REALM_HOSTS",
+        default_value = "auth.docker.io"
+    )]
+    pub registry_realm_hosts: List<HostPort>,
 }
 
 impl ControllerArgs {

@@ -335,7 +335,8 @@ struct Term<'a> {
 }
 
 /// The registry client that resolves scans' tags (`--resolve-tags`), trusting
-/// `--registry-ca-file` when given, else the platform's roots.
+/// `--registry-ca-file` when given, else the platform's roots, within the admin's egress
+/// rules (`--registry-insecure-hosts`, `--registry-allowed-private`, `--registry-realm-hosts`).
 fn registry_resolver(args: &ControllerArgs) -> Result<Option<crate::registry::Resolver>> {
     if !args.resolve_tags {
         return Ok(None);
@@ -347,8 +348,13 @@ fn registry_resolver(args: &ControllerArgs) -> Result<Option<crate::registry::Re
         })?),
         None => None,
     };
+    let egress = crate::registry::Egress::new(
+        args.registry_insecure_hosts.0.clone(),
+        args.registry_allowed_private.0.clone(),
+        args.registry_realm_hosts.0.clone(),
+    );
     crate::registry::Resolver::new(ca.as_deref())
-        .map(Some)
+        .map(|resolver| Some(resolver.with_egress(egress)))
         .map_err(|e| Error::Registry(Box::new(e)))
 }
 

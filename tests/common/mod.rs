@@ -9,6 +9,7 @@ pub mod enforced;
 pub mod exports;
 pub mod fixtures;
 pub mod front;
+pub mod hostile;
 pub mod net;
 pub mod policy_reports;
 pub mod prom;
