@@ -93,6 +93,7 @@ fn every_kind_is_namespaced_in_the_scangate_category_with_a_short_name() {
         ("ScanTemplate", "scantemplates", "scantpl"),
         ("ScanPolicy", "scanpolicies", "scanpol"),
         ("ScanException", "scanexceptions", "scanex"),
+        ("DeniedDigests", "denieddigests", "denied"),
     ];
     let crds = all_crds();
     assert_eq!(crds.len(), expected.len());
