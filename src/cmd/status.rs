@@ -18,6 +18,45 @@ use crate::cmd::why::{self, ClusterArgs, ConfigSource, Outcome, Reader, Seen, Un
 pub struct StatusArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// The name of the controller's verdict mirror (`--mirror-name`), whose parameters are
+    /// compared with what the trusted results deny.
+    #[arg(
+        long,
+        env = "SCANGATE_MIRROR_NAME",
+        default_value = "scangate-verdicts"
+    )]
+    pub mirror_name: String,
+}
+
+/// Whether the verdict mirror's parameters hold what the trusted results deny.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MirrorState {
+    /// It holds exactly the denied digests.
+    InSync { digests: usize },
+    /// It has no parameters while digests are denied: off (`--mirror`), or not written yet.
+    Absent { denied: usize },
+    /// It holds other digests than those denied now (a write is late or failing).
+    Behind { missing: usize, extra: usize },
+    /// Its parameters could not be read.
+    Unread(String),
+}
+
+/// Compares the digests the trusted results deny with those the mirror's parameters hold
+/// (`None`: no parameter object at all).
+pub fn mirror_state(denied: &BTreeSet<String>, held: Option<&BTreeSet<String>>) -> MirrorState {
+    match held {
+        None if denied.is_empty() => MirrorState::InSync { digests: 0 },
+        None => MirrorState::Absent {
+            denied: denied.len(),
+        },
+        Some(held) if held == denied => MirrorState::InSync {
+            digests: held.len(),
+        },
+        Some(held) => MirrorState::Behind {
+            missing: denied.difference(held).count(),
+            extra: held.difference(denied).count(),
+        },
+    }
 }
 
 /// The summary `status` prints.
@@ -38,11 +77,17 @@ pub struct Summary {
     /// The same, per namespace.
     pub by_namespace: BTreeMap<String, BTreeMap<Outcome, usize>>,
     pub unreadable: Unreadable,
+    pub mirror: MirrorState,
 }
 
 /// Summarizes what was read: the scans of `seen`, and `pods` (running pods, as JSON), each
 /// image decided as for a user's create now in its namespace's mode.
-pub fn summarize(seen: &Seen, scope: Option<&str>, pods: &[Value]) -> Result<Summary, why::Error> {
+pub fn summarize(
+    seen: &Seen,
+    scope: Option<&str>,
+    pods: &[Value],
+    mirror: MirrorState,
+) -> Result<Summary, why::Error> {
     let config = &seen.world.config;
     let mut phases = BTreeMap::new();
     let (mut trusted, mut namespace) = (0, 0);
@@ -87,7 +132,17 @@ pub fn summarize(seen: &Seen, scope: Option<&str>, pods: &[Value]) -> Result<Sum
         images,
         by_namespace,
         unreadable: seen.unreadable.clone(),
+        mirror,
     })
+}
+
+/// The digests the mirror should hold, from what was read.
+pub fn denied_digests(seen: &Seen) -> BTreeSet<String> {
+    let world = &seen.world;
+    crate::controller::mirror::desired(&world.index, &world.config, &world.exceptions, world.now)
+        .0
+        .into_keys()
+        .collect()
 }
 
 fn phase_of(scan: &ImageScan) -> Phase {
@@ -145,6 +200,19 @@ pub fn format_summary(s: &Summary) -> String {
     for (ns, by) in &s.by_namespace {
         let _ = writeln!(out, "  {ns}: {}", counts(by));
     }
+    let mirror = match &s.mirror {
+        MirrorState::InSync { digests } => format!("in sync ({digests} denied digests)"),
+        MirrorState::Absent { denied } => format!(
+            "no parameters, {denied} digests denied: off (scangate controller --mirror) or not \
+             written yet"
+        ),
+        MirrorState::Behind { missing, extra } => format!(
+            "NOT in sync: {missing} denied digests missing, {extra} held that no trusted result \
+             denies now (see the controller's log and scangate_mirror_in_sync)"
+        ),
+        MirrorState::Unread(reason) => format!("unread: {reason}"),
+    };
+    let _ = writeln!(out, "verdict mirror: {mirror}");
     let unread = s
         .unreadable
         .scans
@@ -177,6 +245,13 @@ pub async fn run(args: &StatusArgs) -> Result<String, why::Error> {
     let scope = args.cluster.namespace.as_deref();
     let seen = reader.seen(&args.cluster, scope).await?;
     let pods = reader.running_pods(scope).await?;
+    let mirror = match reader
+        .mirror_digests(&seen.world.config.scangate_namespace, &args.mirror_name)
+        .await?
+    {
+        Ok(held) => mirror_state(&denied_digests(&seen), held.as_ref()),
+        Err(reason) => MirrorState::Unread(reason),
+    };
     let pods: Vec<Value> = pods
         .iter()
         .map(serde_json::to_value)
@@ -185,7 +260,7 @@ pub async fn run(args: &StatusArgs) -> Result<String, why::Error> {
             what: "a pod".into(),
             source,
         })?;
-    Ok(format_summary(&summarize(&seen, scope, &pods)?))
+    Ok(format_summary(&summarize(&seen, scope, &pods, mirror)?))
 }
 
 #[cfg(test)]
@@ -251,7 +326,11 @@ mod tests {
             pod("shop", "b", &["bad:1", "good:1"]),
             pod("soft", "c", &["bad:1", "unscanned:1"]),
         ];
-        let all = summarize(&seen, None, &pods).unwrap_or_else(|e| panic!("{e}"));
+        // The Failed scan's digest is denied; the mirror holds it.
+        let denied = denied_digests(&seen);
+        assert_eq!(denied.len(), 1);
+        let mirror = mirror_state(&denied, Some(&denied));
+        let all = summarize(&seen, None, &pods, mirror).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((all.trusted, all.namespace, all.pods), (2, 2, 3));
         let report = format_summary(&all);
         assert!(report.contains("scope: every namespace\n"), "{report}");
@@ -279,8 +358,64 @@ mod tests {
             "{report}"
         );
         // One namespace: its own scans and the trusted ones.
-        let shop = summarize(&seen, Some("shop"), &pods[..2]).unwrap_or_else(|e| panic!("{e}"));
+        let shop = summarize(
+            &seen,
+            Some("shop"),
+            &pods[..2],
+            MirrorState::InSync { digests: 1 },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((shop.trusted, shop.namespace), (2, 1));
         assert!(format_summary(&shop).starts_with("scope: namespace shop\nadmission rules: the defaults (ConfigMap scangate-system/scangate-config: forbidden;"));
+    }
+
+    #[test]
+    fn the_mirror_is_in_sync_only_when_it_holds_exactly_the_denied_digests() {
+        let set = |d: &[&str]| {
+            d.iter()
+                .map(|s| s.to_string())
+                .collect::<BTreeSet<String>>()
+        };
+        let denied = set(&["sha256:a", "sha256:b"]);
+        assert_eq!(
+            mirror_state(&denied, Some(&denied)),
+            MirrorState::InSync { digests: 2 }
+        );
+        assert_eq!(
+            mirror_state(&denied, Some(&set(&["sha256:a", "sha256:c"]))),
+            MirrorState::Behind {
+                missing: 1,
+                extra: 1
+            }
+        );
+        assert_eq!(
+            mirror_state(&denied, None),
+            MirrorState::Absent { denied: 2 }
+        );
+        assert_eq!(
+            mirror_state(&BTreeSet::new(), None),
+            MirrorState::InSync { digests: 0 }
+        );
+        let text = format_summary(&Summary {
+            scope: None,
+            config_source: ConfigSource::Defaults {
+                because: "test".into(),
+            },
+            phases: BTreeMap::new(),
+            trusted: 0,
+            namespace: 0,
+            pods: 0,
+            images: BTreeMap::new(),
+            by_namespace: BTreeMap::new(),
+            unreadable: Unreadable::default(),
+            mirror: MirrorState::Behind {
+                missing: 1,
+                extra: 0,
+            },
+        });
+        assert!(
+            text.contains("verdict mirror: NOT in sync: 1 denied digests missing"),
+            "{text}"
+        );
     }
 }

@@ -621,6 +621,34 @@ impl Reader {
         }
     }
 
+    /// The digests the verdict mirror `name`'s parameters in `namespace` hold: `Ok(None)` when it
+    /// has none, `Err` with the reason when the caller may not read them.
+    pub async fn mirror_digests(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<std::result::Result<Option<BTreeSet<String>>, String>> {
+        let params =
+            ListParams::default().labels(&format!("{}={name}", crate::controller::mirror::LABEL));
+        let api: Api<crate::api::DeniedDigests> = Api::namespaced(self.client.clone(), namespace);
+        match api.list(&params).await {
+            Ok(list) if list.items.is_empty() => Ok(Ok(None)),
+            Ok(list) => Ok(Ok(Some(
+                list.items
+                    .into_iter()
+                    .flat_map(|d| d.spec.digests.into_keys())
+                    .collect(),
+            ))),
+            Err(e) => match refusal(&e) {
+                Some(reason) => Ok(Err(reason)),
+                None => Err(Error::Read {
+                    what: format!("denieddigests in namespace {namespace}"),
+                    source: e,
+                }),
+            },
+        }
+    }
+
     /// The scans, exceptions and namespace modes a workload in `namespace` is decided from
     /// (`None`: every namespace's), as far as the caller can read them.
     pub async fn seen(&self, args: &ClusterArgs, namespace: Option<&str>) -> Result<Seen> {
