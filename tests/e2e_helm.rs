@@ -200,7 +200,7 @@ fn lint_is_clean_with_every_option() {
         ],
         &[
             "--set",
-            "priorityClassName=system-cluster-critical,webhook.failurePolicy=Ignore,replicas=3",
+            "priorityClassName=system-cluster-critical,webhook.failurePolicy=Ignore,replicas=3,mirror.enabled=true",
             "--set",
             "tolerations[0].operator=Exists,nodeSelector.kubernetes\\.io/os=linux",
         ],

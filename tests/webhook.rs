@@ -453,3 +453,44 @@ async fn a_completed_result_older_than_the_max_result_age_is_unscanned() {
         "{message}"
     );
 }
+
+/// Until the scans, exceptions and namespace modes are listed from the apiserver, a workload
+/// review is answered 503, so the apiserver applies the webhook's failurePolicy: a Failed image
+/// is never "unscanned" because the index is still empty. (The apiserver here is a closed
+/// port: the webhook stays unsynced.)
+#[tokio::test]
+async fn workload_reviews_get_503_until_the_index_is_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    certs(dir.path());
+    let closed = common::net::free_port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{closed}\", insecure-skip-tls-verify: true}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let webhook = Webhook::start_alive(dir.path(), dir.path(), &[], &[("KUBECONFIG", &kubeconfig)]);
+    let (status, text) = http_get(&webhook.admin, "/readyz").expect("readyz");
+    assert_eq!(status, 503, "{text}");
+    let client = client(&[&dir.path().join("ca.crt")]);
+    for path in ["/validate/workloads", "/mutate/pin"] {
+        let response = client
+            .post(format!("{}{path}", webhook.url))
+            .header("content-type", "application/json")
+            .body(review("shop", "busybox:1.32.1").to_string())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 503, "{path}");
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            text.contains("scangate cannot decide workloads yet: waiting for")
+                && text.contains("scans"),
+            "{path}: {text}"
+        );
+    }
+}

@@ -525,33 +525,22 @@ mod tests {
         );
         assert_eq!(running_digest(DIGEST), None);
         assert_eq!(running_digest(""), None);
-        let p = running(
-            "p",
-            None,
-            None,
-            "app:1",
-            &format!("docker.io/library/app@{DIGEST}"),
+        // The image each of a pod's containers is decided as, written `written`, run as `id`.
+        let decided = |written: &str, id: &str| -> Vec<String> {
+            images_of(&running("p", None, None, written, id))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|c| c.image)
+                .collect()
+        };
+        let id = format!("docker.io/library/app@{DIGEST}");
+        assert_eq!(
+            decided("app:1", &id),
+            [format!("docker.io/library/app:1@{DIGEST}")]
         );
-        let images: Vec<String> = images_of(&p)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .into_iter()
-            .map(|c| c.image)
-            .collect();
-        assert_eq!(images, [format!("docker.io/library/app:1@{DIGEST}")]);
         // Written with the digest that runs (pinned at admission): kept as written.
-        let p = running(
-            "p",
-            None,
-            None,
-            &format!("app:1@{DIGEST}"),
-            &format!("docker.io/library/app@{DIGEST}"),
-        );
-        let images: Vec<String> = images_of(&p)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .into_iter()
-            .map(|c| c.image)
-            .collect();
-        assert_eq!(images, [format!("app:1@{DIGEST}")]);
+        let pinned = format!("app:1@{DIGEST}");
+        assert_eq!(decided(&pinned, &id), [pinned.as_str()]);
     }
 
     #[test]

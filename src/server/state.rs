@@ -73,6 +73,16 @@ impl Readiness {
         .collect()
     }
 
+    /// The parts a workload decision reads that are not loaded yet (the config, scans,
+    /// exceptions, namespace modes). Until they are, a workload review is answered 503, so the
+    /// webhook's `failurePolicy` applies, never a verdict from a partial index ("unscanned").
+    pub fn missing_for_workloads(&self) -> Vec<&'static str> {
+        self.missing()
+            .into_iter()
+            .filter(|part| !matches!(*part, "templates" | "policies"))
+            .collect()
+    }
+
     /// The flag of a kind whose names only are kept.
     pub fn named(&self, kind: Named) -> &AtomicBool {
         match kind {
@@ -344,7 +354,10 @@ mod tests {
         state.set_config(AdmissionConfig::default());
         state.replace_scans(&[]);
         state.replace_exceptions(&[]);
+        // Workload decisions read no templates or policies.
+        assert_eq!(state.ready.missing_for_workloads(), ["namespaces"]);
         state.replace_namespaces([]);
+        assert!(state.ready.missing_for_workloads().is_empty());
         state.replace_named(Named::Templates, []);
         state.replace_named(Named::Policies, []);
         assert_eq!(state.ready.status(), ReadyStatus::Ready);

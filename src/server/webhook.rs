@@ -58,6 +58,22 @@ fn answer(status: StatusCode, review: AdmissionReview<DynamicObject>) -> Respons
     (status, axum::Json(review)).into_response()
 }
 
+/// 503 while the parts a workload decision reads are loading: the apiserver then applies the
+/// webhook's `failurePolicy` (deny with `Fail`; with `Ignore`, admit, and the verdict mirror
+/// still denies known-bad digests), rather than a verdict from a partial index.
+fn not_synced(app: &AppState) -> Option<Response> {
+    let missing = app.state.ready.missing_for_workloads();
+    if missing.is_empty() {
+        return None;
+    }
+    let message = format!(
+        "scangate cannot decide workloads yet: waiting for {} to be listed from the apiserver",
+        missing.join(", ")
+    );
+    tracing::warn!(%message, "answered a workload review 503");
+    Some((StatusCode::SERVICE_UNAVAILABLE, message).into_response())
+}
+
 /// Reads and decodes a body, or gives the answer refusing it: 200 with `allowed: false` for a
 /// review the apiserver can match by uid, 400 otherwise.
 async fn decode(app: &AppState, body: Body) -> Result<AdmissionRequest<DynamicObject>, Response> {
@@ -128,6 +144,9 @@ fn respond(response: AdmissionResponse) -> Response {
 }
 
 async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response {
+    if let Some(unavailable) = not_synced(&app) {
+        return unavailable;
+    }
     let req = match decode(&app, body).await {
         Ok(req) => req,
         Err(refusal) => return refusal,
@@ -186,6 +205,9 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
 /// that was judged, where pinning is on (the namespace's `scangate.dev/pin-digests` label, else
 /// `pinDigests`, else namespaces in `enforce` mode).
 async fn mutate_pin(State(app): State<AppState>, body: Body) -> Response {
+    if let Some(unavailable) = not_synced(&app) {
+        return unavailable;
+    }
     let req = match decode(&app, body).await {
         Ok(req) => req,
         Err(refusal) => return refusal,

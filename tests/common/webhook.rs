@@ -62,6 +62,28 @@ impl Webhook {
         args: &[&str],
         env: &[(&str, &Path)],
     ) -> Webhook {
+        let webhook = Self::spawn(workdir, tls_dir, args, env);
+        webhook.wait_ready();
+        webhook
+    }
+
+    /// Like [`Webhook::start_with_env`], waiting only until it is alive (`/livez`), not ready.
+    pub fn start_alive(
+        workdir: &Path,
+        tls_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Webhook {
+        let webhook = Self::spawn(workdir, tls_dir, args, env);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(&webhook.admin, "/livez").is_none_or(|(status, _)| status != 200) {
+            assert!(Instant::now() < deadline, "webhook not alive in 30s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        webhook
+    }
+
+    fn spawn(workdir: &Path, tls_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Webhook {
         let port = free_port();
         let admin_port = free_port();
         let log = workdir.join(format!("webhook-{port}.log"));
@@ -87,14 +109,12 @@ impl Webhook {
             .stderr(log_file)
             .spawn()
             .expect("start scangate webhook");
-        let webhook = Webhook {
+        Webhook {
             child,
             url: format!("https://127.0.0.1:{port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
             log,
-        };
-        webhook.wait_ready();
-        webhook
+        }
     }
 
     fn wait_ready(&self) {
