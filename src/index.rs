@@ -137,6 +137,41 @@ impl IndexedScan {
         })
     }
 
+    /// The scan's verdicts on content it held before (`status.earlierResults`): each speaks for
+    /// its own digest (and index) only, never for the tag.
+    pub fn earlier_of(scan: &ImageScan) -> Vec<Self> {
+        let Ok(spec_image) = ImageRef::parse(&scan.spec.registry.image) else {
+            return vec![];
+        };
+        let status = scan.status.as_ref();
+        status
+            .map(|s| s.earlier_results.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.phase.is_decided())
+            .filter_map(|e| {
+                let digest = e.image.rsplit_once('@')?.1;
+                Some(IndexedScan {
+                    namespace: scan.metadata.namespace.clone().unwrap_or_default(),
+                    name: scan.metadata.name.clone().unwrap_or_default(),
+                    phase: e.phase,
+                    rescanning: false,
+                    image: spec_image.with_digest(digest).ok()?,
+                    speaks_for_tag: false,
+                    index: e.index.clone().filter(|index| index != digest),
+                    platforms: vec![],
+                    tag_seen_at: e.scanned_at.0,
+                    policy: status
+                        .and_then(|s| s.policy.as_ref())
+                        .map(|p| p.name.clone()),
+                    violations: e.violations.clone(),
+                    as_of: e.scanned_at.0,
+                    source: None,
+                })
+            })
+            .collect()
+    }
+
     /// When a passing result goes stale under the admin's `maxResultAge`: a Completed result
     /// older than that counts as unscanned at admission. `None` without a bound, and for the
     /// other phases: a stale denial still denies.
@@ -214,6 +249,8 @@ pub struct ScanIndex {
     scans: HashMap<ScanKey, IndexedScan>,
     by_digest: HashMap<String, HashSet<ScanKey>>,
     by_tag: HashMap<String, HashSet<ScanKey>>,
+    /// The keys of each scan's earlier results (indexed like scans of their own).
+    earlier: HashMap<ScanKey, Vec<ScanKey>>,
 }
 
 /// A scan's namespace and name.
@@ -258,8 +295,10 @@ impl ScanIndex {
     /// Keys every scan again under new registry aliases.
     pub fn set_aliases(&mut self, aliases: RegistryAliases) {
         let scans = std::mem::take(&mut self.scans);
+        let earlier = std::mem::take(&mut self.earlier);
         *self = ScanIndex {
             aliases,
+            earlier,
             ..ScanIndex::default()
         };
         for (key, indexed) in scans {
@@ -271,8 +310,22 @@ impl ScanIndex {
     pub fn upsert(&mut self, scan: &ImageScan) {
         let key = key_of(scan);
         self.remove_key(&key);
+        let earlier: Vec<(ScanKey, IndexedScan)> = IndexedScan::earlier_of(scan)
+            .into_iter()
+            .map(|e| {
+                let digest = e.image.digest().unwrap_or_default();
+                ((key.0.clone(), format!("{}@{digest}", key.1)), e)
+            })
+            .collect();
         if let Some(indexed) = IndexedScan::from_scan(scan) {
-            self.insert(key, indexed);
+            self.insert(key.clone(), indexed);
+        }
+        if !earlier.is_empty() {
+            self.earlier
+                .insert(key, earlier.iter().map(|(k, _)| k.clone()).collect());
+        }
+        for (k, e) in earlier {
+            self.insert(k, e);
         }
     }
 
@@ -295,7 +348,15 @@ impl ScanIndex {
         self.remove_key(&key_of(scan));
     }
 
+    /// Forgets a scan and its earlier results.
     fn remove_key(&mut self, key: &ScanKey) {
+        for earlier in self.earlier.remove(key).unwrap_or_default() {
+            self.remove_entry(&earlier);
+        }
+        self.remove_entry(key);
+    }
+
+    fn remove_entry(&mut self, key: &ScanKey) {
         let Some(old) = self.scans.remove(key) else {
             return;
         };
@@ -313,9 +374,9 @@ impl ScanIndex {
         self.scans.get(&(namespace.to_string(), name.to_string()))
     }
 
-    /// The number of scans indexed.
+    /// The number of scans indexed (their earlier results not counted).
     pub fn len(&self) -> usize {
-        self.scans.len()
+        self.scans.len() - self.earlier.values().map(Vec::len).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1250,6 +1311,45 @@ mod tests {
             (Some(Phase::Failed), vec![])
         );
         assert_eq!(phases(&index, "r.example/multi:2"), (None, vec![]));
+    }
+
+    #[test]
+    fn earlier_results_keep_their_digests_verdicts_but_not_the_tag() {
+        let mut s = scan(
+            "sys",
+            "app",
+            "r.example/app:1",
+            Some(&format!("r.example/app@{D2}")),
+            Phase::Completed,
+            "2026-03-01T00:00:00Z",
+        );
+        if let Some(status) = s.status.as_mut() {
+            status.earlier_results = vec![crate::api::EarlierResult {
+                image: format!("r.example/app@{D1}"),
+                index: None,
+                phase: Phase::Failed,
+                scanned_at: Time(ts("2026-02-01T00:00:00Z")),
+                violations: vec![],
+            }];
+        }
+        let mut index = ScanIndex::new([&s]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            phases(&index, &format!("r.example/app@{D1}")),
+            (Some(Phase::Failed), vec![])
+        );
+        assert_eq!(
+            phases(&index, &format!("ghcr.io/x/copy@{D1}")),
+            (None, vec![Phase::Failed])
+        );
+        assert_eq!(
+            phases(&index, "r.example/app:1"),
+            (Some(Phase::Completed), vec![])
+        );
+        let denied = index.denied_digests(|_| true, |p| p == Phase::Failed);
+        assert_eq!(denied.keys().copied().collect::<Vec<_>>(), [D1]);
+        index.remove(&s);
+        assert!(index.is_empty() && index.by_digest.is_empty());
     }
 
     #[test]

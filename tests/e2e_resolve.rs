@@ -480,6 +480,19 @@ fn a_moved_tag_is_found_by_the_controller_and_its_new_content_scanned() {
         admit(&r, &tag).ok().filter(|w| !w.contains("Warning"))
     });
     assert_eq!(jobs(&r, "app").len(), 2);
+    // The old content stays denied by its digest (status.earlierResults), under any name.
+    let done = status(&r, "app");
+    assert_eq!(done["earlierResults"][0]["phase"], "Failed", "{done}");
+    for old in [
+        format!("{repository}@{}", first.digest),
+        format!("ghcr.io/anyone/copy@{}", first.digest),
+    ] {
+        let denied = admit(&r, &old);
+        assert!(
+            denied.as_ref().is_err_and(|m| m.contains("CVE-")),
+            "{old}: {denied:?}"
+        );
+    }
 }
 
 /// Issue 19's moved tag, as a tenant: clean content judged, then Failed content pushed under
@@ -546,4 +559,12 @@ fn a_tenant_gets_the_judged_digest_of_a_tag_until_its_new_content_is_judged() {
             "{image}: {denied}"
         );
     }
+    // The tenant's Deployment pinned to the clean digest keeps its verdict: admitted silently.
+    let out = r.enforced.kubectl_as(
+        &tenant,
+        &["apply", "-n", &ns, "--dry-run=server", "-f", "-"],
+        Some(&deployment("web", &format!("{tag}@{}", clean.digest))),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
 }

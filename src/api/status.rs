@@ -634,6 +634,12 @@ pub struct ScanStatus {
     /// "not scanned yet" for an image that has a verdict. Written by scangate only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<LastResult>,
+    /// Verdicts on content this scan no longer holds, newest first (at most
+    /// [`MAX_EARLIER_RESULTS`]): when the report of other content (a moved tag's) replaces a
+    /// decided result, the replaced one is kept here, so a pod pinned to the old digest keeps
+    /// its verdict and a Failed digest stays denied. Written by scangate only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_results: Vec<EarlierResult>,
     /// What the image's tag named at its registry when the controller last resolved it, before
     /// starting a scan Job on exactly that digest. Only for ImageScans by tag; written by
     /// scangate only.
@@ -664,6 +670,29 @@ pub struct ScanStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_template_generation: Option<i64>,
 }
+
+/// A decided result on content the scan held before (see `ScanStatus::earlier_results`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlierResult {
+    /// The content, `repository@sha256:…`.
+    pub image: String,
+    /// The index the content was a platform manifest of, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// Completed, Failed or Error.
+    pub phase: Phase,
+    /// When scangate recorded the report this result is from.
+    pub scanned_at: Time,
+    /// The first policy violations of that result (at most [`MAX_EARLIER_VIOLATIONS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+}
+
+/// At most this many earlier results are kept.
+pub const MAX_EARLIER_RESULTS: usize = 5;
+/// At most this many violations are kept with an earlier result.
+pub const MAX_EARLIER_VIOLATIONS: usize = 5;
 
 /// A scan's last decided result and its provenance.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]

@@ -4,8 +4,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Condition, ConditionStatus, ConditionType, CveCount, JudgingPolicy, LastResult,
-    Phase, Resolution, ScanStatus, ScannedBy, Scanner, phase, reason,
+    Artifact, Condition, ConditionStatus, ConditionType, CveCount, EarlierResult, JudgingPolicy,
+    LastResult, MAX_EARLIER_RESULTS, MAX_EARLIER_VIOLATIONS, Phase, Resolution, ScanStatus,
+    ScannedBy, Scanner, phase, reason,
 };
 use crate::policy::Outcome;
 
@@ -266,8 +267,52 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
     if derived == Phase::Completed {
         status.compliant_artifact = status.artifact.clone();
     }
+    status.earlier_results = earlier_results(inputs.previous, &status);
     status.conditions = conditions;
     status
+}
+
+/// The scanned image (`repository@sha256:…`) of a status, when it has a digest.
+fn scanned_digest(status: &ScanStatus) -> Option<&str> {
+    let image = &status.artifact.as_ref()?.registry.as_ref()?.image;
+    image.rsplit_once('@').map(|(_, digest)| digest)
+}
+
+/// The earlier results of `now`: those of `previous`, and its own decided result when `now`
+/// holds other content; never one for the content `now` holds, newest first, bounded.
+fn earlier_results(previous: Option<&ScanStatus>, now: &ScanStatus) -> Vec<EarlierResult> {
+    let Some(previous) = previous else {
+        return vec![];
+    };
+    let current = scanned_digest(now);
+    let mut earlier = vec![];
+    let replaced = scanned_digest(previous).filter(|old| Some(*old) != current);
+    if let (Some(_), Some(last), Some(artifact)) = (
+        replaced,
+        carried_result(previous).filter(|l| l.phase.is_decided()),
+        previous.artifact.as_ref().and_then(|a| a.registry.as_ref()),
+    ) {
+        earlier.push(EarlierResult {
+            image: artifact.image.clone(),
+            index: artifact.index.clone(),
+            phase: last.phase,
+            scanned_at: last.scanned_at,
+            violations: previous
+                .violations
+                .iter()
+                .take(MAX_EARLIER_VIOLATIONS)
+                .cloned()
+                .collect(),
+        });
+    }
+    earlier.extend(previous.earlier_results.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    earlier.retain(|e| {
+        let digest = e.image.rsplit_once('@').map(|(_, d)| d);
+        digest != current && seen.insert(digest.map(str::to_string))
+    });
+    earlier.truncate(MAX_EARLIER_RESULTS);
+    earlier
 }
 
 /// The decided result a previous status stands for: its `lastResult`, or for a status written
@@ -994,6 +1039,59 @@ mod tests {
         );
         assert_consistent(&failed);
         assert_consistent(&completed);
+    }
+
+    #[test]
+    fn a_report_of_other_content_keeps_the_replaced_verdict_for_its_digest() {
+        let of = |digest: &str, policy: PolicyState| {
+            let mut r = results(policy, SendState::NotConfigured);
+            r.artifact.registry = Some(RegistryArtifact {
+                image: format!("docker.io/library/busybox:1.32.1@sha256:{digest}"),
+                index: None,
+            });
+            r
+        };
+        let failed = status(finished(), Some(of("aa", violated())), None);
+        assert!(failed.earlier_results.is_empty());
+        // The same content judged again (a policy change): nothing earlier.
+        let again = status(finished(), Some(of("aa", compliant())), Some(&failed));
+        assert!(again.earlier_results.is_empty());
+        // While the rescan of moved content runs, the artifact is the old one: nothing yet.
+        let rescanning = status(ScanState::Running, None, Some(&failed));
+        assert!(rescanning.earlier_results.is_empty());
+        // The new content's report: the Failed verdict on the old digest is kept.
+        let moved = status(finished(), Some(of("bb", compliant())), Some(&rescanning));
+        assert_eq!(moved.earlier_results.len(), 1);
+        let earlier = &moved.earlier_results[0];
+        assert_eq!(earlier.image, "docker.io/library/busybox:1.32.1@sha256:aa");
+        assert_eq!(earlier.phase, Phase::Failed);
+        assert_eq!(
+            earlier.violations,
+            failed.violations[..earlier.violations.len()]
+        );
+        // Moving back to the old content drops its earlier verdict (the scan holds it again),
+        // keeps the other, newest first, bounded.
+        let back = status(finished(), Some(of("aa", violated())), Some(&moved));
+        assert_eq!(
+            back.earlier_results
+                .iter()
+                .map(|e| (e.image.as_str(), e.phase))
+                .collect::<Vec<_>>(),
+            [(
+                "docker.io/library/busybox:1.32.1@sha256:bb",
+                Phase::Completed
+            )]
+        );
+        let mut many = back;
+        for i in 0..10 {
+            many = status(
+                finished(),
+                Some(of(&format!("{i:02}"), violated())),
+                Some(&many),
+            );
+        }
+        assert_eq!(many.earlier_results.len(), MAX_EARLIER_RESULTS);
+        assert!(many.earlier_results[0].image.ends_with("sha256:08"));
     }
 
     #[test]
