@@ -151,6 +151,7 @@ fn status_schema_has_the_design_fields() {
             "compliantArtifact",
             "conditions",
             "cveCount",
+            "earlierResults",
             "handledReevaluate",
             "handledRescan",
             "lastResult",
