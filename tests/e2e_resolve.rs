@@ -215,6 +215,49 @@ fn admit(r: &Resolving, image: &str) -> Result<String, String> {
     }
 }
 
+/// After `tag` moved from the Failed content `old` to `new`, whose rescan Job is `job`: until
+/// the new content is judged, the tag and the new digest are unscanned (onUnscanned: warn) and
+/// the old digest keeps its Failed result; then the new content's report (no CVEs) decides the
+/// tag, admitted silently.
+fn unscanned_until_judged(
+    r: &Resolving,
+    tag: &str,
+    repository: &str,
+    job: &str,
+    (old, new): (&str, &str),
+) {
+    let cluster = r.enforced.cluster;
+    let unscanned = cluster.eventually(
+        "the webhook to treat the moved tag as unscanned",
+        WAIT,
+        || {
+            admit(r, tag)
+                .ok()
+                .filter(|w| w.contains("has no trusted scan"))
+        },
+    );
+    assert!(unscanned.contains("Warning"), "{unscanned}");
+    let new_digest = admit(r, &format!("{tag}@{new}"));
+    assert!(
+        new_digest
+            .as_ref()
+            .is_ok_and(|w| w.contains("has no trusted scan")),
+        "{new_digest:?}"
+    );
+    let old_digest = admit(r, &format!("{repository}@{old}"));
+    assert!(
+        old_digest.as_ref().is_err_and(|m| m.contains("CVE-")),
+        "{old_digest:?}"
+    );
+    scanned(r, "app", job, tag, new, false);
+    cluster.eventually("the rescan to be Completed", WAIT, || {
+        (status(r, "app")["phase"] == "Completed").then_some(())
+    });
+    cluster.eventually("the webhook to admit the tag silently", WAIT, || {
+        admit(r, tag).ok().filter(|w| !w.contains("Warning"))
+    });
+}
+
 #[test]
 fn a_tag_is_scanned_at_the_digest_its_registry_serves_and_a_moved_tag_is_unscanned_until_rescanned()
 {
@@ -303,35 +346,14 @@ fn a_tag_is_scanned_at_the_digest_its_registry_serves_and_a_moved_tag_is_unscann
     });
 
     // Not scanned yet: the tag and the new digest are unscanned (onUnscanned: warn); the old
-    // digest keeps its Failed result.
-    let unscanned = cluster.eventually(
-        "the webhook to treat the moved tag as unscanned",
-        WAIT,
-        || {
-            admit(&r, &tag)
-                .ok()
-                .filter(|w| w.contains("has no trusted scan"))
-        },
+    // digest keeps its Failed result. Then the new content's report (no CVEs) decides the tag.
+    unscanned_until_judged(
+        &r,
+        &tag,
+        &repository,
+        &rescan_job,
+        (&first.digest, &second.digest),
     );
-    assert!(unscanned.contains("Warning"), "{unscanned}");
-    let new_digest = admit(&r, &format!("{tag}@{}", second.digest));
-    assert!(
-        new_digest
-            .as_ref()
-            .is_ok_and(|w| w.contains("has no trusted scan")),
-        "{new_digest:?}"
-    );
-    let old = admit(&r, &format!("{repository}@{}", first.digest));
-    assert!(old.as_ref().is_err_and(|m| m.contains("CVE-")), "{old:?}");
-
-    // The new content's report (no CVEs): the tag is decided by the new result.
-    scanned(&r, "app", &rescan_job, &tag, &second.digest, false);
-    cluster.eventually("the rescan to be Completed", WAIT, || {
-        (status(&r, "app")["phase"] == "Completed").then_some(())
-    });
-    cluster.eventually("the webhook to admit the tag silently", WAIT, || {
-        admit(&r, &tag).ok().filter(|w| !w.contains("Warning"))
-    });
 }
 
 #[test]
@@ -449,36 +471,15 @@ fn a_moved_tag_is_found_by_the_controller_and_its_new_content_scanned() {
     // The last result is the old content's, kept.
     assert_eq!(moved["lastResult"]["phase"], "Failed", "{moved}");
 
-    // Until the new content is judged, the tag and the new digest are unscanned
-    // (onUnscanned: warn); the old digest keeps its Failed result.
-    let unscanned = cluster.eventually(
-        "the webhook to treat the moved tag as unscanned",
-        WAIT,
-        || {
-            admit(&r, &tag)
-                .ok()
-                .filter(|w| w.contains("has no trusted scan"))
-        },
+    // Not scanned yet: the tag and the new digest are unscanned (onUnscanned: warn); the old
+    // digest keeps its Failed result. Then the new content's report (no CVEs) decides the tag.
+    unscanned_until_judged(
+        &r,
+        &tag,
+        &repository,
+        &rescan_job,
+        (&first.digest, &second.digest),
     );
-    assert!(unscanned.contains("Warning"), "{unscanned}");
-    let new_digest = admit(&r, &format!("{tag}@{}", second.digest));
-    assert!(
-        new_digest
-            .as_ref()
-            .is_ok_and(|w| w.contains("has no trusted scan")),
-        "{new_digest:?}"
-    );
-    let old = admit(&r, &format!("{repository}@{}", first.digest));
-    assert!(old.as_ref().is_err_and(|m| m.contains("CVE-")), "{old:?}");
-
-    // The new content's report (no CVEs): the tag is decided by the new result.
-    scanned(&r, "app", &rescan_job, &tag, &second.digest, false);
-    cluster.eventually("the rescan to be Completed", WAIT, || {
-        (status(&r, "app")["phase"] == "Completed").then_some(())
-    });
-    cluster.eventually("the webhook to admit the tag silently", WAIT, || {
-        admit(&r, &tag).ok().filter(|w| !w.contains("Warning"))
-    });
     assert_eq!(jobs(&r, "app").len(), 2);
     // The old content stays denied by its digest (status.earlierResults), under any name.
     let done = status(&r, "app");

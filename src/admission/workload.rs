@@ -711,6 +711,28 @@ mod tests {
         );
     }
 
+    /// Trusted scans of alpine:3.10 (Completed) and busybox:1.32.1 (Failed), and `more`.
+    fn trusted_alpine_and_busybox(more: Vec<ImageScan>) -> Vec<ImageScan> {
+        let mut scans = vec![
+            scan(
+                "scangate-system",
+                "alpine",
+                "alpine:3.10",
+                Phase::Completed,
+                0,
+            ),
+            scan(
+                "scangate-system",
+                "busybox",
+                "busybox:1.32.1",
+                Phase::Failed,
+                1,
+            ),
+        ];
+        scans.extend(more);
+        scans
+    }
+
     fn ctx_at<'a>(w: &'a World, now: &str, pins_tags: bool) -> Context<'a> {
         Context {
             config: &w.config,
@@ -772,22 +794,7 @@ mod tests {
 
     #[test]
     fn an_unpinned_tag_is_decided_only_while_its_resolution_is_fresh() {
-        let mut world = World::tenants(&[
-            scan(
-                "scangate-system",
-                "alpine",
-                "alpine:3.10",
-                Phase::Completed,
-                0,
-            ),
-            scan(
-                "scangate-system",
-                "busybox",
-                "busybox:1.32.1",
-                Phase::Failed,
-                1,
-            ),
-        ]);
+        let mut world = World::tenants(&trusted_alpine_and_busybox(vec![]));
         world.config.on_unscanned = Action::Deny;
         let verdict = |now: &str, pins: bool, image: &str| {
             let ctx = ctx_at(&world, now, pins);
@@ -836,23 +843,13 @@ mod tests {
 
     #[test]
     fn tags_are_pinned_only_to_content_admitted_without_a_warning() {
-        let mut world = World::tenants(&[
-            scan(
-                "scangate-system",
-                "alpine",
-                "alpine:3.10",
-                Phase::Completed,
-                0,
-            ),
-            scan(
-                "scangate-system",
-                "busybox",
-                "busybox:1.32.1",
-                Phase::Failed,
-                1,
-            ),
-            scan("scangate-system", "pending", "pending:1", Phase::Pending, 0),
-        ]);
+        let mut world = World::tenants(&trusted_alpine_and_busybox(vec![scan(
+            "scangate-system",
+            "pending",
+            "pending:1",
+            Phase::Pending,
+            0,
+        )]));
         let target = |w: &World, image: &str| {
             let ctx = ctx_at(w, "1970-01-01T00:00:00Z", true);
             pin_target(&ctx, &pod(&[image])[0])
