@@ -506,8 +506,9 @@ fn a_tenant_gets_the_judged_digest_of_a_tag_until_its_new_content_is_judged() {
     let Some(registry) = registry() else { return };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let clean = runtime.block_on(registry.push("team/pinned", "1"));
-    // Long enough that the tenant's Deployment comes before the controller looks again.
-    let r = start_with(cluster, &registry, &["--tag-recheck-interval", "20s"]);
+    // Long enough that the tenant's Deployment comes before the controller looks again (on a
+    // loaded machine too), short enough for `new_job`'s wait.
+    let r = start_with(cluster, &registry, &["--tag-recheck-interval", "45s"]);
     let tenant = r.enforced.tenant();
     let tag = clean.reference.clone();
     let repository = format!("{}/team/pinned", registry.host);
