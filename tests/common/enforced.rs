@@ -84,22 +84,28 @@ impl Enforced {
             webhook,
             dir,
         };
-        // The apiserver picks up new configurations asynchronously: wait until a probe is reviewed.
-        cluster.eventually(
-            "the webhook configuration to take effect",
-            Duration::from_secs(30),
-            || {
-                let out = enforced.ns.kubectl(&[
-                    "run",
-                    "probe",
-                    "--image=registry.example/probe:1",
-                    "--dry-run=server",
-                ]);
-                String::from_utf8_lossy(&out.stderr)
-                    .contains("has no trusted scan")
-                    .then_some(())
-            },
-        );
+        // The apiserver picks up new configurations asynchronously: wait until a probe is
+        // reviewed (on a loaded machine this can take a while; a timeout says what was seen).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = enforced.ns.kubectl(&[
+                "run",
+                "probe",
+                "--image=registry.example/probe:1",
+                "--dry-run=server",
+            ]);
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            if said.contains("has no trusted scan") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the webhook configuration did not take effect in 60s; the probe said: {said}\n\
+                 webhook log:\n{}",
+                enforced.webhook.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         enforced
     }
 }
