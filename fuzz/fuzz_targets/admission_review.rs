@@ -47,6 +47,7 @@ fn review_all(req: &AdmissionRequest<DynamicObject>, enforcement: Enforcement) {
         namespace: &namespace,
         enforcement,
         now: now(),
+        pins_tags: config.pins_tags(enforcement, None),
     };
     let (response, outcome) = review::review_workload(req, &ctx);
     let _ = outcome.verdict_label();
