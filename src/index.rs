@@ -369,6 +369,14 @@ impl ScanIndex {
         }
     }
 
+    /// The indexed scans under `keys`.
+    fn scans_of<'a>(
+        &'a self,
+        keys: Option<&'a HashSet<ScanKey>>,
+    ) -> impl Iterator<Item = &'a IndexedScan> + 'a {
+        keys.into_iter().flatten().filter_map(|k| self.scans.get(k))
+    }
+
     /// The indexed scan `namespace/name`, if it is indexed.
     pub fn get(&self, namespace: &str, name: &str) -> Option<&IndexedScan> {
         self.scans.get(&(namespace.to_string(), name.to_string()))
@@ -394,21 +402,14 @@ impl ScanIndex {
     pub fn lookup(&self, image: &ImageRef, origin: impl Fn(&str) -> Option<Origin>) -> Found<'_> {
         let image = self.aliases.canonicalize(image);
         let name = image.name();
-        let origin = &origin;
-        let scans_of = |keys: Option<&HashSet<ScanKey>>, wanted: Origin| -> Vec<&IndexedScan> {
-            keys.into_iter()
-                .flatten()
-                .filter_map(|k| self.scans.get(k))
-                .filter(|s| origin(&s.namespace) == Some(wanted))
-                .collect()
-        };
         let of = |wanted: Origin| -> (Results<'_>, Option<Timestamp>) {
             let (digest, tag_seen_at) = match image.digest() {
                 Some(digest) => (digest.to_string(), None),
                 None => {
                     let keys = image.by_tag().and_then(|t| self.by_tag.get(&t));
-                    let Some(by_tag) = scans_of(keys, wanted)
-                        .into_iter()
+                    let Some(by_tag) = self
+                        .scans_of(keys)
+                        .filter(|s| origin(&s.namespace) == Some(wanted))
                         .max_by(|a, b| a.rank().cmp(&b.rank()))
                     else {
                         return (Results::default(), None);
@@ -426,8 +427,9 @@ impl ScanIndex {
                     (digest.to_string(), Some(by_tag.tag_seen_at))
                 }
             };
-            let candidates = scans_of(self.by_digest.get(&digest), wanted)
-                .into_iter()
+            let candidates = self
+                .scans_of(self.by_digest.get(&digest))
+                .filter(|s| origin(&s.namespace) == Some(wanted))
                 .map(|s| {
                     let scanned_as = self.aliases.canonicalize(&s.image).name();
                     (tie(s, &scanned_as, &name, &digest), scanned_as, s)

@@ -42,6 +42,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
+use super::AbortOnDrop;
 use super::metrics::Metrics;
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
 use crate::api::{DeniedDigests, DeniedDigestsSpec, ImageScan, Phase, ScanException};
@@ -367,15 +368,6 @@ pub struct Mirror {
 fn log_failure<T>(event: std::result::Result<T, watcher::Error>) {
     if let Err(error) = event {
         tracing::warn!(%error, "verdict mirror: a watch failed; it starts again");
-    }
-}
-
-/// A task that ends with its owner.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
