@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory fuzz lint fmt crds certs deploy-local tools helm registry-build browser
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory bench-mirror fuzz lint fmt crds certs deploy-local tools helm registry-build browser
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -88,6 +88,19 @@ bench-inventory: controlplane-build
 	  [ $$rc -ne 0 ] || BENCH_CONTROLPLANE_DIR=$(abspath $(BENCH_CONTROLPLANE_DIR)) \
 	  $(CARGO) bench --locked --profile $(BENCH_PROFILE) --bench inventory || rc=$$?; \
 	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/nodes.sh stop; \
+	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh; exit $$rc
+
+## bench-mirror: the verdict mirror (issue 22) on a control plane of its own: admission latency
+## (p50/p99 of dry-run Pods at BENCH_RATE (100)/s through the apiserver) with no policy, the
+## mirror, the webhook and both; the mirror's size, update time, latency and CEL check time at
+## BENCH_MIRROR_SIZES (1000,10000,100000) denied digests. BENCH_PROFILE as for bench-controller.
+bench-mirror: controlplane-build
+	$(CARGO) build --locked --profile $(BENCH_PROFILE) --bench mirror --bin scangate
+	@mkdir -p $(BENCH_CONTROLPLANE_DIR)/bin
+	@ln -sf $(abspath $(CONTROLPLANE_BIN)) $(abspath $(CONTROLPLANE_KUBECTL)) $(BENCH_CONTROLPLANE_DIR)/bin/
+	CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/start.sh
+	rc=0; BENCH_CONTROLPLANE_DIR=$(abspath $(BENCH_CONTROLPLANE_DIR)) \
+	  $(CARGO) bench --locked --profile $(BENCH_PROFILE) --bench mirror || rc=$$?; \
 	  CONTROLPLANE_DIR=$(BENCH_CONTROLPLANE_DIR) bash $(CONTROLPLANE_SRC)/stop.sh; exit $$rc
 
 # OPA, the bench's peer (test tooling only), built from its Go module with the Go toolchain

@@ -21,8 +21,25 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The controller of every namespace, serving the page over TLS with the test certificate in
-/// `dir`; and the page's base URL.
-fn start_controller(cluster: &Cluster, dir: &Path, config: &Path) -> (Controller, String) {
+/// `dir`, keeping verdict mirror `mirror` (bound to no namespace, its parameters in `system`);
+/// and the page's base URL.
+fn start_controller(
+    cluster: &Cluster,
+    dir: &Path,
+    config: &Path,
+    system: &TestNamespace,
+    mirror: &str,
+) -> (Controller, String) {
+    let rbac = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: mirror, namespace: {ns}}}\n\
+         rules: [{{apiGroups: [scanning.scangate.dev], resources: [denieddigests], verbs: [get, list, create, patch, delete]}}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: mirror, namespace: {ns}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mirror}}\n\
+         subjects: [{{kind: ServiceAccount, name: scangate-controller, namespace: scangate-system}}]\n",
+        ns = system.name
+    );
+    let out = cluster.apply(&rbac, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let page = format!("127.0.0.1:{}", free_port());
     let controller = Controller::cluster_wide(cluster.kubeconfig_as("scangate-controller"))
         .config(config)
@@ -33,6 +50,11 @@ fn start_controller(cluster: &Cluster, dir: &Path, config: &Path) -> (Controller
             &dir.join("tls.crt").display().to_string(),
             "--results-tls-key-file",
             &dir.join("tls.key").display().to_string(),
+            "--mirror",
+            "--mirror-name",
+            mirror,
+            "--mirror-namespace-label",
+            "scangate.dev/e2e-no-namespace=none",
         ])
         .start();
     (controller, format!("https://{page}"))
@@ -263,6 +285,32 @@ impl Drop for ClusterRoleBinding<'_> {
     }
 }
 
+/// The mirror's policy and bindings of the test, deleted when it ends (they are cluster-wide).
+struct MirrorObjects {
+    cluster: &'static Cluster,
+    name: String,
+}
+
+impl Drop for MirrorObjects {
+    fn drop(&mut self) {
+        for mode in ["enforce", "warn", "audit"] {
+            let binding = format!("{}-{mode}", self.name);
+            let _ = self.cluster.kubectl(&[
+                "delete",
+                "validatingadmissionpolicybinding",
+                &binding,
+                "--ignore-not-found",
+            ]);
+        }
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "validatingadmissionpolicy",
+            &self.name,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
 #[test]
 fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     let Some(cluster) = cluster() else { return };
@@ -282,7 +330,12 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         ),
     )
     .expect("write config");
-    let (controller, base) = start_controller(cluster, dir.path(), &config);
+    let mirror = format!("scangate-{}", system.name);
+    let _mirror_objects = MirrorObjects {
+        cluster,
+        name: mirror.clone(),
+    };
+    let (controller, base) = start_controller(cluster, dir.path(), &config, &system, &mirror);
     let page = Browser::new(&base, &dir.path().join("ca.crt"));
 
     // Scans: busybox Failed in a, Completed in b (CI pushes the reports), one never scanned.
@@ -465,7 +518,13 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
 
     // The landing page's figures are `scangate status`'s.
     let status = Command::new(env!("CARGO_BIN_EXE_scangate"))
-        .args(["status", "--config", &config.display().to_string()])
+        .args([
+            "status",
+            "--config",
+            &config.display().to_string(),
+            "--mirror-name",
+            &mirror,
+        ])
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env_remove("SCANGATE_CONFIG")
         .env_remove("SCANGATE_NAMESPACE")
@@ -479,6 +538,17 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
             .unwrap_or_else(|| panic!("no {prefix} in {text}"))
             .to_string()
     };
+    // The page's mirror line and `status` agree (no trusted scan here is Failed).
+    let in_sync = line("verdict mirror:");
+    assert_eq!(
+        in_sync, "verdict mirror: in sync (0 denied digests)",
+        "{text}"
+    );
+    let html = page.get("/", reader).body;
+    assert!(
+        html.contains("Verdict mirror: in sync: 0 denied digests in 0 DeniedDigests objects"),
+        "{html}"
+    );
     let phases = line("by phase:");
     let images = line("running pods:");
     let html = page.get("/", reader).body;

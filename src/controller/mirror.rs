@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 
 use super::AbortOnDrop;
 use super::metrics::Metrics;
+use super::results::model::MirrorView;
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
 use crate::api::{DeniedDigests, DeniedDigestsSpec, ImageScan, Phase, ScanException};
 use crate::index::{Exception, IndexedScan, ScanIndex};
@@ -188,32 +189,70 @@ fn admits(e: &Exception, scan: &IndexedScan) -> bool {
     }
 }
 
-/// The denied digests as parameter specs, in shards of at most `max_bytes` each; a digest and
-/// its exemptions share a shard (each shard is checked on its own). Sorted, so the same
-/// verdicts give the same shards.
-pub fn shards(denied: &BTreeMap<String, Denied>, max_bytes: usize) -> Vec<DeniedDigestsSpec> {
-    let mut shards: Vec<DeniedDigestsSpec> = vec![];
-    let mut size = 0;
-    for (digest, entry) in denied {
-        let exempt: Vec<(String, String)> = entry
-            .exempt
-            .iter()
-            .map(|(ns, exception)| (exempt_key(ns, digest), exception.clone()))
-            .collect();
-        let bytes = digest.len()
-            + entry.scan.len()
-            + exempt.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        if shards.is_empty() || size + bytes > max_bytes {
-            shards.push(DeniedDigestsSpec::default());
-            size = 0;
-        }
-        size += bytes;
-        if let Some(shard) = shards.last_mut() {
-            shard.digests.insert(digest.clone(), entry.scan.clone());
-            shard.exempt.extend(exempt);
-        }
+/// The most parameter objects the mirror writes (a bound on the doubling in [`shards`]).
+const MAX_SHARDS: usize = 4096;
+
+/// The shard of `digest` among `count`: a stable hash (FNV-1a), so a digest stays in its shard
+/// while the count stays.
+fn bucket(digest: &str, count: usize) -> usize {
+    let hash = digest.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    usize::try_from(hash % u64::try_from(count).unwrap_or(1)).unwrap_or(0)
+}
+
+/// The denied digests as parameter specs, each of at most `max_bytes` (unless one digest's
+/// exemptions alone exceed it); a digest and its exemptions share a shard (each shard is
+/// checked on its own). A digest's shard is chosen by its hash among a power-of-two count, so
+/// a new or lifted verdict rewrites one shard, not every shard after it. The count is
+/// `previous` (the last call's; 0 at first), doubled while a shard would overflow and halved
+/// while the whole would fill less than an eighth of it, so it changes (and every shard is
+/// rewritten) only when the total has doubled or shrunk by half since.
+pub fn shards(
+    denied: &BTreeMap<String, Denied>,
+    max_bytes: usize,
+    previous: usize,
+) -> Vec<DeniedDigestsSpec> {
+    if denied.is_empty() {
+        return vec![];
     }
-    shards
+    let entries: Vec<(&String, &Denied, usize)> = denied
+        .iter()
+        .map(|(digest, entry)| {
+            let exempt: usize = entry
+                .exempt
+                .iter()
+                .map(|(ns, exception)| exempt_key(ns, digest).len() + exception.len())
+                .sum();
+            (digest, entry, digest.len() + entry.scan.len() + exempt)
+        })
+        .collect();
+    let total: usize = entries.iter().map(|(_, _, bytes)| bytes).sum();
+    let mut count = previous.max(1).next_power_of_two().min(MAX_SHARDS);
+    while count > 1 && total.saturating_mul(8) < count.saturating_mul(max_bytes) {
+        count /= 2;
+    }
+    loop {
+        let mut specs = vec![DeniedDigestsSpec::default(); count];
+        let mut sizes = vec![0; count];
+        for (digest, entry, bytes) in &entries {
+            let n = bucket(digest, count);
+            sizes[n] += bytes;
+            specs[n]
+                .digests
+                .insert((*digest).clone(), entry.scan.clone());
+            specs[n].exempt.extend(
+                entry
+                    .exempt
+                    .iter()
+                    .map(|(ns, exception)| (exempt_key(ns, digest), exception.clone())),
+            );
+        }
+        if count >= MAX_SHARDS || sizes.iter().all(|size| *size <= max_bytes) {
+            return specs;
+        }
+        count *= 2;
+    }
 }
 
 /// The workload kinds the webhook decides, as admission rules (CREATE and UPDATE).
@@ -362,6 +401,8 @@ pub struct Mirror {
     pub config: Arc<AdmissionConfig>,
     pub args: MirrorArgs,
     pub metrics: Arc<Metrics>,
+    /// What the mirror last did, for the results page.
+    pub view: Arc<tokio::sync::watch::Sender<MirrorView>>,
 }
 
 /// Logs a failed watch event (the watch starts again); every event says something changed.
@@ -375,6 +416,7 @@ impl Mirror {
     /// Applies the policy and its bindings, then keeps the parameters in step with the trusted
     /// results and exceptions until the task is dropped.
     pub async fn run(self) {
+        self.view.send_replace(MirrorView::Starting);
         while let Err(error) = self.apply_policy().await {
             tracing::warn!(%error, "verdict mirror: retrying");
             tokio::time::sleep(RETRY).await;
@@ -434,7 +476,11 @@ impl Mirror {
                 .map(|e| Exception::from_exception(e))
                 .collect();
             let (denied, mut wake) = desired(&index, config, &exceptions, Timestamp::now());
-            let wanted = shards(&denied, SHARD_BYTES);
+            let wanted = shards(
+                &denied,
+                SHARD_BYTES,
+                written.as_ref().map_or(0, |w| w.len()),
+            );
             self.metrics
                 .mirror_denied_digests
                 .set(i64::try_from(denied.len()).unwrap_or(i64::MAX));
@@ -447,10 +493,24 @@ impl Mirror {
                             shards = wanted.len(),
                             "verdict mirror updated"
                         );
+                        self.view.send_replace(MirrorView::InSync {
+                            digests: denied.len(),
+                            shards: wanted.len(),
+                            at: Timestamp::now(),
+                        });
                         written = Some(wanted);
                     }
                     Err(error) => {
                         tracing::warn!(%error, "verdict mirror: retrying");
+                        let since = match &*self.view.borrow() {
+                            MirrorView::Behind { since, .. } => *since,
+                            _ => Timestamp::now(),
+                        };
+                        self.view.send_replace(MirrorView::Behind {
+                            digests: denied.len(),
+                            error: error.to_string(),
+                            since,
+                        });
                         written = None;
                         wake = Some(Timestamp::now() + RETRY);
                     }
@@ -650,32 +710,38 @@ mod tests {
         assert!(desired(&errored, &lenient, &[], now).0.is_empty());
     }
 
-    #[test]
-    fn shards_keep_a_digest_with_its_exemptions_and_stay_under_the_bound() {
-        let denied: BTreeMap<String, Denied> = (0..100)
+    fn denied(n: usize, exempt: &[&str]) -> BTreeMap<String, Denied> {
+        (0..n)
             .map(|i| {
                 (
                     format!("sha256:{i:064x}"),
                     Denied {
                         scan: "scangate-system/s".into(),
-                        exempt: BTreeMap::from([
-                            ("a".to_string(), "a/ex".to_string()),
-                            ("b".to_string(), "b/ex".to_string()),
-                        ]),
+                        exempt: exempt
+                            .iter()
+                            .map(|ns| (ns.to_string(), format!("{ns}/ex")))
+                            .collect(),
                     },
                 )
             })
-            .collect();
-        let split = shards(&denied, 1_000);
+            .collect()
+    }
+
+    fn bytes(shard: &DeniedDigestsSpec) -> usize {
+        shard
+            .digests
+            .iter()
+            .chain(&shard.exempt)
+            .map(|(k, v)| k.len() + v.len())
+            .sum()
+    }
+
+    #[test]
+    fn shards_keep_a_digest_with_its_exemptions_and_stay_under_the_bound() {
+        let split = shards(&denied(100, &["a", "b"]), 1_000, 0);
         assert!(split.len() > 1);
         for shard in &split {
-            let bytes: usize = shard
-                .digests
-                .iter()
-                .chain(&shard.exempt)
-                .map(|(k, v)| k.len() + v.len())
-                .sum();
-            assert!(bytes <= 1_000, "{bytes}");
+            assert!(bytes(shard) <= 1_000, "{}", bytes(shard));
             for digest in shard.digests.keys() {
                 assert_eq!(shard.exempt[&format!("a/{digest}")], "a/ex");
                 assert_eq!(shard.exempt[&format!("b/{digest}")], "b/ex");
@@ -683,7 +749,39 @@ mod tests {
         }
         let total: usize = split.iter().map(|s| s.digests.len()).sum();
         assert_eq!(total, 100);
-        assert!(shards(&BTreeMap::new(), 1_000).is_empty());
+        assert!(shards(&BTreeMap::new(), 1_000, 4).is_empty());
+    }
+
+    #[test]
+    fn a_new_verdict_rewrites_one_shard() {
+        let mut verdicts = denied(1_000, &[]);
+        let before = shards(&verdicts, 16 * 1024, 0);
+        assert!(before.len() > 2, "{}", before.len());
+        verdicts.insert(
+            format!("sha256:{:064x}", 1_000_000),
+            Denied {
+                scan: "scangate-system/new".into(),
+                exempt: BTreeMap::new(),
+            },
+        );
+        let after = shards(&verdicts, 16 * 1024, before.len());
+        assert_eq!(after.len(), before.len());
+        let changed = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+        assert_eq!(changed, 1);
+        // The same verdicts give the same shards, whatever the count was.
+        assert_eq!(shards(&verdicts, 16 * 1024, 0), after);
+    }
+
+    #[test]
+    fn the_shard_count_doubles_and_halves_with_the_total() {
+        let count = shards(&denied(1_000, &[]), 16 * 1024, 0).len();
+        // Kept while it fits, even when a smaller count would do.
+        let fewer = shards(&denied(600, &[]), 16 * 1024, count);
+        assert_eq!(fewer.len(), count);
+        // Halved once the whole would fill less than an eighth.
+        assert!(shards(&denied(100, &[]), 16 * 1024, count).len() < count);
+        // Doubled when a shard would overflow.
+        assert!(shards(&denied(4_000, &[]), 16 * 1024, count).len() > count);
     }
 
     #[test]

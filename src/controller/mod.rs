@@ -213,8 +213,20 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     // The results page reads what the leader's inventory publishes.
     let (view_tx, view_rx) = tokio::sync::watch::channel(results::model::View::Starting);
     let view = Arc::new(view_tx);
+    let (mirror_tx, mirror_rx) = tokio::sync::watch::channel(if args.mirror.enabled {
+        results::model::MirrorView::Starting
+    } else {
+        results::model::MirrorView::Off
+    });
     if let Some(listener) = args.results.listener()? {
-        results::serve(listener, client.clone(), view_rx, admin.results.clone()).await?;
+        results::serve(
+            listener,
+            client.clone(),
+            view_rx,
+            mirror_rx,
+            admin.results.clone(),
+        )
+        .await?;
     }
     let listener = tokio::net::TcpListener::bind(args.admin_listen)
         .await
@@ -277,6 +289,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         store,
         resolver,
         lease: lease.as_ref(),
+        mirror_view: Arc::new(mirror_tx),
     };
     loop {
         if let Some((api, config)) = &lease {
@@ -332,6 +345,8 @@ struct Term<'a> {
     store: Option<store::MetadataStore>,
     resolver: Option<crate::registry::Resolver>,
     lease: Option<&'a (Api<Lease>, leader::LeaseConfig)>,
+    /// What the verdict mirror last did, for the results page.
+    mirror_view: Arc<tokio::sync::watch::Sender<results::model::MirrorView>>,
 }
 
 /// The registry client that resolves scans' tags (`--resolve-tags`), trusting
@@ -416,6 +431,7 @@ impl Term<'_> {
                     config: self.config.clone(),
                     args: args.mirror.clone(),
                     metrics: self.admin.metrics.clone(),
+                    view: self.mirror_view.clone(),
                 }
                 .run(),
             ))

@@ -86,6 +86,11 @@ impl Controller {
     }
 
     /// How the process ended, when it has.
+    /// The process id (for its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 
 use crate::server::tls;
 use auth::{Decision, Sessions};
-use model::{RunningFilter, ScanFilter, Snapshot, View};
+use model::{MirrorView, RunningFilter, ScanFilter, Snapshot, View};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "scangate-session";
@@ -136,6 +136,8 @@ impl ResultsMetrics {
 /// What the handlers share.
 struct Pages {
     view: watch::Receiver<View>,
+    /// What the verdict mirror last did.
+    mirror: watch::Receiver<MirrorView>,
     client: Client,
     sessions: Sessions,
     /// Served over TLS: the cookie is `Secure`.
@@ -148,11 +150,13 @@ pub async fn serve(
     listener: Listener,
     client: Client,
     view: watch::Receiver<View>,
+    mirror: watch::Receiver<MirrorView>,
     metrics: ResultsMetrics,
 ) -> Result<()> {
     let secure = matches!(listener, Listener::Https(..));
     let router = router(Arc::new(Pages {
         view,
+        mirror,
         client,
         sessions: Sessions::default(),
         secure,
@@ -569,7 +573,10 @@ fn json(value: serde_json::Value) -> Response {
 
 async fn landing(State(pages): State<Arc<Pages>>) -> Response {
     match snapshot(&pages) {
-        Ok(s) => html(StatusCode::OK, view::landing(&s)),
+        Ok(s) => {
+            let mirror = pages.mirror.borrow().clone();
+            html(StatusCode::OK, view::landing(&s, &mirror))
+        }
         Err(why) => unavailable(why),
     }
 }

@@ -118,6 +118,27 @@ pub enum View {
     Ready(Arc<Snapshot>),
 }
 
+/// What the verdict mirror (`--mirror`) last did, for the landing page.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MirrorView {
+    /// The controller runs without `--mirror`.
+    Off,
+    /// Not written yet in this leader term.
+    Starting,
+    /// The apiserver holds every digest the trusted results deny, in `shards` objects.
+    InSync {
+        digests: usize,
+        shards: usize,
+        at: jiff::Timestamp,
+    },
+    /// The last write failed (retried): the apiserver may hold an older set.
+    Behind {
+        digests: usize,
+        error: String,
+        since: jiff::Timestamp,
+    },
+}
+
 /// The registry of an image reference (`docker.io` for `alpine`), or the reference itself
 /// when it cannot be parsed.
 pub fn registry_of(image: &str) -> String {

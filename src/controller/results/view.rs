@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::model::{Figures, Running, RunningFilter, Scan, ScanFilter, Snapshot, Verdict};
+use super::model::{
+    Figures, MirrorView, Running, RunningFilter, Scan, ScanFilter, Snapshot, Verdict,
+};
 use crate::api::Phase;
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -147,10 +149,46 @@ fn verdict_headers() -> String {
         .collect()
 }
 
-/// `/`: the figures and the charts.
-pub fn landing(snapshot: &Snapshot) -> String {
+/// The landing page's line on the verdict mirror.
+fn mirror_line(mirror: &MirrorView) -> String {
+    let (state, text) = match mirror {
+        MirrorView::Off => (
+            "off",
+            "off (the controller runs without --mirror)".to_string(),
+        ),
+        MirrorView::Starting => ("starting", "not written yet".to_string()),
+        MirrorView::InSync {
+            digests,
+            shards,
+            at,
+        } => (
+            "in-sync",
+            format!(
+                "in sync: {digests} denied digests in {shards} DeniedDigests objects, written {}",
+                at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ),
+        MirrorView::Behind {
+            digests,
+            error,
+            since,
+        } => (
+            "behind",
+            format!(
+                "behind since {}: {digests} denied digests not all written ({}); retrying",
+                since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                esc(error)
+            ),
+        ),
+    };
+    format!("<p id=\"mirror\" class=\"mirror {state}\">Verdict mirror: {text}</p>")
+}
+
+/// `/`: the figures, the verdict mirror's state and the charts.
+pub fn landing(snapshot: &Snapshot, mirror: &MirrorView) -> String {
     let f = Figures::of(snapshot);
-    let mut body = String::from("<section class=\"figures\" aria-label=\"ImageScans\">");
+    let mut body = mirror_line(mirror);
+    body += "<section class=\"figures\" aria-label=\"ImageScans\">";
     body += &figure("images-scanned", "images scanned", f.images_scanned);
     body += &figure("scans-total", "ImageScans", f.scans_total);
     body += &figure("scans-completed", "completed", f.scans_completed);
@@ -459,7 +497,14 @@ mod tests {
         let rows: Vec<&Running> = s.running.iter().collect();
         for html in [
             running(&s, &RunningFilter::default(), &rows),
-            landing(&s),
+            landing(
+                &s,
+                &MirrorView::Behind {
+                    digests: 1,
+                    error: "<script>alert(4)</script>".into(),
+                    since: jiff::Timestamp::UNIX_EPOCH,
+                },
+            ),
             super::scan(&detail),
         ] {
             assert!(!html.contains("<script>a"), "{html}");
@@ -479,7 +524,7 @@ mod tests {
 
     #[test]
     fn the_landing_page_shows_the_figures() {
-        let html = landing(&snapshot());
+        let html = landing(&snapshot(), &MirrorView::Off);
         for (name, value) in [
             ("images-scanned", 4),
             ("scans-total", 5),
@@ -496,6 +541,34 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("id=\"by-namespace\""));
+        assert!(
+            html.contains("Verdict mirror: off (the controller runs without --mirror)"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_landing_page_says_whether_the_mirror_is_in_sync() {
+        let at: jiff::Timestamp = "2026-12-07T01:02:03Z".parse().unwrap_or_default();
+        let in_sync = MirrorView::InSync {
+            digests: 1000,
+            shards: 2,
+            at,
+        };
+        assert!(landing(&snapshot(), &in_sync).contains(
+            "<p id=\"mirror\" class=\"mirror in-sync\">Verdict mirror: in sync: 1000 denied digests in 2 DeniedDigests objects, written 2026-12-07T01:02:03Z</p>"
+        ));
+        let behind = MirrorView::Behind {
+            digests: 3,
+            error: "forbidden".into(),
+            since: at,
+        };
+        assert!(landing(&snapshot(), &behind).contains(
+            "class=\"mirror behind\">Verdict mirror: behind since 2026-12-07T01:02:03Z: 3 denied digests not all written (forbidden); retrying"
+        ));
+        assert!(
+            landing(&snapshot(), &MirrorView::Starting).contains("Verdict mirror: not written yet")
+        );
     }
 
     #[test]
