@@ -3,7 +3,8 @@
 //! trusted result turns Failed, what runs keeps running and scales out, but nothing the tenant
 //! does rolls alpine out again: not a template change (`set env`, `rollout restart`), not a
 //! Deployment stockpiled at zero replicas, not an old ReplicaSet orphaned and scaled, not a
-//! suspended CronJob resumed.
+//! suspended CronJob resumed. An exception that expires likewise leaves its workload running
+//! and covers no new rollout.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use common::cluster::{cluster, deployment, stderr};
 use common::enforced::Enforced;
-use common::fixtures::{ALPINE, FAILED, PASSED};
+use common::fixtures::{ALPINE, BUSYBOX, FAILED, PASSED};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -358,5 +359,79 @@ fn after_the_verdict_turns_what_runs_scales_and_nothing_rolls_out_again() {
     assert!(
         pods(&env, &format!("pod-template-hash={hash}")).is_empty(),
         "the old revision has pods"
+    );
+}
+
+#[test]
+fn an_expired_exception_keeps_what_runs_and_covers_no_new_rollout() {
+    let Some(cluster) = cluster() else { return };
+    let env = Enforced::start(cluster, "e2e-rollout-ex", &[]);
+    let tenant = env.tenant();
+    let approver = format!("approver-{}", env.ns.name);
+    env.bind(&env.ns.name, &approver, "scangate-exception-approver");
+    env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
+    let legacy = deployment("legacy", "busybox:1.32.1");
+    env.cluster.eventually("busybox to be denied", WAIT, || {
+        let out = tenant_kubectl(
+            &env,
+            &tenant,
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&legacy),
+        );
+        (!out.status.success()).then_some(())
+    });
+    // An approver's exception, for the next 40 seconds: the Deployment is admitted under it.
+    let expires = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(40))
+        .expect("in 40 s");
+    let exception = format!(
+        "apiVersion: scanning.scangate.dev/v1beta1\nkind: ScanException\nmetadata: {{name: legacy}}\nspec:\n  images: [busybox]\n  reason: ticket SEC-2\n  expires: \"{expires}\"\n"
+    );
+    let out = tenant_kubectl(&env, &approver, &["apply", "-f", "-"], Some(&exception));
+    assert_admitted(&out, "the approver's exception");
+    env.cluster
+        .eventually("the exception to admit busybox", WAIT, || {
+            tenant_kubectl(&env, &tenant, &["apply", "-f", "-"], Some(&legacy))
+                .status
+                .success()
+                .then_some(())
+        });
+    env.cluster.eventually("a running pod of legacy", WAIT, || {
+        (running(&env, "app=legacy") == 1).then_some(())
+    });
+    // Expired: it admits nothing new.
+    env.cluster
+        .eventually("the exception to expire", Duration::from_secs(90), || {
+            let out = tenant_kubectl(
+                &env,
+                &tenant,
+                &["run", "probe", "--image=busybox:1.32.1", "--dry-run=server"],
+                None,
+            );
+            (!out.status.success()).then_some(())
+        });
+    // What runs stays available and scales out.
+    let out = tenant_kubectl(
+        &env,
+        &tenant,
+        &["scale", "deployment", "legacy", "--replicas=2"],
+        None,
+    );
+    assert_admitted(&out, "kubectl scale after the exception expired");
+    env.cluster
+        .eventually("2 running pods of legacy", WAIT, || {
+            (running(&env, "app=legacy") == 2).then_some(())
+        });
+    // A new rollout is not covered.
+    let out = tenant_kubectl(
+        &env,
+        &tenant,
+        &["set", "env", "deployment/legacy", "MODE=b"],
+        None,
+    );
+    assert_denied(
+        &out,
+        "kubectl set env after the exception expired",
+        "a change to its pod template is decided like a new workload",
     );
 }
