@@ -125,7 +125,7 @@ pub fn deny(req: &AdmissionRequest<DynamicObject>, message: impl ToString) -> Ad
 /// What the workload review found, for logs and metrics.
 #[derive(Debug, PartialEq)]
 pub enum WorkloadOutcome {
-    /// Not evaluated: a delete, or an update that does not change images.
+    /// Not evaluated: a delete, or an update that starts nothing new (`rollout::scope`).
     Skipped(&'static str),
     /// The object could not be read as a workload.
     Malformed,

@@ -18,6 +18,10 @@
 //!   within three rounds, about 6 s; raise the time limit and this together), 5 for status.
 //! - `sideEffects: None`: the webhook only decides; dry-run requests are answered the same.
 //! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
+//! - The workload webhook also sees `UPDATE` of the `scale` subresources of Deployments,
+//!   ReplicaSets, StatefulSets and ReplicationControllers: scaling from zero, or a user scaling a
+//!   revision, starts a template running again and is decided (README, Availability with a
+//!   bound). The pin webhook does not: a Scale object has no image to pin.
 
 use std::path::PathBuf;
 
