@@ -6,6 +6,7 @@ pub mod pin;
 pub mod pod;
 pub mod pod_security;
 pub mod review;
+pub mod rollout;
 pub mod scanning;
 pub mod status;
 pub mod workload;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::config::{Action, AdmissionConfig};
 use super::pin;
 use super::pod::{self, Container, WorkloadKind};
+use super::rollout::{self, Rollout, Scope, Write};
 use super::scanning::{self, Verdict};
 use super::status;
 use super::workload::{self, Context, Decision};
@@ -124,7 +125,7 @@ pub fn deny(req: &AdmissionRequest<DynamicObject>, message: impl ToString) -> Ad
 /// What the workload review found, for logs and metrics.
 #[derive(Debug, PartialEq)]
 pub enum WorkloadOutcome {
-    /// Not evaluated: a delete, or an update that does not change images.
+    /// Not evaluated: a delete, or an update that starts nothing new (`rollout::scope`).
     Skipped(&'static str),
     /// The object could not be read as a workload.
     Malformed,
@@ -165,7 +166,7 @@ impl WorkloadOutcome {
 }
 
 /// The images of the object an update replaces (none on create, or when it cannot be read):
-/// an image a workload already ran is neither checked nor pinned again.
+/// an image a workload already ran is not pinned again.
 fn old_images(req: &AdmissionRequest<DynamicObject>, kind: WorkloadKind) -> Vec<String> {
     req.old_object
         .as_ref()
@@ -176,13 +177,80 @@ fn old_images(req: &AdmissionRequest<DynamicObject>, kind: WorkloadKind) -> Vec<
         .collect()
 }
 
-/// Reviews a workload request: only containers whose image is new (on create, all of them) are
-/// decided, so scaling or relabelling a running workload, or adding an ephemeral debug
-/// container with an allowed image, never re-evaluates images already admitted.
+/// Whether the request writes a workload's `scale` subresource.
+fn is_scale(req: &AdmissionRequest<DynamicObject>) -> bool {
+    req.sub_resource.as_deref() == Some("scale")
+}
+
+/// A replica count of a Scale object (`spec.replicas`, left out when zero).
+fn scale_replicas(object: Option<&DynamicObject>) -> i64 {
+    object
+        .and_then(|o| o.data.pointer("/spec/replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// A scale the bound decides: its template is the scaled object's, which the request does not
+/// carry, so the server reads it (`review_scale` then decides it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleTarget {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    pub rollout: Rollout,
+}
+
+/// `Some` when the request scales a workload up in a way that is a rollout (from zero, or a
+/// revision by a user: `rollout::scope`), so the scaled object's template must be decided.
+pub fn scale_target(req: &AdmissionRequest<DynamicObject>) -> Option<ScaleTarget> {
+    if !is_scale(req) || req.operation != Operation::Update {
+        return None;
+    }
+    let kind = rollout::scalable(&req.resource.resource)?;
+    let write = Write::Scale {
+        kind,
+        from: scale_replicas(req.old_object.as_ref()),
+        to: scale_replicas(req.object.as_ref()),
+    };
+    match rollout::scope(&write) {
+        Scope::Full(rollout) => Some(ScaleTarget {
+            kind,
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone(),
+            rollout,
+        }),
+        Scope::Skip(_) | Scope::NewImages => None,
+    }
+}
+
+/// Reviews a workload request within the bound (`rollout::scope`): a new workload, a changed
+/// pod template and anything that starts a template running again (woken from zero, a revision
+/// scaled, resumed) is decided in full; a Pod's update only for images it did not run; an
+/// update that starts nothing new (relabelling, scaling what runs) not at all. A scale the
+/// bound decides needs the scaled object: [`scale_target`] and [`review_scale`].
 pub fn review_workload(
     req: &AdmissionRequest<DynamicObject>,
     ctx: &Context<'_>,
 ) -> (AdmissionResponse, WorkloadOutcome) {
+    if is_scale(req) {
+        return match scale_target(req) {
+            None => (
+                AdmissionResponse::from(req),
+                WorkloadOutcome::Skipped("scaled within what was running"),
+            ),
+            Some(target) => (
+                deny(
+                    req,
+                    format!(
+                        "scaling {} {} up is {}, decided like a new workload, and scangate \
+                         could not read its template",
+                        target.kind, target.name, target.rollout
+                    ),
+                ),
+                WorkloadOutcome::Malformed,
+            ),
+        };
+    }
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return (
             AdmissionResponse::from(req),
@@ -206,35 +274,86 @@ pub fn review_workload(
         Ok(c) => c,
         Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
     };
-    let old_images = old_images(req, kind);
-    let new: Vec<Container> = containers
-        .into_iter()
-        .filter(|c| !old_images.contains(&c.image))
-        .collect();
-    if new.is_empty() {
+    let username = req.user_info.username.as_deref();
+    let write = match (&req.operation, req.old_object.as_ref()) {
+        (Operation::Update, Some(old)) => Write::Update {
+            kind,
+            old: &old.data,
+            new: &object.data,
+            by_its_controller: created_by_its_controller(kind, &object.metadata, username)
+                .is_some(),
+        },
+        _ => Write::Create,
+    };
+    let (decided, rollout) = match rollout::scope(&write) {
+        Scope::Skip(why) => return (AdmissionResponse::from(req), WorkloadOutcome::Skipped(why)),
+        Scope::NewImages => {
+            let old_images = old_images(req, kind);
+            let new: Vec<Container> = containers
+                .into_iter()
+                .filter(|c| !old_images.contains(&c.image))
+                .collect();
+            (new, None)
+        }
+        Scope::Full(rollout) => (containers, Some(rollout)),
+    };
+    if decided.is_empty() {
         return (
             AdmissionResponse::from(req),
             WorkloadOutcome::Skipped("no new images"),
         );
     }
-    let decision = workload::decide(ctx, &new);
-    if let Some(warnings) = controller_pass(
-        ctx.config,
-        &decision,
-        kind,
-        &object.metadata,
-        req.user_info.username.as_deref(),
-    ) {
+    let decision = workload::decide(ctx, &decided);
+    if let Some(warnings) = controller_pass(ctx.config, &decision, kind, &object.metadata, username)
+    {
         let mut response = AdmissionResponse::from(req);
         response.warnings = Some(warnings);
         return (response, WorkloadOutcome::ControllerPass(decision));
     }
+    let what = format!("{kind} {}", display_name(object));
+    answer_decision(req, decision, rollout.map(|r| (r, what)))
+}
+
+/// Reviews a scale that the bound decides ([`scale_target`]), with `scaled`, the scaled
+/// object as the server read it: its template is decided like a new workload's. No built-in
+/// controller scales through this subresource, so there is no controller's pass.
+pub fn review_scale(
+    req: &AdmissionRequest<DynamicObject>,
+    ctx: &Context<'_>,
+    target: &ScaleTarget,
+    scaled: &Value,
+) -> (AdmissionResponse, WorkloadOutcome) {
+    let containers = match pod::containers_named(target.kind, &target.name, scaled) {
+        Ok(c) => c,
+        Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
+    };
+    let what = format!("{} {}", target.kind, target.name);
+    answer_decision(
+        req,
+        workload::decide(ctx, &containers),
+        Some((target.rollout, what)),
+    )
+}
+
+/// The answer to a decided workload: its warnings, and its denial, which says why a write to
+/// an existing workload was decided at all (`rollout`, with the workload it names).
+fn answer_decision(
+    req: &AdmissionRequest<DynamicObject>,
+    decision: Decision,
+    rollout: Option<(Rollout, String)>,
+) -> (AdmissionResponse, WorkloadOutcome) {
     let mut response = AdmissionResponse::from(req);
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings.clone());
     }
     if let Some(message) = &decision.message {
-        response = response.deny(message);
+        response = match rollout {
+            None | Some((Rollout::Created, _)) => response.deny(message),
+            Some((rollout, what)) => response.deny(format!(
+                "{what}: {rollout} is decided like a new workload (what runs keeps running, \
+                 but a denied image is not rolled out again): {message}"
+            )),
+        };
     }
     (response, WorkloadOutcome::Decided(decision))
 }
@@ -712,6 +831,159 @@ mod tests {
         let (response, _) = review_workload(&create, &ctx(&config, &index));
         assert!(!response.allowed);
         assert_eq!(response.uid, "u-1");
+    }
+
+    fn deployment(image: &str, replicas: i64, env: Option<&str>) -> Value {
+        let mut container = json!({"name": "app", "image": image});
+        if let Some(value) = env {
+            container["env"] = json!([{"name": "MODE", "value": value}]);
+        }
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "ns"},
+               "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}}})
+    }
+
+    fn update(kind: &str, resource: &str, sub: Option<&str>, old: Value, new: Value) -> Vec<u8> {
+        let (group, version, kind) = match sub {
+            Some(_) => ("autoscaling", "v1", "Scale"),
+            None => ("apps", "v1", kind),
+        };
+        review(json!({
+            "uid": "u-9",
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": "apps", "version": "v1", "resource": resource},
+            "subResource": sub,
+            "name": "web", "namespace": "ns", "operation": "UPDATE",
+            "userInfo": {"username": "tenant"},
+            "object": new, "oldObject": old,
+        }))
+    }
+
+    #[test]
+    fn a_template_change_is_decided_in_full_and_scaling_what_runs_is_not() {
+        let config = AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        };
+        let index = ScanIndex::default();
+        let running = deployment("a:1", 2, None);
+        // `kubectl set env`: the image string is unchanged, the template is not.
+        let set_env = decoded(&update(
+            "Deployment",
+            "deployments",
+            None,
+            running.clone(),
+            deployment("a:1", 2, Some("x")),
+        ));
+        let (response, outcome) = review_workload(&set_env, &ctx(&config, &index));
+        assert!(!response.allowed);
+        assert!(
+            response.result.message.starts_with(
+                "Deployment web: a change to its pod template is decided like a new workload"
+            ),
+            "{}",
+            response.result.message
+        );
+        assert!(matches!(outcome, WorkloadOutcome::Decided(d) if d.verdicts.len() == 1));
+        // Scaled out through the object: availability.
+        let scaled = decoded(&update(
+            "Deployment",
+            "deployments",
+            None,
+            running.clone(),
+            deployment("a:1", 5, None),
+        ));
+        let (response, outcome) = review_workload(&scaled, &ctx(&config, &index));
+        assert!(response.allowed);
+        assert!(
+            matches!(outcome, WorkloadOutcome::Skipped(_)),
+            "{outcome:?}"
+        );
+        // Woken from zero: decided.
+        let woken = decoded(&update(
+            "Deployment",
+            "deployments",
+            None,
+            deployment("a:1", 0, None),
+            deployment("a:1", 1, None),
+        ));
+        let (response, _) = review_workload(&woken, &ctx(&config, &index));
+        assert!(!response.allowed);
+        assert!(
+            response.result.message.contains("woken from zero replicas"),
+            "{}",
+            response.result.message
+        );
+    }
+
+    #[test]
+    fn scales_that_revive_a_template_are_decided_on_the_scaled_object() {
+        let config = AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        };
+        let index = ScanIndex::default();
+        let scale = |replicas: i64| {
+            json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                   "metadata": {"name": "web", "namespace": "ns"}, "spec": {"replicas": replicas}})
+        };
+        // `kubectl scale deployment --replicas=3` of a running Deployment: nothing to read.
+        let out = decoded(&update(
+            "",
+            "deployments",
+            Some("scale"),
+            scale(1),
+            scale(3),
+        ));
+        assert_eq!(scale_target(&out), None);
+        let (response, outcome) = review_workload(&out, &ctx(&config, &index));
+        assert!(response.allowed);
+        assert!(matches!(outcome, WorkloadOutcome::Skipped(_)));
+        // An (old, orphaned) ReplicaSet scaled by a user: its template is decided.
+        let revived = decoded(&update(
+            "",
+            "replicasets",
+            Some("scale"),
+            json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web"}, "spec": {}}),
+            scale(2),
+        ));
+        let target = scale_target(&revived);
+        assert_eq!(
+            target,
+            Some(ScaleTarget {
+                kind: WorkloadKind::ReplicaSet,
+                namespace: "ns".into(),
+                name: "web".into(),
+                rollout: Rollout::RevisionScaled,
+            })
+        );
+        // Without the object the webhook could not read, it is refused.
+        let (response, _) = review_workload(&revived, &ctx(&config, &index));
+        assert!(!response.allowed);
+        let Some(target) = target else { return };
+        let mut replica_set = deployment("a:1", 0, None);
+        replica_set["kind"] = json!("ReplicaSet");
+        let (response, outcome) =
+            review_scale(&revived, &ctx(&config, &index), &target, &replica_set);
+        assert!(!response.allowed);
+        assert!(
+            response
+                .result
+                .message
+                .starts_with("ReplicaSet web: a revision scaled up by a user is decided"),
+            "{}",
+            response.result.message
+        );
+        assert!(matches!(outcome, WorkloadOutcome::Decided(_)));
+        // Scaled down: nothing starts.
+        let down = decoded(&update(
+            "",
+            "replicasets",
+            Some("scale"),
+            scale(2),
+            scale(0),
+        ));
+        assert_eq!(scale_target(&down), None);
     }
 
     #[test]

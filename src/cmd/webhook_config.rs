@@ -18,6 +18,10 @@
 //!   within three rounds, about 6 s; raise the time limit and this together), 5 for status.
 //! - `sideEffects: None`: the webhook only decides; dry-run requests are answered the same.
 //! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
+//! - The workload webhook also sees `UPDATE` of the `scale` subresources of Deployments,
+//!   ReplicaSets, StatefulSets and ReplicationControllers: scaling from zero, or a user scaling a
+//!   revision, starts a template running again and is decided (README, Availability with a
+//!   bound). The pin webhook does not: a Scale object has no image to pin.
 
 use std::path::PathBuf;
 
@@ -271,10 +275,23 @@ pub fn configurations(
         {"apiGroups": [crate::api::GROUP], "apiVersions": [crate::api::VERSION], "operations": ["UPDATE"],
          "resources": ["imagescans/status", "sourcescans/status"], "scope": "Namespaced"},
     ]);
+    // Scaling up can start a template running again (from zero replicas, or an old or
+    // orphaned ReplicaSet): the workload webhook decides those scales too. Pinning has nothing
+    // to pin in a Scale object.
+    let mut validated = workloads.clone();
+    if let Some(rules) = validated.as_array_mut() {
+        rules.extend([
+            json!({"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                   "resources": ["replicationcontrollers/scale"], "scope": "Namespaced"}),
+            json!({"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                   "resources": ["deployments/scale", "replicasets/scale", "statefulsets/scale"],
+                   "scope": "Namespaced"}),
+        ]);
+    }
     let mut workloads_webhook = webhook(
         "workloads",
         "/validate/workloads",
-        workloads.clone(),
+        validated,
         5,
         target,
         namespace_selector(namespaces),
@@ -418,9 +435,26 @@ mod tests {
                 "statefulsets",
                 "daemonsets",
                 "jobs",
-                "cronjobs"
+                "cronjobs",
+                "replicationcontrollers/scale",
+                "deployments/scale",
+                "replicasets/scale",
+                "statefulsets/scale"
             ]
         );
+        let scale_operations: Vec<String> = workloads
+            .rules
+            .iter()
+            .flatten()
+            .filter(|r| {
+                r.resources
+                    .iter()
+                    .flatten()
+                    .any(|resource| resource.ends_with("/scale"))
+            })
+            .flat_map(|r| r.operations.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(scale_operations, ["UPDATE", "UPDATE"]);
         let excluded = workloads
             .namespace_selector
             .as_ref()
@@ -463,7 +497,11 @@ mod tests {
             pin.client_config.url.as_deref(),
             Some("https://127.0.0.1:8443/mutate/pin")
         );
-        assert_eq!(pin.rules, workloads.rules);
+        // Pinning: the workload kinds, without their scale subresources.
+        assert_eq!(
+            pin.rules.as_deref(),
+            workloads.rules.as_ref().map(|rules| &rules[..3])
+        );
         assert_eq!(pin.failure_policy, workloads.failure_policy);
         assert_eq!(pin.reinvocation_policy.as_deref(), Some("IfNeeded"));
         let pin_selector = pin

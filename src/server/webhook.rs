@@ -153,6 +153,19 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     };
     let started = Instant::now();
     let span = admission_span(Endpoint::validate_workloads, &req);
+    // A scale that starts a template running again is decided on the scaled object's template,
+    // which the request does not carry: read it first (a failure answers 503, so the
+    // apiserver applies the failurePolicy).
+    let scaled = match review::scale_target(&req) {
+        Some(target) => match scaled_object(&app, &target).instrument(span.clone()).await {
+            Ok(object) => Some((target, object)),
+            Err(message) => {
+                tracing::warn!(parent: &span, %message, "answered a scale review 503");
+                return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+            }
+        },
+        None => None,
+    };
     let _entered = span.enter();
     let state = &app.state;
     let config = state.config();
@@ -170,7 +183,10 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
             now: jiff::Timestamp::now(),
             pins_tags: state.pin_digests(&namespace, &config),
         };
-        review::review_workload(&req, &ctx)
+        match &scaled {
+            Some((target, object)) => review::review_scale(&req, &ctx, target, object),
+            None => review::review_workload(&req, &ctx),
+        }
     };
     let verdict = outcome.verdict_label();
     span.record("verdict", verdict);
@@ -199,6 +215,47 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         started,
     );
     respond(response)
+}
+
+/// How long the apiserver may take to give the object a scale review decides.
+const SCALED_OBJECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The object whose `scale` subresource `target` writes, as JSON, read from the apiserver
+/// (the webhook may `get` the scalable kinds); the error says why it could not be read.
+async fn scaled_object(
+    app: &AppState,
+    target: &review::ScaleTarget,
+) -> Result<serde_json::Value, String> {
+    use crate::admission::pod::WorkloadKind;
+    use kube::core::{ApiResource, GroupVersionKind};
+    let Some(client) = app.client.clone() else {
+        return Err(format!(
+            "scangate decides scaling {} {} up on its template, and this webhook has no cluster \
+             to read it from",
+            target.kind, target.name
+        ));
+    };
+    let group = match target.kind {
+        WorkloadKind::ReplicationController => "",
+        _ => "apps",
+    };
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", target.kind.as_str()));
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &target.namespace, &resource);
+    let read = tokio::time::timeout(SCALED_OBJECT_TIMEOUT, api.get(&target.name)).await;
+    let cannot = |why: String| {
+        format!(
+            "scangate decides scaling {} {} up on its template and could not read it: {why}",
+            target.kind, target.name
+        )
+    };
+    match read {
+        Ok(Ok(object)) => serde_json::to_value(object).map_err(|e| cannot(e.to_string())),
+        Ok(Err(e)) => Err(cannot(e.to_string())),
+        Err(_) => Err(cannot(format!(
+            "no answer within {}s",
+            SCALED_OBJECT_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 /// Digest pinning: adds to each new image tag that is admitted without a warning the digest
