@@ -269,19 +269,42 @@ fn resource_rules() -> Value {
 }
 
 /// The CEL of the policy: every image a pod would pull (containers of the three kinds, image
-/// volumes) in a Pod or any workload's pod template; the digest each names; those denied in
-/// this shard and not lifted in the request's namespace.
+/// volumes) in a Pod or any workload's pod template; on an UPDATE only what the webhook's
+/// rollout bound decides (`admission::rollout`): a workload's whole template when it changed or
+/// the update starts more of it (woken from zero replicas, a ReplicaSet or ReplicationController
+/// scaled up, resumed from suspended or paused), else a Pod's images it did not run before, so a
+/// label, an orphaning or a scale-down of what runs is never denied; the digest each names;
+/// those denied in this shard and not lifted in the request's namespace. (Scales through the
+/// `scale` subresource carry no template: they are the webhook's alone.)
 const SPEC: &str = "request.kind.kind == 'Pod' ? object.spec : \
     (request.kind.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : object.spec.template.spec)";
-const IMAGES: &str = "(has(variables.spec.containers) ? variables.spec.containers.map(c, c.image) : []) + \
-    (has(variables.spec.initContainers) ? variables.spec.initContainers.map(c, c.image) : []) + \
-    (has(variables.spec.ephemeralContainers) ? variables.spec.ephemeralContainers.map(c, c.image) : []) + \
-    (has(variables.spec.volumes) ? variables.spec.volumes.filter(v, has(v.image) && has(v.image.reference)).map(v, v.image.reference) : [])";
-const DENIED: &str = "variables.images.filter(i, i.contains('@')).map(i, i.substring(i.lastIndexOf('@') + 1))\
+/// Read only on an UPDATE (variables are evaluated when first used).
+const OLD_SPEC: &str = "request.kind.kind == 'Pod' ? oldObject.spec : \
+    (request.kind.kind == 'CronJob' ? oldObject.spec.jobTemplate.spec.template.spec : oldObject.spec.template.spec)";
+/// Whether an UPDATE is decided like a new workload: a changed template, a wake, a revision
+/// scaled up, a resume.
+const WHOLE: &str = "oldObject == null || (request.kind.kind != 'Pod' && (\
+    (request.kind.kind == 'CronJob' ? object.spec.jobTemplate != oldObject.spec.jobTemplate : object.spec.template != oldObject.spec.template) || \
+    (has(object.spec.replicas) && has(oldObject.spec.replicas) && object.spec.replicas > oldObject.spec.replicas && \
+      (oldObject.spec.replicas == 0 || request.kind.kind == 'ReplicaSet' || request.kind.kind == 'ReplicationController')) || \
+    (has(oldObject.spec.suspend) && oldObject.spec.suspend && !(has(object.spec.suspend) && object.spec.suspend)) || \
+    (has(oldObject.spec.paused) && oldObject.spec.paused && !(has(object.spec.paused) && object.spec.paused))))";
+const DENIED: &str = "(variables.whole ? variables.images : variables.images.filter(i, !(i in variables.oldImages)))\
+    .filter(i, i.contains('@')).map(i, i.substring(i.lastIndexOf('@') + 1))\
     .filter(d, d in params.spec.digests && !((request.namespace + '/' + d) in params.spec.exempt))";
 const MESSAGE: &str = "'scangate verdict mirror: ' + variables.denied.map(d, d + \
     ' failed trusted scan ' + params.spec.digests[d]).join(', ') + \
     '. Fix the image (rebuild with the fixed versions and scan it again) or ask an admin for a ScanException.'";
+
+/// The CEL list of every image the pod spec in `spec` (a variable's path) would pull.
+fn images_of(spec: &str) -> String {
+    format!(
+        "(has({spec}.containers) ? {spec}.containers.map(c, c.image) : []) + \
+         (has({spec}.initContainers) ? {spec}.initContainers.map(c, c.image) : []) + \
+         (has({spec}.ephemeralContainers) ? {spec}.ephemeralContainers.map(c, c.image) : []) + \
+         (has({spec}.volumes) ? {spec}.volumes.filter(v, has(v.image) && has(v.image.reference)).map(v, v.image.reference) : [])"
+    )
+}
 
 /// The ValidatingAdmissionPolicy named `name`.
 pub fn policy(name: &str, config: &AdmissionConfig) -> Result<ValidatingAdmissionPolicy> {
@@ -309,7 +332,12 @@ pub fn policy(name: &str, config: &AdmissionConfig) -> Result<ValidatingAdmissio
             "matchConstraints": {"resourceRules": resource_rules()},
             "variables": [
                 {"name": "spec", "expression": SPEC},
-                {"name": "images", "expression": IMAGES},
+                {"name": "images", "expression": images_of("variables.spec")},
+                {"name": "oldSpec", "expression": OLD_SPEC},
+                {"name": "oldImages", "expression": format!(
+                    "oldObject == null ? [] : {}", images_of("variables.oldSpec")
+                )},
+                {"name": "whole", "expression": WHOLE},
                 {"name": "denied", "expression": DENIED},
             ],
             "validations": [{
