@@ -244,9 +244,15 @@ fn the_scanner_writes_only_its_own_scans_report_from_its_jobs_pod() {
 
     // The admission config: neither created nor changed by the scanner, with or without a
     // pod in its token.
-    let audit = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"scangate-config\"}, \"data\": {\"config.yaml\": \"defaultEnforcement: audit\\n\"}}";
+    let audit = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "scangate-config"},
+        "data": {"config.yaml": "defaultEnforcement: audit\n"}});
+    let labelled = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "scangate-config", "labels": {"scanning.scangate.dev/scan": "busybox"}},
+        "data": {"config.yaml": "defaultEnforcement: audit\n"}});
+    let (audit, labelled) = (audit.to_string(), labelled.to_string());
     for claim in [None, own_pod] {
-        let out = as_scanner(cluster, sys, claim, &["create", "-f", "-"], Some(audit));
+        let out = as_scanner(cluster, sys, claim, &["create", "-f", "-"], Some(&audit));
         assert_refused(&out, NOT_A_REPORT);
     }
     system.kubectl_ok(&[
@@ -255,37 +261,13 @@ fn the_scanner_writes_only_its_own_scans_report_from_its_jobs_pod() {
         "scangate-config",
         "--from-literal=config.yaml=defaultEnforcement: enforce",
     ]);
+    // Changed by server-side apply (a patch: the scanner has no get or update), as it is, or
+    // labelled to pass for a report.
+    let apply = ["apply", "--server-side", "--force-conflicts", "-f", "-"];
     for claim in [None, own_pod] {
-        let out = as_scanner(
-            cluster,
-            sys,
-            claim,
-            &[
-                "patch",
-                "configmap",
-                "scangate-config",
-                "--type=merge",
-                "-p",
-                r#"{"data": {"config.yaml": "defaultEnforcement: audit\n"}}"#,
-            ],
-            None,
-        );
+        let out = as_scanner(cluster, sys, claim, &apply, Some(&audit));
         assert_refused(&out, NOT_A_REPORT);
-        // Labelled to pass for a report: it is not this scan's.
-        let out = as_scanner(
-            cluster,
-            sys,
-            claim,
-            &[
-                "patch",
-                "configmap",
-                "scangate-config",
-                "--type=merge",
-                "-p",
-                r#"{"metadata": {"labels": {"scanning.scangate.dev/scan": "busybox"}}, "data": {"config.yaml": "defaultEnforcement: audit\n"}}"#,
-            ],
-            None,
-        );
+        let out = as_scanner(cluster, sys, claim, &apply, Some(&labelled));
         assert_refused(&out, "reports in namespace");
     }
     let config = system.kubectl_ok(&[
