@@ -18,6 +18,13 @@ pub enum Error {
     MaxResultAge(DurationError),
     #[error("admission config tagMaxAge: {0} (`0` turns the bound off)")]
     TagMaxAge(DurationError),
+    #[error("admission config templates.activeDeadline: {0}")]
+    ActiveDeadline(DurationError),
+    #[error(
+        "admission config templates.activeDeadline is under one second; give the longest a scan \
+         Job may run (e.g. 1h)"
+    )]
+    DeadlineUnderOneSecond,
     #[error("admission config trustedScanNamespaces has an empty name")]
     EmptyNamespace,
     #[error("cannot read the admission config {path}: {source}")]
@@ -278,8 +285,8 @@ impl Default for ExceptionRules {
     }
 }
 
-/// What a ScanTemplate's pod may be: the Pod Security level it must pass and the one
-/// ServiceAccount it may name.
+/// What a ScanTemplate's pod may be: the Pod Security level it must pass, the one
+/// ServiceAccount it may name, and how long its Job may run.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateRules {
@@ -290,6 +297,10 @@ pub struct TemplateRules {
     /// controller sets it).
     #[serde(default = "default_service_account")]
     pub service_account: String,
+    /// The longest a scan Job may run (its `activeDeadlineSeconds`; `1h`, `30m`): past it the
+    /// Job is stopped and the scan is `Error`, so a hung scanner cannot hold a slot forever.
+    #[serde(default = "default_active_deadline")]
+    pub active_deadline: String,
 }
 
 /// The scanner's ServiceAccount unless the config names another.
@@ -299,12 +310,30 @@ fn default_service_account() -> String {
     DEFAULT_SCANNER_SERVICE_ACCOUNT.into()
 }
 
+fn default_active_deadline() -> String {
+    "1h".into()
+}
+
 impl Default for TemplateRules {
     fn default() -> Self {
         TemplateRules {
             pod_security: Level::default(),
             service_account: default_service_account(),
+            active_deadline: default_active_deadline(),
         }
+    }
+}
+
+impl TemplateRules {
+    /// The config key that sets [`TemplateRules::active_deadline`], for messages.
+    pub const ACTIVE_DEADLINE_KEY: &'static str = "templates.activeDeadline";
+
+    /// `activeDeadline` as a duration (checked when the config is read; the default if not).
+    pub fn active_deadline(&self) -> Duration {
+        parse_duration(&self.active_deadline)
+            .ok()
+            .filter(|deadline| deadline.as_secs() > 0)
+            .unwrap_or(Duration::from_secs(3600))
     }
 }
 
@@ -365,6 +394,11 @@ impl AdmissionConfig {
                 field: "defaultScanPolicy",
                 what: "a ScanPolicy in scangateNamespace, or leave it unset for scangate's built-in default policy",
             });
+        }
+        let deadline =
+            parse_duration(&config.templates.active_deadline).map_err(Error::ActiveDeadline)?;
+        if deadline.as_secs() == 0 {
+            return Err(Error::DeadlineUnderOneSecond);
         }
         if config.templates.service_account.is_empty() {
             return Err(Error::EmptyField {
@@ -444,21 +478,48 @@ impl AdmissionConfig {
             || (exception == scan && !self.is_trusted_namespace(scan))
     }
 
-    /// Whether this writer may store reports in `namespace`: anyone in a namespace whose
-    /// scans are not trusted results; in a trusted one, scangate's controller, the scan Jobs'
-    /// ServiceAccount there, and `trustedReporters`.
-    pub fn may_report(&self, namespace: &str, username: &str, groups: &[String]) -> bool {
-        !self.is_trusted_namespace(namespace)
-            || username == self.controller_username
-            || username
-                == format!(
-                    "system:serviceaccount:{namespace}:{}",
-                    self.templates.service_account
-                )
+    /// Who `username` (in `groups`) is as the writer of a report in `namespace`: in a
+    /// namespace whose scans are not trusted results, anyone; in a trusted one, scangate's
+    /// controller and `trustedReporters` count as they are, the scanner's ServiceAccount
+    /// there only for its own scan's report from its Job's pod, and nobody else.
+    pub fn report_writer(
+        &self,
+        namespace: &str,
+        username: &str,
+        groups: &[String],
+    ) -> ReportWriter {
+        if !self.is_trusted_namespace(namespace) {
+            ReportWriter::Untrusted
+        } else if username == self.controller_username
             || self.trusted_reporters.iter().any(|r| r == username)
             || groups
                 .iter()
                 .any(|g| self.trusted_reporter_groups.contains(g))
+        {
+            ReportWriter::Trusted
+        } else if username == self.scanner_username(namespace) {
+            ReportWriter::Scanner
+        } else {
+            ReportWriter::Refused
+        }
+    }
+
+    /// The username of the scanner's ServiceAccount in `namespace`.
+    pub fn scanner_username(&self, namespace: &str) -> String {
+        format!(
+            "system:serviceaccount:{namespace}:{}",
+            self.templates.service_account
+        )
+    }
+
+    /// Whether `username` is the scanner's ServiceAccount of any namespace.
+    pub fn is_scanner(&self, username: &str) -> bool {
+        username
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(namespace, name)| {
+                !namespace.is_empty() && name == self.templates.service_account
+            })
     }
 
     /// Whether this writer's ScanExceptions count: a listed approver, or (no list) whoever
@@ -469,6 +530,20 @@ impl AdmissionConfig {
             || rules.approvers.iter().any(|a| a == username)
             || groups.iter().any(|g| rules.approver_groups.contains(g))
     }
+}
+
+/// Who writes a report ConfigMap, as the report guard sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportWriter {
+    /// Anyone, in a namespace whose scans are not trusted results (they count there only).
+    Untrusted,
+    /// scangate's controller or a `trustedReporters` identity, in a trusted namespace.
+    Trusted,
+    /// The scanner's ServiceAccount of a trusted namespace: only its own scan's report, from
+    /// a pod of that scan's Job.
+    Scanner,
+    /// Anyone else in a trusted namespace.
+    Refused,
 }
 
 /// What a scan counts for in a workload's namespace.
@@ -496,6 +571,10 @@ mod tests {
         assert_eq!(config.templates.pod_security, Level::Restricted);
         assert_eq!(config.templates.service_account, "scangate-scanner");
         assert_eq!(
+            config.templates.active_deadline(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
             config.exception_max_duration().ok(),
             Some(Duration::from_secs(90 * 86400))
         );
@@ -509,7 +588,7 @@ mod tests {
              registryAliases: {mirror.example:5000: docker.io}\npinDigests: true\n\
              firstSight: {template: trivy, policy: strict, perMinute: 5}\n\
              defaultScanPolicy: baseline\n\
-             templates: {podSecurity: baseline, serviceAccount: scanner}\n",
+             templates: {podSecurity: baseline, serviceAccount: scanner, activeDeadline: 20m}\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.default_enforcement, Enforcement::Warn);
@@ -532,6 +611,10 @@ mod tests {
         assert_eq!(config.origin("shop", "other"), None);
         assert_eq!(config.templates.pod_security, Level::Baseline);
         assert_eq!(config.templates.service_account, "scanner");
+        assert_eq!(
+            config.templates.active_deadline(),
+            Duration::from_secs(20 * 60)
+        );
         let mirrored = crate::image::ImageRef::parse("mirror.example:5000/busybox:1")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -613,6 +696,17 @@ mod tests {
                 ..
             })
         ));
+        let bad_deadline = AdmissionConfig::from_yaml("templates: {activeDeadline: forever}").err();
+        assert!(matches!(bad_deadline, Some(Error::ActiveDeadline(_))));
+        for short in ["0s", "500ms"] {
+            let short_deadline =
+                AdmissionConfig::from_yaml(&format!("templates: {{activeDeadline: {short}}}"))
+                    .err();
+            assert!(
+                matches!(short_deadline, Some(Error::DeadlineUnderOneSecond)),
+                "{short}"
+            );
+        }
         let no_account = AdmissionConfig::from_yaml("templates: {serviceAccount: ''}").err();
         assert!(matches!(no_account, Some(Error::EmptyField { .. })));
     }
@@ -655,25 +749,53 @@ mod tests {
             "trustedScanNamespaces: [ci-scans]\ntrustedReporters: [ci-bot]\ntrustedReporterGroups: [ci]\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(config.may_report("shop", "anyone", &[]));
-        assert!(config.may_report("ci-scans", "ci-bot", &[]));
-        assert!(config.may_report("ci-scans", "someone", &["ci".into()]));
-        assert!(config.may_report(
-            "ci-scans",
-            "system:serviceaccount:ci-scans:scangate-scanner",
-            &[]
-        ));
-        assert!(config.may_report("scangate-system", &config.controller_username, &[]));
-        assert!(!config.may_report(
-            "scangate-system",
-            "system:serviceaccount:ci-scans:scangate-scanner",
-            &[]
-        ));
-        assert!(!config.may_report(
-            "scangate-system",
-            "tenant",
-            &["system:authenticated".into()]
-        ));
+        assert_eq!(
+            config.report_writer("shop", "anyone", &[]),
+            ReportWriter::Untrusted
+        );
+        assert_eq!(
+            config.report_writer("ci-scans", "ci-bot", &[]),
+            ReportWriter::Trusted
+        );
+        assert_eq!(
+            config.report_writer("ci-scans", "someone", &["ci".into()]),
+            ReportWriter::Trusted
+        );
+        assert_eq!(
+            config.report_writer(
+                "ci-scans",
+                "system:serviceaccount:ci-scans:scangate-scanner",
+                &[]
+            ),
+            ReportWriter::Scanner
+        );
+        assert_eq!(
+            config.report_writer("scangate-system", &config.controller_username, &[]),
+            ReportWriter::Trusted
+        );
+        assert_eq!(
+            config.report_writer(
+                "scangate-system",
+                "system:serviceaccount:ci-scans:scangate-scanner",
+                &[]
+            ),
+            ReportWriter::Refused
+        );
+        assert_eq!(
+            config.report_writer(
+                "scangate-system",
+                "tenant",
+                &["system:authenticated".into()]
+            ),
+            ReportWriter::Refused
+        );
+        // The scanner's ServiceAccount of any namespace, and nothing that only looks like it.
+        assert!(config.is_scanner("system:serviceaccount:shop:scangate-scanner"));
+        assert!(config.is_scanner("system:serviceaccount:scangate-system:scangate-scanner"));
+        assert!(!config.is_scanner("system:serviceaccount:shop:scangate-scanner-2"));
+        assert!(!config.is_scanner("system:serviceaccount::scangate-scanner"));
+        assert!(!config.is_scanner("scangate-scanner"));
+        assert!(!config.is_scanner("system:serviceaccount:scangate-system:scangate-controller"));
         let empty = AdmissionConfig::from_yaml("controllerUsername: ''").err();
         assert!(matches!(empty, Some(Error::EmptyField { .. })));
     }

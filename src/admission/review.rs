@@ -7,9 +7,10 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde_json::{Value, json};
 
-use super::config::{Action, AdmissionConfig};
+use super::config::{Action, AdmissionConfig, ReportWriter};
 use super::pin;
 use super::pod::{self, Container, WorkloadKind};
+use super::reporter::{self, PodClaim, ScanPod};
 use super::rollout::{self, Rollout, Scope, Write};
 use super::scanning::{self, Verdict};
 use super::status;
@@ -646,12 +647,42 @@ pub fn review_exception_write(
     )
 }
 
-/// Reviews a write of a report ConfigMap (label `scanning.scangate.dev/scan`): in a namespace
-/// whose scans are trusted results, only scan Jobs, the controller and `trustedReporters` may
-/// store reports; everywhere, the answer records the writer, shown as the result's source.
+/// The pod the webhook must look up before [`review_report_write`] can decide: the one named
+/// by the token of the scanner's ServiceAccount writing a report into a trusted namespace.
+pub fn report_pod_to_check(
+    req: &AdmissionRequest<DynamicObject>,
+    config: &AdmissionConfig,
+) -> Option<PodClaim> {
+    let object = req.object.as_ref()?;
+    let writer = req.user_info.username.as_deref().unwrap_or_default();
+    let groups = req.user_info.groups.as_deref().unwrap_or_default();
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let wants_check = matches!(req.operation, Operation::Create | Operation::Update)
+        && is_report(&object.metadata)
+        && config.report_writer(namespace, writer, groups) == ReportWriter::Scanner;
+    if !wants_check {
+        return None;
+    }
+    reporter::pod_claim(&req.user_info)
+}
+
+fn is_report(metadata: &kube::core::ObjectMeta) -> bool {
+    metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(SCAN_LABEL))
+}
+
+/// The guard of ConfigMap writes that the apiserver sends (report ConfigMaps, and any
+/// ConfigMap the scanner's ServiceAccount writes): records who stored a report; in a trusted
+/// namespace refuses reports but from scangate's controller, `trustedReporters`, and the
+/// scanner for its own scan's report from a pod of that scan's Job (`pod`: what the webhook
+/// found about the pod its token names, see [`report_pod_to_check`]); and refuses every other
+/// ConfigMap the scanner's ServiceAccount writes, anywhere (the admission config among them).
 pub fn review_report_write(
     req: &AdmissionRequest<DynamicObject>,
     config: &AdmissionConfig,
+    pod: Option<&ScanPod>,
 ) -> AdmissionResponse {
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return AdmissionResponse::from(req);
@@ -659,28 +690,54 @@ pub fn review_report_write(
     let Some(object) = req.object.as_ref() else {
         return deny(req, "report request has no object");
     };
-    let is_report = object
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(SCAN_LABEL));
-    if !is_report {
-        return AdmissionResponse::from(req);
-    }
     let namespace = req.namespace.as_deref().unwrap_or_default();
     let writer = req.user_info.username.as_deref().unwrap_or_default();
     let groups = req.user_info.groups.as_deref().unwrap_or_default();
-    if writer.is_empty() || !config.may_report(namespace, writer, groups) {
-        return deny(
+    let name = object.metadata.name.as_deref().unwrap_or(&req.name);
+    if !is_report(&object.metadata) {
+        if config.is_scanner(writer) {
+            return deny(
+                req,
+                format!(
+                    "{writer} is scangate's scanner: it may write only its own scan's report \
+                     ConfigMap (labelled {SCAN_LABEL}), not ConfigMap {namespace}/{name}"
+                ),
+            );
+        }
+        return AdmissionResponse::from(req);
+    }
+    let refused = |why: String| {
+        deny(
             req,
             format!(
                 "reports in namespace {namespace} are trusted results: only scangate's scan Jobs \
-                 (ServiceAccount {}), its controller and the config's trustedReporters may store \
-                 them; {writer:?} may not. Push to your own namespace, or ask an admin to add \
-                 your pipeline's identity to trustedReporters",
+                 (ServiceAccount {}, from a pod of the scan's own Job), its controller and the \
+                 config's trustedReporters may store them; {writer:?} may not: {why}. Push to \
+                 your own namespace, or ask an admin to add your pipeline's identity to \
+                 trustedReporters",
                 config.templates.service_account
             ),
-        );
+        )
+    };
+    if writer.is_empty() {
+        return refused("the request names no user".into());
+    }
+    match config.report_writer(namespace, writer, groups) {
+        ReportWriter::Untrusted | ReportWriter::Trusted => {}
+        ReportWriter::Refused => return refused("it is none of them".into()),
+        ReportWriter::Scanner => {
+            let Some(claim) = reporter::pod_claim(&req.user_info) else {
+                return refused(
+                    "its token names no pod (a bound token of the scan Job's pod does)".into(),
+                );
+            };
+            let Some(pod) = pod else {
+                return refused(format!("scangate could not look up pod {}", claim.name));
+            };
+            if let Err(why) = reporter::scanner_may_write(&object.metadata, &claim, pod) {
+                return refused(why);
+            }
+        }
     }
     stamp(req, &object.metadata, &[(REPORTED_BY, writer)])
 }
@@ -1134,6 +1191,18 @@ mod tests {
         user: &str,
         labelled: bool,
     ) -> AdmissionRequest<DynamicObject> {
+        scanner_request(namespace, user, labelled, "busybox-report", json!({}))
+    }
+
+    /// A ConfigMap write named `name` by `user`, whose token carries `extra`; the object is
+    /// owned by ImageScan busybox (uid `scan-uid`).
+    fn scanner_request(
+        namespace: &str,
+        user: &str,
+        labelled: bool,
+        name: &str,
+        extra: Value,
+    ) -> AdmissionRequest<DynamicObject> {
         let labels = if labelled {
             json!({"scanning.scangate.dev/scan": "busybox"})
         } else {
@@ -1143,11 +1212,13 @@ mod tests {
             "uid": "u-10",
             "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
             "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-            "name": "busybox-report", "namespace": namespace, "operation": "CREATE",
-            "userInfo": {"username": user},
+            "name": name, "namespace": namespace, "operation": "CREATE",
+            "userInfo": {"username": user, "extra": extra},
             "object": {"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": "busybox-report", "namespace": namespace, "labels": labels,
-                                    "annotations": {"scangate.dev/reported-by": "forged"}},
+                       "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                                    "annotations": {"scangate.dev/reported-by": "forged"},
+                                    "ownerReferences": [{"apiVersion": "scanning.scangate.dev/v1beta1",
+                                        "kind": "ImageScan", "name": "busybox", "uid": "scan-uid"}]},
                        "binaryData": {}}
         })))
     }
@@ -1157,7 +1228,7 @@ mod tests {
         let config = AdmissionConfig::from_yaml("trustedReporters: [ci-bot]")
             .unwrap_or_else(|e| panic!("{e}"));
         let sys = "scangate-system";
-        let refused = review_report_write(&report_request(sys, "tenant", true), &config);
+        let refused = review_report_write(&report_request(sys, "tenant", true), &config, None);
         assert!(!refused.allowed);
         assert!(
             refused
@@ -1169,10 +1240,9 @@ mod tests {
         );
         for writer in [
             "ci-bot",
-            "system:serviceaccount:scangate-system:scangate-scanner",
             "system:serviceaccount:scangate-system:scangate-controller",
         ] {
-            let response = review_report_write(&report_request(sys, writer, true), &config);
+            let response = review_report_write(&report_request(sys, writer, true), &config, None);
             assert!(response.allowed, "{writer}");
             let object = patched(
                 &response,
@@ -1184,13 +1254,113 @@ mod tests {
             );
         }
         // A tenant's own namespace: allowed, and recorded.
-        let response = review_report_write(&report_request("shop", "tenant", true), &config);
+        let response = review_report_write(&report_request("shop", "tenant", true), &config, None);
         assert!(response.allowed);
         assert!(response.patch.is_some());
         // Not a report: nothing to do.
-        let response = review_report_write(&report_request(sys, "tenant", false), &config);
+        let response = review_report_write(&report_request(sys, "tenant", false), &config, None);
         assert!(response.allowed);
         assert!(response.patch.is_none());
+    }
+
+    #[test]
+    fn the_scanner_writes_only_its_own_scans_report_from_its_jobs_pod() {
+        use crate::admission::reporter::{POD_NAME_EXTRA, POD_UID_EXTRA};
+        let config = AdmissionConfig::default();
+        let sys = "scangate-system";
+        let scanner = "system:serviceaccount:scangate-system:scangate-scanner";
+        let bound =
+            json!({POD_NAME_EXTRA: ["busybox-0a1b2c3d4e-abcde"], POD_UID_EXTRA: ["pod-uid"]});
+        let busybox_job_pod = ScanPod::Found {
+            uid: "pod-uid".into(),
+            job: Some("busybox-0a1b2c3d4e".into()),
+            job_owner: Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "scanning.scangate.dev/v1beta1".into(),
+                    kind: "ImageScan".into(),
+                    name: "busybox".into(),
+                    uid: "scan-uid".into(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                },
+            ),
+        };
+        let own = scanner_request(sys, scanner, true, "busybox-report", bound.clone());
+        // Its pod is looked up, and its own report is stored with the writer recorded.
+        assert_eq!(
+            report_pod_to_check(&own, &config).map(|claim| claim.name),
+            Some("busybox-0a1b2c3d4e-abcde".to_string())
+        );
+        let response = review_report_write(&own, &config, Some(&busybox_job_pod));
+        assert!(response.allowed, "{}", response.result.message);
+        let object = patched(
+            &response,
+            json!({"metadata": {"annotations": {"scangate.dev/reported-by": "forged"}}}),
+        );
+        assert_eq!(
+            object["metadata"]["annotations"]["scangate.dev/reported-by"],
+            scanner
+        );
+        // Without a pod in its token (a plain ServiceAccount token): refused, nothing to look up.
+        let plain = scanner_request(sys, scanner, true, "busybox-report", json!({}));
+        assert_eq!(report_pod_to_check(&plain, &config), None);
+        let refused = review_report_write(&plain, &config, None);
+        assert!(!refused.allowed);
+        assert!(
+            refused.result.message.contains("its token names no pod"),
+            "{}",
+            refused.result.message
+        );
+        // A pod that was not found, or whose lookup did not happen: refused.
+        let refused = review_report_write(&own, &config, Some(&ScanPod::Missing));
+        assert!(refused.result.message.contains("does not exist"));
+        let refused = review_report_write(&own, &config, None);
+        assert!(refused.result.message.contains("could not look up pod"));
+        // Another scan's report, from the right pod: refused.
+        let other = scanner_request(sys, scanner, true, "alpine-report", bound.clone());
+        let refused = review_report_write(&other, &config, Some(&busybox_job_pod));
+        assert!(!refused.allowed);
+        assert!(
+            refused
+                .result
+                .message
+                .contains("whose report is ConfigMap busybox-report"),
+            "{}",
+            refused.result.message
+        );
+        // Any ConfigMap that is not a report (the admission config), in any namespace, with
+        // or without a pod in its token: refused, and never looked up.
+        for namespace in [sys, "shop"] {
+            for extra in [json!({}), bound.clone()] {
+                let scanner = format!("system:serviceaccount:{namespace}:scangate-scanner");
+                let config_write =
+                    scanner_request(namespace, &scanner, false, "scangate-config", extra);
+                assert_eq!(report_pod_to_check(&config_write, &config), None);
+                let refused = review_report_write(&config_write, &config, None);
+                assert!(!refused.allowed);
+                assert!(
+                    refused
+                        .result
+                        .message
+                        .contains("may write only its own scan's report ConfigMap"),
+                    "{}",
+                    refused.result.message
+                );
+            }
+        }
+        // The admin writes the admission config.
+        let admin = scanner_request(sys, "kubernetes-admin", false, "scangate-config", json!({}));
+        assert!(review_report_write(&admin, &config, None).allowed);
+        // In a tenant namespace the scanner's reports count there only, as anyone's.
+        let tenant = scanner_request(
+            "shop",
+            "system:serviceaccount:shop:scangate-scanner",
+            true,
+            "busybox-report",
+            json!({}),
+        );
+        assert_eq!(report_pod_to_check(&tenant, &config), None);
+        assert!(review_report_write(&tenant, &config, None).allowed);
     }
 
     #[test]

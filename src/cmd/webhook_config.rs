@@ -71,6 +71,14 @@ pub struct WebhookConfigArgs {
         default_value_t = FailurePolicy::Fail
     )]
     pub workload_failure_policy: FailurePolicy,
+    /// The scanner's ServiceAccount name (admission config `templates.serviceAccount`): its
+    /// writes of ConfigMaps that are not reports go to the report guard, which refuses them.
+    #[arg(
+        long,
+        env = "SCANGATE_SCANNER_SERVICE_ACCOUNT",
+        default_value = crate::admission::config::DEFAULT_SCANNER_SERVICE_ACCOUNT
+    )]
+    pub scanner_service_account: String,
 }
 
 /// A webhook's `failurePolicy`.
@@ -142,6 +150,7 @@ pub fn run(args: &WebhookConfigArgs) -> Result<String> {
         &Namespaces::Except(&excluded),
         &ca,
         args.workload_failure_policy,
+        &args.scanner_service_account,
     )
 }
 
@@ -242,13 +251,15 @@ pub enum Ca<'a> {
 }
 
 /// Both configurations, named `name` (normally [`NAME`]); the workload and pin webhooks with
-/// `workload_failure`, every other one failing closed.
+/// `workload_failure`, every other one failing closed; `scanner` is the scanner's
+/// ServiceAccount name, whose other ConfigMap writes the report guard refuses.
 pub fn configurations(
     name: &str,
     target: &Target<'_>,
     namespaces: &Namespaces<'_>,
     ca: &Ca<'_>,
     workload_failure: FailurePolicy,
+    scanner: &str,
 ) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration)> {
     let (ca_bundle, annotations) = match ca {
         Ca::Bundle(pem) => (Some(*pem), json!({})),
@@ -349,6 +360,31 @@ pub fn configurations(
     reports_webhook["objectSelector"] = json!({"matchExpressions": [
         {"key": crate::report::SCAN_LABEL, "operator": "Exists"}
     ]});
+    // Every other ConfigMap the scanner's ServiceAccount (of any namespace) writes, so the
+    // guard refuses it: the scanner may write only its own scan's report, never the admission
+    // config. RBAC cannot limit `create` to names, hence this. The match condition keeps
+    // everyone else's ConfigMap writes (the admin's config, the control plane's) off the
+    // webhook, so they never wait for it or fail with it.
+    let mut scanner_webhook = webhook(
+        "scanner-configmaps",
+        "/mutate/reports",
+        json!([
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": create_update,
+             "resources": ["configmaps"], "scope": "Namespaced"},
+        ]),
+        5,
+        target,
+        guard_selector(namespaces),
+        ca_bundle,
+    );
+    scanner_webhook["reinvocationPolicy"] = json!("Never");
+    scanner_webhook["objectSelector"] = json!({"matchExpressions": [
+        {"key": crate::report::SCAN_LABEL, "operator": "DoesNotExist"}
+    ]});
+    scanner_webhook["matchConditions"] = json!([{
+        "name": "scanner",
+        "expression": scanner_condition(scanner),
+    }]);
     // Digest pinning: the workload webhook's kinds and failure policy, in the namespaces it
     // covers but those labelled `scangate.dev/pin-digests=false` (the webhook decides the
     // unlabelled ones from `pinDigests` and their mode). Again when a later mutating webhook
@@ -368,12 +404,21 @@ pub fn configurations(
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [status_webhook, exceptions_webhook, reports_webhook, pin_webhook],
+        "webhooks": [status_webhook, exceptions_webhook, reports_webhook, scanner_webhook, pin_webhook],
     });
     Ok((
         serde_json::from_value(validating)?,
         serde_json::from_value(mutating)?,
     ))
+}
+
+/// The CEL match condition of requests by the ServiceAccount named `scanner`, in any
+/// namespace (the name is a DNS label: no quote or colon to escape).
+fn scanner_condition(scanner: &str) -> String {
+    format!(
+        "request.userInfo.username.startsWith('system:serviceaccount:') && \
+         request.userInfo.username.endsWith(':{scanner}')"
+    )
 }
 
 /// Both configurations as one YAML stream.
@@ -383,8 +428,10 @@ pub fn configurations_yaml(
     namespaces: &Namespaces<'_>,
     ca: &Ca<'_>,
     workload_failure: FailurePolicy,
+    scanner: &str,
 ) -> Result<String> {
-    let (validating, mutating) = configurations(name, target, namespaces, ca, workload_failure)?;
+    let (validating, mutating) =
+        configurations(name, target, namespaces, ca, workload_failure, scanner)?;
     Ok(format!(
         "---\n{}---\n{}",
         serde_yaml::to_string(&validating)?,
@@ -404,6 +451,7 @@ mod tests {
             &Namespaces::Except(&["kube-system", "scangate-system"]),
             &Ca::Bundle(b"CA"),
             FailurePolicy::Fail,
+            "scangate-scanner",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let webhooks = validating.webhooks.unwrap_or_default();
@@ -492,7 +540,26 @@ mod tests {
             "scanning.scangate.dev/scan"
         );
         assert_eq!(webhooks[1].namespace_selector, Some(Default::default()));
-        let pin = &mutating[3];
+        // The scanner's other ConfigMap writes: unlabelled ones, by its ServiceAccount only.
+        let scanner = &mutating[3];
+        assert_eq!(
+            scanner.client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/mutate/reports")
+        );
+        assert_eq!(scanner.failure_policy.as_deref(), Some("Fail"));
+        let selector = scanner.object_selector.clone().unwrap_or_default();
+        let expression = &selector.match_expressions.unwrap_or_default()[0];
+        assert_eq!(
+            (expression.key.as_str(), expression.operator.as_str()),
+            ("scanning.scangate.dev/scan", "DoesNotExist")
+        );
+        let conditions = scanner.match_conditions.clone().unwrap_or_default();
+        assert_eq!(
+            conditions[0].expression,
+            "request.userInfo.username.startsWith('system:serviceaccount:') && \
+             request.userInfo.username.endsWith(':scangate-scanner')"
+        );
+        let pin = &mutating[4];
         assert_eq!(
             pin.client_config.url.as_deref(),
             Some("https://127.0.0.1:8443/mutate/pin")
@@ -543,12 +610,13 @@ mod tests {
             },
             &Ca::CertManager("scangate-system/scangate-webhook"),
             FailurePolicy::Ignore,
+            "scangate-scanner",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(yaml.contains("cert-manager.io/inject-ca-from: scangate-system/scangate-webhook"));
         // Failing open is for the workload and pin webhooks only: the guards fail closed.
         assert_eq!(yaml.matches("failurePolicy: Ignore").count(), 2, "{yaml}");
-        assert_eq!(yaml.matches("failurePolicy: Fail").count(), 4, "{yaml}");
+        assert_eq!(yaml.matches("failurePolicy: Fail").count(), 5, "{yaml}");
         assert!(yaml.contains("namespace: scangate-system"));
         assert!(yaml.contains("path: /validate/workloads"));
         assert!(yaml.contains("e2e: '1'"), "{yaml}");

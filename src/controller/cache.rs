@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::batch::v1::{Job, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -105,11 +106,15 @@ pub fn strip_scan<K: ScanKind>(scan: &mut K) {
 }
 
 /// A Job as the planner reads it ([`super::job::JobSummary::from_job`]): metadata (names,
-/// annotations, owners, creation time), the conditions and the completion time; not the pod
-/// template.
+/// annotations, owners, creation time), its deadline (named when it is exceeded), the
+/// conditions and the completion time; not the pod template.
 pub fn strip_job(job: &mut Job) {
     strip_meta(&mut job.metadata);
-    job.spec = None;
+    job.spec = job.spec.take().map(|spec| JobSpec {
+        active_deadline_seconds: spec.active_deadline_seconds,
+        template: PodTemplateSpec::default(),
+        ..JobSpec::default()
+    });
     job.status = job.status.take().map(|status| JobStatus {
         conditions: status.conditions,
         completion_time: status.completion_time,
@@ -466,8 +471,7 @@ mod tests {
     use super::*;
     use crate::controller::reconcile::read_report;
     use k8s_openapi::ByteString;
-    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec};
-    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::api::batch::v1::JobCondition;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
     use std::collections::BTreeMap;
 
@@ -526,14 +530,20 @@ mod tests {
         let mut job = Job {
             metadata: meta(&[("scanning.scangate.dev/attempt", "1")]),
             spec: Some(JobSpec {
-                template: PodTemplateSpec::default(),
+                active_deadline_seconds: Some(60),
+                backoff_limit: Some(0),
+                template: PodTemplateSpec {
+                    spec: Some(Default::default()),
+                    ..PodTemplateSpec::default()
+                },
                 ..JobSpec::default()
             }),
             status: Some(JobStatus {
                 active: Some(1),
                 conditions: Some(vec![JobCondition {
-                    type_: "Complete".into(),
+                    type_: "Failed".into(),
                     status: "True".into(),
+                    reason: Some("DeadlineExceeded".into()),
                     ..JobCondition::default()
                 }]),
                 completion_time: Some(ts("2026-01-01T12:00:00Z")),
@@ -543,7 +553,14 @@ mod tests {
         let before = super::super::job::JobSummary::from_job(&job);
         strip_job(&mut job);
         assert_eq!(super::super::job::JobSummary::from_job(&job), before);
-        assert!(job.spec.is_none());
+        assert_eq!(
+            job.spec,
+            Some(JobSpec {
+                active_deadline_seconds: Some(60),
+                template: PodTemplateSpec::default(),
+                ..JobSpec::default()
+            })
+        );
         assert_eq!(job.status.as_ref().and_then(|s| s.active), None);
         assert!(job.metadata.managed_fields.is_none());
     }

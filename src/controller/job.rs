@@ -7,14 +7,17 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume,
-    VolumeMount,
+    ConfigMapProjection, Container, DownwardAPIProjection, DownwardAPIVolumeFile, EnvVar,
+    KeyToPath, LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    ProjectedVolumeSource, SecretVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use super::kinds::{ScanKind, env};
+use crate::admission::config::TemplateRules;
 use crate::image::ImageRef;
 use crate::report::{SCAN_LABEL, scan_label_value};
 
@@ -37,6 +40,14 @@ pub const GIT_SSH_VOLUME: &str = "scangate-git-ssh";
 pub const GIT_SSH_MOUNT_PATH: &str = "/etc/scangate/git";
 /// The key of the SSH private key in a `kubernetes.io/ssh-auth` Secret.
 pub const GIT_SSH_KEY_FILE: &str = "ssh-privatekey";
+
+/// The volume holding the scanner's ServiceAccount token, mounted into the uploading
+/// container only, where Kubernetes clients look for it.
+pub const SCANNER_TOKEN_VOLUME: &str = "scangate-scanner-token";
+pub const SCANNER_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The lifetime the token is requested with: the kubelet's default for its own token volume
+/// (3607 s; the kubelet refreshes it before it expires).
+const SCANNER_TOKEN_SECONDS: i64 = 3607;
 
 /// The longest Job name whose pods still get a valid `job-name` label.
 const MAX_JOB_NAME: usize = 63;
@@ -90,18 +101,21 @@ pub fn owner_reference<K: ScanKind>(scan: &K) -> OwnerReference {
 
 /// Builds the scan Job from the template's PodSpec: owner reference and labels, the target in
 /// `SCAN_*` environment variables of every (init) container, the image pull secret, the git
-/// SSH key mounted read-only, `restartPolicy: Never` unless set, the scanner's
-/// `service_account` unless the template names it, no retries by the Job controller (scangate
-/// retries), and a TTL after it finishes. `resolved` is the image the Job scans in place of
-/// the spec's (its tag pinned to the digest the registry served).
+/// SSH key mounted read-only, `restartPolicy: Never` unless set, the scanner's ServiceAccount
+/// (`rules.serviceAccount`) unless the template names it, its token mounted only into the last
+/// container (the one that uploads the report, `scangate report`; the containers that unpack
+/// the scanned content get none), no retries by the Job controller (scangate retries), the
+/// deadline `rules.activeDeadline`, and a TTL after it finishes. `resolved` is the image the
+/// Job scans in place of the spec's (its tag pinned to the digest the registry served).
 pub fn build_job<K: ScanKind>(
     scan: &K,
     template: &PodSpec,
     key: &JobKey,
     ttl_after_finished: Duration,
-    service_account: &str,
+    rules: &TemplateRules,
     resolved: Option<&ImageRef>,
 ) -> Job {
+    let service_account = rules.service_account.as_str();
     let name = scan.name_any();
     let namespace = scan.namespace().unwrap_or_default();
     let labels = BTreeMap::from([
@@ -179,6 +193,7 @@ pub fn build_job<K: ScanKind>(
             ..Volume::default()
         });
     }
+    mount_token_in_uploader_only(&mut pod);
     if let Some(secret) = scan.image_pull_secret() {
         let secrets = pod.image_pull_secrets.get_or_insert_with(Vec::new);
         if !secrets.iter().any(|s| s.name == secret) {
@@ -199,6 +214,9 @@ pub fn build_job<K: ScanKind>(
         },
         spec: Some(JobSpec {
             backoff_limit: Some(0),
+            active_deadline_seconds: Some(
+                i64::try_from(rules.active_deadline().as_secs()).unwrap_or(i64::MAX),
+            ),
             ttl_seconds_after_finished: Some(
                 i32::try_from(ttl_after_finished.as_secs()).unwrap_or(i32::MAX),
             ),
@@ -212,6 +230,93 @@ pub fn build_job<K: ScanKind>(
             ..JobSpec::default()
         }),
         status: None,
+    }
+}
+
+/// Turns the pod-wide ServiceAccount token off and mounts a projected token (with the cluster
+/// CA and the namespace, as the kubelet's own token volume has) into the last container only.
+/// Token volumes the template projects itself are removed, with their mounts: the scanner's
+/// token reaches no other container.
+fn mount_token_in_uploader_only(pod: &mut PodSpec) {
+    pod.automount_service_account_token = Some(false);
+    let volumes = pod.volumes.get_or_insert_with(Vec::new);
+    let projects_token = |volume: &Volume| {
+        volume.name == SCANNER_TOKEN_VOLUME
+            || volume.projected.as_ref().is_some_and(|p| {
+                p.sources
+                    .iter()
+                    .flatten()
+                    .any(|s| s.service_account_token.is_some())
+            })
+    };
+    let removed: Vec<String> = volumes
+        .iter()
+        .filter(|v| projects_token(v))
+        .map(|v| v.name.clone())
+        .collect();
+    volumes.retain(|v| !projects_token(v));
+    volumes.push(Volume {
+        name: SCANNER_TOKEN_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o444),
+            sources: Some(vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "token".into(),
+                        expiration_seconds: Some(SCANNER_TOKEN_SECONDS),
+                        audience: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "kube-root-ca.crt".into(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".into(),
+                            path: "ca.crt".into(),
+                            mode: None,
+                        }]),
+                        optional: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: "namespace".into(),
+                            field_ref: Some(ObjectFieldSelector {
+                                api_version: Some("v1".into()),
+                                field_path: "metadata.namespace".into(),
+                            }),
+                            ..DownwardAPIVolumeFile::default()
+                        }]),
+                    }),
+                    ..VolumeProjection::default()
+                },
+            ]),
+        }),
+        ..Volume::default()
+    });
+    let containers = pod
+        .containers
+        .iter_mut()
+        .chain(pod.init_containers.iter_mut().flatten());
+    for container in containers {
+        if let Some(mounts) = container.volume_mounts.as_mut() {
+            mounts
+                .retain(|m| !removed.contains(&m.name) && m.mount_path != SCANNER_TOKEN_MOUNT_PATH);
+        }
+    }
+    if let Some(uploader) = pod.containers.last_mut() {
+        uploader
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: SCANNER_TOKEN_VOLUME.into(),
+                mount_path: SCANNER_TOKEN_MOUNT_PATH.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
     }
 }
 
@@ -317,16 +422,34 @@ pub fn job_state(job: &Job, created: Timestamp) -> JobState {
     if c.type_ == "Complete" {
         JobState::Complete { message, at }
     } else {
-        JobState::Failed {
-            message,
-            error: c
+        let deadline = job.spec.as_ref().and_then(|s| s.active_deadline_seconds);
+        let error = match (c.reason.as_deref(), deadline) {
+            (Some(DEADLINE_EXCEEDED), Some(seconds)) => deadline_message(seconds),
+            _ => c
                 .message
                 .clone()
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| "the scan job failed".into()),
-            at,
-        }
+        };
+        JobState::Failed { message, error, at }
     }
+}
+
+/// The reason of a Job's `Failed` condition when it ran past `activeDeadlineSeconds`.
+const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+
+/// Why a scan Job stopped at its deadline, and where that deadline is set.
+fn deadline_message(seconds: i64) -> String {
+    let readable = match seconds {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    };
+    format!(
+        "the scan job ran longer than its deadline of {readable} (activeDeadlineSeconds \
+         {seconds}) and was stopped; the admission config key {} sets the deadline",
+        TemplateRules::ACTIVE_DEADLINE_KEY
+    )
 }
 
 /// How long to wait before retrying a failed scan: the error-retry delay, doubled per attempt
@@ -648,7 +771,7 @@ mod tests {
             &template(),
             &key(0),
             Duration::from_secs(3600),
-            "scangate-scanner",
+            &TemplateRules::default(),
             None,
         );
         assert_eq!(job.metadata.name, Some(job_name("nginx-scan", &key(0))));
@@ -688,8 +811,42 @@ mod tests {
             pod_labels.get(SCAN_LABEL).map(String::as_str),
             Some("nginx-scan")
         );
+        assert_eq!(spec.active_deadline_seconds, Some(3600));
         let pod = spec.template.spec.unwrap_or_default();
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        // The scanner's token: not in the pod at large, only in the last container (the
+        // uploader), never in the containers that fetch and unpack what is scanned.
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let token_mounts = |c: &Container| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.name == SCANNER_TOKEN_VOLUME)
+                .map(|m| (m.mount_path.clone(), m.read_only))
+                .collect::<Vec<_>>()
+        };
+        let uploader = pod.containers.last().cloned().unwrap_or_default();
+        assert_eq!(
+            token_mounts(&uploader),
+            vec![(SCANNER_TOKEN_MOUNT_PATH.to_string(), Some(true))]
+        );
+        for other in pod.init_containers.iter().flatten() {
+            assert_eq!(token_mounts(other), vec![], "{}", other.name);
+        }
+        let token_volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == SCANNER_TOKEN_VOLUME)
+            .and_then(|v| v.projected.clone())
+            .and_then(|p| p.sources)
+            .unwrap_or_default();
+        assert!(
+            token_volume
+                .iter()
+                .any(|s| s.service_account_token.is_some())
+        );
+        assert!(token_volume.iter().any(|s| s.config_map.is_some()));
         assert_eq!(
             pod.service_account_name.as_deref(),
             Some("scangate-scanner")
@@ -725,7 +882,69 @@ mod tests {
                 .count(),
             1
         );
-        assert!(pod.volumes.is_none());
+        let volumes: Vec<String> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(volumes, vec![SCANNER_TOKEN_VOLUME.to_string()]);
+    }
+
+    #[test]
+    fn a_template_cannot_hand_the_token_to_another_container() {
+        let mut template = template();
+        template.automount_service_account_token = Some(true);
+        template.volumes = Some(vec![Volume {
+            name: "my-token".into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "t".into(),
+                        ..ServiceAccountTokenProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                }]),
+                ..ProjectedVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]);
+        let scan_container = Container {
+            name: "unpack".into(),
+            volume_mounts: Some(vec![
+                VolumeMount {
+                    name: "my-token".into(),
+                    mount_path: "/t".into(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "other".into(),
+                    mount_path: SCANNER_TOKEN_MOUNT_PATH.into(),
+                    ..VolumeMount::default()
+                },
+            ]),
+            ..Container::default()
+        };
+        template.init_containers = Some(vec![scan_container]);
+        let job = build_job(
+            &image_scan(None),
+            &template,
+            &key(0),
+            Duration::from_secs(60),
+            &TemplateRules::default(),
+            None,
+        );
+        let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let volumes: Vec<String> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(volumes, vec![SCANNER_TOKEN_VOLUME.to_string()]);
+        let unpack = pod.init_containers.unwrap_or_default();
+        assert_eq!(unpack[0].volume_mounts, Some(vec![]));
     }
 
     #[test]
@@ -738,7 +957,7 @@ mod tests {
             &template(),
             &key(0),
             Duration::from_secs(60),
-            "scangate-scanner",
+            &TemplateRules::default(),
             Some(&pinned),
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
@@ -763,7 +982,7 @@ mod tests {
             &spec,
             &key(0),
             Duration::from_secs(60),
-            "scangate-scanner",
+            &TemplateRules::default(),
             None,
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
@@ -779,7 +998,7 @@ mod tests {
             &spec,
             &key(0),
             Duration::from_secs(60),
-            "scangate-scanner",
+            &TemplateRules::default(),
             None,
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
@@ -810,7 +1029,7 @@ mod tests {
             &template(),
             &key(0),
             Duration::from_secs(60),
-            "scangate-scanner",
+            &TemplateRules::default(),
             None,
         );
         let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
@@ -858,7 +1077,7 @@ mod tests {
             &template(),
             &key(0),
             Duration::from_secs(60),
-            "scangate-scanner",
+            &TemplateRules::default(),
             None,
         );
         let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
@@ -950,6 +1169,33 @@ mod tests {
                 at: ts("2026-01-01T00:05:00Z")
             }
         );
+        // Past its deadline: the message says the deadline and the key that sets it.
+        let mut late = job_with(
+            &[(
+                "Failed",
+                "True",
+                Some("DeadlineExceeded"),
+                Some("Job was active longer than specified deadline"),
+            )],
+            &[],
+        );
+        late.spec = Some(JobSpec {
+            active_deadline_seconds: Some(5400),
+            ..JobSpec::default()
+        });
+        assert_eq!(
+            JobSummary::from_job(&late).state,
+            JobState::Failed {
+                message: "Failed: DeadlineExceeded".into(),
+                error: "the scan job ran longer than its deadline of 90m (activeDeadlineSeconds \
+                        5400) and was stopped; the admission config key templates.activeDeadline \
+                        sets the deadline"
+                    .into(),
+                at: ts("2026-01-01T00:05:00Z")
+            }
+        );
+        assert!(deadline_message(3600).contains("deadline of 1h "));
+        assert!(deadline_message(45).contains("deadline of 45s "));
     }
 
     fn summary(attempt: u32, state: JobState) -> JobSummary {

@@ -372,7 +372,7 @@ async fn apply<K: ScanKind>(
                     &template.spec.template,
                     key,
                     ctx.settings.job_ttl,
-                    &ctx.config.templates.service_account,
+                    &ctx.config.templates,
                     pinned.as_ref(),
                 );
                 let created = match create_or_adopt(&jobs, &job, &observed.uid, &ctx.metrics)

@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -19,6 +21,7 @@ use tracing::{Instrument, Span, field};
 use super::metrics::{Endpoint, EndpointLabels, KindLabel, RequestLabels};
 use super::state::WebhookState;
 use crate::admission::config::AdmissionConfig;
+use crate::admission::reporter::{PodClaim, ScanPod};
 use crate::admission::review::{self, Rejection, ScanningOutcome};
 use crate::admission::scanning::{self, JobRights};
 use crate::admission::workload::Context;
@@ -487,14 +490,92 @@ async fn mutate_exceptions(State(app): State<AppState>, body: Body) -> Response 
 }
 
 async fn mutate_reports(State(app): State<AppState>, body: Body) -> Response {
-    guard(
-        app,
-        body,
+    let req = match decode(&app, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let started = Instant::now();
+    let config = app.state.config();
+    let pod = match review::report_pod_to_check(&req, &config) {
+        Some(claim) => {
+            let namespace = req.namespace.as_deref().unwrap_or_default();
+            Some(scan_pod(&app, namespace, &claim).await)
+        }
+        None => None,
+    };
+    decide(
+        &app,
+        &req,
+        started,
         Endpoint::mutate_reports,
         "report",
-        review::review_report_write,
+        |req, config| review::review_report_write(req, config, pod.as_ref()),
     )
-    .await
+}
+
+/// How long the apiserver may take to answer each read of a report writer's pod and Job.
+const POD_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads the pod a scanner's token names and the Job that controls it (the edge of
+/// [`crate::admission::reporter::scanner_may_write`], which decides).
+async fn scan_pod(app: &AppState, namespace: &str, claim: &PodClaim) -> ScanPod {
+    let Some(client) = app.client.clone() else {
+        return ScanPod::Unreadable("the webhook runs without a cluster".into());
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = match read_bounded(&pods, &claim.name, "pod").await {
+        Ok(Some(pod)) => pod,
+        Ok(None) => return ScanPod::Missing,
+        Err(unreadable) => return unreadable,
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let Some(job_ref) = controller_of(&pod.metadata).filter(|o| o.kind == "Job") else {
+        return ScanPod::Found {
+            uid,
+            job: None,
+            job_owner: None,
+        };
+    };
+    let jobs: Api<Job> = Api::namespaced(client, namespace);
+    let job = match read_bounded(&jobs, &job_ref.name, "Job").await {
+        Ok(job) => job,
+        Err(unreadable) => return unreadable,
+    };
+    // The Job the pod names, not another of the same name created since.
+    let job_owner = job
+        .filter(|job| job.metadata.uid.as_deref() == Some(job_ref.uid.as_str()))
+        .and_then(|job| controller_of(&job.metadata).cloned());
+    ScanPod::Found {
+        uid,
+        job: Some(job_ref.name.clone()),
+        job_owner,
+    }
+}
+
+/// Reads object `name` (a `kind`), within [`POD_LOOKUP_TIMEOUT`]; a failure as the reason.
+async fn read_bounded<K>(api: &Api<K>, name: &str, kind: &str) -> Result<Option<K>, ScanPod>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match tokio::time::timeout(POD_LOOKUP_TIMEOUT, api.get_opt(name)).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(ScanPod::Unreadable(format!("reading {kind} {name}: {e}"))),
+        Err(_) => Err(ScanPod::Unreadable(format!(
+            "reading {kind} {name}: the apiserver did not answer within {}s",
+            POD_LOOKUP_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The controlling owner of an object.
+fn controller_of(
+    metadata: &kube::core::ObjectMeta,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
 }
 
 /// Records, off the request path, an Event on the owner of a pod admitted although its image's
@@ -569,17 +650,28 @@ async fn guard(
         Ok(req) => req,
         Err(refusal) => return refusal,
     };
-    let started = Instant::now();
-    let span = admission_span(endpoint, &req);
+    decide(&app, &req, Instant::now(), endpoint, what, review)
+}
+
+/// Reviews a decoded request of a guard with the current config, and records the verdict.
+fn decide(
+    app: &AppState,
+    req: &AdmissionRequest<DynamicObject>,
+    started: Instant,
+    endpoint: Endpoint,
+    what: &'static str,
+    review: impl FnOnce(&AdmissionRequest<DynamicObject>, &AdmissionConfig) -> AdmissionResponse,
+) -> Response {
+    let span = admission_span(endpoint, req);
     let _entered = span.enter();
     let config = app.state.config();
-    let response = review(&req, &config);
+    let response = review(req, &config);
     let verdict = if response.allowed { "allow" } else { "deny" };
     span.record("verdict", verdict);
     if !response.allowed {
         tracing::info!(what, reason = %response.result.message, "write refused");
     }
-    record(&app, endpoint, &req.kind.kind, verdict, "none", started);
+    record(app, endpoint, &req.kind.kind, verdict, "none", started);
     respond(response)
 }
 

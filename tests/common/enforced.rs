@@ -146,6 +146,7 @@ fn apply_configurations(
         },
         &Ca::Bundle(ca_bundle),
         workload_failure,
+        scangate::admission::config::DEFAULT_SCANNER_SERVICE_ACCOUNT,
     )
     .expect("webhook configurations");
     let out = cluster.apply(&yaml, &[]);
