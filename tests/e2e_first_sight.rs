@@ -2,7 +2,8 @@
 //! nothing (a review anyone can forge to its port costs scangate nothing beyond the answer);
 //! the controller scans an image that a Running pod (kwok plays the kubelet) runs with no
 //! trusted result, once per image, within a budget per namespace and in its own Job slots;
-//! `scangate scan IMAGE` asks for a scan as its caller, whose RBAC decides. With no
+//! `scangate scan IMAGE` asks for a scan as its caller, whose RBAC decides; a first-sight scan
+//! no running pod uses for `firstSight.unusedAfter` is deleted. With no
 //! `firstSight.policy`, a first-sight scan is judged by scangate's built-in default policy: a
 //! report with critical CVEs makes it Failed, and the image is then denied.
 
@@ -263,7 +264,11 @@ async fn forged_reviews_leave_no_event_no_scan_and_no_object() {
 #[test]
 fn a_running_pod_of_an_unscanned_image_gets_one_first_sight_scan_from_the_controller() {
     let Some(cluster) = cluster() else { return };
-    let env = first_sight(cluster, "first-running", "firstSight: {template: trivy}");
+    let env = first_sight(
+        cluster,
+        "first-running",
+        "firstSight: {template: trivy, unusedAfter: 5s}",
+    );
     let _controller = controller(&env, &env.ns.name, &[]);
     let image = format!("registry.example/unscanned/app:{}", random_tag());
     // A dry run, and a review that never gets stored, create nothing.
@@ -308,6 +313,17 @@ fn a_running_pod_of_an_unscanned_image_gets_one_first_sight_scan_from_the_contro
             ]);
             stderr(&out).contains("is not scanned yet").then_some(())
         });
+    // Used while the pods run (far past unusedAfter); once none runs the image for 5 s, the
+    // controller deletes the scan (it rechecks unused scans every minute).
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(scans(&env).len(), 1, "deleted while in use");
+    env.ns
+        .kubectl_ok(&["scale", "deployment", "web", "--replicas=0"]);
+    env.cluster.eventually(
+        "the unused first-sight scan to be deleted",
+        Duration::from_secs(150),
+        || scans(&env).is_empty().then_some(()),
+    );
 }
 
 #[test]
