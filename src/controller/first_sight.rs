@@ -409,11 +409,14 @@ impl Effects {
     }
 
     /// Creates the first-sight scans the running pods need, within the budgets, and deletes
-    /// the unused ones. Returns whether candidates wait (for a token or a budget), so the
-    /// caller comes back.
+    /// the unused ones: every one when the inventory sees every namespace (`watched` is
+    /// `None`), else only those made for the namespace it sees (`--namespace`), as it cannot
+    /// tell whether another namespace's pods use the others. Returns whether candidates wait
+    /// (for a token or a budget), so the caller comes back.
     pub async fn first_sight(
         &mut self,
         config: &AdmissionConfig,
+        watched: Option<&str>,
         latest: &BTreeMap<String, Vec<Entry>>,
         scans: &[Arc<ImageScan>],
     ) -> bool {
@@ -427,7 +430,12 @@ impl Effects {
         if let Ok(Some(after)) = rules.unused_after() {
             let in_use = in_use(latest.values().flatten(), namespace);
             let now = Timestamp::now();
-            for name in unused(&existing, &in_use, &mut self.last_used, now, after) {
+            let collectable: Vec<Existing> = existing
+                .iter()
+                .filter(|e| watched.is_none() || e.for_namespace.as_deref() == watched)
+                .cloned()
+                .collect();
+            for name in unused(&collectable, &in_use, &mut self.last_used, now, after) {
                 let deleted =
                     tokio::time::timeout(CALL_TIMEOUT, api.delete(&name, &DeleteParams::default()))
                         .await;

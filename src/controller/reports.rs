@@ -532,7 +532,15 @@ impl State<'_> {
         }
         metrics.set_oldest_result(self.oldest.values().min().copied());
         let scans: Vec<Arc<ImageScan>> = self.scans.iter().flat_map(|s| s.state()).collect();
-        let first_sight_waits = self.effects.first_sight(config, &self.latest, &scans).await;
+        let first_sight_waits = self
+            .effects
+            .first_sight(
+                config,
+                self.inventory.namespace.as_deref(),
+                &self.latest,
+                &scans,
+            )
+            .await;
         let snapshot = Snapshot::build(&self.latest, scans.iter().map(|s| &**s));
         self.inventory
             .view
