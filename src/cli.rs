@@ -106,6 +106,10 @@ pub enum Command {
     /// sets its `scangate.dev/rescan` annotation to the current time (`kubectl scangate
     /// rescan`); the controller starts one new scan per new value, through the scan queue.
     Rescan(crate::cmd::rescan::RescanArgs),
+    /// Scan an image now: creates an ImageScan of it as you (`kubectl scangate scan IMAGE`),
+    /// in scangate's namespace by default, so that your RBAC decides; for an image whose
+    /// workload was denied, which the controller's first sight (of what runs) never meets.
+    Scan(crate::cmd::scan::ScanArgs),
     /// Re-evaluate the policies on scans' stored reports now, without rescanning: one scan
     /// (NAME, imagescan/NAME, sourcescan/NAME), every scan of a namespace (-n), or of all (-A).
     /// Sets their `scangate.dev/reevaluate` annotation to the current time (`kubectl scangate

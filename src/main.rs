@@ -54,6 +54,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", runtime()?.block_on(cmd::rescan::run(&args))?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => {
+            print!("{}", runtime()?.block_on(cmd::scan::run(&args))?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reevaluate(args) => {
             print!("{}", runtime()?.block_on(cmd::reevaluate::run(&args))?);
             Ok(ExitCode::SUCCESS)

@@ -67,34 +67,37 @@ fn each_service_account_may_do_only_its_job() {
         "scangate-webhook",
         &["update", "imagescans.scanning.scangate.dev", "-A"]
     ));
-    // Scans on first sight: it creates ImageScans in scangate's namespace, nowhere else.
-    assert!(can_i(
-        "scangate-webhook",
-        &[
-            "create",
-            "imagescans.scanning.scangate.dev",
-            "-n",
-            "scangate-system"
-        ]
-    ));
-    assert!(!can_i(
-        "scangate-webhook",
-        &[
-            "create",
-            "imagescans.scanning.scangate.dev",
-            "-n",
-            "default"
-        ]
-    ));
-    assert!(!can_i(
-        "scangate-webhook",
-        &[
-            "delete",
-            "imagescans.scanning.scangate.dev",
-            "-n",
-            "scangate-system"
-        ]
-    ));
+    // It writes nothing: no scan, no Event, anywhere (a review can be forged).
+    for namespace in ["scangate-system", "default"] {
+        for (verb, what) in [
+            ("create", "imagescans.scanning.scangate.dev"),
+            ("delete", "imagescans.scanning.scangate.dev"),
+            ("create", "events.events.k8s.io"),
+            ("create", "events"),
+        ] {
+            assert!(
+                !can_i("scangate-webhook", &[verb, what, "-n", namespace]),
+                "the webhook may {verb} {what} in {namespace}"
+            );
+        }
+    }
+    // Scans on first sight: the controller creates and deletes ImageScans in scangate's
+    // namespace, nowhere else.
+    for verb in ["create", "delete"] {
+        assert!(can_i(
+            "scangate-controller",
+            &[
+                verb,
+                "imagescans.scanning.scangate.dev",
+                "-n",
+                "scangate-system"
+            ]
+        ));
+        assert!(!can_i(
+            "scangate-controller",
+            &[verb, "imagescans.scanning.scangate.dev", "-n", "default"]
+        ));
+    }
     // The controller runs Jobs, reads report ConfigMaps, writes scan status and Events.
     assert!(can_i(
         "scangate-controller",

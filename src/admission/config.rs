@@ -25,6 +25,8 @@ pub enum Error {
          Job may run (e.g. 1h)"
     )]
     DeadlineUnderOneSecond,
+    #[error("admission config firstSight.unusedAfter: {0} (`0` keeps first-sight scans)")]
+    UnusedAfter(DurationError),
     #[error("admission config trustedScanNamespaces has an empty name")]
     EmptyNamespace,
     #[error("cannot read the admission config {path}: {source}")]
@@ -40,8 +42,8 @@ pub enum Error {
         source: Box<Error>,
     },
     #[error(
-        "admission config firstSight.perMinute is 0; give the most scans per minute, or unset \
-         firstSight.template to turn scans on first sight off"
+        "admission config firstSight.perMinute, perNamespace or maxRunning is 0; give a \
+         positive budget, or unset firstSight.template to turn scans on first sight off"
     )]
     ZeroRate,
     #[error("admission config {field} is empty; name {what}")]
@@ -222,9 +224,10 @@ impl Default for AdmissionConfig {
     }
 }
 
-/// Scans on first sight: when admission meets an image with no trusted result, the webhook
-/// creates an ImageScan of it in `scangateNamespace` (off the request path, deduplicated,
-/// rate-limited); the request itself gets `onUnscanned`.
+/// Scans on first sight: when a pod that the apiserver stored runs (phase Running) an image with
+/// no trusted result, the controller creates an ImageScan of it in `scangateNamespace`, within
+/// the budgets below, and deletes it once no running pod has used it for `unusedAfter`. The
+/// webhook requests nothing: a forged review has no effect beyond its answer.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FirstSightRules {
@@ -235,18 +238,55 @@ pub struct FirstSightRules {
     /// The ScanPolicy (in `scangateNamespace`) their reports are checked against.
     #[serde(default)]
     pub policy: Option<String>,
-    /// The most first-sight scans created per minute (a token bucket of this size, refilled
-    /// evenly); more are dropped and counted. Unset: 30.
+    /// The most first-sight scans created per minute in all (a token bucket of this size,
+    /// refilled evenly, shared out among namespaces in turn). Unset: 30.
     #[serde(default)]
     pub per_minute: Option<u32>,
+    /// The most first-sight scans requested for one namespace's pods that are not decided yet
+    /// (no Completed, Failed or Error result): a namespace with many new images waits for its
+    /// own scans, never for the other namespaces'. Unset: 10.
+    #[serde(default)]
+    pub per_namespace: Option<u32>,
+    /// The most first-sight scan Jobs running at once: their own slots, beside the
+    /// controller's `--max-running-jobs`, so the admin's scans keep theirs. Unset: 2.
+    #[serde(default)]
+    pub max_running: Option<u32>,
+    /// A first-sight scan no running pod has used for this long is deleted (`168h`, `7d`;
+    /// `0` keeps them). Unset: `168h`.
+    #[serde(default)]
+    pub unused_after: Option<String>,
 }
 
 impl FirstSightRules {
     /// The rate limit when none is configured.
     pub const DEFAULT_PER_MINUTE: u32 = 30;
+    /// The per-namespace budget when none is configured.
+    pub const DEFAULT_PER_NAMESPACE: u32 = 10;
+    /// The first-sight slots when none are configured.
+    pub const DEFAULT_MAX_RUNNING: u32 = 2;
+    /// How long an unused first-sight scan is kept when nothing is configured.
+    pub const DEFAULT_UNUSED_AFTER: &str = "168h";
 
     pub fn per_minute(&self) -> u32 {
         self.per_minute.unwrap_or(Self::DEFAULT_PER_MINUTE)
+    }
+
+    pub fn per_namespace(&self) -> u32 {
+        self.per_namespace.unwrap_or(Self::DEFAULT_PER_NAMESPACE)
+    }
+
+    pub fn max_running(&self) -> u32 {
+        self.max_running.unwrap_or(Self::DEFAULT_MAX_RUNNING)
+    }
+
+    /// How long an unused first-sight scan is kept; `None` keeps them.
+    pub fn unused_after(&self) -> Result<Option<std::time::Duration>, DurationError> {
+        let text = self
+            .unused_after
+            .as_deref()
+            .unwrap_or(Self::DEFAULT_UNUSED_AFTER);
+        let after = parse_duration(text)?;
+        Ok((!after.is_zero()).then_some(after))
     }
 }
 
@@ -380,9 +420,19 @@ impl AdmissionConfig {
                 what: "the controller's identity, e.g. system:serviceaccount:scangate-system:scangate-controller",
             });
         }
-        if config.first_sight.per_minute == Some(0) {
+        if [
+            config.first_sight.per_minute,
+            config.first_sight.per_namespace,
+            config.first_sight.max_running,
+        ]
+        .contains(&Some(0))
+        {
             return Err(Error::ZeroRate);
         }
+        config
+            .first_sight
+            .unused_after()
+            .map_err(Error::UnusedAfter)?;
         if config.first_sight.template.as_deref() == Some("") {
             return Err(Error::EmptyField {
                 field: "firstSight.template",
@@ -586,7 +636,7 @@ mod tests {
             "defaultEnforcement: warn\nonError: warn\nonPending: allow\nonUnscanned: deny\n\
              trustedScanNamespaces: [scangate-system]\nexceptions: {maxDuration: 720h}\n\
              registryAliases: {mirror.example:5000: docker.io}\npinDigests: true\n\
-             firstSight: {template: trivy, policy: strict, perMinute: 5}\n\
+             firstSight: {template: trivy, policy: strict, perMinute: 5, perNamespace: 3, maxRunning: 1, unusedAfter: 2h}\n\
              defaultScanPolicy: baseline\n\
              templates: {podSecurity: baseline, serviceAccount: scanner, activeDeadline: 20m}\n",
         )
@@ -599,6 +649,23 @@ mod tests {
         assert_eq!(config.first_sight.template.as_deref(), Some("trivy"));
         assert_eq!(config.first_sight.policy.as_deref(), Some("strict"));
         assert_eq!(config.first_sight.per_minute(), 5);
+        assert_eq!(config.first_sight.per_namespace(), 3);
+        assert_eq!(config.first_sight.max_running(), 1);
+        assert_eq!(
+            config.first_sight.unused_after().ok().flatten(),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        let defaults = FirstSightRules::default();
+        assert_eq!((defaults.per_namespace(), defaults.max_running()), (10, 2));
+        assert_eq!(
+            defaults.unused_after().ok().flatten(),
+            Some(std::time::Duration::from_secs(168 * 3600))
+        );
+        let kept = FirstSightRules {
+            unused_after: Some("0".into()),
+            ..FirstSightRules::default()
+        };
+        assert_eq!(kept.unused_after().ok().flatten(), None);
         assert_eq!(config.default_scan_policy.as_deref(), Some("baseline"));
         assert_eq!(AdmissionConfig::default().default_scan_policy, None);
         assert_eq!(AdmissionConfig::default().first_sight.per_minute(), 30);

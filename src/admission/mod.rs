@@ -1,7 +1,6 @@
 //! Pure admission decisions: workloads, scanning objects, status enrichment.
 
 pub mod config;
-pub mod first_sight;
 pub mod pin;
 pub mod pod;
 pub mod pod_security;

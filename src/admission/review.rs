@@ -137,20 +137,6 @@ pub enum WorkloadOutcome {
 }
 
 impl WorkloadOutcome {
-    /// The images decided with no trusted result (normalized), for scans on first sight.
-    pub fn unscanned(&self) -> Vec<crate::image::ImageRef> {
-        let (WorkloadOutcome::Decided(decision) | WorkloadOutcome::ControllerPass(decision)) = self
-        else {
-            return Vec::new();
-        };
-        decision
-            .verdicts
-            .iter()
-            .filter(|v| v.state == workload::ImageState::Unscanned)
-            .filter_map(|v| crate::image::ImageRef::parse(&v.image).ok())
-            .collect()
-    }
-
     /// The verdict label for metrics: `allow`, `warn`, `deny`, `skip` or `error`.
     pub fn verdict_label(&self) -> &'static str {
         match self {

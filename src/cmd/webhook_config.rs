@@ -16,7 +16,8 @@
 //!   checked in a policy worker killed at `--policy-time-limit`, 2 s by default, with at most
 //!   `--policy-concurrency` 2 running and `--policy-queue` 4 waiting, so the longest check ends
 //!   within three rounds, about 6 s; raise the time limit and this together), 5 for status.
-//! - `sideEffects: None`: the webhook only decides; dry-run requests are answered the same.
+//! - `sideEffects: None`: the webhook only decides and writes nothing (first-sight scans and
+//!   Events come from the controller, from what runs); dry-run requests are answered the same.
 //! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
 //! - The workload webhook also sees `UPDATE` of the `scale` subresources of Deployments,
 //!   ReplicaSets, StatefulSets and ReplicationControllers: scaling from zero, or a user scaling a

@@ -122,6 +122,20 @@ pub struct Entry {
     pub severity: Option<Severity>,
     /// The deciding scan's violating CVE ids, worst first, at most [`TOP_CVES`].
     pub cves: Vec<String>,
+    /// Whether no trusted result speaks for the image (a first-sight candidate).
+    pub unscanned: bool,
+    /// The controller that owns the pod (a ReplicaSet, a Job, …), which the pod's Events
+    /// concern; `None` for a pod without one.
+    pub owner: Option<Owner>,
+}
+
+/// A pod's controller owner, as the apiserver stored it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
 }
 
 /// A Pod as the inventory caches it: names, owners and the `pod-template-hash` label; the
@@ -235,6 +249,21 @@ pub fn workload_of(pod: &Pod) -> Workload {
     }
 }
 
+/// The pod's controller owner, as the apiserver stored it.
+pub fn controller_owner(pod: &Pod) -> Option<Owner> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| Owner {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            uid: o.uid.clone(),
+        })
+}
+
 /// The digest an `imageID` names (`repo@sha256:…`, `docker-pullable://repo@sha256:…`); an
 /// image ID that is no repository digest (a local image's config digest) names none.
 pub fn running_digest(image_id: &str) -> Option<&str> {
@@ -317,6 +346,7 @@ pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -
             }
             // The reference the pod runs (pinned), not the scan's.
             let image = container.image.clone();
+            let unscanned = verdict.state == workload::ImageState::Unscanned;
             let entry = Entry {
                 workload: workload.clone(),
                 pod: pod.metadata.name.clone().unwrap_or_default(),
@@ -334,6 +364,8 @@ pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -
                 exception: verdict.exception,
                 severity: worst.first().map(|v| v.severity),
                 cves,
+                unscanned,
+                owner: controller_owner(pod),
             };
             // Two pods of a workload may run different digests of a tag: each is an entry;
             // the same image twice keeps the most severe verdict.

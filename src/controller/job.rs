@@ -118,10 +118,14 @@ pub fn build_job<K: ScanKind>(
     let service_account = rules.service_account.as_str();
     let name = scan.name_any();
     let namespace = scan.namespace().unwrap_or_default();
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (SCAN_LABEL.to_string(), scan_label_value(&name)),
         (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
     ]);
+    // A first-sight scan's Job takes a first-sight slot (the queue counts it by this label).
+    if let Some(first_sight) = scan.labels().get(super::first_sight::LABEL) {
+        labels.insert(super::first_sight::LABEL.to_string(), first_sight.clone());
+    }
     let annotations = BTreeMap::from([
         (
             annotation::SCAN_GENERATION.to_string(),

@@ -40,6 +40,27 @@ pub struct RunningLabels {
     pub verdict: RuntimeVerdict,
 }
 
+/// What became of a first-sight scan.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values as Prometheus users write them
+pub enum FirstSightOutcome {
+    /// The ImageScan was created.
+    created,
+    /// It existed already (the same image seen again, or a scan an admin made).
+    exists,
+    /// Over `firstSight.perMinute`; tried again later.
+    limited,
+    /// The apiserver refused or did not answer; tried again later.
+    failed,
+    /// Deleted after `firstSight.unusedAfter` without a running pod using it.
+    deleted,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FirstSightLabels {
+    pub outcome: FirstSightOutcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     pub result: StatusWrite,
@@ -100,6 +121,8 @@ pub struct Metrics {
     pub mirror_denied_digests: Gauge,
     /// 1 while the verdict mirror's parameters hold what the trusted results deny.
     pub mirror_in_sync: Gauge,
+    /// First-sight scans, by outcome.
+    pub first_sight: Family<FirstSightLabels, Counter>,
     /// When the oldest result deciding a running image was recorded (Unix seconds), or
     /// `i64::MIN` when none does.
     oldest_result_at: AtomicI64,
@@ -128,8 +151,15 @@ impl Metrics {
             scan_jobs_running: Gauge::default(),
             mirror_denied_digests: Gauge::default(),
             mirror_in_sync: Gauge::default(),
+            first_sight: Family::default(),
             oldest_result_at: AtomicI64::new(i64::MIN),
         }
+    }
+
+    pub fn count_first_sight(&self, outcome: FirstSightOutcome) {
+        self.first_sight
+            .get_or_create(&FirstSightLabels { outcome })
+            .inc();
     }
 
     /// A registry exporting these metrics under the `scangate` prefix.
@@ -149,6 +179,12 @@ impl Metrics {
             "mirror_in_sync",
             "1 while the verdict mirror holds what the trusted results deny",
             self.mirror_in_sync.clone(),
+        );
+        registry.register(
+            "first_sight_scans",
+            "Scans on first sight of images running pods run with no trusted result, by outcome \
+             (created, exists, limited, failed, deleted)",
+            self.first_sight.clone(),
         );
         registry.register(
             "controller_reconcile_errors",

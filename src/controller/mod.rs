@@ -20,12 +20,14 @@
 //! - [`upload`]: `scangate report --to-configmap`;
 //! - [`inventory`]: the images running pods run, and their verdicts now (pure);
 //! - [`reports`]: the PolicyReports and runtime metrics kept from the inventory;
+//! - [`first_sight`]: first-sight scans and VerdictTurned Events, from what runs;
 //! - [`mirror`]: the verdict mirror, a ValidatingAdmissionPolicy of the denied digests;
 //! - [`results`]: the results page, served from the inventory's latest view.
 
 pub mod args;
 pub mod cache;
 pub mod events;
+pub mod first_sight;
 pub mod inventory;
 pub mod job;
 pub mod kinds;
@@ -397,7 +399,10 @@ impl Term<'_> {
                 total: usize::try_from(args.max_running_jobs).unwrap_or(usize::MAX),
                 per_namespace: usize::try_from(args.max_running_jobs_per_namespace)
                     .unwrap_or(usize::MAX),
+                first_sight: usize::try_from(self.config.first_sight.max_running())
+                    .unwrap_or(usize::MAX),
             },
+            &self.config.scangate_namespace,
             triggers.clone(),
             self.admin.metrics.clone(),
         ));

@@ -1523,6 +1523,7 @@ mod tests {
             limits: super::super::queue::Limits {
                 total: 5,
                 per_namespace: 3,
+                first_sight: 2,
             },
             show: true,
         }

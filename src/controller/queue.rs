@@ -1,5 +1,8 @@
 //! The scan queue: at most `--max-running-jobs` scan Jobs run at once, and at most
-//! `--max-running-jobs-per-namespace` in one namespace. A scan that needs a Job asks for a slot
+//! `--max-running-jobs-per-namespace` in one namespace. First-sight scans (in scangate's
+//! namespace, labelled [`first_sight::LABEL`], as their Jobs are) have their own pool of
+//! `firstSight.maxRunning` slots beside those, so a flood of new images never takes the admin's
+//! slots, nor the admin's scans theirs. A scan that needs a Job asks for a slot
 //! ([`Queue::admit`]); the scans waiting get the free slots oldest request first (then by
 //! namespace and name), a namespace at its limit not holding up the others. The decision is
 //! [`grants`], pure; the [`Queue`] only keeps, behind one lock, who waits and the slots granted
@@ -15,6 +18,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use super::cache::{Triggers, owners};
+use super::first_sight;
 use super::job::{JobState, job_state};
 use super::kinds::ScanKind;
 use super::metrics::Metrics;
@@ -37,6 +41,36 @@ pub struct Limits {
     pub total: usize,
     /// Scan Jobs running at once in one namespace.
     pub per_namespace: usize,
+    /// First-sight scan Jobs running at once, in their own pool.
+    pub first_sight: usize,
+}
+
+/// Which slots a scan's Job takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Pool {
+    /// The shared slots: `total`, and `per_namespace` in its namespace.
+    Shared,
+    /// The first-sight slots.
+    FirstSight,
+}
+
+impl Pool {
+    /// A first-sight scan's (or Job's) pool: labelled [`first_sight::LABEL`] in scangate's
+    /// namespace, which only scangate and the admin write; anything else is shared (a tenant's
+    /// labelled Job elsewhere takes its own namespace's slots).
+    pub fn of(
+        namespace: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        first_sight_namespace: &str,
+    ) -> Pool {
+        if namespace == first_sight_namespace
+            && labels.get(first_sight::LABEL).map(String::as_str) == Some("true")
+        {
+            Pool::FirstSight
+        } else {
+            Pool::Shared
+        }
+    }
 }
 
 /// The scan kinds.
@@ -80,12 +114,15 @@ pub struct Waiting {
     /// When the scan asked for a Job (its creation, or when its rescan or retry became due).
     pub since: Timestamp,
     pub id: ScanId,
+    pub pool: Pool,
 }
 
 /// Scan Jobs running (or granted a slot), per namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Running {
     pub per_namespace: BTreeMap<String, usize>,
+    /// First-sight Jobs, which count in their own pool only.
+    pub first_sight: usize,
 }
 
 impl Running {
@@ -100,8 +137,11 @@ impl Running {
             .sum()
     }
 
-    pub fn add(&mut self, namespace: &str) {
-        *self.per_namespace.entry(namespace.to_string()).or_default() += 1;
+    pub fn add(&mut self, namespace: &str, pool: Pool) {
+        match pool {
+            Pool::Shared => *self.per_namespace.entry(namespace.to_string()).or_default() += 1,
+            Pool::FirstSight => self.first_sight += 1,
+        }
     }
 
     fn in_namespace(&self, namespace: &str) -> usize {
@@ -134,17 +174,22 @@ impl Decision {
     }
 }
 
-/// The waiting scans (sorted: oldest request first) that get a slot now, in order: each takes
-/// one while the total and its namespace are under their limits.
+/// The waiting scans (sorted: oldest request first) that get a slot now, in order: a shared
+/// scan takes one while the total and its namespace are under their limits, a first-sight scan
+/// while its pool is.
 pub fn grants<'a>(limits: Limits, running: &Running, waiting: &'a [Waiting]) -> Vec<&'a ScanId> {
     let mut running = running.clone();
     let mut granted = vec![];
     for w in waiting {
-        if running.total(limits) >= limits.total {
-            break;
-        }
-        if running.in_namespace(&w.id.namespace) < limits.per_namespace {
-            running.add(&w.id.namespace);
+        let free = match w.pool {
+            Pool::Shared => {
+                running.total(limits) < limits.total
+                    && running.in_namespace(&w.id.namespace) < limits.per_namespace
+            }
+            Pool::FirstSight => running.first_sight < limits.first_sight,
+        };
+        if free {
+            running.add(&w.id.namespace, w.pool);
             granted.push(&w.id);
         }
     }
@@ -169,12 +214,13 @@ pub fn decide(limits: Limits, running: &Running, waiting: &[Waiting], me: &ScanI
 #[derive(Debug)]
 struct Reservation {
     job: String,
+    pool: Pool,
     at: Instant,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    waiting: HashMap<ScanId, Timestamp>,
+    waiting: HashMap<ScanId, (Timestamp, Pool)>,
     reserved: HashMap<ScanId, Reservation>,
     /// When each waiting scan's place was last shown.
     shown: HashMap<ScanId, Instant>,
@@ -196,9 +242,10 @@ impl State {
         let mut waiting: Vec<Waiting> = self
             .waiting
             .iter()
-            .map(|(id, since)| Waiting {
+            .map(|(id, (since, pool))| Waiting {
                 since: *since,
                 id: id.clone(),
+                pool: *pool,
             })
             .collect();
         waiting.sort();
@@ -208,7 +255,12 @@ impl State {
     /// The scan Jobs running per the cache (but those of `except`, a scan about to replace
     /// its own), plus the slots granted whose Job the cache does not show yet; reservations
     /// the cache shows, or that timed out, are dropped.
-    fn running(&mut self, jobs: &Store<Job>, except: Option<&ScanId>) -> Running {
+    fn running(
+        &mut self,
+        jobs: &Store<Job>,
+        except: Option<&ScanId>,
+        first_sight_namespace: &str,
+    ) -> Running {
         let mut running = Running::default();
         let mut cached = HashSet::new();
         let mut jobs_running = 0;
@@ -238,7 +290,10 @@ impl State {
             if job_state(&job, created) == JobState::Running {
                 jobs_running += 1;
                 if Some(&id) != except {
-                    running.add(&namespace);
+                    running.add(
+                        &namespace,
+                        Pool::of(&namespace, job.labels(), first_sight_namespace),
+                    );
                 }
             }
         }
@@ -247,9 +302,9 @@ impl State {
             !cached.contains(&(id.namespace.clone(), r.job.clone()))
                 && r.at.elapsed() < RESERVATION_TIMEOUT
         });
-        for id in self.reserved.keys() {
+        for (id, reservation) in &self.reserved {
             if Some(id) != except {
-                running.add(&id.namespace);
+                running.add(&id.namespace, reservation.pool);
             }
         }
         running
@@ -261,6 +316,8 @@ impl State {
 /// when the term ends.
 pub struct Queue {
     limits: Limits,
+    /// Scangate's namespace, where first-sight scans are.
+    first_sight_namespace: String,
     state: Mutex<State>,
     triggers: Triggers,
     metrics: Arc<Metrics>,
@@ -273,9 +330,15 @@ impl Drop for Queue {
 }
 
 impl Queue {
-    pub fn new(limits: Limits, triggers: Triggers, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        limits: Limits,
+        first_sight_namespace: &str,
+        triggers: Triggers,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Queue {
             limits,
+            first_sight_namespace: first_sight_namespace.to_string(),
             state: Mutex::default(),
             triggers,
             metrics,
@@ -294,22 +357,29 @@ impl Queue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Asks for a slot for scan `id`'s Job `job`, waiting since `since` (an earlier request of
-    /// the same scan keeps its place). `Start` reserves the slot until the cache shows the Job;
-    /// the scans ahead that would get a slot now are sent to their controllers.
-    pub fn admit(&self, id: &ScanId, since: Timestamp, job: &str, jobs: &Store<Job>) -> Decision {
+    /// Asks for a slot of `pool` for scan `id`'s Job `job`, waiting since `since` (an earlier
+    /// request of the same scan keeps its place). `Start` reserves the slot until the cache
+    /// shows the Job; the scans ahead that would get a slot now are sent to their controllers.
+    pub fn admit(
+        &self,
+        id: &ScanId,
+        pool: Pool,
+        since: Timestamp,
+        job: &str,
+        jobs: &Store<Job>,
+    ) -> Decision {
         let (decision, wake) = {
             let mut state = self.lock();
             if state.reserved.get(id).is_some_and(|r| r.job == job) {
                 // Granted already; the cache does not show the Job yet.
                 return Decision::Start;
             }
-            let running = state.running(jobs, Some(id));
+            let running = state.running(jobs, Some(id), &self.first_sight_namespace);
             let since = state
                 .waiting
                 .get(id)
-                .map_or(since, |earlier| (*earlier).min(since));
-            state.waiting.insert(id.clone(), since);
+                .map_or(since, |(earlier, _)| (*earlier).min(since));
+            state.waiting.insert(id.clone(), (since, pool));
             let waiting = state.sorted();
             let mut decision = decide(self.limits, &running, &waiting, id);
             if let Decision::Queued { show, .. } = &mut decision {
@@ -329,6 +399,7 @@ impl Queue {
                     id.clone(),
                     Reservation {
                         job: job.to_string(),
+                        pool,
                         at: Instant::now(),
                     },
                 );
@@ -375,7 +446,7 @@ impl Queue {
             state.waiting.retain(|id, _| exists(id));
             let State { waiting, shown, .. } = &mut *state;
             shown.retain(|id, _| waiting.contains_key(id));
-            let running = state.running(jobs, None);
+            let running = state.running(jobs, None, &self.first_sight_namespace);
             self.publish(&state);
             if state.waiting.is_empty() {
                 return;
@@ -436,6 +507,7 @@ mod tests {
             .map(|(at, ns, name)| Waiting {
                 since: ts(at),
                 id: id(ns, name),
+                pool: Pool::Shared,
             })
             .collect();
         w.sort();
@@ -445,12 +517,14 @@ mod tests {
     fn running(entries: &[(&str, usize)]) -> Running {
         Running {
             per_namespace: entries.iter().map(|(ns, n)| (ns.to_string(), *n)).collect(),
+            first_sight: 0,
         }
     }
 
     const LIMITS: Limits = Limits {
         total: 3,
         per_namespace: 2,
+        first_sight: 1,
     };
 
     #[test]
@@ -523,6 +597,56 @@ mod tests {
     }
 
     #[test]
+    fn first_sight_scans_have_their_own_slots() {
+        let mut w = waiting(&[
+            ("2026-01-01T00:00:01Z", "scangate-system", "fs-1"),
+            ("2026-01-01T00:00:02Z", "scangate-system", "fs-2"),
+            ("2026-01-01T00:00:03Z", "scangate-system", "admin-rescan"),
+            ("2026-01-01T00:00:04Z", "shop", "tenant"),
+        ]);
+        for x in w.iter_mut().filter(|x| x.id.name.starts_with("fs-")) {
+            x.pool = Pool::FirstSight;
+        }
+        // The first-sight pool (1) holds one; the admin's and the tenant's scans get theirs.
+        let granted: Vec<&str> = grants(LIMITS, &running(&[]), &w)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(granted, ["fs-1", "admin-rescan", "tenant"]);
+        // A full first-sight pool holds up no one else; full shared slots hold up no
+        // first-sight scan.
+        let busy = Running {
+            first_sight: 1,
+            ..running(&[])
+        };
+        let granted: Vec<&str> = grants(LIMITS, &busy, &w)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(granted, ["admin-rescan", "tenant"]);
+        let full = running(&[("a", 2), ("b", 1)]);
+        let granted: Vec<&str> = grants(LIMITS, &full, &w)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(granted, ["fs-1"]);
+        // Only a labelled scan of scangate's namespace is in the first-sight pool.
+        let labelled = std::collections::BTreeMap::from([(
+            first_sight::LABEL.to_string(),
+            "true".to_string(),
+        )]);
+        assert_eq!(
+            Pool::of("scangate-system", &labelled, "scangate-system"),
+            Pool::FirstSight
+        );
+        assert_eq!(Pool::of("shop", &labelled, "scangate-system"), Pool::Shared);
+        assert_eq!(
+            Pool::of("scangate-system", &Default::default(), "scangate-system"),
+            Pool::Shared
+        );
+    }
+
+    #[test]
     fn the_queued_message_says_the_place_and_the_limits() {
         assert_eq!(
             Decision::message(3, 12, LIMITS),
@@ -537,7 +661,12 @@ mod tests {
         use kube::runtime::reflector;
         let (store, _writer) = reflector::store::<Job>();
         let (triggers, _images, _sources) = super::super::cache::triggers();
-        let queue = std::sync::Arc::new(Queue::new(LIMITS, triggers, Arc::default()));
+        let queue = std::sync::Arc::new(Queue::new(
+            LIMITS,
+            "scangate-system",
+            triggers,
+            Arc::default(),
+        ));
         let started = std::sync::Arc::new(Mutex::new(Vec::new()));
         let threads: Vec<_> = (0..16)
             .map(|i| {
@@ -546,7 +675,9 @@ mod tests {
                     let me = id(["a", "b", "c"][i % 3], &format!("s{i}"));
                     for _ in 0..50 {
                         let at = ts("2026-01-01T00:00:00Z");
-                        if queue.admit(&me, at, &format!("job-{i}"), &store) == Decision::Start {
+                        if queue.admit(&me, Pool::Shared, at, &format!("job-{i}"), &store)
+                            == Decision::Start
+                        {
                             started
                                 .lock()
                                 .unwrap_or_else(|e| panic!("{e}"))
@@ -578,16 +709,18 @@ mod tests {
             Limits {
                 total: 1,
                 per_namespace: 1,
+                first_sight: 1,
             },
+            "scangate-system",
             triggers,
             Arc::default(),
         );
         let at = ts("2026-01-01T00:00:00Z");
         assert_eq!(
-            queue.admit(&id("a", "1"), at, "j1", &store),
+            queue.admit(&id("a", "1"), Pool::Shared, at, "j1", &store),
             Decision::Start
         );
-        let shows = |name: &str| match queue.admit(&id("a", name), at, name, &store) {
+        let shows = |name: &str| match queue.admit(&id("a", name), Pool::Shared, at, name, &store) {
             Decision::Queued { show, .. } => show,
             Decision::Start => panic!("{name} started"),
         };
@@ -599,12 +732,15 @@ mod tests {
         assert!(shows("2"));
         // The slot given back goes to the oldest waiting scan.
         queue.release(&id("a", "1"));
-        let first = queue.admit(&id("a", "3"), at, "3", &store);
+        let first = queue.admit(&id("a", "3"), Pool::Shared, at, "3", &store);
         assert!(
             matches!(first, Decision::Queued { position: 2, .. }),
             "{first:?}"
         );
-        assert_eq!(queue.admit(&id("a", "2"), at, "2", &store), Decision::Start);
+        assert_eq!(
+            queue.admit(&id("a", "2"), Pool::Shared, at, "2", &store),
+            Decision::Start
+        );
     }
 
     /// The gauges follow the queue: scans waiting per kind, and the scan Jobs the cache shows
@@ -620,7 +756,9 @@ mod tests {
             Limits {
                 total: 1,
                 per_namespace: 1,
+                first_sight: 1,
             },
+            "scangate-system",
             triggers,
             metrics.clone(),
         );
@@ -639,7 +777,7 @@ mod tests {
         };
         let at = ts("2026-01-01T00:00:00Z");
         assert_eq!(
-            queue.admit(&id("a", "1"), at, "j1", &store),
+            queue.admit(&id("a", "1"), Pool::Shared, at, "j1", &store),
             Decision::Start
         );
         let source = ScanId {
@@ -647,7 +785,10 @@ mod tests {
             ..id("a", "repo")
         };
         for scan in [id("a", "2"), id("b", "3"), source.clone()] {
-            assert_ne!(queue.admit(&scan, at, "j", &store), Decision::Start);
+            assert_ne!(
+                queue.admit(&scan, Pool::Shared, at, "j", &store),
+                Decision::Start
+            );
         }
         assert_eq!(gauges(), (2, 1, 0));
 

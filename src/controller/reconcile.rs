@@ -27,7 +27,7 @@ use super::plan::{
     Observed, ObservedReport, Outcomes, Plan, ReportFacts, ResolveTarget, Rules, Step, plan, settle,
 };
 use super::policy::PolicyCache;
-use super::queue::{Decision, Queue, ScanId};
+use super::queue::{Decision, Pool, Queue, ScanId};
 use super::status::{PolicyState, SendState};
 use super::store::{MetadataStore, ScanIdentity};
 use super::writes::{StatusWrite, backoff, classify};
@@ -165,9 +165,10 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
     };
     let work = match &work.slot {
         Some(slot) => {
+            let pool = Pool::of(&id.namespace, scan.labels(), &ctx.config.scangate_namespace);
             let decision = ctx
                 .queue
-                .admit(&id, slot.since, &slot.job, &ctx.caches.jobs);
+                .admit(&id, pool, slot.since, &slot.job, &ctx.caches.jobs);
             if let Decision::Queued {
                 position, waiting, ..
             } = &decision

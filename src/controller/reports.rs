@@ -49,6 +49,10 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "scangate"
 /// How long changes are gathered before the namespaces they concern are recomputed.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
 
+/// How often the inventory comes back, with no change, to create the first-sight scans that
+/// waited for a token or a budget and to delete unused ones.
+pub const FIRST_SIGHT_RECHECK: Duration = Duration::from_secs(60);
+
 /// The longest a result's message is, in characters.
 const MESSAGE_CHARS: usize = 256;
 
@@ -295,6 +299,7 @@ impl Inventory {
             written: HashMap::new(),
             oldest: HashMap::new(),
             latest: BTreeMap::new(),
+            effects: super::first_sight::Effects::new(self.client.clone(), self.metrics.clone()),
         };
         state.find_reports().await;
         let mut dirty = Dirty::default();
@@ -400,6 +405,8 @@ struct State<'a> {
     oldest: HashMap<String, Timestamp>,
     /// The entries of each namespace that runs something, as last computed.
     latest: BTreeMap<String, Vec<Entry>>,
+    /// First-sight scans and VerdictTurned Events, from these entries.
+    effects: super::first_sight::Effects,
 }
 
 impl State<'_> {
@@ -516,6 +523,7 @@ impl State<'_> {
             if let Err(error) = self.write(&ns, &entries).await {
                 tracing::warn!(namespace = %ns, error = %error, "report not written; retried at the next change");
             }
+            self.effects.verdicts_turned(&ns, &entries).await;
             if entries.is_empty() {
                 self.latest.remove(&ns);
             } else {
@@ -524,16 +532,34 @@ impl State<'_> {
         }
         metrics.set_oldest_result(self.oldest.values().min().copied());
         let scans: Vec<Arc<ImageScan>> = self.scans.iter().flat_map(|s| s.state()).collect();
+        let first_sight_waits = self
+            .effects
+            .first_sight(
+                config,
+                self.inventory.namespace.as_deref(),
+                &self.latest,
+                &scans,
+            )
+            .await;
         let snapshot = Snapshot::build(&self.latest, scans.iter().map(|s| &**s));
         self.inventory
             .view
             .send_replace(View::Ready(Arc::new(snapshot)));
         let max_duration = config.exception_max_duration().unwrap_or_default();
+        // First-sight scans wait for a token or a budget, or age towards unusedAfter: back
+        // after FIRST_SIGHT_RECHECK.
+        let first_sight_recheck = (first_sight_waits
+            || scans.iter().any(|s| {
+                super::first_sight::Existing::of(s, &config.scangate_namespace).is_some()
+            }))
+        .then(|| now.checked_add(FIRST_SIGHT_RECHECK).ok())
+        .flatten();
         exceptions
             .iter()
             .filter(|e| e.is_active(now, max_duration))
             .filter_map(|e| e.ends(max_duration))
             .filter(|at| *at > now)
+            .chain(first_sight_recheck)
             .min()
     }
 
@@ -626,6 +652,8 @@ mod tests {
             exception: None,
             severity: Some(Severity::Unknown),
             cves: vec!["CVE-1".into(), "CVE-2".into()],
+            unscanned: false,
+            owner: None,
         }
     }
 

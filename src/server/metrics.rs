@@ -1,8 +1,7 @@
 //! Prometheus metrics of the webhook: admission reviews answered and their latency, the scans
-//! in its index, the serving certificate's expiry and reloads, admission config reloads, and
-//! scans requested on first sight.
+//! in its index, the serving certificate's expiry and reloads, admission config reloads.
 //! Labels are bounded: endpoint, kind (a workload or scangate kind, else `other`), verdict,
-//! mode, result and first-sight outcome; never an image or an object name.
+//! mode and result; never an image or an object name.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -35,31 +34,6 @@ pub struct RequestLabels {
     pub verdict: String,
     /// enforce, warn or audit (for workloads), `none` otherwise.
     pub mode: String,
-}
-
-/// What became of a first-sight scan request.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)] // label values as Prometheus users write them
-pub enum FirstSightOutcome {
-    /// Queued for the background task.
-    queued,
-    /// Requested already (in memory).
-    seen,
-    /// Over `firstSight.perMinute`.
-    limited,
-    /// The queue was full.
-    dropped,
-    /// The ImageScan was created.
-    created,
-    /// It existed already (another replica or request created it).
-    exists,
-    /// The apiserver refused or did not answer.
-    failed,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FirstSightLabels {
-    pub outcome: FirstSightOutcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,7 +126,6 @@ pub struct Metrics {
     pub certificate_reloads: Family<ResultLabels, Counter>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_valid: Gauge,
-    pub first_sight: Family<FirstSightLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -171,7 +144,6 @@ impl Metrics {
             certificate_reloads: Family::default(),
             config_reloads: Family::default(),
             config_valid: Gauge::default(),
-            first_sight: Family::default(),
         }
     }
 
@@ -213,19 +185,7 @@ impl Metrics {
             "1 when the last read of the admission config file succeeded, 0 when the last good config is in use",
             self.config_valid.clone(),
         );
-        registry.register(
-            "first_sight_requests",
-            "Scans on first sight requested by admission, by outcome (queued, seen, limited, \
-             dropped, created, exists, failed)",
-            self.first_sight.clone(),
-        );
         registry
-    }
-
-    pub fn count_first_sight(&self, outcome: FirstSightOutcome) {
-        self.first_sight
-            .get_or_create(&FirstSightLabels { outcome })
-            .inc();
     }
 
     pub fn count_reload(family: &Family<ResultLabels, Counter>, ok: bool) {

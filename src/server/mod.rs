@@ -2,7 +2,6 @@
 //! config reload, the state's sources, and graceful shutdown.
 
 mod args;
-pub mod first_sight;
 pub mod metrics;
 pub mod sources;
 pub mod state;
@@ -127,13 +126,9 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
             .await
     });
 
-    let first_sight = client
-        .clone()
-        .map(|client| first_sight::FirstSight::start(client, state.clone()));
     let app = webhook::AppState {
         state: state.clone(),
         max_body_bytes: args.max_body_bytes,
-        first_sight,
         client,
         policies: Arc::new(Sandbox::for_this_program(args.policy.limits())?),
     };

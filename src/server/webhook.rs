@@ -38,8 +38,6 @@ pub struct AppState {
     pub client: Option<kube::Client>,
     /// Where ScanPolicy Rego is checked: worker processes, off the async runtime.
     pub policies: Arc<Sandbox>,
-    /// Requests scans of images with no trusted result; `None` without a cluster.
-    pub first_sight: Option<Arc<super::first_sight::FirstSight>>,
 }
 
 /// How long the apiserver may take to say whether a ScanTemplate's writer may create Jobs.
@@ -198,17 +196,6 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
         mode = enforcement.as_str(),
         "workload reviewed"
     );
-    // A dry run has no side effects (DESIGN.md): it requests no scan.
-    if let (Some(first_sight), false) = (&app.first_sight, req.dry_run) {
-        for image in outcome.unscanned() {
-            first_sight.request(&image);
-        }
-    }
-    if let (review::WorkloadOutcome::ControllerPass(decision), Some(client), false) =
-        (&outcome, &app.client, req.dry_run)
-    {
-        publish_pass(client.clone(), &req, decision);
-    }
     record(
         &app,
         Endpoint::validate_workloads,
@@ -576,66 +563,6 @@ fn controller_of(
         .iter()
         .flatten()
         .find(|o| o.controller == Some(true))
-}
-
-/// Records, off the request path, an Event on the owner of a pod admitted although its image's
-/// verdict has turned (a scale-out or rescheduling of an admitted template), so the workload's
-/// owners see it with `kubectl describe`.
-fn publish_pass(
-    client: kube::Client,
-    req: &AdmissionRequest<DynamicObject>,
-    decision: &crate::admission::workload::Decision,
-) {
-    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-    let Some(owner) = req.object.as_ref().and_then(|o| {
-        o.metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|r| r.controller == Some(true))
-            .cloned()
-    }) else {
-        return;
-    };
-    let reference = k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some(owner.api_version),
-        kind: Some(owner.kind),
-        name: Some(owner.name),
-        uid: Some(owner.uid),
-        namespace: req.namespace.clone(),
-        ..Default::default()
-    };
-    let reasons: Vec<String> = decision
-        .verdicts
-        .iter()
-        .filter(|v| v.action != crate::admission::config::Action::Allow)
-        .map(|v| v.reason.clone())
-        .collect();
-    let note = crate::controller::events::summarise(
-        "Admitted a pod of a template scangate admitted earlier, although its image's verdict has turned: ",
-        &reasons,
-        "; ",
-        crate::controller::events::MAX_NOTE_BYTES,
-    );
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "VerdictTurned".into(),
-        note: Some(note),
-        action: "Admit".into(),
-        secondary: None,
-    };
-    tokio::spawn(async move {
-        let recorder = Recorder::new(
-            client,
-            Reporter {
-                controller: "scangate-webhook".into(),
-                instance: None,
-            },
-        );
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, "cannot publish the Event of a controller's pod pass");
-        }
-    });
 }
 
 /// The guards of scangate's own objects: decode, review with the current config, record.
