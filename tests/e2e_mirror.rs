@@ -3,8 +3,9 @@
 //! digests trusted results deny. With the workload webhooks failing open and the webhook
 //! process killed, the apiserver itself denies busybox's Failed digest, naming scangate's
 //! policy, and admits a Completed digest and an unscanned image; a verdict that turns Failed is
-//! in the mirror within seconds and a deleted scan leaves it; a warn-mode namespace gets a
-//! warning; an excluded namespace is not touched.
+//! in the mirror within seconds and a deleted scan leaves it; an admitted Deployment of a digest
+//! that turned Failed can be labelled and scaled down but not changed or woken; a warn-mode
+//! namespace gets a warning; an excluded namespace is not touched.
 
 mod common;
 
@@ -20,6 +21,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const BUSYBOX: &str = "sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7";
 const ALPINE: &str = "sha256:451eee8bedcb2f029756dc3e9d73bab0e7943c1ac55cff3a4861c52a0fdd3e98";
 const LATER: &str = "sha256:7000000000000000000000000000000000000000000000000000000000000007";
+const KEPT: &str = "sha256:6000000000000000000000000000000000000000000000000000000000000006";
 
 /// The policy and bindings of one test, deleted when it ends (they are cluster-wide).
 struct Mirror {
@@ -107,6 +109,14 @@ fn mirrored(env: &Enforced, mirror: &Mirror) -> String {
 fn the_apiserver_denies_known_bad_digests_while_the_webhook_is_down() {
     let Some(cluster) = cluster() else { return };
     let (mut env, mirror) = start(cluster);
+    // A Deployment admitted before its image's verdict turns Failed.
+    let kept_image = format!("registry.example/team/kept@{KEPT}");
+    let out = env.cluster.apply(
+        &common::cluster::deployment("kept", &kept_image),
+        &["-n", &env.ns.name],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.trusted_scan("kept", "registry.example/team/kept:1", &kept_image, FAILED);
     env.trusted_scan(
         "busybox",
         "busybox:1.32.1",
@@ -121,7 +131,7 @@ fn the_apiserver_denies_known_bad_digests_while_the_webhook_is_down() {
     );
     cluster.eventually("the mirror to hold busybox's digest", WAIT, || {
         let data = mirrored(&env, &mirror);
-        (data.contains(BUSYBOX) && !data.contains(ALPINE)).then_some(())
+        (data.contains(BUSYBOX) && data.contains(KEPT) && !data.contains(ALPINE)).then_some(())
     });
     // A verdict that turns Failed reaches the mirror's parameters in the apiserver.
     let turned = Instant::now();
@@ -203,6 +213,29 @@ fn the_apiserver_denies_known_bad_digests_while_the_webhook_is_down() {
     let out = env.cluster.apply(&deployment, &["-n", &env.ns.name]);
     assert!(!out.status.success(), "the Deployment was admitted");
     assert!(stderr(&out).contains(&mirror.name), "{}", stderr(&out));
+    // What runs stays available: a label, a scale-down of the admitted Deployment are
+    // admitted; a change to its pod template is decided like a new workload.
+    env.ns
+        .kubectl_ok(&["label", "deployment", "kept", "team=a"]);
+    env.ns.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "kept",
+        "-p",
+        r#"{"spec":{"replicas":0}}"#,
+    ]);
+    let out = env.ns.kubectl(&["set", "env", "deployment/kept", "A=B"]);
+    assert!(!out.status.success(), "set env was admitted");
+    assert!(stderr(&out).contains(&mirror.name), "{}", stderr(&out));
+    // Woken from zero replicas: decided too.
+    let out = env.ns.kubectl(&[
+        "patch",
+        "deployment",
+        "kept",
+        "-p",
+        r#"{"spec":{"replicas":2}}"#,
+    ]);
+    assert!(!out.status.success(), "woken from zero was admitted");
     // A warn-mode namespace gets a warning from the mirror, not a denial.
     let out = run(&env, &warn.name, "bad", &busybox);
     assert!(out.status.success(), "{}", stderr(&out));
