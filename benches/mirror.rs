@@ -457,17 +457,14 @@ fn main() -> Result<()> {
 
     let env = Enforced::start(cluster, "bench-mirror", &[]);
     let system = env.system.name.clone();
-    let rbac = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: mirror, namespace: {system}}}\n\
-         rules: [{{apiGroups: [scanning.scangate.dev], resources: [denieddigests], verbs: [get, list, create, patch, delete]}}]\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: mirror, namespace: {system}}}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mirror}}\n\
-         subjects: [{{kind: ServiceAccount, name: scangate-controller, namespace: scangate-system}}]\n"
-    );
-    let out = cluster.apply(&rbac, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    e2e::mirror::grant(cluster, &system);
     let (key, value) = env.label();
     let policy = format!("scangate-bench-mirror-{value}");
+    // Dropped last: the policy and bindings go after the controller stopped.
+    let _objects = e2e::mirror::Objects {
+        cluster,
+        name: policy.clone(),
+    };
     let idle = cluster.namespace("bench-mirror-idle", &[]);
     // The controller's scan reconciler watches an idle namespace: only its mirror works.
     let controller = Controller::of(cluster.kubeconfig_as("scangate-controller"), &idle.name)
@@ -678,22 +675,6 @@ fn main() -> Result<()> {
             }
             other => println!("CEL: a Pod of a denied digest was answered {other:?}"),
         }
-    }
-    // Cluster-wide objects go; Enforced deletes its webhook configurations when dropped.
-    drop(controller);
-    for (kind, name) in [
-        (
-            "validatingadmissionpolicybinding",
-            format!("{policy}-enforce"),
-        ),
-        ("validatingadmissionpolicybinding", format!("{policy}-warn")),
-        (
-            "validatingadmissionpolicybinding",
-            format!("{policy}-audit"),
-        ),
-        ("validatingadmissionpolicy", policy.clone()),
-    ] {
-        let _ = cluster.kubectl(&["delete", kind, &name, "--ignore-not-found"]);
     }
     Ok(())
 }

@@ -345,17 +345,7 @@ fn a_controllers_pod_that_runs_a_turned_image_gets_the_event_from_the_controller
     });
     wait_running(cluster, &env.ns, "web");
     // New CVEs: alpine's trusted result turns Failed while the pod runs.
-    let out = env.as_controller(&[
-        "-n",
-        &env.system.name,
-        "patch",
-        "imagescan",
-        "alpine",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &format!(r#"{{"status": {{{FAILED}}}}}"#),
-    ]);
+    let out = env.write_status(&env.system.name, "alpine", FAILED);
     assert!(out.status.success(), "{}", stderr(&out));
     let event = env.cluster.eventually("the VerdictTurned event", WAIT, || {
         scangate_events(&env, &env.ns.name)

@@ -23,33 +23,12 @@ const ALPINE: &str = "sha256:451eee8bedcb2f029756dc3e9d73bab0e7943c1ac55cff3a486
 const LATER: &str = "sha256:7000000000000000000000000000000000000000000000000000000000000007";
 const KEPT: &str = "sha256:6000000000000000000000000000000000000000000000000000000000000006";
 
-/// The policy and bindings of one test, deleted when it ends (they are cluster-wide).
+/// The mirror of one test: its controller, then its cluster-wide objects, deleted when it
+/// ends.
 struct Mirror {
-    cluster: &'static Cluster,
     name: String,
     _controller: Controller,
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        let bindings: Vec<String> = ["enforce", "warn", "audit"]
-            .iter()
-            .map(|m| format!("{}-{m}", self.name))
-            .collect();
-        let mut args = vec![
-            "delete",
-            "validatingadmissionpolicybinding",
-            "--ignore-not-found",
-        ];
-        args.extend(bindings.iter().map(String::as_str));
-        let _ = self.cluster.kubectl(&args);
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "validatingadmissionpolicy",
-            &self.name,
-            "--ignore-not-found",
-        ]);
-    }
+    _objects: common::mirror::Objects,
 }
 
 /// An enforced namespace and a controller keeping the mirror of the test's trusted scans for
@@ -57,16 +36,7 @@ impl Drop for Mirror {
 /// (deploy/rbac grants it in scangate-system).
 fn start(cluster: &'static Cluster) -> (Enforced, Mirror) {
     let env = Enforced::start(cluster, "e2e-mirror", &[]);
-    let system = &env.system.name;
-    let rbac = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: mirror, namespace: {system}}}\n\
-         rules: [{{apiGroups: [scanning.scangate.dev], resources: [denieddigests], verbs: [get, list, create, patch, delete]}}]\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: mirror, namespace: {system}}}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mirror}}\n\
-         subjects: [{{kind: ServiceAccount, name: scangate-controller, namespace: scangate-system}}]\n"
-    );
-    let out = cluster.apply(&rbac, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::mirror::grant(cluster, &env.system.name);
     let (key, value) = env.label();
     let name = format!("scangate-e2e-mirror-{value}");
     let controller = Controller::of(cluster.kubeconfig_as("scangate-controller"), &env.ns.name)
@@ -80,9 +50,9 @@ fn start(cluster: &'static Cluster) -> (Enforced, Mirror) {
         ])
         .start();
     let mirror = Mirror {
-        cluster,
-        name,
+        name: name.clone(),
         _controller: controller,
+        _objects: common::mirror::Objects { cluster, name },
     };
     (env, mirror)
 }

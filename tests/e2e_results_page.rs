@@ -30,16 +30,7 @@ fn start_controller(
     system: &TestNamespace,
     mirror: &str,
 ) -> (Controller, String) {
-    let rbac = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: mirror, namespace: {ns}}}\n\
-         rules: [{{apiGroups: [scanning.scangate.dev], resources: [denieddigests], verbs: [get, list, create, patch, delete]}}]\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: mirror, namespace: {ns}}}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mirror}}\n\
-         subjects: [{{kind: ServiceAccount, name: scangate-controller, namespace: scangate-system}}]\n",
-        ns = system.name
-    );
-    let out = cluster.apply(&rbac, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::mirror::grant(cluster, &system.name);
     let page = format!("127.0.0.1:{}", free_port());
     let controller = Controller::cluster_wide(cluster.kubeconfig_as("scangate-controller"))
         .config(config)
@@ -285,32 +276,6 @@ impl Drop for ClusterRoleBinding<'_> {
     }
 }
 
-/// The mirror's policy and bindings of the test, deleted when it ends (they are cluster-wide).
-struct MirrorObjects {
-    cluster: &'static Cluster,
-    name: String,
-}
-
-impl Drop for MirrorObjects {
-    fn drop(&mut self) {
-        for mode in ["enforce", "warn", "audit"] {
-            let binding = format!("{}-{mode}", self.name);
-            let _ = self.cluster.kubectl(&[
-                "delete",
-                "validatingadmissionpolicybinding",
-                &binding,
-                "--ignore-not-found",
-            ]);
-        }
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "validatingadmissionpolicy",
-            &self.name,
-            "--ignore-not-found",
-        ]);
-    }
-}
-
 #[test]
 fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     let Some(cluster) = cluster() else { return };
@@ -331,7 +296,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     )
     .expect("write config");
     let mirror = format!("scangate-{}", system.name);
-    let _mirror_objects = MirrorObjects {
+    let _mirror_objects = common::mirror::Objects {
         cluster,
         name: mirror.clone(),
     };

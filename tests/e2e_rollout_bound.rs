@@ -150,17 +150,7 @@ fn after_the_verdict_turns_what_runs_scales_and_nothing_rolls_out_again() {
     assert_admitted(&out, "a suspended CronJob");
 
     // New CVEs: alpine's trusted result turns Failed, as the controller would write it.
-    let out = env.as_controller(&[
-        "-n",
-        &env.system.name,
-        "patch",
-        "imagescan",
-        "alpine",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &format!(r#"{{"status": {{{FAILED}}}}}"#),
-    ]);
+    let out = env.write_status(&env.system.name, "alpine", FAILED);
     assert_admitted(&out, "the controller's status write");
     env.cluster.eventually("alpine to be denied", WAIT, || {
         let out = tenant_kubectl(

@@ -284,17 +284,7 @@ fn pods_a_controller_recreates_stay_admitted_after_the_verdict_turns() {
             (pods(&env) == 1).then_some(())
         });
     // New CVEs: alpine's trusted result turns Failed.
-    let out = env.as_controller(&[
-        "-n",
-        &env.system.name,
-        "patch",
-        "imagescan",
-        "alpine",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &format!(r#"{{"status": {{{FAILED}}}}}"#),
-    ]);
+    let out = env.write_status(&env.system.name, "alpine", FAILED);
     assert!(out.status.success(), "{}", stderr(&out));
     env.cluster.eventually("alpine to be denied", WAIT, || {
         let out = env.kubectl_as(

@@ -217,10 +217,22 @@ impl Enforced {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let patch = format!(
-            r#"{{"status": {{"artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}}}}}"#
+        let out = self.write_status(
+            namespace,
+            name,
+            &format!(r#""artifact": {{"registry": {{"image": "{resolved}"}}}}, {status}"#),
         );
-        let out = self.as_controller(&[
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Merges `status` (JSON members) into scan `namespace/name`'s status as scangate's
+    /// controller writes it (e.g. a trusted result turning Failed); kubectl's output.
+    pub fn write_status(&self, namespace: &str, name: &str, status: &str) -> std::process::Output {
+        self.as_controller(&[
             "-n",
             namespace,
             "patch",
@@ -229,13 +241,8 @@ impl Enforced {
             "--subresource=status",
             "--type=merge",
             "-p",
-            &patch,
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            &format!(r#"{{"status": {{{status}}}}}"#),
+        ])
     }
 
     /// A trusted result: [`Enforced::scan`] in the test's scangate namespace.

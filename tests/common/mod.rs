@@ -10,6 +10,7 @@ pub mod exports;
 pub mod fixtures;
 pub mod front;
 pub mod hostile;
+pub mod mirror;
 pub mod net;
 pub mod policy_reports;
 pub mod prom;
