@@ -143,12 +143,14 @@ pub struct PolicyLimitArgs {
     /// Wall-clock time one policy check or evaluation may take; its process is killed then.
     #[arg(long, env = "SCANGATE_POLICY_TIME_LIMIT", default_value = "2s", value_parser = duration)]
     pub policy_time_limit: Duration,
-    /// Policy checks and evaluations running at once.
+    /// Policy checks and evaluations running at once, for trusted work (scangate's and the
+    /// trusted namespaces) and for tenants' work each: tenants never hold up trusted work.
     #[arg(long, env = "SCANGATE_POLICY_CONCURRENCY", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub policy_concurrency: u16,
-    /// Policy checks that may wait for a free slot; more are refused at once ("retry"). The
-    /// controller's queue is at least twice its --concurrency, so its reconciles always wait.
+    /// Policy checks that may wait for a free slot, in each of the two; more are refused at
+    /// once ("retry"). The controller's queue is at least twice its --concurrency, so its
+    /// reconciles always wait.
     #[arg(long, env = "SCANGATE_POLICY_QUEUE", default_value_t = 4)]
     pub policy_queue: u16,
 }
@@ -162,6 +164,7 @@ impl PolicyLimitArgs {
             time: self.policy_time_limit,
             concurrency: usize::from(self.policy_concurrency),
             queue: usize::from(self.policy_queue),
+            per_tenant: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scangate::policy::CompatInput;
-use scangate::sandbox::{Error, Limits, Sandbox, Stage};
+use scangate::sandbox::{Error, Limits, Requester, Sandbox, Stage};
 use serde_json::json;
 
 const SCANGATE: &str = env!("CARGO_BIN_EXE_scangate");
@@ -30,7 +30,13 @@ fn limits() -> Limits {
         time: Duration::from_secs(2),
         concurrency: 2,
         queue: 2,
+        per_tenant: None,
     }
+}
+
+/// A tenant's checks (the lane most tests exercise).
+fn shop() -> Requester {
+    Requester::Tenant("shop".into())
 }
 
 fn scangate() -> Sandbox {
@@ -57,10 +63,21 @@ fn message<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
 #[tokio::test]
 async fn a_good_policy_passes_and_evaluates() {
     let sandbox = scangate();
-    assert!(sandbox.check("shop/strict.rego", STRICT).await.is_ok());
+    assert!(
+        sandbox
+            .check(&shop(), "shop/strict.rego", STRICT)
+            .await
+            .is_ok()
+    );
     let report = json!({"vulnerabilities": [{"id": "CVE-1", "severity": "critical"}]});
     let evaluation = sandbox
-        .evaluate("shop/strict.rego", STRICT, CompatInput::Normalized, report)
+        .evaluate(
+            &shop(),
+            "shop/strict.rego",
+            STRICT,
+            CompatInput::Normalized,
+            report,
+        )
         .await;
     assert_eq!(evaluation.ok().map(|e| e.deny), Some(vec!["CVE-1".into()]));
 }
@@ -68,7 +85,7 @@ async fn a_good_policy_passes_and_evaluates() {
 #[tokio::test]
 async fn a_broken_policy_is_rejected_with_its_own_message() {
     match scangate()
-        .check("shop/x.rego", "package main\ndeny contains x if {")
+        .check(&shop(), "shop/x.rego", "package main\ndeny contains x if {")
         .await
     {
         Err(Error::Rejected {
@@ -83,7 +100,7 @@ async fn a_broken_policy_is_rejected_with_its_own_message() {
 async fn memory_bombs_are_refused_naming_the_memory_limit() {
     let sandbox = scangate();
     for rego in [HUGE_RANGE, LARGE_RANGE] {
-        let text = message(sandbox.check("shop/bomb.rego", rego).await);
+        let text = message(sandbox.check(&shop(), "shop/bomb.rego", rego).await);
         assert!(
             text.contains("policy shop/bomb.rego exceeded the memory limit of 256 MiB"),
             "{text}"
@@ -93,7 +110,7 @@ async fn memory_bombs_are_refused_naming_the_memory_limit() {
 
 #[tokio::test]
 async fn a_cpu_bomb_is_refused_naming_the_time_limit() {
-    let text = message(scangate().check("shop/cpu.rego", CPU_BOMB).await);
+    let text = message(scangate().check(&shop(), "shop/cpu.rego", CPU_BOMB).await);
     assert!(
         text.contains("policy shop/cpu.rego exceeded the time limit of 2 s"),
         "{text}"
@@ -105,7 +122,7 @@ async fn a_worker_still_running_at_the_deadline_is_killed() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let sleeper = script(dir.path(), "sleeper", "exec sleep 600");
     let sandbox = Sandbox::new(sleeper, limits());
-    let text = message(sandbox.check("shop/x.rego", STRICT).await);
+    let text = message(sandbox.check(&shop(), "shop/x.rego", STRICT).await);
     assert!(text.contains("exceeded the time limit of 2 s"), "{text}");
 }
 
@@ -134,11 +151,11 @@ async fn workers_that_misbehave_give_clear_errors() {
     ];
     for (name, body, expected) in cases {
         let sandbox = Sandbox::new(script(dir.path(), name, body), limits());
-        let text = message(sandbox.check("shop/x.rego", STRICT).await);
+        let text = message(sandbox.check(&shop(), "shop/x.rego", STRICT).await);
         assert!(text.contains(expected), "{name}: {text}");
     }
     let missing = Sandbox::new(dir.path().join("absent"), limits());
-    let text = message(missing.check("shop/x.rego", STRICT).await);
+    let text = message(missing.check(&shop(), "shop/x.rego", STRICT).await);
     assert!(text.contains("cannot run the policy worker"), "{text}");
 }
 
@@ -157,7 +174,11 @@ async fn beyond_the_queue_checks_are_refused_at_once() {
     let checks: Vec<_> = (0..10)
         .map(|i| {
             let sandbox = sandbox.clone();
-            tokio::spawn(async move { sandbox.check(&format!("shop/p{i}.rego"), STRICT).await })
+            tokio::spawn(async move {
+                sandbox
+                    .check(&shop(), &format!("shop/p{i}.rego"), STRICT)
+                    .await
+            })
         })
         .collect();
     let mut busy = 0;
@@ -173,4 +194,50 @@ async fn beyond_the_queue_checks_are_refused_at_once() {
         }
     }
     assert_eq!((busy, timed_out), (6, 4));
+}
+
+#[tokio::test]
+async fn one_users_checks_cannot_hold_up_others_or_the_admins() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let sleeper = script(dir.path(), "sleeper", "exec sleep 600");
+    let sandbox = std::sync::Arc::new(Sandbox::new(
+        sleeper,
+        Limits {
+            time: Duration::from_secs(1),
+            per_tenant: Some(2),
+            ..limits()
+        },
+    ));
+    let check = |requester: Requester, i: usize| {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .check(&requester, &format!("shop/p{i}.rego"), STRICT)
+                .await
+        })
+    };
+    let mallory = Requester::Tenant("mallory".into());
+    let floods: Vec<_> = (0..16).map(|i| check(mallory.clone(), i)).collect();
+    tokio::task::yield_now().await;
+    let admin = check(Requester::Trusted, 100);
+    let alice = check(Requester::Tenant("alice".into()), 101);
+    let (mut refused, mut ran) = (0, 0);
+    for flood in floods {
+        match flood.await {
+            Ok(Err(Error::TenantBusy { tenant, most })) => {
+                assert_eq!((tenant.as_str(), most), ("mallory", 2));
+                refused += 1;
+            }
+            Ok(Err(Error::TimeLimit { .. })) => ran += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((refused, ran), (14, 2));
+    // The admin's check and another user's got a worker (the stand-in then hits its time limit).
+    for other in [admin, alice] {
+        match other.await {
+            Ok(Err(Error::TimeLimit { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

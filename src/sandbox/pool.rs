@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use tokio::sync::Semaphore;
 
+use super::fair::{LaneLimits, Lanes, Requester};
 use super::protocol::{self, Answer, Ended, Finished, MAX_ANSWER_BYTES, MAX_STDERR_BYTES};
 use super::{Error, Limits, Request, Result, Seconds};
 use crate::policy::{CompatInput, Evaluation};
@@ -16,28 +16,29 @@ use crate::policy::{CompatInput, Evaluation};
 /// The hidden subcommand that runs a worker.
 pub const WORKER_COMMAND: &str = "policy-worker";
 
-/// Runs policy checks and evaluations in worker processes, at most `concurrency` at once and
-/// `queue` more waiting; refuses the rest at once. Cheap to share behind an `Arc`.
+/// Runs policy checks and evaluations in worker processes: trusted work and tenants' work each
+/// at most `concurrency` at once and `queue` more waiting, tenants in turn and each within
+/// `per_tenant`; refuses the rest at once. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Sandbox {
     program: PathBuf,
     limits: Limits,
-    /// One permit per running worker.
-    running: Semaphore,
-    /// One permit per running or waiting check: when none is left, the queue is full.
-    admitted: Arc<Semaphore>,
+    lanes: Arc<Lanes>,
 }
 
 impl Sandbox {
     /// A pool whose workers run `program policy-worker …` (the scangate binary).
     #[must_use]
     pub fn new(program: PathBuf, limits: Limits) -> Self {
-        let concurrency = limits.concurrency.max(1);
+        let lanes = Lanes::new(LaneLimits {
+            running: limits.concurrency.max(1),
+            waiting: limits.queue,
+            per_tenant: limits.per_tenant,
+        });
         Self {
             program,
             limits,
-            running: Semaphore::new(concurrency),
-            admitted: Arc::new(Semaphore::new(concurrency.saturating_add(limits.queue))),
+            lanes,
         }
     }
 
@@ -54,12 +55,12 @@ impl Sandbox {
     }
 
     /// The admission check of a ScanPolicy's Rego: it compiles and runs on the sample reports.
-    pub async fn check(&self, name: &str, rego: &str) -> Result<()> {
+    pub async fn check(&self, requester: &Requester, name: &str, rego: &str) -> Result<()> {
         let request = Request::Check {
             name: name.to_owned(),
             rego: rego.to_owned(),
         };
-        match self.run(&request).await? {
+        match self.run(requester, &request).await? {
             Answer::Passed => Ok(()),
             other => Err(unexpected(name, other)),
         }
@@ -68,6 +69,7 @@ impl Sandbox {
     /// Evaluates a policy on a normalized report.
     pub async fn evaluate(
         &self,
+        requester: &Requester,
         name: &str,
         rego: &str,
         input: CompatInput,
@@ -79,24 +81,17 @@ impl Sandbox {
             input,
             report,
         };
-        match self.run(&request).await? {
+        match self.run(requester, &request).await? {
             Answer::Evaluated { deny } => Ok(Evaluation { deny }),
             other => Err(unexpected(name, other)),
         }
     }
 
-    /// Waits for a worker (or refuses when the queue is full), runs it, reads its answer.
-    /// Policy errors and regorus's own timeout come back as errors.
-    async fn run(&self, request: &Request) -> Result<Answer> {
+    /// Waits for a worker of the requester's lane (or refuses at once), runs it, reads its
+    /// answer. Policy errors and regorus's own timeout come back as errors.
+    async fn run(&self, requester: &Requester, request: &Request) -> Result<Answer> {
         let name = request.name();
-        let busy = || Error::Busy {
-            running: self.limits.concurrency.max(1),
-            waiting: self.limits.queue,
-        };
-        let _admitted = Arc::clone(&self.admitted)
-            .try_acquire_owned()
-            .map_err(|_| busy())?;
-        let _running = self.running.acquire().await.map_err(|_| busy())?;
+        let _worker = self.lanes.acquire(requester).await?;
         let body = serde_json::to_vec(request).map_err(|cause| Error::Encode {
             name: name.to_owned(),
             cause,

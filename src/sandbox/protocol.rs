@@ -200,6 +200,7 @@ mod tests {
             time: Duration::from_secs(2),
             concurrency: 2,
             queue: 4,
+            per_tenant: None,
         }
     }
 
