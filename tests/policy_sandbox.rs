@@ -159,28 +159,39 @@ async fn workers_that_misbehave_give_clear_errors() {
     assert!(text.contains("cannot run the policy worker"), "{text}");
 }
 
-#[tokio::test]
-async fn beyond_the_queue_checks_are_refused_at_once() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let sleeper = script(dir.path(), "sleeper", "exec sleep 600");
-    let sandbox = std::sync::Arc::new(Sandbox::new(
+/// A pool whose worker sleeps until its 1 s time limit, each user at most `per_tenant` checks.
+fn sleepers(dir: &Path, per_tenant: Option<usize>) -> std::sync::Arc<Sandbox> {
+    let sleeper = script(dir, "sleeper", "exec sleep 600");
+    std::sync::Arc::new(Sandbox::new(
         sleeper,
         Limits {
             time: Duration::from_secs(1),
+            per_tenant,
             ..limits()
         },
-    ));
+    ))
+}
+
+/// Starts a check of `sandbox` as `requester`.
+fn check(
+    sandbox: &std::sync::Arc<Sandbox>,
+    requester: Requester,
+    i: usize,
+) -> tokio::task::JoinHandle<Result<(), Error>> {
+    let sandbox = sandbox.clone();
+    tokio::spawn(async move {
+        sandbox
+            .check(&requester, &format!("shop/p{i}.rego"), STRICT)
+            .await
+    })
+}
+
+#[tokio::test]
+async fn beyond_the_queue_checks_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let sandbox = sleepers(dir.path(), None);
     // 2 running + 2 waiting are taken; the other 6 are refused.
-    let checks: Vec<_> = (0..10)
-        .map(|i| {
-            let sandbox = sandbox.clone();
-            tokio::spawn(async move {
-                sandbox
-                    .check(&shop(), &format!("shop/p{i}.rego"), STRICT)
-                    .await
-            })
-        })
-        .collect();
+    let checks: Vec<_> = (0..10).map(|i| check(&sandbox, shop(), i)).collect();
     let mut busy = 0;
     let mut timed_out = 0;
     for check in checks {
@@ -199,23 +210,8 @@ async fn beyond_the_queue_checks_are_refused_at_once() {
 #[tokio::test]
 async fn one_users_checks_cannot_hold_up_others_or_the_admins() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let sleeper = script(dir.path(), "sleeper", "exec sleep 600");
-    let sandbox = std::sync::Arc::new(Sandbox::new(
-        sleeper,
-        Limits {
-            time: Duration::from_secs(1),
-            per_tenant: Some(2),
-            ..limits()
-        },
-    ));
-    let check = |requester: Requester, i: usize| {
-        let sandbox = sandbox.clone();
-        tokio::spawn(async move {
-            sandbox
-                .check(&requester, &format!("shop/p{i}.rego"), STRICT)
-                .await
-        })
-    };
+    let sandbox = sleepers(dir.path(), Some(2));
+    let check = |requester, i| check(&sandbox, requester, i);
     let mallory = Requester::Tenant("mallory".into());
     let floods: Vec<_> = (0..16).map(|i| check(mallory.clone(), i)).collect();
     tokio::task::yield_now().await;

@@ -1022,6 +1022,27 @@ mod tests {
         Arc::new(p)
     }
 
+    /// What `strict` ([`policy`]) gives on [`report`]: CVE-1 denied.
+    fn denied_by_strict() -> PolicyState {
+        PolicyState::Evaluated {
+            outcome: outcome(
+                &report(),
+                Ok(Evaluation {
+                    deny: vec!["CVE-1 (critical)".into()],
+                }),
+            ),
+            generation: Some(4),
+        }
+    }
+
+    /// The outcomes of a reconcile that evaluated the policy, to `policy`.
+    fn evaluated(policy: PolicyState) -> Outcomes {
+        Outcomes {
+            policy: Some(policy),
+            ..Outcomes::default()
+        }
+    }
+
     /// A scan with no template, no report and no status.
     fn scan() -> Observed {
         Observed {
@@ -1267,24 +1288,7 @@ mod tests {
                 template: "grype".into()
             })
         );
-        let denied = PolicyState::Evaluated {
-            outcome: outcome(
-                &report(),
-                Ok(Evaluation {
-                    deny: vec!["CVE-1 (critical)".into()],
-                }),
-            ),
-            generation: Some(4),
-        };
-        let end = settle(
-            &o,
-            w,
-            Outcomes {
-                policy: Some(denied),
-                ..Outcomes::default()
-            },
-            rules(&config),
-        );
+        let end = settle(&o, w, evaluated(denied_by_strict()), rules(&config));
         let status = end.write.unwrap_or_else(|| panic!("written"));
         assert_eq!(status.phase, Some(Phase::Failed));
         assert!(end.publish_event);
@@ -1300,24 +1304,7 @@ mod tests {
         o.report = Some(pushed(report()));
         let w = work(&o, rules(&config));
         assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
-        let denied = PolicyState::Evaluated {
-            outcome: outcome(
-                &report(),
-                Ok(Evaluation {
-                    deny: vec!["CVE-1 (critical)".into()],
-                }),
-            ),
-            generation: Some(4),
-        };
-        let end = settle(
-            &o,
-            w,
-            Outcomes {
-                policy: Some(denied),
-                ..Outcomes::default()
-            },
-            rules(&config),
-        );
+        let end = settle(&o, w, evaluated(denied_by_strict()), rules(&config));
         let failed = end.write.unwrap_or_else(|| panic!("written"));
         assert_eq!(failed.phase, Some(Phase::Failed));
         // The next reconcile over that status: the same input is not evaluated again.
@@ -1337,15 +1324,7 @@ mod tests {
             generation: Some(4),
             limit: true,
         };
-        let end = settle(
-            &o,
-            w,
-            Outcomes {
-                policy: Some(stopped),
-                ..Outcomes::default()
-            },
-            rules(&config),
-        );
+        let end = settle(&o, w, evaluated(stopped), rules(&config));
         let kept = end.write.unwrap_or_else(|| panic!("written"));
         assert_eq!(kept.phase, Some(Phase::Failed));
         assert_eq!(kept.last_result, failed.last_result);
