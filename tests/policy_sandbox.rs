@@ -132,12 +132,12 @@ async fn workers_that_misbehave_give_clear_errors() {
     let cases = [
         (
             "garbage",
-            "cat >/dev/null; echo 'hello, world'",
+            "read -r request; echo 'hello, world'",
             "unreadable answer",
         ),
         (
             "wrong-kind",
-            "cat >/dev/null; echo '{\"answer\":\"evaluated\",\"deny\":[]}'",
+            "read -r request; echo '{\"answer\":\"evaluated\",\"deny\":[]}'",
             "wrong kind",
         ),
         (
@@ -236,4 +236,73 @@ async fn one_users_checks_cannot_hold_up_others_or_the_admins() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_worker_answers_again_until_it_fails_and_lanes_keep_their_own() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Answers with how many requests it has read; sleeps past the time limit on the third.
+    let counter = script(
+        dir.path(),
+        "counter",
+        "n=0\nwhile read -r request; do n=$((n+1)); [ $n = 3 ] && exec sleep 600; \
+         echo \"{\\\"answer\\\":\\\"evaluated\\\",\\\"deny\\\":[\\\"$n\\\"]}\"; done",
+    );
+    let sandbox = Sandbox::new(counter, limits());
+    let evaluate = |requester: Requester| {
+        let sandbox = &sandbox;
+        async move {
+            sandbox
+                .evaluate(
+                    &requester,
+                    "shop/x.rego",
+                    STRICT,
+                    CompatInput::Normalized,
+                    json!({}),
+                )
+                .await
+                .map(|e| e.deny)
+        }
+    };
+    let seen = |n: &str| vec![n.to_string()];
+    assert_eq!(evaluate(shop()).await.ok(), Some(seen("1")));
+    assert_eq!(
+        evaluate(shop()).await.ok(),
+        Some(seen("2")),
+        "the same worker"
+    );
+    // Trusted work never runs in a tenant's worker.
+    assert_eq!(evaluate(Requester::Trusted).await.ok(), Some(seen("1")));
+    let text = message(evaluate(shop()).await);
+    assert!(text.contains("exceeded the time limit of 2 s"), "{text}");
+    assert_eq!(evaluate(shop()).await.ok(), Some(seen("1")), "a new worker");
+}
+
+#[tokio::test]
+async fn a_real_worker_killed_by_a_limit_is_replaced() {
+    let sandbox = scangate();
+    let report = json!({"vulnerabilities": [{"id": "CVE-1", "severity": "critical"}]});
+    let shop = shop();
+    let evaluate = |rego: &'static str| {
+        sandbox.evaluate(
+            &shop,
+            "shop/x.rego",
+            rego,
+            CompatInput::Normalized,
+            report.clone(),
+        )
+    };
+    assert_eq!(
+        evaluate(STRICT).await.ok().map(|e| e.deny),
+        Some(vec!["CVE-1".into()])
+    );
+    let text = message(evaluate(HUGE_RANGE).await);
+    assert!(
+        text.contains("exceeded the memory limit of 256 MiB"),
+        "{text}"
+    );
+    assert_eq!(
+        evaluate(STRICT).await.ok().map(|e| e.deny),
+        Some(vec!["CVE-1".into()])
+    );
 }
