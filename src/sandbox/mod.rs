@@ -131,8 +131,8 @@ pub enum Error {
 
     /// One tenant has its most checks in progress.
     #[error(
-        "{tenant} has {most} policy checks in progress, the most one user may have at once; \
-         retry when one has finished"
+        "too many policy checks in progress for {tenant} ({most} running or waiting, the most \
+         one user may have at once); retry when one has finished"
     )]
     TenantBusy {
         /// The user (or namespace) whose checks these are.
