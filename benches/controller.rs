@@ -434,6 +434,7 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
     // A policy edit: every scan is evaluated again.
     let load_before_edit = load_average();
     let reevaluation = reevaluate_all(client, &ns, n, timeout).await?;
+    let m_edited = cluster.requests()?;
 
     // A full re-list: a new controller process (the old one killed) reads every scan and
     // report again and reconciles each scan; its memory is sampled every 50 ms.
@@ -447,7 +448,7 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
 
     let creating = prom::increase(&m0, &m1);
     let reporting = prom::increase(&m1, &m2);
-    let relisting = prom::increase(&m2, &m3);
+    let relisting = prom::increase(&m_edited, &m3);
     let reconciles = (r2 - r1).max(1.0);
     let ours = |verb: &str, resource: &str, _: &str| {
         CONTROLLER_RESOURCES.contains(&resource)

@@ -21,9 +21,9 @@ use crate::report::Report;
 pub struct LastEvaluation {
     /// What was evaluated ([`input_of`]).
     pub input: u64,
-    /// The PolicySucceeded condition the status was written with: while the status still
-    /// shows it, the status is that evaluation's.
-    pub condition: Option<Condition>,
+    /// A fingerprint of the PolicySucceeded condition the status was written with: while the
+    /// status still shows it, the status is that evaluation's.
+    pub condition: Option<u64>,
     /// Evaluations of this input in a row that gave no answer.
     pub failures: u32,
     /// When the last of them ended.
@@ -74,8 +74,8 @@ pub fn skip(
     now: Timestamp,
 ) -> Option<Option<Timestamp>> {
     let last = last.filter(|l| l.input == input && !forced)?;
-    let shown = previous.and_then(|p| policy_condition(p));
-    if shown != last.condition.as_ref() || shown.is_none() {
+    let shown = previous.and_then(condition_of);
+    if shown != last.condition || shown.is_none() {
         return None;
     }
     if last.failures == 0 {
@@ -152,7 +152,7 @@ pub fn failures(last: Option<&LastEvaluation>, input: u64, answered: bool) -> u3
 pub fn remember(input: u64, failures: u32, written: &ScanStatus, now: Timestamp) -> LastEvaluation {
     LastEvaluation {
         input,
-        condition: policy_condition(written).cloned(),
+        condition: condition_of(written),
         failures,
         at: now,
     }
@@ -163,6 +163,14 @@ pub fn remember(input: u64, failures: u32, written: &ScanStatus, now: Timestamp)
 #[must_use]
 pub const fn answered(state: &PolicyState) -> bool {
     !matches!(state, PolicyState::Unanswered { .. })
+}
+
+/// A fingerprint of a status's PolicySucceeded condition.
+fn condition_of(status: &ScanStatus) -> Option<u64> {
+    let condition = policy_condition(status)?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_writer(HashWriter(&mut hasher), condition).ok()?;
+    Some(hasher.finish())
 }
 
 fn policy_condition(status: &ScanStatus) -> Option<&Condition> {
@@ -232,7 +240,7 @@ mod tests {
         let shown = status(Condition::policy_violated(2));
         let last = LastEvaluation {
             input: 7,
-            condition: Some(Condition::policy_violated(2)),
+            condition: condition_of(&shown),
             failures: 0,
             at: ts(STORED),
         };
@@ -254,7 +262,7 @@ mod tests {
         let shown = status(Condition::policy_violated(2));
         let last = |failures| LastEvaluation {
             input: 7,
-            condition: Some(Condition::policy_violated(2)),
+            condition: condition_of(&shown),
             failures,
             at: ts(NOW),
         };
@@ -338,6 +346,10 @@ mod tests {
         assert_eq!(failures(Some(&second), 8, false), 1);
         assert_eq!(failures(Some(&second), 7, true), 0);
         let ok = remember(7, 0, &written, now);
-        assert_eq!(ok.condition, Some(Condition::policy_violated(2)));
+        assert_eq!(ok.condition, condition_of(&written));
+        assert_ne!(
+            ok.condition,
+            condition_of(&status(Condition::policy_passed()))
+        );
     }
 }
