@@ -108,6 +108,8 @@ pub enum Command {
     /// Run the scan controller.
     Controller(Box<ControllerArgs>),
     /// Check workload manifests against scans on disk, as the webhook would (no cluster needed).
+    /// Exceptions among the scans that do not count (not approved, expired, another
+    /// namespace's) are named, with why.
     ///
     /// Exit codes: 0 every workload admitted, or nothing to check (files with no workload pass
     /// with a note); 1 at least one workload denied; 2 an input could not be read or a workload
@@ -141,7 +143,8 @@ pub enum Command {
     /// reevaluate`); the controller re-evaluates once per new value, recorded in
     /// `status.handledReevaluate`.
     Reevaluate(crate::cmd::reevaluate::ReevaluateArgs),
-    /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
+    /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it;
+    /// --image says which image a scan of an archive or a directory was of.
     Report(crate::cmd::report::ReportArgs),
     /// Evaluate ScanPolicies offline.
     #[command(subcommand)]
