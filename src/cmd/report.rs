@@ -45,30 +45,31 @@ pub fn read_report(path: &Path, image: Option<&str>) -> Result<Report> {
     }
 }
 
-/// The report as a report of `image` (`--image`). A report that names no image (nothing, an
-/// archive, a directory: see [`named`]) takes it, keeping the digest it records, which must
-/// then be the one `image` pins, if any. A report that names an image keeps its own name and
-/// must be of `image` by the rule the controller applies to a scan's image ([`check_image`]),
-/// so the flag never renames what a scanner named. A report of a source repository is of no
-/// image. Whether a stored report counts is still the report guard's and the controller's
-/// decision: this only says what the report is of.
+/// The report as a report of `image` (`--image`). A report of `image` by the rule the
+/// controller applies to a scan's image ([`check_image`]) is kept as it is, so the flag never
+/// renames what a scanner named. One that names no image (nothing, an archive, a directory:
+/// see [`named`]) takes it, keeping the digest it records, which must then be the one `image`
+/// pins, if any. One that names another image, or a source repository, is refused. Whether a
+/// stored report counts is still the report guard's and the controller's decision: this only
+/// says what the report is of.
 pub fn with_image(mut report: Report, image: &str) -> Result<Report> {
     let parsed = ImageRef::parse(image).map_err(|source| Error::ImageFlag {
         image: image.to_string(),
         source,
     })?;
-    let disagrees = |cause| Error::ImageDisagrees {
-        image: image.to_string(),
-        cause: Box::new(cause),
+    let cause = match check_image(image, &report.artifact) {
+        Ok(()) => return Ok(report),
+        Err(cause) => cause,
     };
     match named(&report.artifact) {
-        Named::Image(_) => check_image(image, &report.artifact).map_err(disagrees)?,
-        Named::Repository(name) => {
-            return Err(Error::ImageOfRepository {
-                name: name.to_string(),
-                image: image.to_string(),
-            });
-        }
+        Named::Image(_) => Err(Error::ImageDisagrees {
+            image: image.to_string(),
+            cause: Box::new(cause),
+        }),
+        Named::Repository(name) => Err(Error::ImageOfRepository {
+            name: name.to_string(),
+            image: image.to_string(),
+        }),
         Named::Nothing | Named::OnDisk { .. } => {
             if let (Some(pinned), Some(recorded)) =
                 (parsed.digest(), report.artifact.digest.as_deref())
@@ -81,9 +82,9 @@ pub fn with_image(mut report: Report, image: &str) -> Result<Report> {
             }
             report.artifact.artifact_type = ArtifactType::Image;
             report.artifact.name = image.to_string();
+            Ok(report)
         }
     }
-    Ok(report)
 }
 
 /// The normalized report as pretty JSON.

@@ -144,6 +144,18 @@ pub fn check_image(spec_image: &str, report: &Artifact) -> Result<()> {
     let name = match named(report) {
         Named::Image(name) => name,
         Named::Nothing => return Err(Error::NoImage { scan }),
+        // A name that reads as a path or an archive may still be an image's (a repository
+        // may be called `app.tar`): it counts when it is this scan's image, as it always
+        // has, and a refusal says what it looks like.
+        Named::OnDisk { kind, name } if report.artifact_type != ArtifactType::Filesystem => {
+            return compare_named(&spec, name, report.digest.as_deref()).map_err(|_| {
+                Error::OnDisk {
+                    kind,
+                    name: name.to_string(),
+                    scan,
+                }
+            });
+        }
         Named::OnDisk { kind, name } => {
             return Err(Error::OnDisk {
                 kind,
@@ -159,17 +171,22 @@ pub fn check_image(spec_image: &str, report: &Artifact) -> Result<()> {
             });
         }
     };
+    compare_named(&spec, name, report.digest.as_deref())
+}
+
+/// Compares the image a report names, with or without a Grype source scheme, with the spec.
+fn compare_named(spec: &ImageRef, name: &str, recorded_digest: Option<&str>) -> Result<()> {
     // `registry:busybox` is Grype's spelling of `busybox` read from a registry, but
     // `docker:27` is also an image: both readings are tried, the scheme-less one reported.
     let stripped = SOURCE_SCHEMES
         .iter()
         .find_map(|scheme| name.strip_prefix(scheme))
         .filter(|rest| !rest.is_empty());
-    let mut outcome = compare(&spec, name, report.digest.as_deref());
+    let mut outcome = compare(spec, name, recorded_digest);
     if outcome.is_err()
         && let Some(rest) = stripped
     {
-        outcome = compare(&spec, rest, report.digest.as_deref());
+        outcome = compare(spec, rest, recorded_digest);
     }
     outcome
 }
@@ -470,6 +487,20 @@ mod tests {
         assert_eq!(named(&repository), Named::Repository("https://x.example/a"));
         let sbom = artifact(ArtifactType::Sbom, "busybox:1");
         assert_eq!(named(&sbom), Named::Image("busybox:1"));
+    }
+
+    #[test]
+    fn an_image_named_like_an_archive_still_counts_for_its_own_scan() {
+        let mut artifact = busybox();
+        artifact.name = "ghcr.io/org/app.tar".into();
+        assert_eq!(check_image("ghcr.io/org/app.tar", &artifact), Ok(()));
+        assert!(matches!(
+            check_image("ghcr.io/org/other", &artifact),
+            Err(Error::OnDisk {
+                kind: "archive",
+                ..
+            })
+        ));
     }
 
     #[test]
