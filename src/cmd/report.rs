@@ -48,8 +48,8 @@ pub fn read_report(path: &Path, image: Option<&str>) -> Result<Report> {
 /// The report as a report of `image` (`--image`). A report of `image` by the rule the
 /// controller applies to a scan's image ([`check_image`]) is kept as it is, so the flag never
 /// renames what a scanner named. One that names no image (nothing, an archive, a directory:
-/// see [`named`]) takes it, keeping the digest it records, which must then be the one `image`
-/// pins, if any. One that names another image, or a source repository, is refused. Whether a
+/// see [`named`]; a name that reads as an archive's file counts as one) takes it, keeping the
+/// digest it records, which must then be the one `image` pins, if any. One that names another image, or a source repository, is refused. Whether a
 /// stored report counts is still the report guard's and the controller's decision: this only
 /// says what the report is of.
 pub fn with_image(mut report: Report, image: &str) -> Result<Report> {
