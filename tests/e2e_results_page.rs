@@ -132,6 +132,15 @@ impl Browser {
     }
 }
 
+/// The CSRF token a page's forms carry.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    html.split_once(marker)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(value, _)| value.to_string())
+        .unwrap_or_else(|| panic!("no CSRF token in {html}"))
+}
+
 /// A ServiceAccount's token (`kubectl create token`).
 fn token(ns: &TestNamespace, name: &str) -> String {
     ns.kubectl_ok(&["create", "serviceaccount", name]);
@@ -651,6 +660,99 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         303
     );
     assert_eq!(page.get("/", Auth::Cookie(&cookie)).code, 401);
+
+    // Actions, each with the viewer's own rights, from a session with its CSRF token.
+    let login = page.post_form("/login", &format!("token={reader_token}"), Auth::None);
+    let session = login
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    let scan_page = page.get(
+        &format!("/scans/{}/busybox", a.name),
+        Auth::Cookie(&session),
+    );
+    let csrf = csrf_of(&scan_page.body);
+    let rescan = format!("/scans/{}/busybox/rescan", a.name);
+    let annotations = |ns: &TestNamespace, name: &str| -> Value {
+        serde_json::from_str::<Value>(&ns.kubectl_ok(&["get", "imagescan", name, "-o", "json"]))
+            .map(|scan| scan["metadata"]["annotations"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // A viewer who may only read is refused by the apiserver, as themself; nothing changes.
+    let refused = page.post_form(&rescan, &format!("csrf={csrf}"), Auth::Cookie(&session));
+    assert_eq!(refused.code, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains(&format!(
+            "system:serviceaccount:{}:reader may not rescan imagescan {}/busybox",
+            a.name, a.name
+        )),
+        "{}",
+        refused.body
+    );
+    assert!(annotations(&a, "busybox")["scangate.dev/rescan"].is_null());
+    // Given `edit` in the namespace, the same viewer rescans; a form without the session's
+    // CSRF token (another site's) is refused first.
+    a.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "reader-edit",
+        "--clusterrole=edit",
+        &format!("--serviceaccount={}:reader", a.name),
+    ]);
+    let forged = page.post_form(&rescan, "csrf=guess", Auth::Cookie(&session));
+    assert_eq!(forged.code, 403, "{}", forged.body);
+    assert!(forged.body.contains("CSRF token"), "{}", forged.body);
+    assert!(annotations(&a, "busybox")["scangate.dev/rescan"].is_null());
+    let done = page.post_form(&rescan, &format!("csrf={csrf}"), Auth::Cookie(&session));
+    assert_eq!(done.code, 200, "{}", done.body);
+    let recorded = annotations(&a, "busybox");
+    assert!(recorded["scangate.dev/rescan"].is_string(), "{recorded}");
+    let by = recorded["scangate.dev/requested-by"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        by.starts_with(&format!(
+            "system:serviceaccount:{}:reader asked to rescan imagescan {}/busybox on the results page at ",
+            a.name, a.name
+        )),
+        "{recorded}"
+    );
+    // A bearer request needs no CSRF token (no other site can send one).
+    let reevaluated = page.post_form(&format!("/scans/{}/busybox/reevaluate", a.name), "", reader);
+    assert_eq!(reevaluated.code, 200, "{}", reevaluated.body);
+    assert!(annotations(&a, "busybox")["scangate.dev/reevaluate"].is_string());
+    // Scan now creates a trusted scan in scangate's namespace: refused until the admin grants
+    // scangate-scan-requester there.
+    let scan_now = format!("csrf={csrf}&image=quay.io%2Fexample%2Fother%3A1");
+    let refused = page.post_form("/scan-now", &scan_now, Auth::Cookie(&session));
+    assert_eq!(refused.code, 403, "{}", refused.body);
+    system.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "reader-scans",
+        "--clusterrole=scangate-scan-requester",
+        &format!("--serviceaccount={}:reader", a.name),
+    ]);
+    let created = page.post_form("/scan-now", &scan_now, Auth::Cookie(&session));
+    assert_eq!(created.code, 200, "{}", created.body);
+    let scans: Value =
+        serde_json::from_str(&system.kubectl_ok(&["get", "imagescans", "-o", "json"]))
+            .expect("imagescans");
+    let requested = scans["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["spec"]["registry"]["image"] == "quay.io/example/other:1")
+        .unwrap_or_else(|| panic!("no ImageScan of the image in {}: {scans}", system.name));
+    assert!(
+        requested["metadata"]["annotations"]["scangate.dev/requested-by"]
+            .as_str()
+            .is_some_and(|b| b.contains("asked to scan quay.io/example/other:1 now")),
+        "{requested}"
+    );
+    page.post_form("/logout", "", Auth::Cookie(&session));
 
     // Counted by route and code.
     let metrics = controller.metrics();

@@ -204,7 +204,11 @@ struct Admin {
 /// Runs the controller until SIGTERM or SIGINT. With leader election, a replica that loses the
 /// lease (e.g. while the apiserver is unreachable) stops reconciling and stands by again.
 pub async fn run(args: ControllerArgs) -> Result<()> {
-    let client = Client::try_default().await.map_err(Error::Connect)?;
+    let kube_config = kube::Config::infer()
+        .await
+        .map_err(|e| Error::Connect(kube::Error::InferConfig(e)))?;
+    let client = Client::try_from(kube_config.clone()).map_err(Error::Connect)?;
+    let config = Arc::new(AdmissionConfig::load(args.config.as_deref())?);
     let metrics = Arc::new(Metrics::new());
     let admin = Arc::new(Admin {
         metrics: metrics.clone(),
@@ -224,7 +228,11 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     if let Some(listener) = args.results.listener()? {
         results::serve(
             listener,
-            client.clone(),
+            results::Cluster {
+                client: client.clone(),
+                config: kube_config,
+                scangate_namespace: config.scangate_namespace.clone(),
+            },
             view_rx,
             mirror_rx,
             admin.results.clone(),
@@ -256,7 +264,6 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .leader_election_identity
         .clone()
         .unwrap_or_else(leader::default_identity);
-    let config = Arc::new(AdmissionConfig::load(args.config.as_deref())?);
     let resolver = registry_resolver(&args)?;
 
     // SIGTERM or SIGINT: stop taking new reconciles, let those running finish.

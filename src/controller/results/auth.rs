@@ -137,19 +137,26 @@ async fn bounded<T>(
     }
 }
 
-/// A session after `POST /login`.
+/// A session after `POST /login`: the user, and the token they logged in with, kept in memory
+/// so the page's actions are made with the user's own rights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
     pub user: UserInfo,
+    pub token: String,
+    /// The value the session's forms must carry (a random one per session).
+    pub csrf: String,
     pub expires: Instant,
     /// When the user's rights were last confirmed.
     pub checked: Instant,
 }
 
-/// A live session's user, and whether its rights are due to be asked again.
+/// A live session's user, token and CSRF value, and whether its rights are due to be asked
+/// again.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Live {
     pub user: UserInfo,
+    pub token: String,
+    pub csrf: String,
     pub recheck: bool,
 }
 
@@ -169,21 +176,29 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// 32 random bytes, in hex.
+fn random_hex() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| Error::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl Sessions {
-    /// Starts a session for `user`: its random id.
-    pub fn start(&self, user: UserInfo, now: Instant) -> Result<String> {
-        let mut bytes = [0u8; 32];
-        rustls::crypto::ring::default_provider()
-            .secure_random
-            .fill(&mut bytes)
-            .map_err(|_| Error::Random)?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    /// Starts a session for `user`, who logged in with `token`: its random id.
+    pub fn start(&self, user: UserInfo, token: String, now: Instant) -> Result<String> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.retain(|_, s| live(s.expires, now));
             sessions.insert(
                 id.clone(),
                 Session {
                     user,
+                    token,
+                    csrf,
                     expires: now + SESSION_TTL,
                     checked: now,
                 },
@@ -199,6 +214,8 @@ impl Sessions {
         match sessions.get(id) {
             Some(s) if live(s.expires, now) => Some(Live {
                 user: s.user.clone(),
+                token: s.token.clone(),
+                csrf: s.csrf.clone(),
                 recheck: !live(s.checked + BEARER_TTL, now),
             }),
             Some(_) => {
@@ -305,13 +322,19 @@ mod tests {
         let sessions = Sessions::default();
         let t0 = Instant::now();
         let id = sessions
-            .start(user("alice"), t0)
+            .start(user("alice"), "alice-token".into(), t0)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(id.len(), 64);
         let other = sessions
-            .start(user("bob"), t0)
+            .start(user("bob"), "bob-token".into(), t0)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(id, other);
+        let alice = sessions.user(&id, t0).unwrap_or_else(|| panic!("live"));
+        let bob = sessions.user(&other, t0).unwrap_or_else(|| panic!("live"));
+        assert_eq!(alice.token, "alice-token");
+        assert_eq!(alice.csrf.len(), 64);
+        assert_ne!(alice.csrf, bob.csrf);
+        assert_ne!(alice.csrf, id);
         let live = |at: Duration| sessions.user(&id, t0 + at).map(|l| l.recheck);
         assert_eq!(live(Duration::from_secs(59)), Some(false));
         // A minute on, the user's rights are asked again; confirmed, they hold another minute.

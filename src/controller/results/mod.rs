@@ -1,4 +1,4 @@
-//! The results page: a read-only web view of the runtime inventory and the ImageScans, served by
+//! The results page: a web view of the runtime inventory and the ImageScans, served by
 //! the controller on its own listener (`--results-listen`), HTTPS or, for a port-forward, plain
 //! HTTP. Never anonymous: a bearer token or a session cookie from `POST /login`, the token
 //! checked with a TokenReview and a SubjectAccessReview ([`auth`]).
@@ -6,11 +6,13 @@
 //! - [`model`]: the snapshot the inventory publishes, the figures and the filters (pure);
 //! - [`view`]: the HTML pages (pure);
 //! - [`export`]: CSV and JSON (pure);
-//! - [`auth`]: the reviews, sessions and bearer cache.
+//! - [`auth`]: the reviews, sessions and bearer cache;
+//! - [`actions`]: scan now, rescan, reevaluate, each as the viewer.
 //!
-//! The pages read the inventory's latest [`model::View`] from a watch channel; the API is only
-//! called to check tokens.
+//! The pages read the inventory's latest [`model::View`] from a watch channel; the API is
+//! called to check tokens, and with the viewer's own token for the actions.
 
+pub mod actions;
 pub mod auth;
 pub mod export;
 pub mod model;
@@ -23,7 +25,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +39,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::server::tls;
+use actions::{Action, Actor};
 use auth::{Decision, Sessions};
 use model::{MirrorView, RunningFilter, ScanFilter, Snapshot, View};
 
@@ -133,12 +136,24 @@ impl ResultsMetrics {
     }
 }
 
+/// The cluster the page talks to.
+pub struct Cluster {
+    /// The controller's client: token and access reviews.
+    pub client: Client,
+    /// The controller's connection settings, which the actions use with the viewer's token.
+    pub config: kube::Config,
+    /// Where "scan now" creates its ImageScans (results there are trusted).
+    pub scangate_namespace: String,
+}
+
 /// What the handlers share.
 struct Pages {
     view: watch::Receiver<View>,
     /// What the verdict mirror last did.
     mirror: watch::Receiver<MirrorView>,
     client: Client,
+    config: kube::Config,
+    scangate_namespace: String,
     sessions: Sessions,
     /// Served over TLS: the cookie is `Secure`.
     secure: bool,
@@ -148,7 +163,7 @@ struct Pages {
 /// Binds the listener and serves the page in the background.
 pub async fn serve(
     listener: Listener,
-    client: Client,
+    cluster: Cluster,
     view: watch::Receiver<View>,
     mirror: watch::Receiver<MirrorView>,
     metrics: ResultsMetrics,
@@ -157,7 +172,9 @@ pub async fn serve(
     let router = router(Arc::new(Pages {
         view,
         mirror,
-        client,
+        client: cluster.client,
+        config: cluster.config,
+        scangate_namespace: cluster.scangate_namespace,
         sessions: Sessions::default(),
         secure,
         metrics,
@@ -237,6 +254,9 @@ fn router(pages: Arc<Pages>) -> Router {
         .route("/scans.json", get(scans_json))
         .route("/scans.csv", get(scans_csv))
         .route("/scans/{namespace}/{name}", get(scan))
+        .route("/scans/{namespace}/{name}/rescan", post(rescan))
+        .route("/scans/{namespace}/{name}/reevaluate", post(reevaluate))
+        .route("/scan-now", post(scan_now))
         .route_layer(middleware::from_fn_with_state(pages.clone(), require_user));
     Router::new()
         .route("/login", get(login_form).post(login))
@@ -296,7 +316,7 @@ async fn count(State(pages): State<Arc<Pages>>, request: Request, next: Next) ->
 
 /// The route template of a path, as the metrics label it.
 fn page_of(path: &str) -> &'static str {
-    const PAGES: [&str; 11] = [
+    const PAGES: [&str; 12] = [
         "/",
         "/login",
         "/logout",
@@ -306,17 +326,20 @@ fn page_of(path: &str) -> &'static str {
         "/scans",
         "/scans.json",
         "/scans.csv",
+        "/scan-now",
         "/static/app.js",
         "/static/app.css",
     ];
     if let Some(page) = PAGES.iter().find(|p| **p == path) {
         return page;
     }
-    match path
+    let parts: Option<Vec<&str>> = path
         .strip_prefix("/scans/")
-        .map(|rest| rest.split('/').count())
-    {
-        Some(2) => "/scans/{namespace}/{name}",
+        .map(|rest| rest.split('/').collect());
+    match parts.as_deref() {
+        Some([_, _]) => "/scans/{namespace}/{name}",
+        Some([_, _, "rescan"]) => "/scans/{namespace}/{name}/rescan",
+        Some([_, _, "reevaluate"]) => "/scans/{namespace}/{name}/reevaluate",
         _ => "other",
     }
 }
@@ -392,27 +415,38 @@ async fn decide(pages: &Pages, token: &str) -> Result<Decision, auth::Error> {
     Ok(decision)
 }
 
-/// Lets a request through with a live session or an allowed bearer token.
-async fn require_user(State(pages): State<Arc<Pages>>, request: Request, next: Next) -> Response {
+/// Lets a request through with a live session or an allowed bearer token, with the viewer
+/// ([`actions::Actor`]) in its extensions.
+async fn require_user(
+    State(pages): State<Arc<Pages>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
-    if let Some(id) = cookie_value(headers, COOKIE)
-        && let Some(live) = pages.sessions.user(id, Instant::now())
+    if let Some(id) = cookie_value(headers, COOKIE).map(str::to_string)
+        && let Some(live) = pages.sessions.user(&id, Instant::now())
     {
+        let actor = Actor {
+            user: live.user.username.clone().unwrap_or_default(),
+            token: live.token,
+            csrf: Some(live.csrf),
+        };
+        request.extensions_mut().insert(actor);
         if !live.recheck {
             return next.run(request).await;
         }
         // A minute on, the session's user must still have the right (it may be revoked).
         return match auth::recheck(&pages.client, &live.user).await {
             Ok(Decision::Allowed(_)) => {
-                pages.sessions.confirmed(id, Instant::now());
+                pages.sessions.confirmed(&id, Instant::now());
                 next.run(request).await
             }
             Ok(Decision::Forbidden(user, reason)) => {
-                pages.sessions.end(id);
+                pages.sessions.end(&id);
                 forbidden(&user, &reason)
             }
             Ok(Decision::Unauthenticated) => {
-                pages.sessions.end(id);
+                pages.sessions.end(&id);
                 unauthenticated("The session ended; log in again.")
             }
             Err(error) => {
@@ -421,11 +455,18 @@ async fn require_user(State(pages): State<Arc<Pages>>, request: Request, next: N
             }
         };
     }
-    let Some(token) = bearer(headers) else {
+    let Some(token) = bearer(headers).map(str::to_string) else {
         return unauthenticated("");
     };
-    match decide(&pages, token).await {
-        Ok(Decision::Allowed(_)) => next.run(request).await,
+    match decide(&pages, &token).await {
+        Ok(Decision::Allowed(user)) => {
+            request.extensions_mut().insert(Actor {
+                user: user.username.unwrap_or_default(),
+                token,
+                csrf: None,
+            });
+            next.run(request).await
+        }
         Ok(Decision::Unauthenticated) => {
             unauthenticated("The token is not valid (expired, revoked or mistyped).")
         }
@@ -450,7 +491,7 @@ async fn login(State(pages): State<Arc<Pages>>, body: Bytes) -> Response {
         return unauthenticated("Paste a token.");
     };
     match decide(&pages, &token).await {
-        Ok(Decision::Allowed(user)) => match pages.sessions.start(user, Instant::now()) {
+        Ok(Decision::Allowed(user)) => match pages.sessions.start(user, token, Instant::now()) {
             Ok(id) => {
                 let secure = if pages.secure { "; Secure" } else { "" };
                 let cookie = format!(
@@ -582,10 +623,17 @@ async fn landing(State(pages): State<Arc<Pages>>) -> Response {
 }
 
 async fn running(State(pages): State<Arc<Pages>>, request: Request) -> Response {
+    let csrf = request
+        .extensions()
+        .get::<Actor>()
+        .and_then(|a| a.csrf.clone());
     match snapshot(&pages) {
         Ok(s) => {
             let (filter, rows) = running_rows(&s, query(&request));
-            html(StatusCode::OK, view::running(&s, &filter, &rows))
+            html(
+                StatusCode::OK,
+                view::running(&s, &filter, &rows, csrf.as_deref()),
+            )
         }
         Err(why) => unavailable(why),
     }
@@ -641,11 +689,12 @@ async fn scans_csv(State(pages): State<Arc<Pages>>, request: Request) -> Respons
 
 async fn scan(
     State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
     match snapshot(&pages) {
         Ok(s) => match s.scan(&namespace, &name) {
-            Some(scan) => html(StatusCode::OK, view::scan(scan)),
+            Some(scan) => html(StatusCode::OK, view::scan(scan, actor.csrf.as_deref())),
             None => html(
                 StatusCode::NOT_FOUND,
                 view::message(
@@ -657,6 +706,98 @@ async fn scan(
             ),
         },
         Err(why) => unavailable(why),
+    }
+}
+
+/// A form's fields.
+fn form(body: &[u8]) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// Checks the form's CSRF token, does the action as the viewer, and says how it went.
+async fn act(
+    pages: &Pages,
+    actor: &Actor,
+    fields: &std::collections::HashMap<String, String>,
+    action: Action,
+) -> Response {
+    use actions::Error;
+    let done = match actions::check_csrf(actor, fields.get("csrf").map(String::as_str)) {
+        Ok(()) => {
+            actions::perform(
+                &pages.config,
+                actor,
+                &action,
+                &pages.scangate_namespace,
+                jiff::Timestamp::now(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(said) => {
+            tracing::info!(user = %actor.user, action = %action.describe(), "results page action");
+            html(StatusCode::OK, view::message("Done", &said))
+        }
+        Err(error) => {
+            tracing::info!(user = %actor.user, action = %action.describe(), %error, "results page action refused");
+            let code = match &error {
+                Error::Csrf | Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+                Error::NotFound { .. } => StatusCode::NOT_FOUND,
+                Error::Api { .. } => StatusCode::BAD_GATEWAY,
+            };
+            html(code, view::message("Not done", &error.to_string()))
+        }
+    }
+}
+
+async fn rescan(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    Path((namespace, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    act(
+        &pages,
+        &actor,
+        &form(&body),
+        Action::Rescan { namespace, name },
+    )
+    .await
+}
+
+async fn reevaluate(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    Path((namespace, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    act(
+        &pages,
+        &actor,
+        &form(&body),
+        Action::Reevaluate { namespace, name },
+    )
+    .await
+}
+
+async fn scan_now(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let image = fields.get("image").map(String::as_str).unwrap_or_default();
+    match crate::image::ImageRef::parse(image) {
+        Ok(image) => act(&pages, &actor, &fields, Action::ScanNow { image }).await,
+        Err(e) => html(
+            StatusCode::BAD_REQUEST,
+            view::message(
+                "Not done",
+                &format!("{image:?} is not an image reference: {e}"),
+            ),
+        ),
     }
 }
 

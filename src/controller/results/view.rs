@@ -293,8 +293,37 @@ fn scan_link(scan: &str) -> String {
     }
 }
 
-/// `/running`: the running images that match the filter.
-pub fn running(snapshot: &Snapshot, filter: &RunningFilter, rows: &[&Running]) -> String {
+/// A form that posts to `action` with the session's CSRF token (none for a bearer request),
+/// the hidden `fields`, and one button.
+fn action_form(action: &str, csrf: Option<&str>, fields: &[(&str, &str)], button: &str) -> String {
+    let mut hidden = String::new();
+    for (name, value) in csrf
+        .map(|c| ("csrf", c))
+        .into_iter()
+        .chain(fields.iter().copied())
+    {
+        let _ = write!(
+            hidden,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            esc(name),
+            esc(value)
+        );
+    }
+    format!(
+        "<form method=\"post\" action=\"{}\" class=\"action\">{hidden}<button type=\"submit\">{}</button></form>",
+        esc(action),
+        esc(button)
+    )
+}
+
+/// `/running`: the running images that match the filter; an unscanned one has a "Scan now"
+/// button (the viewer's own rights decide, see [`super::actions`]).
+pub fn running(
+    snapshot: &Snapshot,
+    filter: &RunningFilter,
+    rows: &[&Running],
+    csrf: Option<&str>,
+) -> String {
     let namespaces = distinct(snapshot.running.iter().map(|r| r.namespace.as_str()));
     let registries = distinct(snapshot.running.iter().map(|r| r.registry.as_str()));
     let verdicts: Vec<String> = Verdict::ALL
@@ -340,7 +369,13 @@ pub fn running(snapshot: &Snapshot, filter: &RunningFilter, rows: &[&Running]) -
             img = esc(&r.image),
             reg = esc(&r.registry),
             v = r.verdict.as_str(),
-            scan = r.scan.as_deref().map(scan_link).unwrap_or_default(),
+            scan = match (&r.scan, r.verdict) {
+                (Some(scan), _) => scan_link(scan),
+                (None, Verdict::Unscanned) => {
+                    action_form("/scan-now", csrf, &[("image", &r.image)], "Scan now")
+                }
+                (None, _) => String::new(),
+            },
             why = esc(&r.message),
         );
     }
@@ -403,8 +438,8 @@ pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String
     page("ImageScans", Nav::Scans, &body)
 }
 
-/// `/scans/{namespace}/{name}`: one scan.
-pub fn scan(s: &Scan) -> String {
+/// `/scans/{namespace}/{name}`: one scan, with its actions.
+pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
     let mut body = format!(
         "<dl class=\"facts\"><dt>Image</dt><dd class=\"image\">{}</dd><dt>Phase</dt><dd><span class=\"phase {phase}\">{phase}</span></dd>\
 <dt>Policy</dt><dd>{}</dd><dt>Artifact</dt><dd class=\"image\">{}</dd><dt>Resolved</dt><dd class=\"image\">{}</dd>\
@@ -418,6 +453,18 @@ pub fn scan(s: &Scan) -> String {
         esc(s.scanner.as_deref().unwrap_or("-")),
         esc(s.scanned_at.as_deref().unwrap_or("-")),
         phase = s.phase.as_str(),
+    );
+    let here = format!("/scans/{}/{}", enc(&s.namespace), enc(&s.name));
+    let _ = write!(
+        body,
+        "<div class=\"actions\">{}{}</div>",
+        action_form(&format!("{here}/rescan"), csrf, &[], "Rescan"),
+        action_form(
+            &format!("{here}/reevaluate"),
+            csrf,
+            &[],
+            "Reevaluate policy"
+        ),
     );
     let c = s.counts;
     let _ = write!(
@@ -496,7 +543,7 @@ mod tests {
         detail.violations[0].package = "\"><script>alert(3)</script>".into();
         let rows: Vec<&Running> = s.running.iter().collect();
         for html in [
-            running(&s, &RunningFilter::default(), &rows),
+            running(&s, &RunningFilter::default(), &rows, Some("c")),
             landing(
                 &s,
                 &MirrorView::Behind {
@@ -505,21 +552,58 @@ mod tests {
                     since: jiff::Timestamp::UNIX_EPOCH,
                 },
             ),
-            super::scan(&detail),
+            super::scan(&detail, Some("c")),
         ] {
             assert!(!html.contains("<script>a"), "{html}");
             assert!(!html.contains("evil.io/<script>"), "{html}");
             assert_eq!(html.matches("<script").count(), 1, "only app.js: {html}");
             assert!(!html.contains("style="), "no inline style: {html}");
         }
-        assert!(super::scan(&detail).contains("data-cve=\"CVE-&lt;script&gt;\""));
+        assert!(super::scan(&detail, None).contains("data-cve=\"CVE-&lt;script&gt;\""));
         // The tag's resolution is shown, escaped like the rest.
         assert!(
-            super::scan(&detail)
+            super::scan(&detail, None)
                 .contains("<dt>Resolved</dt><dd class=\"image\">evil.io/&lt;script&gt;:1@sha256:"),
             "{}",
-            super::scan(&detail)
+            super::scan(&detail, None)
         );
+    }
+
+    #[test]
+    fn actions_are_forms_with_the_sessions_csrf_token() {
+        let mut s = snapshot();
+        let mut new = row(
+            "blog",
+            "Deployment/new",
+            "ghcr.io/new:1",
+            Verdict::Unscanned,
+        );
+        new.scan = None;
+        s.running.push(new);
+        let rows: Vec<&Running> = s.running.iter().collect();
+        let html = running(&s, &RunningFilter::default(), &rows, Some("tok\"en"));
+        // The unscanned image with no scan (and only it) can be scanned now, with the
+        // session's token; one with a scan links to it.
+        assert_eq!(html.matches("action=\"/scan-now\"").count(), 1, "{html}");
+        assert!(
+            html.contains("<input type=\"hidden\" name=\"csrf\" value=\"tok&quot;en\"><input type=\"hidden\" name=\"image\" value=\"ghcr.io/new:1\"><button type=\"submit\">Scan now</button>"),
+            "{html}"
+        );
+        let scan = image_scan("shop", "web app", "nginx:1", Some("Failed"));
+        let detail = super::super::model::Snapshot::build(&BTreeMap::new(), [&scan])
+            .scans
+            .remove(0);
+        let html = super::scan(&detail, Some("t"));
+        assert!(
+            html.contains("<form method=\"post\" action=\"/scans/shop/web+app/rescan\" class=\"action\"><input type=\"hidden\" name=\"csrf\" value=\"t\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("action=\"/scans/shop/web+app/reevaluate\""),
+            "{html}"
+        );
+        // A bearer request's page has no token to carry.
+        assert!(!super::scan(&detail, None).contains("name=\"csrf\""));
     }
 
     #[test]
@@ -576,7 +660,7 @@ mod tests {
         let s = snapshot();
         let (filter, _) = RunningFilter::from_query("registry=quay.io&q=b");
         let rows: Vec<&Running> = s.running.iter().filter(|r| filter.matches(r)).collect();
-        let html = running(&s, &filter, &rows);
+        let html = running(&s, &filter, &rows, None);
         assert_eq!(html.matches("<tr data-namespace=").count(), 1, "{html}");
         assert!(html.contains("data-verdict=\"fail\""));
         assert!(html.contains("<option value=\"quay.io\" selected>"));

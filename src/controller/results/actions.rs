@@ -1,0 +1,269 @@
+//! What a viewer may do from the page: scan an unscanned image now (an ImageScan in scangate's
+//! namespace, as `scangate scan` makes it), rescan a scan, reevaluate its policy. Each write is
+//! made **with the viewer's own token**, so the viewer's RBAC decides and the apiserver's audit
+//! log names the viewer; the controller's own rights are never lent. A form from a session must
+//! carry the session's CSRF token (a request with a bearer token cannot be forged by another
+//! site). Each write also records who asked, from where and when, in the object it changes
+//! (annotation [`REQUESTED_BY`]). The decisions are pure; [`perform`] is the only I/O.
+
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, Config};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::api::ImageScan;
+use crate::cmd::scan::{ScanArgs, image_scan};
+use crate::controller::first_sight::scan_name;
+use crate::controller::reconcile::{REEVALUATE_ANNOTATION, RESCAN_ANNOTATION};
+use crate::image::ImageRef;
+
+/// Who asked for the last action on an object from the page, which action, and when.
+pub const REQUESTED_BY: &str = "scangate.dev/requested-by";
+
+/// The field manager of the page's writes.
+const MANAGER: &str = "scangate-results-page";
+
+/// Who acts: the viewer, with the token the page was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    pub token: String,
+    /// The session's CSRF token; `None` for a request with a bearer token.
+    pub csrf: Option<String>,
+}
+
+/// What a viewer asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// An ImageScan of this image in scangate's namespace.
+    ScanNow { image: ImageRef },
+    /// A new scan of an ImageScan.
+    Rescan { namespace: String, name: String },
+    /// Its policy evaluated again on its report.
+    Reevaluate { namespace: String, name: String },
+}
+
+impl Action {
+    /// The action in words, for the record and the answer.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::ScanNow { image } => format!("scan {image} now"),
+            Self::Rescan { namespace, name } => format!("rescan imagescan {namespace}/{name}"),
+            Self::Reevaluate { namespace, name } => {
+                format!("reevaluate imagescan {namespace}/{name}")
+            }
+        }
+    }
+}
+
+/// Why an action was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the form is not from this session (its CSRF token is missing or wrong): reload the page and try again"
+    )]
+    Csrf,
+    #[error("{user} may not {action}: {reason}")]
+    Forbidden {
+        user: String,
+        action: String,
+        reason: String,
+    },
+    #[error("there is no imagescan {namespace}/{name}")]
+    NotFound { namespace: String, name: String },
+    #[error("cannot {action}: {source}")]
+    Api {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A form's CSRF token is the session's (compared in constant time); a bearer request needs none.
+pub fn check_csrf(actor: &Actor, form: Option<&str>) -> Result<()> {
+    let Some(expected) = &actor.csrf else {
+        return Ok(());
+    };
+    let given = form.unwrap_or_default();
+    // Equal digests of equal length: no early exit on the first differing byte.
+    let (a, b) = (Sha256::digest(expected), Sha256::digest(given));
+    let same = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0;
+    if same && !given.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Csrf)
+    }
+}
+
+/// The record of an action in the object it changes.
+#[must_use]
+pub fn requested_by(user: &str, action: &Action, now: Timestamp) -> String {
+    format!(
+        "{user} asked to {} on the results page at {now}",
+        action.describe()
+    )
+}
+
+/// The ImageScan "scan now" creates: the one `scangate scan IMAGE` would, with the record.
+#[must_use]
+pub fn scan_now(image: &ImageRef, namespace: &str, record: String) -> ImageScan {
+    let mut scan = image_scan(
+        image,
+        &ScanArgs {
+            image: image.to_string(),
+            namespace: namespace.to_string(),
+            template: None,
+            policy: None,
+        },
+    );
+    scan.metadata.annotations = Some([(REQUESTED_BY.to_string(), record)].into());
+    scan
+}
+
+/// A client of the cluster in `base`, authenticated as the viewer.
+fn client_as(base: &Config, token: &str) -> kube::Result<Client> {
+    let mut config = base.clone();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.to_string().into()),
+        ..kube::config::AuthInfo::default()
+    };
+    Client::try_from(config)
+}
+
+/// Does the action as the viewer; what to tell them.
+pub async fn perform(
+    base: &Config,
+    actor: &Actor,
+    action: &Action,
+    scangate_namespace: &str,
+    now: Timestamp,
+) -> Result<String> {
+    let described = action.describe();
+    let api_error = |source: kube::Error| match source {
+        kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
+            user: actor.user.clone(),
+            action: described.clone(),
+            reason: status.message,
+        },
+        source => Error::Api {
+            action: described.clone(),
+            source,
+        },
+    };
+    let client = client_as(base, &actor.token).map_err(api_error)?;
+    let record = requested_by(&actor.user, action, now);
+    match action {
+        Action::ScanNow { image } => {
+            let api: Api<ImageScan> = Api::namespaced(client, scangate_namespace);
+            let name = scan_name(image);
+            let scan = scan_now(image, scangate_namespace, record);
+            let params = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            };
+            match api.create(&params, &scan).await {
+                Ok(_) => Ok(format!(
+                    "ImageScan {scangate_namespace}/{name} created for {image}; the controller starts it when a scan slot is free."
+                )),
+                Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(format!(
+                    "ImageScan {scangate_namespace}/{name} exists already for {image}: rescan it from its page."
+                )),
+                Err(e) => Err(api_error(e)),
+            }
+        }
+        Action::Rescan { namespace, name } | Action::Reevaluate { namespace, name } => {
+            let annotation = match action {
+                Action::Rescan { .. } => RESCAN_ANNOTATION,
+                _ => REEVALUATE_ANNOTATION,
+            };
+            let api: Api<ImageScan> = Api::namespaced(client, namespace);
+            let patch = json!({"metadata": {"annotations": {
+                annotation: now.to_string(),
+                REQUESTED_BY: record,
+            }}});
+            let params = PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..PatchParams::default()
+            };
+            match api.patch(name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => Ok(format!(
+                    "Asked to {described}; the controller does it shortly."
+                )),
+                Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NotFound {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }),
+                Err(e) => Err(api_error(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(csrf: Option<&str>) -> Actor {
+        Actor {
+            user: "alice".into(),
+            token: "t".into(),
+            csrf: csrf.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_sessions_form_needs_its_csrf_token_a_bearer_request_none() {
+        let session = actor(Some("s3cret"));
+        assert!(check_csrf(&session, Some("s3cret")).is_ok());
+        assert!(matches!(
+            check_csrf(&session, Some("guess")),
+            Err(Error::Csrf)
+        ));
+        assert!(matches!(check_csrf(&session, None), Err(Error::Csrf)));
+        assert!(matches!(
+            check_csrf(&actor(Some("")), Some("")),
+            Err(Error::Csrf)
+        ));
+        assert!(check_csrf(&actor(None), None).is_ok());
+    }
+
+    #[test]
+    fn the_record_names_who_what_and_when() -> Result<(), Box<dyn std::error::Error>> {
+        let now: Timestamp = "2026-12-07T05:00:00Z".parse()?;
+        let image = ImageRef::parse("nginx:1.27")?;
+        let action = Action::ScanNow {
+            image: image.clone(),
+        };
+        let record = requested_by("alice", &action, now);
+        assert_eq!(
+            record,
+            "alice asked to scan docker.io/library/nginx:1.27 now on the results page at 2026-12-07T05:00:00Z"
+        );
+        let scan = scan_now(&image, "scangate-system", record.clone());
+        assert_eq!(scan.metadata.namespace.as_deref(), Some("scangate-system"));
+        assert_eq!(scan.metadata.name, Some(scan_name(&image)));
+        assert_eq!(
+            scan.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(REQUESTED_BY)),
+            Some(&record)
+        );
+        let rescan = Action::Rescan {
+            namespace: "shop".into(),
+            name: "web".into(),
+        };
+        assert!(
+            requested_by("bob", &rescan, now).starts_with("bob asked to rescan imagescan shop/web")
+        );
+        Ok(())
+    }
+}
