@@ -649,6 +649,65 @@ fn the_results_page_in_a_real_browser() {
         "printed without the navigation:\n{text}"
     );
 
+    // "Scan now", clicked on the unscanned stray image: the viewer's own rights decide. A
+    // viewer may not create ImageScans in scangate's namespace: refused, and nothing made.
+    let stray = "tr[data-workload=\"Deployment/stray\"] form.action button";
+    let scan_now = |expected: u16| {
+        session
+            .navigate(&format!("{base}/running?namespace={}", free.name))
+            .expect("navigate");
+        let row: String = session
+            .eval("document.querySelector('tr[data-workload=\"Deployment/stray\"]')?.outerHTML ?? 'none'")
+            .expect("the row");
+        session
+            .click_and_wait(stray)
+            .unwrap_or_else(|e| panic!("click Scan now in {row}: {e}"));
+        assert_eq!(session.status().expect("status"), expected);
+        session
+            .eval::<String>("document.querySelector('p.message').textContent")
+            .expect("the answer")
+    };
+    let said = scan_now(403);
+    assert!(
+        said.contains(&format!(
+            "system:serviceaccount:{ns}:results-viewer may not scan registry.example/stray:1 now"
+        )),
+        "{said}"
+    );
+    let requested = || {
+        json_of(
+            cluster,
+            &[
+                "get",
+                "imagescans",
+                "-n",
+                &enforced.system.name,
+                "-o",
+                "json",
+            ],
+        )["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["spec"]["registry"]["image"] == "registry.example/stray:1")
+            .count()
+    };
+    assert_eq!(requested(), 0);
+    // The admin grants scangate-scan-requester there: the same click creates the scan.
+    enforced.system.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "results-viewer-scans",
+        "--clusterrole=scangate-scan-requester",
+        &format!("--serviceaccount={ns}:results-viewer"),
+    ]);
+    let said = scan_now(200);
+    assert!(
+        said.contains("created for registry.example/stray:1"),
+        "{said}"
+    );
+    assert_eq!(requested(), 1);
+
     for name in ["login", "landing", "running", "scans", "scan"] {
         assert_png(&screenshots().join(format!("{name}.png")), 4096);
     }

@@ -316,7 +316,7 @@ fn action_form(action: &str, csrf: Option<&str>, fields: &[(&str, &str)], button
     )
 }
 
-/// `/running`: the running images that match the filter; an unscanned one has a "Scan now"
+/// `/running`: the running images that match the filter; one with no scan has a "Scan now"
 /// button (the viewer's own rights decide, see [`super::actions`]).
 pub fn running(
     snapshot: &Snapshot,
@@ -369,12 +369,9 @@ pub fn running(
             img = esc(&r.image),
             reg = esc(&r.registry),
             v = r.verdict.as_str(),
-            scan = match (&r.scan, r.verdict) {
-                (Some(scan), _) => scan_link(scan),
-                (None, Verdict::Unscanned) => {
-                    action_form("/scan-now", csrf, &[("image", &r.image)], "Scan now")
-                }
-                (None, _) => String::new(),
+            scan = match &r.scan {
+                Some(scan) => scan_link(scan),
+                None => action_form("/scan-now", csrf, &[("image", &r.image)], "Scan now"),
             },
             why = esc(&r.message),
         );
@@ -582,8 +579,8 @@ mod tests {
         s.running.push(new);
         let rows: Vec<&Running> = s.running.iter().collect();
         let html = running(&s, &RunningFilter::default(), &rows, Some("tok\"en"));
-        // The unscanned image with no scan (and only it) can be scanned now, with the
-        // session's token; one with a scan links to it.
+        // The image with no scan (and only it) can be scanned now, with the session's token;
+        // one with a scan links to it.
         assert_eq!(html.matches("action=\"/scan-now\"").count(), 1, "{html}");
         assert!(
             html.contains("<input type=\"hidden\" name=\"csrf\" value=\"tok&quot;en\"><input type=\"hidden\" name=\"image\" value=\"ghcr.io/new:1\"><button type=\"submit\">Scan now</button>"),
