@@ -132,6 +132,18 @@ impl Browser {
     }
 }
 
+/// The text of a PDF, by `pdftotext`.
+fn pdf_text(pdf: &str) -> String {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), pdf).expect("write the PDF");
+    let out = Command::new("pdftotext")
+        .args([&file.path().display().to_string(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The CSRF token a page's forms carry.
 fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
@@ -719,6 +731,22 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
         )),
         "{recorded}"
     );
+    // The scan's PDF: every vulnerability of its report (the viewer may now read the
+    // namespace's ConfigMaps), its violations and its verdict.
+    let pdf = page.get(&format!("/scans/{}/busybox/report.pdf", a.name), reader);
+    assert_eq!(pdf.code, 200);
+    assert_eq!(pdf.header("content-type"), "application/pdf");
+    let text = pdf_text(&pdf.body);
+    let report =
+        scangate::report::Report::from_path(GRYPE_BUSYBOX, scangate::report::Limits::default())
+            .expect("fixture");
+    assert!(!report.vulnerabilities.is_empty());
+    for v in &report.vulnerabilities {
+        assert!(text.contains(&v.id), "{} not in the PDF:\n{text}", v.id);
+    }
+    for section in ["Vulnerability matching", "Policy evaluation", "Decided at"] {
+        assert!(text.contains(section), "{section} not in the PDF:\n{text}");
+    }
     // A bearer request needs no CSRF token (no other site can send one).
     let reevaluated = page.post_form(&format!("/scans/{}/busybox/reevaluate", a.name), "", reader);
     assert_eq!(reevaluated.code, 200, "{}", reevaluated.body);

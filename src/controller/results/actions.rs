@@ -17,6 +17,8 @@ use crate::cmd::scan::{ScanArgs, image_scan};
 use crate::controller::first_sight::scan_name;
 use crate::controller::reconcile::{REEVALUATE_ANNOTATION, RESCAN_ANNOTATION};
 use crate::image::ImageRef;
+use crate::report::{Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value};
+use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Who asked for the last action on an object from the page, which action, and when.
 pub const REQUESTED_BY: &str = "scangate.dev/requested-by";
@@ -136,6 +138,44 @@ fn client_as(base: &Config, token: &str) -> kube::Result<Client> {
         ..kube::config::AuthInfo::default()
     };
     Client::try_from(config)
+}
+
+/// The scan's report, read as the viewer (who may not have the right: then why not). Only a
+/// ConfigMap labelled as the scan's report counts, as for the controller.
+pub async fn read_report(
+    base: &Config,
+    actor: &Actor,
+    namespace: &str,
+    scan: &str,
+) -> std::result::Result<Report, String> {
+    let name = config_map_name(scan);
+    let client = client_as(base, &actor.token).map_err(|e| e.to_string())?;
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    let config_map = match api.get(&name).await {
+        Ok(cm) => cm,
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            return Err(format!(
+                "{} may not read ConfigMap {namespace}/{name} ({})",
+                actor.user, status.message
+            ));
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Err(format!("there is no report ConfigMap {namespace}/{name}"));
+        }
+        Err(e) => return Err(format!("cannot read ConfigMap {namespace}/{name}: {e}")),
+    };
+    let labelled = config_map
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SCAN_LABEL))
+        .is_some_and(|v| *v == scan_label_value(scan));
+    if !labelled {
+        return Err(format!(
+            "ConfigMap {namespace}/{name} is not labelled as the scan's report"
+        ));
+    }
+    from_config_map(&config_map).map_err(|e| e.to_string())
 }
 
 /// Does the action as the viewer; what to tell them.

@@ -5,7 +5,7 @@
 //!
 //! - [`model`]: the snapshot the inventory publishes, the figures and the filters (pure);
 //! - [`view`]: the HTML pages (pure);
-//! - [`export`]: CSV and JSON (pure);
+//! - [`export`]: CSV and JSON (pure); [`pdf`]: a scan's PDF (pure);
 //! - [`auth`]: the reviews, sessions and bearer cache;
 //! - [`actions`]: scan now, rescan, reevaluate, each as the viewer.
 //!
@@ -16,6 +16,7 @@ pub mod actions;
 pub mod auth;
 pub mod export;
 pub mod model;
+pub mod pdf;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -254,6 +255,7 @@ fn router(pages: Arc<Pages>) -> Router {
         .route("/scans.json", get(scans_json))
         .route("/scans.csv", get(scans_csv))
         .route("/scans/{namespace}/{name}", get(scan))
+        .route("/scans/{namespace}/{name}/report.pdf", get(scan_pdf))
         .route("/scans/{namespace}/{name}/rescan", post(rescan))
         .route("/scans/{namespace}/{name}/reevaluate", post(reevaluate))
         .route("/scan-now", post(scan_now))
@@ -338,6 +340,7 @@ fn page_of(path: &str) -> &'static str {
         .map(|rest| rest.split('/').collect());
     match parts.as_deref() {
         Some([_, _]) => "/scans/{namespace}/{name}",
+        Some([_, _, "report.pdf"]) => "/scans/{namespace}/{name}/report.pdf",
         Some([_, _, "rescan"]) => "/scans/{namespace}/{name}/rescan",
         Some([_, _, "reevaluate"]) => "/scans/{namespace}/{name}/reevaluate",
         _ => "other",
@@ -707,6 +710,50 @@ async fn scan(
         },
         Err(why) => unavailable(why),
     }
+}
+
+/// A scan's PDF: its facts and verdict, and every vulnerability of its report ConfigMap, read
+/// with the viewer's own token (a viewer who may not read it gets the violations alone, and
+/// the PDF says why).
+async fn scan_pdf(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let scan = match snapshot(&pages) {
+        Ok(s) => match s.scan(&namespace, &name) {
+            Some(scan) => scan.clone(),
+            None => {
+                return html(
+                    StatusCode::NOT_FOUND,
+                    view::message(
+                        "Not found",
+                        &format!("There is no ImageScan {namespace}/{name}."),
+                    ),
+                );
+            }
+        },
+        Err(why) => return unavailable(why),
+    };
+    let report = actions::read_report(&pages.config, &actor, &namespace, &name).await;
+    let lines = view::scan_pdf_lines(&scan, report.as_ref().map_err(Clone::clone));
+    let title = format!("ImageScan {namespace}/{name}");
+    let file = format!("attachment; filename=\"{name}.pdf\"");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&file)
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+        ],
+        pdf::document(&title, &lines),
+    )
+        .into_response()
 }
 
 /// A form's fields.

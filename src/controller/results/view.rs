@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::model::{
     Figures, MirrorView, Running, RunningFilter, Scan, ScanFilter, Snapshot, Verdict,
 };
+use super::pdf::Line;
 use crate::api::Phase;
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -466,11 +467,41 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
     let c = s.counts;
     let _ = write!(
         body,
-        "<h2>CVE counts</h2><table id=\"counts\"><thead><tr><th class=\"num\">critical</th><th class=\"num\">high</th><th class=\"num\">medium</th><th class=\"num\">low</th><th class=\"num\">unknown</th></tr></thead>\
-<tbody><tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></tbody></table>",
-        c.critical, c.high, c.medium, c.low, c.unknown
+        "<section id=\"matching\"><h2>Vulnerability matching</h2><p class=\"date\">Scanned at <time>{}</time> by {}</p>\
+<table id=\"counts\"><thead><tr><th class=\"num\">critical</th><th class=\"num\">high</th><th class=\"num\">medium</th><th class=\"num\">low</th><th class=\"num\">unknown</th></tr></thead>\
+<tbody><tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></tbody></table></section>",
+        esc(s.scanned_at.as_deref().unwrap_or("-")),
+        esc(s.scanner.as_deref().unwrap_or("-")),
+        c.critical,
+        c.high,
+        c.medium,
+        c.low,
+        c.unknown
     );
-    body += "<h2>Violations</h2><table id=\"violations\"><thead><tr><th>CVE</th><th>Severity</th><th>Package</th><th>Version</th><th>Fixed in</th></tr></thead><tbody>";
+    let verdict = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::ConditionType::PolicySucceeded);
+    let decided = verdict
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map_or_else(|| "-".to_string(), |t| t.0.to_string());
+    let said = verdict.map_or_else(
+        || "No policy judges this scan.".to_string(),
+        |c| match &c.error {
+            Some(e) => format!("{}: {e}", c.message),
+            None => c.message.clone(),
+        },
+    );
+    let _ = write!(
+        body,
+        "<section id=\"evaluation\"><h2>Policy evaluation</h2><p class=\"date\">Decided at <time>{}</time> by {}: {}</p>\
+<details open><summary>Policy breakdown: {} violations</summary>\
+<table id=\"violations\"><thead><tr><th>CVE</th><th>Severity</th><th>Package</th><th>Version</th><th>Fixed in</th></tr></thead><tbody>",
+        esc(&decided),
+        esc(s.policy.as_deref().unwrap_or("(the namespace's default)")),
+        esc(&said),
+        s.violations.len(),
+    );
     for v in &s.violations {
         let _ = write!(
             body,
@@ -482,7 +513,7 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
             id = esc(&v.id),
         );
     }
-    body += "</tbody></table>";
+    body += "</tbody></table></details></section>";
     body += "<h2>Conditions</h2><table id=\"conditions\"><thead><tr><th>Type</th><th>Status</th><th>Reason</th><th>Message</th><th>Since</th></tr></thead><tbody>";
     for c in &s.conditions {
         let message = match &c.error {
@@ -505,11 +536,107 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
     }
     body += "</tbody></table>";
     body += &exports("scans", &format!("?namespace={}", enc(&s.namespace)));
+    let _ = write!(
+        body,
+        "<p class=\"exports\"><a href=\"{here}/report.pdf\" download>Download PDF</a>: every vulnerability of the report and the policy's result</p>"
+    );
     page(
         &format!("ImageScan {}/{}", s.namespace, s.name),
         Nav::Scans,
         &body,
     )
+}
+
+/// The lines of a scan's PDF: the facts, vulnerability matching and policy evaluation with
+/// their dates, the violations, and every vulnerability of the report (`report`, or why it
+/// could not be read: the violations then stand alone).
+pub fn scan_pdf_lines(s: &Scan, report: Result<&crate::report::Report, String>) -> Vec<Line> {
+    let text = |t: String| Line::Text(t);
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let verdict = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::ConditionType::PolicySucceeded);
+    let c = s.counts;
+    let mut lines = vec![
+        Line::Heading(format!("ImageScan {}/{}", s.namespace, s.name)),
+        text(format!("Image: {}", s.image)),
+        text(format!("Phase: {}", s.phase.as_str())),
+        text(format!("Artifact: {}", or_dash(&s.artifact))),
+        text(format!("Result source: {}", or_dash(&s.source))),
+        Line::Heading("Vulnerability matching".into()),
+        text(format!(
+            "Scanned at {} by {}",
+            or_dash(&s.scanned_at),
+            or_dash(&s.scanner)
+        )),
+        text(format!(
+            "critical {}, high {}, medium {}, low {}, unknown {}",
+            c.critical, c.high, c.medium, c.low, c.unknown
+        )),
+        Line::Heading("Policy evaluation".into()),
+        text(format!(
+            "Policy: {}",
+            s.policy.as_deref().unwrap_or("(the namespace's default)")
+        )),
+    ];
+    match verdict {
+        Some(v) => {
+            lines.push(text(format!(
+                "Decided at {}: {} {} ({})",
+                v.last_transition_time
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |t| t.0.to_string()),
+                v.reason,
+                v.status.as_str(),
+                v.message
+            )));
+            if let Some(error) = &v.error {
+                lines.push(text(format!("Error: {error}")));
+            }
+        }
+        None => lines.push(text("No policy judges this scan.".into())),
+    }
+    lines.push(Line::Heading(format!(
+        "Violations ({})",
+        s.violations.len()
+    )));
+    for v in &s.violations {
+        lines.push(text(format!(
+            "{} {} {} {} fixed in {}",
+            v.id,
+            v.severity.as_str(),
+            v.package,
+            v.version,
+            v.fixed_version.as_deref().unwrap_or("-")
+        )));
+    }
+    match report {
+        Ok(report) => {
+            lines.push(Line::Heading(format!(
+                "Every vulnerability of the report ({})",
+                report.vulnerabilities.len()
+            )));
+            for v in &report.vulnerabilities {
+                let fixed = if v.fixed_versions.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.fixed_versions.join(", ")
+                };
+                lines.push(text(format!(
+                    "{} {} {} {} fixed in {fixed}",
+                    v.id,
+                    v.severity.as_str(),
+                    v.package.name,
+                    v.package.version
+                )));
+            }
+        }
+        Err(why) => lines.push(text(format!(
+            "The report's full list is not included: {why}"
+        ))),
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -563,6 +690,49 @@ mod tests {
                 .contains("<dt>Resolved</dt><dd class=\"image\">evil.io/&lt;script&gt;:1@sha256:"),
             "{}",
             super::scan(&detail, None)
+        );
+    }
+
+    #[test]
+    fn a_scans_pdf_has_both_sections_and_every_vulnerability_or_says_why_not() {
+        let scan = image_scan("shop", "web", "nginx:1", Some("Failed"));
+        let detail = super::super::model::Snapshot::build(&BTreeMap::new(), [&scan])
+            .scans
+            .remove(0);
+        let report = crate::report::Report {
+            vulnerabilities: vec![crate::report::Vulnerability {
+                id: "CVE-2099-1".into(),
+                ..crate::report::Vulnerability::default()
+            }],
+            ..crate::report::Report::default()
+        };
+        let text = |lines: Vec<Line>| -> Vec<String> {
+            lines
+                .into_iter()
+                .map(|l| match l {
+                    Line::Heading(t) | Line::Text(t) => t,
+                })
+                .collect()
+        };
+        let with = text(scan_pdf_lines(&detail, Ok(&report)));
+        for wanted in [
+            "ImageScan shop/web",
+            "Vulnerability matching",
+            "Policy evaluation",
+            "Every vulnerability of the report (1)",
+        ] {
+            assert!(with.iter().any(|l| l == wanted), "{wanted} in {with:?}");
+        }
+        assert!(
+            with.iter().any(|l| l.starts_with("CVE-2099-1 ")),
+            "{with:?}"
+        );
+        let without = text(scan_pdf_lines(&detail, Err("no rights".into())));
+        assert!(
+            without
+                .iter()
+                .any(|l| l == "The report's full list is not included: no rights"),
+            "{without:?}"
         );
     }
 
