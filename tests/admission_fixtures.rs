@@ -123,8 +123,8 @@ fn workload_fixtures_yield_their_images() {
             continue;
         };
         let req = review::decode(&body(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let object = review::object_json(req.object.as_ref()).expect("object");
-        let found: Vec<String> = pod::containers(kind, &object)
+        let object = req.object_json().expect("object");
+        let found: Vec<String> = pod::containers(kind, object)
             .unwrap_or_else(|e| panic!("{file}: {e}"))
             .into_iter()
             .map(|c| c.image)
