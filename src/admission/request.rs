@@ -8,10 +8,10 @@ use std::sync::LazyLock;
 
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::core::admission::{AdmissionResponse, Operation};
 use kube::core::{GroupVersionKind, GroupVersionResource, Status};
 use serde::de::value::MapDeserializer;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -59,8 +59,9 @@ pub struct Request {
     pub old_object: Option<Object>,
     #[serde(default)]
     pub dry_run: bool,
-    #[serde(default)]
-    pub options: Option<RawExtension>,
+    /// Any JSON (kube reads it as a `RawExtension`, which takes any), read by no review.
+    #[serde(default, rename = "options")]
+    _options: Option<IgnoredAny>,
 }
 
 /// What every answer starts from: an admission.k8s.io/v1 AdmissionResponse that admits.
@@ -101,9 +102,9 @@ impl Request {
     }
 }
 
-/// An object of a request: a JSON object as it came, and its metadata (without
-/// `managedFields`, which no review reads). Decodes what kube's `DynamicObject` decodes, and
-/// refuses what it refuses but malformed `managedFields`.
+/// An object of a request: a JSON object as it came but for the metadata's `managedFields`,
+/// which no review reads and which are skipped unread, and its metadata. Decodes what kube's
+/// `DynamicObject` decodes, and refuses what it refuses but malformed `managedFields`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Object {
     pub metadata: ObjectMeta,
@@ -123,23 +124,73 @@ impl Object {
 
 impl<'de> Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+        let map = deserializer.deserialize_map(Fields { top: true })?;
         let metadata = match map.get("metadata") {
-            None => ObjectMeta::default(),
             Some(Value::Object(fields)) => {
-                let fields = fields
-                    .iter()
-                    .filter(|(key, _)| *key != "managedFields")
-                    .map(|(key, value)| (key.as_str(), value));
+                let fields = fields.iter().map(|(key, value)| (key.as_str(), value));
                 ObjectMeta::deserialize(MapDeserializer::<_, serde_json::Error>::new(fields))
                     .map_err(serde::de::Error::custom)?
             }
-            Some(other) => ObjectMeta::deserialize(other).map_err(serde::de::Error::custom)?,
+            _ => ObjectMeta::default(),
         };
         Ok(Object {
             metadata,
             json: Value::Object(map),
         })
+    }
+}
+
+/// The fields of an object (`top`) or of its metadata, as JSON, but the metadata's
+/// `managedFields`, which are skipped unread.
+struct Fields {
+    top: bool,
+}
+
+impl<'de> Visitor<'de> for Fields {
+    type Value = serde_json::Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if self.top && key == "metadata" {
+                let metadata = access.next_value_seed(Metadata)?;
+                map.insert(key, metadata);
+            } else if !self.top && key == "managedFields" {
+                access.next_value::<IgnoredAny>()?;
+            } else {
+                let value = access.next_value::<Value>()?;
+                map.insert(key, value);
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// An object's metadata: a JSON object, whose fields are kept but `managedFields`. (Anything
+/// else is refused, as kube's typed metadata refuses it.)
+struct Metadata;
+
+impl<'de> DeserializeSeed<'de> for Metadata {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Metadata {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("object metadata")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Value, A::Error> {
+        Fields { top: false }.visit_map(access).map(Value::Object)
     }
 }
 
@@ -172,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn an_object_keeps_its_json_and_types_its_metadata() {
+    fn an_object_keeps_its_json_but_managed_fields_and_types_its_metadata() {
         let json = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": "web-", "labels": {"app": "web"},
                          "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
@@ -180,7 +231,11 @@ mod tests {
                                               "name": "web-1", "uid": "u", "controller": true}]},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
         let decoded = object(json.clone()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(decoded.json, json);
+        let mut unmanaged = json.clone();
+        if let Some(metadata) = unmanaged["metadata"].as_object_mut() {
+            metadata.remove("managedFields");
+        }
+        assert_eq!(decoded.json, unmanaged);
         assert_eq!(decoded.display_name(), "web-");
         assert_eq!(decoded.metadata.managed_fields, None);
         assert_eq!(
