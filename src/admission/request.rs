@@ -1,6 +1,6 @@
 //! An admission request as the reviews read it, decoded once from the AdmissionReview body:
-//! the request's own fields, and each object as the JSON it came as, with its metadata typed
-//! beside it. (kube's `DynamicObject` decodes an object through two flattened fields, which
+//! the request's own fields, and each object as the JSON it came as (but the `managedFields`
+//! no review reads), with its metadata typed beside it. (kube's `DynamicObject` decodes an object through two flattened fields, which
 //! buffers the whole object before building its metadata and a second JSON tree from that
 //! buffer; reviews then encoded it back to JSON to read it.)
 
@@ -34,7 +34,9 @@ pub(crate) struct Review {
     _response: Option<AdmissionResponse>,
 }
 
-/// An admission request: the fields of kube's `AdmissionRequest`, its objects as [`Object`]s.
+/// An admission request: the fields of kube's `AdmissionRequest`, with its objects as
+/// [`Object`]s, but `options` (any JSON, as kube's `RawExtension` takes it), which no review
+/// reads and which is skipped unread.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
@@ -59,9 +61,6 @@ pub struct Request {
     pub old_object: Option<Object>,
     #[serde(default)]
     pub dry_run: bool,
-    /// Any JSON (kube reads it as a `RawExtension`, which takes any), read by no review.
-    #[serde(default, rename = "options")]
-    _options: Option<IgnoredAny>,
 }
 
 /// What every answer starts from: an admission.k8s.io/v1 AdmissionResponse that admits.
