@@ -34,9 +34,13 @@ unit-test:
 
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
 test: helm registry-build browser
+	@echo "test: tools ready at $$(date +%T)"
 	$(CARGO) test --locked --no-run
+	@echo "test: tests built at $$(date +%T)"
 	$(MAKE) --no-print-directory controlplane
+	@echo "test: control plane up at $$(date +%T)"
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
+	  echo "test: tests ran until $$(date +%T)"; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
 ## e2e: only the end-to-end tests, on a fresh local control plane.

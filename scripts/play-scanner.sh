@@ -11,14 +11,11 @@ KUBECONFIG_PATH=$(echo "$KUBECTL" | sed -n 's/.*--kubeconfig \([^ ]*\).*/\1/p')
 $KUBECTL apply -f examples/cluster/scanpolicy.yaml -f examples/cluster/imagescans.yaml
 echo "$ scangate report grype-0.94.0_busybox-1.32.1.json --to-configmap scangate-system/busybox"
 KUBECONFIG=$KUBECONFIG_PATH $BIN report tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json --to-configmap scangate-system/busybox
-# Trivy's golden SARIF scanned alpine 3.10 from a tarball, so it names the file; a pipeline that
-# scans from the registry names the image, and scangate only stores a report for the scan's
-# image. The demo names the image as such a pipeline would.
-mkdir -p target/demo
-sed 's|testdata/fixtures/images/alpine-310.tar.gz|docker.io/library/alpine:3.10|g' \
-  tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif >target/demo/alpine-3.10.sarif
-echo "$ scangate report alpine-3.10.sarif --to-configmap scangate-system/alpine"
-KUBECONFIG=$KUBECONFIG_PATH $BIN report target/demo/alpine-3.10.sarif --to-configmap scangate-system/alpine
+# Trivy's golden SARIF scanned alpine 3.10 from a tarball, so it names the file, not an image,
+# and scangate only stores a report for the scan's image: the pipeline says which image it was.
+echo "$ scangate report trivy_alpine-3.10_image_golden.sarif --image docker.io/library/alpine:3.10 --to-configmap scangate-system/alpine"
+KUBECONFIG=$KUBECONFIG_PATH $BIN report tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif \
+  --image docker.io/library/alpine:3.10 --to-configmap scangate-system/alpine
 for scan in busybox alpine; do
   $KUBECTL wait -n scangate-system "imagescan/$scan" --for=jsonpath='{.status.conditions[?(@.type=="Succeeded")].status}'=True --timeout=60s >/dev/null
 done

@@ -55,6 +55,31 @@ impl Cli {
     }
 }
 
+/// The status a command exits with when the reader of its standard output stopped reading
+/// (`scangate report x | head`): 141, what a shell reports for grep, jq or cat in its place
+/// (128 + SIGPIPE: they are killed by the signal; scangate, like every Rust program, ignores
+/// it and sees the write fail), so that `set -o pipefail` scripts see what they always saw.
+/// Nothing is printed: the reader left on purpose.
+pub const EXIT_PIPE_CLOSED: u8 = 141;
+
+/// How writing a command's output ended.
+#[derive(Debug)]
+pub enum Written {
+    All,
+    /// The reading end of the pipe is closed: nobody reads the rest.
+    PipeClosed,
+    Failed(std::io::Error),
+}
+
+/// Writes `text` to `out` and flushes it, telling a reader that went away from a failure.
+pub fn write_output(out: &mut impl std::io::Write, text: &str) -> Written {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Written::All,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Written::PipeClosed,
+        Err(e) => Written::Failed(e),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,scangate=debug`).
@@ -83,6 +108,8 @@ pub enum Command {
     /// Run the scan controller.
     Controller(Box<ControllerArgs>),
     /// Check workload manifests against scans on disk, as the webhook would (no cluster needed).
+    /// Exceptions among the scans that do not count (not approved, expired, another
+    /// namespace's) are named, with why.
     ///
     /// Exit codes: 0 every workload admitted, or nothing to check (files with no workload pass
     /// with a note); 1 at least one workload denied; 2 an input could not be read or a workload
@@ -116,7 +143,8 @@ pub enum Command {
     /// reevaluate`); the controller re-evaluates once per new value, recorded in
     /// `status.handledReevaluate`.
     Reevaluate(crate::cmd::reevaluate::ReevaluateArgs),
-    /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it.
+    /// Normalize a scanner's output (Grype, Trivy, CycloneDX, SARIF) and print or store it;
+    /// --image says which image a scan of an archive or a directory was of.
     Report(crate::cmd::report::ReportArgs),
     /// Evaluate ScanPolicies offline.
     #[command(subcommand)]
@@ -143,12 +171,14 @@ pub struct PolicyLimitArgs {
     /// Wall-clock time one policy check or evaluation may take; its process is killed then.
     #[arg(long, env = "SCANGATE_POLICY_TIME_LIMIT", default_value = "2s", value_parser = duration)]
     pub policy_time_limit: Duration,
-    /// Policy checks and evaluations running at once.
+    /// Policy checks and evaluations running at once, for trusted work (scangate's and the
+    /// trusted namespaces) and for tenants' work each: tenants never hold up trusted work.
     #[arg(long, env = "SCANGATE_POLICY_CONCURRENCY", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub policy_concurrency: u16,
-    /// Policy checks that may wait for a free slot; more are refused at once ("retry"). The
-    /// controller's queue is at least twice its --concurrency, so its reconciles always wait.
+    /// Policy checks that may wait for a free slot, in each of the two; more are refused at
+    /// once ("retry"). The controller's queue is at least twice its --concurrency, so its
+    /// reconciles always wait.
     #[arg(long, env = "SCANGATE_POLICY_QUEUE", default_value_t = 4)]
     pub policy_queue: u16,
 }
@@ -162,6 +192,7 @@ impl PolicyLimitArgs {
             time: self.policy_time_limit,
             concurrency: usize::from(self.policy_concurrency),
             queue: usize::from(self.policy_queue),
+            per_tenant: None,
         }
     }
 }
@@ -255,6 +286,52 @@ mod tests {
         let mut missing = vec![];
         walk(&Cli::command(), &mut missing);
         assert!(missing.is_empty(), "flags without env: {missing:?}");
+    }
+
+    /// A writer that takes `room` bytes, then fails as `error` says.
+    struct Closing {
+        room: usize,
+        error: std::io::ErrorKind,
+        taken: Vec<u8>,
+    }
+
+    impl std::io::Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(self.error.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_told_from_a_failed_write() {
+        let closing = |error| Closing {
+            room: 4,
+            error,
+            taken: vec![],
+        };
+        let mut out = closing(std::io::ErrorKind::BrokenPipe);
+        assert!(matches!(
+            write_output(&mut out, "line 1\nline 2\n"),
+            Written::PipeClosed
+        ));
+        assert_eq!(out.taken, b"line");
+        let mut out = closing(std::io::ErrorKind::StorageFull);
+        assert!(matches!(
+            write_output(&mut out, "line 1\n"),
+            Written::Failed(e) if e.kind() == std::io::ErrorKind::StorageFull
+        ));
+        let mut out = closing(std::io::ErrorKind::BrokenPipe);
+        assert!(matches!(write_output(&mut out, "abc"), Written::All));
+        assert_eq!(out.taken, b"abc");
     }
 
     #[test]

@@ -604,13 +604,30 @@ impl Exception {
     /// Whether it applies at `now`: approved, not expired, and written by its approver no
     /// longer than `max_duration` ago (the admin's bound, checked at use).
     pub fn is_active(&self, now: Timestamp, max_duration: std::time::Duration) -> bool {
+        self.inactive(now, max_duration).is_none()
+    }
+
+    /// Why it does not apply at `now`, or `None` when it does ([`Exception::is_active`]).
+    pub fn inactive(&self, now: Timestamp, max_duration: std::time::Duration) -> Option<Inactive> {
         let Some(approval) = &self.approval else {
-            return false;
+            return Some(Inactive::NotApproved);
         };
-        let bound = jiff::SignedDuration::try_from(max_duration)
+        let Some(bound) = jiff::SignedDuration::try_from(max_duration)
             .ok()
-            .and_then(|d| approval.at.checked_add(d).ok());
-        now < self.expires && bound.is_some_and(|bound| now < bound)
+            .and_then(|d| approval.at.checked_add(d).ok())
+        else {
+            return Some(Inactive::NoBound);
+        };
+        if now < self.expires && now < bound {
+            None
+        } else if self.expires <= bound {
+            Some(Inactive::Expired { at: self.expires })
+        } else {
+            Some(Inactive::PastMaxDuration {
+                approved_at: approval.at,
+                ended: bound,
+            })
+        }
     }
 
     /// When it stops applying: the earlier of `expires` and approval + `max_duration`.
@@ -629,6 +646,44 @@ impl Exception {
     /// Whether it covers this CVE (an exception without CVEs covers all).
     pub fn covers(&self, cve: &str) -> bool {
         self.cves.is_empty() || self.cves.iter().any(|c| c.eq_ignore_ascii_case(cve))
+    }
+}
+
+/// Why an exception does not apply: one of the rules of [`Exception::inactive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inactive {
+    /// No approver's write was recorded.
+    NotApproved,
+    /// `spec.expires` has passed.
+    Expired { at: Timestamp },
+    /// Its approver wrote it longer than the admin's `exceptions.maxDuration` ago.
+    PastMaxDuration {
+        approved_at: Timestamp,
+        ended: Timestamp,
+    },
+    /// Its approval plus `exceptions.maxDuration` is past the last time there is.
+    NoBound,
+}
+
+impl std::fmt::Display for Inactive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inactive::NotApproved => write!(
+                f,
+                "not approved: no approver's write is recorded (the webhook sets \
+                 {APPROVED_BY} and {APPROVED_AT} when an approver writes it)"
+            ),
+            Inactive::Expired { at } => write!(f, "expired at {at} (spec.expires)"),
+            Inactive::PastMaxDuration { approved_at, ended } => write!(
+                f,
+                "approved at {approved_at}, it ended at {ended}, exceptions.maxDuration later"
+            ),
+            Inactive::NoBound => write!(
+                f,
+                "its approval plus exceptions.maxDuration is past the last time scangate can \
+                 represent: lower exceptions.maxDuration"
+            ),
+        }
     }
 }
 
@@ -1507,5 +1562,57 @@ mod tests {
         let unapproved = exception(&[(APPROVED_BY, "alice")]);
         assert!(!unapproved.is_active(ts("2026-05-01T00:00:00Z"), 90 * day));
         assert!(!exception(&[]).is_active(ts("2026-05-01T00:00:00Z"), 90 * day));
+    }
+
+    #[test]
+    fn an_inactive_exception_says_which_rule_ended_it() {
+        let day = std::time::Duration::from_secs(86400);
+        let parsed = exception(&[
+            (APPROVED_BY, "alice"),
+            (APPROVED_AT, "2026-04-01T00:00:00Z"),
+        ]);
+        let why = |e: &Exception, now: &str, max| e.inactive(ts(now), max);
+        assert_eq!(why(&parsed, "2026-05-01T00:00:00Z", 90 * day), None);
+        assert_eq!(
+            why(&parsed, "2026-06-01T00:00:00Z", 90 * day),
+            Some(Inactive::Expired {
+                at: ts("2026-06-01T00:00:00Z")
+            })
+        );
+        // Both passed: the one that came first ended it.
+        let bounded = Some(Inactive::PastMaxDuration {
+            approved_at: ts("2026-04-01T00:00:00Z"),
+            ended: ts("2026-04-11T00:00:00Z"),
+        });
+        assert_eq!(why(&parsed, "2026-05-01T00:00:00Z", 10 * day), bounded);
+        assert_eq!(why(&parsed, "2026-07-01T00:00:00Z", 10 * day), bounded);
+        assert_eq!(
+            why(&parsed, "2026-07-01T00:00:00Z", 90 * day),
+            Some(Inactive::Expired {
+                at: ts("2026-06-01T00:00:00Z")
+            })
+        );
+        let unapproved = exception(&[(APPROVED_AT, "2026-04-01T00:00:00Z")]);
+        assert_eq!(
+            why(&unapproved, "2026-05-01T00:00:00Z", 90 * day),
+            Some(Inactive::NotApproved)
+        );
+        let forever = std::time::Duration::from_secs(u64::MAX);
+        assert_eq!(
+            why(&parsed, "2026-05-01T00:00:00Z", forever),
+            Some(Inactive::NoBound)
+        );
+        assert_eq!(
+            Inactive::Expired {
+                at: ts("2026-06-01T00:00:00Z")
+            }
+            .to_string(),
+            "expired at 2026-06-01T00:00:00Z (spec.expires)"
+        );
+        assert!(
+            Inactive::NotApproved
+                .to_string()
+                .starts_with("not approved: no approver's write is recorded")
+        );
     }
 }

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use scangate::admission::config::AdmissionConfig;
 use scangate::api::Phase;
-use scangate::cli::{Cli, Command, LogArgs, LogFormat};
+use scangate::cli::{Cli, Command, EXIT_PIPE_CLOSED, LogArgs, LogFormat, Written, write_output};
 use scangate::cmd::{self, check::CheckArgs, policy_eval::PolicyCommand};
 
 fn main() -> ExitCode {
@@ -12,94 +12,133 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse_args();
     if let Err(e) = init_tracing(&cli.log) {
-        eprintln!("error: {e:#}");
+        say(&format!("error: {e:#}\n"));
         return ExitCode::from(2);
     }
     match run(cli.command) {
-        Ok(code) => code,
+        Ok(done) => finish(done),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(&format!("error: {e:#}\n"));
             ExitCode::from(2)
         }
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::PolicyWorker(args) => Ok(scangate::sandbox::worker::run(args.limits())),
+/// What a command prints and the status it exits with. Commands only build their text;
+/// [`finish`] writes it, the one place output meets a pipe that may have closed.
+struct Done {
+    stdout: String,
+    stderr: String,
+    code: ExitCode,
+}
+
+impl Done {
+    fn out(stdout: impl Into<String>, code: ExitCode) -> Self {
+        Done {
+            stdout: stdout.into(),
+            stderr: String::new(),
+            code,
+        }
+    }
+
+    fn err(stderr: impl Into<String>) -> Self {
+        Done {
+            stdout: String::new(),
+            stderr: stderr.into(),
+            code: ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// Writes a command's output, then its messages. A reader that stopped reading
+/// (`scangate report x | head`) ends the command quietly with the status a shell shows for
+/// grep or jq in its place; the messages still go to standard error.
+fn finish(done: Done) -> ExitCode {
+    let written = write_output(&mut std::io::stdout().lock(), &done.stdout);
+    say(&done.stderr);
+    match written {
+        Written::All => done.code,
+        Written::PipeClosed => ExitCode::from(EXIT_PIPE_CLOSED),
+        Written::Failed(e) => {
+            say(&format!("error: cannot write the output: {e}\n"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes to standard error. When that fails too there is nobody left to tell.
+fn say(text: &str) {
+    let _ = write_output(&mut std::io::stderr().lock(), text);
+}
+
+fn run(command: Command) -> anyhow::Result<Done> {
+    Ok(match command {
+        Command::PolicyWorker(args) => Done::out("", scangate::sandbox::worker::run(args.limits())),
         Command::Crds => {
             let yaml = scangate::api::crds_yaml().context("rendering the CRDs as YAML")?;
-            print!("{yaml}");
-            Ok(ExitCode::SUCCESS)
+            Done::out(yaml, ExitCode::SUCCESS)
         }
         Command::Webhook(args) => {
             runtime()?.block_on(scangate::server::run_webhook(args))?;
-            Ok(ExitCode::SUCCESS)
+            Done::out("", ExitCode::SUCCESS)
         }
         Command::Controller(args) => {
             runtime()?.block_on(scangate::controller::run(*args))?;
-            Ok(ExitCode::SUCCESS)
+            Done::out("", ExitCode::SUCCESS)
         }
-        Command::Check(args) => check(args),
+        Command::Check(args) => check(args)?,
         Command::Why(args) => {
             let (report, exit) = runtime()?.block_on(cmd::why::run(&args))?;
-            print!("{report}");
-            Ok(ExitCode::from(exit as u8))
+            Done::out(report, ExitCode::from(exit as u8))
         }
-        Command::Status(args) => {
-            print!("{}", runtime()?.block_on(cmd::status::run(&args))?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Rescan(args) => {
-            print!("{}", runtime()?.block_on(cmd::rescan::run(&args))?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Scan(args) => {
-            print!("{}", runtime()?.block_on(cmd::scan::run(&args))?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Reevaluate(args) => {
-            print!("{}", runtime()?.block_on(cmd::reevaluate::run(&args))?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Report(args) => match args.to_configmap {
-            Some(target) => {
-                let report = cmd::report::read_report(&args.file)?;
-                let stored = runtime()?.block_on(
-                    scangate::controller::upload::upload_to_cluster(&report, &target),
-                )?;
-                eprintln!("stored the report in ConfigMap {stored}");
-                Ok(ExitCode::SUCCESS)
+        Command::Status(args) => Done::out(
+            runtime()?.block_on(cmd::status::run(&args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Rescan(args) => Done::out(
+            runtime()?.block_on(cmd::rescan::run(&args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Scan(args) => Done::out(
+            runtime()?.block_on(cmd::scan::run(&args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Reevaluate(args) => Done::out(
+            runtime()?.block_on(cmd::reevaluate::run(&args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Report(args) => {
+            let report = cmd::report::read_report(&args.file, args.image.as_deref())?;
+            match args.to_configmap {
+                Some(target) => {
+                    let stored = runtime()?.block_on(
+                        scangate::controller::upload::upload_to_cluster(&report, &target),
+                    )?;
+                    Done::err(format!("stored the report in ConfigMap {stored}\n"))
+                }
+                None => Done::out(cmd::report::report_json(&report)? + "\n", ExitCode::SUCCESS),
             }
-            None => {
-                println!("{}", cmd::report::report_json(&args.file)?);
-                Ok(ExitCode::SUCCESS)
-            }
-        },
+        }
         Command::Policy(PolicyCommand::Eval(args)) => {
             let eval = cmd::policy_eval::policy_eval(&args.policy, &args.report)?;
-            print!("{}", eval.text);
-            Ok(match eval.phase {
+            let code = match eval.phase {
                 Phase::Completed => ExitCode::SUCCESS,
                 Phase::Failed => ExitCode::from(EXIT_VIOLATED),
                 _ => ExitCode::from(2),
-            })
+            };
+            Done::out(eval.text, code)
         }
         Command::WebhookConfig(args) => {
-            print!("{}", cmd::webhook_config::run(&args)?);
-            Ok(ExitCode::SUCCESS)
+            Done::out(cmd::webhook_config::run(&args)?, ExitCode::SUCCESS)
         }
-        Command::Certs(args) => {
-            eprintln!("{}", cmd::certs::run(&args)?);
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+        Command::Certs(args) => Done::err(cmd::certs::run(&args)? + "\n"),
+    })
 }
 
 /// Exit codes of the offline commands: compliant, violated, could not decide.
 const EXIT_VIOLATED: u8 = 1;
 
-fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+fn check(args: CheckArgs) -> anyhow::Result<Done> {
     let config = AdmissionConfig::load(args.config.as_deref())?;
     let objects = match &args.scans {
         Some(path) => cmd::check::read_manifests(path)?,
@@ -112,11 +151,16 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .flat_map(|path| cmd::check::sources(path, args.recursive))
         .collect();
     let outcome = cmd::check::check(&world, sources, args.user.as_deref());
-    print!("{}", outcome.report);
-    for error in &outcome.errors {
-        eprintln!("error: {error}");
-    }
-    Ok(ExitCode::from(outcome.exit() as u8))
+    let stderr: String = outcome
+        .errors
+        .iter()
+        .map(|error| format!("error: {error}\n"))
+        .collect();
+    Ok(Done {
+        code: ExitCode::from(outcome.exit() as u8),
+        stdout: outcome.report,
+        stderr,
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

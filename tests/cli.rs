@@ -412,3 +412,213 @@ fn cluster_commands_without_a_cluster_fail_clearly() {
         stderr(&out)
     );
 }
+
+/// Runs scangate with its standard output (and, with `stderr_too`, its standard error) on a
+/// pipe nobody reads any more, as `scangate … | head` leaves it once head has its lines. The
+/// reading end is closed before scangate starts, so its first write finds it closed.
+fn into_a_closed_pipe(args: &[&str], stderr_too: bool) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let stderr = if stderr_too {
+        std::process::Stdio::from(writer.try_clone().expect("pipe"))
+    } else {
+        std::process::Stdio::piped()
+    };
+    Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .stderr(stderr)
+        .output()
+        .expect("run scangate")
+}
+
+/// The status grep and jq end with in a shell when their reader goes (killed by SIGPIPE).
+const PIPE_CLOSED: i32 = 141;
+
+#[test]
+fn every_printing_command_ends_quietly_when_its_reader_goes() {
+    let report = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+    let commands: [&[&str]; 6] = [
+        &["report", report],
+        &[
+            "check",
+            "-f",
+            "examples/workloads",
+            "--scans",
+            "examples/scans",
+        ],
+        &[
+            "policy",
+            "eval",
+            "--policy",
+            "src/policy/default.rego",
+            "--report",
+            report,
+        ],
+        &["crds"],
+        &["webhook-config"],
+        &["--help"],
+    ];
+    for args in commands {
+        let out = into_a_closed_pipe(args, false);
+        let message = stderr(&out);
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+        assert_eq!(message, "", "{args:?}");
+        // clap prints --help itself and exits 0, as it always has.
+        let expected = if args == ["--help"] { 0 } else { PIPE_CLOSED };
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {message}");
+    }
+    // `2>&1 | head`: standard error is closed too; nothing panics, and an error still says
+    // what the command found (exit 2).
+    let out = into_a_closed_pipe(&["report", report], true);
+    assert_eq!(out.status.code(), Some(PIPE_CLOSED));
+    let out = into_a_closed_pipe(&["report", "Cargo.toml"], true);
+    assert_eq!(out.status.code(), Some(2));
+    // A command's messages still reach standard error when its output's reader went.
+    let out = into_a_closed_pipe(&["check", "-f", "missing.yaml"], false);
+    assert_eq!(out.status.code(), Some(PIPE_CLOSED));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: cannot read missing.yaml: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn report_image_names_the_image_a_scanner_read_from_an_archive() {
+    let sarif = "tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif";
+    let artifact = |out: &Output| {
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        report["artifact"].clone()
+    };
+    // Without it, the report names the tarball, which no scan of an image accepts.
+    let out = scangate(&["report", sarif]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        artifact(&out)["name"],
+        "testdata/fixtures/images/alpine-310.tar.gz"
+    );
+    let out = scangate(&["report", sarif, "--image", "docker.io/library/alpine:3.10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let named = artifact(&out);
+    assert_eq!(named["name"], "docker.io/library/alpine:3.10");
+    assert_eq!(named["type"], "image");
+    // The flag's environment variable, as in a scan Job's container.
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["report", sarif])
+        .env("SCANGATE_REPORT_IMAGE", "alpine:3.10")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run scangate");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(artifact(&out)["name"], "alpine:3.10");
+}
+
+#[test]
+fn report_image_cannot_rename_what_the_scanner_named() {
+    let busybox = "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json";
+    // The same image in another spelling: the report keeps the scanner's name.
+    let out = scangate(&["report", busybox, "--image", "busybox:1.32.1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["artifact"]["name"], "busybox:1.32.1");
+    // Another image: refused, before anything is stored.
+    for target in [&[][..], &["--to-configmap", "scangate-system/alpine"]] {
+        let mut args = vec!["report", busybox, "--image", "alpine:3.10"];
+        args.extend_from_slice(target);
+        let out = scangate(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+        let message = stderr(&out);
+        assert!(
+            message.starts_with(
+                "error: the report is not of --image alpine:3.10: report is for docker.io/library/busybox:1.32.1@sha256:ae39a6f5c07297d7ab64dbd4f82c77c874cc6a94cea29fdec309d0992574b4f7, this scan is for docker.io/library/alpine:3.10"
+            ),
+            "{args:?}: {message}"
+        );
+    }
+    let out = scangate(&["report", busybox, "--image", "not a reference"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: --image \"not a reference\" is not an image reference"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_says_which_exceptions_do_not_count_and_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = jiff::Timestamp::now();
+    let hours = |h: i64| now + jiff::SignedDuration::from_hours(h);
+    let exception = |namespace: &str, name: &str, approved: bool, expires: jiff::Timestamp| {
+        let annotations = if approved {
+            format!(
+                "  annotations: {{scangate.dev/approved-by: alice, scangate.dev/approved-at: \"{}\"}}\n",
+                hours(-1)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "---\napiVersion: scanning.scangate.dev/v1beta1\nkind: ScanException\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{annotations}spec:\n  images: [bad]\n  reason: r\n  expires: \"{expires}\"\n"
+        )
+    };
+    let scans = path(&dir, "scans.yaml");
+    std::fs::write(
+        &scans,
+        "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {name: bad, namespace: scangate-system}\nspec:\n  registry: {image: bad:1}\nstatus:\n  phase: Failed\n  scannedAt: \"2026-11-20T10:00:00Z\"\n".to_string()
+            + &exception("shop", "unapproved", false, hours(24))
+            + &exception("shop", "expired", true, hours(-1))
+            + &exception("team-b", "elsewhere", true, hours(24)),
+    )
+    .expect("write");
+    let pod = path(&dir, "pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: bad:1}]\n",
+    )
+    .expect("write");
+    let out = scangate(&["check", "-f", &pod, "--scans", &scans]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "note: ScanException shop/unapproved does not count: not approved: no approver's write is recorded"
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("note: ScanException shop/expired does not count: expired at "),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("DENIED Pod shop/web"), "{text}");
+    for ignored in [
+        "  ignored ScanException shop/unapproved for container \"web\": not approved: ",
+        "  ignored ScanException shop/expired for container \"web\": expired at ",
+        "  ignored ScanException team-b/elsewhere for container \"web\": it is in namespace team-b, and an exception counts only in its own namespace (those in scangate-system count everywhere)",
+    ] {
+        assert!(
+            lines.iter().any(|line| line.starts_with(ignored)),
+            "missing {ignored:?} in {text}"
+        );
+    }
+    // In team-b, that namespace's exception counts: admitted, and nothing said of it; shop's
+    // are told as shop's, whatever else is wrong with them.
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: team-b}\nspec:\n  containers: [{name: web, image: bad:1}]\n",
+    )
+    .expect("write");
+    let out = scangate(&["check", "-f", &pod, "--scans", &scans]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("team-b/elsewhere for"), "{text}");
+    assert!(
+        text.contains(
+            "  ignored ScanException shop/expired for container \"web\": it is in namespace shop, "
+        ),
+        "{text}"
+    );
+}

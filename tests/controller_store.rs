@@ -62,9 +62,10 @@ fn identity() -> ScanIdentity {
 }
 
 fn report() -> Report {
-    scangate::cmd::report::read_report(std::path::Path::new(
-        "tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json",
-    ))
+    scangate::cmd::report::read_report(
+        std::path::Path::new("tests/fixtures/reports/grype/grype-0.94.0_busybox-1.32.1.json"),
+        None,
+    )
     .expect("fixture report")
 }
 

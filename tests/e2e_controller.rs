@@ -1203,6 +1203,61 @@ fn reports_for_other_images_or_without_the_scan_label_do_not_count() {
 /// A status write the apiserver refuses (here a ValidatingAdmissionPolicy, as scangate's own
 /// status webhook would for another identity) is counted and retried with backoff until it
 /// goes through.
+/// A report of an image read from a tarball names the file, so a scan of the image refuses
+/// it until its pusher says which image it was (`scangate report --image`); the flag cannot
+/// make busybox's report speak for alpine.
+#[test]
+fn a_report_of_an_archive_counts_once_its_pusher_names_the_image() {
+    if !gated() {
+        return;
+    }
+    let env = setup(None);
+    let ns = env.ns.clone();
+    apply(&ns, &policy(&ns, "[\"critical\", \"high\"]"));
+    let mut alpine = image_scan(&ns, "alpine", None);
+    alpine["spec"]["registry"] = json!({"image": "alpine:3.10"});
+    apply(&ns, &alpine);
+    let sarif = "tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif";
+    let push = |report: &str, image: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scangate"));
+        command
+            .args(["report", report, "--to-configmap", &format!("{ns}/alpine")])
+            .current_dir(root())
+            .env("KUBECONFIG", kubeconfig());
+        if let Some(image) = image {
+            command.args(["--image", image]);
+        }
+        let out = command.output().expect("run scangate report");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stored, stderr) = push(sarif, None);
+    assert!(!stored, "{stderr}");
+    assert!(
+        stderr.contains("the report is for the archive \"testdata/fixtures/images/alpine-310.tar.gz\", which names no image; this scan is for docker.io/library/alpine:3.10"),
+        "{stderr}"
+    );
+    let (stored, stderr) = push(FIXTURE, Some("alpine:3.10"));
+    assert!(!stored, "{stderr}");
+    assert!(
+        stderr.contains("the report is not of --image alpine:3.10: report is for docker.io/library/busybox:1.32.1@sha256:"),
+        "{stderr}"
+    );
+    assert!(get_json(&ns, &["configmap", "alpine-report"]).is_none());
+
+    let (stored, stderr) = push(sarif, Some("docker.io/library/alpine:3.10"));
+    assert!(stored, "{stderr}");
+    let completed = wait_phase(&env, "alpine", "Completed");
+    assert_eq!(condition(&completed, "Succeeded")["status"], "True");
+    assert_eq!(completed["scannedBy"]["scanner"]["name"], "trivy");
+    assert!(
+        completed["cveCount"]["total"].as_u64().unwrap_or_default() > 0,
+        "{completed:#}"
+    );
+}
+
 #[test]
 fn refused_status_writes_are_counted_and_retried() {
     if !gated() {

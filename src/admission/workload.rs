@@ -11,7 +11,7 @@ use crate::api::{Phase, Violation};
 use crate::image::ImageRef;
 use jiff::Timestamp;
 
-use crate::index::{Exception, Found, IndexedScan, ScanIndex};
+use crate::index::{Exception, Found, Inactive, IndexedScan, ScanIndex};
 
 /// What scangate knows about an image.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,6 +173,60 @@ pub fn pin_target(ctx: &Context<'_>, container: &Container) -> Option<pin::Targe
     })
 }
 
+/// Why an exception that names an image does not count for it in a workload's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// It applies nowhere now.
+    Inactive(Inactive),
+    /// It is in another namespace than the workload's, and not scangate's.
+    OtherNamespace,
+}
+
+/// Whether `exception` counts for the (canonical) `image` in the context's namespace: `None`
+/// when it does not name the image, else whether it counts and, when not, why. The one
+/// place the decision and `scangate check` take this from.
+fn standing(
+    ctx: &Context<'_>,
+    exception: &Exception,
+    image: &ImageRef,
+    max_duration: std::time::Duration,
+) -> Option<Result<(), Ignored>> {
+    if !exception.matches(image) {
+        return None;
+    }
+    // Another namespace's exception is told as such: approving or renewing it would not help.
+    if !ctx
+        .config
+        .exception_counts(ctx.namespace, &exception.namespace)
+    {
+        return Some(Err(Ignored::OtherNamespace));
+    }
+    Some(match exception.inactive(ctx.now, max_duration) {
+        Some(inactive) => Err(Ignored::Inactive(inactive)),
+        None => Ok(()),
+    })
+}
+
+/// The exceptions that name the container's image but do not count for it here, and why
+/// (none for a reference that cannot be parsed: no exception can name it).
+pub fn ignored_exceptions<'e>(
+    ctx: &Context<'e>,
+    container: &Container,
+) -> Vec<(&'e Exception, Ignored)> {
+    let Ok(parsed) = ImageRef::parse(&container.image) else {
+        return vec![];
+    };
+    let image = ctx.config.registry_aliases.canonicalize(&parsed);
+    let max_duration = ctx.config.exception_max_duration().unwrap_or_default();
+    ctx.exceptions
+        .iter()
+        .filter_map(|e| match standing(ctx, e, &image, max_duration)? {
+            Ok(()) => None,
+            Err(why) => Some((e, why)),
+        })
+        .collect()
+}
+
 fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let who = container.describe();
     let parsed = match ImageRef::parse(&container.image) {
@@ -196,11 +250,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let exceptions: Vec<&Exception> = ctx
         .exceptions
         .iter()
-        .filter(|e| {
-            e.is_active(ctx.now, max_duration)
-                && config.exception_counts(ctx.namespace, &e.namespace)
-                && e.matches(&image)
-        })
+        .filter(|e| standing(ctx, e, &image, max_duration) == Some(Ok(())))
         .collect();
     let found = ctx
         .index
@@ -1041,6 +1091,50 @@ mod tests {
         });
         world.exceptions = vec![stale];
         assert!(!allowed(&world, "shop"));
+    }
+
+    #[test]
+    fn the_exceptions_that_name_an_image_but_do_not_count_say_why() {
+        let mut world = World::tenants(&[]);
+        let mut unapproved = exception("shop", &["bad"], &[]);
+        unapproved.name = "unapproved".into();
+        unapproved.approval = None;
+        let mut expired = exception("shop", &["docker.io/library/bad"], &[]);
+        expired.name = "expired".into();
+        expired.expires = Timestamp::UNIX_EPOCH;
+        let mut elsewhere = exception("other", &["bad:1"], &[]);
+        elsewhere.name = "elsewhere".into();
+        let mut unrelated = exception("shop", &["good"], &[]);
+        unrelated.name = "unrelated".into();
+        let counting = exception("scangate-system", &["bad"], &[]);
+        world.exceptions = vec![unapproved, expired, elsewhere, unrelated, counting];
+        let ctx = Context {
+            config: &world.config,
+            index: &world.index,
+            exceptions: &world.exceptions,
+            namespace: "shop",
+            enforcement: Enforcement::Enforce,
+            now: Timestamp::UNIX_EPOCH,
+            pins_tags: true,
+        };
+        let ignored: Vec<(&str, Ignored)> = ignored_exceptions(&ctx, &pod(&["bad:1"])[0])
+            .into_iter()
+            .map(|(e, why)| (e.name.as_str(), why))
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                ("unapproved", Ignored::Inactive(Inactive::NotApproved)),
+                (
+                    "expired",
+                    Ignored::Inactive(Inactive::Expired {
+                        at: Timestamp::UNIX_EPOCH
+                    })
+                ),
+                ("elsewhere", Ignored::OtherNamespace),
+            ]
+        );
+        assert!(ignored_exceptions(&ctx, &pod(&["Not A Reference"])[0]).is_empty());
     }
 
     #[test]

@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
 use crate::admission::pod::{self, WorkloadKind};
 use crate::admission::review::controller_pass;
-use crate::admission::workload::{self, Context, Decision};
+use crate::admission::workload::{self, Context, Decision, Ignored};
 use crate::api::{ImageScan, ScanException};
-use crate::index::{Exception, ScanIndex};
+use crate::index::{Exception, Inactive, ScanIndex};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -333,6 +333,18 @@ impl World {
             pins_tags: self.config.pins_tags(self.enforcement(namespace), None),
         };
         let decision = workload::decide(&ctx, &containers);
+        let ignored = containers
+            .iter()
+            .flat_map(|container| {
+                workload::ignored_exceptions(&ctx, container)
+                    .into_iter()
+                    .map(|(e, why)| IgnoredException {
+                        container: container.describe(),
+                        exception: format!("{}/{}", e.namespace, e.name),
+                        why: self.explain(namespace, &e.namespace, &why),
+                    })
+            })
+            .collect();
         let pass = match user {
             Some(user) if !decision.allowed => {
                 let metadata: ObjectMeta = match m.object.get("metadata") {
@@ -355,14 +367,55 @@ impl World {
                 allowed: true,
                 warnings,
                 decision,
+                ignored,
             },
             None => Checked {
                 allowed: decision.allowed,
                 warnings: decision.warnings.clone(),
                 decision,
+                ignored,
             },
         })
     }
+
+    /// Why an exception in namespace `exception` does not count for a workload in `workload`.
+    fn explain(&self, workload: &str, exception: &str, why: &Ignored) -> String {
+        match why {
+            Ignored::Inactive(inactive) => inactive.to_string(),
+            Ignored::OtherNamespace if exception.is_empty() => format!(
+                "it names no namespace (metadata.namespace), so it counts nowhere; put it in \
+                 {workload}, or in {} to count everywhere",
+                self.config.scangate_namespace
+            ),
+            Ignored::OtherNamespace => format!(
+                "it is in namespace {exception}, and an exception counts only in its own \
+                 namespace (those in {} count everywhere)",
+                self.config.scangate_namespace
+            ),
+        }
+    }
+
+    /// The exceptions that apply nowhere now, each with why, in the order they were read.
+    pub fn inactive_exceptions(&self) -> Vec<(String, Inactive)> {
+        // An invalid bound cannot be loaded (the config is checked), as in the decision.
+        let max_duration = self.config.exception_max_duration().unwrap_or_default();
+        self.exceptions
+            .iter()
+            .filter_map(|e| {
+                let why = e.inactive(self.now, max_duration)?;
+                Some((format!("{}/{}", e.namespace, e.name), why))
+            })
+            .collect()
+    }
+}
+
+/// An exception that names an image of a workload but does not count for it.
+pub struct IgnoredException {
+    /// The container, as verdicts name it (`container "app"`).
+    pub container: String,
+    /// `namespace/name`.
+    pub exception: String,
+    pub why: String,
 }
 
 /// The webhook's answer for one workload.
@@ -371,6 +424,8 @@ pub struct Checked {
     /// The admission warnings: the decision's, or those of a pod its controller created.
     pub warnings: Vec<String>,
     pub decision: Decision,
+    /// The exceptions that name its images but do not count for it.
+    pub ignored: Vec<IgnoredException>,
 }
 
 /// What `check` exits with.
@@ -422,6 +477,12 @@ pub fn check(world: &World, sources: Vec<Source>, user: Option<&str>) -> Outcome
         without_workloads: 0,
     };
     let kinds: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
+    for (exception, why) in world.inactive_exceptions() {
+        let _ = writeln!(
+            outcome.report,
+            "note: ScanException {exception} does not count: {why}"
+        );
+    }
     for source in sources {
         outcome.files += 1;
         let manifests = match source.objects {
@@ -498,6 +559,13 @@ fn write_checked(report: &mut String, m: &Manifest, checked: &Checked) {
     }
     for w in &checked.warnings {
         let _ = writeln!(report, "  Warning: {w}");
+    }
+    for i in &checked.ignored {
+        let _ = writeln!(
+            report,
+            "  ignored ScanException {} for {}: {}",
+            i.exception, i.container, i.why
+        );
     }
     if let Some(message) = decision.message.as_ref().filter(|_| !checked.allowed) {
         let _ = writeln!(report, "  Error: {message}");

@@ -31,6 +31,26 @@ pub enum Error {
     NotAPolicy { path: String, cause: String },
     #[error("cannot encode the report: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("--image {image:?} is not an image reference: {source}")]
+    ImageFlag {
+        image: String,
+        source: crate::image::Error,
+    },
+    #[error(
+        "the report is not of --image {image}: {cause}; without --image the report's own name stands, or give the image the scanner read"
+    )]
+    ImageDisagrees {
+        image: String,
+        cause: Box<crate::controller::target::Error>,
+    },
+    #[error(
+        "--image {image} pins another digest than the report records ({recorded}): give the digest the scanner read, or the image without a digest"
+    )]
+    ImageDigest { image: String, recorded: String },
+    #[error(
+        "the report is for the repository {name:?}, not an image: --image {image} cannot say what it scanned"
+    )]
+    ImageOfRepository { name: String, image: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

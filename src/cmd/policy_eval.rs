@@ -59,7 +59,7 @@ pub fn policy_eval(policy_path: &Path, report_path: &Path) -> Result<PolicyEval>
     let (name, rego) = read_policy(policy_path)?;
     let options = PolicyOptions::default().with_input(CompatInput::detect(&rego));
     let compiled = CompiledPolicy::compile(&name, &rego, options)?;
-    let report = read_report(report_path)?;
+    let report = read_report(report_path, None)?;
     let input = serde_json::to_value(&report)?;
     let outcome = policy::outcome(&report, compiled.evaluate(&input));
     let conditions = [

@@ -26,6 +26,7 @@
 
 pub mod args;
 pub mod cache;
+pub mod evaluation;
 pub mod events;
 pub mod first_sight;
 pub mod inventory;
@@ -490,6 +491,7 @@ impl Term<'_> {
             queue,
             status_failures: std::sync::Mutex::default(),
             written: std::sync::Mutex::default(),
+            evaluations: std::sync::Mutex::default(),
         });
         let images = controller_for(
             image_watch,

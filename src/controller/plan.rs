@@ -13,6 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::evaluation::{self, LastEvaluation};
 use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
 use super::policy::{built_in_policy, exceptions_input};
 use super::queue::{Decision, QUEUED_RECHECK};
@@ -96,6 +97,8 @@ pub struct Observed {
     pub default_policy: Option<Arc<ScanPolicy>>,
     /// The ScanExceptions of the namespaces whose exceptions may count for this scan.
     pub exceptions: Vec<Arc<ScanException>>,
+    /// The scan's last policy evaluation, as this controller remembers it.
+    pub last_evaluation: Option<LastEvaluation>,
     pub now: Timestamp,
 }
 
@@ -178,6 +181,8 @@ pub struct Work {
     pub created_rescan: Option<String>,
     /// The `scangate.dev/reevaluate` value the status records as handled, and when.
     pub reevaluated: Option<Reevaluated>,
+    /// What the [`Step::EvaluatePolicy`] evaluates ([`evaluation::input_of`]), when planned.
+    pub evaluation_input: Option<u64>,
 }
 
 /// A `scangate.dev/reevaluate` value handled: the report was evaluated again at `at`.
@@ -297,6 +302,8 @@ pub struct Settled {
     pub publish_event: bool,
     /// Come back after this long even if nothing changes.
     pub requeue_after: Option<Duration>,
+    /// What to remember of the policy evaluation made, once the status is written.
+    pub evaluation: Option<LastEvaluation>,
 }
 
 /// The rescan interval a scan asks for, if any (zero is none).
@@ -455,12 +462,15 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
     };
 
     let mut results = None;
+    let mut evaluation_input = None;
     if let (Some(ScanState::Finished { .. }), Some(observed)) = (&state, report)
         && let Ok(facts) = &observed.read
     {
         let judging = judge(o, rules.config);
         let judged_by = judging.as_ref().map(|j| j.judging.clone());
-        let (policy, evaluated) = plan_policy(o, judging, facts, rules, &mut steps, &mut wake);
+        let (policy, evaluated, input) =
+            plan_policy(o, judging, facts, rules, &mut steps, &mut wake);
+        evaluation_input = input;
         let sending = plan_sending(o, facts, &evaluated, rules, &mut steps);
         if !o.settings.suspend
             && o.settings.scan_template.is_some()
@@ -515,6 +525,7 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
         handled_rescan,
         created_rescan,
         reevaluated,
+        evaluation_input,
     }))
 }
 
@@ -681,8 +692,9 @@ pub fn judge(o: &Observed, config: &AdmissionConfig) -> Option<Judge> {
     })
 }
 
-/// The policy state, or the evaluation to run for it, and the report as evaluated (with its
-/// exceptions).
+/// The policy state, or the evaluation to run for it, the report as evaluated (with its
+/// exceptions), and what the evaluation decides from when one is planned. An input evaluated
+/// already keeps the status's verdict ([`evaluation::skip`]).
 fn plan_policy(
     o: &Observed,
     judge: Option<Judge>,
@@ -690,9 +702,9 @@ fn plan_policy(
     rules: Rules<'_>,
     steps: &mut Vec<Step>,
     wake: &mut Vec<Timestamp>,
-) -> (PolicyState, Arc<Report>) {
+) -> (PolicyState, Arc<Report>, Option<u64>) {
     let Some(judge) = judge else {
-        return (PolicyState::NoPolicy, Arc::new(facts.report.clone()));
+        return (PolicyState::NoPolicy, Arc::new(facts.report.clone()), None);
     };
     let policy = match judge.policy {
         Ok(policy) => policy,
@@ -710,6 +722,7 @@ fn plan_policy(
                     generation: None,
                 },
                 Arc::new(facts.report.clone()),
+                None,
             );
         }
     };
@@ -724,6 +737,23 @@ fn plan_policy(
     let mut evaluated = facts.report.clone();
     evaluated.exceptions = active;
     let evaluated = Arc::new(evaluated);
+    let input = evaluation::input_of(&policy, &evaluated);
+    let forced = o.reevaluate_request.is_some()
+        && o.reevaluate_request
+            != o.previous
+                .as_ref()
+                .and_then(|p| p.handled_reevaluate.clone());
+    if let Some(due) = evaluation::skip(
+        o.last_evaluation.as_ref(),
+        o.previous.as_ref(),
+        input,
+        forced,
+        rules.error_retry,
+        o.now,
+    ) {
+        wake.extend(due);
+        return (PolicyState::Carried, evaluated, None);
+    }
     steps.push(Step::EvaluatePolicy {
         policy: policy.clone(),
         input: evaluated.clone(),
@@ -732,7 +762,7 @@ fn plan_policy(
         error: "the policy was not evaluated".into(),
         generation: policy.metadata.generation,
     };
-    (pending, evaluated)
+    (pending, evaluated, Some(input))
 }
 
 /// The send state, or the send to make for it: the report is sent once (the status says it
@@ -779,8 +809,10 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         mut handled_rescan,
         created_rescan,
         reevaluated,
+        evaluation_input,
         ..
     } = *work;
+    let mut evaluated = None;
     if matches!(outcomes.created, Some(Ok(_))) && created_rescan.is_some() {
         handled_rescan = created_rescan;
     }
@@ -837,13 +869,27 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         }
     };
     if let Some(results) = &mut results {
+        let mut policy_retry = true;
         if let Some(policy) = outcomes.policy {
-            results.policy = policy;
+            let answered = evaluation::answered(&policy);
+            let failures = evaluation_input.map_or(u32::from(!answered), |input| {
+                evaluation::failures(o.last_evaluation.as_ref(), input, answered)
+            });
+            results.policy = if answered {
+                policy
+            } else {
+                // Tried again with backoff, not after the error-retry delay.
+                policy_retry = false;
+                let retry_at = evaluation::next_try(o.now, failures, rules.error_retry);
+                wake.push(retry_at);
+                evaluation::stabilise(policy, o.previous.as_ref(), results.stored_at, retry_at)
+            };
+            evaluated = evaluation_input.map(|input| (input, failures));
         }
         if let Some(sending) = outcomes.sending {
             results.sending = sending;
         }
-        retry_errors |= matches!(results.policy, PolicyState::Error { .. })
+        retry_errors |= (policy_retry && matches!(results.policy, PolicyState::Error { .. }))
             || matches!(results.sending, SendState::Failed { .. });
     }
     let previous = o.previous.as_ref();
@@ -874,9 +920,12 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
                 .unwrap_or(o.now),
         );
     }
+    let evaluation =
+        evaluated.map(|(input, failures)| evaluation::remember(input, failures, &desired, o.now));
     Settled {
         write: changed.then_some(desired),
         publish_event,
+        evaluation,
         requeue_after: wake
             .into_iter()
             .min()
@@ -973,6 +1022,27 @@ mod tests {
         Arc::new(p)
     }
 
+    /// What `strict` ([`policy`]) gives on [`report`]: CVE-1 denied.
+    fn denied_by_strict() -> PolicyState {
+        PolicyState::Evaluated {
+            outcome: outcome(
+                &report(),
+                Ok(Evaluation {
+                    deny: vec!["CVE-1 (critical)".into()],
+                }),
+            ),
+            generation: Some(4),
+        }
+    }
+
+    /// The outcomes of a reconcile that evaluated the policy, to `policy`.
+    fn evaluated(policy: PolicyState) -> Outcomes {
+        Outcomes {
+            policy: Some(policy),
+            ..Outcomes::default()
+        }
+    }
+
     /// A scan with no template, no report and no status.
     fn scan() -> Observed {
         Observed {
@@ -993,6 +1063,7 @@ mod tests {
             policy: None,
             default_policy: None,
             exceptions: vec![],
+            last_evaluation: None,
             now: ts(NOW),
         }
     }
@@ -1217,28 +1288,63 @@ mod tests {
                 template: "grype".into()
             })
         );
-        let denied = PolicyState::Evaluated {
-            outcome: outcome(
-                &report(),
-                Ok(Evaluation {
-                    deny: vec!["CVE-1 (critical)".into()],
-                }),
-            ),
-            generation: Some(4),
-        };
-        let end = settle(
-            &o,
-            w,
-            Outcomes {
-                policy: Some(denied),
-                ..Outcomes::default()
-            },
-            rules(&config),
-        );
+        let end = settle(&o, w, evaluated(denied_by_strict()), rules(&config));
         let status = end.write.unwrap_or_else(|| panic!("written"));
         assert_eq!(status.phase, Some(Phase::Failed));
         assert!(end.publish_event);
         assert_eq!(end.requeue_after, None);
+    }
+
+    #[test]
+    fn a_decided_verdict_is_evaluated_once_and_outlives_an_evaluation_without_answer() {
+        let config = config();
+        let mut o = scan();
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(pushed(report()));
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
+        let end = settle(&o, w, evaluated(denied_by_strict()), rules(&config));
+        let failed = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(failed.phase, Some(Phase::Failed));
+        // The next reconcile over that status: the same input is not evaluated again.
+        o.previous = Some(failed.clone());
+        o.last_evaluation = end.evaluation.clone();
+        assert_eq!(end.evaluation.as_ref().map(|e| e.failures), Some(0));
+        let w = work(&o, rules(&config));
+        assert!(steps(&w).is_empty(), "{:?}", steps(&w));
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        assert_eq!(end.write, None, "nothing changed");
+        // A reevaluation asked for evaluates, and a time limit there keeps the verdict.
+        o.reevaluate_request = Some("now".into());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
+        let stopped = PolicyState::Unanswered {
+            error: "policy apps/strict.rego exceeded the time limit of 2 s".into(),
+            generation: Some(4),
+            limit: true,
+        };
+        let end = settle(&o, w, evaluated(stopped), rules(&config));
+        let kept = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(kept.phase, Some(Phase::Failed));
+        assert_eq!(kept.last_result, failed.last_result);
+        assert_eq!(kept.violations, failed.violations);
+        let condition = kept
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::PolicySucceeded)
+            .unwrap_or_else(|| panic!("a policy condition"));
+        assert_eq!(condition.status, ConditionStatus::False);
+        let error = condition.error.clone().unwrap_or_default();
+        assert!(error.contains("exceeded the time limit of 2 s"), "{error}");
+        assert!(!end.publish_event, "the phase did not change");
+        // Tried again after the error-retry delay, then after twice that.
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
+        assert_eq!(end.evaluation.as_ref().map(|e| e.failures), Some(1));
+        o.previous = Some(kept);
+        o.last_evaluation = end.evaluation;
+        let w = work(&o, rules(&config));
+        assert!(steps(&w).is_empty(), "not due yet: {:?}", steps(&w));
     }
 
     #[test]

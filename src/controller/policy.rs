@@ -12,15 +12,17 @@ use crate::api::{ScanException, ScanPolicy, ScanPolicySpec};
 use crate::image::ImageRef;
 use crate::index::Exception;
 use crate::policy::{CompatInput, Evaluation, source_name};
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox::{self, Requester, Sandbox};
 
 /// What evaluating a policy on a report gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evaluated {
     /// The policy ran: its deny messages.
     Ran(Evaluation),
-    /// The policy failed on this report or exceeded a limit; the message names it.
+    /// The policy failed on this report (an evaluation error: the same every time).
     Failed(String),
+    /// A limit stopped the policy (memory, time, CPU time, stack); the message names it.
+    Stopped(String),
     /// The policy does not compile.
     DoesNotCompile(String),
     /// No answer this time (too many evaluations at once, a worker failed): retry later.
@@ -34,6 +36,8 @@ impl Evaluated {
         let message = error.to_string();
         if error.is_compile_error() {
             Self::DoesNotCompile(message)
+        } else if error.is_a_limit() {
+            Self::Stopped(message)
         } else if error.is_the_policys() {
             Self::Failed(message)
         } else {
@@ -65,8 +69,14 @@ impl PolicyCache {
         }
     }
 
-    /// Evaluates `policy` on `report` (a normalized report with its `exceptions`).
-    pub async fn evaluate(&self, policy: &ScanPolicy, report: Value) -> Evaluated {
+    /// Evaluates `policy` on `report` (a normalized report with its `exceptions`), in the lane
+    /// of `requester`.
+    pub async fn evaluate(
+        &self,
+        requester: &Requester,
+        policy: &ScanPolicy,
+        report: Value,
+    ) -> Evaluated {
         let (key, version) = identity(policy);
         if let Some(error) = self.known_broken(&key, &version) {
             return Evaluated::DoesNotCompile(error);
@@ -75,7 +85,7 @@ impl PolicyCache {
         let name = source_name(&key.0, &key.1);
         let evaluated = match self
             .sandbox
-            .evaluate(&name, rego, CompatInput::detect(rego), report)
+            .evaluate(requester, &name, rego, CompatInput::detect(rego), report)
             .await
         {
             Ok(evaluation) => Evaluated::Ran(evaluation),
@@ -130,6 +140,17 @@ fn identity(policy: &ScanPolicy) -> (PolicyKey, PolicyVersion) {
     let name = policy.metadata.name.clone().unwrap_or_default();
     let version = (policy.metadata.uid.clone(), policy.metadata.generation);
     ((namespace, name), version)
+}
+
+/// Whose lane a scan's evaluations run in: the admin's for scangate's and the trusted
+/// namespaces, else the scan's namespace's (tenants are served in turn).
+#[must_use]
+pub fn requester(scan_namespace: &str, config: &AdmissionConfig) -> Requester {
+    if config.is_trusted_namespace(scan_namespace) {
+        Requester::Trusted
+    } else {
+        Requester::Tenant(scan_namespace.to_string())
+    }
 }
 
 /// The ScanExceptions that apply to a scan of `image` in `scan_namespace` at `now`, as the
@@ -293,7 +314,15 @@ mod tests {
         };
         assert!(matches!(
             Evaluated::from_error(&memory),
-            Evaluated::Failed(m) if m.contains("memory limit of 256 MiB")
+            Evaluated::Stopped(m) if m.contains("memory limit of 256 MiB")
+        ));
+        let failed = Error::Rejected {
+            stage: Stage::Evaluate,
+            message: "policy shop/x.rego: division by zero".into(),
+        };
+        assert!(matches!(
+            Evaluated::from_error(&failed),
+            Evaluated::Failed(m) if m.contains("division by zero")
         ));
         let busy = Error::Busy {
             running: 2,
@@ -326,12 +355,14 @@ mod tests {
             broken.insert(key, (version, "does not compile".into()));
         }
         assert_eq!(
-            cache.evaluate(&policy, json!({})).await,
+            cache
+                .evaluate(&Requester::Trusted, &policy, json!({}))
+                .await,
             Evaluated::DoesNotCompile("does not compile".into())
         );
         policy.metadata.generation = Some(2);
         assert!(matches!(
-            cache.evaluate(&policy, json!({})).await,
+            cache.evaluate(&Requester::Trusted, &policy, json!({})).await,
             Evaluated::Unavailable(m) if m.contains("cannot run the policy worker")
         ));
         cache.remove("apps", "strict");

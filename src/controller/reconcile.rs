@@ -19,6 +19,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::cache::Caches;
+use super::evaluation::LastEvaluation;
 use super::events::phase_note;
 use super::job::{JobSummary, build_job};
 use super::kinds::{ScanKind, check_resolved};
@@ -40,6 +41,7 @@ use crate::registry::{DockerConfig, Resolved, Resolver};
 use crate::report::{
     REPORTED_BY, Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value,
 };
+use crate::sandbox::Requester;
 
 /// Any new value of this annotation on a scan rescans it now (`kubectl scangate rescan`).
 pub const RESCAN_ANNOTATION: &str = "scangate.dev/rescan";
@@ -91,6 +93,9 @@ pub struct Context {
     /// over: while the scan's cache still shows that version, the write is what the status is.
     /// An entry goes when the cache shows another version or the scan is being deleted.
     pub written: Mutex<HashMap<String, (Option<String>, ScanStatus)>>,
+    /// The last policy evaluation per scan, remembered once its status is written: an
+    /// unchanged input is not evaluated again, one that gave no answer is retried with backoff.
+    pub evaluations: Mutex<HashMap<String, LastEvaluation>>,
 }
 
 /// Why a status write failed.
@@ -159,6 +164,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             if let Ok(mut written) = ctx.written.lock() {
                 written.remove(&key);
             }
+            if let Ok(mut evaluations) = ctx.evaluations.lock() {
+                evaluations.remove(&key);
+            }
             return Ok(Action::await_change());
         }
         Plan::Work(work) => work,
@@ -205,6 +213,11 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             publish_phase_event(scan, status, ctx).await;
         }
     }
+    if let Some(evaluation) = settled.evaluation
+        && let Ok(mut evaluations) = ctx.evaluations.lock()
+    {
+        evaluations.insert(failure_key(scan), evaluation);
+    }
     Ok(settled
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
@@ -232,6 +245,11 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         None => scan.scan_status().cloned(),
     };
     drop(written);
+    let last_evaluation = ctx
+        .evaluations
+        .lock()
+        .ok()
+        .and_then(|evaluations| evaluations.get(&key).cloned());
     let resolve = ctx
         .resolver
         .as_ref()
@@ -318,6 +336,7 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         policy,
         default_policy,
         exceptions,
+        last_evaluation,
         now: Timestamp::from_second(now.as_second()).unwrap_or(now),
         name,
         namespace,
@@ -398,7 +417,8 @@ async fn apply<K: ScanKind>(
             }
             Step::ForgetPolicy { namespace, name } => ctx.policies.remove(namespace, name),
             Step::EvaluatePolicy { policy, input } => {
-                outcomes.policy = Some(evaluate_policy(policy, input, ctx).await?);
+                let requester = super::policy::requester(namespace, &ctx.config);
+                outcomes.policy = Some(evaluate_policy(&requester, policy, input, ctx).await?);
             }
             Step::SendResults { report } => {
                 outcomes.sending = Some(send_results(scan, report, ctx).await);
@@ -641,8 +661,10 @@ async fn create_or_adopt(
     }
 }
 
-/// Evaluates the policy in the sandbox on the report with its exceptions.
+/// Evaluates the policy in the sandbox, in the requester's lane, on the report with its
+/// exceptions.
 async fn evaluate_policy(
+    requester: &Requester,
     policy: &ScanPolicy,
     input: &Report,
     ctx: &Context,
@@ -651,19 +673,29 @@ async fn evaluate_policy(
     use crate::policy::Outcome;
     let generation = policy.metadata.generation;
     let value = serde_json::to_value(input)?;
-    Ok(match ctx.policies.evaluate(policy, value).await {
-        Evaluated::Ran(evaluation) => PolicyState::Evaluated {
-            outcome: outcome(input, Ok(evaluation)),
-            generation,
+    Ok(
+        match ctx.policies.evaluate(requester, policy, value).await {
+            Evaluated::Ran(evaluation) => PolicyState::Evaluated {
+                outcome: outcome(input, Ok(evaluation)),
+                generation,
+            },
+            Evaluated::Failed(error) => PolicyState::Evaluated {
+                outcome: Outcome::error(error),
+                generation,
+            },
+            Evaluated::DoesNotCompile(error) => PolicyState::Error { error, generation },
+            Evaluated::Stopped(error) => PolicyState::Unanswered {
+                error,
+                generation,
+                limit: true,
+            },
+            Evaluated::Unavailable(error) => PolicyState::Unanswered {
+                error,
+                generation,
+                limit: false,
+            },
         },
-        Evaluated::Failed(error) => PolicyState::Evaluated {
-            outcome: Outcome::error(error),
-            generation,
-        },
-        Evaluated::DoesNotCompile(error) | Evaluated::Unavailable(error) => {
-            PolicyState::Error { error, generation }
-        }
-    })
+    )
 }
 
 /// The namespaces whose exceptions may shape a scan's result in `namespace`.

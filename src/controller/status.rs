@@ -59,6 +59,21 @@ pub enum PolicyState {
         outcome: Outcome,
         generation: Option<i64>,
     },
+    /// The previous status's verdict stands as it is (its PolicySucceeded condition,
+    /// violations and observed policy generation): nothing it was decided from has changed, or
+    /// an evaluation that gave no answer is not due again yet.
+    Carried,
+    /// The previous status's verdict on this same report stands, and its PolicySucceeded
+    /// condition's `error` says why no new one was reached.
+    Kept { error: String },
+    /// The evaluation gave no answer this time: a limit stopped it (`limit`), or the pool or
+    /// a worker failed. [`crate::controller::plan::settle`] turns it into `Kept`, a decided
+    /// error, or `Error`; shown as it is, it reads as `Error`.
+    Unanswered {
+        error: String,
+        generation: Option<i64>,
+        limit: bool,
+    },
 }
 
 /// The outcome of sending the report to the metadata store.
@@ -214,9 +229,39 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         });
         match &results.policy {
             PolicyState::NoPolicy => {}
-            PolicyState::Error { error, generation } => {
+            PolicyState::Error { error, generation }
+            | PolicyState::Unanswered {
+                error, generation, ..
+            } => {
                 status.observed_policy_generation = *generation;
                 conditions.push(Condition::policy_error(error.clone()));
+            }
+            PolicyState::Carried | PolicyState::Kept { .. } => {
+                let kept_error = match &results.policy {
+                    PolicyState::Kept { error } => Some(error.clone()),
+                    _ => None,
+                };
+                let previous = inputs.previous.and_then(|p| {
+                    let verdict = p
+                        .conditions
+                        .iter()
+                        .find(|c| c.type_ == ConditionType::PolicySucceeded)?;
+                    Some((p, verdict))
+                });
+                match previous {
+                    Some((p, verdict)) => {
+                        status.observed_policy_generation = p.observed_policy_generation;
+                        status.violations = p.violations.clone();
+                        let mut verdict = verdict.clone();
+                        if kept_error.is_some() {
+                            verdict.error = kept_error;
+                        }
+                        conditions.push(verdict);
+                    }
+                    None => conditions.push(Condition::policy_error(
+                        kept_error.unwrap_or_else(|| "the policy was not evaluated".into()),
+                    )),
+                }
             }
             PolicyState::Evaluated {
                 outcome,

@@ -16,11 +16,19 @@ use crate::report::{Artifact, ArtifactType};
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error(
-        "the report names no image, this scan is for {scan}: store the report of an image scan of {scan}"
+        "the report names no image, this scan is for {scan}: store the report of an image scan of {scan}, or say which image was scanned with `scangate report --image`"
     )]
     NoImage { scan: String },
     #[error("the report is for the {kind} {name:?}, not an image; this scan is for {scan}")]
     NotAnImage {
+        kind: &'static str,
+        name: String,
+        scan: String,
+    },
+    #[error(
+        "the report is for the {kind} {name:?}, which names no image; this scan is for {scan}: when the scanner read {scan} from there, say so with `scangate report --image`"
+    )]
+    OnDisk {
         kind: &'static str,
         name: String,
         scan: String,
@@ -53,43 +61,132 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Prefixes Grype keeps in `userInput` to say where it read the image from.
 const SOURCE_SCHEMES: [&str; 4] = ["registry:", "docker:", "podman:", "containerd:"];
 
+/// Prefixes Grype and Syft use for an image or a tree read from disk, and what each reads.
+const DISK_SCHEMES: [(&str, &str); 7] = [
+    ("docker-archive:", "archive"),
+    ("oci-archive:", "archive"),
+    ("oci-dir:", "directory"),
+    ("dir:", "directory"),
+    ("file:", "file"),
+    ("sif:", "file"),
+    ("singularity:", "file"),
+];
+
+/// How file names of image archives end (`docker save`, `podman save`, OCI layouts packed).
+const ARCHIVE_SUFFIXES: [&str; 6] = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2"];
+
+/// What a report's artifact names as the scanned target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named<'a> {
+    /// Nothing: the report does not say.
+    Nothing,
+    /// Something the scanner read from disk (an image archive, a directory, a file): the
+    /// bytes may be an image's, but the report does not say which image.
+    OnDisk { kind: &'static str, name: &'a str },
+    /// A source repository.
+    Repository(&'a str),
+    /// What the report gives as an image's name (it may still not parse as a reference).
+    Image(&'a str),
+}
+
+/// What a report names: a filesystem or a name with a scanner's disk scheme (`dir:`,
+/// `docker-archive:`), a path (`/…`, `./…`, `../…`, `~/…`) or an archive's file name
+/// (`alpine.tar.gz`: Trivy names an image it read with `--input` by the file) is on disk;
+/// any other name is an image's.
+pub fn named(report: &Artifact) -> Named<'_> {
+    let name = report.name.trim();
+    if name.is_empty() {
+        return Named::Nothing;
+    }
+    match report.artifact_type {
+        ArtifactType::Filesystem => Named::OnDisk {
+            kind: "filesystem",
+            name,
+        },
+        ArtifactType::Repository => Named::Repository(name),
+        ArtifactType::Image | ArtifactType::Sbom | ArtifactType::Unknown => match on_disk(name) {
+            Some(kind) => Named::OnDisk { kind, name },
+            None => Named::Image(name),
+        },
+    }
+}
+
+/// The kind of thing on disk `name` is, or `None` when it reads as an image's name.
+fn on_disk(name: &str) -> Option<&'static str> {
+    if let Some((_, kind)) = DISK_SCHEMES.iter().find(|(s, _)| name.starts_with(s)) {
+        return Some(kind);
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    // A tag or a digest makes it an image's name, whatever its repository is called.
+    let archive = !last.contains([':', '@'])
+        && ARCHIVE_SUFFIXES
+            .iter()
+            .any(|suffix| last.to_ascii_lowercase().ends_with(suffix));
+    let path =
+        name == "." || name == ".." || ["/", "./", "../", "~/"].iter().any(|p| name.starts_with(p));
+    match (archive, path) {
+        (true, _) => Some("archive"),
+        (false, true) => Some("path"),
+        (false, false) => None,
+    }
+}
+
 /// Checks that a report is for the ImageScan of `spec_image`: the same registry and repository
 /// after normalization; the same digest when the spec pins one (the report's name or its
 /// recorded digest); the same tag when neither pins a digest and both name one. A report that
-/// names no image, or a filesystem or repository, is refused.
+/// names no image, something on disk ([`named`]) or a repository is refused.
 pub fn check_image(spec_image: &str, report: &Artifact) -> Result<()> {
     let spec = ImageRef::parse(spec_image).map_err(|cause| Error::Spec {
         cause: Box::new(cause),
         image: spec_image.to_string(),
     })?;
     let scan = spec.to_string();
-    let kind = match report.artifact_type {
-        ArtifactType::Filesystem => Some("filesystem"),
-        ArtifactType::Repository => Some("repository"),
-        ArtifactType::Image | ArtifactType::Sbom | ArtifactType::Unknown => None,
+    let name = match named(report) {
+        Named::Image(name) => name,
+        Named::Nothing => return Err(Error::NoImage { scan }),
+        // A name that reads as a path or an archive may still be an image's (a repository
+        // may be called `app.tar`): it counts when it is this scan's image, as it always
+        // has, and a refusal says what it looks like.
+        Named::OnDisk { kind, name } if report.artifact_type != ArtifactType::Filesystem => {
+            return compare_named(&spec, name, report.digest.as_deref()).map_err(|_| {
+                Error::OnDisk {
+                    kind,
+                    name: name.to_string(),
+                    scan,
+                }
+            });
+        }
+        Named::OnDisk { kind, name } => {
+            return Err(Error::OnDisk {
+                kind,
+                name: name.to_string(),
+                scan,
+            });
+        }
+        Named::Repository(name) => {
+            return Err(Error::NotAnImage {
+                kind: "repository",
+                name: name.to_string(),
+                scan,
+            });
+        }
     };
-    let name = report.name.trim();
-    if let Some(kind) = kind.filter(|_| !name.is_empty()) {
-        return Err(Error::NotAnImage {
-            kind,
-            name: name.to_string(),
-            scan,
-        });
-    }
-    if name.is_empty() {
-        return Err(Error::NoImage { scan });
-    }
+    compare_named(&spec, name, report.digest.as_deref())
+}
+
+/// Compares the image a report names, with or without a Grype source scheme, with the spec.
+fn compare_named(spec: &ImageRef, name: &str, recorded_digest: Option<&str>) -> Result<()> {
     // `registry:busybox` is Grype's spelling of `busybox` read from a registry, but
     // `docker:27` is also an image: both readings are tried, the scheme-less one reported.
     let stripped = SOURCE_SCHEMES
         .iter()
         .find_map(|scheme| name.strip_prefix(scheme))
         .filter(|rest| !rest.is_empty());
-    let mut outcome = compare(&spec, name, report.digest.as_deref());
+    let mut outcome = compare(spec, name, recorded_digest);
     if outcome.is_err()
         && let Some(rest) = stripped
     {
-        outcome = compare(&spec, rest, report.digest.as_deref());
+        outcome = compare(spec, rest, recorded_digest);
     }
     outcome
 }
@@ -287,7 +384,7 @@ mod tests {
                 spec,
                 &fixture("grype/grype-0.24.0_directory-scan_npm-python.json")
             ),
-            Err(Error::NotAnImage {
+            Err(Error::OnDisk {
                 kind: "filesystem",
                 ..
             })
@@ -302,13 +399,27 @@ mod tests {
                 ..
             })
         ));
-        // An image read from a tarball is not the registry image.
-        assert!(
+        // An image read from a tarball is not the registry image: Trivy names the file.
+        assert!(matches!(
             check_image(
                 "alpine:3.9",
                 &fixture("trivy/trivy_alpine-3.9_image_golden.json")
-            )
-            .is_err()
+            ),
+            Err(Error::OnDisk {
+                kind: "archive",
+                ..
+            })
+        ));
+        let sarif = check_image(
+            "alpine:3.10",
+            &fixture("sarif/trivy_alpine-3.10_image_golden.sarif"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert_eq!(
+            sarif,
+            "the report is for the archive \"testdata/fixtures/images/alpine-310.tar.gz\", which names no image; this scan is for docker.io/library/alpine:3.10: when the scanner read docker.io/library/alpine:3.10 from there, say so with `scangate report --image`"
         );
         let message = check_image(spec, &Artifact::default())
             .err()
@@ -318,6 +429,78 @@ mod tests {
             message.contains("names no image") && message.contains(spec),
             "{message}"
         );
+    }
+
+    #[test]
+    fn names_on_disk_are_told_from_image_names() {
+        let artifact = |artifact_type, name: &str| Artifact {
+            artifact_type,
+            name: name.into(),
+            digest: None,
+            image_id: None,
+        };
+        // What `named` says of an image report with this name, compared with `expected`.
+        let image_is = |name: &str, expected: Named<'_>| {
+            assert_eq!(
+                named(&artifact(ArtifactType::Image, name)),
+                expected,
+                "{name}"
+            );
+        };
+        for (name, kind) in [
+            ("testdata/fixtures/images/alpine-310.tar.gz", "archive"),
+            ("alpine.TAR", "archive"),
+            ("out/app.tgz", "archive"),
+            ("docker-archive:app.tar", "archive"),
+            ("oci-archive:/tmp/app", "archive"),
+            ("oci-dir:layout", "directory"),
+            ("dir:.", "directory"),
+            ("file:/tmp/app.jar", "file"),
+            ("/var/lib/rootfs", "path"),
+            ("./rootfs", "path"),
+            ("../images/app", "path"),
+            ("~/app", "path"),
+            (".", "path"),
+        ] {
+            image_is(name, Named::OnDisk { kind, name });
+        }
+        for name in [
+            "busybox:1.32.1",
+            "registry:busybox",
+            "docker:27",
+            "ghcr.io/org/app.tar:1.0",
+            "localhost:5000/app.tar@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            "ghcr.io/org/tarball",
+        ] {
+            image_is(name, Named::Image(name));
+        }
+        image_is("  ", Named::Nothing);
+        let filesystem = artifact(ArtifactType::Filesystem, "app");
+        assert_eq!(
+            named(&filesystem),
+            Named::OnDisk {
+                kind: "filesystem",
+                name: "app"
+            }
+        );
+        let repository = artifact(ArtifactType::Repository, "https://x.example/a");
+        assert_eq!(named(&repository), Named::Repository("https://x.example/a"));
+        let sbom = artifact(ArtifactType::Sbom, "busybox:1");
+        assert_eq!(named(&sbom), Named::Image("busybox:1"));
+    }
+
+    #[test]
+    fn an_image_named_like_an_archive_still_counts_for_its_own_scan() {
+        let mut artifact = busybox();
+        artifact.name = "ghcr.io/org/app.tar".into();
+        assert_eq!(check_image("ghcr.io/org/app.tar", &artifact), Ok(()));
+        assert!(matches!(
+            check_image("ghcr.io/org/other", &artifact),
+            Err(Error::OnDisk {
+                kind: "archive",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -19,14 +19,18 @@
 //! - **core dumps**: none (`RLIMIT_CORE` 0);
 //! - **OOM score**: `oom_score_adj` 1000, so a container out of memory loses a worker first.
 //!
-//! The parent ([`Sandbox`]) kills a worker still running at the wall-clock time limit, runs at
-//! most `concurrency` workers at once with at most `queue` more waiting, and refuses anything
-//! beyond that at once. Every refusal names the limit it hit.
+//! The parent ([`Sandbox`]) kills a worker still running at the wall-clock time limit. Trusted
+//! work (scangate's namespace, trusted namespaces) and tenants' work each run at most
+//! `concurrency` workers at once with at most `queue` more waiting, so no tenant can delay the
+//! admin's checks or trusted scans' verdicts; waiting tenants are served in turn, and the
+//! webhook bounds each user's checks in progress ([`fair`]). Anything beyond is refused at
+//! once. Every refusal names the limit it hit.
 //!
 //! - [`protocol`]: the request and answer, and the pure reading of how a worker ended;
 //! - [`worker`]: the child's side;
 //! - [`Sandbox`]: the parent's side.
 
+pub mod fair;
 mod pool;
 pub mod protocol;
 pub mod worker;
@@ -35,6 +39,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use fair::Requester;
 pub use pool::Sandbox;
 pub use protocol::{Answer, Request, Stage};
 
@@ -45,10 +50,12 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// The wall-clock time one worker may run.
     pub time: Duration,
-    /// Workers running at once.
+    /// Workers running at once, per lane (trusted work, tenants' work).
     pub concurrency: usize,
     /// Checks waiting for a worker, beyond which checks are refused at once.
     pub queue: usize,
+    /// Checks one tenant may have running or waiting; `None`: only the lane's bounds.
+    pub per_tenant: Option<usize>,
 }
 
 impl Default for Limits {
@@ -58,6 +65,7 @@ impl Default for Limits {
             time: Duration::from_secs(2),
             concurrency: 2,
             queue: 4,
+            per_tenant: None,
         }
     }
 }
@@ -119,6 +127,18 @@ pub enum Error {
         running: usize,
         /// The queue limit.
         waiting: usize,
+    },
+
+    /// One tenant has its most checks in progress.
+    #[error(
+        "too many policy checks in progress for {tenant} ({most} running or waiting, the most \
+         one user may have at once); retry when one has finished"
+    )]
+    TenantBusy {
+        /// The user (or namespace) whose checks these are.
+        tenant: String,
+        /// The bound.
+        most: usize,
     },
 
     /// The worker ran out of its memory limit.
@@ -242,6 +262,19 @@ impl Error {
             self,
             Self::Rejected { .. }
                 | Self::MemoryLimit { .. }
+                | Self::TimeLimit { .. }
+                | Self::CpuLimit { .. }
+                | Self::StackOverflow { .. }
+        )
+    }
+
+    /// Whether a limit stopped the policy (memory, time, CPU time, stack): the same policy on
+    /// the same input may pass another time (the time limit depends on the machine's load).
+    #[must_use]
+    pub const fn is_a_limit(&self) -> bool {
+        matches!(
+            self,
+            Self::MemoryLimit { .. }
                 | Self::TimeLimit { .. }
                 | Self::CpuLimit { .. }
                 | Self::StackOverflow { .. }

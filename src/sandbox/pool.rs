@@ -4,11 +4,15 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
-use tokio::sync::Semaphore;
+use std::sync::Mutex;
+use std::time::Duration;
 
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+use super::fair::{LaneLimits, Lanes, Requester};
 use super::protocol::{self, Answer, Ended, Finished, MAX_ANSWER_BYTES, MAX_STDERR_BYTES};
 use super::{Error, Limits, Request, Result, Seconds};
 use crate::policy::{CompatInput, Evaluation};
@@ -16,28 +20,35 @@ use crate::policy::{CompatInput, Evaluation};
 /// The hidden subcommand that runs a worker.
 pub const WORKER_COMMAND: &str = "policy-worker";
 
-/// Runs policy checks and evaluations in worker processes, at most `concurrency` at once and
-/// `queue` more waiting; refuses the rest at once. Cheap to share behind an `Arc`.
+/// Runs policy checks and evaluations in long-lived worker processes (each answers requests
+/// one at a time and keeps the policies it compiled; one that hits a limit or misbehaves is
+/// killed and replaced): trusted work and tenants' work each
+/// at most `concurrency` at once and `queue` more waiting, tenants in turn and each within
+/// `per_tenant`; refuses the rest at once. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Sandbox {
     program: PathBuf,
     limits: Limits,
-    /// One permit per running worker.
-    running: Semaphore,
-    /// One permit per running or waiting check: when none is left, the queue is full.
-    admitted: Arc<Semaphore>,
+    lanes: Arc<Lanes>,
+    /// Workers waiting for their next request: tenants' (0) and trusted work's (1), so a
+    /// trusted evaluation never runs in a process a tenant's policy ran in.
+    idle: [Mutex<Vec<Worker>>; 2],
 }
 
 impl Sandbox {
     /// A pool whose workers run `program policy-worker …` (the scangate binary).
     #[must_use]
     pub fn new(program: PathBuf, limits: Limits) -> Self {
-        let concurrency = limits.concurrency.max(1);
+        let lanes = Lanes::new(LaneLimits {
+            running: limits.concurrency.max(1),
+            waiting: limits.queue,
+            per_tenant: limits.per_tenant,
+        });
         Self {
             program,
             limits,
-            running: Semaphore::new(concurrency),
-            admitted: Arc::new(Semaphore::new(concurrency.saturating_add(limits.queue))),
+            lanes,
+            idle: [Mutex::default(), Mutex::default()],
         }
     }
 
@@ -54,12 +65,12 @@ impl Sandbox {
     }
 
     /// The admission check of a ScanPolicy's Rego: it compiles and runs on the sample reports.
-    pub async fn check(&self, name: &str, rego: &str) -> Result<()> {
+    pub async fn check(&self, requester: &Requester, name: &str, rego: &str) -> Result<()> {
         let request = Request::Check {
             name: name.to_owned(),
             rego: rego.to_owned(),
         };
-        match self.run(&request).await? {
+        match self.run(requester, &request).await? {
             Answer::Passed => Ok(()),
             other => Err(unexpected(name, other)),
         }
@@ -68,6 +79,7 @@ impl Sandbox {
     /// Evaluates a policy on a normalized report.
     pub async fn evaluate(
         &self,
+        requester: &Requester,
         name: &str,
         rego: &str,
         input: CompatInput,
@@ -79,30 +91,34 @@ impl Sandbox {
             input,
             report,
         };
-        match self.run(&request).await? {
+        match self.run(requester, &request).await? {
             Answer::Evaluated { deny } => Ok(Evaluation { deny }),
             other => Err(unexpected(name, other)),
         }
     }
 
-    /// Waits for a worker (or refuses when the queue is full), runs it, reads its answer.
-    /// Policy errors and regorus's own timeout come back as errors.
-    async fn run(&self, request: &Request) -> Result<Answer> {
+    /// Waits for a worker of the requester's lane (or refuses at once), asks it, reads its
+    /// answer. Policy errors and regorus's own timeout come back as errors.
+    async fn run(&self, requester: &Requester, request: &Request) -> Result<Answer> {
         let name = request.name();
-        let busy = || Error::Busy {
-            running: self.limits.concurrency.max(1),
-            waiting: self.limits.queue,
-        };
-        let _admitted = Arc::clone(&self.admitted)
-            .try_acquire_owned()
-            .map_err(|_| busy())?;
-        let _running = self.running.acquire().await.map_err(|_| busy())?;
-        let body = serde_json::to_vec(request).map_err(|cause| Error::Encode {
+        let _turn = self.lanes.acquire(requester).await?;
+        let mut body = serde_json::to_vec(request).map_err(|cause| Error::Encode {
             name: name.to_owned(),
             cause,
         })?;
-        let finished = self.spawn(name, &body).await?;
-        match protocol::read(&finished, name, &self.limits)? {
+        body.push(b'\n');
+        let lane = usize::from(matches!(requester, Requester::Trusted));
+        let worker = match self.idle_worker(lane) {
+            Some(worker) => worker,
+            None => self.spawn(name)?,
+        };
+        let (answer, worker) = worker.ask(&body, name, &self.limits).await;
+        if let Some(worker) = worker
+            && let Ok(mut idle) = self.idle[lane].lock()
+        {
+            idle.push(worker);
+        }
+        match answer? {
             Answer::Rejected { stage, message } => Err(Error::Rejected { stage, message }),
             Answer::TimedOut => Err(Error::TimeLimit {
                 name: name.to_owned(),
@@ -112,9 +128,13 @@ impl Sandbox {
         }
     }
 
-    /// Starts a worker, gives it the request, and collects its output until it ends or the
-    /// time limit passes (then kills it).
-    async fn spawn(&self, name: &str, body: &[u8]) -> Result<Finished> {
+    /// A worker of the lane that answered before and waits for its next request.
+    fn idle_worker(&self, lane: usize) -> Option<Worker> {
+        self.idle.get(lane)?.lock().ok()?.pop()
+    }
+
+    /// Starts a worker with the pool's limits.
+    fn spawn(&self, name: &str) -> Result<Worker> {
         let spawn_error = |cause| Error::Spawn {
             name: name.to_owned(),
             program: self.program.clone(),
@@ -132,47 +152,119 @@ impl Sandbox {
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn_error)?;
-        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(spawn_error(std::io::Error::other(
                 "the worker's pipes were not opened",
             )));
         };
-        let write = async move {
-            // A worker that dies early closes its stdin; how it ended says why.
-            let _ = stdin.write_all(body).await;
+        Ok(Worker {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            // Read all along, so a worker that writes there never blocks on a full pipe.
+            stderr: tokio::spawn(read_bounded(stderr, MAX_STDERR_BYTES)),
+            answered: 0,
+        })
+    }
+}
+
+/// The most requests one worker answers before it is replaced (memory a long life leaves
+/// behind is returned with the process).
+const MAX_ANSWERS_PER_WORKER: u32 = 10_000;
+
+/// How long a worker that closed its output may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// A running worker process.
+#[derive(Debug)]
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr: JoinHandle<(Vec<u8>, bool)>,
+    answered: u32,
+}
+
+impl Worker {
+    /// Sends one request line and reads one answer line within the time limit. The worker
+    /// comes back when it answered and may answer again; one that was killed, died, or said
+    /// something that is not an answer is gone, and how it ended is the error.
+    async fn ask(
+        mut self,
+        body: &[u8],
+        name: &str,
+        limits: &Limits,
+    ) -> (Result<Answer>, Option<Self>) {
+        let mut line = Vec::new();
+        let exchange = async {
+            // A worker that died closed its stdin; reading its output then says how it ended.
+            let _ = self.stdin.write_all(body).await;
+            let _ = self.stdin.flush().await;
+            let limit = u64::try_from(MAX_ANSWER_BYTES).unwrap_or(u64::MAX);
+            (&mut self.stdout)
+                .take(limit.saturating_add(1))
+                .read_until(b'\n', &mut line)
+                .await
         };
-        let work = async {
-            let ((), out, err, status) = tokio::join!(
-                write,
-                read_bounded(stdout, MAX_ANSWER_BYTES),
-                read_bounded(stderr, MAX_STDERR_BYTES),
-                child.wait(),
-            );
-            (out, err, status)
-        };
-        let ((stdout, stdout_overflowed), (stderr, _), status) =
-            match tokio::time::timeout(self.limits.time, work).await {
-                Ok(done) => done,
-                Err(_) => {
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
-                    return Ok(Finished {
-                        ended: Ended::KilledAtDeadline,
-                        stdout: Vec::new(),
-                        stdout_overflowed: false,
-                        stderr: Vec::new(),
-                    });
+        let read = tokio::time::timeout(limits.time, exchange).await;
+        let complete = line.last() == Some(&b'\n');
+        match read {
+            Err(_) => {
+                self.kill().await;
+                let finished = Finished {
+                    ended: Ended::KilledAtDeadline,
+                    stdout: Vec::new(),
+                    stdout_overflowed: false,
+                    stderr: Vec::new(),
+                };
+                (protocol::read(&finished, name, limits), None)
+            }
+            Ok(Ok(_)) if complete => match protocol::decode_answer(&line, name) {
+                Ok(answer) => {
+                    self.answered += 1;
+                    let again = self.answered < MAX_ANSWERS_PER_WORKER;
+                    (Ok(answer), again.then_some(self))
                 }
-            };
-        let status = status.map_err(spawn_error)?;
-        Ok(Finished {
-            ended: ended(status),
+                Err(garbled) => {
+                    self.kill().await;
+                    (Err(garbled), None)
+                }
+            },
+            Ok(_) => {
+                let overflowed = line.len() > MAX_ANSWER_BYTES;
+                let finished = self.ended(line, overflowed).await;
+                (protocol::read(&finished, name, limits), None)
+            }
+        }
+    }
+
+    /// How a worker that stopped answering ended, with what it wrote.
+    async fn ended(mut self, stdout: Vec<u8>, stdout_overflowed: bool) -> Finished {
+        let ended = match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
+            Ok(Ok(status)) => ended(status),
+            Ok(Err(_)) | Err(_) => {
+                self.kill().await;
+                Ended::KilledAtDeadline
+            }
+        };
+        let (stderr, _) = tokio::time::timeout(EXIT_GRACE, self.stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        Finished {
+            ended,
             stdout,
             stdout_overflowed,
             stderr,
-        })
+        }
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 }
 

@@ -1,5 +1,6 @@
-//! What the parent and a worker say to each other (one JSON request on the worker's stdin, one
-//! JSON answer on its stdout), and how the parent reads the way a worker ended. Pure.
+//! What the parent and a worker say to each other (a JSON request per line on the worker's
+//! stdin, a JSON answer per line on its stdout), and how the parent reads the way a worker
+//! ended. Pure.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -159,9 +160,14 @@ fn decode(finished: &Finished, name: String) -> Result<Answer> {
             reason: format!("over {}", Bytes(MAX_ANSWER_BYTES as u64)),
         });
     }
-    serde_json::from_slice(&finished.stdout).map_err(|e| Error::Garbled {
-        name,
-        reason: format!("{e}; it starts with {:?}", excerpt(&finished.stdout)),
+    decode_answer(&finished.stdout, &name)
+}
+
+/// One answer a worker wrote (a line, or all it wrote before it exited).
+pub fn decode_answer(bytes: &[u8], name: &str) -> Result<Answer> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Garbled {
+        name: name.to_owned(),
+        reason: format!("{e}; it starts with {:?}", excerpt(bytes)),
     })
 }
 
@@ -200,6 +206,7 @@ mod tests {
             time: Duration::from_secs(2),
             concurrency: 2,
             queue: 4,
+            per_tenant: None,
         }
     }
 

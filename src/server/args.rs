@@ -54,4 +54,21 @@ pub struct WebhookArgs {
     pub max_body_bytes: usize,
     #[command(flatten)]
     pub policy: PolicyLimitArgs,
+    /// ScanPolicy checks one user may have running or waiting at once, outside scangate's and
+    /// the trusted namespaces (whose writes have workers of their own); more are refused at
+    /// once, so one user's dry runs cannot hold up anyone else's.
+    #[arg(long, env = "SCANGATE_POLICY_CHECKS_PER_USER", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub policy_checks_per_user: u16,
+}
+
+impl WebhookArgs {
+    /// The sandbox's limits for ScanPolicy checks.
+    #[must_use]
+    pub fn policy_limits(&self) -> crate::sandbox::Limits {
+        crate::sandbox::Limits {
+            per_tenant: Some(usize::from(self.policy_checks_per_user)),
+            ..self.policy.limits()
+        }
+    }
 }

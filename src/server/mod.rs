@@ -130,7 +130,7 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<()> {
         state: state.clone(),
         max_body_bytes: args.max_body_bytes,
         client,
-        policies: Arc::new(Sandbox::for_this_program(args.policy.limits())?),
+        policies: Arc::new(Sandbox::for_this_program(args.policy_limits())?),
     };
     tracing::info!(listen = %args.listen, admin = %args.admin_listen, "scangate webhook serving");
     axum_server::bind_rustls(args.listen, rustls)
