@@ -377,7 +377,7 @@ async fn check_policy(
 
 /// Whose budget a ScanPolicy check draws from: the admin's (scangate's and the trusted
 /// namespaces, which tenants cannot write), else its writer's.
-fn policy_requester(config: &AdmissionConfig, req: &AdmissionRequest<DynamicObject>) -> Requester {
+fn policy_requester(config: &AdmissionConfig, req: &Request) -> Requester {
     let namespace = req.namespace.as_deref().unwrap_or_default();
     if config.is_trusted_namespace(namespace) {
         Requester::Trusted
