@@ -11,8 +11,9 @@
 //! BENCH_RATE (2000 requests/s for the fixed-rate runs), BENCH_OPA (the `opa` binary; `make
 //! bench` builds it into target/tools/opa; without it the OPA rows are left out).
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
+#[path = "common/admission_data.rs"]
+mod admission_data;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,15 +25,13 @@ use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use scangate::image::ImageRef;
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+use admission_data::{OPA_POLICY, Result, opa_data, repo, reviews, write_scans};
+use scangate::admission::config::AdmissionConfig;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -43,55 +42,6 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// 10,000 ImageScans of distinct images across namespaces, plus the two the reviews hit.
-fn write_scans(dir: &Path, count: u64) -> Result<()> {
-    let mut out = std::fs::File::create(dir.join("scans.yaml"))?;
-    for i in 0..count {
-        let phase = if i % 7 == 0 { "Failed" } else { "Completed" };
-        writeln!(
-            out,
-            "---\napiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {{name: scan-{i}, namespace: ns-{}}}\nspec: {{registry: {{image: \"registry.example/team-{}/app-{i}:1.{}\"}}}}\nstatus:\n  phase: {phase}\n  artifact: {{registry: {{image: \"registry.example/team-{}/app-{i}@sha256:{:064x}\"}}}}\n  scannedAt: \"2026-11-20T10:00:00Z\"",
-            i % 50,
-            i % 100,
-            i % 10,
-            i % 100,
-            i
-        )?;
-    }
-    std::fs::copy(
-        repo().join("examples/scans/busybox.yaml"),
-        dir.join("busybox.yaml"),
-    )?;
-    std::fs::copy(
-        repo().join("examples/scans/alpine.yaml"),
-        dir.join("alpine.yaml"),
-    )?;
-    Ok(())
-}
-
-/// The real captures, pointed at namespace `shop` and at the example scans' images.
-fn reviews() -> Result<(Value, Value)> {
-    let pod_path =
-        repo().join("tests/fixtures/admission/pod-create-privileged.admissionreview.json");
-    let mut pod: Value = serde_json::from_slice(&std::fs::read(pod_path)?)?;
-    pod["request"]["namespace"] = "shop".into();
-    pod["request"]["object"]["metadata"]["namespace"] = "shop".into();
-    pod["request"]["object"]["spec"]["containers"][0]["image"] = "alpine:3.10".into();
-    pod["request"]["object"]["spec"]["containers"][1]["image"] = "busybox:1.32.1".into();
-    let deployment_path =
-        repo().join("tests/fixtures/admission/deployment-create.admissionreview.json");
-    let mut deployment: Value = serde_json::from_slice(&std::fs::read(deployment_path)?)?;
-    deployment["request"]["namespace"] = "shop".into();
-    deployment["request"]["object"]["metadata"]["namespace"] = "shop".into();
-    deployment["request"]["object"]["spec"]["template"]["spec"]["containers"][0]["image"] =
-        "alpine:3.10".into();
-    Ok((pod, deployment))
 }
 
 /// A request body, as a file for wrk and in memory for the fixed-rate loader.
@@ -105,58 +55,6 @@ fn body(dir: &Path, name: &str, value: &Value) -> Result<Body> {
     let file = dir.join(name);
     std::fs::write(&file, &bytes)?;
     Ok(Body { file, bytes })
-}
-
-/// The same ImageScans as OPA data: `scans[namespace][ref]`, each scan under its normalized
-/// tag reference (from `spec`) and digest reference (from `status.artifact`), as
-/// benches/opa/admission.rego looks them up.
-fn opa_data(scans_dir: &Path) -> Result<Value> {
-    let mut scans: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(scans_dir)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file)?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let scan = Value::deserialize(document)?;
-            if scan["kind"] != "ImageScan" {
-                continue;
-            }
-            let text_at = |pointer: &str| scan.pointer(pointer).and_then(Value::as_str);
-            let (Some(namespace), Some(name), Some(image), Some(phase)) = (
-                text_at("/metadata/namespace"),
-                text_at("/metadata/name"),
-                text_at("/spec/registry/image"),
-                text_at("/status/phase"),
-            ) else {
-                return Err(format!(
-                    "{}: an ImageScan without namespace, name, image or phase",
-                    file.display()
-                )
-                .into());
-            };
-            let mut entry = json!({
-                "namespace": namespace,
-                "name": name,
-                "phase": phase,
-                "image": image,
-                "violations": scan.pointer("/status/violations").cloned().unwrap_or(json!([])),
-            });
-            if let Some(policy) = text_at("/spec/scanPolicy") {
-                entry["policy"] = policy.into();
-            }
-            let mut refs = vec![ImageRef::parse(image)?.by_tag()];
-            if let Some(artifact) = text_at("/status/artifact/registry/image") {
-                refs.push(ImageRef::parse(artifact)?.by_digest());
-            }
-            let in_namespace = scans.entry(namespace.to_string()).or_default();
-            for reference in refs.into_iter().flatten() {
-                in_namespace.insert(reference, entry.clone());
-            }
-        }
-    }
-    Ok(json!({ "scans": scans }))
 }
 
 const WRK_SCRIPT: &str = r#"
@@ -279,7 +177,7 @@ fn start_opa(opa: &Path, dir: &Path, data: &Value, port: u16) -> Result<Killed> 
         .arg("--tls-private-key-file")
         .arg(dir.join("tls.key"))
         .arg(&data_file)
-        .arg(repo().join("benches/opa/admission.rego"))
+        .arg(repo().join(OPA_POLICY))
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot run {} (`make bench` builds it): {e}", opa.display()))?;
@@ -555,7 +453,12 @@ fn main() -> Result<()> {
         Some(opa) => {
             let opa_port = free_port()?;
             let started = Instant::now();
-            let server = start_opa(opa, dir.path(), &opa_data(&scans_dir)?, opa_port)?;
+            let server = start_opa(
+                opa,
+                dir.path(),
+                &opa_data(&scans_dir, &AdmissionConfig::default())?,
+                opa_port,
+            )?;
             wait_listening(opa_port)?;
             println!(
                 "OPA server: the same scans as data, listening after {:.1}s (pid {})",

@@ -1,5 +1,6 @@
 //! Real AdmissionReviews captured from kube-apiservers (tests/fixtures/admission/SOURCES.md)
-//! decode, and the workload review finds the images a person reading them finds.
+//! decode, and the workload review finds the images a person reading them finds; and the OPA
+//! peer of `make bench` decides the bench's reviews as scangate does.
 
 use std::path::Path;
 
@@ -122,8 +123,8 @@ fn workload_fixtures_yield_their_images() {
             continue;
         };
         let req = review::decode(&body(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let object = review::object_json(req.object.as_ref()).expect("object");
-        let found: Vec<String> = pod::containers(kind, &object)
+        let object = req.object_json().expect("object");
+        let found: Vec<String> = pod::containers(kind, object)
             .unwrap_or_else(|e| panic!("{file}: {e}"))
             .into_iter()
             .map(|c| c.image)
@@ -197,5 +198,111 @@ fn a_failed_image_in_each_workload_fixture_is_denied() {
                 "{file}: {outcome:?}"
             );
         }
+    }
+}
+
+// --- the bench's OPA peer decides as scangate does --------------------------------------------
+
+#[path = "../benches/common/admission_data.rs"]
+mod admission_data;
+
+/// The rule `make bench` asks the OPA server for (`POST /v1/data/scangate/admission/review`).
+const OPA_REVIEW: &str = "data.scangate.admission.review";
+
+/// How many generated scans the peers hold beside the example ones (the bench's 10,000 decide
+/// the same: none of them is an image the reviews run).
+const PEER_SCANS: u64 = 1_000;
+
+/// scangate's answer to a review as `scangate webhook --scans-dir` gives it: the admission
+/// response and each container's action (`allow`, `warn`, `deny`), in pod order.
+fn scangate_verdict(
+    state: &scangate::server::state::WebhookState,
+    body: &[u8],
+) -> (bool, usize, Vec<String>) {
+    let req = review::decode(body).unwrap_or_else(|e| panic!("{e}"));
+    let config = state.config();
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let exceptions = state.exceptions();
+    let index = state.scans();
+    let ctx = Context {
+        config: &config,
+        index: &index,
+        exceptions: &exceptions,
+        namespace: &namespace,
+        enforcement: state.enforcement(&namespace, &config),
+        now: Timestamp::now(),
+        pins_tags: state.pin_digests(&namespace, &config),
+    };
+    let (response, outcome) = review::review_workload(&req, &ctx);
+    let WorkloadOutcome::Decided(decision) = outcome else {
+        panic!("the bench's review was not decided: {outcome:?}")
+    };
+    let actions = decision
+        .verdicts
+        .iter()
+        .map(|v| serde_json::to_value(v.action).expect("an action encodes"))
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect();
+    let warnings = response.warnings.map_or(0, |w| w.len());
+    (response.allowed, warnings, actions)
+}
+
+/// The OPA peer's answer (benches/opa/admission.rego, evaluated by regorus, an OPA-compatible
+/// engine) on the data the bench gives the OPA server.
+fn peer_verdict(data: &Value, review: &Value) -> (bool, usize, Vec<String>) {
+    let rego = std::fs::read_to_string(admission_data::repo().join(admission_data::OPA_POLICY))
+        .expect("read the peer's Rego");
+    let mut engine = regorus::Engine::new();
+    engine
+        .add_policy(admission_data::OPA_POLICY.into(), rego)
+        .unwrap_or_else(|e| panic!("the peer's Rego does not compile: {e}"));
+    engine
+        .add_data(regorus::Value::from(data.clone()))
+        .expect("the peer's data loads");
+    engine.set_input(regorus::Value::from(review.clone()));
+    let eval = |engine: &mut regorus::Engine, rule: &str| -> Value {
+        let value = engine
+            .eval_rule(rule.into())
+            .unwrap_or_else(|e| panic!("{rule}: {e}"));
+        serde_json::from_str(&value.to_json_str().expect("a result encodes")).expect("JSON")
+    };
+    let answer = eval(&mut engine, OPA_REVIEW);
+    let verdicts = eval(&mut engine, "data.scangate.admission.verdicts");
+    let response = &answer["response"];
+    assert_eq!(response["uid"], review["request"]["uid"], "{answer}");
+    let actions = verdicts
+        .as_array()
+        .unwrap_or_else(|| panic!("verdicts: {verdicts}"))
+        .iter()
+        .map(|v| v["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let allowed = response["allowed"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no decision: {answer}"));
+    let warnings = response["warnings"].as_array().map_or(0, Vec::len);
+    (allowed, warnings, actions)
+}
+
+#[test]
+fn the_bench_opa_peer_decides_the_bench_reviews_as_scangate_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    admission_data::write_scans(dir.path(), PEER_SCANS).expect("write the bench's scans");
+    // `make bench` runs the webhook without --config: the default admission config.
+    let config = AdmissionConfig::default();
+    let state = scangate::server::state::WebhookState::new(config.clone());
+    scangate::server::sources::load_files(dir.path(), &state).expect("load the bench's scans");
+    let data = admission_data::opa_data(dir.path(), &config).expect("the bench's OPA data");
+    let (pod, deployment) = admission_data::reviews().expect("the bench's reviews");
+    let reviews = [("Pod", pod, false), ("Deployment", deployment, true)];
+    for (what, review, admitted) in reviews {
+        let body = serde_json::to_vec(&review).expect("encode");
+        let ours = scangate_verdict(&state, &body);
+        let peer = peer_verdict(&data, &review);
+        assert_eq!(
+            ours, peer,
+            "{what} review: scangate (left) and its OPA peer (right)"
+        );
+        // What the bench checks before it measures.
+        assert_eq!(ours.0, admitted, "{what} review: {ours:?}");
     }
 }

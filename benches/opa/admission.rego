@@ -2,13 +2,20 @@
 #
 #   POST /v1/data/scangate/admission/review  {"input": <AdmissionReview>}
 #
-# answers {"result": <AdmissionReview with a response>}. The scans are data (benches/admission.rs
-# writes them from the same ImageScans it gives scangate):
+# answers {"result": <AdmissionReview with a response>}. The scans and the trust settings are
+# data (benches/common/admission_data.rs writes them from the same ImageScans and admission
+# config it gives scangate):
 #
 #   data.scans[namespace][ref] = {"namespace", "name", "phase", "image", "policy", "violations"}
+#   data.trusted = [namespace, ...]     scangateNamespace and trustedScanNamespaces
+#   data.trustNamespaceScans = bool     trustNamespaceScans
 #
 # where ref is a normalized `registry/repository@digest` or `registry/repository:tag`, and a
-# scan is indexed under both. Only scans in the workload's own namespace count.
+# scan is indexed under both. As at the webhook (DESIGN.md, Trust model points 1 and 3), a scan
+# in a trusted namespace decides for every namespace; a scan in the workload's own namespace
+# (not trusted) can only deny more. Not modelled, as the bench uses none: exceptions, result
+# and tag ages, enforcement modes other than enforce, and ranking several trusted results by
+# time (the first trusted namespace with a scan decides).
 package scangate.admission
 
 review := {
@@ -71,37 +78,66 @@ verdicts := [verdict(c.name, image_ref(c.image)) |
 
 # --- the decision for one container ----------------------------------------------------------
 
-verdict(container, img) := phase_verdict(container, scan) if {
-	scan := lookup(img)
+# The namespaces whose scans are trusted results for this workload.
+trusted_namespaces := array.concat(data.trusted, [namespace]) if {
+	data.trustNamespaceScans
+} else := data.trusted
+
+# The workload namespace's own scans count as namespace scans unless they are trusted.
+namespace_scans_count if not namespace in trusted_namespaces
+
+# The trusted verdict, unless the namespace's own scan denies and the trusted one does not.
+verdict(container, img) := denial if {
+	trusted := trusted_verdict(container, img)
+	trusted.action != "deny"
+	denial := namespace_denial(container, img)
+} else := trusted_verdict(container, img)
+
+trusted_verdict(container, img) := phase_verdict(container, scan, "trusted") if {
+	scan := trusted_scan(img)
 } else := {"action": "warn", "reason": sprintf(
-	"container %q: image %s has no scan in namespace %s",
-	[container, display(img), namespace],
+	"container %q: image %s has no trusted scan (trusted: scans in %s)",
+	[container, display(img), concat(", ", trusted_namespaces)],
 )}
 
-# The scan of the digest if the reference pins one, else of the tag.
-lookup(img) := scan if {
-	img.digest != ""
-	scan := data.scans[namespace][concat("@", [img.name, img.digest])]
-} else := scan if {
-	img.tag != ""
-	scan := data.scans[namespace][concat(":", [img.name, img.tag])]
+# A namespace scan in phase Failed or Error: it denies there.
+namespace_denial(container, img) := phase_verdict(container, scan, "namespace") if {
+	namespace_scans_count
+	scan := lookup(namespace, img)
+	scan.phase in {"Failed", "Error"}
 }
 
-phase_verdict(_, scan) := {"action": "allow"} if scan.phase == "Completed"
+# The scan of the first trusted namespace that has one.
+trusted_scan(img) := found[0] if {
+	found := [scan | some ns in trusted_namespaces; scan := lookup(ns, img)]
+	count(found) > 0
+}
 
-phase_verdict(container, scan) := {"action": "warn", "reason": sprintf(
-	"container %q: image %s is not scanned yet: scan %s/%s is %s",
-	[container, scan.image, scan.namespace, scan.name, scan.phase],
+# The scan in namespace ns of the digest if the reference pins one, else of the tag.
+lookup(ns, img) := scan if {
+	img.digest != ""
+	scan := data.scans[ns][concat("@", [img.name, img.digest])]
+} else := scan if {
+	img.tag != ""
+	scan := data.scans[ns][concat(":", [img.name, img.tag])]
+}
+
+# `origin` is "trusted" or "namespace", as the webhook's messages name the scan.
+phase_verdict(_, scan, _) := {"action": "allow"} if scan.phase == "Completed"
+
+phase_verdict(container, scan, origin) := {"action": "warn", "reason": sprintf(
+	"container %q: image %s is not scanned yet: %s scan %s/%s is %s",
+	[container, scan.image, origin, scan.namespace, scan.name, scan.phase],
 )} if scan.phase in {"Pending", "Scanning"}
 
-phase_verdict(container, scan) := {"action": "deny", "reason": sprintf(
-	"container %q: image %s has scan %s/%s in phase Error; see `kubectl describe imagescan -n %s %s`",
-	[container, scan.image, scan.namespace, scan.name, scan.namespace, scan.name],
+phase_verdict(container, scan, origin) := {"action": "deny", "reason": sprintf(
+	"container %q: image %s has %s scan %s/%s in phase Error; see `kubectl describe imagescan -n %s %s`",
+	[container, scan.image, origin, scan.namespace, scan.name, scan.namespace, scan.name],
 )} if scan.phase == "Error"
 
-phase_verdict(container, scan) := {"action": "deny", "reason": sprintf(
-	"container %q: image %s failed scan %s/%s%s%s",
-	[container, scan.image, scan.namespace, scan.name, policy_note(scan), cves_note(scan)],
+phase_verdict(container, scan, origin) := {"action": "deny", "reason": sprintf(
+	"container %q: image %s failed %s scan %s/%s%s%s",
+	[container, scan.image, origin, scan.namespace, scan.name, policy_note(scan), cves_note(scan)],
 )} if scan.phase == "Failed"
 
 policy_note(scan) := sprintf(" (policy %s/%s)", [scan.namespace, scan.policy]) if {

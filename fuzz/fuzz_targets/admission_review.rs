@@ -6,10 +6,10 @@
 #![no_main]
 
 use jiff::Timestamp;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
+use kube::core::admission::AdmissionResponse;
 use libfuzzer_sys::fuzz_target;
 use scangate::admission::config::{AdmissionConfig, Enforcement};
+use scangate::admission::request::{Answer, Request};
 use scangate::admission::review;
 use scangate::admission::scanning::{self, JobRights, Names, Verdict};
 use scangate::admission::workload::Context;
@@ -32,11 +32,12 @@ fn now() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// Encodes an answer as the webhook does.
 fn encode(response: AdmissionResponse) {
-    let _ = serde_json::to_vec(&response.into_review());
+    let _ = serde_json::to_vec(&Answer::of(&response));
 }
 
-fn review_all(req: &AdmissionRequest<DynamicObject>, enforcement: Enforcement) {
+fn review_all(req: &Request, enforcement: Enforcement) {
     let config = AdmissionConfig::default();
     let index = ScanIndex::default();
     let namespace = req.namespace.clone().unwrap_or_default();
@@ -64,7 +65,7 @@ fn review_all(req: &AdmissionRequest<DynamicObject>, enforcement: Enforcement) {
 
     encode(review::review_exception_write(req, &config, now()));
 
-    if let Some(object) = review::object_json(req.object.as_ref()) {
+    if let Some(object) = req.object_json() {
         let name = object
             .pointer("/metadata/name")
             .and_then(serde_json::Value::as_str)
@@ -79,9 +80,9 @@ fn review_all(req: &AdmissionRequest<DynamicObject>, enforcement: Enforcement) {
             policy_check: Some(Ok(())),
             job_rights: &job_rights,
         };
-        match scanning::review(&req.kind.kind, &name, &object, &ctx) {
+        match scanning::review(&req.kind.kind, &name, object, &ctx) {
             Verdict::Allowed { warnings } => drop(warnings),
-            Verdict::Denied(message) => encode(review::deny(req, message)),
+            Verdict::Denied(message) => encode(req.deny(message)),
         }
     }
 }

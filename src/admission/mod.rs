@@ -5,6 +5,7 @@ pub mod pin;
 pub mod pod;
 pub mod pod_security;
 pub mod reporter;
+pub mod request;
 pub mod review;
 pub mod rollout;
 pub mod scanning;

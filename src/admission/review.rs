@@ -4,22 +4,20 @@
 
 use jiff::Timestamp;
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
 use serde_json::{Value, json};
 
 use super::config::{Action, AdmissionConfig, ReportWriter};
 use super::pin;
 use super::pod::{self, Container, WorkloadKind};
 use super::reporter::{self, PodClaim, ScanPod};
+use super::request::{REVIEW_API_VERSION, REVIEW_KIND, Request, Review};
 use super::rollout::{self, Rollout, Scope, Write};
 use super::scanning::{self, Verdict};
 use super::status;
 use super::workload::{self, Context, Decision};
 use crate::index::{APPROVED_AT, APPROVED_BY};
 use crate::report::{REPORTED_BY, SCAN_LABEL};
-
-/// The API version of the AdmissionReviews scangate answers.
-const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
 /// A body that is not an AdmissionReview scangate can answer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,15 +43,15 @@ impl Rejection {
     }
 }
 
-/// Decodes an AdmissionReview body.
-pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection> {
-    // The apiserver's reviews parse straight into the typed request; anything else goes the
-    // slow way, which says what is wrong.
-    if let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(body)
-        && review.types.kind == "AdmissionReview"
-        && review.types.api_version == REVIEW_API_VERSION
-        && review.request.as_ref().is_some_and(|r| !r.uid.is_empty())
-        && let Ok(request) = review.try_into()
+/// Decodes an AdmissionReview body, once: the objects as JSON, with their metadata.
+pub fn decode(body: &[u8]) -> Result<Request, Rejection> {
+    // The apiserver's reviews parse straight into the request; anything else goes the slow
+    // way, which says what is wrong.
+    if let Ok(review) = serde_json::from_slice::<Review>(body)
+        && review.kind == REVIEW_KIND
+        && review.api_version == REVIEW_API_VERSION
+        && let Some(request) = review.request
+        && !request.uid.is_empty()
     {
         return Ok(request);
     }
@@ -61,7 +59,7 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection>
 }
 
 /// Decodes a body that is not a plain AdmissionReview, saying what is wrong with it.
-fn diagnose(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection> {
+fn diagnose(body: &[u8]) -> Result<Request, Rejection> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Rejection::Unidentified(format!(
             "request body is not JSON ({e}); scangate expects an admission.k8s.io/v1 AdmissionReview"
@@ -79,7 +77,7 @@ fn diagnose(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection> {
         },
         None => Rejection::Unidentified(message),
     };
-    if value.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
+    if value.get("kind").and_then(Value::as_str) != Some(REVIEW_KIND) {
         return Err(reject(
             "request body is not an AdmissionReview (kind must be AdmissionReview)".into(),
         ));
@@ -96,31 +94,11 @@ fn diagnose(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejection> {
             "AdmissionReview has no request.uid; the apiserver always sends one".into(),
         ));
     }
-    let review: AdmissionReview<DynamicObject> = serde_json::from_value(value)
+    let review: Review = serde_json::from_value(value)
         .map_err(|e| reject(format!("AdmissionReview request is not valid: {e}")))?;
     review
-        .try_into()
-        .map_err(|_| reject("AdmissionReview has no request".into()))
-}
-
-/// The request's `object` (or `oldObject`) as JSON.
-pub fn object_json(object: Option<&DynamicObject>) -> Option<Value> {
-    object.and_then(|o| serde_json::to_value(o).ok())
-}
-
-/// The object's name, or its generateName prefix (a Pod of a ReplicaSet has no name yet).
-fn display_name(object: &DynamicObject) -> String {
-    object
-        .metadata
-        .name
-        .clone()
-        .or_else(|| object.metadata.generate_name.clone())
-        .unwrap_or_default()
-}
-
-/// Denies with a message, keeping uid and types.
-pub fn deny(req: &AdmissionRequest<DynamicObject>, message: impl ToString) -> AdmissionResponse {
-    AdmissionResponse::from(req).deny(message)
+        .request
+        .ok_or_else(|| reject("AdmissionReview has no request".into()))
 }
 
 /// What the workload review found, for logs and metrics.
@@ -154,10 +132,10 @@ impl WorkloadOutcome {
 
 /// The images of the object an update replaces (none on create, or when it cannot be read):
 /// an image a workload already ran is not pinned again.
-fn old_images(req: &AdmissionRequest<DynamicObject>, kind: WorkloadKind) -> Vec<String> {
+fn old_images(req: &Request, kind: WorkloadKind) -> Vec<String> {
     req.old_object
         .as_ref()
-        .and_then(|old| pod::containers_named(kind, &display_name(old), &old.data).ok())
+        .and_then(|old| pod::containers_named(kind, old.display_name(), &old.json).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.image)
@@ -165,14 +143,14 @@ fn old_images(req: &AdmissionRequest<DynamicObject>, kind: WorkloadKind) -> Vec<
 }
 
 /// Whether the request writes a workload's `scale` subresource.
-fn is_scale(req: &AdmissionRequest<DynamicObject>) -> bool {
+fn is_scale(req: &Request) -> bool {
     req.sub_resource.as_deref() == Some("scale")
 }
 
 /// A replica count of a Scale object (`spec.replicas`, left out when zero).
-fn scale_replicas(object: Option<&DynamicObject>) -> i64 {
+fn scale_replicas(object: Option<&Value>) -> i64 {
     object
-        .and_then(|o| o.data.pointer("/spec/replicas"))
+        .and_then(|o| o.pointer("/spec/replicas"))
         .and_then(Value::as_i64)
         .unwrap_or(0)
 }
@@ -189,15 +167,15 @@ pub struct ScaleTarget {
 
 /// `Some` when the request scales a workload up in a way that is a rollout (from zero, or a
 /// revision by a user: `rollout::scope`), so the scaled object's template must be decided.
-pub fn scale_target(req: &AdmissionRequest<DynamicObject>) -> Option<ScaleTarget> {
+pub fn scale_target(req: &Request) -> Option<ScaleTarget> {
     if !is_scale(req) || req.operation != Operation::Update {
         return None;
     }
     let kind = rollout::scalable(&req.resource.resource)?;
     let write = Write::Scale {
         kind,
-        from: scale_replicas(req.old_object.as_ref()),
-        to: scale_replicas(req.object.as_ref()),
+        from: scale_replicas(req.old_object_json()),
+        to: scale_replicas(req.object_json()),
     };
     match rollout::scope(&write) {
         Scope::Full(rollout) => Some(ScaleTarget {
@@ -215,65 +193,55 @@ pub fn scale_target(req: &AdmissionRequest<DynamicObject>) -> Option<ScaleTarget
 /// scaled, resumed) is decided in full; a Pod's update only for images it did not run; an
 /// update that starts nothing new (relabelling, scaling what runs) not at all. A scale the
 /// bound decides needs the scaled object: [`scale_target`] and [`review_scale`].
-pub fn review_workload(
-    req: &AdmissionRequest<DynamicObject>,
-    ctx: &Context<'_>,
-) -> (AdmissionResponse, WorkloadOutcome) {
+pub fn review_workload(req: &Request, ctx: &Context<'_>) -> (AdmissionResponse, WorkloadOutcome) {
     if is_scale(req) {
         return match scale_target(req) {
             None => (
-                AdmissionResponse::from(req),
+                req.admit(),
                 WorkloadOutcome::Skipped("scaled within what was running"),
             ),
             Some(target) => (
-                deny(
-                    req,
-                    format!(
-                        "scaling {} {} up is {}, decided like a new workload, and scangate \
-                         could not read its template",
-                        target.kind, target.name, target.rollout
-                    ),
-                ),
+                req.deny(format!(
+                    "scaling {} {} up is {}, decided like a new workload, and scangate \
+                     could not read its template",
+                    target.kind, target.name, target.rollout
+                )),
                 WorkloadOutcome::Malformed,
             ),
         };
     }
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return (
-            AdmissionResponse::from(req),
+            req.admit(),
             WorkloadOutcome::Skipped("not a create or update"),
         );
     }
     let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
-        return (
-            AdmissionResponse::from(req),
-            WorkloadOutcome::Skipped("not a workload kind"),
-        );
+        return (req.admit(), WorkloadOutcome::Skipped("not a workload kind"));
     };
-    // The object's `data` holds its `spec`: no need to encode it back to JSON.
     let Some(object) = req.object.as_ref() else {
         return (
-            deny(req, format!("{kind} request has no object to check")),
+            req.deny(format!("{kind} request has no object to check")),
             WorkloadOutcome::Malformed,
         );
     };
-    let containers = match pod::containers_named(kind, &display_name(object), &object.data) {
+    let containers = match pod::containers_named(kind, object.display_name(), &object.json) {
         Ok(c) => c,
-        Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
+        Err(e) => return (req.deny(e), WorkloadOutcome::Malformed),
     };
     let username = req.user_info.username.as_deref();
     let write = match (&req.operation, req.old_object.as_ref()) {
         (Operation::Update, Some(old)) => Write::Update {
             kind,
-            old: &old.data,
-            new: &object.data,
+            old: &old.json,
+            new: &object.json,
             by_its_controller: created_by_its_controller(kind, &object.metadata, username)
                 .is_some(),
         },
         _ => Write::Create,
     };
     let (decided, rollout) = match rollout::scope(&write) {
-        Scope::Skip(why) => return (AdmissionResponse::from(req), WorkloadOutcome::Skipped(why)),
+        Scope::Skip(why) => return (req.admit(), WorkloadOutcome::Skipped(why)),
         Scope::NewImages => {
             let old_images = old_images(req, kind);
             let new: Vec<Container> = containers
@@ -285,59 +253,58 @@ pub fn review_workload(
         Scope::Full(rollout) => (containers, Some(rollout)),
     };
     if decided.is_empty() {
-        return (
-            AdmissionResponse::from(req),
-            WorkloadOutcome::Skipped("no new images"),
-        );
+        return (req.admit(), WorkloadOutcome::Skipped("no new images"));
     }
     let decision = workload::decide(ctx, &decided);
     if let Some(warnings) = controller_pass(ctx.config, &decision, kind, &object.metadata, username)
     {
-        let mut response = AdmissionResponse::from(req);
+        let mut response = req.admit();
         response.warnings = Some(warnings);
         return (response, WorkloadOutcome::ControllerPass(decision));
     }
-    let what = format!("{kind} {}", display_name(object));
-    answer_decision(req, decision, rollout.map(|r| (r, what)))
+    answer_decision(
+        req,
+        decision,
+        rollout.map(|r| (r, kind, object.display_name())),
+    )
 }
 
 /// Reviews a scale that the bound decides ([`scale_target`]), with `scaled`, the scaled
 /// object as the server read it: its template is decided like a new workload's. No built-in
 /// controller scales through this subresource, so there is no controller's pass.
 pub fn review_scale(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     ctx: &Context<'_>,
     target: &ScaleTarget,
     scaled: &Value,
 ) -> (AdmissionResponse, WorkloadOutcome) {
     let containers = match pod::containers_named(target.kind, &target.name, scaled) {
         Ok(c) => c,
-        Err(e) => return (deny(req, e), WorkloadOutcome::Malformed),
+        Err(e) => return (req.deny(e), WorkloadOutcome::Malformed),
     };
-    let what = format!("{} {}", target.kind, target.name);
     answer_decision(
         req,
         workload::decide(ctx, &containers),
-        Some((target.rollout, what)),
+        Some((target.rollout, target.kind, &target.name)),
     )
 }
 
 /// The answer to a decided workload: its warnings, and its denial, which says why a write to
-/// an existing workload was decided at all (`rollout`, with the workload it names).
+/// an existing workload was decided at all (`rollout`, with the kind and name of the workload).
 fn answer_decision(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     decision: Decision,
-    rollout: Option<(Rollout, String)>,
+    rollout: Option<(Rollout, WorkloadKind, &str)>,
 ) -> (AdmissionResponse, WorkloadOutcome) {
-    let mut response = AdmissionResponse::from(req);
+    let mut response = req.admit();
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings.clone());
     }
     if let Some(message) = &decision.message {
         response = match rollout {
-            None | Some((Rollout::Created, _)) => response.deny(message),
-            Some((rollout, what)) => response.deny(format!(
-                "{what}: {rollout} is decided like a new workload (what runs keeps running, \
+            None | Some((Rollout::Created, _, _)) => response.deny(message),
+            Some((rollout, kind, name)) => response.deny(format!(
+                "{kind} {name}: {rollout} is decided like a new workload (what runs keeps running, \
                  but a denied image is not rolled out again): {message}"
             )),
         };
@@ -369,11 +336,11 @@ impl PinOutcome {
 /// webhook decides), with a JSONPatch adding the resolved digest to each new image tag that
 /// has one, and a warning naming each pin. `lookup` gives an image's trusted result.
 pub fn review_pin(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     pinning: bool,
     target: impl Fn(&super::pod::Container) -> Option<pin::Target>,
 ) -> (AdmissionResponse, PinOutcome) {
-    let unchanged = |why| (AdmissionResponse::from(req), PinOutcome::Unchanged(why));
+    let unchanged = |why| (req.admit(), PinOutcome::Unchanged(why));
     if !pinning {
         return unchanged("pinning is off in this namespace");
     }
@@ -383,18 +350,18 @@ pub fn review_pin(
     let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
         return unchanged("not a workload kind");
     };
-    let Some(object) = object_json(req.object.as_ref()) else {
+    let Some(object) = req.object_json() else {
         return unchanged("no object");
     };
     let old_images = old_images(req, kind);
     // A malformed object is left to the validating webhook, which denies it with the reason.
-    let Ok(pinned) = pin::pins(kind, &object, &old_images, target) else {
+    let Ok(pinned) = pin::pins(kind, object, &old_images, target) else {
         return unchanged("not a readable workload");
     };
     let Some(patch) = pin::patch(&pinned) else {
         return unchanged("nothing to pin");
     };
-    match AdmissionResponse::from(req).with_patch(patch) {
+    match req.admit().with_patch(patch) {
         Ok(response) => (response, PinOutcome::Pinned(pinned)),
         Err(_) => unchanged("the patch could not be encoded"),
     }
@@ -463,11 +430,14 @@ const TEMPLATE_CONTROLLERS: [(WorkloadKind, WorkloadKind, &str); 7] = [
 /// The controller-manager's own identity, when it runs without per-controller credentials.
 const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 
+/// What a kube-system ServiceAccount's username starts with.
+const KUBE_SYSTEM_ACCOUNT: &str = "system:serviceaccount:kube-system:";
+
 /// The users of the built-in controllers that create objects from admitted templates.
 pub fn template_controller_users() -> Vec<String> {
     TEMPLATE_CONTROLLERS
         .iter()
-        .map(|(_, _, account)| format!("system:serviceaccount:kube-system:{account}"))
+        .map(|(_, _, account)| format!("{KUBE_SYSTEM_ACCOUNT}{account}"))
         .chain([CONTROLLER_MANAGER.to_string()])
         .collect()
 }
@@ -492,7 +462,7 @@ pub fn created_by_its_controller(
         .find(|(created, owner_kind, account)| {
             *created == kind
                 && owner_kind.as_str() == owner.kind
-                && (username == format!("system:serviceaccount:kube-system:{account}")
+                && (username.strip_prefix(KUBE_SYSTEM_ACCOUNT) == Some(*account)
                     || username == CONTROLLER_MANAGER)
         })
         .map(|(_, owner_kind, account)| format!("{account} for {owner_kind} {}", owner.name))
@@ -520,7 +490,7 @@ impl ScanningOutcome {
 }
 
 /// The object's name, else the request's.
-pub fn object_name(req: &AdmissionRequest<DynamicObject>, object: Option<&Value>) -> String {
+pub fn object_name(req: &Request, object: Option<&Value>) -> String {
     object
         .and_then(|object| object.pointer("/metadata/name"))
         .and_then(Value::as_str)
@@ -532,24 +502,24 @@ pub fn object_name(req: &AdmissionRequest<DynamicObject>, object: Option<&Value>
 /// what the server gathered beforehand in `ctx`: the check of a ScanPolicy's Rego, the
 /// ScanTemplate writer's Job rights. Other operations are admitted unevaluated.
 pub fn review_scanning(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     object: Option<&Value>,
     ctx: &scanning::Context<'_>,
 ) -> (AdmissionResponse, ScanningOutcome) {
     let object = match (&req.operation, object) {
         (Operation::Create | Operation::Update, Some(object)) => object,
-        _ => return (AdmissionResponse::from(req), ScanningOutcome::Skipped),
+        _ => return (req.admit(), ScanningOutcome::Skipped),
     };
     let name = object_name(req, Some(object));
     match scanning::review(&req.kind.kind, &name, object, ctx) {
         Verdict::Allowed { warnings } => {
-            let mut response = AdmissionResponse::from(req);
+            let mut response = req.admit();
             if !warnings.is_empty() {
                 response.warnings = Some(warnings);
             }
             (response, ScanningOutcome::Allowed)
         }
-        Verdict::Denied(message) => (deny(req, &message), ScanningOutcome::Denied(message)),
+        Verdict::Denied(message) => (req.deny(&message), ScanningOutcome::Denied(message)),
     }
 }
 
@@ -557,44 +527,41 @@ pub fn review_scanning(
 /// controller (a status is a verdict), then answers with a JSONPatch that sets the enriched
 /// status, or a denial saying what is inconsistent.
 pub fn review_status(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     controller_username: &str,
     now: Timestamp,
 ) -> AdmissionResponse {
     let writer = req.user_info.username.as_deref().unwrap_or_default();
     if writer != controller_username {
-        return deny(
-            req,
-            format!(
-                "only scangate's controller ({controller_username}) writes the status of scans; \
+        return req.deny(format!(
+            "only scangate's controller ({controller_username}) writes the status of scans; \
                  {writer:?} may not. Scan results come from scan Jobs or from reports pushed with \
                  `scangate report`"
-            ),
-        );
+        ));
     }
-    let Some(object) = object_json(req.object.as_ref()) else {
-        return deny(req, "status request has no object");
+    let Some(object) = req.object_json() else {
+        return req.deny("status request has no object");
     };
-    let old = object_json(req.old_object.as_ref());
+    let old = req.old_object_json();
     let new_status = object.get("status").cloned().unwrap_or_else(|| json!({}));
-    let old_status = old.as_ref().and_then(|o| o.get("status"));
+    let old_status = old.and_then(|o| o.get("status"));
     let generation = object
         .pointer("/metadata/generation")
         .and_then(Value::as_i64);
     let enriched = match status::enrich(old_status, &new_status, generation, now) {
         Ok(s) => s,
-        Err(e) => return deny(req, e),
+        Err(e) => return req.deny(e),
     };
     let enriched = match serde_json::to_value(&enriched) {
         Ok(v) => v,
-        Err(e) => return deny(req, format!("cannot encode the enriched status: {e}")),
+        Err(e) => return req.deny(format!("cannot encode the enriched status: {e}")),
     };
     let before = json!({ "status": object.get("status").cloned().unwrap_or(Value::Null) });
     let after = json!({ "status": enriched });
     let patch = json_patch::diff(&before, &after);
-    match AdmissionResponse::from(req).with_patch(patch) {
+    match req.admit().with_patch(patch) {
         Ok(r) => r,
-        Err(e) => deny(req, format!("cannot encode the status patch: {e}")),
+        Err(e) => req.deny(format!("cannot encode the status patch: {e}")),
     }
 }
 
@@ -603,27 +570,24 @@ pub fn review_status(
 /// and the answer records who wrote it and when, in annotations no one else can set: every
 /// write passes here and is stamped anew.
 pub fn review_exception_write(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     config: &AdmissionConfig,
     now: Timestamp,
 ) -> AdmissionResponse {
     if !matches!(req.operation, Operation::Create | Operation::Update) {
-        return AdmissionResponse::from(req);
+        return req.admit();
     }
     let Some(object) = req.object.as_ref() else {
-        return deny(req, "ScanException request has no object");
+        return req.deny("ScanException request has no object");
     };
     let writer = req.user_info.username.as_deref().unwrap_or_default();
     let groups = req.user_info.groups.as_deref().unwrap_or_default();
     if writer.is_empty() || !config.is_approver(writer, groups) {
-        return deny(
-            req,
-            format!(
-                "{writer:?} is not an exception approver: only approvers' ScanExceptions count. \
+        return req.deny(format!(
+            "{writer:?} is not an exception approver: only approvers' ScanExceptions count. \
                  Ask an approver (ClusterRole scangate-exception-approver, and the config's \
                  exceptions.approvers or exceptions.approverGroups) to write it"
-            ),
-        );
+        ));
     }
     let at = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
     stamp(
@@ -635,10 +599,7 @@ pub fn review_exception_write(
 
 /// The pod the webhook must look up before [`review_report_write`] can decide: the one named
 /// by the token of the scanner's ServiceAccount writing a report into a trusted namespace.
-pub fn report_pod_to_check(
-    req: &AdmissionRequest<DynamicObject>,
-    config: &AdmissionConfig,
-) -> Option<PodClaim> {
+pub fn report_pod_to_check(req: &Request, config: &AdmissionConfig) -> Option<PodClaim> {
     let object = req.object.as_ref()?;
     let writer = req.user_info.username.as_deref().unwrap_or_default();
     let groups = req.user_info.groups.as_deref().unwrap_or_default();
@@ -666,15 +627,15 @@ fn is_report(metadata: &kube::core::ObjectMeta) -> bool {
 /// found about the pod its token names, see [`report_pod_to_check`]); and refuses every other
 /// ConfigMap the scanner's ServiceAccount writes, anywhere (the admission config among them).
 pub fn review_report_write(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     config: &AdmissionConfig,
     pod: Option<&ScanPod>,
 ) -> AdmissionResponse {
     if !matches!(req.operation, Operation::Create | Operation::Update) {
-        return AdmissionResponse::from(req);
+        return req.admit();
     }
     let Some(object) = req.object.as_ref() else {
-        return deny(req, "report request has no object");
+        return req.deny("report request has no object");
     };
     let namespace = req.namespace.as_deref().unwrap_or_default();
     let writer = req.user_info.username.as_deref().unwrap_or_default();
@@ -682,28 +643,22 @@ pub fn review_report_write(
     let name = object.metadata.name.as_deref().unwrap_or(&req.name);
     if !is_report(&object.metadata) {
         if config.is_scanner(writer) {
-            return deny(
-                req,
-                format!(
-                    "{writer} is scangate's scanner: it may write only its own scan's report \
+            return req.deny(format!(
+                "{writer} is scangate's scanner: it may write only its own scan's report \
                      ConfigMap (labelled {SCAN_LABEL}), not ConfigMap {namespace}/{name}"
-                ),
-            );
+            ));
         }
-        return AdmissionResponse::from(req);
+        return req.admit();
     }
     let refused = |why: String| {
-        deny(
-            req,
-            format!(
-                "reports in namespace {namespace} are trusted results: only scangate's scan Jobs \
+        req.deny(format!(
+            "reports in namespace {namespace} are trusted results: only scangate's scan Jobs \
                  (ServiceAccount {}, from a pod of the scan's own Job), its controller and the \
                  config's trustedReporters may store them; {writer:?} may not: {why}. Push to \
                  your own namespace, or ask an admin to add your pipeline's identity to \
                  trustedReporters",
-                config.templates.service_account
-            ),
-        )
+            config.templates.service_account
+        ))
     };
     if writer.is_empty() {
         return refused("the request names no user".into());
@@ -731,7 +686,7 @@ pub fn review_report_write(
 /// Allows the request with a patch that sets these annotations (replacing any value the
 /// writer gave them).
 fn stamp(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     metadata: &kube::core::ObjectMeta,
     annotations: &[(&str, &str)],
 ) -> AdmissionResponse {
@@ -748,11 +703,11 @@ fn stamp(
     };
     let patch = match serde_json::from_value::<json_patch::Patch>(Value::Array(patch)) {
         Ok(patch) => patch,
-        Err(e) => return deny(req, format!("cannot encode the annotation patch: {e}")),
+        Err(e) => return req.deny(format!("cannot encode the annotation patch: {e}")),
     };
-    match AdmissionResponse::from(req).with_patch(patch) {
+    match req.admit().with_patch(patch) {
         Ok(response) => response,
-        Err(e) => deny(req, format!("cannot encode the annotation patch: {e}")),
+        Err(e) => req.deny(format!("cannot encode the annotation patch: {e}")),
     }
 }
 
@@ -788,7 +743,7 @@ mod tests {
         })
     }
 
-    fn decoded(body: &[u8]) -> AdmissionRequest<DynamicObject> {
+    fn decoded(body: &[u8]) -> Request {
         decode(body).unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -1093,7 +1048,7 @@ mod tests {
     }
 
     /// A Pod of ReplicaSet `web-1`, created by `user`, running `image` (unscanned).
-    fn owned_pod(user: &str, owner_kind: &str) -> AdmissionRequest<DynamicObject> {
+    fn owned_pod(user: &str, owner_kind: &str) -> Request {
         let mut request = pod_request("CREATE", &["bad:1"], None);
         request["userInfo"]["username"] = json!(user);
         request["object"]["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
@@ -1143,11 +1098,7 @@ mod tests {
         assert!(!response.allowed);
     }
 
-    fn exception_request(
-        user: &str,
-        groups: &[&str],
-        annotations: Option<Value>,
-    ) -> AdmissionRequest<DynamicObject> {
+    fn exception_request(user: &str, groups: &[&str], annotations: Option<Value>) -> Request {
         let mut metadata = json!({"name": "ex", "namespace": "ns"});
         if let Some(a) = annotations {
             metadata["annotations"] = a;
@@ -1172,11 +1123,7 @@ mod tests {
         object
     }
 
-    fn report_request(
-        namespace: &str,
-        user: &str,
-        labelled: bool,
-    ) -> AdmissionRequest<DynamicObject> {
+    fn report_request(namespace: &str, user: &str, labelled: bool) -> Request {
         scanner_request(namespace, user, labelled, "busybox-report", json!({}))
     }
 
@@ -1188,7 +1135,7 @@ mod tests {
         labelled: bool,
         name: &str,
         extra: Value,
-    ) -> AdmissionRequest<DynamicObject> {
+    ) -> Request {
         let labels = if labelled {
             json!({"scanning.scangate.dev/scan": "busybox"})
         } else {
@@ -1405,11 +1352,7 @@ mod tests {
         }
     }
 
-    fn scanning_request(
-        operation: &str,
-        kind: &str,
-        spec: Value,
-    ) -> AdmissionRequest<DynamicObject> {
+    fn scanning_request(operation: &str, kind: &str, spec: Value) -> Request {
         let plural = format!("{}s", kind.to_lowercase());
         decoded(&review(json!({
             "uid": "u-7",
@@ -1433,9 +1376,8 @@ mod tests {
             policy_check,
             job_rights: &scanning::JobRights::NotChecked,
         };
-        let run = |req: &AdmissionRequest<DynamicObject>, policy_check| {
-            let object = object_json(req.object.as_ref());
-            review_scanning(req, object.as_ref(), &ctx(policy_check))
+        let run = |req: &Request, policy_check| {
+            review_scanning(req, req.object_json(), &ctx(policy_check))
         };
         let policy = scanning_request("CREATE", "ScanPolicy", json!({"regoFile": "package main"}));
         let (response, outcome) = run(&policy, Some(Ok(())));

@@ -31,9 +31,9 @@ pub struct RequestLabels {
     /// allow, warn, deny, skip, error, or pass (a pod a built-in controller created for an
     /// admitted template, admitted although its image's verdict has turned); pin or skip for
     /// digest pinning.
-    pub verdict: String,
+    pub verdict: &'static str,
     /// enforce, warn or audit (for workloads), `none` otherwise.
-    pub mode: String,
+    pub mode: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -222,8 +222,8 @@ mod tests {
             .get_or_create(&RequestLabels {
                 endpoint: Endpoint::validate_workloads,
                 kind: KindLabel::Workload(WorkloadKind::Pod),
-                verdict: "deny".into(),
-                mode: "enforce".into(),
+                verdict: "deny",
+                mode: "enforce",
             })
             .inc();
         metrics

@@ -15,13 +15,14 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
 use tracing::{Instrument, Span, field};
 
 use super::metrics::{Endpoint, EndpointLabels, KindLabel, RequestLabels};
 use super::state::WebhookState;
 use crate::admission::config::AdmissionConfig;
 use crate::admission::reporter::{PodClaim, ScanPod};
+use crate::admission::request::{Answer, Request};
 use crate::admission::review::{self, Rejection, ScanningOutcome};
 use crate::admission::scanning::{self, JobRights};
 use crate::admission::workload::Context;
@@ -54,8 +55,8 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-/// An AdmissionReview answer with its HTTP status.
-fn answer(status: StatusCode, review: AdmissionReview<DynamicObject>) -> Response {
+/// An AdmissionReview refusing a body, with its HTTP status.
+fn refuse(status: StatusCode, review: AdmissionReview<DynamicObject>) -> Response {
     (status, axum::Json(review)).into_response()
 }
 
@@ -77,7 +78,7 @@ fn not_synced(app: &AppState) -> Option<Response> {
 
 /// Reads and decodes a body, or gives the answer refusing it: 200 with `allowed: false` for a
 /// review the apiserver can match by uid, 400 otherwise.
-async fn decode(app: &AppState, body: Body) -> Result<AdmissionRequest<DynamicObject>, Response> {
+async fn decode(app: &AppState, body: Body) -> Result<Request, Response> {
     let bytes: Bytes = match axum::body::to_bytes(body, app.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -86,7 +87,7 @@ async fn decode(app: &AppState, body: Body) -> Result<AdmissionRequest<DynamicOb
                 app.max_body_bytes
             );
             tracing::warn!(%message, "refused an admission request");
-            return Err(answer(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 Rejection::Unidentified(message).into_review(),
             ));
@@ -98,11 +99,11 @@ async fn decode(app: &AppState, body: Body) -> Result<AdmissionRequest<DynamicOb
             Rejection::Identified { .. } => StatusCode::OK,
             Rejection::Unidentified(_) => StatusCode::BAD_REQUEST,
         };
-        answer(status, rejection.into_review())
+        refuse(status, rejection.into_review())
     })
 }
 
-fn admission_span(endpoint: Endpoint, req: &AdmissionRequest<DynamicObject>) -> Span {
+fn admission_span(endpoint: Endpoint, req: &Request) -> Span {
     tracing::info_span!(
         "admission",
         endpoint = ?endpoint,
@@ -120,8 +121,8 @@ fn record(
     app: &AppState,
     endpoint: Endpoint,
     kind: &str,
-    verdict: &str,
-    mode: &str,
+    verdict: &'static str,
+    mode: &'static str,
     started: Instant,
 ) {
     let metrics = &app.state.metrics;
@@ -130,8 +131,8 @@ fn record(
         .get_or_create(&RequestLabels {
             endpoint,
             kind: KindLabel::of(kind),
-            verdict: verdict.to_string(),
-            mode: mode.to_string(),
+            verdict,
+            mode,
         })
         .inc();
     metrics
@@ -141,7 +142,7 @@ fn record(
 }
 
 fn respond(response: AdmissionResponse) -> Response {
-    answer(StatusCode::OK, response.into_review())
+    (StatusCode::OK, axum::Json(Answer::of(&response))).into_response()
 }
 
 async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response {
@@ -170,8 +171,8 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     let _entered = span.enter();
     let state = &app.state;
     let config = state.config();
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let enforcement = state.enforcement(&namespace, &config);
+    let namespace = req.namespace();
+    let enforcement = state.enforcement(namespace, &config);
     let exceptions = state.exceptions();
     let (response, outcome) = {
         let index = state.scans();
@@ -179,10 +180,10 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
             config: &config,
             index: &index,
             exceptions: &exceptions,
-            namespace: &namespace,
+            namespace,
             enforcement,
             now: jiff::Timestamp::now(),
-            pins_tags: state.pin_digests(&namespace, &config),
+            pins_tags: state.pin_digests(namespace, &config),
         };
         match &scaled {
             Some((target, object)) => review::review_scale(&req, &ctx, target, object),
@@ -264,8 +265,8 @@ async fn mutate_pin(State(app): State<AppState>, body: Body) -> Response {
     let _entered = span.enter();
     let state = &app.state;
     let config = state.config();
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let pinning = state.pin_digests(&namespace, &config);
+    let namespace = req.namespace();
+    let pinning = state.pin_digests(namespace, &config);
     let exceptions = state.exceptions();
     let (response, outcome) = {
         let index = state.scans();
@@ -273,8 +274,8 @@ async fn mutate_pin(State(app): State<AppState>, body: Body) -> Response {
             config: &config,
             index: &index,
             exceptions: &exceptions,
-            namespace: &namespace,
-            enforcement: state.enforcement(&namespace, &config),
+            namespace,
+            enforcement: state.enforcement(namespace, &config),
             now: jiff::Timestamp::now(),
             pins_tags: pinning,
         };
@@ -349,11 +350,15 @@ fn policy_work<'a>(
 /// which gets its result.
 async fn check_policy(
     app: &AppState,
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     object: Option<&serde_json::Value>,
 ) -> Option<Result<(), String>> {
-    let old_object = review::object_json(req.old_object.as_ref());
-    let rego = match policy_work(&req.kind.kind, &req.operation, object, old_object.as_ref()) {
+    let rego = match policy_work(
+        &req.kind.kind,
+        &req.operation,
+        object,
+        req.old_object_json(),
+    ) {
         PolicyWork::None => return None,
         PolicyWork::Unchanged => return Some(Ok(())),
         PolicyWork::Check(rego) => rego,
@@ -372,7 +377,7 @@ async fn check_policy(
 
 /// Whose budget a ScanPolicy check draws from: the admin's (scangate's and the trusted
 /// namespaces, which tenants cannot write), else its writer's.
-fn policy_requester(config: &AdmissionConfig, req: &AdmissionRequest<DynamicObject>) -> Requester {
+fn policy_requester(config: &AdmissionConfig, req: &Request) -> Requester {
     let namespace = req.namespace.as_deref().unwrap_or_default();
     if config.is_trusted_namespace(namespace) {
         Requester::Trusted
@@ -393,7 +398,7 @@ impl scanning::Names for WebhookState {
 
 /// Asks the apiserver (a SubjectAccessReview, bounded in time) whether the writer of a created
 /// or updated ScanTemplate may create Jobs in its namespace; other requests are not asked.
-async fn job_rights(app: &AppState, req: &AdmissionRequest<DynamicObject>) -> JobRights {
+async fn job_rights(app: &AppState, req: &Request) -> JobRights {
     let writes_template = req.kind.kind == "ScanTemplate"
         && matches!(req.operation, Operation::Create | Operation::Update);
     let Some(client) = app.client.as_ref().filter(|_| writes_template) else {
@@ -429,8 +434,8 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
     let started = Instant::now();
     let job_rights = job_rights(&app, &req).await;
     let span = admission_span(Endpoint::validate_scanning, &req);
-    let object = review::object_json(req.object.as_ref());
-    let policy_check = check_policy(&app, &req, object.as_ref())
+    let object = req.object_json();
+    let policy_check = check_policy(&app, &req, object)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
@@ -447,7 +452,7 @@ async fn validate_scanning(State(app): State<AppState>, body: Body) -> Response 
         policy_check,
         job_rights: &job_rights,
     };
-    let (response, outcome) = review::review_scanning(&req, object.as_ref(), &ctx);
+    let (response, outcome) = review::review_scanning(&req, object, &ctx);
     if let ScanningOutcome::Denied(reason) = &outcome {
         tracing::info!(%reason, "scanning object refused");
     }
@@ -583,7 +588,7 @@ async fn guard(
     body: Body,
     endpoint: Endpoint,
     what: &'static str,
-    review: impl FnOnce(&AdmissionRequest<DynamicObject>, &AdmissionConfig) -> AdmissionResponse,
+    review: impl FnOnce(&Request, &AdmissionConfig) -> AdmissionResponse,
 ) -> Response {
     let req = match decode(&app, body).await {
         Ok(req) => req,
@@ -595,11 +600,11 @@ async fn guard(
 /// Reviews a decoded request of a guard with the current config, and records the verdict.
 fn decide(
     app: &AppState,
-    req: &AdmissionRequest<DynamicObject>,
+    req: &Request,
     started: Instant,
     endpoint: Endpoint,
     what: &'static str,
-    review: impl FnOnce(&AdmissionRequest<DynamicObject>, &AdmissionConfig) -> AdmissionResponse,
+    review: impl FnOnce(&Request, &AdmissionConfig) -> AdmissionResponse,
 ) -> Response {
     let span = admission_span(endpoint, req);
     let _entered = span.enter();
