@@ -585,11 +585,12 @@ fn running_rows<'s>(snapshot: &'s Snapshot, q: &str) -> (RunningFilter, Vec<&'s 
 
 fn scan_rows<'s>(snapshot: &'s Snapshot, q: &str) -> (ScanFilter, Vec<&'s model::Scan>) {
     let (filter, valid) = ScanFilter::from_query(q);
-    let rows = snapshot
+    let mut rows: Vec<&model::Scan> = snapshot
         .scans
         .iter()
         .filter(|s| valid && filter.matches(s))
         .collect();
+    model::sort_scans(&mut rows, filter.sort);
     (filter, rows)
 }
 

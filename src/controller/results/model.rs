@@ -326,6 +326,108 @@ pub struct ScanFilter {
     pub phase: Option<Phase>,
     pub registry: Option<String>,
     pub q: Option<String>,
+    /// The order of the rows: `sort=COLUMN`, or `sort=-COLUMN` for descending; namespace and
+    /// name when unset (or unknown).
+    pub sort: Option<(ScanColumn, Order)>,
+}
+
+/// Ascending or descending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+/// A column of `/scans` the rows can be sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanColumn {
+    Namespace,
+    Name,
+    Image,
+    Phase,
+    Critical,
+    High,
+    Medium,
+    Low,
+    Unknown,
+    ScannedAt,
+}
+
+impl ScanColumn {
+    pub const ALL: [ScanColumn; 10] = [
+        Self::Namespace,
+        Self::Name,
+        Self::Image,
+        Self::Phase,
+        Self::Critical,
+        Self::High,
+        Self::Medium,
+        Self::Low,
+        Self::Unknown,
+        Self::ScannedAt,
+    ];
+
+    /// The name in the query string (the CSV's header).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Namespace => "namespace",
+            Self::Name => "name",
+            Self::Image => "image",
+            Self::Phase => "phase",
+            Self::Critical => "critical",
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+            Self::Unknown => "unknown",
+            Self::ScannedAt => "scanned_at",
+        }
+    }
+
+    /// `COLUMN` or `-COLUMN`.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<(ScanColumn, Order)> {
+        let (order, name) = match value.strip_prefix('-') {
+            Some(name) => (Order::Descending, name),
+            None => (Order::Ascending, value),
+        };
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .map(|c| (c, order))
+    }
+
+    /// How two scans compare on this column (then by namespace and name, so the order is
+    /// total). A scan never scanned sorts before every date.
+    #[must_use]
+    pub fn compare(self, a: &Scan, b: &Scan) -> std::cmp::Ordering {
+        let first = match self {
+            Self::Namespace => a.namespace.cmp(&b.namespace),
+            Self::Name => a.name.cmp(&b.name),
+            Self::Image => a.image.cmp(&b.image),
+            Self::Phase => a.phase.as_str().cmp(b.phase.as_str()),
+            Self::Critical => a.counts.critical.cmp(&b.counts.critical),
+            Self::High => a.counts.high.cmp(&b.counts.high),
+            Self::Medium => a.counts.medium.cmp(&b.counts.medium),
+            Self::Low => a.counts.low.cmp(&b.counts.low),
+            Self::Unknown => a.counts.unknown.cmp(&b.counts.unknown),
+            // RFC 3339 times in UTC, as the status writes them, sort as text.
+            Self::ScannedAt => a.scanned_at.cmp(&b.scanned_at),
+        };
+        first
+            .then_with(|| a.namespace.cmp(&b.namespace))
+            .then_with(|| a.name.cmp(&b.name))
+    }
+}
+
+/// Sorts rows of `/scans` as the filter asks.
+pub fn sort_scans(rows: &mut [&Scan], sort: Option<(ScanColumn, Order)>) {
+    if let Some((column, order)) = sort {
+        rows.sort_by(|a, b| match order {
+            Order::Ascending => column.compare(a, b),
+            Order::Descending => column.compare(b, a),
+        });
+    }
 }
 
 /// The non-empty values of a query string (`a=1&b=&c=x`), the last of each name winning.
@@ -392,6 +494,7 @@ impl ScanFilter {
                 phase: parsed.flatten(),
                 registry: pairs.remove("registry"),
                 q: pairs.remove("q"),
+                sort: pairs.remove("sort").as_deref().and_then(ScanColumn::parse),
             },
             parsed != Some(None),
         )
@@ -405,11 +508,16 @@ impl ScanFilter {
     }
 
     pub fn to_query(&self) -> String {
+        let sort = self.sort.map(|(column, order)| match order {
+            Order::Ascending => column.as_str().to_string(),
+            Order::Descending => format!("-{}", column.as_str()),
+        });
         to_query(&[
             ("namespace", self.namespace.as_deref()),
             ("phase", self.phase.map(Phase::as_str)),
             ("registry", self.registry.as_deref()),
             ("q", self.q.as_deref()),
+            ("sort", sort.as_deref()),
         ])
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::model::{
-    Figures, MirrorView, Running, RunningFilter, Scan, ScanFilter, Snapshot, Verdict,
+    Figures, MirrorView, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot,
+    Verdict,
 };
 use super::pdf::Line;
 use crate::api::Phase;
@@ -382,6 +383,54 @@ pub fn running(
     page("Running images", Nav::Running, &body)
 }
 
+/// A header of `/scans` that sorts by its column: ascending first, descending when the rows
+/// are sorted ascending by it already; `aria-sort` says how they are sorted now.
+fn sort_header(filter: &ScanFilter, column: ScanColumn) -> String {
+    let label = match column {
+        ScanColumn::Namespace => "Namespace",
+        ScanColumn::Name => "Name",
+        ScanColumn::Image => "Image",
+        ScanColumn::Phase => "Phase",
+        ScanColumn::Critical => "critical",
+        ScanColumn::High => "high",
+        ScanColumn::Medium => "medium",
+        ScanColumn::Low => "low",
+        ScanColumn::Unknown => "unknown",
+        ScanColumn::ScannedAt => "Scanned at",
+    };
+    let now = filter.sort.filter(|(c, _)| *c == column).map(|(_, o)| o);
+    let next = match now {
+        Some(Order::Ascending) => Order::Descending,
+        _ => Order::Ascending,
+    };
+    let link = ScanFilter {
+        sort: Some((column, next)),
+        ..filter.clone()
+    };
+    let class = if matches!(
+        column,
+        ScanColumn::Critical
+            | ScanColumn::High
+            | ScanColumn::Medium
+            | ScanColumn::Low
+            | ScanColumn::Unknown
+    ) {
+        " class=\"num\""
+    } else {
+        ""
+    };
+    let aria = match now {
+        Some(Order::Ascending) => " aria-sort=\"ascending\"",
+        Some(Order::Descending) => " aria-sort=\"descending\"",
+        None => "",
+    };
+    format!(
+        "<th{class}{aria}><a href=\"/scans{}\" data-sort=\"{}\">{label}</a></th>",
+        esc(&link.to_query()),
+        column.as_str()
+    )
+}
+
 /// `/scans`: the ImageScans that match the filter.
 pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String {
     let namespaces = distinct(snapshot.scans.iter().map(|s| s.namespace.as_str()));
@@ -408,8 +457,11 @@ pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String
         rows.len(),
         snapshot.scans.len(),
     );
-    body += "<table id=\"scans\"><thead><tr><th>Namespace</th><th>Name</th><th>Image</th><th>Phase</th>\
-<th class=\"num\">critical</th><th class=\"num\">high</th><th class=\"num\">medium</th><th class=\"num\">low</th><th class=\"num\">unknown</th><th>Scanned at</th></tr></thead><tbody>";
+    body += "<table id=\"scans\"><thead><tr>";
+    for column in ScanColumn::ALL {
+        body += &sort_header(filter, column);
+    }
+    body += "</tr></thead><tbody>";
     for s in rows {
         let c = s.counts;
         let _ = write!(
@@ -733,6 +785,51 @@ mod tests {
                 .iter()
                 .any(|l| l == "The report's full list is not included: no rights"),
             "{without:?}"
+        );
+    }
+
+    #[test]
+    fn scans_sort_by_any_column_and_the_headers_say_how() {
+        let mut older = image_scan("shop", "a", "nginx:1", Some("Failed"));
+        let mut newer = image_scan("blog", "b", "nginx:2", Some("Completed"));
+        let never = image_scan("blog", "c", "nginx:3", None);
+        if let (Some(o), Some(n)) = (older.status.as_mut(), newer.status.as_mut()) {
+            o.scanned_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().unwrap_or_default(),
+            ));
+            n.scanned_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-06-01T00:00:00Z".parse().unwrap_or_default(),
+            ));
+        }
+        let snapshot =
+            super::super::model::Snapshot::build(&BTreeMap::new(), [&older, &newer, &never]);
+        let order = |query: &str| {
+            let (filter, _) = ScanFilter::from_query(query);
+            let mut rows: Vec<&Scan> = snapshot.scans.iter().collect();
+            super::super::model::sort_scans(&mut rows, filter.sort);
+            rows.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(order("sort=-scanned_at"), ["b", "a", "c"]);
+        assert_eq!(order("sort=scanned_at"), ["c", "a", "b"]);
+        assert_eq!(order("sort=namespace"), ["b", "c", "a"]);
+        assert_eq!(order("sort=bogus"), ["b", "c", "a"], "unknown: as listed");
+        let (filter, _) = ScanFilter::from_query("phase=Failed&sort=scanned_at");
+        let rows: Vec<&Scan> = snapshot.scans.iter().collect();
+        let html = scans(&snapshot, &filter, &rows);
+        assert!(
+            html.contains("<th aria-sort=\"ascending\"><a href=\"/scans?phase=Failed&amp;sort=-scanned_at\" data-sort=\"scanned_at\">Scanned at</a></th>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<a href=\"/scans?phase=Failed&amp;sort=name\" data-sort=\"name\">Name</a>"
+            ),
+            "{html}"
+        );
+        // The exports keep the order.
+        assert!(
+            html.contains("/scans.csv?phase=Failed&amp;sort=scanned_at"),
+            "{html}"
         );
     }
 
