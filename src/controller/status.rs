@@ -4,9 +4,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Condition, ConditionStatus, ConditionType, CveCount, EarlierResult, JudgingPolicy,
-    LastResult, MAX_EARLIER_RESULTS, MAX_EARLIER_VIOLATIONS, Phase, Resolution, ScanStatus,
-    ScannedBy, Scanner, phase, reason,
+    Artifact, AttestationResult, Condition, ConditionStatus, ConditionType, CveCount,
+    EarlierResult, JudgingPolicy, LastResult, MAX_EARLIER_RESULTS, MAX_EARLIER_VIOLATIONS, Phase,
+    Resolution, ScanStatus, ScannedBy, Scanner, phase, reason,
 };
 use crate::policy::Outcome;
 
@@ -37,6 +37,13 @@ pub enum ScanState {
     /// The image's tag could not be resolved at its registry (`error` says why): no Job was
     /// started. `Scanning=False` and `Succeeded=False`, both `ResolveFailed`.
     ResolveFailed { error: String },
+    /// An ImageScan with `resultsFrom: Attestation` has no result: no attestation, none
+    /// usable, or the newest expired (`reason`, one of the `Attestation…` reasons, says which
+    /// and `message` why). `Scanning=False` alone: the phase is Pending, never a verdict.
+    NoAttestation {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The Scanning condition's message of a canceled scan.
@@ -97,6 +104,13 @@ pub enum ReportSource {
     /// Pushed with `scangate report --to-configmap`; `by` is the writer the webhook recorded
     /// on the report ConfigMap (`scangate.dev/reported-by`).
     Pushed { by: Option<String> },
+    /// A signed attestation in the image's registry, verified with the configured `key`.
+    Attestation {
+        key: String,
+        predicate_type: String,
+        scan_finished_on: Timestamp,
+        db_version: Option<String>,
+    },
 }
 
 impl std::fmt::Display for ReportSource {
@@ -120,6 +134,9 @@ impl std::fmt::Display for ReportSource {
             ),
             ReportSource::Pushed { by: Some(by) } => write!(f, "pushed by {by}"),
             ReportSource::Pushed { by: None } => f.write_str("pushed (writer not recorded)"),
+            ReportSource::Attestation { key, .. } => {
+                write!(f, "an attestation signed with key {key}")
+            }
         }
     }
 }
@@ -210,6 +227,9 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             conditions.push(Condition::not_resolved());
             conditions.push(Condition::resolve_failed(error.clone()));
         }
+        ScanState::NoAttestation { reason, message } => {
+            conditions.push(Condition::no_attestation(reason, message.clone()));
+        }
     }
     if let (ScanState::Finished { .. }, Some(results)) = (&inputs.state, &inputs.results) {
         status.cve_count = Some(results.cve_count.clone());
@@ -219,6 +239,20 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         });
         status.scanned_at = Some(Time(results.stored_at));
         status.policy = results.judged_by.clone();
+        if let ReportSource::Attestation {
+            key,
+            predicate_type,
+            scan_finished_on,
+            db_version,
+        } = &results.source
+        {
+            status.attestation = Some(AttestationResult {
+                key: key.clone(),
+                predicate_type: predicate_type.clone(),
+                scan_finished_on: Time(*scan_finished_on),
+                db_version: db_version.clone(),
+            });
+        }
         conditions.push(match &results.sending {
             SendState::NotConfigured => Condition::store_not_configured(),
             SendState::Sent { url } => {
