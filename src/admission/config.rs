@@ -940,4 +940,45 @@ mod tests {
         );
         assert_eq!(Enforcement::from_label("Enforce"), None);
     }
+
+    #[test]
+    fn attestation_keys_are_read_and_checked_with_the_config() {
+        use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+        let pem = p256::ecdsa::SigningKey::from_slice(&[7; 32])
+            .unwrap()
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+            .replace('\n', "\\n");
+        let config = AdmissionConfig::from_yaml(&format!(
+            "attestations: {{keys: [{{name: ci, publicKey: \"{pem}\"}}], maxAge: 7d}}"
+        ))
+        .unwrap();
+        let keys = config.attestations.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].name, "ci");
+        assert_eq!(
+            config.attestations.max_age(),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(AdmissionConfig::default().attestations.max_age(), None);
+
+        let twice = format!(
+            "attestations: {{keys: [{{name: ci, publicKey: \"{pem}\"}}, {{name: ci, publicKey: \"{pem}\"}}]}}"
+        );
+        let error = AdmissionConfig::from_yaml(&twice).unwrap_err().to_string();
+        assert!(error.contains("unique"), "{error}");
+        let bad = AdmissionConfig::from_yaml("attestations: {keys: [{name: ci, publicKey: nope}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("admission config attestations.keys"),
+            "{error}"
+        );
+        assert!(bad.contains("cosign generate-key-pair"), "{bad}");
+        let age = AdmissionConfig::from_yaml("attestations: {maxAge: soon}")
+            .unwrap_err()
+            .to_string();
+        assert!(age.contains("attestations.maxAge"), "{age}");
+    }
 }
