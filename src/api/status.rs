@@ -154,6 +154,18 @@ pub mod reason {
     pub const ATTESTATION_MALFORMED: &str = "AttestationMalformed";
     /// …or the newest is older than `attestations.maxAge`.
     pub const ATTESTATION_EXPIRED: &str = "AttestationExpired";
+
+    /// The `Scanning=False` reasons of an ImageScan with `resultsFrom: Attestation` and no
+    /// result: no Succeeded condition goes with them.
+    pub const ATTESTATION_NO_RESULT: [&str; 7] = [
+        ATTESTATION_MISSING,
+        ATTESTATION_UNAVAILABLE,
+        ATTESTATION_UNVERIFIED,
+        ATTESTATION_SUBJECT_MISMATCH,
+        ATTESTATION_PREDICATE_UNKNOWN,
+        ATTESTATION_MALFORMED,
+        ATTESTATION_EXPIRED,
+    ];
 }
 
 /// Messages of the status contract (the ones that are fixed strings).
@@ -500,7 +512,9 @@ pub fn consistency_problem(conditions: &[Condition]) -> Option<String> {
     let succeeded = condition_status(conditions, ConditionType::Succeeded);
     let waiting = conditions.iter().any(|c| {
         c.type_ == ConditionType::Scanning
-            && (c.reason == reason::QUEUED || c.reason == reason::CANCELED)
+            && (c.reason == reason::QUEUED
+                || c.reason == reason::CANCELED
+                || reason::ATTESTATION_NO_RESULT.contains(&c.reason.as_str()))
     });
     if scanning == Some(ConditionStatus::False) && succeeded.is_none() && !waiting {
         return Some(
@@ -877,6 +891,15 @@ mod tests {
         }
         // A finished Job without its result is still inconsistent.
         assert!(consistency_problem(&[Condition::job_finished()]).is_some());
+    }
+
+    #[test]
+    fn an_attestation_scan_without_a_result_is_pending_and_consistent() {
+        for reason in reason::ATTESTATION_NO_RESULT {
+            let alone = [Condition::no_attestation(reason, "why")];
+            assert_eq!(phase(&alone), Phase::Pending, "{reason}");
+            assert_eq!(consistency_problem(&alone), None, "{reason}");
+        }
     }
 
     #[test]
