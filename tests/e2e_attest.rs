@@ -5,8 +5,9 @@
 //! config names. The attestations are built here as cosign builds them (DSSE envelopes of
 //! in-toto Statements, ECDSA P-256). Checked on the real apiserver with the real webhook: the
 //! busybox Grype report makes the scan Failed and a workload of that digest denied, naming the
-//! key; a clean report is admitted; a wrong key, another subject or an unknown predicate give
-//! their condition and no verdict; no report ConfigMap is written.
+//! key; a clean report is admitted; a wrong key, another subject, an unknown predicate, no
+//! attestation or one older than `maxAge` give their condition and no verdict; no report
+//! ConfigMap is written.
 //!
 //! Also without an apiserver: the registry client finds the envelopes by cosign's tag.
 
@@ -200,6 +201,7 @@ fn signed_attestations_decide_admission_and_bad_ones_give_their_condition_and_no
     let other_subject = runtime.block_on(registry.push("team/app", "other-subject"));
     let unknown = runtime.block_on(registry.push("team/app", "unknown-predicate"));
     let bare = runtime.block_on(registry.push("team/app", "bare"));
+    let expired = runtime.block_on(registry.push("team/app", "expired"));
     let ci = signing_key(7);
     let stranger = signing_key(3);
     let attach = |pushed: &common::registry::Pushed, envelope: Vec<u8>| {
@@ -248,6 +250,22 @@ fn signed_attestations_decide_admission_and_bad_ones_give_their_condition_and_no
         ),
     );
 
+    // Signed and readable, but of a scan older than maxAge (168h).
+    let long_ago = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(200))
+        .expect("a time")
+        .to_string();
+    attach(
+        &expired,
+        envelope(
+            &ci,
+            &expired.digest,
+            COSIGN_VULN_V1,
+            grype_busybox(),
+            &long_ago,
+        ),
+    );
+
     let pem = public_pem(&ci).replace('\n', "\\n");
     let enforced = Enforced::with_config(
         cluster,
@@ -284,6 +302,7 @@ fn signed_attestations_decide_admission_and_bad_ones_give_their_condition_and_no
         ("other-subject", &other_subject),
         ("unknown-predicate", &unknown),
         ("bare", &bare),
+        ("expired", &expired),
     ] {
         attested_scan(&enforced, name, &by_digest(pushed));
     }
@@ -334,6 +353,7 @@ fn signed_attestations_decide_admission_and_bad_ones_give_their_condition_and_no
         ("other-subject", "AttestationSubjectMismatch"),
         ("unknown-predicate", "AttestationPredicateUnknown"),
         ("bare", "AttestationMissing"),
+        ("expired", "AttestationExpired"),
     ] {
         let seen = cluster.eventually(&format!("{name}: {reason}"), WAIT, || {
             Some(status(&enforced, name)).filter(|s| scanning(s)["reason"] == reason)
@@ -346,7 +366,7 @@ fn signed_attestations_decide_admission_and_bad_ones_give_their_condition_and_no
             "{name}: {seen}"
         );
     }
-    let pushed = [&wrong_key, &other_subject, &unknown];
+    let pushed = [&wrong_key, &other_subject, &unknown, &expired];
     for image in pushed {
         let admitted = admit(&enforced, &by_digest(image));
         assert!(admitted.is_ok(), "{image:?}: {admitted:?}");
