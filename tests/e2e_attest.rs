@@ -104,7 +104,11 @@ async fn the_registry_client_finds_cosign_attestations_by_their_tag() {
         &now(),
     );
     registry
-        .attach_cosign_attestations("team/attested", &pushed.digest, &[signed.clone()])
+        .attach_cosign_attestations(
+            "team/attested",
+            &pushed.digest,
+            std::slice::from_ref(&signed),
+        )
         .await;
     let json = json!({"auths": {format!("https://{}", registry.host):
         {"username": USER, "password": PASSWORD}}});

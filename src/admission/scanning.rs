@@ -623,10 +623,7 @@ mod tests {
         both["resultsFrom"] = json!("Attestation");
         assert!(denied(run("ImageScan", both.clone())).contains("remove spec.scanTemplate"));
         both.as_object_mut().map(|o| o.remove("scanTemplate"));
-        assert!(matches!(
-            run("ImageScan", both),
-            Verdict::Allowed { .. }
-        ));
+        assert!(matches!(run("ImageScan", both), Verdict::Allowed { .. }));
         let mut dangling = ok;
         dangling["scanTemplate"] = json!("missing");
         dangling["scanPolicy"] = json!("gone");
