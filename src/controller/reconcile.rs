@@ -221,6 +221,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             if let Ok(mut evaluations) = ctx.evaluations.lock() {
                 evaluations.remove(&key);
             }
+            if let Ok(mut looks) = ctx.attestations.lock() {
+                looks.remove(&key);
+            }
             return Ok(Action::await_change());
         }
         Plan::Work(work) => work,

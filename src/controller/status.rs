@@ -314,7 +314,14 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
     }
     let derived = phase(&conditions);
     status.phase = Some(derived);
-    let carried = inputs.previous.and_then(carried_result);
+    let carried = inputs.previous.and_then(carried_result).filter(|last| {
+        // An attestation past `attestations.maxAge` counts as no result: a Completed verdict
+        // does not stand; a Failed one still denies (as a stale denial does under
+        // maxResultAge).
+        !(matches!(&inputs.state, ScanState::NoAttestation { reason: r, .. }
+            if *r == reason::ATTESTATION_EXPIRED)
+            && last.phase == Phase::Completed)
+    });
     match (&inputs.state, &inputs.results) {
         (ScanState::Finished { .. }, Some(results)) if derived.is_decided() => {
             // The same report keeps the source recorded while its Job existed.
@@ -966,6 +973,57 @@ mod tests {
         assert_consistent(&done);
         let rescanning = status(ScanState::Running, None, Some(&done));
         assert_eq!(rescanning.policy, Some(judged_by));
+    }
+
+    #[test]
+    fn an_attestation_result_records_its_key_and_an_expired_one_is_no_result() {
+        let attested = |policy| {
+            let mut r = results(policy, SendState::NotConfigured);
+            r.source = ReportSource::Attestation {
+                key: "ci".into(),
+                predicate_type: crate::attest::COSIGN_VULN_V1.into(),
+                scan_finished_on: r.stored_at,
+                db_version: Some("v6".into()),
+            };
+            r
+        };
+        let verified = ScanState::Finished {
+            message: "The report came from an attestation signed with key ci".into(),
+        };
+        let clean = status(verified.clone(), Some(attested(compliant())), None);
+        assert_eq!(clean.phase, Some(Phase::Completed));
+        let attestation = clean.attestation.clone().unwrap();
+        assert_eq!(attestation.key, "ci");
+        assert_eq!(attestation.db_version.as_deref(), Some("v6"));
+        assert_eq!(
+            clean.last_result.as_ref().map(|l| l.source.as_str()),
+            Some("an attestation signed with key ci")
+        );
+        assert_consistent(&clean);
+        let failed = status(verified, Some(attested(violated())), None);
+        assert_eq!(failed.phase, Some(Phase::Failed));
+
+        let no_result = |reason| ScanState::NoAttestation {
+            reason,
+            message: "why".into(),
+        };
+        // Expired: a Completed verdict no longer stands, a Failed one does.
+        let expired = status(no_result(reason::ATTESTATION_EXPIRED), None, Some(&clean));
+        assert_eq!(expired.phase, Some(Phase::Pending));
+        assert_eq!(expired.last_result, None);
+        assert_eq!(expired.attestation, None);
+        assert_consistent(&expired);
+        let still_denied = status(no_result(reason::ATTESTATION_EXPIRED), None, Some(&failed));
+        assert_eq!(still_denied.last_result, failed.last_result);
+        // Gone from the registry, or no longer verifiable: the last verdict stands.
+        let missing = status(no_result(reason::ATTESTATION_MISSING), None, Some(&clean));
+        assert_eq!(missing.phase, Some(Phase::Pending));
+        assert_eq!(missing.last_result, clean.last_result);
+        assert_eq!(
+            condition(&missing, ConditionType::Scanning).map(|c| c.reason.as_str()),
+            Some("AttestationMissing")
+        );
+        assert_consistent(&missing);
     }
 
     #[test]
