@@ -388,3 +388,138 @@ fn signed_attestations_decide_admission_and_bad_ones_give_their_condition_and_no
     assert_eq!(config_maps.trim(), "", "{config_maps}");
     drop(controller);
 }
+
+/// A registry of the test's making with the referrers API: an index listing one attestation
+/// manifest, whose layers are a good envelope, one declared over the size bound, and one that
+/// redirects elsewhere when `redirect_blob` (to `sink`, another loopback port).
+async fn referrers_registry(
+    digest: String,
+    envelope: Vec<u8>,
+    redirect_blob: Option<u16>,
+) -> common::hostile::Hostile {
+    use axum::http::StatusCode;
+    use axum::http::header::CONTENT_TYPE;
+    use axum::response::IntoResponse;
+    use scangate::registry::manifest::sha256_digest;
+    let envelope_digest = sha256_digest(&envelope);
+    let huge = format!("sha256:{}", "e".repeat(64));
+    let moved = format!("sha256:{}", "f".repeat(64));
+    let mut layers = vec![
+        json!({"mediaType": attest::DSSE_MEDIA_TYPE, "digest": envelope_digest, "size": envelope.len()}),
+        json!({"mediaType": attest::DSSE_MEDIA_TYPE, "digest": huge, "size": 1u64 << 40}),
+    ];
+    if redirect_blob.is_some() {
+        layers.push(json!({"mediaType": attest::DSSE_MEDIA_TYPE, "digest": moved, "size": 10}));
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": attest::DSSE_MEDIA_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": sha256_digest(b"{}"), "size": 2},
+        "layers": layers,
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 10},
+    }))
+    .expect("manifest");
+    let manifest_digest = sha256_digest(&manifest);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+             "size": manifest.len(), "artifactType": attest::DSSE_MEDIA_TYPE},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": format!("sha256:{}", "d".repeat(64)), "size": 10,
+             "artifactType": "application/spdx+json"},
+        ],
+    }))
+    .expect("index");
+    common::hostile::Hostile::start(true, move |_, uri, _| {
+        let path = uri.path();
+        if path == format!("/v2/team/app/referrers/{digest}") {
+            return (
+                [(CONTENT_TYPE, "application/vnd.oci.image.index.v1+json")],
+                index.clone(),
+            )
+                .into_response();
+        }
+        if path == format!("/v2/team/app/manifests/{manifest_digest}") {
+            return (
+                [(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")],
+                manifest.clone(),
+            )
+                .into_response();
+        }
+        if path == format!("/v2/team/app/blobs/{envelope_digest}") {
+            return envelope.clone().into_response();
+        }
+        if path == format!("/v2/team/app/blobs/{moved}")
+            && let Some(port) = redirect_blob
+        {
+            return common::hostile::redirect(&format!("https://127.0.0.1:{port}{path}"));
+        }
+        StatusCode::NOT_FOUND.into_response()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn referrers_are_read_first_within_the_bounds_and_the_egress_rules() {
+    if std::env::var("SCANGATE_E2E").as_deref() != Ok("1") {
+        eprintln!("skipping: set SCANGATE_E2E=1 for registry tests");
+        return;
+    }
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let signed = envelope(
+        &signing_key(7),
+        &digest,
+        COSIGN_VULN_V1,
+        grype_clean(),
+        &now(),
+    );
+    let registry = referrers_registry(digest.clone(), signed.clone(), None).await;
+    let resolver = registry.resolver(scangate::registry::Egress::default());
+    let image = registry
+        .image("1")
+        .with_digest(&digest)
+        .expect("pinned image");
+    let envelopes = resolver
+        .attestations(&image, None)
+        .await
+        .expect("attestations");
+    assert_eq!(envelopes, [signed.clone()]);
+    let asked: Vec<String> = registry.seen().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(asked[0], format!("/v2/team/app/referrers/{digest}"));
+    // The layer declared over the bound, and the referrer of another type, are not fetched.
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains(&"e".repeat(64)) || p.contains(&"d".repeat(64))),
+        "{asked:?}"
+    );
+    // cosign's tag is looked at too (404 here).
+    assert!(
+        asked
+            .iter()
+            .any(|p| p.ends_with(&format!("{}.att", digest.replacen(':', "-", 1)))),
+        "{asked:?}"
+    );
+
+    // A blob that redirects to another loopback port: refused, nothing fetched there.
+    let sink = common::hostile::sink().await;
+    let registry = referrers_registry(digest.clone(), signed, Some(sink.port)).await;
+    let resolver = registry.resolver(scangate::registry::Egress::default());
+    let image = registry
+        .image("1")
+        .with_digest(&digest)
+        .expect("pinned image");
+    match resolver.attestations(&image, None).await {
+        Err(error @ scangate::registry::Error::RefusedRedirect { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(&image.to_string()), "{message}");
+            assert!(!message.contains(&sink.port.to_string()), "{message}");
+        }
+        other => panic!("expected a refused redirect, got {other:?}"),
+    }
+    assert_eq!(sink.connections(), 0);
+}
