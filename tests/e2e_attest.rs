@@ -487,7 +487,7 @@ async fn referrers_are_read_first_within_the_bounds_and_the_egress_rules() {
         .attestations(&image, None)
         .await
         .expect("attestations");
-    assert_eq!(envelopes, [signed.clone()]);
+    assert_eq!(envelopes, std::slice::from_ref(&signed));
     let asked: Vec<String> = registry.seen().into_iter().map(|(p, _)| p).collect();
     assert_eq!(asked[0], format!("/v2/team/app/referrers/{digest}"));
     // The layer declared over the bound, and the referrer of another type, are not fetched.
