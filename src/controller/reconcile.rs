@@ -103,7 +103,8 @@ pub struct Context {
     pub registry: Resolver,
     /// The last look at the registry per ImageScan with `resultsFrom: Attestation`: the
     /// registry is asked again after [`ATTESTATION_RECHECK`] (or the scan's shorter
-    /// `rescanInterval`), or when the scan's generation changes, not at every reconcile.
+    /// `rescanInterval`; after the error-retry delay when it could not be asked), or when the
+    /// scan's generation changes, not at every reconcile.
     pub attestations: Mutex<HashMap<String, LastFetch>>,
 }
 
@@ -323,10 +324,15 @@ async fn look_at_attestations<K: ScanKind>(
         );
     }
     let key = failure_key(scan);
+    // A look that failed is tried again after the error-retry delay.
+    let valid_for = |l: &LastFetch| match l.result {
+        Ok(_) => every,
+        Err(_) => ctx.settings.error_retry.min(every),
+    };
     let cached = ctx.attestations.lock().ok().and_then(|looks| {
         looks
             .get(&key)
-            .filter(|l| l.generation == o.generation && l.at.elapsed() < every)
+            .filter(|l| l.generation == o.generation && l.at.elapsed() < valid_for(l))
             .cloned()
     });
     let look = match cached {
@@ -356,7 +362,7 @@ async fn look_at_attestations<K: ScanKind>(
             look
         }
     };
-    let recheck = every
+    let recheck = valid_for(&look)
         .saturating_sub(look.at.elapsed())
         .max(Duration::from_secs(1));
     let no_result = |reason: &'static str, message: String| {
