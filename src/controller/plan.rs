@@ -1293,6 +1293,68 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_attestation_is_judged_like_a_report_and_runs_no_job() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(ObservedReport {
+            reported_by: None,
+            ..pushed(report())
+        });
+        let source = ReportSource::Attestation {
+            key: "ci".into(),
+            predicate_type: crate::attest::COSIGN_VULN_V1.into(),
+            scan_finished_on: ts(STORED),
+            db_version: None,
+        };
+        o.attestation = Some(AttestationFound::Verified {
+            source: source.clone(),
+        });
+        let w = work(&o, rules(&config));
+        // The template is not run: the attestation is the only source.
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
+        assert_eq!(w.results.as_ref().map(|r| r.source.clone()), Some(source));
+        let end = settle(&o, w, evaluated(denied_by_strict()), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(
+            status.attestation.as_ref().map(|a| a.key.as_str()),
+            Some("ci")
+        );
+        let succeeded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Succeeded)
+            .map(|c| c.message.clone());
+        assert_eq!(
+            succeeded.as_deref(),
+            Some("The report came from an attestation signed with key ci")
+        );
+    }
+
+    #[test]
+    fn an_unusable_attestation_is_pending_with_its_reason_and_plans_nothing() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.attestation = Some(AttestationFound::NoResult {
+            reason: reason::ATTESTATION_UNVERIFIED,
+            message: "No configured key verifies the attestation".into(),
+        });
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        assert!(w.results.is_none());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert_eq!(status.conditions.len(), 1);
+        assert_eq!(status.conditions[0].reason, "AttestationUnverified");
+        assert_eq!(crate::api::consistency_problem(&status.conditions), None);
+    }
+
+    #[test]
     fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
         let config = config();
         let mut o = with_template(scan());
