@@ -765,6 +765,7 @@ mod tests {
         let mut scan = ImageScan::new(
             name,
             ImageScanSpec {
+                results_from: None,
                 registry: RegistrySpec {
                     image: image.into(),
                     image_pull_secret: None,

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod admission;
 pub mod api;
+pub mod attest;
 pub mod cli;
 pub mod cmd;
 pub mod controller;

@@ -145,6 +145,7 @@ fn failed_scan(namespace: &str, image: &str) -> ImageScan {
                 image: image.into(),
                 image_pull_secret: None,
             },
+            results_from: None,
             scan: Default::default(),
         },
     );

@@ -148,6 +148,7 @@ fn status_schema_has_the_design_fields() {
         fields,
         [
             "artifact",
+            "attestation",
             "compliantArtifact",
             "conditions",
             "cveCount",

@@ -46,6 +46,10 @@ pub enum Error {
          positive budget, or unset firstSight.template to turn scans on first sight off"
     )]
     ZeroRate,
+    #[error("admission config attestations.keys: {0}")]
+    AttestationKey(#[from] crate::attest::Error),
+    #[error("admission config attestations.maxAge: {0} (`0` for no bound)")]
+    AttestationMaxAge(DurationError),
     #[error("admission config {field} is empty; name {what}")]
     EmptyField {
         field: &'static str,
@@ -176,6 +180,60 @@ pub struct AdmissionConfig {
     pub exceptions: ExceptionRules,
     #[serde(default)]
     pub templates: TemplateRules,
+    /// Signed vulnerability attestations: the keys that may sign the results of ImageScans
+    /// with `resultsFrom: Attestation` in `scangateNamespace` and `trustedScanNamespaces`.
+    #[serde(default)]
+    pub attestations: AttestationRules,
+}
+
+/// Which signed vulnerability attestations count as results.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestationRules {
+    /// The public keys (PEM, ECDSA P-256, as `cosign generate-key-pair` writes them) whose
+    /// signatures are trusted; the status names the key that verified a result.
+    #[serde(default)]
+    pub keys: Vec<AttestationKey>,
+    /// An attestation of a scan that finished longer ago than this (`168h`, `7d`) counts as
+    /// no result. Unset or `0`: attestations do not age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+/// A named public key.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestationKey {
+    pub name: String,
+    pub public_key: String,
+}
+
+impl AttestationRules {
+    /// The configured keys, read (checked when the config is read: unique names, P-256 PEM).
+    pub fn keys(&self) -> Result<Vec<crate::attest::TrustedKey>> {
+        let mut keys: Vec<crate::attest::TrustedKey> = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            if keys.iter().any(|k| k.name == key.name) {
+                return Err(crate::attest::Error::KeyName {
+                    name: key.name.clone(),
+                }
+                .into());
+            }
+            keys.push(crate::attest::TrustedKey::from_pem(
+                &key.name,
+                &key.public_key,
+            )?);
+        }
+        Ok(keys)
+    }
+
+    /// `maxAge` as a duration; `None` when unset or zero.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+            .as_deref()
+            .and_then(|age| parse_duration(age).ok())
+            .filter(|age| !age.is_zero())
+    }
 }
 
 fn default_scangate_namespace() -> String {
@@ -220,6 +278,7 @@ impl Default for AdmissionConfig {
             first_sight: FirstSightRules::default(),
             exceptions: ExceptionRules::default(),
             templates: TemplateRules::default(),
+            attestations: AttestationRules::default(),
         }
     }
 }
@@ -405,6 +464,10 @@ impl AdmissionConfig {
             parse_duration(age).map_err(Error::MaxResultAge)?;
         }
         parse_duration(&config.tag_max_age).map_err(Error::TagMaxAge)?;
+        config.attestations.keys()?;
+        if let Some(age) = &config.attestations.max_age {
+            parse_duration(age).map_err(Error::AttestationMaxAge)?;
+        }
         if config.trusted_scan_namespaces.iter().any(String::is_empty) {
             return Err(Error::EmptyNamespace);
         }
@@ -876,5 +939,46 @@ mod tests {
             Some(Enforcement::Enforce)
         );
         assert_eq!(Enforcement::from_label("Enforce"), None);
+    }
+
+    #[test]
+    fn attestation_keys_are_read_and_checked_with_the_config() {
+        use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+        let pem = p256::ecdsa::SigningKey::from_slice(&[7; 32])
+            .unwrap()
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+            .replace('\n', "\\n");
+        let config = AdmissionConfig::from_yaml(&format!(
+            "attestations: {{keys: [{{name: ci, publicKey: \"{pem}\"}}], maxAge: 7d}}"
+        ))
+        .unwrap();
+        let keys = config.attestations.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].name, "ci");
+        assert_eq!(
+            config.attestations.max_age(),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(AdmissionConfig::default().attestations.max_age(), None);
+
+        let twice = format!(
+            "attestations: {{keys: [{{name: ci, publicKey: \"{pem}\"}}, {{name: ci, publicKey: \"{pem}\"}}]}}"
+        );
+        let error = AdmissionConfig::from_yaml(&twice).unwrap_err().to_string();
+        assert!(error.contains("unique"), "{error}");
+        let bad = AdmissionConfig::from_yaml("attestations: {keys: [{name: ci, publicKey: nope}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("admission config attestations.keys"),
+            "{error}"
+        );
+        assert!(bad.contains("cosign generate-key-pair"), "{bad}");
+        let age = AdmissionConfig::from_yaml("attestations: {maxAge: soon}")
+            .unwrap_err()
+            .to_string();
+        assert!(age.contains("attestations.maxAge"), "{age}");
     }
 }

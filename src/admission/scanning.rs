@@ -286,6 +286,14 @@ fn image_scan(name: &str, spec: &ImageScanSpec, ctx: &Context<'_>) -> Verdict {
     if let Err(e) = ImageRef::parse(&spec.registry.image) {
         return Verdict::Denied(format!("ImageScan {name:?}: spec.registry.image: {e}"));
     }
+    if spec.results_from == Some(crate::api::ResultsFrom::Attestation)
+        && let Some(template) = &spec.scan.scan_template
+    {
+        return Verdict::Denied(format!(
+            "ImageScan {name:?}: spec.resultsFrom is Attestation, so no scan Job runs: remove \
+             spec.scanTemplate ({template:?}), or set resultsFrom: Report to scan with it"
+        ));
+    }
     settings("ImageScan", name, &spec.scan, ctx)
 }
 
@@ -611,6 +619,11 @@ mod tests {
         let mut bad = ok.clone();
         bad["rescanInterval"] = json!("daily");
         assert!(denied(run("ImageScan", bad)).contains("spec.rescanInterval"));
+        let mut both = ok.clone();
+        both["resultsFrom"] = json!("Attestation");
+        assert!(denied(run("ImageScan", both.clone())).contains("remove spec.scanTemplate"));
+        both.as_object_mut().map(|o| o.remove("scanTemplate"));
+        assert!(matches!(run("ImageScan", both), Verdict::Allowed { .. }));
         let mut dangling = ok;
         dangling["scanTemplate"] = json!("missing");
         dangling["scanPolicy"] = json!("gone");

@@ -605,6 +605,7 @@ mod tests {
         let mut s = ImageScan::new(
             name,
             ImageScanSpec {
+                results_from: None,
                 registry: RegistrySpec {
                     image: image.into(),
                     image_pull_secret: None,

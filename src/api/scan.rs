@@ -69,8 +69,24 @@ use super::ScanStatus;
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanSpec {
     pub registry: RegistrySpec,
+    /// Where the results come from: `Report` (the default: a scan Job from `scanTemplate`, or
+    /// a report pushed with `scangate report`) or `Attestation` (signed vulnerability
+    /// attestations next to the image in its registry, verified with the admin's keys; no
+    /// Job runs and no report is stored in the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_from: Option<ResultsFrom>,
     #[serde(flatten)]
     pub scan: ScanSettings,
+}
+
+/// Where an ImageScan's results come from.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum ResultsFrom {
+    /// A scan Job from the scan's ScanTemplate, or a report pushed with `scangate report`.
+    #[default]
+    Report,
+    /// The image's signed vulnerability attestations (cosign `vuln/v1`, in-toto `vulns/v0.2`).
+    Attestation,
 }
 
 /// The image to scan.

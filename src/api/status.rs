@@ -139,6 +139,33 @@ pub mod reason {
     /// `Scanning=False` and `Succeeded=False`: the image's tag could not be resolved at its
     /// registry, so no scan Job was started.
     pub const RESOLVE_FAILED: &str = "ResolveFailed";
+    /// `Scanning=False` of an ImageScan with `resultsFrom: Attestation` that has no result
+    /// (phase Pending): the image has no attestation…
+    pub const ATTESTATION_MISSING: &str = "AttestationMissing";
+    /// …its attestations could not be fetched…
+    pub const ATTESTATION_UNAVAILABLE: &str = "AttestationUnavailable";
+    /// …none is signed by a configured key (or it was altered after signing)…
+    pub const ATTESTATION_UNVERIFIED: &str = "AttestationUnverified";
+    /// …the signed one is for other content…
+    pub const ATTESTATION_SUBJECT_MISMATCH: &str = "AttestationSubjectMismatch";
+    /// …the signed one is not a vulnerability report scangate reads…
+    pub const ATTESTATION_PREDICATE_UNKNOWN: &str = "AttestationPredicateUnknown";
+    /// …the signed one cannot be read…
+    pub const ATTESTATION_MALFORMED: &str = "AttestationMalformed";
+    /// …or the newest is older than `attestations.maxAge`.
+    pub const ATTESTATION_EXPIRED: &str = "AttestationExpired";
+
+    /// The `Scanning=False` reasons of an ImageScan with `resultsFrom: Attestation` and no
+    /// result: no Succeeded condition goes with them.
+    pub const ATTESTATION_NO_RESULT: [&str; 7] = [
+        ATTESTATION_MISSING,
+        ATTESTATION_UNAVAILABLE,
+        ATTESTATION_UNVERIFIED,
+        ATTESTATION_SUBJECT_MISMATCH,
+        ATTESTATION_PREDICATE_UNKNOWN,
+        ATTESTATION_MALFORMED,
+        ATTESTATION_EXPIRED,
+    ];
 }
 
 /// Messages of the status contract (the ones that are fixed strings).
@@ -238,6 +265,17 @@ impl Condition {
             ConditionType::Scanning,
             ConditionStatus::False,
             reason::QUEUED,
+            message.into(),
+        )
+    }
+
+    /// `Scanning=False` with one of the `Attestation…` reasons: an ImageScan with
+    /// `resultsFrom: Attestation` has no result (the phase stays Pending); `message` says why.
+    pub fn no_attestation(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason,
             message.into(),
         )
     }
@@ -381,6 +419,13 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
             reason::QUEUED,
             reason::CANCELED,
             reason::RESOLVE_FAILED,
+            reason::ATTESTATION_MISSING,
+            reason::ATTESTATION_UNAVAILABLE,
+            reason::ATTESTATION_UNVERIFIED,
+            reason::ATTESTATION_SUBJECT_MISMATCH,
+            reason::ATTESTATION_PREDICATE_UNKNOWN,
+            reason::ATTESTATION_MALFORMED,
+            reason::ATTESTATION_EXPIRED,
         ],
         (Succeeded, True) => &[reason::JOB_FINISHED],
         (Succeeded, False) => &[reason::ERROR, reason::RESOLVE_FAILED],
@@ -467,7 +512,9 @@ pub fn consistency_problem(conditions: &[Condition]) -> Option<String> {
     let succeeded = condition_status(conditions, ConditionType::Succeeded);
     let waiting = conditions.iter().any(|c| {
         c.type_ == ConditionType::Scanning
-            && (c.reason == reason::QUEUED || c.reason == reason::CANCELED)
+            && (c.reason == reason::QUEUED
+                || c.reason == reason::CANCELED
+                || reason::ATTESTATION_NO_RESULT.contains(&c.reason.as_str()))
     });
     if scanning == Some(ConditionStatus::False) && succeeded.is_none() && !waiting {
         return Some(
@@ -645,6 +692,11 @@ pub struct ScanStatus {
     /// scangate only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Resolution>,
+    /// Where the result came from when it is a signed attestation (`resultsFrom:
+    /// Attestation`): the key that verified it, when the scan ran, and the scanner's database.
+    /// The report itself stays in the registry. Written by scangate only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationResult>,
     /// The ScanPolicy the report was judged by, and why that one: the scan's `scanPolicy`, else
     /// for a trusted scan the admission config's `defaultScanPolicy` or scangate's built-in
     /// default policy. Absent when no policy judges the report (a namespace's own scan that
@@ -669,6 +721,22 @@ pub struct ScanStatus {
     pub observed_policy_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_template_generation: Option<i64>,
+}
+
+/// The signed attestation a result was taken from.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationResult {
+    /// The name of the configured key (admission config `attestations.keys`) that verified
+    /// its signature.
+    pub key: String,
+    /// The attestation's predicate type.
+    pub predicate_type: String,
+    /// When the scan ran, as the attestation says (`metadata.scanFinishedOn`).
+    pub scan_finished_on: Time,
+    /// The scanner's vulnerability database version, when the attestation says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_version: Option<String>,
 }
 
 /// A decided result on content the scan held before (see `ScanStatus::earlier_results`).
@@ -823,6 +891,15 @@ mod tests {
         }
         // A finished Job without its result is still inconsistent.
         assert!(consistency_problem(&[Condition::job_finished()]).is_some());
+    }
+
+    #[test]
+    fn an_attestation_scan_without_a_result_is_pending_and_consistent() {
+        for reason in reason::ATTESTATION_NO_RESULT {
+            let alone = [Condition::no_attestation(reason, "why")];
+            assert_eq!(phase(&alone), Phase::Pending, "{reason}");
+            assert_eq!(consistency_problem(&alone), None, "{reason}");
+        }
     }
 
     #[test]

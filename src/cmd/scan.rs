@@ -71,6 +71,7 @@ pub fn image_scan(image: &ImageRef, args: &ScanArgs) -> ImageScan {
             ..Default::default()
         },
         spec: ImageScanSpec {
+            results_from: None,
             registry: RegistrySpec {
                 image: image.to_string(),
                 image_pull_secret: None,

@@ -91,7 +91,8 @@ pub struct ControllerArgs {
     pub mirror: super::mirror::MirrorArgs,
     /// Resolve an ImageScan's tag at its registry (with the scan's imagePullSecret) before
     /// starting its scan Job, and scan exactly that digest (`status.resolved` records it).
-    /// `--resolve-tags=false`: the Job is given the tag as written.
+    /// `--resolve-tags=false`: the Job is given the tag as written (ImageScans with
+    /// `resultsFrom: Attestation` still have their tag resolved: attestations are by digest).
     #[arg(
         long,
         env = "SCANGATE_RESOLVE_TAGS",
@@ -106,7 +107,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "SCANGATE_TAG_RECHECK_INTERVAL", default_value = "10m", value_parser = duration)]
     pub tag_recheck_interval: Duration,
     /// PEM CA certificate(s) registries' certificates are checked against when resolving tags
-    /// (default: the platform's trust store).
+    /// and fetching attestations (default: the platform's trust store).
     #[arg(long, env = "SCANGATE_REGISTRY_CA_FILE")]
     pub registry_ca_file: Option<PathBuf>,
     /// Registries (`host[:port]`, as images name them) asked over plain HTTP instead of HTTPS;

@@ -648,6 +648,7 @@ mod tests {
             let mut scan = ImageScan::new(
                 name,
                 crate::api::ImageScanSpec {
+                    results_from: None,
                     registry: crate::api::RegistrySpec {
                         image: "busybox:1.32.1".into(),
                         image_pull_secret: None,

@@ -87,6 +87,7 @@ pub fn image_scan(
         ..ObjectMeta::default()
     };
     let spec = ImageScanSpec {
+        results_from: None,
         registry: RegistrySpec {
             image: image.to_string(),
             image_pull_secret: None,

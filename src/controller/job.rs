@@ -680,6 +680,7 @@ mod tests {
         let mut scan = ImageScan::new(
             "nginx-scan",
             ImageScanSpec {
+                results_from: None,
                 registry: RegistrySpec {
                     image: "nginx:1.27".into(),
                     image_pull_secret: pull_secret.map(Into::into),

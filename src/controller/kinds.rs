@@ -53,6 +53,11 @@ pub trait ScanKind:
     fn image_pull_secret(&self) -> Option<&str> {
         None
     }
+    /// The image whose signed attestations are the scan's results (`resultsFrom:
+    /// Attestation`), as the spec names it.
+    fn attested_image(&self) -> Option<&str> {
+        None
+    }
     /// The image to resolve at its registry before a Job scans it: an ImageScan's image when
     /// it names a tag and no digest (a digest is scanned as it is).
     fn tag_to_resolve(&self) -> Option<ImageRef> {
@@ -125,6 +130,11 @@ impl ScanKind for ImageScan {
 
     fn image_pull_secret(&self) -> Option<&str> {
         self.spec.registry.image_pull_secret.as_deref()
+    }
+
+    fn attested_image(&self) -> Option<&str> {
+        (self.spec.results_from == Some(crate::api::ResultsFrom::Attestation))
+            .then_some(self.spec.registry.image.as_str())
     }
 
     fn tag_to_resolve(&self) -> Option<ImageRef> {
@@ -261,6 +271,7 @@ mod tests {
         ImageScan::new(
             "s",
             ImageScanSpec {
+                results_from: None,
                 registry: RegistrySpec {
                     image: image.into(),
                     image_pull_secret: None,

@@ -264,7 +264,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .leader_election_identity
         .clone()
         .unwrap_or_else(leader::default_identity);
-    let resolver = registry_resolver(&args)?;
+    let registry = registry_client(&args)?;
 
     // SIGTERM or SIGINT: stop taking new reconciles, let those running finish.
     let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
@@ -297,7 +297,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         identity,
         config,
         store,
-        resolver,
+        registry,
         lease: lease.as_ref(),
         mirror_view: Arc::new(mirror_tx),
     };
@@ -353,19 +353,18 @@ struct Term<'a> {
     identity: String,
     config: Arc<AdmissionConfig>,
     store: Option<store::MetadataStore>,
-    resolver: Option<crate::registry::Resolver>,
+    /// The registry client: it resolves tags (with `--resolve-tags`) and fetches attestations.
+    registry: crate::registry::Resolver,
     lease: Option<&'a (Api<Lease>, leader::LeaseConfig)>,
     /// What the verdict mirror last did, for the results page.
     mirror_view: Arc<tokio::sync::watch::Sender<results::model::MirrorView>>,
 }
 
-/// The registry client that resolves scans' tags (`--resolve-tags`), trusting
-/// `--registry-ca-file` when given, else the platform's roots, within the admin's egress
-/// rules (`--registry-insecure-hosts`, `--registry-allowed-private`, `--registry-realm-hosts`).
-fn registry_resolver(args: &ControllerArgs) -> Result<Option<crate::registry::Resolver>> {
-    if !args.resolve_tags {
-        return Ok(None);
-    }
+/// The registry client that resolves scans' tags (`--resolve-tags`) and fetches images'
+/// attestations, trusting `--registry-ca-file` when given, else the platform's roots, within
+/// the admin's egress rules (`--registry-insecure-hosts`, `--registry-allowed-private`,
+/// `--registry-realm-hosts`).
+fn registry_client(args: &ControllerArgs) -> Result<crate::registry::Resolver> {
     let ca = match &args.registry_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|cause| Error::RegistryCaFile {
             path: path.clone(),
@@ -379,7 +378,7 @@ fn registry_resolver(args: &ControllerArgs) -> Result<Option<crate::registry::Re
         args.registry_realm_hosts.0.clone(),
     );
     crate::registry::Resolver::new(ca.as_deref())
-        .map(|resolver| Some(resolver.with_egress(egress)))
+        .map(|resolver| resolver.with_egress(egress))
         .map_err(|e| Error::Registry(Box::new(e)))
 }
 
@@ -483,7 +482,8 @@ impl Term<'_> {
                 job_ttl: args.job_ttl,
                 tag_recheck: args.tag_recheck(),
             },
-            resolver: self.resolver.clone(),
+            resolver: self.args.resolve_tags.then(|| self.registry.clone()),
+            registry: self.registry.clone(),
             store: self.store.clone(),
             policies,
             metrics: self.admin.metrics.clone(),
@@ -499,6 +499,7 @@ impl Term<'_> {
             status_failures: std::sync::Mutex::default(),
             written: std::sync::Mutex::default(),
             evaluations: std::sync::Mutex::default(),
+            attestations: std::sync::Mutex::default(),
         });
         let images = controller_for(
             image_watch,

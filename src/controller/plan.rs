@@ -56,6 +56,19 @@ pub struct ObservedReport {
     pub reported_by: Option<String>,
 }
 
+/// What an ImageScan with `resultsFrom: Attestation` found in its image's registry; with a
+/// verified one, [`Observed::report`] holds its report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttestationFound {
+    /// A verified attestation: where its report came from (a [`ReportSource::Attestation`]).
+    Verified { source: ReportSource },
+    /// No result: the reason of the `Scanning=False` condition and its message.
+    NoResult {
+        reason: &'static str,
+        message: String,
+    },
+}
+
 /// An image's tag to resolve at its registry before its scan Job starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolveTarget {
@@ -86,6 +99,9 @@ pub struct Observed {
     pub settings: ScanSettings,
     pub previous: Option<ScanStatus>,
     pub report: Option<ObservedReport>,
+    /// For an ImageScan with `resultsFrom: Attestation`: what its registry holds. No Job runs
+    /// for it, whatever its template.
+    pub attestation: Option<AttestationFound>,
     /// The scan's ScanTemplate, when it names one and it exists.
     pub template: Option<Arc<ScanTemplate>>,
     /// The Jobs owned by the scan.
@@ -342,19 +358,31 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
     let mut report = o.report.as_ref();
     let mut report_job = None;
 
-    let state = match (&o.settings.scan_template, &o.template) {
-        (None, _) => Some(state_without_job(
+    let state = match (&o.attestation, &o.settings.scan_template, &o.template) {
+        (Some(AttestationFound::NoResult { reason, message }), _, _) => {
+            Some(ScanState::NoAttestation {
+                reason,
+                message: message.clone(),
+            })
+        }
+        (Some(AttestationFound::Verified { source }), _, _) => Some(match usable(report) {
+            Some(Ok(())) => ScanState::Finished {
+                message: format!("The report came from {source}"),
+            },
+            other => state_without_job(previous, other.as_ref(), PUSHED_MESSAGE),
+        }),
+        (None, None, _) => Some(state_without_job(
             previous,
             usable(report).as_ref(),
             PUSHED_MESSAGE,
         )),
-        (Some(name), None) => {
+        (None, Some(name), None) => {
             retry_errors = true;
             Some(ScanState::Unrunnable {
                 error: format!("ScanTemplate {name} not found"),
             })
         }
-        (Some(name), Some(template)) => {
+        (None, Some(name), Some(template)) => {
             let tgen = template.metadata.generation.unwrap_or(0);
             template_generation = Some(tgen);
             let decided = super::job::plan(&PlanInputs {
@@ -488,13 +516,14 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                 version: report.scanner.version.clone(),
             },
             stored_at: facts.stored_at,
-            source: match &o.settings.scan_template {
-                Some(template) => ReportSource::Job {
+            source: match (&o.attestation, &o.settings.scan_template) {
+                (Some(AttestationFound::Verified { source }), _) => source.clone(),
+                (_, Some(template)) => ReportSource::Job {
                     namespace: o.namespace.clone(),
                     job: report_job,
                     template: template.clone(),
                 },
-                None => ReportSource::Pushed {
+                (_, None) => ReportSource::Pushed {
                     by: observed.reported_by.clone(),
                 },
             },
@@ -1058,6 +1087,7 @@ mod tests {
             settings: ScanSettings::default(),
             previous: None,
             report: None,
+            attestation: None,
             template: None,
             jobs: vec![],
             policy: None,
@@ -1260,6 +1290,68 @@ mod tests {
         let w = work(&o, rules(&config));
         assert!(w.steps.is_empty());
         assert_eq!(w.state, Some(ScanState::Running));
+    }
+
+    #[test]
+    fn a_verified_attestation_is_judged_like_a_report_and_runs_no_job() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(ObservedReport {
+            reported_by: None,
+            ..pushed(report())
+        });
+        let source = ReportSource::Attestation {
+            key: "ci".into(),
+            predicate_type: crate::attest::COSIGN_VULN_V1.into(),
+            scan_finished_on: ts(STORED),
+            db_version: None,
+        };
+        o.attestation = Some(AttestationFound::Verified {
+            source: source.clone(),
+        });
+        let w = work(&o, rules(&config));
+        // The template is not run: the attestation is the only source.
+        assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
+        assert_eq!(w.results.as_ref().map(|r| r.source.clone()), Some(source));
+        let end = settle(&o, w, evaluated(denied_by_strict()), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(
+            status.attestation.as_ref().map(|a| a.key.as_str()),
+            Some("ci")
+        );
+        let succeeded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Succeeded)
+            .map(|c| c.message.clone());
+        assert_eq!(
+            succeeded.as_deref(),
+            Some("The report came from an attestation signed with key ci")
+        );
+    }
+
+    #[test]
+    fn an_unusable_attestation_is_pending_with_its_reason_and_plans_nothing() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.attestation = Some(AttestationFound::NoResult {
+            reason: reason::ATTESTATION_UNVERIFIED,
+            message: "No configured key verifies the attestation".into(),
+        });
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        assert!(w.results.is_none());
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert_eq!(status.conditions.len(), 1);
+        assert_eq!(status.conditions[0].reason, "AttestationUnverified");
+        assert_eq!(crate::api::consistency_problem(&status.conditions), None);
     }
 
     #[test]

@@ -25,16 +25,18 @@ use super::job::{JobSummary, build_job};
 use super::kinds::{ScanKind, check_resolved};
 use super::metrics::{ApiResource, Metrics, Verb};
 use super::plan::{
-    Observed, ObservedReport, Outcomes, Plan, ReportFacts, ResolveTarget, Rules, Step, plan, settle,
+    AttestationFound, Observed, ObservedReport, Outcomes, Plan, ReportFacts, ResolveTarget, Rules,
+    Step, plan, rescan_interval, settle,
 };
 use super::policy::PolicyCache;
 use super::queue::{Decision, Pool, Queue, ScanId};
-use super::status::{PolicyState, SendState};
+use super::status::{PolicyState, ReportSource, SendState};
 use super::store::{MetadataStore, ScanIdentity};
 use super::writes::{StatusWrite, backoff, classify};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
-use crate::api::{Phase, ScanPolicy, ScanStatus};
+use crate::api::{Phase, ScanPolicy, ScanStatus, reason};
+use crate::attest;
 use crate::image::ImageRef;
 use crate::policy::outcome;
 use crate::registry::{DockerConfig, Resolved, Resolver};
@@ -96,6 +98,36 @@ pub struct Context {
     /// The last policy evaluation per scan, remembered once its status is written: an
     /// unchanged input is not evaluated again, one that gave no answer is retried with backoff.
     pub evaluations: Mutex<HashMap<String, LastEvaluation>>,
+    /// Fetches images' attestations (and resolves the tags of ImageScans with `resultsFrom:
+    /// Attestation`), whether or not `--resolve-tags` is on.
+    pub registry: Resolver,
+    /// The last look at the registry per ImageScan with `resultsFrom: Attestation`: the
+    /// registry is asked again after [`ATTESTATION_RECHECK`] (or the scan's shorter
+    /// `rescanInterval`; after the error-retry delay when it could not be asked), or when the
+    /// scan's generation changes, not at every reconcile.
+    pub attestations: Mutex<HashMap<String, LastFetch>>,
+}
+
+/// An ImageScan with `resultsFrom: Attestation` looks at its image's attestations again this
+/// long after its last look, or after its `rescanInterval` when that is shorter.
+pub const ATTESTATION_RECHECK: Duration = Duration::from_secs(600);
+
+/// One look at an image's attestations.
+#[derive(Clone, Debug)]
+pub struct LastFetch {
+    generation: Option<i64>,
+    at: Instant,
+    /// The image pinned to its digest, and what its attestations gave; or why they could not
+    /// be fetched.
+    result: Result<(ImageRef, attest::Outcome), String>,
+}
+
+/// What the registry gives an ImageScan with `resultsFrom: Attestation` in this reconcile.
+struct AttestationLook {
+    found: AttestationFound,
+    report: Option<ObservedReport>,
+    /// Look again after this long.
+    recheck: Duration,
 }
 
 /// Why a status write failed.
@@ -146,7 +178,30 @@ fn failure_key<K: ScanKind>(scan: &K) -> String {
 
 /// Observe, plan, apply, settle, write.
 async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> {
-    let observed = observe(scan, ctx);
+    let mut observed = observe(scan, ctx);
+    let mut recheck = None;
+    if let Some(image) = scan.attested_image()
+        && !observed.deleting
+    {
+        match look_at_attestations(scan, image, &observed, ctx).await {
+            // The registry could not be asked and a decided result stands: no status write.
+            None => return Ok(Action::requeue(ctx.settings.error_retry)),
+            Some(AttestationLook {
+                found,
+                report,
+                recheck: after,
+            }) => {
+                // The attestation is the scan's only source: no Job, no report ConfigMap.
+                observed.attestation = Some(found);
+                observed.report = report;
+                observed.resolve = None;
+                observed.settings.scan_template = None;
+                observed.template = None;
+                observed.jobs.clear();
+                recheck = Some(after);
+            }
+        }
+    }
     let rules = Rules {
         config: &ctx.config,
         error_retry: ctx.settings.error_retry,
@@ -166,6 +221,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             }
             if let Ok(mut evaluations) = ctx.evaluations.lock() {
                 evaluations.remove(&key);
+            }
+            if let Ok(mut looks) = ctx.attestations.lock() {
+                looks.remove(&key);
             }
             return Ok(Action::await_change());
         }
@@ -218,9 +276,219 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
     {
         evaluations.insert(failure_key(scan), evaluation);
     }
-    Ok(settled
-        .requeue_after
-        .map_or_else(Action::await_change, Action::requeue))
+    let requeue = match (settled.requeue_after, recheck) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The attestations of the scan's image, fetched again when the last look is older than the
+/// recheck interval or of another generation, verified with the configured keys. `None` when
+/// the registry could not be asked and the scan's decided result stands.
+async fn look_at_attestations<K: ScanKind>(
+    scan: &K,
+    spec_image: &str,
+    o: &Observed,
+    ctx: &Context,
+) -> Option<AttestationLook> {
+    let every = rescan_interval(o.settings.rescan_interval.as_deref())
+        .map_or(ATTESTATION_RECHECK, |i| i.min(ATTESTATION_RECHECK));
+    let rules = &ctx.config.attestations;
+    // Checked when the config was read.
+    let keys = rules.keys().unwrap_or_default();
+    let max_age = rules.max_age();
+    let refused = |message: String| {
+        Some(AttestationLook {
+            found: AttestationFound::NoResult {
+                reason: reason::ATTESTATION_UNVERIFIED,
+                message,
+            },
+            report: None,
+            recheck: every,
+        })
+    };
+    if !ctx.config.is_trusted_namespace(&o.namespace) {
+        return refused(format!(
+            "Attestations are verified only for ImageScans in {} and the admission config's \
+             trustedScanNamespaces; no result was taken: scan the image with a ScanTemplate \
+             here, or ask the admin for an ImageScan in a trusted namespace",
+            ctx.config.scangate_namespace
+        ));
+    }
+    if keys.is_empty() {
+        return refused(
+            "No attestation keys are configured, so no attestation can be verified: the admin \
+             lists public keys in the admission config's attestations.keys"
+                .into(),
+        );
+    }
+    let key = failure_key(scan);
+    // A look that failed is tried again after the error-retry delay.
+    let valid_for = |l: &LastFetch| match l.result {
+        Ok(_) => every,
+        Err(_) => ctx.settings.error_retry.min(every),
+    };
+    let cached = ctx.attestations.lock().ok().and_then(|looks| {
+        looks
+            .get(&key)
+            .filter(|l| l.generation == o.generation && l.at.elapsed() < valid_for(l))
+            .cloned()
+    });
+    let look = match cached {
+        Some(look) => look,
+        None => {
+            let look = LastFetch {
+                generation: o.generation,
+                at: Instant::now(),
+                result: fetch_attestations(spec_image, scan.image_pull_secret(), o, ctx)
+                    .await
+                    .map(|(image, envelopes)| {
+                        let digest = image.digest().unwrap_or_default().to_string();
+                        let outcome = attest::choose(
+                            &envelopes,
+                            &keys,
+                            &image.to_string(),
+                            &digest,
+                            max_age,
+                            o.now,
+                        );
+                        (image, outcome)
+                    }),
+            };
+            if let Ok(mut looks) = ctx.attestations.lock() {
+                looks.insert(key, look.clone());
+            }
+            look
+        }
+    };
+    let recheck = valid_for(&look)
+        .saturating_sub(look.at.elapsed())
+        .max(Duration::from_secs(1));
+    let no_result = |reason: &'static str, message: String| {
+        Some(AttestationLook {
+            found: AttestationFound::NoResult { reason, message },
+            report: None,
+            recheck,
+        })
+    };
+    let (image, outcome) = match look.result {
+        Ok(found) => found,
+        Err(error) => {
+            let decided = o.previous.as_ref().is_some_and(|p| {
+                p.observed_generation == o.generation
+                    && matches!(p.phase, Some(Phase::Completed | Phase::Failed))
+            });
+            if decided {
+                tracing::warn!(%error, "attestations not fetched: the result stands");
+                return None;
+            }
+            return no_result(
+                reason::ATTESTATION_UNAVAILABLE,
+                format!(
+                    "The attestations of {spec_image} could not be fetched: {error}; they are \
+                     asked again in {}s",
+                    recheck.as_secs()
+                ),
+            );
+        }
+    };
+    let digest = image.digest().unwrap_or_default().to_string();
+    let attested = match outcome {
+        attest::Outcome::None => {
+            return no_result(
+                reason::ATTESTATION_MISSING,
+                format!(
+                    "{image} has no attestation in its registry (neither a referrer nor \
+                     cosign's {} tag): attest the scanner's report with `cosign attest --type \
+                     vuln`",
+                    crate::registry::cosign_tag(&digest)
+                ),
+            );
+        }
+        attest::Outcome::Rejected(rejection) => {
+            return no_result(rejection.reason(), rejection.message(&digest, max_age));
+        }
+        attest::Outcome::Verified(attested) => attested,
+    };
+    let expires = attest::expires_at(&attested, max_age);
+    if expires.is_some_and(|at| at <= o.now) {
+        let expired = attest::Rejection::Expired {
+            key: attested.key.clone(),
+            scan_finished_on: attested.scan_finished_on,
+        };
+        return no_result(expired.reason(), expired.message(&digest, max_age));
+    }
+    let until_expiry = expires
+        .and_then(|at| at.duration_since(o.now).try_into().ok())
+        .unwrap_or(recheck);
+    let report = attested.report;
+    let read = scan
+        .check_report(&report)
+        .map_err(|e| e.to_string())
+        .map(|()| ReportFacts {
+            artifact: scan.artifact(&report),
+            exception_image: scan.exception_image(Some(&report)),
+            stored_at: attested.scan_finished_on,
+            report,
+        });
+    tracing::debug!(key = %attested.key, %digest, "attestation verified");
+    Some(AttestationLook {
+        found: AttestationFound::Verified {
+            source: ReportSource::Attestation {
+                key: attested.key,
+                predicate_type: attested.predicate.as_str().to_string(),
+                scan_finished_on: attested.scan_finished_on,
+                db_version: attested.db_version,
+            },
+        },
+        report: Some(ObservedReport {
+            read,
+            reported_by: None,
+        }),
+        recheck: recheck.min(until_expiry).max(Duration::from_secs(1)),
+    })
+}
+
+/// The scan's image pinned to its digest (its tag resolved when it names none) and the
+/// envelopes its registry holds for that digest, asked with the scan's pull secret.
+async fn fetch_attestations(
+    spec_image: &str,
+    pull: Option<&str>,
+    o: &Observed,
+    ctx: &Context,
+) -> std::result::Result<(ImageRef, Vec<Vec<u8>>), String> {
+    let image = ImageRef::parse(spec_image).map_err(|e| e.to_string())?;
+    let secret = match pull {
+        Some(name) => Some(
+            pull_secret(name, &o.namespace, ctx)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let credentials = secret
+        .as_ref()
+        .and_then(|c| c.credentials_for(image.registry()));
+    let pinned = match image.digest() {
+        Some(_) => image,
+        None => {
+            let resolved = ctx
+                .registry
+                .resolve(&image, credentials)
+                .await
+                .map_err(|e| e.to_string())?;
+            image
+                .with_digest(&resolved.digest)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let envelopes = ctx
+        .registry
+        .attestations(&pinned, credentials)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((pinned, envelopes))
 }
 
 /// What the caches hold for the scan. The status is the one this controller wrote last while
@@ -331,6 +599,7 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         settings,
         previous,
         report,
+        attestation: None,
         template,
         jobs,
         policy,

@@ -4,9 +4,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Condition, ConditionStatus, ConditionType, CveCount, EarlierResult, JudgingPolicy,
-    LastResult, MAX_EARLIER_RESULTS, MAX_EARLIER_VIOLATIONS, Phase, Resolution, ScanStatus,
-    ScannedBy, Scanner, phase, reason,
+    Artifact, AttestationResult, Condition, ConditionStatus, ConditionType, CveCount,
+    EarlierResult, JudgingPolicy, LastResult, MAX_EARLIER_RESULTS, MAX_EARLIER_VIOLATIONS, Phase,
+    Resolution, ScanStatus, ScannedBy, Scanner, phase, reason,
 };
 use crate::policy::Outcome;
 
@@ -37,6 +37,13 @@ pub enum ScanState {
     /// The image's tag could not be resolved at its registry (`error` says why): no Job was
     /// started. `Scanning=False` and `Succeeded=False`, both `ResolveFailed`.
     ResolveFailed { error: String },
+    /// An ImageScan with `resultsFrom: Attestation` has no result: no attestation, none
+    /// usable, or the newest expired (`reason`, one of the `Attestation…` reasons, says which
+    /// and `message` why). `Scanning=False` alone: the phase is Pending, never a verdict.
+    NoAttestation {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The Scanning condition's message of a canceled scan.
@@ -97,6 +104,13 @@ pub enum ReportSource {
     /// Pushed with `scangate report --to-configmap`; `by` is the writer the webhook recorded
     /// on the report ConfigMap (`scangate.dev/reported-by`).
     Pushed { by: Option<String> },
+    /// A signed attestation in the image's registry, verified with the configured `key`.
+    Attestation {
+        key: String,
+        predicate_type: String,
+        scan_finished_on: Timestamp,
+        db_version: Option<String>,
+    },
 }
 
 impl std::fmt::Display for ReportSource {
@@ -120,6 +134,9 @@ impl std::fmt::Display for ReportSource {
             ),
             ReportSource::Pushed { by: Some(by) } => write!(f, "pushed by {by}"),
             ReportSource::Pushed { by: None } => f.write_str("pushed (writer not recorded)"),
+            ReportSource::Attestation { key, .. } => {
+                write!(f, "an attestation signed with key {key}")
+            }
         }
     }
 }
@@ -210,6 +227,9 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             conditions.push(Condition::not_resolved());
             conditions.push(Condition::resolve_failed(error.clone()));
         }
+        ScanState::NoAttestation { reason, message } => {
+            conditions.push(Condition::no_attestation(reason, message.clone()));
+        }
     }
     if let (ScanState::Finished { .. }, Some(results)) = (&inputs.state, &inputs.results) {
         status.cve_count = Some(results.cve_count.clone());
@@ -219,6 +239,20 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         });
         status.scanned_at = Some(Time(results.stored_at));
         status.policy = results.judged_by.clone();
+        if let ReportSource::Attestation {
+            key,
+            predicate_type,
+            scan_finished_on,
+            db_version,
+        } = &results.source
+        {
+            status.attestation = Some(AttestationResult {
+                key: key.clone(),
+                predicate_type: predicate_type.clone(),
+                scan_finished_on: Time(*scan_finished_on),
+                db_version: db_version.clone(),
+            });
+        }
         conditions.push(match &results.sending {
             SendState::NotConfigured => Condition::store_not_configured(),
             SendState::Sent { url } => {
@@ -280,7 +314,14 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
     }
     let derived = phase(&conditions);
     status.phase = Some(derived);
-    let carried = inputs.previous.and_then(carried_result);
+    let carried = inputs.previous.and_then(carried_result).filter(|last| {
+        // An attestation past `attestations.maxAge` counts as no result: a Completed verdict
+        // does not stand; a Failed one still denies (as a stale denial does under
+        // maxResultAge).
+        !(matches!(&inputs.state, ScanState::NoAttestation { reason: r, .. }
+            if *r == reason::ATTESTATION_EXPIRED)
+            && last.phase == Phase::Completed)
+    });
     match (&inputs.state, &inputs.results) {
         (ScanState::Finished { .. }, Some(results)) if derived.is_decided() => {
             // The same report keeps the source recorded while its Job existed.
@@ -932,6 +973,57 @@ mod tests {
         assert_consistent(&done);
         let rescanning = status(ScanState::Running, None, Some(&done));
         assert_eq!(rescanning.policy, Some(judged_by));
+    }
+
+    #[test]
+    fn an_attestation_result_records_its_key_and_an_expired_one_is_no_result() {
+        let attested = |policy| {
+            let mut r = results(policy, SendState::NotConfigured);
+            r.source = ReportSource::Attestation {
+                key: "ci".into(),
+                predicate_type: crate::attest::COSIGN_VULN_V1.into(),
+                scan_finished_on: r.stored_at,
+                db_version: Some("v6".into()),
+            };
+            r
+        };
+        let verified = ScanState::Finished {
+            message: "The report came from an attestation signed with key ci".into(),
+        };
+        let clean = status(verified.clone(), Some(attested(compliant())), None);
+        assert_eq!(clean.phase, Some(Phase::Completed));
+        let attestation = clean.attestation.clone().unwrap();
+        assert_eq!(attestation.key, "ci");
+        assert_eq!(attestation.db_version.as_deref(), Some("v6"));
+        assert_eq!(
+            clean.last_result.as_ref().map(|l| l.source.as_str()),
+            Some("an attestation signed with key ci")
+        );
+        assert_consistent(&clean);
+        let failed = status(verified, Some(attested(violated())), None);
+        assert_eq!(failed.phase, Some(Phase::Failed));
+
+        let no_result = |reason| ScanState::NoAttestation {
+            reason,
+            message: "why".into(),
+        };
+        // Expired: a Completed verdict no longer stands, a Failed one does.
+        let expired = status(no_result(reason::ATTESTATION_EXPIRED), None, Some(&clean));
+        assert_eq!(expired.phase, Some(Phase::Pending));
+        assert_eq!(expired.last_result, None);
+        assert_eq!(expired.attestation, None);
+        assert_consistent(&expired);
+        let still_denied = status(no_result(reason::ATTESTATION_EXPIRED), None, Some(&failed));
+        assert_eq!(still_denied.last_result, failed.last_result);
+        // Gone from the registry, or no longer verifiable: the last verdict stands.
+        let missing = status(no_result(reason::ATTESTATION_MISSING), None, Some(&clean));
+        assert_eq!(missing.phase, Some(Phase::Pending));
+        assert_eq!(missing.last_result, clean.last_result);
+        assert_eq!(
+            condition(&missing, ConditionType::Scanning).map(|c| c.reason.as_str()),
+            Some("AttestationMissing")
+        );
+        assert_consistent(&missing);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! image and registry the tenant named, never what the registry answered, where it redirected
 //! or what it resolves to. That detail is logged (tracing) when a resolution fails.
 
+mod attestations;
 pub mod auth;
 pub mod egress;
 pub mod manifest;
@@ -20,6 +21,7 @@ use reqwest::{StatusCode, Url};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+pub use attestations::cosign_tag;
 pub use auth::{Challenge, Credentials, DockerConfig};
 pub use egress::Egress;
 pub use manifest::{MediaType, Platform};
@@ -138,6 +140,8 @@ pub enum Answer {
     Manifest,
     Challenge,
     Token,
+    Referrers,
+    Attestation,
 }
 
 impl std::fmt::Display for Answer {
@@ -146,6 +150,8 @@ impl std::fmt::Display for Answer {
             Answer::Manifest => "manifest",
             Answer::Challenge => "authentication challenge",
             Answer::Token => "token",
+            Answer::Referrers => "referrers list",
+            Answer::Attestation => "attestation",
         })
     }
 }
@@ -307,37 +313,7 @@ impl Resolution<'_> {
     async fn resolve(&self, credentials: Option<&Credentials>) -> Result<Resolved> {
         let response = self.get_manifest(Authorization::None).await?;
         let (response, credentials_sent) = if response.status() == StatusCode::UNAUTHORIZED {
-            let values = response.headers().get_all(WWW_AUTHENTICATE);
-            let challenge = Challenge::from_headers(values.iter().filter_map(|v| v.to_str().ok()));
-            let authorization = match (challenge, credentials) {
-                (Some(Challenge::Basic), Some(credentials)) => Authorization::Basic(credentials),
-                (Some(Challenge::Basic), None) => {
-                    return Err(self.auth_error(StatusCode::UNAUTHORIZED, false));
-                }
-                (
-                    Some(Challenge::Bearer {
-                        realm,
-                        service,
-                        scope,
-                    }),
-                    credentials,
-                ) => {
-                    let scope = scope.unwrap_or_else(|| auth::pull_scope(self.image.repository()));
-                    let token = self
-                        .token(&realm, service.as_deref(), &scope, credentials)
-                        .await?;
-                    Authorization::Bearer(token)
-                }
-                (None, _) => {
-                    return Err(self.bad_response(
-                        Answer::Challenge,
-                        format!(
-                            "{}: 401 without a Basic or Bearer WWW-Authenticate challenge",
-                            self.manifest
-                        ),
-                    ));
-                }
-            };
+            let authorization = self.authorize(&response, credentials).await?;
             (
                 self.get_manifest(authorization).await?,
                 credentials.is_some(),
@@ -391,6 +367,42 @@ impl Resolution<'_> {
             self.image.digest(),
         )
         .map_err(|problem| self.bad_response(Answer::Manifest, format!("{url}: {problem}")))
+    }
+
+    /// What to send after `response`, a 401: the pull secret's credentials for a Basic
+    /// challenge, a token from the realm of a Bearer challenge.
+    async fn authorize<'c>(
+        &self,
+        response: &reqwest::Response,
+        credentials: Option<&'c Credentials>,
+    ) -> Result<Authorization<'c>> {
+        let values = response.headers().get_all(WWW_AUTHENTICATE);
+        let challenge = Challenge::from_headers(values.iter().filter_map(|v| v.to_str().ok()));
+        match (challenge, credentials) {
+            (Some(Challenge::Basic), Some(credentials)) => Ok(Authorization::Basic(credentials)),
+            (Some(Challenge::Basic), None) => Err(self.auth_error(StatusCode::UNAUTHORIZED, false)),
+            (
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                }),
+                credentials,
+            ) => {
+                let scope = scope.unwrap_or_else(|| auth::pull_scope(self.image.repository()));
+                let token = self
+                    .token(&realm, service.as_deref(), &scope, credentials)
+                    .await?;
+                Ok(Authorization::Bearer(token))
+            }
+            (None, _) => Err(self.bad_response(
+                Answer::Challenge,
+                format!(
+                    "{}: 401 without a Basic or Bearer WWW-Authenticate challenge",
+                    response.url()
+                ),
+            )),
+        }
     }
 
     async fn get_manifest(&self, authorization: Authorization<'_>) -> Result<reqwest::Response> {
@@ -463,9 +475,21 @@ impl Resolution<'_> {
     /// Reads a response body, at most [`MAX_MANIFEST_BYTES`].
     async fn read_body(
         &self,
+        response: reqwest::Response,
+        answer: Answer,
+        asking: Asking,
+    ) -> Result<Vec<u8>> {
+        self.read_at_most(response, answer, asking, MAX_MANIFEST_BYTES)
+            .await
+    }
+
+    /// Reads a response body, at most `limit` bytes.
+    async fn read_at_most(
+        &self,
         mut response: reqwest::Response,
         answer: Answer,
         asking: Asking,
+        limit: usize,
     ) -> Result<Vec<u8>> {
         let url = response.url().clone();
         let mut body = Vec::new();
@@ -477,11 +501,10 @@ impl Resolution<'_> {
             let Some(chunk) = chunk else {
                 return Ok(body);
             };
-            if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-                return Err(self.bad_response(
-                    answer,
-                    format!("the answer of {url} is over {MAX_MANIFEST_BYTES} bytes"),
-                ));
+            if body.len() + chunk.len() > limit {
+                return Err(
+                    self.bad_response(answer, format!("the answer of {url} is over {limit} bytes"))
+                );
             }
             body.extend_from_slice(&chunk);
         }
@@ -556,16 +579,18 @@ fn auth_error(image: &ImageRef, status: StatusCode, credentials_sent: bool) -> E
 /// `https://<registry API host>/v2/<repository>/manifests/<digest or tag>`, `http://` for a
 /// registry the admin lists as insecure.
 pub fn manifest_url(image: &ImageRef, egress: &Egress) -> String {
+    let reference = image.digest().or(image.tag()).unwrap_or("latest");
+    format!("{}/manifests/{reference}", repository_url(image, egress))
+}
+
+/// `https://<registry API host>/v2/<repository>`, `http://` for a registry the admin lists as
+/// insecure.
+pub fn repository_url(image: &ImageRef, egress: &Egress) -> String {
     let host = match image.registry() {
         DEFAULT_REGISTRY => DOCKER_HUB_API,
         other => other,
     };
-    let reference = image.digest().or(image.tag()).unwrap_or("latest");
-    format!(
-        "{}/v2/{}/manifests/{reference}",
-        egress.base_url(host),
-        image.repository()
-    )
+    format!("{}/v2/{}", egress.base_url(host), image.repository())
 }
 
 /// What a served manifest says: its digest (of the bytes served, which must match the

@@ -376,6 +376,7 @@ mod tests {
         let mut scan = ImageScan::new(
             "busybox",
             ImageScanSpec {
+                results_from: None,
                 registry: RegistrySpec {
                     image: "mirror.example:5000/library/busybox:1.32.1".into(),
                     image_pull_secret: None,

@@ -295,6 +295,47 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Attaches `envelopes` (DSSE envelopes, JSON) to `digest` in `repository` as cosign
+    /// does without the referrers API: an image manifest under the tag `sha256-<hex>.att`
+    /// whose layers are the envelopes, each with cosign's signature annotation.
+    pub async fn attach_cosign_attestations(
+        &self,
+        repository: &str,
+        digest: &str,
+        envelopes: &[Vec<u8>],
+    ) {
+        let mut layers = Vec::new();
+        for envelope in envelopes {
+            let layer = self.blob(repository, envelope).await;
+            layers.push(json!({
+                "mediaType": "application/vnd.dsse.envelope.v1+json",
+                "digest": layer,
+                "size": envelope.len(),
+                "annotations": {
+                    "dev.cosignproject.cosign/signature": "",
+                    "predicateType": "https://cosign.sigstore.dev/attestation/vuln/v1",
+                },
+            }));
+        }
+        let config = serde_json::to_vec(&json!({
+            "architecture": "", "os": "", "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .expect("config JSON");
+        let config_digest = self.blob(repository, &config).await;
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+            "layers": layers,
+        }))
+        .expect("manifest JSON");
+        let tag = format!("{}.att", digest.replacen(':', "-", 1));
+        self.manifest(repository, &tag, OCI_MANIFEST, &manifest)
+            .await;
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
