@@ -163,27 +163,38 @@ struct Seen {
     verdict: HashMap<String, Instant>,
 }
 
-fn watch(client: Client, ns: &str, seen: Arc<Mutex<Seen>>) -> tokio::task::JoinHandle<()> {
+/// Calls `on` with each ImageScan of `ns` the watch sees, and when it saw it.
+fn watch_scans(
+    client: Client,
+    ns: &str,
+    on: impl Fn(ImageScan, Instant) + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
     let api: Api<ImageScan> = Api::namespaced(client, ns);
     tokio::spawn(async move {
         let stream = watcher::watcher(api, watcher::Config::default());
         let _ = stream
             .try_for_each(|event| {
-                let now = Instant::now();
                 if let watcher::Event::Apply(scan) | watcher::Event::InitApply(scan) = event {
-                    let phase = serde_json::to_value(&scan.status)
-                        .ok()
-                        .and_then(|s| s["phase"].as_str().map(String::from));
-                    if let (Ok(mut seen), Some(phase)) = (seen.lock(), phase) {
-                        seen.phase.entry(scan.name_any()).or_insert(now);
-                        if phase == "Failed" {
-                            seen.verdict.entry(scan.name_any()).or_insert(now);
-                        }
-                    }
+                    on(scan, Instant::now());
                 }
                 futures::future::ready(Ok(()))
             })
             .await;
+    })
+}
+
+/// Records when each scan first had a phase, and when it was first Failed.
+fn watch(client: Client, ns: &str, seen: Arc<Mutex<Seen>>) -> tokio::task::JoinHandle<()> {
+    watch_scans(client, ns, move |scan, now| {
+        let phase = serde_json::to_value(&scan.status)
+            .ok()
+            .and_then(|s| s["phase"].as_str().map(String::from));
+        if let (Ok(mut seen), Some(phase)) = (seen.lock(), phase) {
+            seen.phase.entry(scan.name_any()).or_insert(now);
+            if phase == "Failed" {
+                seen.verdict.entry(scan.name_any()).or_insert(now);
+            }
+        }
     })
 }
 
@@ -194,25 +205,16 @@ fn watch_generation(
     generation: i64,
     seen: Arc<Mutex<HashMap<String, Instant>>>,
 ) -> tokio::task::JoinHandle<()> {
-    let api: Api<ImageScan> = Api::namespaced(client, ns);
-    tokio::spawn(async move {
-        let stream = watcher::watcher(api, watcher::Config::default());
-        let _ = stream
-            .try_for_each(|event| {
-                let now = Instant::now();
-                if let watcher::Event::Apply(scan) | watcher::Event::InitApply(scan) = event
-                    && scan
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.observed_policy_generation)
-                        == Some(generation)
-                    && let Ok(mut seen) = seen.lock()
-                {
-                    seen.entry(scan.name_any()).or_insert(now);
-                }
-                futures::future::ready(Ok(()))
-            })
-            .await;
+    watch_scans(client, ns, move |scan, now| {
+        if scan
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_policy_generation)
+            == Some(generation)
+            && let Ok(mut seen) = seen.lock()
+        {
+            seen.entry(scan.name_any()).or_insert(now);
+        }
     })
 }
 

@@ -256,8 +256,7 @@ fn router(pages: Arc<Pages>) -> Router {
         .route("/scans.csv", get(scans_csv))
         .route("/scans/{namespace}/{name}", get(scan))
         .route("/scans/{namespace}/{name}/report.pdf", get(scan_pdf))
-        .route("/scans/{namespace}/{name}/rescan", post(rescan))
-        .route("/scans/{namespace}/{name}/reevaluate", post(reevaluate))
+        .route("/scans/{namespace}/{name}/{action}", post(scan_action))
         .route("/scan-now", post(scan_now))
         .route_layer(middleware::from_fn_with_state(pages.clone(), require_user));
     Router::new()
@@ -800,34 +799,19 @@ async fn act(
     }
 }
 
-async fn rescan(
+/// `POST /scans/{namespace}/{name}/{action}`: `rescan` or `reevaluate`.
+async fn scan_action(
     State(pages): State<Arc<Pages>>,
     Extension(actor): Extension<Actor>,
-    Path((namespace, name)): Path<(String, String)>,
+    Path((namespace, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    act(
-        &pages,
-        &actor,
-        &form(&body),
-        Action::Rescan { namespace, name },
-    )
-    .await
-}
-
-async fn reevaluate(
-    State(pages): State<Arc<Pages>>,
-    Extension(actor): Extension<Actor>,
-    Path((namespace, name)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    act(
-        &pages,
-        &actor,
-        &form(&body),
-        Action::Reevaluate { namespace, name },
-    )
-    .await
+    let action = match action.as_str() {
+        "rescan" => Action::Rescan { namespace, name },
+        "reevaluate" => Action::Reevaluate { namespace, name },
+        _ => return not_found().await,
+    };
+    act(&pages, &actor, &form(&body), action).await
 }
 
 async fn scan_now(
