@@ -99,6 +99,16 @@ pub struct Scan {
     pub scanner: Option<String>,
 }
 
+impl Scan {
+    /// Its PolicySucceeded condition: the policy's verdict, when a policy judges it.
+    #[must_use]
+    pub fn verdict(&self) -> Option<&Condition> {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::ConditionType::PolicySucceeded)
+    }
+}
+
 /// The inventory's view at one recompute.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {

@@ -530,20 +530,9 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
         c.low,
         c.unknown
     );
-    let verdict = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == crate::api::ConditionType::PolicySucceeded);
-    let decided = verdict
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map_or_else(|| "-".to_string(), |t| t.0.to_string());
-    let said = verdict.map_or_else(
-        || "No policy judges this scan.".to_string(),
-        |c| match &c.error {
-            Some(e) => format!("{}: {e}", c.message),
-            None => c.message.clone(),
-        },
-    );
+    let verdict = s.verdict();
+    let decided = verdict.map_or_else(|| "-".to_string(), since);
+    let verdict_text = verdict.map_or_else(|| NO_POLICY.to_string(), said);
     let _ = write!(
         body,
         "<section id=\"evaluation\"><h2>Policy evaluation</h2><p class=\"date\">Decided at <time>{}</time> by {}: {}</p>\
@@ -551,7 +540,7 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
 <table id=\"violations\"><thead><tr><th>CVE</th><th>Severity</th><th>Package</th><th>Version</th><th>Fixed in</th></tr></thead><tbody>",
         esc(&decided),
         esc(s.policy.as_deref().unwrap_or("(the namespace's default)")),
-        esc(&said),
+        esc(&verdict_text),
         s.violations.len(),
     );
     for v in &s.violations {
@@ -568,10 +557,7 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
     body += "</tbody></table></details></section>";
     body += "<h2>Conditions</h2><table id=\"conditions\"><thead><tr><th>Type</th><th>Status</th><th>Reason</th><th>Message</th><th>Since</th></tr></thead><tbody>";
     for c in &s.conditions {
-        let message = match &c.error {
-            Some(e) => format!("{}: {e}", c.message),
-            None => c.message.clone(),
-        };
+        let message = said(c);
         let _ = write!(
             body,
             "<tr data-type=\"{t}\"><td>{t}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -599,16 +585,31 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
     )
 }
 
+/// What the scan page and its PDF say of a scan with no policy condition.
+const NO_POLICY: &str = "No policy judges this scan.";
+
+/// A condition's message, with its error when it has one.
+fn said(c: &crate::api::Condition) -> String {
+    match &c.error {
+        Some(e) => format!("{}: {e}", c.message),
+        None => c.message.clone(),
+    }
+}
+
+/// When a condition took its status, or `-`.
+fn since(c: &crate::api::Condition) -> String {
+    c.last_transition_time
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |t| t.0.to_string())
+}
+
 /// The lines of a scan's PDF: the facts, vulnerability matching and policy evaluation with
 /// their dates, the violations, and every vulnerability of the report (`report`, or why it
 /// could not be read: the violations then stand alone).
 pub fn scan_pdf_lines(s: &Scan, report: Result<&crate::report::Report, String>) -> Vec<Line> {
     let text = |t: String| Line::Text(t);
     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let verdict = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == crate::api::ConditionType::PolicySucceeded);
+    let verdict = s.verdict();
     let c = s.counts;
     let mut lines = vec![
         Line::Heading(format!("ImageScan {}/{}", s.namespace, s.name)),
@@ -636,9 +637,7 @@ pub fn scan_pdf_lines(s: &Scan, report: Result<&crate::report::Report, String>) 
         Some(v) => {
             lines.push(text(format!(
                 "Decided at {}: {} {} ({})",
-                v.last_transition_time
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |t| t.0.to_string()),
+                since(v),
                 v.reason,
                 v.status.as_str(),
                 v.message
@@ -647,7 +646,7 @@ pub fn scan_pdf_lines(s: &Scan, report: Result<&crate::report::Report, String>) 
                 lines.push(text(format!("Error: {error}")));
             }
         }
-        None => lines.push(text("No policy judges this scan.".into())),
+        None => lines.push(text(NO_POLICY.into())),
     }
     lines.push(Line::Heading(format!(
         "Violations ({})",
