@@ -1,5 +1,6 @@
 //! CRD types of `scanning.scangate.dev/v1beta1`, the scan status contract and phase derivation.
 
+pub mod annotation;
 mod crds;
 mod duration;
 mod exception;

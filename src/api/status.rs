@@ -715,12 +715,60 @@ pub struct ScanStatus {
     /// When the report was last re-evaluated for a `scangate.dev/reevaluate` value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reevaluated_at: Option<Time>,
+    /// Where the current round stands, one entry per stage in order (resolve, queue, scan,
+    /// report, evaluate). Shown as coloured bars on the results page. Written by scangate only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<StageProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_policy_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_template_generation: Option<i64>,
+}
+
+/// One stage of a scan round and where it stands.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StageProgress {
+    pub stage: Stage,
+    pub state: StageState,
+    /// When the stage took this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// The stages of a scan round, in the order they run.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum Stage {
+    /// The tag is resolved to the digest the round scans.
+    Resolve,
+    /// The round waits for a scan slot.
+    Queue,
+    /// The scanner runs (or the attestation is fetched and verified).
+    Scan,
+    /// The scanner's report is read and stored.
+    Report,
+    /// The policy judges the report.
+    Evaluate,
+}
+
+/// Where a stage stands. The results page colours them as the scan lifecycle's source document
+/// does: grey not started or paused, blue running, green done, red failed, yellow done but not
+/// optimal, dark grey canceled.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum StageState {
+    NotStarted,
+    Running,
+    Paused,
+    Done,
+    /// Done, but not as well as it should have been (the scanner could not read part of the
+    /// image, or findings wait for review).
+    DoneWithIssues,
+    Failed,
+    Canceled,
 }
 
 /// The signed attestation a result was taken from.

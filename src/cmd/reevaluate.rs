@@ -10,7 +10,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::annotate;
-use crate::controller::reconcile::REEVALUATE_ANNOTATION;
+use crate::api::annotation;
 
 #[derive(Debug, Args)]
 pub struct ReevaluateArgs {
@@ -35,7 +35,7 @@ pub async fn run(args: &ReevaluateArgs) -> Result<String> {
     let selection = annotate::selection(args.scan.as_deref(), &namespace, args.all_namespaces)?;
     let scans = annotate::select(&client, &selection).await?;
     let now = Timestamp::now();
-    annotate::annotate(&client, &scans, REEVALUATE_ANNOTATION, now).await?;
+    annotate::annotate(&client, &scans, annotation::REEVALUATE, now).await?;
     Ok(summary(&scans, now, &selection))
 }
 
@@ -48,8 +48,11 @@ fn summary(scans: &[annotate::ScanRef], now: Timestamp, selection: &annotate::Se
         .iter()
         .map(|s| {
             format!(
-                "{} {}/{}: re-evaluation requested ({REEVALUATE_ANNOTATION}={now})\n",
-                s.kind, s.namespace, s.name
+                "{} {}/{}: re-evaluation requested ({}={now})\n",
+                s.kind,
+                s.namespace,
+                s.name,
+                annotation::REEVALUATE
             )
         })
         .collect();

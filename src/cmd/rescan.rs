@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::annotate::{self, Selection};
-use crate::controller::reconcile::RESCAN_ANNOTATION;
+use crate::api::annotation;
 
 #[derive(Debug, Args)]
 pub struct RescanArgs {
@@ -32,10 +32,19 @@ pub async fn run(args: &RescanArgs) -> Result<String> {
         });
     };
     let now = Timestamp::now();
-    annotate::annotate(&client, std::slice::from_ref(&scan), RESCAN_ANNOTATION, now).await?;
+    annotate::annotate(
+        &client,
+        std::slice::from_ref(&scan),
+        annotation::RESCAN,
+        now,
+    )
+    .await?;
     Ok(format!(
-        "{} {}/{}: rescan requested ({RESCAN_ANNOTATION}={now}); the controller starts it \
+        "{} {}/{}: rescan requested ({}={now}); the controller starts it \
          when a scan slot is free\n",
-        scan.kind, scan.namespace, scan.name
+        scan.kind,
+        scan.namespace,
+        scan.name,
+        annotation::RESCAN
     ))
 }

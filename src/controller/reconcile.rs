@@ -35,7 +35,7 @@ use super::store::{MetadataStore, ScanIdentity};
 use super::writes::{StatusWrite, backoff, classify};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
-use crate::api::{Phase, ScanPolicy, ScanStatus, reason};
+use crate::api::{Phase, ScanPolicy, ScanStatus, annotation, reason};
 use crate::attest;
 use crate::image::ImageRef;
 use crate::policy::outcome;
@@ -44,13 +44,6 @@ use crate::report::{
     REPORTED_BY, Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value,
 };
 use crate::sandbox::Requester;
-
-/// Any new value of this annotation on a scan rescans it now (`kubectl scangate rescan`).
-pub const RESCAN_ANNOTATION: &str = "scangate.dev/rescan";
-
-/// Any new value of this annotation on a scan re-evaluates its stored report now, without a
-/// new scan (`kubectl scangate reevaluate`).
-pub const REEVALUATE_ANNOTATION: &str = "scangate.dev/reevaluate";
 
 /// The field manager of the controller's status writes.
 pub const FIELD_MANAGER: &str = "scangate-controller";
@@ -593,8 +586,8 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         generation: scan.meta().generation,
         deleting: scan.meta().deletion_timestamp.is_some(),
         created: scan.meta().creation_timestamp.as_ref().map_or(now, |t| t.0),
-        rescan_request: scan.annotations().get(RESCAN_ANNOTATION).cloned(),
-        reevaluate_request: scan.annotations().get(REEVALUATE_ANNOTATION).cloned(),
+        rescan_request: scan.annotations().get(annotation::RESCAN).cloned(),
+        reevaluate_request: scan.annotations().get(annotation::REEVALUATE).cloned(),
         resolve,
         settings,
         previous,

@@ -13,15 +13,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::api::ImageScan;
+use crate::api::annotation::{self, REQUESTED_BY};
 use crate::cmd::scan::{ScanArgs, image_scan};
 use crate::controller::first_sight::scan_name;
-use crate::controller::reconcile::{REEVALUATE_ANNOTATION, RESCAN_ANNOTATION};
 use crate::image::ImageRef;
 use crate::report::{Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Who asked for the last action on an object from the page, which action, and when.
-pub const REQUESTED_BY: &str = "scangate.dev/requested-by";
 
 /// The field manager of the page's writes.
 const MANAGER: &str = "scangate-results-page";
@@ -221,8 +220,8 @@ pub async fn perform(
         }
         Action::Rescan { namespace, name } | Action::Reevaluate { namespace, name } => {
             let annotation = match action {
-                Action::Rescan { .. } => RESCAN_ANNOTATION,
-                _ => REEVALUATE_ANNOTATION,
+                Action::Rescan { .. } => annotation::RESCAN,
+                _ => annotation::REEVALUATE,
             };
             let api: Api<ImageScan> = Api::namespaced(client, namespace);
             let patch = json!({"metadata": {"annotations": {
