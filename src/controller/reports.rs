@@ -207,6 +207,8 @@ pub struct Inventory {
 enum Change {
     /// A pod of this namespace.
     Pod(Option<String>),
+    /// A pod was deleted (remembered if it ran, for the results page's window).
+    PodGone(Box<Pod>),
     /// An ImageScan.
     Scan,
     /// A ScanException of this namespace.
@@ -251,6 +253,7 @@ impl Inventory {
         .modify(inventory::strip_pod)
         .reflect(pod_writer)
         .map(|event| match event {
+            Ok(watcher::Event::Delete(pod)) => Change::PodGone(Box::new(pod)),
             Ok(e) => Change::Pod(event_namespace(&e)),
             Err(e) => Change::Failed(e),
         });
@@ -299,6 +302,8 @@ impl Inventory {
             written: HashMap::new(),
             oldest: HashMap::new(),
             latest: BTreeMap::new(),
+            gone: inventory::Ended::default(),
+            latest_ended: BTreeMap::new(),
             effects: super::first_sight::Effects::new(self.client.clone(), self.metrics.clone()),
         };
         state.find_reports().await;
@@ -382,6 +387,11 @@ fn mark(change: &Change, scangate_namespace: &str, dirty: &mut Dirty) {
         Change::Pod(Some(ns)) => {
             dirty.namespaces.insert(ns.clone());
         }
+        Change::PodGone(pod) => {
+            if let Some(ns) = &pod.metadata.namespace {
+                dirty.namespaces.insert(ns.clone());
+            }
+        }
         Change::Exception(Some(ns)) if ns != scangate_namespace => {
             dirty.namespaces.insert(ns.clone());
         }
@@ -405,6 +415,11 @@ struct State<'a> {
     oldest: HashMap<String, Timestamp>,
     /// The entries of each namespace that runs something, as last computed.
     latest: BTreeMap<String, Vec<Entry>>,
+    /// The deleted pods that ran in the last [`inventory::ENDED_KEPT`].
+    gone: inventory::Ended,
+    /// The entries of each namespace's pods that ended in the last [`inventory::ENDED_KEPT`]
+    /// and run no more, as last computed (for the results page).
+    latest_ended: BTreeMap<String, Vec<Entry>>,
     /// First-sight scans and VerdictTurned Events, from these entries.
     effects: super::first_sight::Effects,
 }
@@ -425,6 +440,14 @@ impl State<'_> {
         match change {
             Change::Failed(error) => {
                 tracing::warn!(%error, "an inventory watch failed; retrying with backoff");
+            }
+            Change::PodGone(pod) => {
+                mark(
+                    &Change::PodGone(pod.clone()),
+                    &self.inventory.config.scangate_namespace,
+                    dirty,
+                );
+                self.gone.remember(*pod, Timestamp::now());
             }
             Change::Scan => {
                 self.scans_changed = true;
@@ -485,12 +508,16 @@ impl State<'_> {
                 by_namespace.entry(ns.clone()).or_default().push(pod);
             }
         }
+        let now = Timestamp::now();
+        self.gone.prune(now);
         let namespaces: BTreeSet<String> = if dirty.all {
             by_namespace
                 .keys()
                 .chain(self.written.keys())
                 .chain(self.oldest.keys())
+                .chain(self.latest_ended.keys())
                 .cloned()
+                .chain(self.gone.namespaces().map(str::to_string))
                 .collect()
         } else {
             dirty.namespaces
@@ -501,7 +528,7 @@ impl State<'_> {
             .flat_map(|s| s.state())
             .map(|e| Exception::from_exception(&e))
             .collect();
-        let now = Timestamp::now();
+        let ended_since = now.checked_sub(inventory::ENDED_KEPT).unwrap_or(now);
         let metrics = &self.inventory.metrics;
         for ns in namespaces {
             let ctx = Context {
@@ -515,6 +542,17 @@ impl State<'_> {
             };
             let entries =
                 inventory::entries(&ctx, by_namespace.get(&ns).into_iter().flatten().copied());
+            let in_store = by_namespace
+                .get(&ns)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some((inventory::ended_at(p)?, *p)));
+            let ended = inventory::ended_entries(
+                &ctx,
+                in_store.chain(self.gone.of(&ns)),
+                &entries,
+                ended_since,
+            );
             metrics.set_running_images(&ns, &inventory::counts(&entries), entries.is_empty());
             match inventory::oldest_result(&entries) {
                 Some(at) => self.oldest.insert(ns.clone(), at),
@@ -524,6 +562,11 @@ impl State<'_> {
                 tracing::warn!(namespace = %ns, error = %error, "report not written; retried at the next change");
             }
             self.effects.verdicts_turned(&ns, &entries).await;
+            if ended.is_empty() {
+                self.latest_ended.remove(&ns);
+            } else {
+                self.latest_ended.insert(ns.clone(), ended);
+            }
             if entries.is_empty() {
                 self.latest.remove(&ns);
             } else {
@@ -541,7 +584,8 @@ impl State<'_> {
                 &scans,
             )
             .await;
-        let snapshot = Snapshot::build(&self.latest, scans.iter().map(|s| &**s));
+        let snapshot =
+            Snapshot::build(&self.latest, &self.latest_ended, scans.iter().map(|s| &**s));
         self.inventory
             .view
             .send_replace(View::Ready(Arc::new(snapshot)));
@@ -654,6 +698,7 @@ mod tests {
             cves: vec!["CVE-1".into(), "CVE-2".into()],
             unscanned: false,
             owner: None,
+            ended: None,
         }
     }
 

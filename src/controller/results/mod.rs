@@ -7,7 +7,8 @@
 //! - [`view`]: the HTML pages (pure);
 //! - [`export`]: CSV and JSON (pure); [`pdf`]: a scan's PDF (pure);
 //! - [`auth`]: the reviews, sessions and bearer cache;
-//! - [`actions`]: scan now, rescan, reevaluate, each as the viewer.
+//! - [`actions`]: scan now, rescan, reevaluate, pause, resume, cancel, each as the viewer;
+//! - [`searches`]: each viewer's saved searches, stored by the controller in the cluster.
 //!
 //! The pages read the inventory's latest [`model::View`] from a watch channel; the API is
 //! called to check tokens, and with the viewer's own token for the actions.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod export;
 pub mod model;
 pub mod pdf;
+pub mod searches;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -43,6 +45,7 @@ use crate::server::tls;
 use actions::{Action, Actor};
 use auth::{Decision, Sessions};
 use model::{MirrorView, RunningFilter, ScanFilter, Snapshot, View};
+use searches::{SearchPage, Store};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "scangate-session";
@@ -155,6 +158,8 @@ struct Pages {
     client: Client,
     config: kube::Config,
     scangate_namespace: String,
+    /// The viewers' saved searches, in scangate's namespace.
+    searches: Store,
     sessions: Sessions,
     /// Served over TLS: the cookie is `Secure`.
     secure: bool,
@@ -173,6 +178,10 @@ pub async fn serve(
     let router = router(Arc::new(Pages {
         view,
         mirror,
+        searches: Store {
+            client: cluster.client.clone(),
+            namespace: cluster.scangate_namespace.clone(),
+        },
         client: cluster.client,
         config: cluster.config,
         scangate_namespace: cluster.scangate_namespace,
@@ -258,6 +267,8 @@ fn router(pages: Arc<Pages>) -> Router {
         .route("/scans/{namespace}/{name}/report.pdf", get(scan_pdf))
         .route("/scans/{namespace}/{name}/{action}", post(scan_action))
         .route("/scan-now", post(scan_now))
+        .route("/searches", post(save_search))
+        .route("/searches/delete", post(delete_search))
         .route_layer(middleware::from_fn_with_state(pages.clone(), require_user));
     Router::new()
         .route("/login", get(login_form).post(login))
@@ -317,7 +328,7 @@ async fn count(State(pages): State<Arc<Pages>>, request: Request, next: Next) ->
 
 /// The route template of a path, as the metrics label it.
 fn page_of(path: &str) -> &'static str {
-    const PAGES: [&str; 12] = [
+    const PAGES: [&str; 14] = [
         "/",
         "/login",
         "/logout",
@@ -328,6 +339,8 @@ fn page_of(path: &str) -> &'static str {
         "/scans.json",
         "/scans.csv",
         "/scan-now",
+        "/searches",
+        "/searches/delete",
         "/static/app.js",
         "/static/app.css",
     ];
@@ -342,6 +355,9 @@ fn page_of(path: &str) -> &'static str {
         Some([_, _, "report.pdf"]) => "/scans/{namespace}/{name}/report.pdf",
         Some([_, _, "rescan"]) => "/scans/{namespace}/{name}/rescan",
         Some([_, _, "reevaluate"]) => "/scans/{namespace}/{name}/reevaluate",
+        Some([_, _, "pause"]) => "/scans/{namespace}/{name}/pause",
+        Some([_, _, "resume"]) => "/scans/{namespace}/{name}/resume",
+        Some([_, _, "cancel"]) => "/scans/{namespace}/{name}/cancel",
         _ => "other",
     }
 }
@@ -572,12 +588,17 @@ fn query(request: &Request) -> &str {
     request.uri().query().unwrap_or_default()
 }
 
-fn running_rows<'s>(snapshot: &'s Snapshot, q: &str) -> (RunningFilter, Vec<&'s model::Running>) {
+/// The rows of `/running` the query shows at `now` (its window ends then).
+fn running_rows<'s>(
+    snapshot: &'s Snapshot,
+    q: &str,
+    now: jiff::Timestamp,
+) -> (RunningFilter, Vec<&'s model::Running>) {
     let (filter, valid) = RunningFilter::from_query(q);
     let rows = snapshot
         .running
         .iter()
-        .filter(|r| valid && filter.matches(r))
+        .filter(|r| valid && filter.shows(r, now))
         .collect();
     (filter, rows)
 }
@@ -625,27 +646,40 @@ async fn landing(State(pages): State<Arc<Pages>>) -> Response {
     }
 }
 
-async fn running(State(pages): State<Arc<Pages>>, request: Request) -> Response {
-    let csrf = request
-        .extensions()
-        .get::<Actor>()
-        .and_then(|a| a.csrf.clone());
-    match snapshot(&pages) {
-        Ok(s) => {
-            let (filter, rows) = running_rows(&s, query(&request));
-            html(
-                StatusCode::OK,
-                view::running(&s, &filter, &rows, csrf.as_deref()),
-            )
+/// The viewer's saved searches of a page, or why they cannot be shown.
+async fn saved_of(pages: &Pages, actor: &Actor, page: SearchPage) -> view::SavedView {
+    match pages.searches.list(&actor.user).await {
+        Ok(list) => view::SavedView::Listed(list.into_iter().filter(|s| s.page == page).collect()),
+        Err(error) => {
+            tracing::warn!(user = %actor.user, %error, "cannot read saved searches");
+            view::SavedView::Unavailable(error.to_string())
         }
-        Err(why) => unavailable(why),
     }
+}
+
+async fn running(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    request: Request,
+) -> Response {
+    let s = match snapshot(&pages) {
+        Ok(s) => s,
+        Err(why) => return unavailable(why),
+    };
+    let saved = saved_of(&pages, &actor, SearchPage::Running).await;
+    let (filter, rows) = running_rows(&s, query(&request), jiff::Timestamp::now());
+    html(
+        StatusCode::OK,
+        view::running(&s, &filter, &rows, actor.csrf.as_deref(), &saved),
+    )
 }
 
 async fn running_json(State(pages): State<Arc<Pages>>, request: Request) -> Response {
     match snapshot(&pages) {
         Ok(s) => json(export::running_json(
-            running_rows(&s, query(&request)).1.into_iter(),
+            running_rows(&s, query(&request), jiff::Timestamp::now())
+                .1
+                .into_iter(),
         )),
         Err(why) => unavailable(why),
     }
@@ -655,19 +689,132 @@ async fn running_csv(State(pages): State<Arc<Pages>>, request: Request) -> Respo
     match snapshot(&pages) {
         Ok(s) => csv(
             "running.csv",
-            export::running_csv(running_rows(&s, query(&request)).1.into_iter()),
+            export::running_csv(
+                running_rows(&s, query(&request), jiff::Timestamp::now())
+                    .1
+                    .into_iter(),
+            ),
         ),
         Err(why) => unavailable(why),
     }
 }
 
-async fn scans(State(pages): State<Arc<Pages>>, request: Request) -> Response {
-    match snapshot(&pages) {
-        Ok(s) => {
-            let (filter, rows) = scan_rows(&s, query(&request));
-            html(StatusCode::OK, view::scans(&s, &filter, &rows))
+async fn scans(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    request: Request,
+) -> Response {
+    let s = match snapshot(&pages) {
+        Ok(s) => s,
+        Err(why) => return unavailable(why),
+    };
+    let saved = saved_of(&pages, &actor, SearchPage::Scans).await;
+    let (filter, rows) = scan_rows(&s, query(&request));
+    html(
+        StatusCode::OK,
+        view::scans(&s, &filter, &rows, actor.csrf.as_deref(), &saved),
+    )
+}
+
+/// `POST /searches`: saves the search `query` of `page` under `name` (the form's fields), then
+/// shows the page with it.
+async fn save_search(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
+    if let Err(e) = actions::check_csrf(&actor, fields.get("csrf").map(String::as_str)) {
+        return html(
+            StatusCode::FORBIDDEN,
+            view::message("Not saved", &e.to_string()),
+        );
+    }
+    let saved = match SearchPage::parse(field("page"))
+        .and_then(|page| searches::Saved::new(field("name"), page, field("query")))
+    {
+        Ok(saved) => saved,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message("Not saved", &e.to_string()),
+            );
         }
-        Err(why) => unavailable(why),
+    };
+    let href = saved.href();
+    match pages
+        .searches
+        .update(&actor.user, |list| searches::save(list, saved))
+        .await
+    {
+        Ok(()) => see_other(&href),
+        Err(e) => search_refused("Not saved", &actor, e),
+    }
+}
+
+/// `POST /searches/delete`: deletes the saved search `name` of `page`.
+async fn delete_search(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
+    if let Err(e) = actions::check_csrf(&actor, fields.get("csrf").map(String::as_str)) {
+        return html(
+            StatusCode::FORBIDDEN,
+            view::message("Not deleted", &e.to_string()),
+        );
+    }
+    let page = match SearchPage::parse(field("page")) {
+        Ok(page) => page,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message("Not deleted", &e.to_string()),
+            );
+        }
+    };
+    let name = field("name").to_string();
+    match pages
+        .searches
+        .update(&actor.user, |list| searches::delete(list, page, &name))
+        .await
+    {
+        Ok(()) => see_other(&format!("/{}", page.as_str())),
+        Err(e) => search_refused("Not deleted", &actor, e),
+    }
+}
+
+/// A refused change of saved searches: the viewer's mistake (4xx) or the cluster's (5xx).
+fn search_refused(title: &str, actor: &Actor, error: searches::Error) -> Response {
+    use searches::Error as E;
+    tracing::info!(user = %actor.user, %error, "saved searches not changed");
+    let code = match &error {
+        E::NoName
+        | E::NameTooLong(_)
+        | E::NameChars
+        | E::QueryTooLong(_)
+        | E::TooMany
+        | E::UnknownPage(_) => StatusCode::BAD_REQUEST,
+        E::NotFound(..) => StatusCode::NOT_FOUND,
+        E::Conflict => StatusCode::CONFLICT,
+        E::NotYours { .. } | E::Unreadable { .. } => StatusCode::FORBIDDEN,
+        E::Api { .. } => StatusCode::BAD_GATEWAY,
+    };
+    html(code, view::message(title, &error.to_string()))
+}
+
+/// 303 to a page of this site.
+fn see_other(href: &str) -> Response {
+    match HeaderValue::from_str(href) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, HeaderValue::from_static("/"))],
+        )
+            .into_response(),
     }
 }
 
@@ -799,17 +946,16 @@ async fn act(
     }
 }
 
-/// `POST /scans/{namespace}/{name}/{action}`: `rescan` or `reevaluate`.
+/// `POST /scans/{namespace}/{name}/{action}`: `rescan`, `reevaluate`, `pause`, `resume` or
+/// `cancel`.
 async fn scan_action(
     State(pages): State<Arc<Pages>>,
     Extension(actor): Extension<Actor>,
     Path((namespace, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let action = match action.as_str() {
-        "rescan" => Action::Rescan { namespace, name },
-        "reevaluate" => Action::Reevaluate { namespace, name },
-        _ => return not_found().await,
+    let Some(action) = Action::on_scan(&action, namespace, name) else {
+        return not_found().await;
     };
     act(&pages, &actor, &form(&body), action).await
 }
@@ -883,6 +1029,11 @@ mod tests {
         assert_eq!(page_of("/scans.csv"), "/scans.csv");
         assert_eq!(page_of("/scans/shop/web"), "/scans/{namespace}/{name}");
         assert_eq!(page_of("/scans/shop"), "other");
+        assert_eq!(
+            page_of("/scans/shop/web/pause"),
+            "/scans/{namespace}/{name}/pause"
+        );
+        assert_eq!(page_of("/searches/delete"), "/searches/delete");
         assert_eq!(page_of("/anything/else"), "other");
     }
 
