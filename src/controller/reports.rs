@@ -387,15 +387,15 @@ fn mark(change: &Change, scangate_namespace: &str, dirty: &mut Dirty) {
         Change::Pod(Some(ns)) => {
             dirty.namespaces.insert(ns.clone());
         }
+        Change::Exception(Some(ns)) if ns != scangate_namespace => {
+            dirty.namespaces.insert(ns.clone());
+        }
+        Change::Exception(_) | Change::Scan => dirty.all = true,
         Change::PodGone(pod) => {
             if let Some(ns) = &pod.metadata.namespace {
                 dirty.namespaces.insert(ns.clone());
             }
         }
-        Change::Exception(Some(ns)) if ns != scangate_namespace => {
-            dirty.namespaces.insert(ns.clone());
-        }
-        Change::Exception(_) | Change::Scan => dirty.all = true,
         Change::Pod(None) | Change::Failed(_) => {}
     }
 }
@@ -441,13 +441,11 @@ impl State<'_> {
             Change::Failed(error) => {
                 tracing::warn!(%error, "an inventory watch failed; retrying with backoff");
             }
-            Change::PodGone(pod) => {
-                mark(
-                    &Change::PodGone(pod.clone()),
-                    &self.inventory.config.scangate_namespace,
-                    dirty,
-                );
-                self.gone.remember(*pod, Timestamp::now());
+            change @ Change::PodGone(_) => {
+                mark(&change, &self.inventory.config.scangate_namespace, dirty);
+                if let Change::PodGone(pod) = change {
+                    self.gone.remember(*pod, Timestamp::now());
+                }
             }
             Change::Scan => {
                 self.scans_changed = true;
@@ -810,6 +808,12 @@ mod tests {
             (false, vec!["shop".into()])
         );
         assert_eq!(marked(Change::Pod(None)), (false, vec![]));
+        let mut gone = Pod::default();
+        gone.metadata.namespace = Some("blog".into());
+        assert_eq!(
+            marked(Change::PodGone(Box::new(gone))),
+            (false, vec!["blog".into()])
+        );
         assert_eq!(
             marked(Change::Exception(Some("shop".into()))),
             (false, vec!["shop".into()])

@@ -647,13 +647,21 @@ async fn landing(State(pages): State<Arc<Pages>>) -> Response {
 }
 
 /// The viewer's saved searches of a page, or why they cannot be shown.
+/// (The read is bounded by [`auth::REVIEW_TIMEOUT`]: the page never waits longer for them.)
 async fn saved_of(pages: &Pages, actor: &Actor, page: SearchPage) -> view::SavedView {
-    match pages.searches.list(&actor.user).await {
-        Ok(list) => view::SavedView::Listed(list.into_iter().filter(|s| s.page == page).collect()),
-        Err(error) => {
+    let read = tokio::time::timeout(auth::REVIEW_TIMEOUT, pages.searches.list(&actor.user));
+    match read.await {
+        Ok(Ok(list)) => {
+            view::SavedView::Listed(list.into_iter().filter(|s| s.page == page).collect())
+        }
+        Ok(Err(error)) => {
             tracing::warn!(user = %actor.user, %error, "cannot read saved searches");
             view::SavedView::Unavailable(error.to_string())
         }
+        Err(_) => view::SavedView::Unavailable(format!(
+            "the cluster did not answer within {:?}; reload to try again",
+            auth::REVIEW_TIMEOUT
+        )),
     }
 }
 
