@@ -228,6 +228,16 @@ fn searches_history_and_scan_actions_in_a_real_browser() {
             minutes_ago(30)
         ),
     );
+    // A round's progress, as the controller records it.
+    let out = enforced.write_status(
+        &ns,
+        "a-newer",
+        r#""progress": [
+          {"stage": "Resolve", "state": "Done"}, {"stage": "Queue", "state": "Done"},
+          {"stage": "Scan", "state": "Running"}, {"stage": "Report", "state": "Failed"},
+          {"stage": "Evaluate", "state": "Canceled"}]"#,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = enforced.ns.apply(
         "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {name: m-never}\nspec:\n  registry: {image: \"ghcr.io/acme/never:1\"}\n",
     );
@@ -330,6 +340,56 @@ fn searches_history_and_scan_actions_in_a_real_browser() {
         .eval("[...document.querySelectorAll('table#scans tbody tr')].map(r => r.cells[9].textContent)")
         .expect("the dates");
     assert!(dates[0] > dates[1], "{dates:?}");
+
+    // Progress: compact in the list, in words too; coloured bars on the scan's page.
+    let compact: Vec<String> = page
+        .eval("[...document.querySelectorAll('tr[data-name=\"a-newer\"] .progress.compact .stage')].map(s => s.title)")
+        .expect("the compact bars");
+    assert_eq!(
+        compact,
+        [
+            "resolve: done",
+            "queue: done",
+            "scan: running",
+            "report: failed",
+            "evaluate: canceled"
+        ]
+    );
+    let words: String = page
+        .eval("document.querySelector('tr[data-name=\"a-newer\"] .progress-text').textContent")
+        .expect("the progress in words");
+    assert_eq!(words, "scan running");
+    let detail = browser.new_page();
+    detail
+        .set_extra_headers(&[("Authorization", &format!("Bearer {alice}"))])
+        .expect("headers");
+    detail
+        .navigate(&format!("{base}/scans/{ns}/a-newer"))
+        .expect("navigate");
+    let bars: Vec<(String, String, String)> = detail
+        .eval(
+            "[...document.querySelectorAll('#progress li.stage')].map(l => [l.dataset.stage, \
+             l.querySelector('.state').textContent, getComputedStyle(l.querySelector('.bar')).backgroundColor])",
+        )
+        .expect("the bars");
+    let bar = |stage: &str, state: &str, colour: &str| {
+        (stage.to_string(), state.to_string(), colour.to_string())
+    };
+    assert_eq!(
+        bars,
+        [
+            bar("resolve", "done", "rgb(67, 160, 71)"),
+            bar("queue", "done", "rgb(67, 160, 71)"),
+            bar("scan", "running", "rgb(30, 136, 229)"),
+            bar("report", "failed", "rgb(229, 57, 53)"),
+            bar("evaluate", "canceled", "rgb(66, 66, 66)"),
+        ],
+        "green done, blue running, red failed, dark grey canceled, each named"
+    );
+    let never: Vec<String> = detail
+        .eval("[...document.querySelectorAll('#progress p.none')].map(p => p.textContent)")
+        .unwrap_or_default();
+    assert!(never.is_empty(), "{never:?}");
 
     // Saved: the search shown (newest first, in this namespace) under a name.
     page.type_into("#search-name", "newest first")
