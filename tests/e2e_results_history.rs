@@ -479,6 +479,19 @@ fn searches_history_and_scan_actions_in_a_real_browser() {
         );
         assert_eq!(code, 200, "delete {i}: {body}");
     }
+    // The viewer cannot write there themselves: only the controller does, and only this.
+    let out = cluster.kubectl(&[
+        "--as",
+        &alice_user,
+        "-n",
+        &enforced.system.name,
+        "create",
+        "configmap",
+        &name,
+        "--from-literal=searches.json=[]",
+    ]);
+    assert!(!out.status.success(), "a viewer wrote a ConfigMap");
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
     // One ConfigMap per viewer, nothing else written.
     let written = enforced.system.kubectl_ok(&[
         "get",

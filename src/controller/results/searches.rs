@@ -82,7 +82,7 @@ pub enum Error {
         namespace: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -280,7 +280,7 @@ impl Store {
                 what,
                 namespace: self.namespace.clone(),
                 name: config_map_name(user),
-                source,
+                source: Box::new(source),
             },
         }
     }
