@@ -399,7 +399,7 @@ fn searches_history_and_scan_actions_in_a_real_browser() {
     assert_eq!(page.status().expect("status"), 200);
     let href = format!("/scans?namespace={ns}&sort=-scanned_at");
     assert_eq!(saved(&page), [("newest first".to_string(), href.clone())]);
-    let name = scangate::controller::results::searches::config_map_name(&alice_user);
+    let name = scangate::web::searches::config_map_name(&alice_user);
     let cm = json_of(
         cluster,
         &[

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::{RunningFilter, ScanFilter};
-use crate::controller::reports::MANAGED_BY;
+use crate::runtime::reports::MANAGED_BY;
 
 /// How many searches a user keeps at most.
 pub const MAX_SEARCHES: usize = 20;

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::model::{
-    Figures, MirrorView, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot,
-    Verdict, Window,
+    Figures, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot, Verdict, Window,
 };
 use super::pdf::Line;
 use super::searches::{MAX_NAME, Saved, SearchPage};
 use crate::api::{Phase, Stage, StageProgress, StageState};
+use crate::mirror::MirrorView;
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub fn esc(text: &str) -> String {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{Condition, ImageScan, Phase, StageProgress, StageState, Violation};
-use crate::controller::inventory::{Entry, RuntimeVerdict};
 use crate::image::ImageRef;
+use crate::runtime::inventory::{Entry, RuntimeVerdict};
 
 /// A running image's verdict as the page spells it: the PolicyReport result, with `skip`
 /// (admitted without a decided result) shown as `unscanned`.
@@ -82,7 +82,7 @@ pub enum Window {
     #[default]
     Hour,
     Hours6,
-    /// The largest: the inventory keeps ended pods this long ([`crate::controller::inventory::ENDED_KEPT`]).
+    /// The largest: the inventory keeps ended pods this long ([`crate::runtime::inventory::ENDED_KEPT`]).
     Hours24,
 }
 
@@ -207,7 +207,7 @@ impl Scan {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     /// Sorted by namespace, workload, image: what runs, and what ran in the last
-    /// [`crate::controller::inventory::ENDED_KEPT`] (with when it ended).
+    /// [`crate::runtime::inventory::ENDED_KEPT`] (with when it ended).
     pub running: Vec<Running>,
     /// Sorted by namespace, name.
     pub scans: Vec<Scan>,
@@ -221,27 +221,6 @@ pub enum View {
     /// Leading, the inventory's watches have not synced yet.
     Starting,
     Ready(Arc<Snapshot>),
-}
-
-/// What the verdict mirror (`--mirror`) last did, for the landing page.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MirrorView {
-    /// The controller runs without `--mirror`.
-    Off,
-    /// Not written yet in this leader term.
-    Starting,
-    /// The apiserver holds every digest the trusted results deny, in `shards` objects.
-    InSync {
-        digests: usize,
-        shards: usize,
-        at: jiff::Timestamp,
-    },
-    /// The last write failed (retried): the apiserver may hold an older set.
-    Behind {
-        digests: usize,
-        error: String,
-        since: jiff::Timestamp,
-    },
 }
 
 /// The registry of an image reference (`docker.io` for `alpine`), or the reference itself
