@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::config::{Action, AdmissionConfig, Enforcement, Origin};
 use super::pin;
 use super::pod::Container;
-use crate::api::{Phase, Violation};
+use crate::api::{Phase, VexStatus, Violation, under_review};
 use crate::image::ImageRef;
 use jiff::Timestamp;
 
@@ -247,6 +247,8 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let image = config.registry_aliases.canonicalize(&parsed);
     // An invalid bound cannot be loaded (the config is checked), and zero admits nothing.
     let max_duration = config.exception_max_duration().unwrap_or_default();
+    // Every exception and VEX statement that counts here: those that admit, and those that
+    // only speak of a review (judge tells them apart).
     let exceptions: Vec<&Exception> = ctx
         .exceptions
         .iter()
@@ -304,7 +306,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
         }
     });
     // A whole-image exception also admits images that are unscanned, pending or in error.
-    let whole_image = exceptions.iter().find(|e| e.cves.is_empty());
+    let whole_image = exceptions.iter().find(|e| e.covers_whole_image());
     let judged = match (judged.action, whole_image, &judged.exception) {
         (Action::Deny | Action::Warn, Some(e), None) => Judged {
             action: Action::Allow,
@@ -449,7 +451,7 @@ fn judge(
                 },
                 None => Judged {
                     action: Action::Deny,
-                    reason: failed_reason(who, scan, &which),
+                    reason: failed_reason(who, scan, &which) + &review_note(scan, exceptions),
                     exception: None,
                     decided_by: Some(Decider::of(scan, origin)),
                 },
@@ -508,6 +510,32 @@ fn trusted_sources(config: &AdmissionConfig, namespace: &str) -> String {
     format!("scans in {}", sources.join(", "))
 }
 
+/// What a denial says of the violations that VEX statements counting here put under review:
+/// empty when none are.
+fn review_note(scan: &IndexedScan, exceptions: &[&Exception]) -> String {
+    let statements: Vec<(VexStatus, &[String])> = exceptions
+        .iter()
+        .filter_map(|e| Some((e.vex?, e.cves.as_slice())))
+        .collect();
+    let waiting = under_review(scan.violations.iter().map(|v| v.id.as_str()), &statements);
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let by: Vec<String> = exceptions
+        .iter()
+        .filter(|e| {
+            e.vex == Some(VexStatus::UnderInvestigation) && waiting.iter().any(|c| e.names(c))
+        })
+        .map(|e| format!("ScanException {}/{}", e.namespace, e.name))
+        .collect();
+    format!(
+        "; under review: {} (VEX under_investigation in {}); it stays denied until an approver \
+         settles each CVE with a not_affected, affected or fixed statement (docs/vex.md)",
+        waiting.join(", "),
+        by.join(", ")
+    )
+}
+
 /// The exception that covers every violation of a failed scan, if one does.
 fn covering_exception<'e>(
     scan: &IndexedScan,
@@ -524,7 +552,7 @@ fn covering_exception<'e>(
 /// a whole-image exception covers it. (In phase Error, only a whole-image exception admits.)
 pub fn covers_every_violation(e: &Exception, scan: &IndexedScan) -> bool {
     let complete = scan.violations.len() < crate::api::MAX_VIOLATIONS;
-    e.cves.is_empty()
+    e.covers_whole_image()
         || (complete
             && !scan.violations.is_empty()
             && scan.violations.iter().all(|v| e.covers(&v.id)))
@@ -713,6 +741,7 @@ mod tests {
                 by: "alice".into(),
                 at: Timestamp::UNIX_EPOCH,
             }),
+            vex: None,
         }
     }
 
@@ -1092,6 +1121,56 @@ mod tests {
         });
         world.exceptions = vec![stale];
         assert!(!allowed(&world, "shop"));
+    }
+
+    #[test]
+    fn vex_not_affected_admits_like_an_exception_and_under_investigation_says_under_review() {
+        let mut world =
+            World::tenants(&[scan("scangate-system", "bad", "bad:1", Phase::Failed, 1)]);
+        let statement = |status: VexStatus| Exception {
+            name: status.as_str().replace('_', "-"),
+            vex: Some(status),
+            ..exception("shop", &["bad"], &["cve-2024-0000"])
+        };
+        let decide = |w: &World, ns: &str| w.decide(ns, Enforcement::Enforce, &["bad:1"]);
+        world.exceptions = vec![statement(VexStatus::UnderInvestigation)];
+        let d = decide(&world, "shop");
+        assert!(!d.allowed);
+        assert!(
+            d.verdicts[0].reason.contains(
+                "under review: CVE-2024-0000 (VEX under_investigation in ScanException \
+                 shop/under-investigation); it stays denied until an approver settles each CVE"
+            ),
+            "{}",
+            d.verdicts[0].reason
+        );
+        // Settled as affected (or fixed): denied, no longer under review.
+        for settled in [VexStatus::Affected, VexStatus::Fixed] {
+            world.exceptions = vec![statement(VexStatus::UnderInvestigation), statement(settled)];
+            let d = decide(&world, "shop");
+            assert!(!d.allowed, "{settled}");
+            assert!(!d.verdicts[0].reason.contains("under review"), "{settled}");
+        }
+        // not_affected: admitted in its namespace, by that statement, and nowhere else.
+        world.exceptions = vec![
+            statement(VexStatus::UnderInvestigation),
+            statement(VexStatus::NotAffected),
+        ];
+        let d = decide(&world, "shop");
+        assert!(d.allowed);
+        assert_eq!(
+            d.verdicts[0].exception.as_deref(),
+            Some("shop/not-affected")
+        );
+        assert!(!decide(&world, "other").allowed);
+        // Expired: back to what the findings say.
+        world.exceptions[1].expires = Timestamp::UNIX_EPOCH;
+        assert!(!decide(&world, "shop").allowed);
+        // A statement never covers a whole image, whatever its CVEs say.
+        let mut no_cves = statement(VexStatus::Fixed);
+        no_cves.cves.clear();
+        world.exceptions = vec![no_cves];
+        assert!(!decide(&world, "shop").allowed);
     }
 
     #[test]

@@ -185,7 +185,7 @@ pub fn desired(
 fn admits(e: &Exception, scan: &IndexedScan) -> bool {
     match scan.phase {
         Phase::Failed => crate::admission::workload::covers_every_violation(e, scan),
-        _ => e.cves.is_empty(),
+        _ => e.covers_whole_image(),
     }
 }
 
