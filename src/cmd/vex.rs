@@ -942,14 +942,10 @@ mod tests {
                 "left out ScanException shop/unapproved: not approved (no approver's write is recorded)"
             ]
         );
-        let statements = doc["statements"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let statements = doc["statements"].as_array().cloned().unwrap_or_default();
         assert_eq!(statements.len(), 2);
         // Reading the export back gives the same statements.
-        let again =
-            parse_document(doc.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let again = parse_document(doc.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         let key = |s: &Statement| (s.cves.clone(), s.images.clone(), s.vex.clone());
         let mut before: Vec<_> = parsed.statements.iter().map(key).collect();
         let mut after: Vec<_> = again.statements.iter().map(key).collect();
