@@ -438,15 +438,23 @@ fn judge(
         ),
         Phase::Failed => {
             let max_duration = config.exception_max_duration().unwrap_or_default();
-            return match covering_exception(scan, exceptions) {
-                Some(e) => Judged {
+            return match covering(scan, exceptions) {
+                Some(by) => Judged {
                     action: Action::Allow,
                     reason: format!(
                         "{who}: image {} failed {which} but is {}",
                         scan.image,
-                        admitted_by(e, max_duration)
+                        by.iter()
+                            .map(|e| admitted_by(e, max_duration))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
                     ),
-                    exception: Some(format!("{}/{}", e.namespace, e.name)),
+                    exception: Some(
+                        by.iter()
+                            .map(|e| format!("{}/{}", e.namespace, e.name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
                     decided_by: Some(Decider::of(scan, origin)),
                 },
                 None => Judged {
@@ -536,20 +544,34 @@ fn review_note(scan: &IndexedScan, exceptions: &[&Exception]) -> String {
     )
 }
 
-/// The exception that covers every violation of a failed scan, if one does.
-fn covering_exception<'e>(
+/// The exceptions (matching the image, counting here) that together admit a failed scan's
+/// image, if they do: one that covers every violation (a whole-image one, or one naming them
+/// all), else, for each violation, the first that covers it (narrow exceptions and
+/// `not_affected` statements add up, as in the policy's `input.exceptions`). The status keeps
+/// the first violations only: when the list may be cut, only a whole-image exception covers
+/// it. (In phase Error, only a whole-image exception admits.)
+pub fn covering<'e>(
     scan: &IndexedScan,
     exceptions: &[&'e Exception],
-) -> Option<&'e Exception> {
-    exceptions
-        .iter()
-        .copied()
-        .find(|e| covers_every_violation(e, scan))
+) -> Option<Vec<&'e Exception>> {
+    if let Some(one) = exceptions.iter().find(|e| covers_every_violation(e, scan)) {
+        return Some(vec![*one]);
+    }
+    if scan.violations.is_empty() || scan.violations.len() >= crate::api::MAX_VIOLATIONS {
+        return None;
+    }
+    let mut by: Vec<&Exception> = vec![];
+    for v in &scan.violations {
+        let e = exceptions.iter().find(|e| e.covers(&v.id))?;
+        if !by.iter().any(|b| std::ptr::eq(*b, *e)) {
+            by.push(e);
+        }
+    }
+    Some(by)
 }
 
-/// Whether an exception (matching the image) admits a failed scan's image: it names no CVE, or
-/// every violation. The status keeps the first violations only: when the list may be cut, only
-/// a whole-image exception covers it. (In phase Error, only a whole-image exception admits.)
+/// Whether one exception (matching the image) admits a failed scan's image alone: it names no
+/// CVE, or every violation (see [`covering`]).
 pub fn covers_every_violation(e: &Exception, scan: &IndexedScan) -> bool {
     let complete = scan.violations.len() < crate::api::MAX_VIOLATIONS;
     e.covers_whole_image()
@@ -1166,6 +1188,22 @@ mod tests {
         // Expired: back to what the findings say.
         world.exceptions[1].expires = Timestamp::UNIX_EPOCH;
         assert!(!decide(&world, "shop").allowed);
+        // Statements add up: two CVEs, each not_affected in its own statement, admit together;
+        // one alone does not.
+        let mut two = World::tenants(&[scan("scangate-system", "bad", "bad:1", Phase::Failed, 2)]);
+        let mut second = statement(VexStatus::NotAffected);
+        second.name = "second".into();
+        second.cves = vec!["CVE-2024-0001".into()];
+        two.exceptions = vec![statement(VexStatus::NotAffected)];
+        assert!(!decide(&two, "shop").allowed);
+        two.exceptions.push(second);
+        let d = decide(&two, "shop");
+        assert!(d.allowed);
+        assert_eq!(
+            d.verdicts[0].exception.as_deref(),
+            Some("shop/not-affected, shop/second")
+        );
+        assert!(!decide(&two, "other").allowed);
         // A statement never covers a whole image, whatever its CVEs say.
         let mut no_cves = statement(VexStatus::Fixed);
         no_cves.cves.clear();
