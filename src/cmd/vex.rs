@@ -112,13 +112,13 @@ pub enum Error {
         written: usize,
         total: usize,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("cannot list the ScanExceptions of {namespace}: {source}")]
     List {
         namespace: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("cannot encode the document: {0}")]
     Encode(#[from] serde_json::Error),
@@ -536,7 +536,7 @@ pub async fn import(args: &ImportArgs) -> Result<String> {
                     name,
                     written: 0,
                     total: objects.len(),
-                    source,
+                    source: Box::new(source),
                 },
             });
         }
@@ -552,7 +552,7 @@ pub async fn import(args: &ImportArgs) -> Result<String> {
                     name: name.clone(),
                     written,
                     total: objects.len(),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         let _ = writeln!(out, "scanexception {namespace}/{name}: {}", what(e));
@@ -701,7 +701,7 @@ pub async fn export(args: &ExportArgs) -> Result<(String, String)> {
         .await
         .map_err(|source| Error::List {
             namespace: namespace.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let (document, notes) = document(
         &all.items,
