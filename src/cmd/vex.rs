@@ -49,20 +49,20 @@ pub enum VexCommand {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The OpenVEX document (JSON); `-` for standard input.
-    #[arg(value_name = "FILE")]
+    #[arg(env = "SCANGATE_VEX_FILE", value_name = "FILE")]
     pub file: PathBuf,
     /// The namespace the statements count in (the kubeconfig's when unset).
     #[arg(short = 'n', long, env = "SCANGATE_NAMESPACE")]
     pub namespace: Option<String>,
     /// When the statements stop counting: a duration from now (`30d`, `12h`) or an RFC 3339
     /// time; at most the admin's exceptions.maxDuration.
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, env = "SCANGATE_VEX_EXPIRES", value_name = "WHEN")]
     pub expires: String,
     /// The ScanExceptions' spec.reason; by default the document's @id and author.
-    #[arg(long)]
+    #[arg(long, env = "SCANGATE_VEX_REASON")]
     pub reason: Option<String>,
     /// Check everything, and try the writes as a dry run, but write nothing.
-    #[arg(long)]
+    #[arg(long, env = "SCANGATE_VEX_DRY_RUN")]
     pub dry_run: bool,
 }
 
@@ -72,11 +72,11 @@ pub struct ExportArgs {
     #[arg(short = 'n', long, env = "SCANGATE_NAMESPACE")]
     pub namespace: Option<String>,
     /// The document's author; by default the approvers who recorded the statements.
-    #[arg(long)]
+    #[arg(long, env = "SCANGATE_VEX_AUTHOR")]
     pub author: Option<String>,
     /// The document's @id (an IRI); by default a URN made from the namespace and the
     /// statements.
-    #[arg(long)]
+    #[arg(long, env = "SCANGATE_VEX_ID")]
     pub id: Option<String>,
 }
 
