@@ -300,6 +300,61 @@ mod tests {
     }
 
     #[test]
+    fn vex_statements_are_all_in_input_vex_and_only_not_affected_in_input_exceptions() {
+        use crate::api::{VexJustification, VexStatement, VexStatus};
+        let image = ImageRef::parse("busybox:1.32.1").ok();
+        let statement = |name: &str, status: VexStatus, expires: &str| {
+            let mut e = exception(name, &["busybox:1.32.1"], &["CVE-1"], expires);
+            e.spec.vex = Some(VexStatement {
+                status,
+                justification: (status == VexStatus::NotAffected)
+                    .then_some(VexJustification::ComponentNotPresent),
+                impact_statement: None,
+                action_statement: None,
+            });
+            e
+        };
+        let exceptions = [
+            statement(
+                "a-looking",
+                VexStatus::UnderInvestigation,
+                "2026-01-15T00:00:00Z",
+            ),
+            statement("b-fine", VexStatus::NotAffected, "2026-02-01T00:00:00Z"),
+        ];
+        let now = ts("2026-01-01T00:00:00Z");
+        let given = exceptions_input(
+            &exceptions,
+            image.as_ref(),
+            "apps",
+            &AdmissionConfig::default(),
+            now,
+        );
+        assert_eq!(
+            given.exceptions,
+            vec![
+                json!({"images": ["busybox:1.32.1"], "cves": ["CVE-1"], "reason": "b-fine reviewed",
+                "expires": "2026-02-01T00:00:00Z",
+                "vex": {"status": "not_affected", "justification": "component_not_present"}})
+            ]
+        );
+        let vex: Vec<(&str, VexStatus)> = given
+            .vex
+            .iter()
+            .map(|v| (v.exception.as_str(), v.statement.status))
+            .collect();
+        assert_eq!(
+            vex,
+            [
+                ("apps/a-looking", VexStatus::UnderInvestigation),
+                ("apps/b-fine", VexStatus::NotAffected)
+            ]
+        );
+        // A statement's end wakes the controller as an exception's does.
+        assert_eq!(given.first_expiry, Some(ts("2026-01-15T00:00:00Z")));
+    }
+
+    #[test]
     fn unapproved_stale_or_foreign_exceptions_are_not_given_to_the_policy() {
         let image = ImageRef::parse("busybox:1.32.1").ok();
         let config = AdmissionConfig::default();
