@@ -1,8 +1,9 @@
 //! OpenVEX triage on a real kube-apiserver, with the real webhook and controller: an approver's
 //! `under_investigation` statement for a CVE the policy denies puts the scan Under Review and
 //! keeps the image denied; the approver's `not_affected` settles it and admits the image in
-//! that namespace only, until the statement expires; a tenant with `edit` records nothing;
-//! `scangate vex import` then `export` round-trips a document.
+//! that namespace only, until the statement expires; a tenant with `edit` records nothing, with
+//! kubectl, `scangate vex import` or the results page's form (where the approver records the
+//! statement under investigation); `scangate vex import` then `export` round-trips a document.
 
 mod common;
 
@@ -14,6 +15,7 @@ use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::controller::Controller;
 use common::enforced::Enforced;
 use common::fixtures::{BUSYBOX, FAILED, GRYPE_BUSYBOX, grype_template};
+use common::webhook::{client_builder, free_port};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -61,6 +63,94 @@ fn statement(status: &str, extra: Value) -> String {
         "statements": [statement],
     })
     .to_string()
+}
+
+/// A ServiceAccount of the test's namespace that may see the results page (scangate-view
+/// cluster-wide, removed when dropped), with `role` bound in the namespace; its token.
+struct Viewer<'e> {
+    env: &'e Enforced,
+    binding: String,
+    token: String,
+}
+
+impl<'e> Viewer<'e> {
+    fn new(env: &'e Enforced, name: &str, role: &str) -> Viewer<'e> {
+        let ns = &env.ns.name;
+        env.ns.kubectl_ok(&["create", "serviceaccount", name]);
+        env.ns.kubectl_ok(&[
+            "create",
+            "rolebinding",
+            &format!("{name}-{role}"),
+            &format!("--clusterrole={role}"),
+            &format!("--serviceaccount={ns}:{name}"),
+        ]);
+        let binding = format!("{ns}-{name}-view");
+        env.cluster.kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            &binding,
+            "--clusterrole=scangate-view",
+            &format!("--serviceaccount={ns}:{name}"),
+        ]);
+        let token = env
+            .ns
+            .kubectl_ok(&["create", "token", name, "--duration=1h"])
+            .trim()
+            .to_string();
+        Viewer {
+            env,
+            binding,
+            token,
+        }
+    }
+
+    /// Posts a form (`Some`) or gets (`None`) `path` of the results page at `base` with the
+    /// viewer's bearer token (a bearer request needs no CSRF token); the status and the body.
+    fn send(&self, base: &str, path: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
+        let http = client_builder(&[&self.env.dir.path().join("ca.crt")])
+            .build()
+            .expect("client");
+        let url = format!("{base}{path}");
+        let request = match form {
+            Some(form) => http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(
+                    form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(form)
+                        .finish(),
+                ),
+            None => http.get(url),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let response = request
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("request");
+            let code = response.status().as_u16();
+            (code, response.text().await.expect("body"))
+        })
+    }
+
+    fn post(&self, base: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        self.send(base, path, Some(form))
+    }
+}
+
+impl Drop for Viewer<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.cluster.kubectl(&[
+            "delete",
+            "clusterrolebinding",
+            &self.binding,
+            "--ignore-not-found",
+        ]);
+    }
 }
 
 fn import(env: &Enforced, user: &str, document: &str, expires: &str) -> Output {
@@ -180,7 +270,20 @@ fn under_investigation_is_under_review_until_an_approvers_not_affected_admits_he
     // The namespace's own scans decide there (the source documents' single-team flow); the
     // trusted result in scangate's namespace decides everywhere else.
     let env = Enforced::with_config(cluster, "e2e-vex", &[], "trustNamespaceScans: true");
-    let _controller = Controller::of_enforced(&env, "vex").start();
+    // The controller serves the results page too, with the webhook's test certificate.
+    let page = format!("127.0.0.1:{}", free_port());
+    let tls = |file: &str| env.dir.path().join(file).display().to_string();
+    let _controller = Controller::of_enforced(&env, "vex")
+        .args(&[
+            "--results-listen",
+            &page,
+            "--results-tls-cert-file",
+            &tls("tls.crt"),
+            "--results-tls-key-file",
+            &tls("tls.key"),
+        ])
+        .start();
+    let page = format!("https://{page}");
     let ns = env.ns.name.clone();
     let other = env.namespace("e2e-vex-other");
     let tenant = env.tenant();
@@ -189,14 +292,69 @@ fn under_investigation_is_under_review_until_an_approvers_not_affected_admits_he
     env.trusted_scan("busybox", "busybox:1.32.1", BUSYBOX, FAILED);
     failed_namespace_scan(cluster, &env);
 
-    // Under investigation: the scan is Under Review, still Failed, and the image denied.
-    let out = import(
-        &env,
-        &approver,
-        &statement("under_investigation", json!({})),
-        "1h",
+    // On the scan's page, a tenant's statement is refused by the apiserver, as the tenant; an
+    // approver's is recorded, with who asked.
+    let vex_path = format!("/scans/{ns}/busybox/vex");
+    let page_tenant = Viewer::new(&env, "page-tenant", "edit");
+    let page_approver = Viewer::new(&env, "page-approver", "scangate-exception-approver");
+    // The page shows the failing scan, with the form.
+    let shown = env.cluster.eventually("the scan's page", WAIT, || {
+        let (code, body) = page_approver.send(&page, &format!("/scans/{ns}/busybox"), None);
+        (code == 200 && body.contains(CRITICAL)).then_some(body)
+    });
+    assert!(shown.contains(&format!("action=\"{vex_path}\"")), "{shown}");
+    let (code, body) = page_tenant.post(
+        &page,
+        &vex_path,
+        &[
+            ("cve", CRITICAL),
+            ("status", "not_affected"),
+            ("justification", "component_not_present"),
+        ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains(&format!(
+            "system:serviceaccount:{ns}:page-tenant may not record the VEX statement not_affected"
+        )),
+        "{body}"
+    );
+    assert_eq!(
+        env.ns.kubectl_ok(&["get", "scanexceptions", "-o", "name"]),
+        ""
+    );
+    let (code, body) = page_approver.post(
+        &page,
+        &vex_path,
+        &[
+            ("cve", CRITICAL),
+            ("status", "under_investigation"),
+            ("statement", "looking into it"),
+            ("expires", "1h"),
+        ],
+    );
+    assert_eq!(code, 200, "{body}");
+    let recorded: Value =
+        serde_json::from_str(&env.ns.kubectl_ok(&["get", "scanexceptions", "-o", "json"]))
+            .expect("scanexceptions JSON");
+    let annotations = &recorded["items"][0]["metadata"]["annotations"];
+    assert_eq!(
+        annotations["scangate.dev/approved-by"],
+        format!("system:serviceaccount:{ns}:page-approver")
+    );
+    assert!(
+        annotations["scangate.dev/requested-by"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!(
+                "system:serviceaccount:{ns}:page-approver asked to record the VEX statement \
+                 under_investigation for {CRITICAL} in busybox:1.32.1 in namespace {ns} on the \
+                 results page at "
+            )),
+        "{annotations}"
+    );
+
+    // Under investigation: the scan is Under Review, still Failed, and the image denied.
     let review = wait_verdict(&env, "Failed", "UnderReview");
     let message = policy_condition(&review)["message"]
         .as_str()
