@@ -955,18 +955,46 @@ async fn act(
     }
 }
 
-/// `POST /scans/{namespace}/{name}/{action}`: `rescan`, `reevaluate`, `pause`, `resume` or
-/// `cancel`.
+/// `POST /scans/{namespace}/{name}/{action}`: `rescan`, `reevaluate`, `pause`, `resume`,
+/// `cancel`, or `vex` (record an OpenVEX statement about one of its CVEs).
 async fn scan_action(
     State(pages): State<Arc<Pages>>,
     Extension(actor): Extension<Actor>,
     Path((namespace, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let Some(action) = Action::on_scan(&action, namespace, name) else {
-        return not_found().await;
+    let fields = form(&body);
+    let action = match action.as_str() {
+        "vex" => {
+            // The statement is about the scan's image, as the index knows it.
+            let image = match snapshot(&pages) {
+                Ok(s) => match s.scan(&namespace, &name) {
+                    Some(scan) => scan.image.clone(),
+                    None => return not_found().await,
+                },
+                Err(why) => return unavailable(why),
+            };
+            match actions::vex_statement(
+                &fields,
+                &namespace,
+                &image,
+                &actor.user,
+                jiff::Timestamp::now(),
+            ) {
+                Ok(statement) => Action::RecordVex {
+                    namespace: statement.metadata.namespace.unwrap_or_default(),
+                    name: statement.metadata.name.unwrap_or_default(),
+                    spec: Box::new(statement.spec),
+                },
+                Err(why) => return html(StatusCode::BAD_REQUEST, view::message("Not done", &why)),
+            }
+        }
+        other => match Action::on_scan(other, namespace, name) {
+            Some(action) => action,
+            None => return not_found().await,
+        },
     };
-    act(&pages, &actor, &form(&body), action).await
+    act(&pages, &actor, &fields, action).await
 }
 
 async fn scan_now(
