@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod queue;
 pub mod reconcile;
 pub mod reports;
@@ -481,6 +482,7 @@ impl Term<'_> {
                 error_retry: args.error_retry,
                 job_ttl: args.job_ttl,
                 tag_recheck: args.tag_recheck(),
+                pause_limit: args.pause_limit,
             },
             resolver: self.args.resolve_tags.then(|| self.registry.clone()),
             registry: self.registry.clone(),
