@@ -879,3 +879,78 @@ fn cancel_by_annotation_deletes_the_job_for_good() {
         assert_eq!(reason_of(&still).as_deref(), Some("Canceled"));
     });
 }
+
+/// A SARIF report whose run says the scanner could not read part of the image (an error-level
+/// `toolExecutionNotifications` entry): the scan is Completed, `Succeeded=True` with reason
+/// `CompletedWithErrors` and a message naming what was not read, `status.scanErrors` lists it,
+/// and its Scan and Report stages are done with issues.
+#[test]
+fn a_report_that_could_not_read_everything_completes_with_errors() {
+    use scangate::api::StageState::{Done, DoneWithIssues};
+    let Some(cluster) = cluster() else { return };
+    let ns = cluster.namespace("scangate-scan-errors", &[]);
+    let _controller = Controller::of(&cluster.kubeconfig, &ns.name).start();
+    let mut sarif: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            "tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif",
+        )
+        .expect("SARIF fixture"),
+    )
+    .expect("SARIF");
+    sarif["runs"][0]["properties"]["imageName"] = json!("docker.io/library/alpine:3.10");
+    sarif["runs"][0]["invocations"] = json!([{
+        "executionSuccessful": true,
+        "toolExecutionNotifications": [{
+            "level": "error",
+            "message": {"text": "layer sha256:0f1e could not be read: unexpected EOF"}
+        }]
+    }]);
+    let scan = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ImageScan",
+        "metadata": {"name": "alpine", "namespace": ns.name},
+        "spec": {"registry": {"image": "alpine:3.10"}},
+    });
+    let out = ns.apply(&scan.to_string());
+    assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+    cluster.push_report(&format!("{}/alpine", ns.name), &sarif);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = cluster.client().await;
+        let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
+        let done = wait_scan(&api, "alpine", "Succeeded", |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == scangate::api::ConditionType::Succeeded)
+            })
+        })
+        .await;
+        let status = done.status.as_ref().expect("status");
+        let succeeded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == scangate::api::ConditionType::Succeeded)
+            .expect("Succeeded");
+        assert_eq!(succeeded.status, scangate::api::ConditionStatus::True);
+        assert_eq!(succeeded.reason, "CompletedWithErrors");
+        assert!(
+            succeeded
+                .message
+                .contains("layer sha256:0f1e could not be read"),
+            "{}",
+            succeeded.message
+        );
+        assert_eq!(
+            status.scan_errors,
+            ["layer sha256:0f1e could not be read: unexpected EOF"]
+        );
+        let states: Vec<_> = status.progress.iter().map(|p| p.state).collect();
+        assert_eq!(
+            &states[..4],
+            [Done, Done, DoneWithIssues, DoneWithIssues],
+            "{:?}",
+            status.progress
+        );
+    });
+}
