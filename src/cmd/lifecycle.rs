@@ -18,7 +18,7 @@ use crate::api::annotation;
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
     /// The scan: NAME or imagescan/NAME (an ImageScan), or sourcescan/NAME.
-    #[arg(value_name = "NAME|KIND/NAME")]
+    #[arg(env = "SCANGATE_LIFECYCLE_SCAN", value_name = "NAME|KIND/NAME")]
     pub scan: String,
     /// The namespace, like kubectl's -n (default: the kubeconfig context's namespace).
     #[arg(short = 'n', long, env = "SCANGATE_NAMESPACE")]
