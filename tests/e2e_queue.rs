@@ -500,7 +500,17 @@ async fn wait_resumed_job(jobs: &Api<Job>, name: &str) -> Job {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let job = jobs.get(name).await.expect("the resumed Job");
+        // The Job controller has seen the resume: its Suspended condition is False and it set
+        // a new startTime (patching the status before would race with it).
+        let resumed = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Suspended" && c.status == "False");
         if job.spec.as_ref().and_then(|s| s.suspend) != Some(true)
+            && resumed
             && job.status.as_ref().is_some_and(|s| s.start_time.is_some())
         {
             return job;
