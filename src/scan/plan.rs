@@ -2219,6 +2219,27 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_scan_canceled_leaves_the_queue_for_good() {
+        let config = config();
+        let mut o = with_template(scan());
+        let w = work(&o, rules(&config)).queued(&queued_decision(2, 3), &o);
+        o.previous = settle(&o, w, Outcomes::default(), rules(&config)).write;
+        o.cancel_request = Some("c1".into());
+        let w = work(&o, rules(&config));
+        assert!(w.slot.is_none(), "it asks for no slot");
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        let canceled = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(scanning_reason(&canceled), Some("Canceled"));
+        assert_eq!(canceled.phase, Some(Phase::Pending));
+        // Still canceled at the next reconcile: no Job, no slot.
+        o.previous = Some(canceled);
+        let w = work(&o, rules(&config));
+        assert!(w.slot.is_none() && w.steps.is_empty());
+    }
+
+    #[test]
     fn a_queued_scan_suspended_is_paused_and_keeps_its_place() {
         use crate::api::StageState::{Done, Paused};
         let config = config();
