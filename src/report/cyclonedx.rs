@@ -122,6 +122,7 @@ pub(crate) fn convert(document: CycloneDxDocument) -> Result<Report, Problem> {
         scanner,
         vulnerabilities,
         exceptions: Vec::new(),
+        vex: Vec::new(),
         scan_errors: bounded_scan_errors(scan_errors(document.compositions.as_ref())),
     })
 }

@@ -29,7 +29,7 @@ pub use configmap::{
 pub use error::{Error, Format, Result, UNDERSTOOD_FORMATS};
 pub use model::{
     Artifact, ArtifactType, MAX_SCAN_ERROR_LEN, MAX_SCAN_ERRORS, Package, Report, Scanner,
-    Vulnerability, bounded_scan_errors,
+    VexInput, Vulnerability, bounded_scan_errors,
 };
 pub use parse::{DEFAULT_MAX_REPORT_BYTES, Limits};
 pub use severity::{ALL_SEVERITIES, Severity};

@@ -21,6 +21,10 @@ pub struct Report {
     /// Active ScanExceptions, filled in by the policy layer; empty when parsed.
     #[serde(default)]
     pub exceptions: Vec<serde_json::Value>,
+    /// Active VEX statements for the artifact, whatever their status (`input.vex`), filled in
+    /// by the policy layer; absent from the input when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vex: Vec<VexInput>,
     /// What the scanner said it could not read (it finished, but its findings may be
     /// incomplete), at most [`MAX_SCAN_ERRORS`] messages of at most [`MAX_SCAN_ERROR_LEN`]
     /// bytes each; see `docs/lifecycle.md` for what counts in each format. A policy can deny
@@ -59,6 +63,21 @@ pub fn bounded_scan_errors(messages: impl IntoIterator<Item = String>) -> Vec<St
         }
     }
     kept
+}
+
+/// An active VEX statement as the policy sees it (`input.vex[]`): its ScanException's CVEs
+/// and images, and the statement's fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VexInput {
+    /// `namespace/name` of the ScanException that holds it.
+    pub exception: String,
+    pub images: Vec<String>,
+    pub cves: Vec<String>,
+    #[serde(flatten)]
+    pub statement: crate::api::VexStatement,
+    /// When it stops counting (RFC 3339).
+    pub expires: String,
 }
 
 /// What was scanned.
@@ -187,6 +206,7 @@ mod tests {
                 },
             ],
             exceptions: vec![],
+            vex: vec![],
             scan_errors: vec!["layer sha256:0f: unreadable".into()],
         };
         assert_eq!(

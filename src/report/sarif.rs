@@ -100,6 +100,7 @@ pub(crate) fn convert(document: SarifDocument) -> Result<Report, Problem> {
             .unwrap_or_else(unknown_scanner),
         vulnerabilities,
         exceptions: Vec::new(),
+        vex: Vec::new(),
         scan_errors: bounded_scan_errors(runs.iter().flat_map(scan_errors)),
     })
 }

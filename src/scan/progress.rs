@@ -10,7 +10,7 @@
 //! | Queue | waiting for a slot (`--max-running-jobs`) | done | done |
 //! | Scan | the Job runs | done once a report is there | fetch and verify the attestation |
 //! | Report | the report is read and stored | the report is read | the predicate is read |
-//! | Evaluate | the policy judges the report | same | same |
+//! | Evaluate | the policy judges the report (done with issues while findings wait for review) | same | same |
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -45,6 +45,8 @@ pub enum Evaluated {
     Done,
     /// The verdict decided before stands, but this evaluation gave no answer.
     Kept,
+    /// Findings wait for an approver's review (`PolicySucceeded=False/UnderReview`).
+    UnderReview,
     /// No verdict: the policy is missing, invalid or could not be evaluated.
     Failed,
 }
@@ -169,7 +171,7 @@ fn states(round: Round, at: At, previous: &[StageProgress]) -> [StageState; 5] {
             };
             let evaluate = match evaluated {
                 Evaluated::Done => Done,
-                Evaluated::Kept => DoneWithIssues,
+                Evaluated::Kept | Evaluated::UnderReview => DoneWithIssues,
                 Evaluated::Failed => Failed,
             };
             [resolved, Done, read, read, evaluate]

@@ -455,11 +455,13 @@ fn progress_at(inputs: &StatusInputs<'_>, status: &ScanStatus) -> At {
         ScanState::Finished { .. } => {
             let evaluated = match inputs.results.as_ref().map(|r| &r.policy) {
                 Some(PolicyState::Kept { .. }) => Evaluated::Kept,
-                _ => match crate::api::condition_status(
-                    &status.conditions,
-                    ConditionType::PolicySucceeded,
-                ) {
-                    Some(ConditionStatus::Unknown) => Evaluated::Failed,
+                _ => match status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::PolicySucceeded)
+                {
+                    Some(c) if c.status == ConditionStatus::Unknown => Evaluated::Failed,
+                    Some(c) if c.reason == reason::UNDER_REVIEW => Evaluated::UnderReview,
                     _ => Evaluated::Done,
                 },
             };
@@ -1544,5 +1546,31 @@ mod tests {
         let message =
             canceled_by_pause_limit(ts(NOW), std::time::Duration::from_secs(7 * 24 * 3600));
         assert!(message.contains("pause limit of 168h"), "{message}");
+    }
+
+    #[test]
+    fn findings_under_review_leave_the_evaluate_stage_done_with_issues() {
+        use crate::api::StageState::{Done, DoneWithIssues};
+        let mut review = outcome(
+            &report(),
+            Ok(Evaluation {
+                deny: vec!["CVE-1".into()],
+            }),
+        );
+        review.condition =
+            Condition::policy_under_review(1, &["CVE-1".into()], &["apps/vex".into()]);
+        let policy = PolicyState::Evaluated {
+            outcome: review,
+            generation: Some(4),
+        };
+        let s = status(
+            finished(),
+            Some(results(policy, SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(
+            s.progress.iter().map(|p| p.state).collect::<Vec<_>>(),
+            [Done, Done, Done, Done, DoneWithIssues]
+        );
     }
 }
