@@ -133,6 +133,17 @@ pub enum Command {
     /// sets its `scangate.dev/rescan` annotation to the current time (`kubectl scangate
     /// rescan`); the controller starts one new scan per new value, through the scan queue.
     Rescan(crate::cmd::rescan::RescanArgs),
+    /// Pause a scan (`kubectl scangate pause`): sets `spec.suspend: true`; a round not
+    /// finished keeps its Job (suspended) or its place in the queue until resumed, and is
+    /// canceled after the controller's --pause-limit (7 days by default).
+    Pause(crate::cmd::lifecycle::LifecycleArgs),
+    /// Resume a paused scan (`kubectl scangate resume`): sets `spec.suspend: false`; the
+    /// paused round goes on with the same Job.
+    Resume(crate::cmd::lifecycle::LifecycleArgs),
+    /// Cancel a scan's round for good (`kubectl scangate cancel`): sets its
+    /// `scangate.dev/cancel` annotation to the current time; the controller deletes its Job,
+    /// resuming does not restart it, only `scangate rescan` starts a new round.
+    Cancel(crate::cmd::lifecycle::LifecycleArgs),
     /// Scan an image now: creates an ImageScan of it as you (`kubectl scangate scan IMAGE`),
     /// in scangate's namespace by default, so that your RBAC decides; for an image whose
     /// workload was denied, which the controller's first sight (of what runs) never meets.

@@ -99,6 +99,18 @@ fn run(command: Command) -> anyhow::Result<Done> {
             runtime()?.block_on(cmd::rescan::run(&args))?,
             ExitCode::SUCCESS,
         ),
+        Command::Pause(args) => Done::out(
+            runtime()?.block_on(cmd::lifecycle::run(cmd::lifecycle::Action::Pause, &args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Resume(args) => Done::out(
+            runtime()?.block_on(cmd::lifecycle::run(cmd::lifecycle::Action::Resume, &args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Cancel(args) => Done::out(
+            runtime()?.block_on(cmd::lifecycle::run(cmd::lifecycle::Action::Cancel, &args))?,
+            ExitCode::SUCCESS,
+        ),
         Command::Scan(args) => Done::out(
             runtime()?.block_on(cmd::scan::run(&args))?,
             ExitCode::SUCCESS,

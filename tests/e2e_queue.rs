@@ -374,11 +374,12 @@ fn scanned_at(scan: &ImageScan) -> Option<jiff::Timestamp> {
         .map(|t| t.0)
 }
 
-/// A finished scan rescanned with `scangate rescan` (the annotation) gets a new Job;
-/// suspended while that Job runs, the Job is deleted and the scan says Canceled (the last
-/// result kept); resumed, it scans again and reaches a new verdict with a new scannedAt.
+/// A finished scan rescanned with `scangate rescan` (the annotation) gets a new Job; paused
+/// (`scangate pause`, spec.suspend) while that Job runs, the Job is suspended, not deleted, and
+/// the scan says Paused with its progress greyed (the last result kept); resumed (`scangate
+/// resume`), the same Job goes on and the scan reaches a new verdict with a new scannedAt.
 #[test]
-fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
+fn rescan_then_pause_suspends_the_job_and_resuming_finishes_the_scan_with_it() {
     use scangate::api::Phase;
     let Some(ns) = setup("scangate-suspend") else {
         return;
@@ -424,59 +425,99 @@ fn rescan_then_suspend_cancels_the_job_and_resuming_finishes_the_scan() {
         .await;
         assert_eq!(scanned_at(&rescanning), Some(first_scanned));
 
-        // Suspend while it runs: the Job is deleted, the scan says Canceled, the result stays.
-        api.patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"suspend": true}})),
-        )
-        .await
-        .expect("suspend");
-        let canceled = wait_scan(&api, "web", "Canceled", |s| {
-            scanning_condition(s).is_some_and(|(reason, _)| reason == "Canceled")
+        // Pause while it runs: the Job is suspended and kept, the scan says Paused, the result
+        // stays.
+        let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(["pause", "web", "-n", &ns.name])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .output()
+            .expect("scangate pause");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let paused = wait_scan(&api, "web", "Paused", |s| {
+            scanning_condition(s).is_some_and(|(reason, _)| reason == "Paused")
         })
         .await;
-        assert_eq!(phase(&canceled), Some(Phase::Pending));
+        assert_eq!(phase(&paused), Some(Phase::Pending));
+        let status = paused.status.as_ref().expect("status");
         assert_eq!(
-            canceled
-                .status
-                .as_ref()
-                .and_then(|s| s.last_result.as_ref())
-                .map(|l| l.phase),
+            status.last_result.as_ref().map(|l| l.phase),
             Some(Phase::Completed)
         );
+        assert!(status.paused_at.is_some());
+        let states: Vec<_> = status.progress.iter().map(|p| p.state).collect();
+        use scangate::api::StageState::{Done, Paused};
+        assert_eq!(states, [Done, Done, Paused, Paused, Paused]);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while jobs
-            .get_opt(&second.name_any())
-            .await
-            .expect("get job")
-            .is_some()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the canceled Job was not deleted"
-            );
+        loop {
+            let job = jobs
+                .get(&second.name_any())
+                .await
+                .expect("the paused Job is kept");
+            if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the Job was not suspended");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
-        // Resume: a new Job, then a verdict with a new scannedAt.
-        api.patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"suspend": false}})),
-        )
-        .await
-        .expect("resume");
-        let third = wait_running_job(&jobs, &ns.name, "web").await;
-        assert_ne!(third.name_any(), second.name_any());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(finish(&client, &ns.name, &third, &report).await);
+        // Resume: the same Job goes on, then a verdict with a new scannedAt.
+        let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(["resume", "web", "-n", &ns.name])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .output()
+            .expect("scangate resume");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let resumed_job = wait_resumed_job(&jobs, &second.name_any()).await;
+        wait_scan(&api, "web", "Scanning again", |s| {
+            phase(s) == Some(Phase::Scanning)
+        })
+        .await;
+        assert!(finish(&client, &ns.name, &resumed_job, &report).await);
         let resumed = wait_scan(&api, "web", "Completed again", |s| {
             phase(s) == Some(Phase::Completed) && scanned_at(s) != Some(first_scanned)
         })
         .await;
         assert!(scanned_at(&resumed) > Some(first_scanned));
+        let label = format!("{SCAN_LABEL}=web");
+        assert_eq!(
+            job_names(&jobs, &label).await.len(),
+            2,
+            "no Job but the first and the resumed one"
+        );
     });
+}
+
+/// The Job `name` once resumed (not suspended) and started again by the Job controller.
+async fn wait_resumed_job(jobs: &Api<Job>, name: &str) -> Job {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = jobs.get(name).await.expect("the resumed Job");
+        // The Job controller has seen the resume: its Suspended condition is False and it set
+        // a new startTime (patching the status before would race with it).
+        let resumed = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Suspended" && c.status == "False");
+        if job.spec.as_ref().and_then(|s| s.suspend) != Some(true)
+            && resumed
+            && job.status.as_ref().is_some_and(|s| s.start_time.is_some())
+        {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the Job {name} was not resumed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `scangate reevaluate -n NS` on a finished scan: the controller runs its policy again on
@@ -581,5 +622,345 @@ fn reevaluate_runs_the_policy_on_the_stored_report_without_a_new_job() {
         assert_eq!(jobs_after, jobs_before);
         let later = api.get("web").await.expect("get scan");
         assert_eq!(scanned_at(&later), Some(scanned));
+    });
+}
+
+/// A user bound to the built-in `edit` role in `ns` (which aggregates `scangate-edit`): the
+/// tenant of the trust model. Returns the user name for `kubectl --as`.
+fn tenant(ns: &TestNamespace) -> String {
+    let user = format!("tenant-{}", ns.name);
+    ns.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "tenant-edit",
+        "--clusterrole=edit",
+        &format!("--user={user}"),
+    ]);
+    user
+}
+
+fn reason_of(scan: &ImageScan) -> Option<String> {
+    scanning_condition(scan).map(|(reason, _)| reason)
+}
+
+/// Runs `scangate ARGS` with the admin's kubeconfig; returns its standard output.
+fn scangate(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("scangate");
+    assert!(
+        out.status.success(),
+        "scangate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the Job `name` is gone.
+async fn wait_job_deleted(jobs: &Api<Job>, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jobs.get_opt(name).await.expect("get job").is_some() {
+        assert!(Instant::now() < deadline, "the Job {name} was not deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One slot: a running scan paused by a tenant (`edit` in its namespace, `kubectl --as`)
+/// keeps its Job (suspended) and its slot, so a scan created after it waits, Queued; the tenant
+/// cannot write the time its pause began (status is scangate's); resumed by the tenant, the
+/// paused scan completes with the same Job, and only then the next one runs.
+#[test]
+fn a_paused_scan_keeps_its_place_and_a_tenant_can_pause_but_not_date_the_pause() {
+    use scangate::api::Phase;
+    let Some(ns) = setup("scangate-pause") else {
+        return;
+    };
+    let Some(cluster) = cluster() else { return };
+    let _controller = Controller::of(&cluster.kubeconfig, &ns.name)
+        .args(&[
+            "--max-running-jobs",
+            "1",
+            "--max-running-jobs-per-namespace",
+            "1",
+        ])
+        .start();
+    let user = tenant(&ns);
+    let as_tenant = format!("--as={user}");
+    let rt = runtime();
+    rt.block_on(async {
+        let client = cluster.client().await;
+        let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+        let report = grype_busybox();
+        let out = ns.apply(&image_scan(&ns.name, "first").to_string());
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        let job = wait_running_job(&jobs, &ns.name, "first").await;
+
+        // The tenant pauses its scan: it may edit the spec.
+        let out = ns.kubectl(&[
+            &as_tenant,
+            "patch",
+            "imagescan",
+            "first",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":true}}"#,
+        ]);
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        let paused = wait_scan(&api, "first", "Paused", |s| {
+            reason_of(s).as_deref() == Some("Paused")
+        })
+        .await;
+        let paused_at = paused
+            .status
+            .as_ref()
+            .and_then(|s| s.paused_at.clone())
+            .expect("pausedAt");
+
+        // It cannot move the start of its pause (to be canceled sooner or never).
+        let out = ns.kubectl(&[
+            &as_tenant,
+            "patch",
+            "imagescan",
+            "first",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"pausedAt":"2000-01-01T00:00:00Z"}}"#,
+        ]);
+        assert!(!out.status.success(), "the tenant wrote the scan's status");
+        assert!(
+            common::cluster::stderr(&out).contains("forbidden"),
+            "{}",
+            common::cluster::stderr(&out)
+        );
+
+        // A scan created now waits: the paused one holds the only slot.
+        let out = ns.apply(&image_scan(&ns.name, "second").to_string());
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        wait_scan(&api, "second", "Queued", |s| {
+            reason_of(s).as_deref() == Some("Queued")
+        })
+        .await;
+        let label = format!("{SCAN_LABEL}=second");
+        assert!(job_names(&jobs, &label).await.is_empty());
+        let still = api.get("first").await.expect("get first");
+        assert_eq!(
+            still.status.as_ref().and_then(|s| s.paused_at.clone()),
+            Some(paused_at),
+            "the pause keeps its start"
+        );
+
+        // The tenant resumes: the same Job goes on and the scan completes.
+        let out = ns.kubectl(&[
+            &as_tenant,
+            "patch",
+            "imagescan",
+            "first",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ]);
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        let resumed = wait_resumed_job(&jobs, &job.name_any()).await;
+        wait_scan(&api, "first", "Scanning again", |s| {
+            phase(s) == Some(Phase::Scanning)
+        })
+        .await;
+        assert!(finish(&client, &ns.name, &resumed, &report).await);
+        let done = wait_scan(&api, "first", "Completed", |s| {
+            phase(s) == Some(Phase::Completed)
+        })
+        .await;
+        use scangate::api::StageState::Done;
+        let states: Vec<_> = done
+            .status
+            .as_ref()
+            .map(|s| s.progress.iter().map(|p| p.state).collect())
+            .unwrap_or_default();
+        assert_eq!(states, [Done; 5]);
+
+        // Then the next scan gets the slot.
+        let next = wait_running_job(&jobs, &ns.name, "second").await;
+        assert!(finish(&client, &ns.name, &next, &report).await);
+        wait_scan(&api, "second", "Completed", |s| {
+            phase(s) == Some(Phase::Completed)
+        })
+        .await;
+    });
+}
+
+/// With `--pause-limit 3s`, a paused scan is canceled for good: its Job deleted, reason
+/// Canceled naming the limit, progress canceled; unsuspending does not restart it; only a new
+/// rescan value starts a new round.
+#[test]
+fn a_scan_paused_past_the_limit_is_canceled_and_unsuspending_does_not_restart_it() {
+    use scangate::api::Phase;
+    let Some(ns) = setup("scangate-pause-limit") else {
+        return;
+    };
+    let Some(cluster) = cluster() else { return };
+    let _controller = Controller::of(&cluster.kubeconfig, &ns.name)
+        .args(&["--pause-limit", "3s"])
+        .start();
+    let rt = runtime();
+    rt.block_on(async {
+        let client = cluster.client().await;
+        let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+        let out = ns.apply(&image_scan(&ns.name, "web").to_string());
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        let job = wait_running_job(&jobs, &ns.name, "web").await;
+        scangate(&cluster.kubeconfig, &["pause", "web", "-n", &ns.name]);
+        wait_scan(&api, "web", "Paused", |s| {
+            reason_of(s).as_deref() == Some("Paused")
+        })
+        .await;
+        let canceled = wait_scan(&api, "web", "Canceled by the pause limit", |s| {
+            reason_of(s).as_deref() == Some("Canceled")
+        })
+        .await;
+        let (_, message) = scanning_condition(&canceled).expect("Scanning");
+        assert!(message.contains("pause limit"), "{message}");
+        assert_eq!(phase(&canceled), Some(Phase::Pending), "it never decided");
+        use scangate::api::StageState::{Canceled, Done};
+        let states: Vec<_> = canceled
+            .status
+            .as_ref()
+            .map(|s| s.progress.iter().map(|p| p.state).collect())
+            .unwrap_or_default();
+        assert_eq!(states, [Done, Done, Canceled, Canceled, Canceled]);
+        wait_job_deleted(&jobs, &job.name_any()).await;
+
+        // Unsuspended: still canceled, no Job, now or a moment later.
+        scangate(&cluster.kubeconfig, &["resume", "web", "-n", &ns.name]);
+        wait_scan(&api, "web", "the resume seen", |s| {
+            s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let label = format!("{SCAN_LABEL}=web");
+        assert!(job_names(&jobs, &label).await.is_empty(), "restarted");
+        let still = api.get("web").await.expect("get scan");
+        assert_eq!(reason_of(&still).as_deref(), Some("Canceled"));
+
+        // A rescan starts a new round.
+        scangate(&cluster.kubeconfig, &["rescan", "web", "-n", &ns.name]);
+        let again = wait_running_job(&jobs, &ns.name, "web").await;
+        assert_ne!(again.name_any(), job.name_any());
+    });
+}
+
+/// `scangate cancel` on a running scan: the annotation's value is handled once, the Job
+/// deleted, the scan Canceled for good; `scangate resume` does not restart it.
+#[test]
+fn cancel_by_annotation_deletes_the_job_for_good() {
+    let Some(ns) = setup("scangate-cancel") else {
+        return;
+    };
+    let Some(cluster) = cluster() else { return };
+    let _controller = Controller::of(&cluster.kubeconfig, &ns.name).start();
+    let rt = runtime();
+    rt.block_on(async {
+        let client = cluster.client().await;
+        let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+        let out = ns.apply(&image_scan(&ns.name, "web").to_string());
+        assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+        let job = wait_running_job(&jobs, &ns.name, "web").await;
+        let stdout = scangate(&cluster.kubeconfig, &["cancel", "web", "-n", &ns.name]);
+        assert!(stdout.contains("cancel requested"), "{stdout}");
+        let canceled = wait_scan(&api, "web", "Canceled", |s| {
+            reason_of(s).as_deref() == Some("Canceled")
+                && s.status.as_ref().and_then(|st| st.handled_cancel.as_ref())
+                    == s.annotations().get("scangate.dev/cancel")
+        })
+        .await;
+        let (_, message) = scanning_condition(&canceled).expect("Scanning");
+        assert!(message.contains("scangate.dev/cancel"), "{message}");
+        wait_job_deleted(&jobs, &job.name_any()).await;
+        scangate(&cluster.kubeconfig, &["resume", "web", "-n", &ns.name]);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let label = format!("{SCAN_LABEL}=web");
+        assert!(job_names(&jobs, &label).await.is_empty(), "restarted");
+        let still = api.get("web").await.expect("get scan");
+        assert_eq!(reason_of(&still).as_deref(), Some("Canceled"));
+    });
+}
+
+/// A SARIF report whose run says the scanner could not read part of the image (an error-level
+/// `toolExecutionNotifications` entry): the scan is Completed, `Succeeded=True` with reason
+/// `CompletedWithErrors` and a message naming what was not read, `status.scanErrors` lists it,
+/// and its Scan and Report stages are done with issues.
+#[test]
+fn a_report_that_could_not_read_everything_completes_with_errors() {
+    use scangate::api::StageState::{Done, DoneWithIssues};
+    let Some(cluster) = cluster() else { return };
+    let ns = cluster.namespace("scangate-scan-errors", &[]);
+    let _controller = Controller::of(&cluster.kubeconfig, &ns.name).start();
+    let mut sarif: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            "tests/fixtures/reports/sarif/trivy_alpine-3.10_image_golden.sarif",
+        )
+        .expect("SARIF fixture"),
+    )
+    .expect("SARIF");
+    sarif["runs"][0]["properties"]["imageName"] = json!("docker.io/library/alpine:3.10");
+    sarif["runs"][0]["invocations"] = json!([{
+        "executionSuccessful": true,
+        "toolExecutionNotifications": [{
+            "level": "error",
+            "message": {"text": "layer sha256:0f1e could not be read: unexpected EOF"}
+        }]
+    }]);
+    let scan = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ImageScan",
+        "metadata": {"name": "alpine", "namespace": ns.name},
+        "spec": {"registry": {"image": "alpine:3.10"}},
+    });
+    let out = ns.apply(&scan.to_string());
+    assert!(out.status.success(), "{}", common::cluster::stderr(&out));
+    cluster.push_report(&format!("{}/alpine", ns.name), &sarif);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = cluster.client().await;
+        let api: Api<ImageScan> = Api::namespaced(client.clone(), &ns.name);
+        let done = wait_scan(&api, "alpine", "Succeeded", |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == scangate::api::ConditionType::Succeeded)
+            })
+        })
+        .await;
+        let status = done.status.as_ref().expect("status");
+        let succeeded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == scangate::api::ConditionType::Succeeded)
+            .expect("Succeeded");
+        assert_eq!(succeeded.status, scangate::api::ConditionStatus::True);
+        assert_eq!(succeeded.reason, "CompletedWithErrors");
+        assert!(
+            succeeded
+                .message
+                .contains("layer sha256:0f1e could not be read"),
+            "{}",
+            succeeded.message
+        );
+        assert_eq!(
+            status.scan_errors,
+            ["layer sha256:0f1e could not be read: unexpected EOF"]
+        );
+        let states: Vec<_> = status.progress.iter().map(|p| p.state).collect();
+        assert_eq!(
+            &states[..4],
+            [Done, Done, DoneWithIssues, DoneWithIssues],
+            "{:?}",
+            status.progress
+        );
     });
 }

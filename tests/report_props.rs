@@ -163,6 +163,7 @@ fn arb_report() -> impl Strategy<Value = Report> {
                     vulnerabilities,
                     exceptions,
                     vex: vec![],
+                    scan_errors: vec![],
                 }
             },
         )

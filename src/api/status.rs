@@ -137,8 +137,16 @@ pub mod reason {
     pub const UNDER_REVIEW: &str = "UnderReview";
     /// `Scanning=False`: the scan waits for a free slot (`--max-running-jobs`).
     pub const QUEUED: &str = "Queued";
-    /// `Scanning=False`: `spec.suspend` stopped the scan before it finished.
+    /// `Scanning=False`: the scan's round was canceled for good (by `scangate.dev/cancel`, or
+    /// paused longer than the pause limit); only a new `scangate.dev/rescan` value starts a
+    /// new round.
     pub const CANCELED: &str = "Canceled";
+    /// `Scanning=False`: `spec.suspend` paused the scan before its round finished; its Job is
+    /// suspended and keeps its slot.
+    pub const PAUSED: &str = "Paused";
+    /// `Succeeded=True`: the scanner finished but said it could not read part of what it
+    /// scanned (`status.scanErrors` says what).
+    pub const COMPLETED_WITH_ERRORS: &str = "CompletedWithErrors";
     /// `Scanning=False` and `Succeeded=False`: the image's tag could not be resolved at its
     /// registry, so no scan Job was started.
     pub const RESOLVE_FAILED: &str = "ResolveFailed";
@@ -283,12 +291,24 @@ impl Condition {
         )
     }
 
-    /// `Scanning=False/Canceled`: the scan was suspended before it finished.
+    /// `Scanning=False/Canceled`: the scan's round was canceled for good; `message` says by
+    /// what and how to start a new round.
     pub fn canceled(message: impl Into<String>) -> Self {
         Self::new(
             ConditionType::Scanning,
             ConditionStatus::False,
             reason::CANCELED,
+            message.into(),
+        )
+    }
+
+    /// `Scanning=False/Paused`: `spec.suspend` paused the scan before its round finished;
+    /// `message` says how to resume it and when it is canceled.
+    pub fn paused(message: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Scanning,
+            ConditionStatus::False,
+            reason::PAUSED,
             message.into(),
         )
     }
@@ -334,6 +354,17 @@ impl Condition {
             ConditionStatus::True,
             reason::JOB_FINISHED,
             last_job_status.into(),
+        )
+    }
+
+    /// `Succeeded=True/CompletedWithErrors`: the scanner finished but could not read part of
+    /// what it scanned; `message` names what was not read.
+    pub fn succeeded_with_errors(message: impl Into<String>) -> Self {
+        Self::new(
+            ConditionType::Succeeded,
+            ConditionStatus::True,
+            reason::COMPLETED_WITH_ERRORS,
+            message.into(),
         )
     }
 
@@ -457,6 +488,7 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
             reason::JOB_FINISHED,
             reason::QUEUED,
             reason::CANCELED,
+            reason::PAUSED,
             reason::RESOLVE_FAILED,
             reason::ATTESTATION_MISSING,
             reason::ATTESTATION_UNAVAILABLE,
@@ -466,7 +498,7 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
             reason::ATTESTATION_MALFORMED,
             reason::ATTESTATION_EXPIRED,
         ],
-        (Succeeded, True) => &[reason::JOB_FINISHED],
+        (Succeeded, True) => &[reason::JOB_FINISHED, reason::COMPLETED_WITH_ERRORS],
         (Succeeded, False) => &[reason::ERROR, reason::RESOLVE_FAILED],
         (SendingResults, True) => &[reason::SENT],
         (SendingResults, False) => &[reason::NOT_CONFIGURED, reason::ERROR],
@@ -553,6 +585,7 @@ pub fn consistency_problem(conditions: &[Condition]) -> Option<String> {
         c.type_ == ConditionType::Scanning
             && (c.reason == reason::QUEUED
                 || c.reason == reason::CANCELED
+                || c.reason == reason::PAUSED
                 || reason::ATTESTATION_NO_RESULT.contains(&c.reason.as_str()))
     });
     if scanning == Some(ConditionStatus::False) && succeeded.is_none() && !waiting {
@@ -758,6 +791,19 @@ pub struct ScanStatus {
     /// report, evaluate). Shown as coloured bars on the results page. Written by scangate only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub progress: Vec<StageProgress>,
+    /// When `spec.suspend` paused the current round (the Scanning condition is `Paused`): the
+    /// pause limit counts from here. Written by scangate only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Time>,
+    /// The value of the `scangate.dev/cancel` annotation the controller last handled: a new
+    /// value cancels the current round once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_cancel: Option<String>,
+    /// What the scanner said it could not read, from the report of the result shown (at most
+    /// [`crate::report::MAX_SCAN_ERRORS`]); with them `Succeeded` is `CompletedWithErrors`.
+    /// Written by scangate only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scan_errors: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

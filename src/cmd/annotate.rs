@@ -211,7 +211,12 @@ pub async fn annotate(
     annotation: &str,
     now: Timestamp,
 ) -> Result<()> {
-    let patch = request_patch(annotation, now);
+    patch_scans(client, scans, &request_patch(annotation, now)).await
+}
+
+/// Applies the merge `patch` to each scan, in order, with the caller's credentials; stops at
+/// the first refusal.
+pub async fn patch_scans(client: &Client, scans: &[ScanRef], patch: &Value) -> Result<()> {
     let params = PatchParams::default();
     for scan in scans {
         let ScanRef {
@@ -221,11 +226,11 @@ pub async fn annotate(
         } = scan;
         let patched = match kind {
             Kind::ImageScan => Api::<ImageScan>::namespaced(client.clone(), namespace)
-                .patch(name, &params, &Patch::Merge(&patch))
+                .patch(name, &params, &Patch::Merge(patch))
                 .await
                 .map(|_| ()),
             Kind::SourceScan => Api::<SourceScan>::namespaced(client.clone(), namespace)
-                .patch(name, &params, &Patch::Merge(&patch))
+                .patch(name, &params, &Patch::Merge(patch))
                 .await
                 .map(|_| ()),
         };

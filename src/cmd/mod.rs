@@ -11,6 +11,7 @@ use crate::policy;
 pub mod annotate;
 pub mod certs;
 pub mod check;
+pub mod lifecycle;
 pub mod policy_eval;
 pub mod reevaluate;
 pub mod report;

@@ -28,6 +28,10 @@ pub struct ControllerArgs {
     /// metadata store failure). Failed Jobs back off, doubling this per attempt.
     #[arg(long, env = "SCANGATE_ERROR_RETRY", default_value = "60s", value_parser = duration)]
     pub error_retry: Duration,
+    /// A scan paused (`spec.suspend: true` before its round finished) longer than this is
+    /// canceled for good: its Job is deleted and only a rescan starts a new round.
+    #[arg(long, env = "SCANGATE_PAUSE_LIMIT", default_value = "7d", value_parser = duration)]
+    pub pause_limit: Duration,
     /// Finished scan Jobs are deleted after this long (Job ttlSecondsAfterFinished).
     #[arg(long, env = "SCANGATE_JOB_TTL", default_value = "1h", value_parser = duration)]
     pub job_ttl: Duration,

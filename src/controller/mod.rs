@@ -400,6 +400,7 @@ impl Term<'_> {
                 error_retry: args.error_retry,
                 job_ttl: args.job_ttl,
                 tag_recheck: args.tag_recheck(),
+                pause_limit: args.pause_limit,
             },
             resolver: self.args.resolve_tags.then(|| self.registry.clone()),
             registry: self.registry.clone(),

@@ -319,3 +319,32 @@ fn deny_as_a_function_is_rejected() {
         other => panic!("expected DenyIsAFunction, got {other:?}"),
     }
 }
+
+#[test]
+fn a_policy_can_deny_a_scan_the_scanner_could_not_finish_reading() -> Result<()> {
+    let policy = compile(
+        r#"package main
+import rego.v1
+
+deny contains msg if {
+	count(input.scanErrors) > 0
+	msg := sprintf("incomplete scan: %s", [input.scanErrors[0]])
+}
+"#,
+    )?;
+    let mut report = crate::report::Report::default();
+    // A complete scan has no scanErrors key: the rule is undefined, nothing is denied.
+    assert!(
+        policy
+            .evaluate(&serde_json::to_value(&report).unwrap_or_default())?
+            .is_compliant()
+    );
+    report.scan_errors = vec!["layer sha256:0f could not be read".into()];
+    assert_eq!(
+        policy
+            .evaluate(&serde_json::to_value(&report).unwrap_or_default())?
+            .deny,
+        ["incomplete scan: layer sha256:0f could not be read"]
+    );
+    Ok(())
+}

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::Problem;
-use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
+use super::model::{
+    Artifact, ArtifactType, Package, Report, Scanner, Vulnerability, bounded_scan_errors,
+};
 use super::normalize::{
     digest_of, known_scanner, non_blank, or_unknown, package_type_or_unknown, purl_name_version,
     split_fixed_versions, unique_urls,
@@ -86,6 +88,8 @@ pub(crate) struct CycloneDxDocument {
     pub metadata: Option<Metadata>,
     pub components: Option<Vec<Component>>,
     pub vulnerabilities: Option<Vec<CdxVulnerability>>,
+    /// Read leniently ([`scan_errors`]): an odd shape here never refuses the report.
+    pub compositions: Option<Value>,
 }
 
 const SUPPORTED_SPEC: &str = "specVersion 1.4 or later";
@@ -119,7 +123,30 @@ pub(crate) fn convert(document: CycloneDxDocument) -> Result<Report, Problem> {
         vulnerabilities,
         exceptions: Vec::new(),
         vex: Vec::new(),
+        scan_errors: bounded_scan_errors(scan_errors(document.compositions.as_ref())),
     })
+}
+
+/// What the document says it could not read: CycloneDX has no field for a scanner's errors,
+/// but `compositions[]` states how complete the inventory is; an `aggregate` of `incomplete`
+/// (or `incomplete_first_party_only`, `incomplete_third_party_only`, …) says the scanner knows
+/// it did not list everything, so its findings may miss vulnerabilities.
+fn scan_errors(compositions: Option<&Value>) -> Vec<String> {
+    let compositions = compositions.and_then(Value::as_array);
+    compositions
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, composition)| {
+            let aggregate = composition.get("aggregate").and_then(Value::as_str)?;
+            aggregate.starts_with("incomplete").then(|| {
+                format!(
+                    "the report says its inventory is incomplete (compositions[{i}].aggregate: \
+                     {aggregate})"
+                )
+            })
+        })
+        .collect()
 }
 
 fn check_bom_format(bom_format: Option<&str>) -> Result<(), Problem> {
@@ -489,5 +516,36 @@ mod tests {
             check_spec_version(None),
             Err(Problem::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn an_incomplete_composition_is_a_scan_error() {
+        let bom = |compositions: serde_json::Value| {
+            let json = serde_json::json!({
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.5",
+                "vulnerabilities": [],
+                "compositions": compositions
+            });
+            Report::from_reader("bom.json", json.to_string().as_bytes(), Default::default())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let report = bom(serde_json::json!([
+            {"aggregate": "complete"},
+            {"aggregate": "incomplete_first_party_only", "assemblies": ["a"]}
+        ]));
+        assert_eq!(
+            report.scan_errors,
+            [
+                "the report says its inventory is incomplete (compositions[1].aggregate: \
+              incomplete_first_party_only)"
+            ]
+        );
+        assert!(
+            bom(serde_json::json!([{"aggregate": "complete"}]))
+                .scan_errors
+                .is_empty()
+        );
+        assert!(bom(serde_json::json!({"odd": true})).scan_errors.is_empty());
     }
 }

@@ -65,6 +65,9 @@ pub(crate) fn convert(document: GrypeDocument) -> Result<Report, Problem> {
         vulnerabilities: matches.into_iter().map(vulnerability).collect(),
         exceptions: Vec::new(),
         vex: Vec::new(),
+        // The format has no field saying the scanner could not read part of its target (the
+        // scanner fails instead): never CompletedWithErrors.
+        scan_errors: Vec::new(),
     })
 }
 

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::severity::Severity;
 
 /// A scanner's findings, normalized. Serialized as
-/// `{artifact, scanner, vulnerabilities, exceptions}`.
+/// `{artifact, scanner, vulnerabilities, exceptions}`, plus `scanErrors` when the scanner said
+/// it could not read part of its target.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -24,6 +25,44 @@ pub struct Report {
     /// by the policy layer; absent from the input when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vex: Vec<VexInput>,
+    /// What the scanner said it could not read (it finished, but its findings may be
+    /// incomplete), at most [`MAX_SCAN_ERRORS`] messages of at most [`MAX_SCAN_ERROR_LEN`]
+    /// bytes each; see `docs/lifecycle.md` for what counts in each format. A policy can deny
+    /// an incomplete scan with `deny contains msg if { count(input.scanErrors) > 0; ... }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scan_errors: Vec<String>,
+}
+
+/// At most this many scan errors are kept (the first ones, in report order).
+pub const MAX_SCAN_ERRORS: usize = 10;
+/// A scan error message is cut to this many bytes.
+pub const MAX_SCAN_ERROR_LEN: usize = 300;
+
+/// The scan errors to keep from what a scanner said: trimmed, non-empty, unique, cut to
+/// [`MAX_SCAN_ERROR_LEN`] bytes, at most [`MAX_SCAN_ERRORS`].
+pub fn bounded_scan_errors(messages: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut kept: Vec<String> = vec![];
+    for message in messages {
+        let mut message = message.trim().to_string();
+        if message.is_empty() {
+            continue;
+        }
+        if message.len() > MAX_SCAN_ERROR_LEN {
+            let mut end = MAX_SCAN_ERROR_LEN;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        if !kept.contains(&message) {
+            kept.push(message);
+        }
+        if kept.len() == MAX_SCAN_ERRORS {
+            break;
+        }
+    }
+    kept
 }
 
 /// An active VEX statement as the policy sees it (`input.vex[]`): its ScanException's CVEs
@@ -168,6 +207,7 @@ mod tests {
             ],
             exceptions: vec![],
             vex: vec![],
+            scan_errors: vec!["layer sha256:0f: unreadable".into()],
         };
         assert_eq!(
             serde_json::to_value(&report).expect("serialize"),
@@ -191,9 +231,31 @@ mod tests {
                         "urls": []
                     }
                 ],
-                "exceptions": []
+                "exceptions": [],
+                "scanErrors": ["layer sha256:0f: unreadable"]
             })
         );
+    }
+
+    #[test]
+    fn scan_errors_are_bounded_trimmed_and_unique() {
+        let long = "x".repeat(MAX_SCAN_ERROR_LEN + 50);
+        let many = (0..MAX_SCAN_ERRORS + 5).map(|i| format!("error {i}"));
+        let kept = bounded_scan_errors(
+            [" a ".to_string(), String::new(), "a".into(), long]
+                .into_iter()
+                .chain(many),
+        );
+        assert_eq!(kept.len(), MAX_SCAN_ERRORS);
+        assert_eq!(kept[0], "a");
+        assert!(kept[1].len() <= MAX_SCAN_ERROR_LEN + '…'.len_utf8());
+        assert_eq!(kept[2], "error 0");
+    }
+
+    #[test]
+    fn a_report_without_scan_errors_keeps_its_shape() {
+        let json = serde_json::to_value(Report::default()).expect("serialize");
+        assert!(json.get("scanErrors").is_none(), "{json}");
     }
 
     #[test]

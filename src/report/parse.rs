@@ -64,6 +64,7 @@ struct Document {
     metadata: Option<cyclonedx::Metadata>,
     components: Option<Vec<cyclonedx::Component>>,
     vulnerabilities: Option<Vec<cyclonedx::CdxVulnerability>>,
+    compositions: Option<Value>,
     // SARIF
     runs: Option<Vec<sarif::Run>>,
     version: Option<Value>,
@@ -76,9 +77,8 @@ fn format_of_key(key: &str) -> Option<Format> {
         "SchemaVersion" | "ArtifactName" | "ArtifactType" | "Metadata" | "Results" | "Trivy" => {
             Some(Format::Trivy)
         }
-        "bomFormat" | "specVersion" | "metadata" | "components" | "vulnerabilities" => {
-            Some(Format::CycloneDx)
-        }
+        "bomFormat" | "specVersion" | "metadata" | "components" | "vulnerabilities"
+        | "compositions" => Some(Format::CycloneDx),
         "runs" | "version" => Some(Format::Sarif),
         _ => None,
     }
@@ -128,6 +128,7 @@ impl Document {
                 metadata: self.metadata,
                 components: self.components,
                 vulnerabilities: self.vulnerabilities,
+                compositions: self.compositions,
             }),
             Format::Sarif => sarif::convert(SarifDocument {
                 version: self.version,

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::Problem;
-use super::model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
+use super::model::{
+    Artifact, ArtifactType, Package, Report, Scanner, Vulnerability, bounded_scan_errors,
+};
 use super::normalize::{
     digest_of, first_digest, known_scanner, non_blank, or_unknown, package_type_or_unknown,
     split_fixed_versions, unique_urls,
@@ -21,6 +23,8 @@ pub(crate) struct Run {
     tool: Tool,
     results: Option<Vec<SarifResult>>,
     properties: Option<Value>,
+    /// Read leniently ([`scan_errors`]): an odd shape here never refuses the report.
+    invocations: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +101,42 @@ pub(crate) fn convert(document: SarifDocument) -> Result<Report, Problem> {
         vulnerabilities,
         exceptions: Vec::new(),
         vex: Vec::new(),
+        scan_errors: bounded_scan_errors(runs.iter().flat_map(scan_errors)),
     })
+}
+
+/// What a run says it could not do: each `invocations[].toolExecutionNotifications[]` of
+/// level `error` (its `message.text`), and for an invocation with `executionSuccessful: false`
+/// and no such notification, that fact. Warnings and notes are not errors.
+fn scan_errors(run: &Run) -> Vec<String> {
+    let invocations = run.invocations.as_ref().and_then(Value::as_array);
+    let mut errors = vec![];
+    for invocation in invocations.into_iter().flatten() {
+        let notifications = invocation
+            .get("toolExecutionNotifications")
+            .and_then(Value::as_array);
+        let before = errors.len();
+        for notification in notifications.into_iter().flatten() {
+            if notification.get("level").and_then(Value::as_str) == Some("error") {
+                let text = notification
+                    .pointer("/message/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the scanner reported an error without a message");
+                errors.push(text.to_string());
+            }
+        }
+        let failed = invocation
+            .get("executionSuccessful")
+            .and_then(Value::as_bool)
+            == Some(false);
+        if failed && errors.len() == before {
+            errors.push(format!(
+                "{} reported that its run did not succeed (executionSuccessful: false)",
+                run.tool.driver.name
+            ));
+        }
+    }
+    errors
 }
 
 fn check_version(version: Option<&Value>) -> Result<(), Problem> {
@@ -338,5 +377,60 @@ mod tests {
             message_field(text, "Link").and_then(markdown_link_target),
             Some("https://x/cve-1")
         );
+    }
+
+    fn read(json: serde_json::Value) -> Report {
+        Report::from_reader(
+            "test.sarif",
+            json.to_string().as_bytes(),
+            Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn log(invocations: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {"name": "Trivy", "version": "0.50.0"}},
+                "results": [],
+                "invocations": invocations
+            }]
+        })
+    }
+
+    #[test]
+    fn error_notifications_and_unsuccessful_runs_are_scan_errors() {
+        let report = read(log(serde_json::json!([{
+            "executionSuccessful": false,
+            "toolExecutionNotifications": [
+                {"level": "error", "message": {"text": "layer sha256:0f could not be read"}},
+                {"level": "warning", "message": {"text": "slow registry"}}
+            ]
+        }])));
+        assert_eq!(report.scan_errors, ["layer sha256:0f could not be read"]);
+        // Unsuccessful without saying why: the fact itself.
+        let report = read(log(serde_json::json!([{"executionSuccessful": false}])));
+        assert_eq!(
+            report.scan_errors,
+            ["Trivy reported that its run did not succeed (executionSuccessful: false)"]
+        );
+    }
+
+    #[test]
+    fn a_successful_run_or_an_odd_invocation_shape_has_no_scan_errors() {
+        for invocations in [
+            serde_json::json!([{"executionSuccessful": true}]),
+            serde_json::json!([{"executionSuccessful": true, "toolExecutionNotifications": [
+                {"level": "note", "message": {"text": "done"}}
+            ]}]),
+            serde_json::json!("not a list"),
+            serde_json::json!([42]),
+        ] {
+            assert!(
+                read(log(invocations.clone())).scan_errors.is_empty(),
+                "{invocations}"
+            );
+        }
     }
 }

@@ -99,6 +99,9 @@ pub(crate) fn convert(document: TrivyDocument) -> Result<Report, Problem> {
         vulnerabilities,
         exceptions: Vec::new(),
         vex: Vec::new(),
+        // The format has no field saying the scanner could not read part of its target (the
+        // scanner fails instead): never CompletedWithErrors.
+        scan_errors: Vec::new(),
     })
 }
 

@@ -96,12 +96,13 @@ pub fn strip_scan<K: ScanKind>(scan: &mut K) {
 }
 
 /// A Job as the planner reads it ([`super::job::JobSummary::from_job`]): metadata (names,
-/// annotations, owners, creation time), its deadline (named when it is exceeded), the
-/// conditions and the completion time; not the pod template.
+/// annotations, owners, creation time), its deadline (named when it is exceeded), whether it
+/// is suspended (a paused scan), the conditions and the completion time; not the pod template.
 pub fn strip_job(job: &mut Job) {
     strip_meta(&mut job.metadata);
     job.spec = job.spec.take().map(|spec| JobSpec {
         active_deadline_seconds: spec.active_deadline_seconds,
+        suspend: spec.suspend,
         template: PodTemplateSpec::default(),
         ..JobSpec::default()
     });
@@ -492,6 +493,7 @@ mod tests {
             spec: Some(JobSpec {
                 active_deadline_seconds: Some(60),
                 backoff_limit: Some(0),
+                suspend: Some(true),
                 template: PodTemplateSpec {
                     spec: Some(Default::default()),
                     ..PodTemplateSpec::default()
@@ -517,6 +519,7 @@ mod tests {
             job.spec,
             Some(JobSpec {
                 active_deadline_seconds: Some(60),
+                suspend: Some(true),
                 template: PodTemplateSpec::default(),
                 ..JobSpec::default()
             })

@@ -30,6 +30,24 @@ pub mod annotation {
     pub const ROUND: &str = "scanning.scangate.dev/round";
     /// Retries of a failed scan within one round: 0, 1, 2...
     pub const ATTEMPT: &str = "scanning.scangate.dev/attempt";
+    /// The fingerprint of the scan's spec without `suspend` ([`super::spec_fingerprint`]):
+    /// pausing and resuming a scan changes its generation, not what its Job is for.
+    pub const SPEC: &str = "scanning.scangate.dev/spec";
+}
+
+/// The fingerprint of a scan's spec (its JSON) without `suspend`: the Job made for it serves
+/// the scan however often `spec.suspend` was flipped since (each flip is a new generation), and
+/// no longer once anything else in the spec changed.
+pub fn spec_fingerprint(spec: &serde_json::Value) -> String {
+    let mut spec = spec.clone();
+    if let Some(fields) = spec.as_object_mut() {
+        fields.remove("suspend");
+    }
+    Sha256::digest(spec.to_string().as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Labels every scan Job and its pod carry besides the scan label.
@@ -61,6 +79,8 @@ const HASH_LEN: usize = 10;
 pub struct JobKey {
     pub scan_uid: String,
     pub scan_generation: i64,
+    /// [`spec_fingerprint`] of the scan's spec; not part of the Job's name.
+    pub spec: String,
     pub template_generation: i64,
     pub round: String,
     pub attempt: u32,
@@ -137,6 +157,7 @@ pub fn build_job<K: ScanKind>(
         ),
         (annotation::ROUND.to_string(), key.round.clone()),
         (annotation::ATTEMPT.to_string(), key.attempt.to_string()),
+        (annotation::SPEC.to_string(), key.spec.clone()),
     ]);
 
     let mut pod = template.clone();
@@ -357,6 +378,11 @@ pub enum JobState {
 pub struct JobSummary {
     pub name: String,
     pub scan_generation: Option<i64>,
+    /// The [`spec_fingerprint`] the Job was made for (Jobs made before it was recorded have
+    /// none).
+    pub spec: Option<String>,
+    /// `spec.suspend` of the Job: paused, its pods deleted by the Job controller.
+    pub suspended: bool,
     pub template_generation: Option<i64>,
     pub round: Option<String>,
     pub attempt: u32,
@@ -378,6 +404,8 @@ impl JobSummary {
         JobSummary {
             name: job.name_any(),
             scan_generation: get(annotation::SCAN_GENERATION).and_then(|g| g.parse().ok()),
+            spec: get(annotation::SPEC),
+            suspended: job.spec.as_ref().and_then(|s| s.suspend) == Some(true),
             template_generation: get(annotation::TEMPLATE_GENERATION).and_then(|g| g.parse().ok()),
             round: get(annotation::ROUND),
             attempt: get(annotation::ATTEMPT)
@@ -388,8 +416,11 @@ impl JobSummary {
         }
     }
 
+    /// Whether the Job is for this key: the same scan generation, or the same spec (the scan
+    /// was paused or resumed since), template generation and round.
     pub fn is_for(&self, key: &JobKey) -> bool {
-        self.scan_generation == Some(key.scan_generation)
+        (self.scan_generation == Some(key.scan_generation)
+            || self.spec.as_deref() == Some(key.spec.as_str()))
             && self.template_generation == Some(key.template_generation)
             && self.round.as_deref() == Some(key.round.as_str())
     }
@@ -491,6 +522,8 @@ pub struct Previous {
 pub struct PlanInputs {
     pub scan_uid: String,
     pub scan_generation: i64,
+    /// [`spec_fingerprint`] of the scan's spec.
+    pub spec: String,
     pub template_generation: i64,
     /// The scan's Jobs (owned by it).
     pub jobs: Vec<JobSummary>,
@@ -565,6 +598,7 @@ pub fn plan(p: &PlanInputs) -> Plan {
     let key = |attempt| JobKey {
         scan_uid: p.scan_uid.clone(),
         scan_generation: p.scan_generation,
+        spec: p.spec.clone(),
         template_generation: p.template_generation,
         round: round_with(p.previous.scanned_at, p.rescan_request.as_deref()),
         attempt,
@@ -732,6 +766,7 @@ mod tests {
         JobKey {
             scan_uid: "uid-1".into(),
             scan_generation: 3,
+            spec: "spec-1".into(),
             template_generation: 1,
             round: "-".into(),
             attempt,
@@ -1207,6 +1242,8 @@ mod tests {
         JobSummary {
             name: format!("job-{attempt}"),
             scan_generation: Some(3),
+            spec: Some("spec-1".into()),
+            suspended: false,
             template_generation: Some(1),
             round: Some("-".into()),
             attempt,
@@ -1219,6 +1256,7 @@ mod tests {
         PlanInputs {
             scan_uid: "uid-1".into(),
             scan_generation: 3,
+            spec: "spec-1".into(),
             template_generation: 1,
             jobs,
             previous,
@@ -1253,12 +1291,47 @@ mod tests {
     fn jobs_of_another_generation_or_round_do_not_count() {
         let mut old = summary(0, JobState::Running);
         old.scan_generation = Some(2);
+        old.spec = Some("spec-0".into());
+        let p = plan(&inputs(
+            vec![old.clone()],
+            Previous::default(),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(p.action, JobAction::Create(key(0)));
+        // A Job made before the spec was recorded counts by its generation only.
+        old.spec = None;
         let p = plan(&inputs(
             vec![old],
             Previous::default(),
             "2026-01-01T00:00:00Z",
         ));
         assert_eq!(p.action, JobAction::Create(key(0)));
+    }
+
+    #[test]
+    fn a_job_of_another_generation_of_the_same_spec_counts_paused_or_resumed() {
+        let mut paused = summary(0, JobState::Running);
+        paused.scan_generation = Some(2);
+        paused.suspended = true;
+        let p = plan(&inputs(
+            vec![paused.clone()],
+            Previous::default(),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(p.action, JobAction::Use(paused));
+    }
+
+    #[test]
+    fn the_spec_fingerprint_ignores_suspend_only() {
+        let spec = |suspend: bool, image: &str| serde_json::json!({"registry": {"image": image}, "scanTemplate": "grype", "suspend": suspend});
+        assert_eq!(
+            spec_fingerprint(&spec(true, "nginx:1")),
+            spec_fingerprint(&spec(false, "nginx:1"))
+        );
+        assert_ne!(
+            spec_fingerprint(&spec(false, "nginx:1")),
+            spec_fingerprint(&spec(false, "nginx:2"))
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`plan`]: the plan of one reconcile, from what it observed (pure);
 //! - [`queue`]: the limits on running scan Jobs, and the scans waiting for a slot;
 //! - [`status`]: the desired status (pure);
+//! - [`progress`]: `status.progress`, where each stage of a round stands (pure);
 //! - [`evaluation`]: one policy evaluation per input, and keeping a verdict through a hiccup;
 //! - [`policy`]: compiled policy cache and exception input;
 //! - [`store`]: the metadata store client;
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod naming;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod queue;
 pub mod reconcile;
 pub mod status;

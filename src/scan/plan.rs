@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::evaluation::{self, LastEvaluation, Next};
 use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
 use super::policy::{built_in_policy, exceptions_input};
+use super::progress::Round;
 use super::queue::{Decision, QUEUED_RECHECK};
 use super::status::{
     PolicyState, ReportSource, Results, ScanState, SendState, StatusInputs, desired_status,
@@ -93,6 +94,10 @@ pub struct Observed {
     pub rescan_request: Option<String>,
     /// The scan's `scangate.dev/reevaluate` annotation.
     pub reevaluate_request: Option<String>,
+    /// The scan's `scangate.dev/cancel` annotation.
+    pub cancel_request: Option<String>,
+    /// [`super::job::spec_fingerprint`] of the scan's spec.
+    pub spec: String,
     /// The tag to resolve before a Job starts: ImageScans by tag (no digest), when the
     /// controller resolves tags.
     pub resolve: Option<ResolveTarget>,
@@ -129,6 +134,8 @@ pub struct Rules<'a> {
     /// A finished trusted scan by tag has its tag resolved again this long after its last
     /// resolution (`status.resolved.resolvedAt`); `None`: never.
     pub tag_recheck: Option<Duration>,
+    /// A scan paused longer than this is canceled for good (`--pause-limit`).
+    pub pause_limit: Duration,
 }
 
 /// One effect of a reconcile, in the order of [`Work::steps`].
@@ -140,8 +147,11 @@ pub enum Step {
     Resolve(ResolveTarget),
     /// Delete the previous report before a new scan, so it never passes for the new one's.
     DeleteReport { name: String },
-    /// Delete a Job of an earlier key that still runs.
+    /// Delete a Job of an earlier key that still runs, or of a canceled round.
     DeleteJob { name: String },
+    /// Set the Job's `spec.suspend`: pause it (the Job controller deletes its pods; the Job
+    /// keeps its slot) or resume it.
+    SuspendJob { name: String, suspend: bool },
     /// Create the scan Job (or adopt it when it exists and is the scan's); its outcome tells the
     /// scan's state.
     CreateJob {
@@ -197,6 +207,8 @@ pub struct Work {
     pub created_rescan: Option<String>,
     /// The `scangate.dev/reevaluate` value the status records as handled, and when.
     pub reevaluated: Option<Reevaluated>,
+    /// The `scangate.dev/cancel` value the status records as handled.
+    pub handled_cancel: Option<String>,
     /// What the [`Step::EvaluatePolicy`] evaluates ([`evaluation::input_of`]), when planned.
     pub evaluation_input: Option<u64>,
 }
@@ -357,6 +369,7 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
     let mut template_generation = None;
     let mut report = o.report.as_ref();
     let mut report_job = None;
+    let mut handled_cancel = previous.and_then(|p| p.handled_cancel.clone());
 
     let state = match (&o.attestation, &o.settings.scan_template, &o.template) {
         (Some(AttestationFound::NoResult { reason, message }), _, _) => {
@@ -388,6 +401,7 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
             let decided = super::job::plan(&PlanInputs {
                 scan_uid: o.uid.clone(),
                 scan_generation: o.generation.unwrap_or(0),
+                spec: o.spec.clone(),
                 template_generation: tgen,
                 jobs: o.jobs.clone(),
                 previous: previous_facts(previous, o.generation, template_generation),
@@ -400,20 +414,62 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                 now: o.now,
             });
             wake.extend(decided.requeue_at);
-            match decided.action {
-                _ if o.settings.suspend && o.jobs.iter().any(|j| j.state == JobState::Running) => {
-                    // Suspended while it runs (its Job is of the generation before): cancel.
-                    steps.extend(
-                        o.jobs
-                            .iter()
-                            .filter(|j| j.state == JobState::Running)
-                            .map(|j| Step::DeleteJob {
-                                name: j.name.clone(),
-                            }),
-                    );
-                    Some(ScanState::Canceled)
+            let running: Vec<&JobSummary> = o
+                .jobs
+                .iter()
+                .filter(|j| j.state == JobState::Running)
+                .collect();
+            let delete_running = |steps: &mut Vec<Step>, except: Option<&str>| {
+                steps.extend(
+                    running
+                        .iter()
+                        .filter(|j| Some(j.name.as_str()) != except)
+                        .map(|j| Step::DeleteJob {
+                            name: j.name.clone(),
+                        }),
+                );
+            };
+            let in_use = match &decided.action {
+                JobAction::Use(job) if job.state == JobState::Running => Some(job.clone()),
+                _ => None,
+            };
+            let round_done =
+                matches!(&decided.action, JobAction::Use(job) if job.state != JobState::Running);
+            let control = control(o, rules, !running.is_empty(), round_done);
+            if let Some(value) = &control.handled_cancel {
+                handled_cancel = Some(value.clone());
+            }
+            match (control.now, decided.action) {
+                (Control::Canceled { message }, _) => {
+                    // Canceled for good: no Job runs or starts until a new rescan value.
+                    delete_running(&mut steps, None);
+                    Some(ScanState::Canceled { message })
                 }
-                JobAction::Use(job) => {
+                (Control::Paused { since, cancel_at }, _) => {
+                    wake.push(cancel_at);
+                    // The Job of this round is suspended and kept; others are deleted.
+                    let kept = in_use.as_ref().map(|j| j.name.as_str());
+                    delete_running(&mut steps, kept);
+                    if let Some(job) = in_use.as_ref().filter(|j| !j.suspended) {
+                        steps.push(Step::SuspendJob {
+                            name: job.name.clone(),
+                            suspend: true,
+                        });
+                    }
+                    Some(ScanState::Paused {
+                        since,
+                        cancel_at,
+                        job: in_use.is_some(),
+                    })
+                }
+                (Control::Run, JobAction::Use(job)) => {
+                    if job.suspended && job.state == JobState::Running {
+                        // Resumed: the same Job goes on, in the slot it kept.
+                        steps.push(Step::SuspendJob {
+                            name: job.name.clone(),
+                            suspend: false,
+                        });
+                    }
                     if o.rescan_request.is_some() {
                         handled_rescan = o.rescan_request.clone();
                     }
@@ -424,26 +480,12 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
                         &report_name,
                     ))
                 }
-                JobAction::Idle => {
-                    let state = state_without_job(previous, usable(report).as_ref(), "Complete");
-                    // Canceled (or queued, then suspended) with no result since: still
-                    // canceled, until it is resumed.
-                    let stopped = previous
-                        .and_then(|p| {
-                            p.conditions
-                                .iter()
-                                .find(|c| c.type_ == ConditionType::Scanning)
-                        })
-                        .is_some_and(|c| {
-                            c.reason == reason::CANCELED || c.reason == reason::QUEUED
-                        });
-                    if o.settings.suspend && stopped && state == ScanState::Pending {
-                        Some(ScanState::Canceled)
-                    } else {
-                        Some(state)
-                    }
-                }
-                JobAction::Create(key) => {
+                (Control::Run, JobAction::Idle) => Some(state_without_job(
+                    previous,
+                    usable(report).as_ref(),
+                    "Complete",
+                )),
+                (Control::Run, JobAction::Create(key)) => {
                     match template_pod(name, &template.spec.template, &rules.config.templates) {
                         // The template's watch brings the scan back when it is fixed.
                         Err(error) => Some(ScanState::Unrunnable { error }),
@@ -530,6 +572,7 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
             policy,
             judged_by,
             sending,
+            scan_errors: report.scan_errors.clone(),
         });
     }
     match tag_recheck(o, rules, results.is_some()) {
@@ -555,7 +598,117 @@ pub fn plan(o: &Observed, rules: Rules<'_>) -> Plan {
         created_rescan,
         reevaluated,
         evaluation_input,
+        handled_cancel,
     }))
+}
+
+/// What the scan's lifecycle asks of its round, before the Job plan: run as planned, pause,
+/// or stay canceled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Run as the Job plan says (and resume a suspended Job of this round).
+    Run,
+    /// Paused by `spec.suspend` since `since` (recorded by scangate in `status.pausedAt`):
+    /// the round's Job is suspended, or the scan keeps its place in the queue, until
+    /// `cancel_at`.
+    Paused {
+        since: Timestamp,
+        cancel_at: Timestamp,
+    },
+    /// Canceled for good; `message` says by what.
+    Canceled { message: String },
+}
+
+/// [`control`]'s answer, and the `scangate.dev/cancel` value it handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Controlled {
+    pub now: Control,
+    pub handled_cancel: Option<String>,
+}
+
+/// The lifecycle of a scan's round, pure, from the previous status (which only scangate
+/// writes), the spec and the annotations:
+///
+/// - a round canceled before stays canceled (its Job deleted, unsuspending does not restart
+///   it) until a new `scangate.dev/rescan` value starts a new round;
+/// - a new `scangate.dev/cancel` value cancels the round if it is unfinished (a Job runs or is
+///   paused, or the scan waits for a slot; not `round_done`: its Job has finished); on a
+///   finished round it is only recorded;
+/// - `spec.suspend` pauses an unfinished round (`running_job`, or the scan was queued or
+///   paused): the pause starts when scangate first sees it, and a round paused for
+///   `rules.pause_limit` is canceled. A finished round is not paused: suspend only stops new
+///   rounds, as before.
+pub fn control(o: &Observed, rules: Rules<'_>, running_job: bool, round_done: bool) -> Controlled {
+    let previous = o.previous.as_ref();
+    let scanning = previous.and_then(|p| {
+        p.conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Scanning)
+    });
+    let was = |reason: &str| scanning.is_some_and(|c| c.reason == reason);
+    let handled_cancel = previous.and_then(|p| p.handled_cancel.clone());
+    let new_rescan = o.rescan_request.is_some()
+        && o.rescan_request != previous.and_then(|p| p.handled_rescan.clone());
+    if was(reason::CANCELED) && !new_rescan {
+        return Controlled {
+            now: Control::Canceled {
+                message: scanning.map(|c| c.message.clone()).unwrap_or_default(),
+            },
+            handled_cancel,
+        };
+    }
+    let unfinished = !round_done
+        && (running_job
+            || was(reason::QUEUED)
+            || was(reason::PAUSED)
+            || scanning.is_some_and(|c| c.status == ConditionStatus::True));
+    if o.cancel_request.is_some() && o.cancel_request != handled_cancel {
+        return Controlled {
+            now: if unfinished {
+                Control::Canceled {
+                    message: super::status::CANCELED_BY_REQUEST.into(),
+                }
+            } else {
+                Control::Run
+            },
+            handled_cancel: o.cancel_request.clone(),
+        };
+    }
+    if !o.settings.suspend || !unfinished {
+        return Controlled {
+            now: Control::Run,
+            handled_cancel,
+        };
+    }
+    let since = previous
+        .filter(|_| was(reason::PAUSED))
+        .and_then(|p| p.paused_at.as_ref())
+        .map_or(o.now, |t| t.0);
+    let cancel_at = jiff::SignedDuration::try_from(rules.pause_limit)
+        .ok()
+        .and_then(|limit| since.checked_add(limit).ok())
+        .unwrap_or(Timestamp::MAX);
+    Controlled {
+        now: if o.now >= cancel_at {
+            Control::Canceled {
+                message: super::status::canceled_by_pause_limit(since, rules.pause_limit),
+            }
+        } else {
+            Control::Paused { since, cancel_at }
+        },
+        handled_cancel,
+    }
+}
+
+/// What kind of round the scan runs, for `status.progress`.
+fn round_of(o: &Observed) -> Round {
+    match (&o.attestation, &o.settings.scan_template) {
+        (Some(_), _) => Round::Attestation,
+        (None, Some(_)) => Round::Job {
+            resolves: o.resolve.is_some(),
+        },
+        (None, None) => Round::Pushed,
+    }
 }
 
 /// A resolution of the tag that failed for this generation less than the error-retry delay
@@ -844,6 +997,7 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         created_rescan,
         reevaluated,
         evaluation_input,
+        handled_cancel,
         ..
     } = *work;
     let mut evaluated = None;
@@ -936,6 +1090,8 @@ pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_
         handled_rescan,
         resolved,
         not_resolved_again,
+        round: round_of(o),
+        handled_cancel,
         now: o.now,
     });
     if let Some(r) = reevaluated {
@@ -992,6 +1148,7 @@ mod tests {
             error_retry: Duration::from_secs(60),
             store_configured: false,
             tag_recheck: None,
+            pause_limit: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -1088,6 +1245,8 @@ mod tests {
             created: ts("2026-01-01T00:00:00Z"),
             rescan_request: None,
             reevaluate_request: None,
+            cancel_request: None,
+            spec: "spec-1".into(),
             resolve: None,
             settings: ScanSettings::default(),
             previous: None,
@@ -1128,6 +1287,7 @@ mod tests {
                 ),
                 Step::DeleteReport { name } => format!("delete report {name}"),
                 Step::DeleteJob { name } => format!("delete job {name}"),
+                Step::SuspendJob { name, suspend } => format!("suspend job {name}: {suspend}"),
                 Step::CreateJob { key, template } => format!(
                     "create job attempt {} from {}",
                     key.attempt,
@@ -1156,6 +1316,8 @@ mod tests {
         JobSummary {
             name: name.into(),
             scan_generation: o.generation,
+            spec: Some(o.spec.clone()),
+            suspended: false,
             template_generation: Some(2),
             round: Some(super::super::job::round_of(None)),
             attempt: 0,
@@ -1274,6 +1436,7 @@ mod tests {
         o.report = Some(pushed(report()));
         let mut old = job("busybox-old", &o, JobState::Running);
         old.scan_generation = Some(0);
+        old.spec = Some("spec-0".into());
         o.jobs = vec![old];
         let w = work(&o, rules(&config));
         assert_eq!(
@@ -1870,31 +2033,52 @@ mod tests {
         assert_eq!(steps(&w), ["create job attempt 1 from grype"]);
     }
 
-    #[test]
-    fn suspending_a_running_scan_deletes_its_job_and_says_canceled_until_resumed() {
-        let config = config();
+    fn scanning_reason(status: &ScanStatus) -> Option<&str> {
+        condition_of(status, ConditionType::Scanning).map(|c| c.reason.as_str())
+    }
+
+    fn stage_states(status: &ScanStatus) -> Vec<crate::api::StageState> {
+        status.progress.iter().map(|p| p.state).collect()
+    }
+
+    /// A scan whose Job runs, with the status that says so.
+    fn running_scan(config: &AdmissionConfig) -> Observed {
         let mut o = with_template(scan());
         o.jobs = vec![job("busybox-1", &o, JobState::Running)];
-        let running = run(&o, rules(&config), Outcomes::default())
-            .write
-            .unwrap_or_else(|| panic!("written"));
-        o.previous = Some(running);
+        o.previous = run(&o, rules(config), Outcomes::default()).write;
+        o
+    }
+
+    #[test]
+    fn suspending_a_running_scan_pauses_its_job_and_resuming_goes_on_with_it() {
+        use crate::api::StageState::{Done, NotStarted, Paused, Running};
+        let config = config();
+        let mut o = running_scan(&config);
+        // spec.suspend flipped: a new generation, the same spec otherwise.
         o.settings.suspend = true;
         o.generation = Some(2);
         let w = work(&o, rules(&config));
-        assert_eq!(steps(&w), ["delete job busybox-1"]);
+        assert_eq!(steps(&w), ["suspend job busybox-1: true"]);
         assert!(w.slot.is_none());
-        let canceled = settle(&o, w, Outcomes::default(), rules(&config))
-            .write
-            .unwrap_or_else(|| panic!("written"));
-        assert_eq!(canceled.phase, Some(Phase::Pending));
-        let scanning = condition_of(&canceled, ConditionType::Scanning);
-        assert_eq!(scanning.map(|c| c.reason.as_str()), Some("Canceled"));
-        assert_eq!(crate::api::consistency_problem(&canceled.conditions), None);
+        let end = settle(&o, w, Outcomes::default(), rules(&config));
+        let paused = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(paused.phase, Some(Phase::Pending));
+        assert_eq!(scanning_reason(&paused), Some("Paused"));
+        assert_eq!(crate::api::consistency_problem(&paused.conditions), None);
+        assert_eq!(paused.paused_at, Some(Time(o.now)));
+        let message = condition_of(&paused, ConditionType::Scanning)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(message.contains("set spec.suspend to false"), "{message}");
+        assert!(message.contains("2026-01-09T00:00:00Z"), "{message}");
+        assert_eq!(stage_states(&paused), [Done, Done, Paused, Paused, Paused]);
+        // It comes back when the pause limit is reached.
+        assert_eq!(end.requeue_after, Some(Duration::from_secs(7 * 24 * 3600)));
 
-        // The Job is gone: still canceled, nothing to do.
-        o.jobs = vec![];
-        o.previous = Some(canceled);
+        // The Job is suspended now: nothing more to do, the pause keeps its start.
+        o.jobs[0].suspended = true;
+        o.previous = Some(paused.clone());
+        o.now = ts("2026-01-03T00:00:00Z");
         let w = work(&o, rules(&config));
         assert!(w.steps.is_empty());
         assert_eq!(
@@ -1902,29 +2086,197 @@ mod tests {
             None
         );
 
-        // Resumed (a new generation): a new Job, through the queue.
+        // Resumed (another generation): the same Job goes on, no new Job, no queue.
         o.settings.suspend = false;
         o.generation = Some(3);
         let w = work(&o, rules(&config));
-        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
-        assert!(w.slot.is_some());
+        assert_eq!(steps(&w), ["suspend job busybox-1: false"]);
+        assert!(w.slot.is_none());
+        let resumed = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(resumed.phase, Some(Phase::Scanning));
+        assert_eq!(resumed.paused_at, None);
+        assert_eq!(
+            stage_states(&resumed),
+            [Done, Done, Running, NotStarted, NotStarted]
+        );
     }
 
     #[test]
-    fn a_queued_scan_suspended_leaves_the_queue_canceled() {
+    fn a_scan_paused_past_the_limit_is_canceled_for_good() {
+        use crate::api::StageState::{Canceled, Done};
+        let config = config();
+        let mut o = running_scan(&config);
+        o.settings.suspend = true;
+        o.generation = Some(2);
+        o.previous = settle(
+            &o,
+            work(&o, rules(&config)),
+            Outcomes::default(),
+            rules(&config),
+        )
+        .write;
+        o.jobs[0].suspended = true;
+        // A day short of the limit: still paused. At the limit: canceled, its Job deleted.
+        o.now = ts("2026-01-08T23:59:59Z");
+        assert_eq!(
+            work(&o, rules(&config))
+                .state
+                .as_ref()
+                .map(|s| matches!(s, ScanState::Paused { .. })),
+            Some(true)
+        );
+        o.now = ts("2026-01-09T00:00:00Z");
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["delete job busybox-1"]);
+        let canceled = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(canceled.phase, Some(Phase::Pending));
+        assert_eq!(scanning_reason(&canceled), Some("Canceled"));
+        assert_eq!(crate::api::consistency_problem(&canceled.conditions), None);
+        assert_eq!(
+            stage_states(&canceled),
+            [Done, Done, Canceled, Canceled, Canceled]
+        );
+
+        // Unsuspended: no Job starts, it stays canceled.
+        o.jobs = vec![];
+        o.previous = Some(canceled);
+        o.settings.suspend = false;
+        o.generation = Some(3);
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        assert_eq!(
+            settle(&o, w, Outcomes::default(), rules(&config))
+                .write
+                .map(|s| s.phase),
+            Some(Some(Phase::Pending))
+        );
+        // Only a new rescan value starts a new round.
+        o.rescan_request = Some("r1".into());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["create job attempt 0 from grype"]);
+    }
+
+    #[test]
+    fn the_cancel_annotation_cancels_an_unfinished_round_once() {
+        let config = config();
+        let mut o = running_scan(&config);
+        o.cancel_request = Some("c1".into());
+        let w = work(&o, rules(&config));
+        assert_eq!(steps(&w), ["delete job busybox-1"]);
+        let canceled = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(scanning_reason(&canceled), Some("Canceled"));
+        assert_eq!(canceled.handled_cancel.as_deref(), Some("c1"));
+        // The Job is gone; it stays canceled.
+        o.jobs = vec![];
+        o.previous = Some(canceled);
+        let w = work(&o, rules(&config));
+        assert!(w.steps.is_empty());
+
+        // A finished scan: a new cancel value is recorded and changes nothing else.
+        let mut done = with_template(scan());
+        done.report = Some(pushed(report()));
+        done.jobs = vec![job(
+            "busybox-1",
+            &done,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        done.previous = run(&done, rules(&config), Outcomes::default()).write;
+        let phase = done.previous.as_ref().and_then(|p| p.phase);
+        done.cancel_request = Some("c2".into());
+        let w = work(&done, rules(&config));
+        assert!(w.steps.iter().all(|s| !matches!(s, Step::DeleteJob { .. })));
+        let after = settle(&done, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(after.phase, phase);
+        assert_eq!(after.handled_cancel.as_deref(), Some("c2"));
+        assert_eq!(scanning_reason(&after), Some("JobFinished"));
+    }
+
+    #[test]
+    fn a_paused_scan_never_dates_its_pause_from_a_status_it_did_not_pause() {
+        // `pausedAt` counts only with a Paused condition scangate wrote; any other value
+        // (e.g. a status restored from elsewhere) does not shorten the pause.
+        let config = config();
+        let mut o = running_scan(&config);
+        if let Some(p) = o.previous.as_mut() {
+            p.paused_at = Some(Time(ts("2000-01-01T00:00:00Z")));
+        }
+        o.settings.suspend = true;
+        o.generation = Some(2);
+        match work(&o, rules(&config)).state {
+            Some(ScanState::Paused { since, .. }) => assert_eq!(since, o.now),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_queued_scan_canceled_leaves_the_queue_for_good() {
+        let config = config();
+        let mut o = with_template(scan());
+        let w = work(&o, rules(&config)).queued(&queued_decision(2, 3), &o);
+        o.previous = settle(&o, w, Outcomes::default(), rules(&config)).write;
+        o.cancel_request = Some("c1".into());
+        let w = work(&o, rules(&config));
+        assert!(w.slot.is_none(), "it asks for no slot");
+        assert!(w.steps.is_empty(), "{:?}", steps(&w));
+        let canceled = settle(&o, w, Outcomes::default(), rules(&config))
+            .write
+            .unwrap_or_else(|| panic!("written"));
+        assert_eq!(scanning_reason(&canceled), Some("Canceled"));
+        assert_eq!(canceled.phase, Some(Phase::Pending));
+        // Still canceled at the next reconcile: no Job, no slot.
+        o.previous = Some(canceled);
+        let w = work(&o, rules(&config));
+        assert!(w.slot.is_none() && w.steps.is_empty());
+    }
+
+    #[test]
+    fn a_queued_scan_suspended_is_paused_and_keeps_its_place() {
+        use crate::api::StageState::{Done, Paused};
         let config = config();
         let mut o = with_template(scan());
         let w = work(&o, rules(&config)).queued(&queued_decision(4, 4), &o);
+        let since = w.slot.clone();
+        assert!(since.is_none());
         o.previous = settle(&o, w, Outcomes::default(), rules(&config)).write;
         o.settings.suspend = true;
+        o.generation = Some(2);
         let w = work(&o, rules(&config));
         assert!(w.slot.is_none());
         let status = settle(&o, w, Outcomes::default(), rules(&config))
             .write
             .unwrap_or_else(|| panic!("written"));
+        assert_eq!(scanning_reason(&status), Some("Paused"));
+        let message = condition_of(&status, ConditionType::Scanning)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(
+            message.contains("keeps its place in the queue"),
+            "{message}"
+        );
         assert_eq!(
-            condition_of(&status, ConditionType::Scanning).map(|c| c.reason.as_str()),
-            Some("Canceled")
+            stage_states(&status),
+            [Done, Paused, Paused, Paused, Paused]
+        );
+        // Resumed: it asks for a slot again with the same place (its creation time).
+        o.previous = Some(status);
+        o.settings.suspend = false;
+        o.generation = Some(3);
+        let w = work(&o, rules(&config));
+        assert_eq!(
+            w.slot.as_ref().map(|s| s.since),
+            Some(o.created),
+            "the place in the queue is the original request's"
         );
         // Suspended from the start: Pending with no condition, as before.
         let mut fresh = with_template(scan());

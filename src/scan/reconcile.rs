@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::cache::Caches;
 use super::evaluation::LastEvaluation;
 use super::events::phase_note;
-use super::job::{JobSummary, build_job};
+use super::job::{JobSummary, build_job, spec_fingerprint};
 use super::kinds::{ScanKind, check_resolved};
 use super::metrics::{ApiResource, Metrics, Verb};
 use super::plan::{
@@ -61,6 +61,8 @@ pub struct Settings {
     /// Finished trusted scans by tag have their tag resolved again this long after its last
     /// resolution; `None`: never (`--tag-recheck-interval=0s`, or `--resolve-tags=false`).
     pub tag_recheck: Option<Duration>,
+    /// A scan paused longer than this is canceled for good (`--pause-limit`).
+    pub pause_limit: Duration,
 }
 
 /// What every reconcile shares.
@@ -200,6 +202,7 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         error_retry: ctx.settings.error_retry,
         store_configured: ctx.store.is_some(),
         tag_recheck: ctx.settings.tag_recheck,
+        pause_limit: ctx.settings.pause_limit,
     };
     let id = ScanId::of(scan);
     let work = match plan(&observed, rules) {
@@ -588,6 +591,14 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
         created: scan.meta().creation_timestamp.as_ref().map_or(now, |t| t.0),
         rescan_request: scan.annotations().get(annotation::RESCAN).cloned(),
         reevaluate_request: scan.annotations().get(annotation::REEVALUATE).cloned(),
+        cancel_request: scan.annotations().get(annotation::CANCEL).cloned(),
+        spec: spec_fingerprint(
+            serde_json::to_value(scan)
+                .ok()
+                .as_ref()
+                .and_then(|v| v.get("spec"))
+                .unwrap_or(&serde_json::Value::Null),
+        ),
         resolve,
         settings,
         previous,
@@ -647,6 +658,13 @@ async fn apply<K: ScanKind>(
             Step::DeleteJob { name } => {
                 ctx.metrics.requested(Verb::delete, ApiResource::jobs);
                 delete_ignoring_missing(&jobs, name).await?;
+            }
+            Step::SuspendJob { name, suspend } => {
+                ctx.metrics.requested(Verb::patch, ApiResource::jobs);
+                let patch = serde_json::json!({ "spec": { "suspend": suspend } });
+                jobs.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                tracing::info!(job = %name, suspend, "scan job {}", if *suspend { "paused" } else { "resumed" });
             }
             Step::CreateJob { key, template } => {
                 let job = build_job(

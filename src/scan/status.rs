@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::progress::{At, Evaluated, Round, progress};
 use crate::api::{
     Artifact, AttestationResult, Condition, ConditionStatus, ConditionType, CveCount,
     EarlierResult, JudgingPolicy, LastResult, MAX_EARLIER_RESULTS, MAX_EARLIER_VIOLATIONS, Phase,
@@ -23,8 +24,13 @@ pub enum ScanState {
     /// A report is there: the Job completed, or the report was pushed. `message` is the last
     /// Job status.
     Finished { message: String },
-    /// The Job failed, or completed without a readable report.
-    Failed { message: String, error: String },
+    /// The Job failed (`report: false`), or completed without a readable report
+    /// (`report: true`).
+    Failed {
+        message: String,
+        error: String,
+        report: bool,
+    },
     /// The scan waits for a slot to start its Job (`message` says its place); a retry keeps
     /// showing the failure it retries (`failure`: the `Succeeded=False` condition, its reason
     /// `Error` or `ResolveFailed`).
@@ -32,8 +38,17 @@ pub enum ScanState {
         message: String,
         failure: Option<Condition>,
     },
-    /// `spec.suspend` stopped the scan before it finished: its Job is deleted.
-    Canceled,
+    /// `spec.suspend` paused the round before it finished: its Job is suspended (`job`), or it
+    /// was waiting for a slot and keeps its place. `since` is when scangate first saw it
+    /// paused; still paused at `cancel_at`, it is canceled.
+    Paused {
+        since: Timestamp,
+        cancel_at: Timestamp,
+        job: bool,
+    },
+    /// The round was canceled for good (`message` says by what and how to start a new one):
+    /// its Job is deleted, unsuspending does not restart it.
+    Canceled { message: String },
     /// The image's tag could not be resolved at its registry (`error` says why): no Job was
     /// started. `Scanning=False` and `Succeeded=False`, both `ResolveFailed`.
     ResolveFailed { error: String },
@@ -46,8 +61,50 @@ pub enum ScanState {
     },
 }
 
-/// The Scanning condition's message of a canceled scan.
-pub const CANCELED_MESSAGE: &str = "canceled: spec.suspend is true; set it to false to scan again";
+/// The Scanning condition's message of a round canceled with `scangate.dev/cancel`.
+pub const CANCELED_BY_REQUEST: &str = "canceled for good: the scangate.dev/cancel annotation \
+     asked for it; unsuspending does not restart it, a new scangate.dev/rescan value (scangate \
+     rescan) starts a new round";
+
+/// The Scanning condition's message of a round canceled by the pause limit.
+pub fn canceled_by_pause_limit(since: Timestamp, limit: std::time::Duration) -> String {
+    format!(
+        "canceled for good: paused since {since}, longer than the pause limit of {:#} \
+         (--pause-limit); unsuspending does not restart it, a new scangate.dev/rescan value \
+         (scangate rescan) starts a new round",
+        jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX)
+    )
+}
+
+/// The Scanning condition's message of a paused round.
+pub fn paused_message(since: Timestamp, cancel_at: Timestamp, job: bool) -> String {
+    let held = if job {
+        "its Job is suspended and keeps its slot"
+    } else {
+        "it keeps its place in the queue"
+    };
+    format!(
+        "paused since {since}: spec.suspend is true, {held}; set spec.suspend to false \
+         (scangate resume) to resume it; still paused at {cancel_at}, it is canceled for good"
+    )
+}
+
+/// The Succeeded message of a scan whose scanner finished but could not read part of its
+/// target: what it could not read, the first errors and how many more.
+pub fn completed_with_errors_message(scan_errors: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let shown = scan_errors
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let more = match scan_errors.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(" (and {n} more in status.scanErrors)"),
+    };
+    format!("The scanner finished but could not read part of the target: {shown}{more}")
+}
 
 /// What the policy said about the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,6 +212,8 @@ pub struct Results {
     /// The policy that judges the report, when one does.
     pub judged_by: Option<JudgingPolicy>,
     pub sending: SendState,
+    /// What the scanner said it could not read (the report's `scanErrors`).
+    pub scan_errors: Vec<String>,
 }
 
 /// Everything [`desired_status`] decides from.
@@ -175,6 +234,10 @@ pub struct StatusInputs<'a> {
     /// Why the scheduled re-resolution of a finished scan's tag failed, when it did: the
     /// Scanning condition says so ([`Condition::not_resolved_again`]), the result stands.
     pub not_resolved_again: Option<String>,
+    /// What kind of round the scan runs (for `status.progress`).
+    pub round: Round,
+    /// The `scangate.dev/cancel` value handled (see [`ScanStatus::handled_cancel`]).
+    pub handled_cancel: Option<String>,
     pub now: Timestamp,
 }
 
@@ -194,8 +257,13 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         observed_template_generation: inputs.template_generation,
         scanned_at: inputs.previous.and_then(|p| p.scanned_at.clone()),
         handled_rescan: inputs.handled_rescan.clone(),
+        handled_cancel: inputs.handled_cancel.clone(),
         resolved: inputs.resolved.clone(),
         ..ScanStatus::default()
+    };
+    let scan_errors = match (&inputs.state, &inputs.results) {
+        (ScanState::Finished { .. }, Some(results)) => results.scan_errors.clone(),
+        _ => vec![],
     };
     let mut conditions = vec![];
     match &inputs.state {
@@ -205,7 +273,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
             conditions.push(Condition::scan_failed(error.clone(), error.clone()));
         }
         ScanState::Running => conditions.push(Condition::job_started()),
-        ScanState::Failed { message, error } => {
+        ScanState::Failed { message, error, .. } => {
             conditions.push(Condition::job_finished());
             conditions.push(Condition::scan_failed(message.clone(), error.clone()));
         }
@@ -214,7 +282,11 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
                 Some(cause) => Condition::not_resolved_again(cause.clone()),
                 None => Condition::job_finished(),
             });
-            conditions.push(Condition::succeeded(message.clone()));
+            conditions.push(if scan_errors.is_empty() {
+                Condition::succeeded(message.clone())
+            } else {
+                Condition::succeeded_with_errors(completed_with_errors_message(&scan_errors))
+            });
         }
         ScanState::Queued { message, failure } => {
             conditions.push(Condition::queued(message.clone()));
@@ -222,7 +294,15 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
                 conditions.push(failed.clone());
             }
         }
-        ScanState::Canceled => conditions.push(Condition::canceled(CANCELED_MESSAGE)),
+        ScanState::Paused {
+            since,
+            cancel_at,
+            job,
+        } => {
+            status.paused_at = Some(Time(*since));
+            conditions.push(Condition::paused(paused_message(*since, *cancel_at, *job)));
+        }
+        ScanState::Canceled { message } => conditions.push(Condition::canceled(message.clone())),
         ScanState::ResolveFailed { error } => {
             conditions.push(Condition::not_resolved());
             conditions.push(Condition::resolve_failed(error.clone()));
@@ -239,6 +319,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         });
         status.scanned_at = Some(Time(results.stored_at));
         status.policy = results.judged_by.clone();
+        status.scan_errors = scan_errors.clone();
         if let ReportSource::Attestation {
             key,
             predicate_type,
@@ -347,6 +428,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
                 status.violations = p.violations.clone();
                 status.scanned_by = p.scanned_by.clone();
                 status.policy = p.policy.clone();
+                status.scan_errors = p.scan_errors.clone();
             }
         }
     }
@@ -355,7 +437,48 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
     }
     status.earlier_results = earlier_results(inputs.previous, &status);
     status.conditions = conditions;
+    status.progress = progress(
+        inputs.round,
+        progress_at(inputs, &status),
+        inputs.previous.map_or(&[][..], |p| &p.progress[..]),
+        inputs.now,
+    );
     status
+}
+
+/// Where the round stands, for [`progress`].
+fn progress_at(inputs: &StatusInputs<'_>, status: &ScanStatus) -> At {
+    match &inputs.state {
+        ScanState::Pending => At::NotStarted,
+        ScanState::Unrunnable { .. } => At::Unrunnable,
+        ScanState::Running => At::Running,
+        ScanState::Finished { .. } => {
+            let evaluated = match inputs.results.as_ref().map(|r| &r.policy) {
+                Some(PolicyState::Kept { .. }) => Evaluated::Kept,
+                _ => match status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::PolicySucceeded)
+                {
+                    Some(c) if c.status == ConditionStatus::Unknown => Evaluated::Failed,
+                    Some(c) if c.reason == reason::UNDER_REVIEW => Evaluated::UnderReview,
+                    _ => Evaluated::Done,
+                },
+            };
+            At::Finished {
+                scan_errors: !status.scan_errors.is_empty(),
+                not_resolved_again: inputs.not_resolved_again.is_some(),
+                evaluated,
+            }
+        }
+        ScanState::Failed { report: true, .. } => At::ReportFailed,
+        ScanState::Failed { report: false, .. } => At::ScanFailed,
+        ScanState::Queued { .. } => At::Queued,
+        ScanState::Paused { job, .. } => At::Paused { job: *job },
+        ScanState::Canceled { .. } => At::Canceled,
+        ScanState::ResolveFailed { .. } => At::ResolveFailed,
+        ScanState::NoAttestation { .. } => At::NoAttestation,
+    }
 }
 
 /// The scanned image (`repository@sha256:…`) of a status, when it has a digest.
@@ -472,19 +595,26 @@ pub fn state_without_job(
     });
     match report {
         Some(Ok(())) => ScanState::Finished {
+            // The last Job status; a CompletedWithErrors message is made again from the report.
             message: previous_succeeded
-                .filter(|c| c.status == ConditionStatus::True && !c.message.is_empty())
+                .filter(|c| {
+                    c.status == ConditionStatus::True
+                        && c.reason == reason::JOB_FINISHED
+                        && !c.message.is_empty()
+                })
                 .map(|c| c.message.clone())
                 .unwrap_or_else(|| finished_message.to_string()),
         },
         Some(Err(error)) => ScanState::Failed {
             message: "The report cannot be used".into(),
             error: error.clone(),
+            report: true,
         },
         None => match previous_succeeded {
             Some(c) if c.status == ConditionStatus::False => ScanState::Failed {
                 message: c.message.clone(),
                 error: c.error.clone().unwrap_or_default(),
+                report: false,
             },
             _ => ScanState::Pending,
         },
@@ -506,16 +636,19 @@ pub fn state_from_job(
         (JobState::Complete { message, .. }, Some(Err(error))) => ScanState::Failed {
             message: message.clone(),
             error: error.clone(),
+            report: true,
         },
         (JobState::Complete { message, .. }, None) => ScanState::Failed {
             message: message.clone(),
             error: format!(
                 "the scan job completed without storing a report in ConfigMap {report_name}"
             ),
+            report: true,
         },
         (JobState::Failed { message, error, .. }, _) => ScanState::Failed {
             message: message.clone(),
             error: error.clone(),
+            report: false,
         },
     }
 }
@@ -577,6 +710,7 @@ mod tests {
             policy,
             judged_by: None,
             sending,
+            scan_errors: vec![],
         }
     }
 
@@ -623,6 +757,8 @@ mod tests {
             handled_rescan: None,
             resolved: None,
             not_resolved_again: None,
+            round: Round::Job { resolves: false },
+            handled_cancel: None,
             now: ts(NOW),
         })
     }
@@ -903,6 +1039,8 @@ mod tests {
             handled_rescan: None,
             resolved: None,
             not_resolved_again: None,
+            round: Round::Job { resolves: false },
+            handled_cancel: None,
             now: ts("2026-01-03T00:00:00Z"),
         });
         let time = |s: &ScanStatus, t| condition(s, t).and_then(|c| c.last_transition_time.clone());
@@ -921,6 +1059,8 @@ mod tests {
             handled_rescan: None,
             resolved: None,
             not_resolved_again: None,
+            round: Round::Job { resolves: false },
+            handled_cancel: None,
             now: ts("2026-01-04T00:00:00Z"),
         });
         assert_eq!(again, later);
@@ -937,6 +1077,8 @@ mod tests {
             handled_rescan: None,
             resolved: None,
             not_resolved_again: Some("registry r.example is unreachable".into()),
+            round: Round::Job { resolves: true },
+            handled_cancel: None,
             now: ts(NOW),
         });
         assert_eq!(s.phase, Some(Phase::Failed));
@@ -1083,6 +1225,7 @@ mod tests {
             ScanState::Failed {
                 message: "Failed".into(),
                 error: "boom".into(),
+                report: false,
             },
             None,
             None,
@@ -1091,7 +1234,8 @@ mod tests {
             state_without_job(Some(&failed), None, "Complete"),
             ScanState::Failed {
                 message: "Failed".into(),
-                error: "boom".into()
+                error: "boom".into(),
+                report: false,
             }
         );
     }
@@ -1256,6 +1400,7 @@ mod tests {
             ScanState::Failed {
                 message: "Failed: BackoffLimitExceeded".into(),
                 error: "Job has reached the specified backoff limit".into(),
+                report: false,
             },
             None,
             Some(&pending),
@@ -1342,6 +1487,90 @@ mod tests {
         assert_eq!(
             status(ScanState::Running, None, Some(&error)).last_result,
             None
+        );
+    }
+
+    #[test]
+    fn scan_errors_complete_with_errors_and_show_in_progress() {
+        use crate::api::StageState::{Done, DoneWithIssues};
+        let mut with_errors = results(compliant(), SendState::NotConfigured);
+        with_errors.scan_errors = vec!["layer sha256:0f could not be read".into()];
+        let s = status(finished(), Some(with_errors), None);
+        assert_eq!(s.phase, Some(Phase::Completed));
+        let succeeded = condition(&s, ConditionType::Succeeded)
+            .cloned()
+            .unwrap_or_else(|| panic!());
+        assert_eq!(
+            (succeeded.status, succeeded.reason.as_str()),
+            (ConditionStatus::True, reason::COMPLETED_WITH_ERRORS)
+        );
+        assert!(
+            succeeded
+                .message
+                .contains("could not read part of the target: layer sha256:0f could not be read"),
+            "{}",
+            succeeded.message
+        );
+        assert_eq!(s.scan_errors, ["layer sha256:0f could not be read"]);
+        assert_eq!(
+            s.progress.iter().map(|p| p.state).collect::<Vec<_>>(),
+            [Done, Done, DoneWithIssues, DoneWithIssues, Done]
+        );
+        assert_consistent(&s);
+        // The Job is deleted after its TTL: the same message, made again from the report, not
+        // stacked on the previous one.
+        assert_eq!(
+            state_without_job(Some(&s), Some(&Ok(())), "Complete"),
+            finished_with("Complete")
+        );
+    }
+
+    fn finished_with(message: &str) -> ScanState {
+        ScanState::Finished {
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn the_completed_with_errors_message_names_the_first_errors_and_counts_the_rest() {
+        let errors: Vec<String> = (1..=5).map(|i| format!("e{i}")).collect();
+        assert_eq!(
+            completed_with_errors_message(&errors),
+            "The scanner finished but could not read part of the target: e1; e2; e3 (and 2 \
+             more in status.scanErrors)"
+        );
+    }
+
+    #[test]
+    fn the_pause_limit_reads_as_a_duration() {
+        let message =
+            canceled_by_pause_limit(ts(NOW), std::time::Duration::from_secs(7 * 24 * 3600));
+        assert!(message.contains("pause limit of 168h"), "{message}");
+    }
+
+    #[test]
+    fn findings_under_review_leave_the_evaluate_stage_done_with_issues() {
+        use crate::api::StageState::{Done, DoneWithIssues};
+        let mut review = outcome(
+            &report(),
+            Ok(Evaluation {
+                deny: vec!["CVE-1".into()],
+            }),
+        );
+        review.condition =
+            Condition::policy_under_review(1, &["CVE-1".into()], &["apps/vex".into()]);
+        let policy = PolicyState::Evaluated {
+            outcome: review,
+            generation: Some(4),
+        };
+        let s = status(
+            finished(),
+            Some(results(policy, SendState::NotConfigured)),
+            None,
+        );
+        assert_eq!(
+            s.progress.iter().map(|p| p.state).collect::<Vec<_>>(),
+            [Done, Done, Done, Done, DoneWithIssues]
         );
     }
 }
