@@ -9,6 +9,8 @@
 //! - clicking the "Scanned at" header sorts the scans by date, both ways;
 //! - Pause and Resume write `spec.suspend` with the viewer's own token and record who asked;
 //!   a viewer without the right to patch the scan is refused and nothing changes;
+//! - progress: bars named and coloured (computed in the browser), compact in the list; a scan
+//!   whose Job runs is blue while it scans and, paused from the page, grey;
 //! - the past hour counts a pod that ran and ended ten minutes ago (its status says so, as a
 //!   kubelet writes it), and still does once the pod is deleted; one that ended two hours ago
 //!   is counted over six hours only.
@@ -628,4 +630,53 @@ fn searches_history_and_scan_actions_in_a_real_browser() {
         .eval("document.querySelector('#progress').textContent")
         .expect("progress");
     assert!(progress.starts_with("Progress"), "{progress}");
+
+    // A scan whose Job runs (kwok keeps a scan Job's pod running): its progress, as the
+    // controller records it, is blue while it scans; paused from the page, grey and saying so.
+    for object in [
+        common::fixtures::grype_template(&ns),
+        json!({
+            "apiVersion": "scanning.scangate.dev/v1beta1",
+            "kind": "ImageScan",
+            "metadata": {"name": "job-scan", "namespace": ns},
+            "spec": {"registry": {"image": ALPINE}, "scanTemplate": "grype"},
+        }),
+    ] {
+        let out = enforced.ns.apply(&object.to_string());
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let bars = |state: &str| -> Vec<(String, String)> {
+        again
+            .navigate(&format!("{base}/scans/{ns}/job-scan"))
+            .expect("navigate");
+        again
+            .eval(&format!(
+                "[...document.querySelectorAll('#progress li.stage[data-state=\"{state}\"]')]\
+                 .map(l => [l.querySelector('.state').textContent, getComputedStyle(l.querySelector('.bar')).backgroundColor])"
+            ))
+            .expect("the bars")
+    };
+    let blue = cluster.eventually("a blue, running scan stage", WAIT, || {
+        let b = bars("running");
+        (!b.is_empty()).then_some(b)
+    });
+    assert_eq!(
+        blue,
+        [("running".to_string(), "rgb(30, 136, 229)".to_string())]
+    );
+    again
+        .click_and_wait("form[action$='/pause'] button")
+        .expect("click Pause");
+    assert_eq!(again.status().expect("status"), 200);
+    let greys = cluster.eventually("grey, paused bars", WAIT, || {
+        let b = bars("paused");
+        (!b.is_empty()).then_some(b)
+    });
+    assert!(
+        greys
+            .iter()
+            .all(|(words, colour)| words == "paused" && colour == "rgb(189, 189, 189)"),
+        "{greys:?}"
+    );
+    assert!(bars("running").is_empty(), "nothing runs once paused");
 }
