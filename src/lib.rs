@@ -18,3 +18,4 @@ pub mod registry;
 pub mod report;
 pub mod sandbox;
 pub mod server;
+pub mod svr;

@@ -166,6 +166,7 @@ fn status_schema_has_the_design_fields() {
             "resolved",
             "scannedAt",
             "scannedBy",
+            "verdictAttestation",
             "violations",
         ]
     );

@@ -45,6 +45,7 @@ pub mod status;
 pub mod store;
 pub mod target;
 pub mod upload;
+pub mod verdicts;
 pub mod writes;
 
 use std::net::SocketAddr;
@@ -500,6 +501,7 @@ impl Term<'_> {
             written: std::sync::Mutex::default(),
             evaluations: std::sync::Mutex::default(),
             attestations: std::sync::Mutex::default(),
+            verdict_attempts: std::sync::Mutex::default(),
         });
         let images = controller_for(
             image_watch,

@@ -195,6 +195,8 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         scanned_at: inputs.previous.and_then(|p| p.scanned_at.clone()),
         handled_rescan: inputs.handled_rescan.clone(),
         resolved: inputs.resolved.clone(),
+        // Written by the verdict signer (`super::verdicts`), carried over here.
+        verdict_attestation: inputs.previous.and_then(|p| p.verdict_attestation.clone()),
         ..ScanStatus::default()
     };
     let mut conditions = vec![];
