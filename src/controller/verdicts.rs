@@ -46,6 +46,9 @@ pub struct Tries {
     pub verdict: Phase,
     pub failed: u32,
     pub last: Instant,
+    /// What the status records once a push succeeded: kept until a status write has it, so
+    /// a failed status write does not push again.
+    pub pushed: Option<VerdictAttestation>,
 }
 
 /// What to do about a scan's verdict now.
@@ -153,6 +156,18 @@ pub async fn sign_verdict<K: ScanKind>(
     let status = write.as_ref().or(o.previous.as_ref())?;
     let signs = ctx.config.is_trusted_namespace(&o.namespace);
     let tries = ctx.verdict_attempts.lock().ok()?.get(key).cloned();
+    if let (Some(due), Some(recorded)) = (
+        unsigned(status),
+        tries.as_ref().and_then(|t| t.pushed.as_ref()),
+    ) && recorded.digest == due.digest
+        && recorded.verdict == due.verdict
+    {
+        // Pushed, but the status write that records it has not gone through yet.
+        let mut updated = status.clone();
+        updated.verdict_attestation = Some(recorded.clone());
+        *write = Some(updated);
+        return None;
+    }
     let since_last = tries.as_ref().map_or(Duration::MAX, |t| t.last.elapsed());
     let due = match next(status, signs, tries.as_ref(), since_last) {
         Next::Nothing => return None,
@@ -165,20 +180,18 @@ pub async fn sign_verdict<K: ScanKind>(
         (Err(_), Some(t)) if t.digest == due.digest && t.verdict == due.verdict => t.failed + 1,
         (Err(_), _) => 1,
     };
+    let recorded = record(&due, pushed.clone(), failed, Time(o.now));
     if let Ok(mut attempts) = ctx.verdict_attempts.lock() {
-        if failed == 0 {
-            attempts.remove(key);
-        } else {
-            attempts.insert(
-                key.to_string(),
-                Tries {
-                    digest: due.digest.clone(),
-                    verdict: due.verdict,
-                    failed,
-                    last: Instant::now(),
-                },
-            );
-        }
+        attempts.insert(
+            key.to_string(),
+            Tries {
+                digest: due.digest.clone(),
+                verdict: due.verdict,
+                failed,
+                last: Instant::now(),
+                pushed: pushed.is_ok().then(|| recorded.clone()),
+            },
+        );
     }
     match &pushed {
         Ok(reference) => {
@@ -188,7 +201,7 @@ pub async fn sign_verdict<K: ScanKind>(
     }
     let retry = (pushed.is_err() && failed < MAX_ATTEMPTS).then(|| backoff(failed, MAX_BACKOFF));
     let mut updated = status.clone();
-    updated.verdict_attestation = Some(record(&due, pushed, failed, Time(o.now)));
+    updated.verdict_attestation = Some(recorded);
     tracing::debug!(scan = %scan.name_any(), "verdict attestation recorded");
     *write = Some(updated);
     retry
@@ -364,6 +377,7 @@ mod tests {
             verdict: Phase::Failed,
             failed: n,
             last: Instant::now(),
+            pushed: None,
         };
         let wait = backoff(1, MAX_BACKOFF);
         assert_eq!(
