@@ -1,5 +1,5 @@
-//! What the webhook and the controller processes share: the shutdown signal and the
-//! Prometheus answer of their admin ports.
+//! What the webhook and the controller processes share: the shutdown signal, the Prometheus
+//! answer of their admin ports, and tasks that end with their owner.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -59,4 +59,13 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A task that ends with its owner.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

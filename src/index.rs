@@ -396,7 +396,7 @@ impl ScanIndex {
     /// it is ignored: the runtime pulls the digest); a tag alone stands for the digest its best
     /// result was scanned at, and that digest's results decide.
     ///
-    /// One rule for names (README, *One identity per content*): a passing result speaks for
+    /// One rule for names (docs/admission.md, *One identity per content*): a passing result speaks for
     /// its own name and digest; a Failed or Error result speaks for its digest under every
     /// name, and for the index and platform manifests tied to it.
     pub fn lookup(&self, image: &ImageRef, origin: impl Fn(&str) -> Option<Origin>) -> Found<'_> {

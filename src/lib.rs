@@ -1,8 +1,10 @@
 //! scangate keeps vulnerable images out of Kubernetes clusters.
 //!
-//! One binary, two roles: an admission webhook (`server`, `admission`) and a scan controller
-//! (`controller`). Everything that decides something is a pure function in `api`, `admission`,
-//! `policy` and `report`; I/O lives at the edges.
+//! One binary, two roles: an admission webhook (`server`, deciding with `admission`) and a
+//! controller process (`controller`) that composes the scan lifecycle (`scan`), the runtime view
+//! (`runtime`), the verdict mirror (`mirror`) and the results page (`web`). The roles share only
+//! the core below them: `api`, `image`, `index`, `report`, `policy`, `sandbox`, `registry`,
+//! `attest`, `tls`, `admin`. Decisions are pure functions; I/O lives at the edges.
 
 pub mod admin;
 pub mod admission;
@@ -13,9 +15,14 @@ pub mod cmd;
 pub mod controller;
 pub mod image;
 pub mod index;
+pub mod mirror;
 pub mod policy;
 pub mod registry;
 pub mod report;
+pub mod runtime;
 pub mod sandbox;
+pub mod scan;
 pub mod server;
 pub mod svr;
+pub mod tls;
+pub mod web;

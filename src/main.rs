@@ -111,9 +111,8 @@ fn run(command: Command) -> anyhow::Result<Done> {
             let report = cmd::report::read_report(&args.file, args.image.as_deref())?;
             match args.to_configmap {
                 Some(target) => {
-                    let stored = runtime()?.block_on(
-                        scangate::controller::upload::upload_to_cluster(&report, &target),
-                    )?;
+                    let stored = runtime()?
+                        .block_on(scangate::scan::upload::upload_to_cluster(&report, &target))?;
                     Done::err(format!("stored the report in ConfigMap {stored}\n"))
                 }
                 None => Done::out(cmd::report::report_json(&report)? + "\n", ExitCode::SUCCESS),

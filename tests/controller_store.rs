@@ -6,8 +6,8 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
-use scangate::controller::store::{MetadataStore, ScanIdentity};
 use scangate::report::Report;
+use scangate::scan::store::{MetadataStore, ScanIdentity};
 use serde_json::{Value, json};
 
 #[derive(Default)]

@@ -162,6 +162,7 @@ fn status_schema_has_the_design_fields() {
             "observedTemplateGeneration",
             "phase",
             "policy",
+            "progress",
             "reevaluatedAt",
             "resolved",
             "scannedAt",

@@ -11,7 +11,11 @@ use serde_json::Value;
 fn exported() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for source in [
-        include_str!("../src/controller/metrics.rs"),
+        include_str!("../src/scan/metrics.rs"),
+        include_str!("../src/runtime/metrics.rs"),
+        include_str!("../src/mirror.rs"),
+        include_str!("../src/controller/mod.rs"),
+        include_str!("../src/web/mod.rs"),
         include_str!("../src/server/metrics.rs"),
     ] {
         for call in source.split("registry.register(").skip(1) {

@@ -1,4 +1,4 @@
-//! One identity per content (README, *One identity per content*; design: Trust model point 6)
+//! One identity per content (docs/admission.md, *One identity per content*; design: Trust model point 6)
 //! on a real kube-apiserver, acting as a tenant bound to the built-in `edit` role: busybox's
 //! Failed bytes are denied under every other name and port spelling, each denial naming the
 //! trusted scan; a Failed platform manifest of a two-platform image denies its index, the

@@ -951,13 +951,18 @@ fn install_upgrade_from_the_previous_version_and_uninstall_keep_admission_answer
     cluster.kubectl_ok(&["get", "crd", "imagescans.scanning.scangate.dev"]);
 }
 
-/// The shell block that follows `<!-- install:NAME -->` in README.md.
+/// The shell block that follows `<!-- install:NAME -->` in README.md, or else in
+/// docs/install.md (upgrade and uninstall).
 fn readme_block(name: &str) -> String {
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let marker = format!("<!-- install:{name} -->");
-    let after = readme
+    let text = ["README.md", "docs/install.md"]
+        .iter()
+        .map(|page| std::fs::read_to_string(repo().join(page)).expect("README.md, docs/install.md"))
+        .find(|text| text.contains(&marker))
+        .unwrap_or_else(|| panic!("neither README.md nor docs/install.md has {marker}"));
+    let after = text
         .split_once(&marker)
-        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        .unwrap_or_else(|| panic!("no {marker}"))
         .1;
     let body = after
         .trim_start()

@@ -590,6 +590,21 @@ impl AdmissionConfig {
             || self.trusted_scan_namespaces.iter().any(|t| t == namespace)
     }
 
+    /// Whose lane a policy check for an object in `namespace` takes: trusted work for
+    /// scangate's and the trusted namespaces (tenants cannot write there), else the tenant
+    /// `tenant` names (tenants are served in turn, each within its bound).
+    pub fn policy_requester(
+        &self,
+        namespace: &str,
+        tenant: impl FnOnce() -> String,
+    ) -> crate::sandbox::Requester {
+        if self.is_trusted_namespace(namespace) {
+            crate::sandbox::Requester::Trusted
+        } else {
+            crate::sandbox::Requester::Tenant(tenant())
+        }
+    }
+
     /// Whether the scans of `namespace` are trusted results (in every namespace, or with
     /// `trustNamespaceScans` in their own): such a result always has a policy behind it.
     pub fn scans_are_trusted(&self, namespace: &str) -> bool {
@@ -960,6 +975,23 @@ mod tests {
         assert!(!config.is_scanner("system:serviceaccount:scangate-system:scangate-controller"));
         let empty = AdmissionConfig::from_yaml("controllerUsername: ''").err();
         assert!(matches!(empty, Some(Error::EmptyField { .. })));
+    }
+
+    #[test]
+    fn policy_checks_in_admin_namespaces_take_the_trusted_lane_and_tenants_are_named() {
+        use crate::sandbox::Requester;
+        let config = AdmissionConfig::from_yaml("trustedScanNamespaces: [ci-scans]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        for trusted in ["scangate-system", "ci-scans"] {
+            assert_eq!(
+                config.policy_requester(trusted, || "alice".into()),
+                Requester::Trusted
+            );
+        }
+        assert_eq!(
+            config.policy_requester("shop", || "alice".into()),
+            Requester::Tenant("alice".into())
+        );
     }
 
     #[test]

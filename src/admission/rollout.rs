@@ -5,7 +5,7 @@
 //! workload woken from zero replicas, a ReplicaSet or ReplicationController (a revision) given
 //! more replicas, a suspended Job or CronJob or a paused Deployment resumed. So an image whose
 //! verdict turned, or whose exception expired, keeps its running replicas and no more
-//! rollouts. README, *Availability with a bound*, gives the reasons.
+//! rollouts. docs/admission.md, *Availability with a bound*, gives the reasons.
 
 use std::fmt;
 

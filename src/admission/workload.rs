@@ -358,7 +358,7 @@ impl Staleness {
                 "{who}: image {image} is a tag, and the tag was last seen naming the content \
                  ImageScan {}/{} judged ({}) at {seen}, longer ago than tagMaxAge {} (since \
                  {since}): it may name other bytes now, so it counts as unscanned; use the digest \
-                 ({}) or let scangate pin it (README, One identity per content)",
+                 ({}) or let scangate pin it (docs/admission.md, One identity per content)",
                 scan.namespace,
                 scan.name,
                 scan.pull_digest().unwrap_or("no digest recorded"),

@@ -41,7 +41,7 @@ pub enum Error {
     )]
     ImageDisagrees {
         image: String,
-        cause: Box<crate::controller::target::Error>,
+        cause: Box<crate::scan::target::Error>,
     },
     #[error(
         "--image {image} pins another digest than the report records ({recorded}): give the digest the scanner read, or the image without a digest"

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{Error, Result, read};
-use crate::controller::target::{Named, check_image, named};
 use crate::image::ImageRef;
 use crate::report::{ArtifactType, Limits, Report};
+use crate::scan::target::{Named, check_image, named};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -10,8 +10,8 @@ use clap::Args;
 use kube::api::{Api, PostParams};
 
 use crate::api::{ImageScan, ImageScanSpec, RegistrySpec, ScanSettings};
-use crate::controller::first_sight::scan_name;
 use crate::image::ImageRef;
+use crate::scan::naming::scan_name;
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {

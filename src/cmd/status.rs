@@ -139,7 +139,7 @@ pub fn summarize(
 /// The digests the mirror should hold, from what was read.
 pub fn denied_digests(seen: &Seen) -> BTreeSet<String> {
     let world = &seen.world;
-    crate::controller::mirror::desired(&world.index, &world.config, &world.exceptions, world.now)
+    crate::mirror::desired(&world.index, &world.config, &world.exceptions, world.now)
         .0
         .into_keys()
         .collect()

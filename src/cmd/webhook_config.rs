@@ -21,7 +21,7 @@
 //! - `matchPolicy: Equivalent`: workloads sent through another API version are still checked.
 //! - The workload webhook also sees `UPDATE` of the `scale` subresources of Deployments,
 //!   ReplicaSets, StatefulSets and ReplicationControllers: scaling from zero, or a user scaling a
-//!   revision, starts a template running again and is decided (README, Availability with a
+//!   revision, starts a template running again and is decided (docs/admission.md, Availability with a
 //!   bound). The pin webhook does not: a Scale object has no image to pin.
 
 use std::path::PathBuf;

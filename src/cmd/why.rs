@@ -628,8 +628,7 @@ impl Reader {
         namespace: &str,
         name: &str,
     ) -> Result<std::result::Result<Option<BTreeSet<String>>, String>> {
-        let params =
-            ListParams::default().labels(&format!("{}={name}", crate::controller::mirror::LABEL));
+        let params = ListParams::default().labels(&format!("{}={name}", crate::mirror::LABEL));
         let api: Api<crate::api::DeniedDigests> = Api::namespaced(self.client.clone(), namespace);
         match api.list(&params).await {
             Ok(list) if list.items.is_empty() => Ok(Ok(None)),

@@ -82,13 +82,13 @@ pub struct ControllerArgs {
         value_enum,
         default_value = "wgpolicyk8s"
     )]
-    pub policy_reports: super::reports::ReportFormat,
+    pub policy_reports: crate::runtime::reports::ReportFormat,
     #[command(flatten)]
     pub policy: PolicyLimitArgs,
     #[command(flatten)]
-    pub results: super::results::ResultsArgs,
+    pub results: crate::web::ResultsArgs,
     #[command(flatten)]
-    pub mirror: super::mirror::MirrorArgs,
+    pub mirror: crate::mirror::MirrorArgs,
     /// Resolve an ImageScan's tag at its registry (with the scan's imagePullSecret) before
     /// starting its scan Job, and scan exactly that digest (`status.resolved` records it).
     /// `--resolve-tags=false`: the Job is given the tag as written (ImageScans with

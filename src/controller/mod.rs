@@ -1,52 +1,12 @@
-//! The scan controller: runs scan Jobs from ScanTemplates, reads their reports, evaluates
-//! ScanPolicies with the active ScanExceptions, sends results to a metadata store, and keeps
-//! the status of every ImageScan and SourceScan.
+//! The controller process: composes the scan lifecycle ([`crate::scan`]), the runtime view
+//! ([`crate::runtime`]), the verdict mirror ([`crate::mirror`]) and the results page
+//! ([`crate::web`]) under one leader lease, with the admin port (health and metrics).
 //!
-//! - [`kinds`]: what differs between ImageScan and SourceScan;
 //! - [`args`]: the flags of `scangate controller`;
-//! - [`cache`]: the watches a reconcile reads from, and the index from what they hold to the
-//!   scans it concerns;
-//! - [`job`]: Job names, construction and planning (pure);
-//! - [`plan`]: the plan of one reconcile, from what it observed (pure);
-//! - [`queue`]: the limits on running scan Jobs, and the scans waiting for a slot;
-//! - [`status`]: the desired status (pure);
-//! - [`policy`]: compiled policy cache and exception input;
-//! - [`store`]: the metadata store client;
-//! - [`events`]: Event notes that fit the API's limit (pure);
-//! - [`writes`]: counting and retrying status writes (pure);
-//! - [`target`]: whether a report is for the scan it was stored for (pure);
-//! - [`reconcile`]: one reconcile: observe, plan, apply;
-//! - [`leader`]: leader election with a Lease;
-//! - [`upload`]: `scangate report --to-configmap`;
-//! - [`inventory`]: the images running pods run, and their verdicts now (pure);
-//! - [`reports`]: the PolicyReports and runtime metrics kept from the inventory;
-//! - [`first_sight`]: first-sight scans and VerdictTurned Events, from what runs;
-//! - [`mirror`]: the verdict mirror, a ValidatingAdmissionPolicy of the denied digests;
-//! - [`results`]: the results page, served from the inventory's latest view.
+//! - [`leader`]: leader election with a Lease.
 
 pub mod args;
-pub mod cache;
-pub mod evaluation;
-pub mod events;
-pub mod first_sight;
-pub mod inventory;
-pub mod job;
-pub mod kinds;
 pub mod leader;
-pub mod metrics;
-pub mod mirror;
-pub mod plan;
-pub mod policy;
-pub mod queue;
-pub mod reconcile;
-pub mod reports;
-pub mod results;
-pub mod status;
-pub mod store;
-pub mod target;
-pub mod upload;
-pub mod verdicts;
-pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,98 +26,35 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::admin::AbortOnDrop;
 use crate::admission::config::AdmissionConfig;
 use crate::api::{ImageScan, Phase, SourceScan};
+use crate::mirror::{self, MirrorView};
+use crate::runtime::reports;
+use crate::scan::kinds::ScanKind;
+use crate::scan::reconcile::{self, Context, Settings};
+use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
+use crate::web::{self, model::View};
 use args::ControllerArgs;
-use kinds::ScanKind;
-use metrics::Metrics;
-use reconcile::{Context, Settings};
 
-/// Errors of the controller and of `scangate report --to-configmap`.
+/// Errors of the controller process.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Scan(#[from] crate::scan::Error),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("cannot connect to the Kubernetes API: {0}; run in a cluster or set KUBECONFIG")]
     Connect(#[source] kube::Error),
-    #[error(transparent)]
-    Report(#[from] crate::report::Error),
-    #[error("cannot read the metadata store CA file {path}: {cause}")]
-    CaFile {
-        path: std::path::PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("the metadata store CA file {path} holds no usable PEM certificate")]
-    NoCertificate { path: std::path::PathBuf },
-    #[error("cannot build the metadata store client: {0}")]
-    Client(String),
-    #[error("cannot read the metadata store token file {path}: {cause}")]
-    TokenFile {
-        path: std::path::PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("POST {url} failed: {cause}")]
-    Request { url: String, cause: String },
-    #[error("POST {url} answered {status}: {body}")]
-    Status {
-        url: String,
-        status: u16,
-        body: String,
-    },
-    #[error("POST {url} answered without a JSON {{\"url\": ...}} body: {cause}")]
-    Answer { url: String, cause: String },
-    #[error("{0:?} is not NAMESPACE/SCAN")]
-    Target(String),
-    #[error("not storing the report for scan {scan}")]
-    WrongTarget {
-        scan: String,
-        #[source]
-        cause: Box<target::Error>,
-    },
-    #[error("there is no ImageScan or SourceScan {namespace}/{name}")]
-    ScanNotFound { namespace: String, name: String },
     #[error("lost the leader lease {0}")]
     LeaseLost(String),
-    #[error("Job {name} exists but is not owned by this scan")]
-    JobNotOurs { name: String },
     #[error("cannot serve on {addr}: {cause}")]
     Serve {
         addr: SocketAddr,
         cause: std::io::Error,
-    },
-    #[error(transparent)]
-    Config(#[from] crate::admission::config::Error),
-    #[error(
-        "the imagePullSecret {namespace}/{name} does not exist: create it (type \
-         kubernetes.io/dockerconfigjson) or remove it from the scan"
-    )]
-    PullSecretMissing { namespace: String, name: String },
-    #[error(
-        "cannot read the imagePullSecret {namespace}/{name} (the controller needs `get` on \
-         Secrets): {cause}"
-    )]
-    PullSecretUnreadable {
-        namespace: String,
-        name: String,
-        #[source]
-        cause: kube::Error,
-    },
-    #[error(
-        "the imagePullSecret {namespace}/{name} is of type {type_:?} and has no \
-         .dockerconfigjson: make it a kubernetes.io/dockerconfigjson Secret \
-         (kubectl create secret docker-registry)"
-    )]
-    PullSecretType {
-        namespace: String,
-        name: String,
-        type_: String,
-    },
-    #[error("the imagePullSecret {namespace}/{name}: {cause}")]
-    PullSecretFormat {
-        namespace: String,
-        name: String,
-        #[source]
-        cause: Box<crate::registry::Error>,
     },
     #[error("cannot read the registry CA file {path}: {cause}")]
     RegistryCaFile {
@@ -165,14 +62,14 @@ pub enum Error {
         #[source]
         cause: std::io::Error,
     },
+    #[error("cannot build the registry client: {0}")]
+    Registry(#[source] Box<crate::registry::Error>),
     #[error(transparent)]
-    Registry(Box<crate::registry::Error>),
+    Config(#[from] crate::admission::config::Error),
     #[error(transparent)]
     PolicySandbox(#[from] crate::sandbox::Error),
-    #[error("cannot encode JSON: {0}")]
-    Json(#[from] serde_json::Error),
     #[error(transparent)]
-    Results(#[from] results::Error),
+    Web(#[from] crate::web::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -188,18 +85,42 @@ fn controller_policy_limits(args: &ControllerArgs) -> crate::sandbox::Limits {
     }
 }
 
-/// The name of the controller in events and the default lease.
-pub const CONTROLLER_NAME: &str = "scangate-controller";
+/// Every metric the controller exports, by concern.
+#[derive(Default)]
+struct Metrics {
+    scan: Arc<crate::scan::metrics::Metrics>,
+    runtime: Arc<crate::runtime::metrics::Metrics>,
+    mirror: Arc<mirror::Metrics>,
+    web: web::ResultsMetrics,
+    /// 1 while this replica holds the leader lease.
+    leader: Gauge,
+}
+
+impl Metrics {
+    /// A registry exporting every metric under the `scangate` prefix.
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("scangate");
+        self.scan.register(&mut registry);
+        self.runtime.register(&mut registry);
+        self.mirror.register(&mut registry);
+        self.web.register(&mut registry);
+        registry.register(
+            "controller_leader",
+            "1 while this replica holds the leader lease",
+            self.leader.clone(),
+        );
+        registry
+    }
+}
 
 /// What the admin port serves from.
 struct Admin {
-    metrics: Arc<Metrics>,
+    metrics: Metrics,
     /// A standby replica is ready: it waits for the lease.
     standby: AtomicBool,
     /// The leader is ready once both scan watches have synced.
     synced: AtomicBool,
     stores: std::sync::Mutex<Option<(Store<ImageScan>, Store<SourceScan>)>>,
-    results: results::ResultsMetrics,
 }
 
 /// Runs the controller until SIGTERM or SIGINT. With leader election, a replica that loses the
@@ -210,33 +131,31 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         .map_err(|e| Error::Connect(kube::Error::InferConfig(e)))?;
     let client = Client::try_from(kube_config.clone()).map_err(Error::Connect)?;
     let config = Arc::new(AdmissionConfig::load(args.config.as_deref())?);
-    let metrics = Arc::new(Metrics::new());
     let admin = Arc::new(Admin {
-        metrics: metrics.clone(),
+        metrics: Metrics::default(),
         standby: AtomicBool::new(args.leader_election),
         synced: AtomicBool::new(false),
         stores: std::sync::Mutex::new(None),
-        results: results::ResultsMetrics::default(),
     });
     // The results page reads what the leader's inventory publishes.
-    let (view_tx, view_rx) = tokio::sync::watch::channel(results::model::View::Starting);
+    let (view_tx, view_rx) = tokio::sync::watch::channel(View::Starting);
     let view = Arc::new(view_tx);
     let (mirror_tx, mirror_rx) = tokio::sync::watch::channel(if args.mirror.enabled {
-        results::model::MirrorView::Starting
+        MirrorView::Starting
     } else {
-        results::model::MirrorView::Off
+        MirrorView::Off
     });
     if let Some(listener) = args.results.listener()? {
-        results::serve(
+        web::serve(
             listener,
-            results::Cluster {
+            web::Cluster {
                 client: client.clone(),
                 config: kube_config,
                 scangate_namespace: config.scangate_namespace.clone(),
             },
             view_rx,
             mirror_rx,
-            admin.results.clone(),
+            admin.metrics.web.clone(),
         )
         .await?;
     }
@@ -305,20 +224,19 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     loop {
         if let Some((api, config)) = &lease {
             admin.standby.store(true, Ordering::SeqCst);
-            view.send_replace(results::model::View::Standby);
+            view.send_replace(View::Standby);
             tokio::select! {
                 _ = leader::acquire(api, config) => {}
                 _ = stop.clone() => return Ok(()),
             }
         }
-        metrics.leader.set(1);
+        admin.metrics.leader.set(1);
         admin.standby.store(false, Ordering::SeqCst);
-        view.send_replace(results::model::View::Starting);
+        view.send_replace(View::Starting);
         let ended = term.lead(stop.clone(), view.clone()).await;
-        metrics.leader.set(0);
+        admin.metrics.leader.set(0);
         // Only the leader's inventory says what runs.
-        metrics.running_images.clear();
-        metrics.set_oldest_result(None);
+        admin.metrics.runtime.clear();
         admin.synced.store(false, Ordering::SeqCst);
         match ended {
             Ok(TermEnd::Stopped) => {
@@ -358,7 +276,7 @@ struct Term<'a> {
     registry: crate::registry::Resolver,
     lease: Option<&'a (Api<Lease>, leader::LeaseConfig)>,
     /// What the verdict mirror last did, for the results page.
-    mirror_view: Arc<tokio::sync::watch::Sender<results::model::MirrorView>>,
+    mirror_view: Arc<tokio::sync::watch::Sender<MirrorView>>,
 }
 
 /// The registry client that resolves scans' tags (`--resolve-tags`) and fetches images'
@@ -386,11 +304,7 @@ fn registry_client(args: &ControllerArgs) -> Result<crate::registry::Resolver> {
 impl Term<'_> {
     /// Starts the caches and the controllers, and reconciles until stopped or until the lease
     /// is lost.
-    async fn lead<S>(
-        &self,
-        stop: S,
-        view: Arc<tokio::sync::watch::Sender<results::model::View>>,
-    ) -> Result<TermEnd>
+    async fn lead<S>(&self, stop: S, view: Arc<tokio::sync::watch::Sender<View>>) -> Result<TermEnd>
     where
         S: Future<Output = ()> + Clone + Send + Sync + 'static,
     {
@@ -401,7 +315,7 @@ impl Term<'_> {
         let namespace = args.namespace.as_deref();
         let (image_store, image_watch) = scan_watch::<ImageScan>(&self.client, namespace);
         let (source_store, source_watch) = scan_watch::<SourceScan>(&self.client, namespace);
-        let (triggers, image_triggers, source_triggers) = cache::triggers();
+        let (triggers, image_triggers, source_triggers) = triggers::triggers();
         let queue = Arc::new(queue::Queue::new(
             queue::Limits {
                 total: usize::try_from(args.max_running_jobs).unwrap_or(usize::MAX),
@@ -412,7 +326,7 @@ impl Term<'_> {
             },
             &self.config.scangate_namespace,
             triggers.clone(),
-            self.admin.metrics.clone(),
+            self.admin.metrics.scan.clone(),
         ));
         let (caches, watches) = cache::start(
             &self.client,
@@ -432,8 +346,11 @@ impl Term<'_> {
                 namespace: args.namespace.clone(),
                 config: self.config.clone(),
                 format: args.policy_reports,
-                metrics: self.admin.metrics.clone(),
-                view,
+                metrics: self.admin.metrics.runtime.clone(),
+                publish: Box::new(move |entries, scans| {
+                    let snapshot = web::model::Snapshot::build(entries, scans.iter().map(|s| &**s));
+                    view.send_replace(View::Ready(Arc::new(snapshot)));
+                }),
             }
             .run(),
         ));
@@ -443,7 +360,7 @@ impl Term<'_> {
                     client: self.client.clone(),
                     config: self.config.clone(),
                     args: args.mirror.clone(),
-                    metrics: self.admin.metrics.clone(),
+                    metrics: self.admin.metrics.mirror.clone(),
                     view: self.mirror_view.clone(),
                 }
                 .run(),
@@ -487,7 +404,7 @@ impl Term<'_> {
             registry: self.registry.clone(),
             store: self.store.clone(),
             policies,
-            metrics: self.admin.metrics.clone(),
+            metrics: self.admin.metrics.scan.clone(),
             recorder: Recorder::new(
                 self.client.clone(),
                 Reporter {
@@ -559,15 +476,6 @@ impl Term<'_> {
                 }
             }
         })
-    }
-}
-
-/// A task that ends with its owner.
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -678,15 +586,18 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
     if let Some((images, sources)) = stores {
         admin
             .metrics
+            .scan
             .set_phases("ImageScan", &count_phases(&images));
         admin
             .metrics
+            .scan
             .set_phases("SourceScan", &count_phases(&sources));
     }
-    admin.metrics.refresh_result_age(jiff::Timestamp::now());
-    let mut registry = admin.metrics.registry();
-    admin.results.register(&mut registry);
-    crate::admin::metrics_response(&registry)
+    admin
+        .metrics
+        .runtime
+        .refresh_result_age(jiff::Timestamp::now());
+    crate::admin::metrics_response(&admin.metrics.registry())
 }
 
 #[cfg(test)]

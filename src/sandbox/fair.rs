@@ -88,13 +88,36 @@ impl Lane {
     }
 }
 
+/// One `T` per lane: the trusted lane's and the tenants'. The one place that says which lane a
+/// requester's work takes.
+#[derive(Debug, Default)]
+pub struct ByLane<T> {
+    trusted: T,
+    tenants: T,
+}
+
+impl<T> ByLane<T> {
+    pub fn of(&self, requester: &Requester) -> &T {
+        match requester {
+            Requester::Trusted => &self.trusted,
+            Requester::Tenant(_) => &self.tenants,
+        }
+    }
+
+    pub fn of_mut(&mut self, requester: &Requester) -> &mut T {
+        match requester {
+            Requester::Trusted => &mut self.trusted,
+            Requester::Tenant(_) => &mut self.tenants,
+        }
+    }
+}
+
 /// The bookkeeping of both lanes. Every `Run` or granted ticket is ended with one
 /// [`Schedule::finish`] of the same requester.
 #[derive(Debug)]
 pub struct Schedule {
     limits: LaneLimits,
-    trusted: Lane,
-    tenants: Lane,
+    lanes: ByLane<Lane>,
     /// Each tenant's checks running or waiting.
     in_progress: HashMap<String, usize>,
     next_ticket: Ticket,
@@ -108,18 +131,14 @@ impl Schedule {
                 running: limits.running.max(1),
                 ..limits
             },
-            trusted: Lane::default(),
-            tenants: Lane::default(),
+            lanes: ByLane::default(),
             in_progress: HashMap::new(),
             next_ticket: 0,
         }
     }
 
     fn lane(&mut self, requester: &Requester) -> &mut Lane {
-        match requester {
-            Requester::Trusted => &mut self.trusted,
-            Requester::Tenant(_) => &mut self.tenants,
-        }
+        self.lanes.of_mut(requester)
     }
 
     /// A check arrives.

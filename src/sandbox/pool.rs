@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
-use super::fair::{LaneLimits, Lanes, Requester};
+use super::fair::{ByLane, LaneLimits, Lanes, Requester};
 use super::protocol::{self, Answer, Ended, Finished, MAX_ANSWER_BYTES, MAX_STDERR_BYTES};
 use super::{Error, Limits, Request, Result, Seconds};
 use crate::policy::{CompatInput, Evaluation};
@@ -30,9 +30,9 @@ pub struct Sandbox {
     program: PathBuf,
     limits: Limits,
     lanes: Arc<Lanes>,
-    /// Workers waiting for their next request: tenants' (0) and trusted work's (1), so a
-    /// trusted evaluation never runs in a process a tenant's policy ran in.
-    idle: [Mutex<Vec<Worker>>; 2],
+    /// Workers waiting for their next request, per lane, so a trusted evaluation never runs in
+    /// a process a tenant's policy ran in.
+    idle: ByLane<Mutex<Vec<Worker>>>,
 }
 
 impl Sandbox {
@@ -48,7 +48,7 @@ impl Sandbox {
             program,
             limits,
             lanes,
-            idle: [Mutex::default(), Mutex::default()],
+            idle: ByLane::default(),
         }
     }
 
@@ -107,16 +107,16 @@ impl Sandbox {
             cause,
         })?;
         body.push(b'\n');
-        let lane = usize::from(matches!(requester, Requester::Trusted));
-        let worker = match self.idle_worker(lane) {
+        let idle = self.idle.of(requester);
+        let worker = match idle.lock().ok().and_then(|mut workers| workers.pop()) {
             Some(worker) => worker,
             None => self.spawn(name)?,
         };
         let (answer, worker) = worker.ask(&body, name, &self.limits).await;
         if let Some(worker) = worker
-            && let Ok(mut idle) = self.idle[lane].lock()
+            && let Ok(mut workers) = idle.lock()
         {
-            idle.push(worker);
+            workers.push(worker);
         }
         match answer? {
             Answer::Rejected { stage, message } => Err(Error::Rejected { stage, message }),
@@ -126,11 +126,6 @@ impl Sandbox {
             }),
             answer => Ok(answer),
         }
-    }
-
-    /// A worker of the lane that answered before and waits for its next request.
-    fn idle_worker(&self, lane: usize) -> Option<Worker> {
-        self.idle.get(lane)?.lock().ok()?.pop()
     }
 
     /// Starts a worker with the pool's limits.

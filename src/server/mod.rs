@@ -5,7 +5,6 @@ mod args;
 pub mod metrics;
 pub mod sources;
 pub mod state;
-pub mod tls;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -18,6 +17,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
+
+use crate::tls;
 
 use crate::admission::config::AdmissionConfig;
 use crate::sandbox::Sandbox;

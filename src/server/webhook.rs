@@ -26,7 +26,7 @@ use crate::admission::request::{Answer, Request};
 use crate::admission::review::{self, Rejection, ScanningOutcome};
 use crate::admission::scanning::{self, JobRights};
 use crate::admission::workload::Context;
-use crate::sandbox::{Requester, Sandbox};
+use crate::sandbox::Sandbox;
 
 /// Shared with every handler.
 #[derive(Clone)]
@@ -367,23 +367,16 @@ async fn check_policy(
         req.namespace.as_deref().unwrap_or_default(),
         &review::object_name(req, object),
     );
-    let requester = policy_requester(&app.state.config(), req);
+    // Each writer is one tenant, with its own bound of checks in progress.
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let requester = app.state.config().policy_requester(namespace, || {
+        req.user_info.username.clone().unwrap_or_default()
+    });
     let checked = app.policies.check(&requester, &name, rego).await;
     if let Err(e) = &checked {
         tracing::info!(policy = %name, error = %e, "ScanPolicy refused by its check");
     }
     Some(checked.map_err(|e| e.to_string()))
-}
-
-/// Whose budget a ScanPolicy check draws from: the admin's (scangate's and the trusted
-/// namespaces, which tenants cannot write), else its writer's.
-fn policy_requester(config: &AdmissionConfig, req: &Request) -> Requester {
-    let namespace = req.namespace.as_deref().unwrap_or_default();
-    if config.is_trusted_namespace(namespace) {
-        Requester::Trusted
-    } else {
-        Requester::Tenant(req.user_info.username.clone().unwrap_or_default())
-    }
 }
 
 impl scanning::Names for WebhookState {

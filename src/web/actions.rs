@@ -15,12 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::api::ImageScan;
 use crate::api::annotation::{self, REQUESTED_BY};
 use crate::cmd::scan::{ScanArgs, image_scan};
-use crate::controller::first_sight::scan_name;
 use crate::image::ImageRef;
 use crate::report::{Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value};
+use crate::scan::naming::scan_name;
 use k8s_openapi::api::core::v1::ConfigMap;
-
-/// Who asked for the last action on an object from the page, which action, and when.
 
 /// The field manager of the page's writes.
 const MANAGER: &str = "scangate-results-page";

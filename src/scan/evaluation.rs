@@ -60,29 +60,44 @@ impl<H: Hasher> std::io::Write for HashWriter<'_, H> {
     }
 }
 
-/// Whether to evaluate `input` now, or when: `None` to evaluate now; `Some(None)` to keep the
-/// status's verdict (the same input was decided); `Some(Some(at))` to keep it until `at`,
-/// when an evaluation that gave no answer is due again. A reevaluation asked for
-/// (`forced`) always evaluates, as does a status that no longer shows the last evaluation.
+/// Whether a reconcile evaluates the policy, or carries the status's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Evaluate now.
+    Evaluate,
+    /// Keep the status's verdict: the same input was decided.
+    Carry,
+    /// Keep it until the time given, when an evaluation that gave no answer is due again.
+    CarryUntil(Timestamp),
+}
+
+/// Whether to evaluate `input` now, or when. A reevaluation asked for (`forced`) always
+/// evaluates, as does a status that no longer shows the last evaluation.
 #[must_use]
-pub fn skip(
+pub fn next(
     last: Option<&LastEvaluation>,
     previous: Option<&ScanStatus>,
     input: u64,
     forced: bool,
     error_retry: Duration,
     now: Timestamp,
-) -> Option<Option<Timestamp>> {
-    let last = last.filter(|l| l.input == input && !forced)?;
+) -> Next {
+    let Some(last) = last.filter(|l| l.input == input && !forced) else {
+        return Next::Evaluate;
+    };
     let shown = previous.and_then(condition_of);
     if shown != last.condition || shown.is_none() {
-        return None;
+        return Next::Evaluate;
     }
     if last.failures == 0 {
-        return Some(None);
+        return Next::Carry;
     }
     let due = next_try(last.at, last.failures, error_retry);
-    (now < due).then_some(Some(due))
+    if now < due {
+        Next::CarryUntil(due)
+    } else {
+        Next::Evaluate
+    }
 }
 
 /// When an evaluation that gave no answer `failures` times in a row is tried again: the
@@ -246,15 +261,27 @@ mod tests {
         };
         let now = ts(NOW);
         assert_eq!(
-            skip(Some(&last), Some(&shown), 7, false, MINUTE, now),
-            Some(None)
+            next(Some(&last), Some(&shown), 7, false, MINUTE, now),
+            Next::Carry
         );
         // Another input, a reevaluation asked for, or a status that shows something else.
-        assert_eq!(skip(Some(&last), Some(&shown), 8, false, MINUTE, now), None);
-        assert_eq!(skip(Some(&last), Some(&shown), 7, true, MINUTE, now), None);
+        assert_eq!(
+            next(Some(&last), Some(&shown), 8, false, MINUTE, now),
+            Next::Evaluate
+        );
+        assert_eq!(
+            next(Some(&last), Some(&shown), 7, true, MINUTE, now),
+            Next::Evaluate
+        );
         let other = status(Condition::policy_passed());
-        assert_eq!(skip(Some(&last), Some(&other), 7, false, MINUTE, now), None);
-        assert_eq!(skip(None, Some(&shown), 7, false, MINUTE, now), None);
+        assert_eq!(
+            next(Some(&last), Some(&other), 7, false, MINUTE, now),
+            Next::Evaluate
+        );
+        assert_eq!(
+            next(None, Some(&shown), 7, false, MINUTE, now),
+            Next::Evaluate
+        );
     }
 
     #[test]
@@ -266,20 +293,20 @@ mod tests {
             failures,
             at: ts(NOW),
         };
-        let at = |s: &str| Some(Some(ts(s)));
+        let at = |s: &str| Next::CarryUntil(ts(s));
         let now = ts(NOW);
         assert_eq!(
-            skip(Some(&last(1)), Some(&shown), 7, false, MINUTE, now),
+            next(Some(&last(1)), Some(&shown), 7, false, MINUTE, now),
             at("2026-01-02T00:01:00Z")
         );
         assert_eq!(
-            skip(Some(&last(3)), Some(&shown), 7, false, MINUTE, now),
+            next(Some(&last(3)), Some(&shown), 7, false, MINUTE, now),
             at("2026-01-02T00:04:00Z")
         );
         let later = ts("2026-01-02T00:05:00Z");
         assert_eq!(
-            skip(Some(&last(3)), Some(&shown), 7, false, MINUTE, later),
-            None
+            next(Some(&last(3)), Some(&shown), 7, false, MINUTE, later),
+            Next::Evaluate
         );
     }
 

@@ -23,14 +23,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::CONTROLLER_NAME;
 use super::inventory::{self, Entry, RuntimeVerdict};
 use super::metrics::Metrics;
-use super::results::model::{Snapshot, View};
 use crate::admission::config::{AdmissionConfig, Origin};
 use crate::admission::workload::Context;
 use crate::api::{ImageScan, ScanException};
 use crate::index::{Exception, ScanIndex};
+use crate::scan::CONTROLLER_NAME;
 
 /// How many results a report holds at most; the most severe are kept (fail, warn, skip, pass),
 /// the summary counts them all, and the annotation [`RESULTS_ANNOTATION`] says how many were
@@ -199,9 +198,14 @@ pub struct Inventory {
     pub config: Arc<AdmissionConfig>,
     pub format: ReportFormat,
     pub metrics: Arc<Metrics>,
-    /// Where each recompute's view is published for the results page.
-    pub view: Arc<tokio::sync::watch::Sender<View>>,
+    /// Called after each recompute with the entries per namespace and the ImageScans it read
+    /// (the controller publishes them to the results page).
+    pub publish: Publish,
 }
+
+/// What the inventory hands on after each recompute: the entries per namespace, and the
+/// ImageScans they were decided from.
+pub type Publish = Box<dyn Fn(&BTreeMap<String, Vec<Entry>>, &[Arc<ImageScan>]) + Send + Sync>;
 
 /// A change the watches saw.
 enum Change {
@@ -265,7 +269,7 @@ impl Inventory {
                 watcher::Config::default(),
             )
             .default_backoff()
-            .modify(super::cache::strip_scan::<ImageScan>)
+            .modify(crate::scan::cache::strip_scan::<ImageScan>)
             .reflect(writer)
             .map(|event| match event {
                 Ok(_) => Change::Scan,
@@ -279,7 +283,7 @@ impl Inventory {
                 watcher::Config::default(),
             )
             .default_backoff()
-            .modify(|e| super::cache::strip_meta(kube::Resource::meta_mut(e)))
+            .modify(|e| crate::scan::cache::strip_meta(kube::Resource::meta_mut(e)))
             .reflect(writer)
             .map(|event| match event {
                 Ok(e) => Change::Exception(event_namespace(&e)),
@@ -541,10 +545,7 @@ impl State<'_> {
                 &scans,
             )
             .await;
-        let snapshot = Snapshot::build(&self.latest, scans.iter().map(|s| &**s));
-        self.inventory
-            .view
-            .send_replace(View::Ready(Arc::new(snapshot)));
+        (self.inventory.publish)(&self.latest, &scans);
         let max_duration = config.exception_max_duration().unwrap_or_default();
         // First-sight scans wait for a token or a budget, or age towards unusedAfter: back
         // after FIRST_SIGHT_RECHECK.

@@ -1,11 +1,7 @@
-//! Prometheus metrics of the controller. Labels are bounded: kind, result, phase, verb,
-//! resource, verdict, and the namespace of running images (bounded by the cluster's namespaces,
-//! as kube-state-metrics' are; a namespace that runs nothing has no series). No image label.
+//! Prometheus metrics of the scan lifecycle. Labels are bounded: kind, result, phase, verb,
+//! resource. No image or object name label.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-
-use super::inventory::RuntimeVerdict;
-use super::queue::Kind;
+use super::kinds::Kind;
 use super::writes::StatusWrite;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -32,33 +28,6 @@ pub struct ResultLabels {
 pub struct PhaseLabels {
     pub kind: String,
     pub phase: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunningLabels {
-    pub namespace: String,
-    pub verdict: RuntimeVerdict,
-}
-
-/// What became of a first-sight scan.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)] // label values as Prometheus users write them
-pub enum FirstSightOutcome {
-    /// The ImageScan was created.
-    created,
-    /// It existed already (the same image seen again, or a scan an admin made).
-    exists,
-    /// Over `firstSight.perMinute`; tried again later.
-    limited,
-    /// The apiserver refused or did not answer; tried again later.
-    failed,
-    /// Deleted after `firstSight.unusedAfter` without a running pod using it.
-    deleted,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FirstSightLabels {
-    pub outcome: FirstSightOutcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,7 +70,7 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
-/// Every metric the controller exports.
+/// The metrics of the scan lifecycle.
 pub struct Metrics {
     pub reconciles: Family<ResultLabels, Counter>,
     pub errors: Family<KindLabels, Counter>,
@@ -110,22 +79,10 @@ pub struct Metrics {
     pub jobs_created: Family<KindLabels, Counter>,
     pub status_writes: Family<WriteLabels, Counter>,
     pub api_requests: Family<RequestLabels, Counter>,
-    pub leader: Gauge,
-    pub running_images: Family<RunningLabels, Gauge>,
-    pub oldest_result_age: Gauge<f64, AtomicU64>,
     /// Scans waiting for a slot of the scan queue, by kind.
     pub scans_queued: Family<KindLabels, Gauge>,
     /// Scan Jobs running (no terminal condition in the Job cache).
     pub scan_jobs_running: Gauge,
-    /// Digests the verdict mirror denies.
-    pub mirror_denied_digests: Gauge,
-    /// 1 while the verdict mirror's parameters hold what the trusted results deny.
-    pub mirror_in_sync: Gauge,
-    /// First-sight scans, by outcome.
-    pub first_sight: Family<FirstSightLabels, Counter>,
-    /// When the oldest result deciding a running image was recorded (Unix seconds), or
-    /// `i64::MIN` when none does.
-    oldest_result_at: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -144,47 +101,17 @@ impl Metrics {
             jobs_created: Family::default(),
             status_writes: Family::default(),
             api_requests: Family::default(),
-            leader: Gauge::default(),
-            running_images: Family::default(),
-            oldest_result_age: Gauge::default(),
             scans_queued: Family::default(),
             scan_jobs_running: Gauge::default(),
-            mirror_denied_digests: Gauge::default(),
-            mirror_in_sync: Gauge::default(),
-            first_sight: Family::default(),
-            oldest_result_at: AtomicI64::new(i64::MIN),
         }
     }
 
-    pub fn count_first_sight(&self, outcome: FirstSightOutcome) {
-        self.first_sight
-            .get_or_create(&FirstSightLabels { outcome })
-            .inc();
-    }
-
-    /// A registry exporting these metrics under the `scangate` prefix.
-    pub fn registry(&self) -> Registry {
-        let mut registry = Registry::with_prefix("scangate");
+    /// Adds these metrics to the controller's registry.
+    pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "controller_reconciles",
             "Scan reconciliations, by kind and result",
             self.reconciles.clone(),
-        );
-        registry.register(
-            "mirror_denied_digests",
-            "Digests the verdict mirror (a ValidatingAdmissionPolicy) denies",
-            self.mirror_denied_digests.clone(),
-        );
-        registry.register(
-            "mirror_in_sync",
-            "1 while the verdict mirror holds what the trusted results deny",
-            self.mirror_in_sync.clone(),
-        );
-        registry.register(
-            "first_sight_scans",
-            "Scans on first sight of images running pods run with no trusted result, by outcome \
-             (created, exists, limited, failed, deleted)",
-            self.first_sight.clone(),
         );
         registry.register(
             "controller_reconcile_errors",
@@ -217,21 +144,6 @@ impl Metrics {
             self.api_requests.clone(),
         );
         registry.register(
-            "controller_leader",
-            "1 while this replica holds the leader lease",
-            self.leader.clone(),
-        );
-        registry.register(
-            "running_images",
-            "Images of Running pods, one per workload and image, by namespace and verdict (fail, warn, skip, pass)",
-            self.running_images.clone(),
-        );
-        registry.register(
-            "oldest_result_age_seconds",
-            "Age of the oldest scan result that decides an image of a Running pod (0 when none does)",
-            self.oldest_result_age.clone(),
-        );
-        registry.register(
             "scans_queued",
             "Scans waiting for a slot to start their scan Job (--max-running-jobs, --max-running-jobs-per-namespace), by kind",
             self.scans_queued.clone(),
@@ -241,7 +153,6 @@ impl Metrics {
             "Scan Jobs running (without a Complete or Failed condition)",
             self.scan_jobs_running.clone(),
         );
-        registry
     }
 
     /// Sets the queue's gauges: the scans waiting per kind, the scan Jobs running.
@@ -257,48 +168,6 @@ impl Metrics {
         }
         self.scan_jobs_running
             .set(i64::try_from(running).unwrap_or(i64::MAX));
-    }
-
-    /// Sets the running images of a namespace by verdict; a namespace that runs nothing loses
-    /// its series.
-    pub fn set_running_images(
-        &self,
-        namespace: &str,
-        counts: &std::collections::BTreeMap<RuntimeVerdict, usize>,
-        none: bool,
-    ) {
-        for verdict in RuntimeVerdict::ALL {
-            let labels = RunningLabels {
-                namespace: namespace.into(),
-                verdict,
-            };
-            if none {
-                self.running_images.remove(&labels);
-            } else {
-                let n = counts.get(&verdict).copied().unwrap_or_default();
-                self.running_images
-                    .get_or_create(&labels)
-                    .set(i64::try_from(n).unwrap_or(i64::MAX));
-            }
-        }
-    }
-
-    /// Records when the oldest result deciding a running image was recorded.
-    pub fn set_oldest_result(&self, at: Option<jiff::Timestamp>) {
-        let seconds = at.map_or(i64::MIN, |t| t.as_second());
-        self.oldest_result_at.store(seconds, Ordering::Relaxed);
-        self.refresh_result_age(jiff::Timestamp::now());
-    }
-
-    /// Sets the oldest result's age as of `now` (at every scrape).
-    pub fn refresh_result_age(&self, now: jiff::Timestamp) {
-        let at = self.oldest_result_at.load(Ordering::Relaxed);
-        let age = if at == i64::MIN {
-            0.0
-        } else {
-            (now.as_second().saturating_sub(at)).max(0) as f64
-        };
-        self.oldest_result_age.set(age);
     }
 
     /// Counts one reconciliation.
@@ -359,25 +228,14 @@ mod tests {
         metrics.status_written(StatusWrite::refused);
         metrics.status_written(StatusWrite::ok);
         metrics.requested(Verb::patch, ApiResource::scans);
-        let counts = std::collections::BTreeMap::from([(RuntimeVerdict::fail, 2)]);
-        metrics.set_running_images("shop", &counts, false);
-        metrics.set_running_images("gone", &counts, false);
-        metrics.set_running_images("gone", &counts, true);
-        let recorded: jiff::Timestamp = "2026-01-01T00:00:00Z"
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
-        metrics.set_oldest_result(Some(recorded));
         metrics.set_queue(
             &std::collections::BTreeMap::from([(Kind::ImageScan, 7), (Kind::SourceScan, 0)]),
             3,
         );
-        metrics.refresh_result_age(
-            "2026-01-01T00:01:40Z"
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let mut registry = Registry::with_prefix("scangate");
+        metrics.register(&mut registry);
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &metrics.registry())
+        prometheus_client::encoding::text::encode(&mut text, &registry)
             .unwrap_or_else(|e| panic!("{e}"));
         for expected in [
             "scangate_controller_reconciles_total{kind=\"ImageScan\",result=\"ok\"} 1",
@@ -387,15 +245,11 @@ mod tests {
             "scangate_controller_status_writes_total{result=\"refused\"} 1",
             "scangate_controller_status_writes_total{result=\"ok\"} 1",
             "scangate_controller_api_requests_total{verb=\"patch\",resource=\"scans\"} 1",
-            "scangate_running_images{namespace=\"shop\",verdict=\"fail\"} 2",
-            "scangate_running_images{namespace=\"shop\",verdict=\"pass\"} 0",
-            "scangate_oldest_result_age_seconds 100.0",
             "scangate_scans_queued{kind=\"ImageScan\"} 7",
             "scangate_scans_queued{kind=\"SourceScan\"} 0",
             "scangate_scan_jobs_running 3",
         ] {
             assert!(text.contains(expected), "{expected} not in {text}");
         }
-        assert!(!text.contains("gone"), "{text}");
     }
 }

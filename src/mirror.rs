@@ -42,12 +42,59 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::AbortOnDrop;
-use super::metrics::Metrics;
-use super::results::model::MirrorView;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::admin::AbortOnDrop;
 use crate::admission::config::{Action, AdmissionConfig, Enforcement};
 use crate::api::{DeniedDigests, DeniedDigestsSpec, ImageScan, Phase, ScanException};
 use crate::index::{Exception, IndexedScan, ScanIndex};
+
+/// What the verdict mirror (`--mirror`) last did, for the results page.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MirrorView {
+    /// The controller runs without `--mirror`.
+    Off,
+    /// Not written yet in this leader term.
+    Starting,
+    /// The apiserver holds every digest the trusted results deny, in `shards` objects.
+    InSync {
+        digests: usize,
+        shards: usize,
+        at: jiff::Timestamp,
+    },
+    /// The last write failed (retried): the apiserver may hold an older set.
+    Behind {
+        digests: usize,
+        error: String,
+        since: jiff::Timestamp,
+    },
+}
+
+/// The mirror's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    /// Digests the verdict mirror denies.
+    pub denied_digests: Gauge,
+    /// 1 while the verdict mirror's parameters hold what the trusted results deny.
+    pub in_sync: Gauge,
+}
+
+impl Metrics {
+    /// Adds these metrics to the controller's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "mirror_denied_digests",
+            "Digests the verdict mirror (a ValidatingAdmissionPolicy) denies",
+            self.denied_digests.clone(),
+        );
+        registry.register(
+            "mirror_in_sync",
+            "1 while the verdict mirror holds what the trusted results deny",
+            self.in_sync.clone(),
+        );
+    }
+}
 
 /// The label on the parameter objects; its value is the mirror's name.
 pub const LABEL: &str = "scangate.dev/mirror";
@@ -461,7 +508,7 @@ impl Mirror {
                 watcher::Config::default(),
             )
             .default_backoff()
-            .modify(super::cache::strip_scan::<ImageScan>)
+            .modify(crate::scan::cache::strip_scan::<ImageScan>)
             .reflect(writer)
             .map(log_failure);
             streams.push(stream.boxed());
@@ -473,7 +520,7 @@ impl Mirror {
             watcher::Config::default(),
         )
         .default_backoff()
-        .modify(|e| super::cache::strip_meta(kube::Resource::meta_mut(e)))
+        .modify(|e| crate::scan::cache::strip_meta(kube::Resource::meta_mut(e)))
         .reflect(writer)
         .map(log_failure);
         streams.push(stream.boxed());
@@ -510,10 +557,10 @@ impl Mirror {
                 written.as_ref().map_or(0, |w| w.len()),
             );
             self.metrics
-                .mirror_denied_digests
+                .denied_digests
                 .set(i64::try_from(denied.len()).unwrap_or(i64::MAX));
             if written.as_ref() != Some(&wanted) {
-                self.metrics.mirror_in_sync.set(0);
+                self.metrics.in_sync.set(0);
                 match self.apply_shards(&wanted, written.as_deref()).await {
                     Ok(()) => {
                         tracing::info!(
@@ -544,9 +591,7 @@ impl Mirror {
                     }
                 }
             }
-            self.metrics
-                .mirror_in_sync
-                .set(i64::from(written.is_some()));
+            self.metrics.in_sync.set(i64::from(written.is_some()));
             // Wait for a change (then gather for DEBOUNCE), or until an exception ends.
             match wake {
                 Some(at) => {

@@ -1,6 +1,6 @@
 //! The scan queue: at most `--max-running-jobs` scan Jobs run at once, and at most
 //! `--max-running-jobs-per-namespace` in one namespace. First-sight scans (in scangate's
-//! namespace, labelled [`first_sight::LABEL`], as their Jobs are) have their own pool of
+//! namespace, labelled [`naming::LABEL`], as their Jobs are) have their own pool of
 //! `firstSight.maxRunning` slots beside those, so a flood of new images never takes the admin's
 //! slots, nor the admin's scans theirs. A scan that needs a Job asks for a slot
 //! ([`Queue::admit`]); the scans waiting get the free slots oldest request first (then by
@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 
-use super::cache::{Triggers, owners};
-use super::first_sight;
 use super::job::{JobState, job_state};
+use super::kinds::Kind;
 use super::kinds::ScanKind;
 use super::metrics::Metrics;
+use super::naming;
+use super::triggers::{Triggers, owners};
 use crate::api::{ImageScan, SourceScan};
 use crate::report::SCAN_LABEL;
 
@@ -55,7 +56,7 @@ pub enum Pool {
 }
 
 impl Pool {
-    /// A first-sight scan's (or Job's) pool: labelled [`first_sight::LABEL`] in scangate's
+    /// A first-sight scan's (or Job's) pool: labelled [`naming::LABEL`] in scangate's
     /// namespace, which only scangate and the admin write; anything else is shared (a tenant's
     /// labelled Job elsewhere takes its own namespace's slots).
     pub fn of(
@@ -64,28 +65,11 @@ impl Pool {
         first_sight_namespace: &str,
     ) -> Pool {
         if namespace == first_sight_namespace
-            && labels.get(first_sight::LABEL).map(String::as_str) == Some("true")
+            && labels.get(naming::LABEL).map(String::as_str) == Some("true")
         {
             Pool::FirstSight
         } else {
             Pool::Shared
-        }
-    }
-}
-
-/// The scan kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    ImageScan,
-    SourceScan,
-}
-
-impl Kind {
-    pub fn of<K: ScanKind>() -> Kind {
-        if K::kind(&()) == SourceScan::kind(&()) {
-            Kind::SourceScan
-        } else {
-            Kind::ImageScan
         }
     }
 }
@@ -631,10 +615,8 @@ mod tests {
             .collect();
         assert_eq!(granted, ["fs-1"]);
         // Only a labelled scan of scangate's namespace is in the first-sight pool.
-        let labelled = std::collections::BTreeMap::from([(
-            first_sight::LABEL.to_string(),
-            "true".to_string(),
-        )]);
+        let labelled =
+            std::collections::BTreeMap::from([(naming::LABEL.to_string(), "true".to_string())]);
         assert_eq!(
             Pool::of("scangate-system", &labelled, "scangate-system"),
             Pool::FirstSight
@@ -660,7 +642,7 @@ mod tests {
     fn concurrent_requests_never_exceed_the_limits() {
         use kube::runtime::reflector;
         let (store, _writer) = reflector::store::<Job>();
-        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let (triggers, _images, _sources) = super::super::triggers::triggers();
         let queue = std::sync::Arc::new(Queue::new(
             LIMITS,
             "scangate-system",
@@ -704,7 +686,7 @@ mod tests {
     fn a_waiting_scan_shows_its_place_at_most_every_recheck() {
         use kube::runtime::reflector;
         let (store, _writer) = reflector::store::<Job>();
-        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let (triggers, _images, _sources) = super::super::triggers::triggers();
         let queue = Queue::new(
             Limits {
                 total: 1,
@@ -750,7 +732,7 @@ mod tests {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
         use kube::runtime::{reflector, watcher};
         let (store, mut writer) = reflector::store::<Job>();
-        let (triggers, _images, _sources) = super::super::cache::triggers();
+        let (triggers, _images, _sources) = super::super::triggers::triggers();
         let metrics = Arc::new(Metrics::new());
         let queue = Queue::new(
             Limits {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::evaluation::{self, LastEvaluation};
+use super::evaluation::{self, LastEvaluation, Next};
 use super::job::{JobAction, JobKey, JobState, JobSummary, PlanInputs, job_name, rescan_at, until};
 use super::policy::{built_in_policy, exceptions_input};
 use super::queue::{Decision, QUEUED_RECHECK};
@@ -723,7 +723,7 @@ pub fn judge(o: &Observed, config: &AdmissionConfig) -> Option<Judge> {
 
 /// The policy state, or the evaluation to run for it, the report as evaluated (with its
 /// exceptions), and what the evaluation decides from when one is planned. An input evaluated
-/// already keeps the status's verdict ([`evaluation::skip`]).
+/// already keeps the status's verdict ([`evaluation::next`]).
 fn plan_policy(
     o: &Observed,
     judge: Option<Judge>,
@@ -772,7 +772,7 @@ fn plan_policy(
             != o.previous
                 .as_ref()
                 .and_then(|p| p.handled_reevaluate.clone());
-    if let Some(due) = evaluation::skip(
+    match evaluation::next(
         o.last_evaluation.as_ref(),
         o.previous.as_ref(),
         input,
@@ -780,8 +780,12 @@ fn plan_policy(
         rules.error_retry,
         o.now,
     ) {
-        wake.extend(due);
-        return (PolicyState::Carried, evaluated, None);
+        Next::Evaluate => {}
+        Next::Carry => return (PolicyState::Carried, evaluated, None),
+        Next::CarryUntil(due) => {
+            wake.push(due);
+            return (PolicyState::Carried, evaluated, None);
+        }
     }
     steps.push(Step::EvaluatePolicy {
         policy: policy.clone(),

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::api::{Condition, ImageScan, Phase, Violation};
-use crate::controller::inventory::{Entry, RuntimeVerdict};
 use crate::image::ImageRef;
+use crate::runtime::inventory::{Entry, RuntimeVerdict};
 
 /// A running image's verdict as the page spells it: the PolicyReport result, with `skip`
 /// (admitted without a decided result) shown as `unscanned`.
@@ -126,27 +126,6 @@ pub enum View {
     /// Leading, the inventory's watches have not synced yet.
     Starting,
     Ready(Arc<Snapshot>),
-}
-
-/// What the verdict mirror (`--mirror`) last did, for the landing page.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MirrorView {
-    /// The controller runs without `--mirror`.
-    Off,
-    /// Not written yet in this leader term.
-    Starting,
-    /// The apiserver holds every digest the trusted results deny, in `shards` objects.
-    InSync {
-        digests: usize,
-        shards: usize,
-        at: jiff::Timestamp,
-    },
-    /// The last write failed (retried): the apiserver may hold an older set.
-    Behind {
-        digests: usize,
-        error: String,
-        since: jiff::Timestamp,
-    },
 }
 
 /// The registry of an image reference (`docker.io` for `alpine`), or the reference itself

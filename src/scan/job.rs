@@ -123,8 +123,8 @@ pub fn build_job<K: ScanKind>(
         (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
     ]);
     // A first-sight scan's Job takes a first-sight slot (the queue counts it by this label).
-    if let Some(first_sight) = scan.labels().get(super::first_sight::LABEL) {
-        labels.insert(super::first_sight::LABEL.to_string(), first_sight.clone());
+    if let Some(first_sight) = scan.labels().get(super::naming::LABEL) {
+        labels.insert(super::naming::LABEL.to_string(), first_sight.clone());
     }
     let annotations = BTreeMap::from([
         (

@@ -687,7 +687,10 @@ async fn apply<K: ScanKind>(
             }
             Step::ForgetPolicy { namespace, name } => ctx.policies.remove(namespace, name),
             Step::EvaluatePolicy { policy, input } => {
-                let requester = super::policy::requester(namespace, &ctx.config);
+                // Tenants are served in turn, each scan namespace as one tenant.
+                let requester = ctx
+                    .config
+                    .policy_requester(namespace, || namespace.to_string());
                 outcomes.policy = Some(evaluate_policy(&requester, policy, input, ctx).await?);
             }
             Step::SendResults { report } => {

@@ -39,10 +39,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::server::tls;
+use crate::mirror::MirrorView;
+use crate::tls;
 use actions::{Action, Actor};
 use auth::{Decision, Sessions};
-use model::{MirrorView, RunningFilter, ScanFilter, Snapshot, View};
+use model::{RunningFilter, ScanFilter, Snapshot, View};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "scangate-session";

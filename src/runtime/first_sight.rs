@@ -7,7 +7,7 @@
 //!   name), labelled [`LABEL`] and [`FOR_NAMESPACE`] (the namespace whose pods it was made for).
 //!   Budgets: at most `firstSight.perNamespace` undecided first-sight scans per namespace, and
 //!   `firstSight.perMinute` in all (a token bucket), shared out among namespaces in turn; their
-//!   Jobs run in their own slots ([`super::queue`]). A first-sight scan no Running pod has used
+//!   Jobs run in their own slots ([`crate::scan::queue`]). A first-sight scan no Running pod has used
 //!   for `firstSight.unusedAfter` is deleted; "used" is counted from when this controller's
 //!   term first saw the scan, so a restart never deletes early.
 //! - **VerdictTurned**: a Running pod of a controller (a ReplicaSet, a Job, …) whose image the
@@ -19,55 +19,25 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::scan::naming::{FOR_NAMESPACE, LABEL, scan_name};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, ResourceExt};
-use sha2::{Digest, Sha256};
 
-use super::events::{MAX_NOTE_BYTES, summarise};
 use super::inventory::{Entry, RuntimeVerdict};
 use super::metrics::{FirstSightOutcome, Metrics};
 use crate::admission::config::{AdmissionConfig, FirstSightRules};
 use crate::api::{ImageScan, ImageScanSpec, RegistrySpec, ScanSettings};
 use crate::image::ImageRef;
+use crate::scan::events::{MAX_NOTE_BYTES, summarise};
 
-/// The label on first-sight scans.
-pub const LABEL: &str = "scangate.dev/first-sight";
-/// The label naming the namespace whose running pods a first-sight scan was made for.
-pub const FOR_NAMESPACE: &str = "scangate.dev/first-sight-namespace";
-/// The name prefix of first-sight scans.
-const PREFIX: &str = "first-sight-";
-/// How many characters of the repository's last path component a name keeps, for readers.
-const READABLE: usize = 24;
 /// How long one create or delete may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The Event reason of a running pod whose image's verdict turned.
 pub const VERDICT_TURNED: &str = "VerdictTurned";
-
-/// `first-sight-<repository's last component>-<16 hex digits of sha256(normalized image)>`: one
-/// name per normalized image, a DNS label (at most 53 characters).
-pub fn scan_name(image: &ImageRef) -> String {
-    let hash = Sha256::digest(image.to_string().as_bytes());
-    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let last = image
-        .repository()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(READABLE)
-        .collect::<String>();
-    let readable = last.trim_matches('-');
-    if readable.is_empty() {
-        format!("{PREFIX}{hex}")
-    } else {
-        format!("{PREFIX}{readable}-{hex}")
-    }
-}
 
 /// The ImageScan of `image` in `namespace` (scangate's), with the configured template and
 /// policy, made for the pods of `for_namespace`.
@@ -363,7 +333,7 @@ impl Effects {
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
-                controller: super::CONTROLLER_NAME.into(),
+                controller: crate::scan::CONTROLLER_NAME.into(),
                 instance: None,
             },
         );
@@ -505,7 +475,7 @@ mod tests {
     use super::*;
     use crate::admission::config::Origin;
     use crate::api::Phase;
-    use crate::controller::inventory::{DecidingScan, Owner, Workload};
+    use crate::runtime::inventory::{DecidingScan, Owner, Workload};
 
     fn image(reference: &str) -> ImageRef {
         ImageRef::parse(reference).unwrap_or_else(|e| panic!("{e}"))

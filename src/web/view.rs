@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::model::{
-    Figures, MirrorView, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot,
-    Verdict,
+    Figures, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot, Verdict,
 };
 use super::pdf::Line;
 use crate::api::Phase;
+use crate::mirror::MirrorView;
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub fn esc(text: &str) -> String {

@@ -74,7 +74,7 @@ pub enum PolicyState {
     /// condition's `error` says why no new one was reached.
     Kept { error: String },
     /// The evaluation gave no answer this time: a limit stopped it (`limit`), or the pool or
-    /// a worker failed. [`crate::controller::plan::settle`] turns it into `Kept`, a decided
+    /// a worker failed. [`crate::scan::plan::settle`] turns it into `Kept`, a decided
     /// error, or `Error`; shown as it is, it reads as `Error`.
     Unanswered {
         error: String,

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::{Job, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -17,18 +16,16 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::kinds::Kind;
 use super::kinds::ScanKind;
-use super::queue::{Kind, Queue, ScanId};
+use super::queue::{Queue, ScanId};
+use super::triggers::{Triggers, owners};
 use crate::admission::config::AdmissionConfig;
 use crate::api::{ImageScan, ScanException, ScanPolicy, ScanSettings, ScanTemplate, SourceScan};
 use crate::report::{REPORT_KEY, REPORTED_BY, SCAN_LABEL};
 
 /// The annotation `kubectl apply` keeps a copy of the whole object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// How many scans to reconcile may wait for their controller, per kind, before the watches
-/// wait for it.
-const QUEUE: usize = 1024;
 
 /// The stores a reconcile reads.
 #[derive(Clone)]
@@ -73,13 +70,6 @@ impl Caches {
         self.jobs.wait_until_ready().await?;
         self.reports.wait_until_ready().await
     }
-}
-
-/// Where the index sends the scans to reconcile.
-#[derive(Clone)]
-pub struct Triggers {
-    pub images: mpsc::Sender<ObjectRef<ImageScan>>,
-    pub sources: mpsc::Sender<ObjectRef<SourceScan>>,
 }
 
 /// The scans' stores, for the index (templates, policies and exceptions name no scan).
@@ -147,25 +137,6 @@ pub fn strip_report(config_map: &mut ConfigMap) {
     if let Some(data) = &mut config_map.binary_data {
         data.retain(|key, _| key == REPORT_KEY);
     }
-}
-
-/// The scans a Job or report names as its owner, by kind.
-pub fn owners(meta: &ObjectMeta) -> (Vec<ObjectRef<ImageScan>>, Vec<ObjectRef<SourceScan>>) {
-    let namespace = meta.namespace.as_deref().unwrap_or_default();
-    let mut images = vec![];
-    let mut sources = vec![];
-    let group = format!("{}/", ImageScan::group(&()));
-    for owner in meta.owner_references.iter().flatten() {
-        if !owner.api_version.starts_with(&group) {
-            continue;
-        }
-        if owner.kind == ImageScan::kind(&()) {
-            images.push(ObjectRef::new(&owner.name).within(namespace));
-        } else if owner.kind == SourceScan::kind(&()) {
-            sources.push(ObjectRef::new(&owner.name).within(namespace));
-        }
-    }
-    (images, sources)
 }
 
 /// The scans of `store` in `namespace` (every namespace when `None`) for which `uses` holds.
@@ -455,21 +426,10 @@ fn strip_meta_of<K: Resource>(object: &mut K) {
     strip_meta(object.meta_mut());
 }
 
-/// The trigger channels, with their receivers for the controllers.
-pub fn triggers() -> (
-    Triggers,
-    mpsc::Receiver<ObjectRef<ImageScan>>,
-    mpsc::Receiver<ObjectRef<SourceScan>>,
-) {
-    let (images, images_rx) = mpsc::channel(QUEUE);
-    let (sources, sources_rx) = mpsc::channel(QUEUE);
-    (Triggers { images, sources }, images_rx, sources_rx)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::reconcile::read_report;
+    use crate::scan::reconcile::read_report;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::batch::v1::JobCondition;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};

@@ -249,6 +249,23 @@ impl ScanKind for SourceScan {
     }
 }
 
+/// The scan kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    ImageScan,
+    SourceScan,
+}
+
+impl Kind {
+    pub fn of<K: ScanKind>() -> Kind {
+        if K::kind(&()) == SourceScan::kind(&()) {
+            Kind::SourceScan
+        } else {
+            Kind::ImageScan
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

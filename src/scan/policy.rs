@@ -142,17 +142,6 @@ fn identity(policy: &ScanPolicy) -> (PolicyKey, PolicyVersion) {
     ((namespace, name), version)
 }
 
-/// Whose lane a scan's evaluations run in: the admin's for scangate's and the trusted
-/// namespaces, else the scan's namespace's (tenants are served in turn).
-#[must_use]
-pub fn requester(scan_namespace: &str, config: &AdmissionConfig) -> Requester {
-    if config.is_trusted_namespace(scan_namespace) {
-        Requester::Trusted
-    } else {
-        Requester::Tenant(scan_namespace.to_string())
-    }
-}
-
 /// The ScanExceptions that apply to a scan of `image` in `scan_namespace` at `now`, as the
 /// policy's `input.exceptions` (`{images, cves, reason, expires}`, sorted by name), and when the
 /// first of them stops applying. Only approved exceptions within the admin's bounds count, and
