@@ -10,7 +10,9 @@
 //!   older than `maxAge`, gives its condition and no verdict.
 //! - out: with `attestations.sign` naming a key Secret made by `cosign generate-key-pair
 //!   k8s://…`, `cosign verify-attestation` verifies scangate's SVR for the Failed and the
-//!   Completed digest; a tenant's scan gets none, and the tenant cannot read the key.
+//!   Completed digest; a tenant's scan gets none, and the tenant cannot read the key nor write
+//!   the record. A push the registry refuses says why in `status.verdictAttestation.error`, the
+//!   verdict stands, and a later try pushes it once the admin fixes the push secret.
 
 mod common;
 
@@ -516,5 +518,123 @@ fn real_cosign_attestations_decide_admission_and_scangate_signs_its_verdicts() {
         tenant_controller.logs()
     );
     drop(tenant_controller);
+    drop(controller);
+}
+
+#[test]
+fn a_verdict_the_registry_refuses_says_why_keeps_the_verdict_and_is_pushed_once_allowed() {
+    let Some(cluster) = cluster() else { return };
+    let Some(registry) = registry() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let vulnerable = runtime.block_on(registry.push("team/refused", "1"));
+    let keys = tempfile::tempdir().expect("key dir");
+    let ca = keys.path().join("registry-ca.pem");
+    std::fs::write(&ca, &registry.ca).expect("CA");
+    let cosign = Cosign {
+        dir: keys.path(),
+        ca: ca.display().to_string(),
+    };
+    cosign_ok(keys.path(), &["generate-key-pair"], None);
+    let busybox: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(GRYPE_BUSYBOX))
+            .expect("fixture"),
+    )
+    .expect("fixture JSON");
+    let now = jiff::Timestamp::now().to_string();
+    cosign.attest(
+        "cosign.key",
+        &predicate(&busybox, &now),
+        &by_digest(&vulnerable),
+        true,
+    );
+    let public = std::fs::read_to_string(keys.path().join("cosign.pub"))
+        .expect("cosign.pub")
+        .replace('\n', "\\n");
+    let enforced = Enforced::with_config(
+        cluster,
+        "e2e-cosign-refused",
+        &[],
+        &format!(
+            "attestations: {{keys: [{{name: ci, publicKey: \"{public}\"}}], \
+             sign: {{keySecret: verdict-key, pushSecret: verdict-push}}}}"
+        ),
+    );
+    let system = enforced.system.name.clone();
+    let verdict_dir = tempfile::tempdir().expect("verdict key dir");
+    cosign_ok(
+        verdict_dir.path(),
+        &["generate-key-pair", &format!("k8s://{system}/verdict-key")],
+        Some(&cluster.kubeconfig),
+    );
+    let secret = |name: &str, password: &str| {
+        let yaml = enforced.system.kubectl_ok(&[
+            "create",
+            "secret",
+            "docker-registry",
+            name,
+            &format!("--docker-server={}", registry.host),
+            &format!("--docker-username={USER}"),
+            &format!("--docker-password={password}"),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]);
+        let out = enforced.system.apply(&yaml);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    secret("pull", PASSWORD);
+    // Credentials the registry refuses.
+    secret("verdict-push", "not-the-password");
+    let controller = Controller::of(cluster.kubeconfig_as("scangate-controller"), &system)
+        .config(&enforced.config)
+        .args(&["--registry-ca-file", &cosign.ca])
+        .start();
+    let scan = json!({
+        "apiVersion": "scanning.scangate.dev/v1beta1",
+        "kind": "ImageScan",
+        "metadata": {"name": "vulnerable", "namespace": system},
+        "spec": {"registry": {"image": by_digest(&vulnerable), "imagePullSecret": "pull"},
+                 "resultsFrom": "Attestation"},
+    });
+    let out = enforced.system.apply(&scan.to_string());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let refused = cluster.eventually("the refused push recorded", WAIT, || {
+        Some(status(&enforced, &system, "vulnerable"))
+            .filter(|s| s["verdictAttestation"]["error"].is_string())
+    });
+    let record = &refused["verdictAttestation"];
+    assert_eq!(refused["phase"], "Failed", "{refused}");
+    assert!(record.get("pushedAt").is_none(), "{refused}");
+    assert!(
+        record["failedAttempts"].as_u64().unwrap_or(0) >= 1,
+        "{refused}"
+    );
+    let error = record["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused to store the verdict attestation"),
+        "{error}"
+    );
+    assert!(error.contains("push secret"), "{error}");
+    let denied = admit(&enforced, &by_digest(&vulnerable));
+    assert!(denied.is_err(), "{denied:?}");
+
+    // The admin fixes the credentials: a later try pushes it, once.
+    secret("verdict-push", PASSWORD);
+    let pushed = cluster.eventually("the verdict pushed after all", WAIT, || {
+        Some(status(&enforced, &system, "vulnerable"))
+            .filter(|s| s["verdictAttestation"]["pushedAt"].is_string())
+    });
+    assert!(
+        pushed["verdictAttestation"].get("error").is_none(),
+        "{pushed}"
+    );
+    let statements = cosign
+        .verify_svr(
+            &verdict_dir.path().join("cosign.pub"),
+            &by_digest(&vulnerable),
+        )
+        .expect("cosign verify-attestation");
+    assert_eq!(statements.len(), 1, "{statements:?}");
     drop(controller);
 }
