@@ -812,7 +812,7 @@ pub struct VerdictAttestation {
     pub error: Option<String>,
     /// The pushes tried for this digest and verdict and failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_attempts: Option<u32>,
+    pub failed_attempts: Option<i64>,
 }
 
 /// A decided result on content the scan held before (see `ScanStatus::earlier_results`).

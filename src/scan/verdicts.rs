@@ -134,7 +134,7 @@ pub fn record(
             } else {
                 error
             }),
-            failed_attempts: Some(failed),
+            failed_attempts: Some(i64::from(failed)),
         },
     }
 }
