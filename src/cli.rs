@@ -149,6 +149,10 @@ pub enum Command {
     /// Evaluate ScanPolicies offline.
     #[command(subcommand)]
     Policy(crate::cmd::policy_eval::PolicyCommand),
+    /// Import an OpenVEX document's statements into a namespace as you (only an approver's
+    /// count), or export the namespace's statements as an OpenVEX document (docs/vex.md).
+    #[command(subcommand)]
+    Vex(crate::cmd::vex::VexCommand),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Create a local CA and a serving certificate for development and tests.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 
 use crate::admission::config::Origin;
-use crate::api::{ImageScan, Phase, ScanException, Violation};
+use crate::api::{ImageScan, Phase, ScanException, VexStatus, Violation};
 use crate::image::{ImageRef, RegistryAliases};
 
 /// What admission needs to know about one ImageScan.
@@ -572,6 +572,8 @@ pub struct Exception {
     pub expires: Timestamp,
     /// `None`: no approver's write was recorded, so the exception does nothing.
     pub approval: Option<Approval>,
+    /// The status of an OpenVEX statement (`spec.vex`); `None` for a plain exception.
+    pub vex: Option<VexStatus>,
 }
 
 impl Exception {
@@ -598,7 +600,18 @@ impl Exception {
                 .collect(),
             cves: exception.spec.cves.clone(),
             expires,
+            vex: exception.spec.vex.as_ref().map(|v| v.status),
         }
+    }
+
+    /// Whether it admits the CVEs it covers: a plain exception or a `not_affected` statement.
+    pub fn admits(&self) -> bool {
+        self.vex.is_none_or(VexStatus::admits)
+    }
+
+    /// Whether it names this CVE (whatever it says about it).
+    pub fn names(&self, cve: &str) -> bool {
+        self.cves.iter().any(|c| c.eq_ignore_ascii_case(cve))
     }
 
     /// Whether it applies at `now`: approved, not expired, and written by its approver no
@@ -643,9 +656,15 @@ impl Exception {
         self.images.iter().any(|p| p.matches(image))
     }
 
-    /// Whether it covers this CVE (an exception without CVEs covers all).
+    /// Whether it admits this CVE (an exception without CVEs covers all; a VEX statement
+    /// only when `not_affected`).
     pub fn covers(&self, cve: &str) -> bool {
-        self.cves.is_empty() || self.cves.iter().any(|c| c.eq_ignore_ascii_case(cve))
+        self.admits() && (self.cves.is_empty() || self.names(cve))
+    }
+
+    /// Whether it admits the whole image (a plain exception without CVEs).
+    pub fn covers_whole_image(&self) -> bool {
+        self.admits() && self.cves.is_empty()
     }
 }
 
@@ -1531,6 +1550,7 @@ mod tests {
                 cves: vec!["CVE-2024-1".into()],
                 reason: "r".into(),
                 expires: Time(ts("2026-06-01T00:00:00Z")),
+                vex: None,
             },
         );
         ex.metadata.namespace = Some("a".into());

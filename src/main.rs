@@ -4,7 +4,7 @@ use anyhow::Context;
 use scangate::admission::config::AdmissionConfig;
 use scangate::api::Phase;
 use scangate::cli::{Cli, Command, EXIT_PIPE_CLOSED, LogArgs, LogFormat, Written, write_output};
-use scangate::cmd::{self, check::CheckArgs, policy_eval::PolicyCommand};
+use scangate::cmd::{self, check::CheckArgs, policy_eval::PolicyCommand, vex::VexCommand};
 
 fn main() -> ExitCode {
     // The one TLS provider of the process: the webhook's servers and every client (kube, HTTP)
@@ -126,6 +126,18 @@ fn run(command: Command) -> anyhow::Result<Done> {
                 _ => ExitCode::from(2),
             };
             Done::out(eval.text, code)
+        }
+        Command::Vex(VexCommand::Import(args)) => Done::out(
+            runtime()?.block_on(cmd::vex::import(&args))?,
+            ExitCode::SUCCESS,
+        ),
+        Command::Vex(VexCommand::Export(args)) => {
+            let (document, notes) = runtime()?.block_on(cmd::vex::export(&args))?;
+            Done {
+                stdout: document,
+                stderr: notes,
+                code: ExitCode::SUCCESS,
+            }
         }
         Command::WebhookConfig(args) => {
             Done::out(cmd::webhook_config::run(&args)?, ExitCode::SUCCESS)

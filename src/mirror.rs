@@ -198,41 +198,64 @@ pub fn desired(
     let mut denied = BTreeMap::new();
     for (digest, scan) in index.denied_digests(|ns| config.is_trusted_namespace(ns), denies) {
         let image = config.registry_aliases.canonicalize(&scan.image);
-        let admitting: Vec<&Exception> = exceptions
+        let matching: Vec<&Exception> = exceptions
             .iter()
             .filter(|e| e.is_active(now, max_duration) && e.matches(&image))
-            .filter(|e| admits(e, scan))
             .collect();
-        next_change = admitting
-            .iter()
-            .filter_map(|e| e.ends(max_duration))
-            .chain(next_change)
-            .min();
-        if admitting
-            .iter()
-            .any(|e| e.namespace == config.scangate_namespace)
-        {
+        // The exceptions that count in `namespace` (its own and scangate's) and admit the
+        // image there, together, as the webhook decides it.
+        let admitting_in = |namespace: &str| {
+            let counting: Vec<&Exception> = matching
+                .iter()
+                .copied()
+                .filter(|e| e.namespace == namespace || e.namespace == config.scangate_namespace)
+                .collect();
+            admitting(&counting, scan)
+        };
+        if let Some(by) = admitting_in(&config.scangate_namespace) {
+            next_change = by
+                .iter()
+                .filter_map(|e| e.ends(max_duration))
+                .chain(next_change)
+                .min();
             continue;
+        }
+        let namespaces: BTreeSet<&str> = matching.iter().map(|e| e.namespace.as_str()).collect();
+        let mut exempt = BTreeMap::new();
+        for namespace in namespaces {
+            if let Some(by) = admitting_in(namespace) {
+                next_change = by
+                    .iter()
+                    .filter_map(|e| e.ends(max_duration))
+                    .chain(next_change)
+                    .min();
+                let names: Vec<String> = by
+                    .iter()
+                    .map(|e| format!("{}/{}", e.namespace, e.name))
+                    .collect();
+                exempt.insert(namespace.to_string(), names.join(", "));
+            }
         }
         denied.insert(
             digest.to_string(),
             Denied {
                 scan: format!("{}/{}", scan.namespace, scan.name),
-                exempt: admitting
-                    .iter()
-                    .map(|e| (e.namespace.clone(), format!("{}/{}", e.namespace, e.name)))
-                    .collect(),
+                exempt,
             },
         );
     }
     (denied, next_change)
 }
 
-/// Whether an exception admits the image of a denying result, as the webhook decides it.
-fn admits(e: &Exception, scan: &IndexedScan) -> bool {
+/// The exceptions among `counting` that admit the image of a denying result, together, as the
+/// webhook decides it; `None` when they do not.
+fn admitting<'e>(counting: &[&'e Exception], scan: &IndexedScan) -> Option<Vec<&'e Exception>> {
     match scan.phase {
-        Phase::Failed => crate::admission::workload::covers_every_violation(e, scan),
-        _ => e.cves.is_empty(),
+        Phase::Failed => crate::admission::workload::covering(scan, counting),
+        _ => counting
+            .iter()
+            .find(|e| e.covers_whole_image())
+            .map(|e| vec![*e]),
     }
 }
 
@@ -782,6 +805,52 @@ mod tests {
             ..AdmissionConfig::default()
         };
         assert!(desired(&errored, &lenient, &[], now).0.is_empty());
+    }
+
+    #[test]
+    fn vex_statements_exempt_as_the_webhook_decides() {
+        let config = AdmissionConfig::default();
+        let mut failed = scan("scangate-system", "busybox", "busybox:1", D1, "Failed");
+        if let Some(status) = failed.status.as_mut() {
+            status.violations.push(crate::api::Violation {
+                id: "CVE-2".into(),
+                ..status.violations[0].clone()
+            });
+        }
+        let index = ScanIndex::new(&[failed]);
+        let now: Timestamp = "2026-01-10T00:00:00Z"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let statement = |name: &str, cve: &str, vex: Value| {
+            let mut e = exception("shop", "busybox", &[cve]);
+            e.name = name.into();
+            e.vex = serde_json::from_value::<crate::api::VexStatement>(vex)
+                .ok()
+                .map(|v| v.status);
+            e
+        };
+        let investigating = statement("a", "CVE-1", json!({"status": "under_investigation"}));
+        let not_affected = |name: &str, cve: &str| {
+            statement(
+                name,
+                cve,
+                json!({"status": "not_affected", "justification": "component_not_present"}),
+            )
+        };
+        let exempt = |exceptions: &[Exception]| {
+            desired(&index, &config, exceptions, now).0[D1]
+                .exempt
+                .clone()
+        };
+        assert!(exempt(&[investigating.clone(), not_affected("b", "CVE-2")]).is_empty());
+        assert_eq!(
+            exempt(&[
+                investigating,
+                not_affected("b", "CVE-2"),
+                not_affected("c", "CVE-1")
+            ]),
+            BTreeMap::from([("shop".to_string(), "shop/c, shop/b".to_string())])
+        );
     }
 
     fn denied(n: usize, exempt: &[&str]) -> BTreeMap<String, Denied> {

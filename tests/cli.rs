@@ -622,3 +622,59 @@ fn check_says_which_exceptions_do_not_count_and_why() {
         "{text}"
     );
 }
+
+#[test]
+fn check_honours_vex_statements_as_admission_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = jiff::Timestamp::now();
+    let statement = |name: &str, vex: &str| {
+        format!(
+            "---\napiVersion: scanning.scangate.dev/v1beta1\nkind: ScanException\nmetadata:\n  name: {name}\n  namespace: shop\n  \
+             annotations: {{scangate.dev/approved-by: alice, scangate.dev/approved-at: \"{}\"}}\nspec:\n  images: [bad]\n  \
+             cves: [CVE-2024-1]\n  reason: r\n  expires: \"{}\"\n  vex: {vex}\n",
+            now - jiff::SignedDuration::from_hours(1),
+            now + jiff::SignedDuration::from_hours(24),
+        )
+    };
+    let scan = "apiVersion: scanning.scangate.dev/v1beta1\nkind: ImageScan\nmetadata: {name: bad, namespace: scangate-system}\nspec:\n  registry: {image: bad:1}\nstatus:\n  phase: Failed\n  scannedAt: \"2026-11-20T10:00:00Z\"\n  violations: [{id: CVE-2024-1, severity: critical, package: p, version: \"1\"}]\n";
+    let scans = path(&dir, "scans.yaml");
+    let pod = path(&dir, "pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: bad:1}]\n",
+    )
+    .expect("write");
+    // Under investigation: denied, and said to be under review.
+    std::fs::write(
+        &scans,
+        scan.to_string() + &statement("looking", "{status: under_investigation}"),
+    )
+    .expect("write");
+    let out = scangate(&["check", "-f", &pod, "--scans", &scans]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "under review: CVE-2024-1 (VEX under_investigation in ScanException shop/looking)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    // not_affected: admitted by that statement.
+    std::fs::write(
+        &scans,
+        scan.to_string()
+            + &statement("looking", "{status: under_investigation}")
+            + &statement(
+                "fine",
+                "{status: not_affected, justification: component_not_present}",
+            ),
+    )
+    .expect("write");
+    let out = scangate(&["check", "-f", &pod, "--scans", &scans]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("admitted by ScanException shop/fine, approved by alice"),
+        "{}",
+        stdout(&out)
+    );
+}

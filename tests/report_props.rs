@@ -162,6 +162,7 @@ fn arb_report() -> impl Strategy<Value = Report> {
                     },
                     vulnerabilities,
                     exceptions,
+                    vex: vec![],
                 }
             },
         )

@@ -15,7 +15,7 @@ use super::config::{AdmissionConfig, TemplateRules};
 use super::pod_security;
 use crate::api::{
     ImageScanSpec, ScanExceptionSpec, ScanPolicySpec, ScanSettings, ScanTemplateSpec,
-    SourceScanSpec, parse_duration,
+    SourceScanSpec, VexStatement, VexStatus, parse_duration,
 };
 use crate::image::ImageRef;
 use crate::index::ImagePattern;
@@ -236,6 +236,11 @@ fn exception(name: &str, spec: &ScanExceptionSpec, ctx: &Context<'_>) -> Verdict
     if let Some(empty) = spec.cves.iter().position(|c| c.trim().is_empty()) {
         return deny(format!("spec.cves[{empty}] is empty"));
     }
+    if let Some(vex) = &spec.vex
+        && let Err(problem) = vex_problem(vex, &spec.cves)
+    {
+        return deny(problem);
+    }
     let expires = spec.expires.0;
     if expires <= ctx.now {
         return deny(format!(
@@ -254,6 +259,47 @@ fn exception(name: &str, spec: &ScanExceptionSpec, ctx: &Context<'_>) -> Verdict
         ));
     }
     Verdict::allowed()
+}
+
+/// What is wrong with a ScanException's VEX statement, by OpenVEX's rules and scangate's: it
+/// names its CVEs (a statement is about vulnerabilities, never a whole image), `not_affected`
+/// says why with a justification label, `affected` says what to do.
+fn vex_problem(vex: &VexStatement, cves: &[String]) -> Result<(), String> {
+    if cves.is_empty() {
+        return Err(
+            "spec.cves is empty; a VEX statement (spec.vex) is about the CVEs it lists: \
+             name them (a plain exception, without spec.vex, covers a whole image)"
+                .into(),
+        );
+    }
+    match (vex.status, vex.justification) {
+        (VexStatus::NotAffected, None) => {
+            return Err(
+                "spec.vex.justification is required with status not_affected: one of \
+                 component_not_present, vulnerable_code_not_present, \
+                 vulnerable_code_not_in_execute_path, \
+                 vulnerable_code_cannot_be_controlled_by_adversary, \
+                 inline_mitigations_already_exist"
+                    .into(),
+            );
+        }
+        (status, Some(_)) if status != VexStatus::NotAffected => {
+            return Err(format!(
+                "spec.vex.justification is for status not_affected only, not {status}; remove it \
+                 (say more in spec.vex.impactStatement or actionStatement)"
+            ));
+        }
+        _ => {}
+    }
+    let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+    if vex.status == VexStatus::Affected && blank(&vex.action_statement) {
+        return Err(
+            "spec.vex.actionStatement is required with status affected: say what to do to \
+             remediate or mitigate it (OpenVEX)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn settings(kind: &str, name: &str, settings: &ScanSettings, ctx: &Context<'_>) -> Verdict {
@@ -584,6 +630,45 @@ mod tests {
         let mut bad_image = ok;
         bad_image["images"] = json!(["Not Valid"]);
         assert!(denied(run("ScanException", bad_image)).contains("spec.images has \"Not Valid\""));
+    }
+
+    #[test]
+    fn vex_statements_follow_openvex_and_name_their_cves() {
+        let ok = json!({"images": ["nginx"], "cves": ["CVE-2024-1"], "reason": "r",
+            "expires": "2026-12-01T00:00:00Z",
+            "vex": {"status": "not_affected", "justification": "vulnerable_code_not_present"}});
+        assert_eq!(run("ScanException", ok.clone()), Verdict::allowed());
+        for status in ["under_investigation", "fixed"] {
+            let mut other = ok.clone();
+            other["vex"] = json!({"status": status});
+            assert_eq!(run("ScanException", other), Verdict::allowed(), "{status}");
+        }
+        let mut whole_image = ok.clone();
+        whole_image["cves"] = json!([]);
+        assert!(denied(run("ScanException", whole_image)).contains("spec.cves is empty"));
+        let mut unjustified = ok.clone();
+        unjustified["vex"] = json!({"status": "not_affected", "impactStatement": "trust me"});
+        assert!(
+            denied(run("ScanException", unjustified))
+                .contains("spec.vex.justification is required with status not_affected")
+        );
+        let mut misplaced = ok.clone();
+        misplaced["vex"]["status"] = json!("fixed");
+        assert!(
+            denied(run("ScanException", misplaced))
+                .contains("justification is for status not_affected only, not fixed")
+        );
+        let mut affected = ok.clone();
+        affected["vex"] = json!({"status": "affected"});
+        assert!(
+            denied(run("ScanException", affected.clone())).contains("actionStatement is required")
+        );
+        affected["vex"]["actionStatement"] = json!("upgrade to 1.2");
+        assert_eq!(run("ScanException", affected), Verdict::allowed());
+        // Not an OpenVEX label: refused as the object's shape.
+        let mut unknown = ok;
+        unknown["vex"] = json!({"status": "maybe"});
+        assert!(matches!(run("ScanException", unknown), Verdict::Denied(_)));
     }
 
     #[test]

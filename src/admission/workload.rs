@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::config::{Action, AdmissionConfig, Enforcement, Origin};
 use super::pin;
 use super::pod::Container;
-use crate::api::{Phase, Violation};
+use crate::api::{Phase, VexStatus, Violation, under_review};
 use crate::image::ImageRef;
 use jiff::Timestamp;
 
@@ -247,6 +247,8 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     let image = config.registry_aliases.canonicalize(&parsed);
     // An invalid bound cannot be loaded (the config is checked), and zero admits nothing.
     let max_duration = config.exception_max_duration().unwrap_or_default();
+    // Every exception and VEX statement that counts here: those that admit, and those that
+    // only speak of a review (judge tells them apart).
     let exceptions: Vec<&Exception> = ctx
         .exceptions
         .iter()
@@ -304,7 +306,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
         }
     });
     // A whole-image exception also admits images that are unscanned, pending or in error.
-    let whole_image = exceptions.iter().find(|e| e.cves.is_empty());
+    let whole_image = exceptions.iter().find(|e| e.covers_whole_image());
     let judged = match (judged.action, whole_image, &judged.exception) {
         (Action::Deny | Action::Warn, Some(e), None) => Judged {
             action: Action::Allow,
@@ -436,20 +438,28 @@ fn judge(
         ),
         Phase::Failed => {
             let max_duration = config.exception_max_duration().unwrap_or_default();
-            return match covering_exception(scan, exceptions) {
-                Some(e) => Judged {
+            return match covering(scan, exceptions) {
+                Some(by) => Judged {
                     action: Action::Allow,
                     reason: format!(
                         "{who}: image {} failed {which} but is {}",
                         scan.image,
-                        admitted_by(e, max_duration)
+                        by.iter()
+                            .map(|e| admitted_by(e, max_duration))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
                     ),
-                    exception: Some(format!("{}/{}", e.namespace, e.name)),
+                    exception: Some(
+                        by.iter()
+                            .map(|e| format!("{}/{}", e.namespace, e.name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
                     decided_by: Some(Decider::of(scan, origin)),
                 },
                 None => Judged {
                     action: Action::Deny,
-                    reason: failed_reason(who, scan, &which),
+                    reason: failed_reason(who, scan, &which) + &review_note(scan, exceptions),
                     exception: None,
                     decided_by: Some(Decider::of(scan, origin)),
                 },
@@ -508,23 +518,63 @@ fn trusted_sources(config: &AdmissionConfig, namespace: &str) -> String {
     format!("scans in {}", sources.join(", "))
 }
 
-/// The exception that covers every violation of a failed scan, if one does.
-fn covering_exception<'e>(
-    scan: &IndexedScan,
-    exceptions: &[&'e Exception],
-) -> Option<&'e Exception> {
-    exceptions
+/// What a denial says of the violations that VEX statements counting here put under review:
+/// empty when none are.
+fn review_note(scan: &IndexedScan, exceptions: &[&Exception]) -> String {
+    let statements: Vec<(VexStatus, &[String])> = exceptions
         .iter()
-        .copied()
-        .find(|e| covers_every_violation(e, scan))
+        .filter_map(|e| Some((e.vex?, e.cves.as_slice())))
+        .collect();
+    let waiting = under_review(scan.violations.iter().map(|v| v.id.as_str()), &statements);
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let by: Vec<String> = exceptions
+        .iter()
+        .filter(|e| {
+            e.vex == Some(VexStatus::UnderInvestigation) && waiting.iter().any(|c| e.names(c))
+        })
+        .map(|e| format!("ScanException {}/{}", e.namespace, e.name))
+        .collect();
+    format!(
+        "; under review: {} (VEX under_investigation in {}); it stays denied until an approver \
+         settles each CVE with a not_affected, affected or fixed statement (docs/vex.md)",
+        waiting.join(", "),
+        by.join(", ")
+    )
 }
 
-/// Whether an exception (matching the image) admits a failed scan's image: it names no CVE, or
-/// every violation. The status keeps the first violations only: when the list may be cut, only
-/// a whole-image exception covers it. (In phase Error, only a whole-image exception admits.)
+/// The exceptions (matching the image, counting here) that together admit a failed scan's
+/// image, if they do: one that covers every violation (a whole-image one, or one naming them
+/// all), else, for each violation, the first that covers it (narrow exceptions and
+/// `not_affected` statements add up, as in the policy's `input.exceptions`). The status keeps
+/// the first violations only: when the list may be cut, only a whole-image exception covers
+/// it. (In phase Error, only a whole-image exception admits.)
+pub fn covering<'e>(
+    scan: &IndexedScan,
+    exceptions: &[&'e Exception],
+) -> Option<Vec<&'e Exception>> {
+    if let Some(one) = exceptions.iter().find(|e| covers_every_violation(e, scan)) {
+        return Some(vec![*one]);
+    }
+    if scan.violations.is_empty() || scan.violations.len() >= crate::api::MAX_VIOLATIONS {
+        return None;
+    }
+    let mut by: Vec<&Exception> = vec![];
+    for v in &scan.violations {
+        let e = exceptions.iter().find(|e| e.covers(&v.id))?;
+        if !by.iter().any(|b| std::ptr::eq(*b, *e)) {
+            by.push(e);
+        }
+    }
+    Some(by)
+}
+
+/// Whether one exception (matching the image) admits a failed scan's image alone: it names no
+/// CVE, or every violation (see [`covering`]).
 pub fn covers_every_violation(e: &Exception, scan: &IndexedScan) -> bool {
     let complete = scan.violations.len() < crate::api::MAX_VIOLATIONS;
-    e.cves.is_empty()
+    e.covers_whole_image()
         || (complete
             && !scan.violations.is_empty()
             && scan.violations.iter().all(|v| e.covers(&v.id)))
@@ -713,6 +763,7 @@ mod tests {
                 by: "alice".into(),
                 at: Timestamp::UNIX_EPOCH,
             }),
+            vex: None,
         }
     }
 
@@ -1092,6 +1143,72 @@ mod tests {
         });
         world.exceptions = vec![stale];
         assert!(!allowed(&world, "shop"));
+    }
+
+    #[test]
+    fn vex_not_affected_admits_like_an_exception_and_under_investigation_says_under_review() {
+        let mut world =
+            World::tenants(&[scan("scangate-system", "bad", "bad:1", Phase::Failed, 1)]);
+        let statement = |status: VexStatus| Exception {
+            name: status.as_str().replace('_', "-"),
+            vex: Some(status),
+            ..exception("shop", &["bad"], &["cve-2024-0000"])
+        };
+        let decide = |w: &World, ns: &str| w.decide(ns, Enforcement::Enforce, &["bad:1"]);
+        world.exceptions = vec![statement(VexStatus::UnderInvestigation)];
+        let d = decide(&world, "shop");
+        assert!(!d.allowed);
+        assert!(
+            d.verdicts[0].reason.contains(
+                "under review: CVE-2024-0000 (VEX under_investigation in ScanException \
+                 shop/under-investigation); it stays denied until an approver settles each CVE"
+            ),
+            "{}",
+            d.verdicts[0].reason
+        );
+        // Settled as affected (or fixed): denied, no longer under review.
+        for settled in [VexStatus::Affected, VexStatus::Fixed] {
+            world.exceptions = vec![statement(VexStatus::UnderInvestigation), statement(settled)];
+            let d = decide(&world, "shop");
+            assert!(!d.allowed, "{settled}");
+            assert!(!d.verdicts[0].reason.contains("under review"), "{settled}");
+        }
+        // not_affected: admitted in its namespace, by that statement, and nowhere else.
+        world.exceptions = vec![
+            statement(VexStatus::UnderInvestigation),
+            statement(VexStatus::NotAffected),
+        ];
+        let d = decide(&world, "shop");
+        assert!(d.allowed);
+        assert_eq!(
+            d.verdicts[0].exception.as_deref(),
+            Some("shop/not-affected")
+        );
+        assert!(!decide(&world, "other").allowed);
+        // Expired: back to what the findings say.
+        world.exceptions[1].expires = Timestamp::UNIX_EPOCH;
+        assert!(!decide(&world, "shop").allowed);
+        // Statements add up: two CVEs, each not_affected in its own statement, admit together;
+        // one alone does not.
+        let mut two = World::tenants(&[scan("scangate-system", "bad", "bad:1", Phase::Failed, 2)]);
+        let mut second = statement(VexStatus::NotAffected);
+        second.name = "second".into();
+        second.cves = vec!["CVE-2024-0001".into()];
+        two.exceptions = vec![statement(VexStatus::NotAffected)];
+        assert!(!decide(&two, "shop").allowed);
+        two.exceptions.push(second);
+        let d = decide(&two, "shop");
+        assert!(d.allowed);
+        assert_eq!(
+            d.verdicts[0].exception.as_deref(),
+            Some("shop/not-affected, shop/second")
+        );
+        assert!(!decide(&two, "other").allowed);
+        // A statement never covers a whole image, whatever its CVEs say.
+        let mut no_cves = statement(VexStatus::Fixed);
+        no_cves.cves.clear();
+        world.exceptions = vec![no_cves];
+        assert!(!decide(&world, "shop").allowed);
     }
 
     #[test]

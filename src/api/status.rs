@@ -132,6 +132,9 @@ pub mod reason {
     pub const NOT_CONFIGURED: &str = "NotConfigured";
     pub const EVALUATION_PASSED: &str = "EvaluationPassed";
     pub const EVALUATION_FAILED: &str = "EvaluationFailed";
+    /// `PolicySucceeded=False`: the policy denies CVEs that an approver's VEX statement says
+    /// are `under_investigation`, and no statement settles yet (phase stays Failed).
+    pub const UNDER_REVIEW: &str = "UnderReview";
     /// `Scanning=False`: the scan waits for a free slot (`--max-running-jobs`).
     pub const QUEUED: &str = "Queued";
     /// `Scanning=False`: `spec.suspend` stopped the scan before it finished.
@@ -396,6 +399,42 @@ impl Condition {
         )
     }
 
+    /// `PolicySucceeded=False/UnderReview`: `unique_cves` distinct CVE ids violate the policy,
+    /// and `waiting` of them have an `under_investigation` VEX statement (in `statements`, as
+    /// `namespace/name`) that nothing settles yet. The message starts as the contract's
+    /// `EvaluationFailed` one, then names the CVEs waiting and how to settle them.
+    pub fn policy_under_review(
+        unique_cves: usize,
+        waiting: &[String],
+        statements: &[String],
+    ) -> Self {
+        const SHOWN: usize = 10;
+        let mut cves = waiting
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if waiting.len() > SHOWN {
+            cves.push_str(&format!(" and {} more", waiting.len() - SHOWN));
+        }
+        let statements = statements
+            .iter()
+            .map(|s| format!("ScanException {s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self::new(
+            ConditionType::PolicySucceeded,
+            ConditionStatus::False,
+            reason::UNDER_REVIEW,
+            format!(
+                "{}; under review: {cves} (VEX under_investigation in {statements}); an approver \
+                 settles each with a not_affected, affected or fixed statement (docs/vex.md)",
+                message::policy_violated(unique_cves)
+            ),
+        )
+    }
+
     /// `PolicySucceeded=Unknown/Error`: the policy could not be evaluated.
     pub fn policy_error(cause: impl Into<String>) -> Self {
         Self::new(
@@ -432,7 +471,7 @@ pub fn allowed_reasons(type_: ConditionType, status: ConditionStatus) -> &'stati
         (SendingResults, True) => &[reason::SENT],
         (SendingResults, False) => &[reason::NOT_CONFIGURED, reason::ERROR],
         (PolicySucceeded, True) => &[reason::EVALUATION_PASSED],
-        (PolicySucceeded, False) => &[reason::EVALUATION_FAILED],
+        (PolicySucceeded, False) => &[reason::EVALUATION_FAILED, reason::UNDER_REVIEW],
         (PolicySucceeded, Unknown) => &[reason::ERROR],
         (Scanning | Succeeded | SendingResults, Unknown) => &[],
     }

@@ -1,6 +1,7 @@
 //! The commands besides the webhook and the controller: the offline ones (`check`, `report`,
 //! `policy eval`, `certs`, `webhook-config`) read files, `why` and `status` read the
-//! cluster, `rescan` and `reevaluate` annotate scans, `scan` creates one; each calls the same pure functions the webhook and the controller use and formats
+//! cluster, `rescan` and `reevaluate` annotate scans, `scan` creates one, `vex` imports and exports OpenVEX
+//! statements; each calls the same pure functions the webhook and the controller use and formats
 //! the result; `main` only dispatches.
 
 use std::path::Path;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod rescan;
 pub mod scan;
 pub mod status;
+pub mod vex;
 pub mod webhook_config;
 pub mod why;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Evaluation, Result};
-use crate::api::{Condition, MAX_VIOLATIONS, Violation};
+use crate::api::{Condition, MAX_VIOLATIONS, VexStatus, Violation, under_review};
 use crate::report::{Report, Vulnerability};
 
 /// The result of checking a report against a policy.
@@ -71,11 +71,34 @@ pub fn outcome(report: &Report, evaluation: Result<Evaluation>) -> Outcome {
             fixed_version: v.fixed_versions.first().cloned(),
         })
         .collect();
+    let statements: Vec<(VexStatus, &[String])> = report
+        .vex
+        .iter()
+        .map(|v| (v.statement.status, v.cves.as_slice()))
+        .collect();
+    let waiting = under_review(ids.iter().copied(), &statements);
+    let condition = if waiting.is_empty() {
+        Condition::policy_violated(unique_cves)
+    } else {
+        let by: BTreeSet<&str> = report
+            .vex
+            .iter()
+            .filter(|v| {
+                v.statement.status == VexStatus::UnderInvestigation
+                    && v.cves
+                        .iter()
+                        .any(|c| waiting.iter().any(|w| w.eq_ignore_ascii_case(c)))
+            })
+            .map(|v| v.exception.as_str())
+            .collect();
+        let by: Vec<String> = by.into_iter().map(String::from).collect();
+        Condition::policy_under_review(unique_cves, &waiting, &by)
+    };
     Outcome {
         deny: evaluation.deny,
         violations,
         unique_cves,
-        condition: Condition::policy_violated(unique_cves),
+        condition,
     }
 }
 
@@ -132,6 +155,62 @@ mod tests {
         );
         assert_eq!(o.violations[0].severity, Severity::Critical);
         assert_eq!(o.violations[0].fixed_version.as_deref(), Some("1.1"));
+    }
+
+    fn statement(
+        name: &str,
+        cves: &[&str],
+        status: crate::api::VexStatus,
+    ) -> crate::report::VexInput {
+        crate::report::VexInput {
+            exception: format!("apps/{name}"),
+            images: vec!["nginx".into()],
+            cves: cves.iter().map(|c| c.to_string()).collect(),
+            statement: crate::api::VexStatement {
+                status,
+                justification: None,
+                impact_statement: None,
+                action_statement: None,
+            },
+            expires: "2030-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_denied_cve_under_investigation_puts_the_verdict_under_review_until_settled() {
+        use crate::api::{VexStatus, reason};
+        let mut input = report();
+        input.vex = vec![
+            statement(
+                "looking",
+                &["cve-2", "CVE-3"],
+                VexStatus::UnderInvestigation,
+            ),
+            statement("other", &["CVE-9"], VexStatus::Affected),
+        ];
+        let o = outcome(&input, eval(&["CVE-1 in a", "CVE-2 in c"]));
+        assert_eq!(o.condition.status, ConditionStatus::False);
+        assert_eq!(o.condition.reason, reason::UNDER_REVIEW);
+        assert_eq!(
+            o.condition.message,
+            "Policy violated because of 2 CVEs; under review: CVE-2 (VEX under_investigation in \
+             ScanException apps/looking); an approver settles each with a not_affected, affected \
+             or fixed statement (docs/vex.md)"
+        );
+        // A statement under investigation for a CVE the policy does not deny changes nothing.
+        let o = outcome(&input, eval(&["CVE-1 in a"]));
+        assert_eq!(o.condition, Condition::policy_violated(1));
+        // Settled (affected): plain EvaluationFailed.
+        input
+            .vex
+            .push(statement("settled", &["CVE-2"], VexStatus::Affected));
+        let o = outcome(&input, eval(&["CVE-1 in a", "CVE-2 in c"]));
+        assert_eq!(o.condition, Condition::policy_violated(2));
+        // A compliant verdict is never under review.
+        assert_eq!(
+            outcome(&input, eval(&[])).condition,
+            Condition::policy_passed()
+        );
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub(crate) fn convert(document: CycloneDxDocument) -> Result<Report, Problem> {
         scanner,
         vulnerabilities,
         exceptions: Vec::new(),
+        vex: Vec::new(),
     })
 }
 

@@ -64,6 +64,7 @@ pub(crate) fn convert(document: GrypeDocument) -> Result<Report, Problem> {
         scanner: scanner(document.descriptor.unwrap_or_default()),
         vulnerabilities: matches.into_iter().map(vulnerability).collect(),
         exceptions: Vec::new(),
+        vex: Vec::new(),
     })
 }
 

@@ -27,7 +27,7 @@ pub use configmap::{
     from_config_map, scan_label_value, to_config_map,
 };
 pub use error::{Error, Format, Result, UNDERSTOOD_FORMATS};
-pub use model::{Artifact, ArtifactType, Package, Report, Scanner, Vulnerability};
+pub use model::{Artifact, ArtifactType, Package, Report, Scanner, VexInput, Vulnerability};
 pub use parse::{DEFAULT_MAX_REPORT_BYTES, Limits};
 pub use severity::{ALL_SEVERITIES, Severity};
 pub use summary::{cve_count, worst_first};

@@ -20,6 +20,25 @@ pub struct Report {
     /// Active ScanExceptions, filled in by the policy layer; empty when parsed.
     #[serde(default)]
     pub exceptions: Vec<serde_json::Value>,
+    /// Active VEX statements for the artifact, whatever their status (`input.vex`), filled in
+    /// by the policy layer; absent from the input when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vex: Vec<VexInput>,
+}
+
+/// An active VEX statement as the policy sees it (`input.vex[]`): its ScanException's CVEs
+/// and images, and the statement's fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VexInput {
+    /// `namespace/name` of the ScanException that holds it.
+    pub exception: String,
+    pub images: Vec<String>,
+    pub cves: Vec<String>,
+    #[serde(flatten)]
+    pub statement: crate::api::VexStatement,
+    /// When it stops counting (RFC 3339).
+    pub expires: String,
 }
 
 /// What was scanned.
@@ -148,6 +167,7 @@ mod tests {
                 },
             ],
             exceptions: vec![],
+            vex: vec![],
         };
         assert_eq!(
             serde_json::to_value(&report).expect("serialize"),

@@ -96,6 +96,7 @@ pub(crate) fn convert(document: SarifDocument) -> Result<Report, Problem> {
             .unwrap_or_else(unknown_scanner),
         vulnerabilities,
         exceptions: Vec::new(),
+        vex: Vec::new(),
     })
 }
 

@@ -98,6 +98,7 @@ pub(crate) fn convert(document: TrivyDocument) -> Result<Report, Problem> {
         },
         vulnerabilities,
         exceptions: Vec::new(),
+        vex: Vec::new(),
     })
 }
 

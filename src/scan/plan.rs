@@ -755,16 +755,17 @@ fn plan_policy(
             );
         }
     };
-    let (active, expiry) = exceptions_input(
+    let active = exceptions_input(
         o.exceptions.iter().map(|e| &**e),
         facts.exception_image.as_ref(),
         &o.namespace,
         rules.config,
         o.now,
     );
-    wake.extend(expiry);
+    wake.extend(active.first_expiry);
     let mut evaluated = facts.report.clone();
-    evaluated.exceptions = active;
+    evaluated.exceptions = active.exceptions;
+    evaluated.vex = active.vex;
     let evaluated = Arc::new(evaluated);
     let input = evaluation::input_of(&policy, &evaluated);
     let forced = o.reevaluate_request.is_some()

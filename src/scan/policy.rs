@@ -12,6 +12,7 @@ use crate::api::{ScanException, ScanPolicy, ScanPolicySpec};
 use crate::image::ImageRef;
 use crate::index::Exception;
 use crate::policy::{CompatInput, Evaluation, source_name};
+use crate::report::VexInput;
 use crate::sandbox::{self, Requester, Sandbox};
 
 /// What evaluating a policy on a report gave.
@@ -142,10 +143,21 @@ fn identity(policy: &ScanPolicy) -> (PolicyKey, PolicyVersion) {
     ((namespace, name), version)
 }
 
+/// What the ScanExceptions that apply to a scan give its policy: `input.exceptions`, `input.vex`,
+/// and when the first of them stops applying.
+#[derive(Debug, Default)]
+pub struct ExceptionsInput {
+    /// The exceptions that admit (`{images, cves, reason, expires}`, and `vex` for a
+    /// `not_affected` statement), sorted by namespace and name.
+    pub exceptions: Vec<Value>,
+    /// Every VEX statement, whatever its status, in the same order.
+    pub vex: Vec<VexInput>,
+    pub first_expiry: Option<Timestamp>,
+}
+
 /// The ScanExceptions that apply to a scan of `image` in `scan_namespace` at `now`, as the
-/// policy's `input.exceptions` (`{images, cves, reason, expires}`, sorted by name), and when the
-/// first of them stops applying. Only approved exceptions within the admin's bounds count, and
-/// only those that count where the scan's result counts (see
+/// policy sees them (see [`ExceptionsInput`]). Only approved exceptions within the admin's
+/// bounds count, and only those that count where the scan's result counts (see
 /// [`AdmissionConfig::exception_counts_for_scan`]).
 pub fn exceptions_input<'a>(
     exceptions: impl IntoIterator<Item = &'a ScanException>,
@@ -153,9 +165,9 @@ pub fn exceptions_input<'a>(
     scan_namespace: &str,
     config: &AdmissionConfig,
     now: Timestamp,
-) -> (Vec<Value>, Option<Timestamp>) {
+) -> ExceptionsInput {
     let Some(image) = image else {
-        return (vec![], None);
+        return ExceptionsInput::default();
     };
     let max_duration = config.exception_max_duration().unwrap_or_default();
     let mut active: Vec<(&ScanException, Exception)> = exceptions
@@ -172,18 +184,39 @@ pub fn exceptions_input<'a>(
         .iter()
         .filter_map(|(_, parsed)| parsed.ends(max_duration))
         .min();
-    let input = active
-        .into_iter()
+    let exceptions = active
+        .iter()
+        .filter(|(e, _)| e.spec.admits())
         .map(|(e, _)| {
-            json!({
+            let mut entry = json!({
                 "images": e.spec.images,
                 "cves": e.spec.cves,
                 "reason": e.spec.reason,
                 "expires": e.spec.expires.0.to_string(),
+            });
+            if let Some(vex) = &e.spec.vex {
+                entry["vex"] = json!(vex);
+            }
+            entry
+        })
+        .collect();
+    let vex = active
+        .iter()
+        .filter_map(|(e, parsed)| {
+            Some(VexInput {
+                exception: format!("{}/{}", parsed.namespace, parsed.name),
+                images: e.spec.images.clone(),
+                cves: e.spec.cves.clone(),
+                statement: e.spec.vex.clone()?,
+                expires: e.spec.expires.0.to_string(),
             })
         })
         .collect();
-    (input, first_expiry)
+    ExceptionsInput {
+        exceptions,
+        vex,
+        first_expiry,
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +238,7 @@ mod tests {
                 cves: cves.iter().map(|s| s.to_string()).collect(),
                 reason: format!("{name} reviewed"),
                 expires: Time(ts(expires)),
+                vex: None,
             },
         );
         e.metadata.namespace = Some("apps".into());
@@ -251,7 +285,8 @@ mod tests {
         ];
         let config = AdmissionConfig::default();
         let now = ts("2026-01-01T00:00:00Z");
-        let (input, expiry) = exceptions_input(&exceptions, image.as_ref(), "apps", &config, now);
+        let given = exceptions_input(&exceptions, image.as_ref(), "apps", &config, now);
+        let (input, expiry) = (given.exceptions, given.first_expiry);
         assert_eq!(
             input,
             vec![
@@ -260,8 +295,63 @@ mod tests {
             ]
         );
         assert_eq!(expiry, Some(ts("2026-02-01T00:00:00Z")));
-        let (none, _) = exceptions_input(&exceptions, None, "apps", &config, now);
-        assert!(none.is_empty());
+        let none = exceptions_input(&exceptions, None, "apps", &config, now);
+        assert!(none.exceptions.is_empty() && none.vex.is_empty());
+    }
+
+    #[test]
+    fn vex_statements_are_all_in_input_vex_and_only_not_affected_in_input_exceptions() {
+        use crate::api::{VexJustification, VexStatement, VexStatus};
+        let image = ImageRef::parse("busybox:1.32.1").ok();
+        let statement = |name: &str, status: VexStatus, expires: &str| {
+            let mut e = exception(name, &["busybox:1.32.1"], &["CVE-1"], expires);
+            e.spec.vex = Some(VexStatement {
+                status,
+                justification: (status == VexStatus::NotAffected)
+                    .then_some(VexJustification::ComponentNotPresent),
+                impact_statement: None,
+                action_statement: None,
+            });
+            e
+        };
+        let exceptions = [
+            statement(
+                "a-looking",
+                VexStatus::UnderInvestigation,
+                "2026-01-15T00:00:00Z",
+            ),
+            statement("b-fine", VexStatus::NotAffected, "2026-02-01T00:00:00Z"),
+        ];
+        let now = ts("2026-01-01T00:00:00Z");
+        let given = exceptions_input(
+            &exceptions,
+            image.as_ref(),
+            "apps",
+            &AdmissionConfig::default(),
+            now,
+        );
+        assert_eq!(
+            given.exceptions,
+            vec![
+                json!({"images": ["busybox:1.32.1"], "cves": ["CVE-1"], "reason": "b-fine reviewed",
+                "expires": "2026-02-01T00:00:00Z",
+                "vex": {"status": "not_affected", "justification": "component_not_present"}})
+            ]
+        );
+        let vex: Vec<(&str, VexStatus)> = given
+            .vex
+            .iter()
+            .map(|v| (v.exception.as_str(), v.statement.status))
+            .collect();
+        assert_eq!(
+            vex,
+            [
+                ("apps/a-looking", VexStatus::UnderInvestigation),
+                ("apps/b-fine", VexStatus::NotAffected)
+            ]
+        );
+        // A statement's end wakes the controller as an exception's does.
+        assert_eq!(given.first_expiry, Some(ts("2026-01-15T00:00:00Z")));
     }
 
     #[test]
@@ -278,11 +368,11 @@ mod tests {
         }
         let fresh = exception("fresh", &["busybox"], &[], "2026-02-01T00:00:00Z");
         let exceptions = [unapproved, stale, fresh];
-        let (input, _) = exceptions_input(&exceptions, image.as_ref(), "apps", &config, now);
+        let input = exceptions_input(&exceptions, image.as_ref(), "apps", &config, now).exceptions;
         assert_eq!(input.len(), 1, "{input:?}");
         // An exception in a tenant namespace never changes a trusted scan's result.
-        let (input, _) =
-            exceptions_input(&exceptions, image.as_ref(), "scangate-system", &config, now);
+        let input = exceptions_input(&exceptions, image.as_ref(), "scangate-system", &config, now)
+            .exceptions;
         assert!(input.is_empty(), "{input:?}");
     }
 

@@ -1,5 +1,7 @@
 //! What a viewer may do from the page: scan an unscanned image now (an ImageScan in scangate's
-//! namespace, as `scangate scan` makes it), rescan a scan, reevaluate its policy. Each write is
+//! namespace, as `scangate scan` makes it), rescan a scan, reevaluate its policy, record an
+//! OpenVEX statement about one of its CVEs (a ScanException with `spec.vex`, named as
+//! `scangate vex import` names it; only an approver's is written, and counts). Each write is
 //! made **with the viewer's own token**, so the viewer's RBAC decides and the apiserver's audit
 //! log names the viewer; the controller's own rights are never lent. A form from a session must
 //! carry the session's CSRF token (a request with a bearer token cannot be forged by another
@@ -12,13 +14,16 @@ use kube::{Client, Config};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::api::ImageScan;
 use crate::api::annotation::{self, REQUESTED_BY};
+use crate::api::{
+    ImageScan, ScanException, ScanExceptionSpec, VexJustification, VexStatement, VexStatus,
+};
 use crate::cmd::scan::{ScanArgs, image_scan};
 use crate::image::ImageRef;
 use crate::report::{Report, SCAN_LABEL, config_map_name, from_config_map, scan_label_value};
 use crate::scan::naming::scan_name;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The field manager of the page's writes.
 const MANAGER: &str = "scangate-results-page";
@@ -33,7 +38,7 @@ pub struct Actor {
 }
 
 /// What a viewer asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// An ImageScan of this image in scangate's namespace.
     ScanNow { image: ImageRef },
@@ -41,6 +46,12 @@ pub enum Action {
     Rescan { namespace: String, name: String },
     /// Its policy evaluated again on its report.
     Reevaluate { namespace: String, name: String },
+    /// An OpenVEX statement, ScanException `namespace/name` (built by [`vex_statement`]).
+    RecordVex {
+        namespace: String,
+        name: String,
+        spec: Box<ScanExceptionSpec>,
+    },
 }
 
 impl Action {
@@ -53,6 +64,14 @@ impl Action {
             Self::Reevaluate { namespace, name } => {
                 format!("reevaluate imagescan {namespace}/{name}")
             }
+            Self::RecordVex {
+                namespace, spec, ..
+            } => format!(
+                "record the VEX statement {} for {} in {} in namespace {namespace}",
+                spec.vex.as_ref().map_or("", |v| v.status.as_str()),
+                spec.cves.join(", "),
+                spec.images.join(", "),
+            ),
         }
     }
 }
@@ -125,6 +144,65 @@ pub fn scan_now(image: &ImageRef, namespace: &str, record: String) -> ImageScan 
     );
     scan.metadata.annotations = Some([(REQUESTED_BY.to_string(), record)].into());
     scan
+}
+
+/// The statement the scan page's VEX form asks for: about `cve` in the scan's image, in the
+/// form's `namespace` (the scan's by default), with `status`, `justification`, `statement`
+/// (the action statement when affected, else the impact statement) and `expires` (a duration
+/// or a time). The webhook checks the rest (the writer is an approver, OpenVEX's rules, the
+/// bound on `expires`). An error says which field is wrong.
+pub fn vex_statement(
+    fields: &std::collections::HashMap<String, String>,
+    scan_namespace: &str,
+    image: &str,
+    user: &str,
+    now: Timestamp,
+) -> std::result::Result<ScanException, String> {
+    let field = |name: &str| fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let cve = field("cve").ok_or("name the CVE (field cve)")?;
+    let status = field("status").ok_or("choose a status (field status)")?;
+    let status: VexStatus = serde_json::from_value(json!(status)).map_err(|_| {
+        format!(
+            "status {status:?} is not one of not_affected, affected, fixed, under_investigation"
+        )
+    })?;
+    let justification = match field("justification") {
+        None => None,
+        Some(j) => Some(
+            serde_json::from_value::<VexJustification>(json!(j))
+                .map_err(|_| format!("justification {j:?} is not an OpenVEX justification"))?,
+        ),
+    };
+    let statement = field("statement").map(String::from);
+    let (impact_statement, action_statement) = match status {
+        VexStatus::Affected => (None, statement.clone()),
+        _ => (statement.clone(), None),
+    };
+    let expires = crate::cmd::vex::expiry(field("expires").unwrap_or("30d"), now)
+        .map_err(|e| e.to_string())?;
+    let namespace = field("namespace").unwrap_or(scan_namespace);
+    Ok(ScanException {
+        metadata: kube::core::ObjectMeta {
+            name: Some(crate::cmd::vex::exception_name(cve, image)),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
+        spec: ScanExceptionSpec {
+            images: vec![image.to_string()],
+            cves: vec![cve.to_string()],
+            reason: format!(
+                "{status} for {cve}, recorded by {user} on the results page{}",
+                statement.map_or_else(String::new, |s| format!(": {s}"))
+            ),
+            expires: Time(expires),
+            vex: Some(VexStatement {
+                status,
+                justification,
+                impact_statement,
+                action_statement,
+            }),
+        },
+    })
 }
 
 /// A client of the cluster in `base`, authenticated as the viewer.
@@ -216,6 +294,30 @@ pub async fn perform(
                 Err(e) => Err(api_error(e)),
             }
         }
+        Action::RecordVex {
+            namespace,
+            name,
+            spec,
+        } => {
+            let statement = ScanException {
+                metadata: kube::core::ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(namespace.clone()),
+                    annotations: Some([(REQUESTED_BY.to_string(), record)].into()),
+                    ..Default::default()
+                },
+                spec: (**spec).clone(),
+            };
+            let api: Api<ScanException> = Api::namespaced(client, namespace);
+            let params = PatchParams::apply(MANAGER).force();
+            match api.patch(name, &params, &Patch::Apply(&statement)).await {
+                Ok(_) => Ok(format!(
+                    "Recorded ScanException {namespace}/{name}: {}.",
+                    described.trim_start_matches("record ")
+                )),
+                Err(e) => Err(api_error(e)),
+            }
+        }
         Action::Rescan { namespace, name } | Action::Reevaluate { namespace, name } => {
             let annotation = match action {
                 Action::Rescan { .. } => annotation::RESCAN,
@@ -270,6 +372,89 @@ mod tests {
             Err(Error::Csrf)
         ));
         assert!(check_csrf(&actor(None), None).is_ok());
+    }
+
+    #[test]
+    fn the_vex_form_builds_the_statement_import_would_name()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let now: Timestamp = "2026-12-07T05:00:00Z".parse()?;
+        let fields = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let statement = vex_statement(
+            &fields(&[
+                ("cve", "CVE-2022-48174"),
+                ("status", "not_affected"),
+                ("justification", "vulnerable_code_not_in_execute_path"),
+                ("statement", "no shell reads input"),
+                ("expires", "7d"),
+                ("namespace", ""),
+            ]),
+            "shop",
+            "busybox:1.32.1",
+            "alice",
+            now,
+        )?;
+        assert_eq!(statement.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(
+            statement.metadata.name,
+            Some(crate::cmd::vex::exception_name(
+                "CVE-2022-48174",
+                "busybox:1.32.1"
+            ))
+        );
+        assert_eq!(statement.spec.expires.0, "2026-12-14T05:00:00Z".parse()?);
+        let vex = statement.spec.vex.clone().ok_or("no vex")?;
+        assert_eq!(vex.status, VexStatus::NotAffected);
+        assert_eq!(
+            vex.impact_statement.as_deref(),
+            Some("no shell reads input")
+        );
+        assert_eq!(
+            statement.spec.reason,
+            "not_affected for CVE-2022-48174, recorded by alice on the results page: no shell reads input"
+        );
+        let affected = vex_statement(
+            &fields(&[
+                ("cve", "CVE-1"),
+                ("status", "affected"),
+                ("statement", "upgrade"),
+                ("namespace", "team"),
+            ]),
+            "shop",
+            "busybox:1.32.1",
+            "alice",
+            now,
+        )?;
+        assert_eq!(affected.metadata.namespace.as_deref(), Some("team"));
+        assert_eq!(
+            affected
+                .spec
+                .vex
+                .and_then(|v| v.action_statement)
+                .as_deref(),
+            Some("upgrade")
+        );
+        for (bad, says) in [
+            (fields(&[("status", "fixed")]), "field cve"),
+            (
+                fields(&[("cve", "CVE-1"), ("status", "maybe")]),
+                "\"maybe\" is not one of",
+            ),
+            (
+                fields(&[("cve", "CVE-1"), ("status", "fixed"), ("expires", "soon")]),
+                "--expires \"soon\"",
+            ),
+        ] {
+            let error = vex_statement(&bad, "shop", "x:1", "alice", now)
+                .err()
+                .unwrap_or_default();
+            assert!(error.contains(says), "{error}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -800,19 +800,45 @@ async fn act(
     }
 }
 
-/// `POST /scans/{namespace}/{name}/{action}`: `rescan` or `reevaluate`.
+/// `POST /scans/{namespace}/{name}/{action}`: `rescan`, `reevaluate`, or `vex` (record an
+/// OpenVEX statement about one of its CVEs).
 async fn scan_action(
     State(pages): State<Arc<Pages>>,
     Extension(actor): Extension<Actor>,
     Path((namespace, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
+    let fields = form(&body);
     let action = match action.as_str() {
         "rescan" => Action::Rescan { namespace, name },
         "reevaluate" => Action::Reevaluate { namespace, name },
+        "vex" => {
+            // The statement is about the scan's image, as the index knows it.
+            let image = match snapshot(&pages) {
+                Ok(s) => match s.scan(&namespace, &name) {
+                    Some(scan) => scan.image.clone(),
+                    None => return not_found().await,
+                },
+                Err(why) => return unavailable(why),
+            };
+            match actions::vex_statement(
+                &fields,
+                &namespace,
+                &image,
+                &actor.user,
+                jiff::Timestamp::now(),
+            ) {
+                Ok(statement) => Action::RecordVex {
+                    namespace: statement.metadata.namespace.unwrap_or_default(),
+                    name: statement.metadata.name.unwrap_or_default(),
+                    spec: Box::new(statement.spec),
+                },
+                Err(why) => return html(StatusCode::BAD_REQUEST, view::message("Not done", &why)),
+            }
+        }
         _ => return not_found().await,
     };
-    act(&pages, &actor, &form(&body), action).await
+    act(&pages, &actor, &fields, action).await
 }
 
 async fn scan_now(

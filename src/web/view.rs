@@ -554,7 +554,11 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
             id = esc(&v.id),
         );
     }
-    body += "</tbody></table></details></section>";
+    body += "</tbody></table></details>";
+    if !s.violations.is_empty() {
+        body += &vex_form(&format!("{here}/vex"), csrf, s);
+    }
+    body += "</section>";
     body += "<h2>Conditions</h2><table id=\"conditions\"><thead><tr><th>Type</th><th>Status</th><th>Reason</th><th>Message</th><th>Since</th></tr></thead><tbody>";
     for c in &s.conditions {
         let message = said(c);
@@ -582,6 +586,50 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
         &format!("ImageScan {}/{}", s.namespace, s.name),
         Nav::Scans,
         &body,
+    )
+}
+
+/// The scan page's form to record an OpenVEX statement about one of its violations (approvers:
+/// the write is the viewer's, so RBAC and the webhook decide; docs/vex.md).
+fn vex_form(action: &str, csrf: Option<&str>, s: &Scan) -> String {
+    let mut cves: Vec<&str> = s.violations.iter().map(|v| v.id.as_str()).collect();
+    cves.dedup();
+    let options = |values: &[&str]| -> String {
+        values
+            .iter()
+            .map(|v| format!("<option value=\"{0}\">{0}</option>", esc(v)))
+            .collect()
+    };
+    let statuses: Vec<&str> = crate::api::VexStatus::ALL
+        .iter()
+        .map(|v| v.as_str())
+        .collect();
+    let hidden = csrf.map_or_else(String::new, |c| {
+        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(c))
+    });
+    format!(
+        "<details id=\"vex\"><summary>Record a VEX statement (approvers)</summary>\
+<form method=\"post\" action=\"{}\" class=\"vex\">{hidden}\
+<label>CVE <select name=\"cve\">{}</select></label>\
+<label>Status <select name=\"status\">{}</select></label>\
+<label>Justification (not_affected) <select name=\"justification\"><option value=\"\">-</option>{}</select></label>\
+<label>Statement <input type=\"text\" name=\"statement\" placeholder=\"why not affected, or what to do\"></label>\
+<label>Namespace <input type=\"text\" name=\"namespace\" value=\"{}\"></label>\
+<label>Expires <input type=\"text\" name=\"expires\" value=\"30d\"></label>\
+<button type=\"submit\">Record statement</button></form>\
+<p class=\"note\">About {} in that namespace only; under_investigation keeps the image denied and the scan Under Review, not_affected admits like an exception.</p></details>",
+        esc(action),
+        options(&cves),
+        options(&statuses),
+        options(&[
+            "component_not_present",
+            "vulnerable_code_not_present",
+            "vulnerable_code_not_in_execute_path",
+            "vulnerable_code_cannot_be_controlled_by_adversary",
+            "inline_mitigations_already_exist",
+        ]),
+        esc(&s.namespace),
+        esc(&s.image),
     )
 }
 
@@ -867,6 +915,31 @@ mod tests {
         );
         // A bearer request's page has no token to carry.
         assert!(!super::scan(&detail, None).contains("name=\"csrf\""));
+        // No violation, nothing to state; with one, the VEX form names it, with the token.
+        let mut clean = detail.clone();
+        clean.violations.clear();
+        assert!(!super::scan(&clean, Some("t")).contains("/vex\""));
+        let mut failing = detail.clone();
+        failing.violations = vec![crate::api::Violation {
+            id: "CVE-2022-48174".into(),
+            severity: crate::api::Severity::Critical,
+            package: "busybox".into(),
+            version: "1.32.1".into(),
+            fixed_version: None,
+        }];
+        let html = super::scan(&failing, Some("t"));
+        assert!(
+            html.contains("<form method=\"post\" action=\"/scans/shop/web+app/vex\" class=\"vex\"><input type=\"hidden\" name=\"csrf\" value=\"t\">"),
+            "{html}"
+        );
+        for part in [
+            "<select name=\"cve\"><option value=\"CVE-2022-48174\">CVE-2022-48174</option></select>",
+            "<option value=\"under_investigation\">under_investigation</option>",
+            "<option value=\"vulnerable_code_not_in_execute_path\">",
+            "<input type=\"text\" name=\"namespace\" value=\"shop\">",
+        ] {
+            assert!(html.contains(part), "{part}: {html}");
+        }
     }
 
     #[test]

@@ -184,16 +184,28 @@ impl Cluster {
 
     /// Like [`Cluster::kubeconfig_as`], for a ServiceAccount in another namespace.
     pub fn kubeconfig_as_in(&self, namespace: &str, service_account: &str) -> PathBuf {
+        self.kubeconfig_impersonating(
+            &format!("{namespace}-{service_account}"),
+            &format!("system:serviceaccount:{namespace}:{service_account}"),
+        )
+    }
+
+    /// A kubeconfig that acts as user `user` (impersonation), as `kubectl --as` does.
+    pub fn kubeconfig_as_user(&self, user: &str) -> PathBuf {
+        self.kubeconfig_impersonating(&format!("user-{user}"), user)
+    }
+
+    /// A kubeconfig `kubeconfig-as-<file>` whose every user acts as `user`.
+    fn kubeconfig_impersonating(&self, file: &str, user: &str) -> PathBuf {
         let path = self
             .kubeconfig
-            .with_file_name(format!("kubeconfig-as-{namespace}-{service_account}"));
+            .with_file_name(format!("kubeconfig-as-{file}"));
         let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
         let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
-        let user = format!("system:serviceaccount:{namespace}:{service_account}");
         if let Some(users) = config.get_mut("users").and_then(|u| u.as_sequence_mut()) {
             for entry in users {
                 if let Some(map) = entry.get_mut("user").and_then(|u| u.as_mapping_mut()) {
-                    map.insert("as".into(), user.clone().into());
+                    map.insert("as".into(), user.into());
                 }
             }
         }
