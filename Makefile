@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/scangate
 
-.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory bench-mirror fuzz lint fmt crds certs deploy-local tools helm registry-build browser
+.PHONY: all build demo test unit-test e2e bench bench-tools bench-controller bench-inventory bench-mirror fuzz lint fmt crds certs deploy-local tools helm registry-build cosign browser
 
 # The local control plane picks free ports, so it never collides with another cluster here.
 export CONTROLPLANE_APISERVER_PORT ?= 0
@@ -33,7 +33,7 @@ unit-test:
 	$(CARGO) test --locked
 
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
-test: helm registry-build browser
+test: helm registry-build cosign browser
 	@echo "test: tools ready at $$(date +%T)"
 	$(CARGO) test --locked --no-run
 	@echo "test: tests built at $$(date +%T)"
@@ -44,7 +44,7 @@ test: helm registry-build browser
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
 ## e2e: only the end-to-end tests, on a fresh local control plane.
-e2e: helm registry-build browser
+e2e: helm registry-build cosign browser
 	$(MAKE) --no-print-directory controlplane
 	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --test 'e2e_*' || rc=$$?; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
@@ -179,6 +179,23 @@ $(REGISTRY):
 	GOBIN=$(abspath $(@D)) $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) -trimpath \
 	  -ldflags '-s -w -X github.com/distribution/distribution/v3/version.version=$(REGISTRY_VERSION)' \
 	  github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION)
+
+# cosign, for the attestation tests (tests/e2e_cosign.rs; test tooling only): it signs and
+# attests fixture reports as a CI pipeline would and verifies the verdicts scangate pushes. Built
+# from its Go module with the Go toolchain and module/build caches the control plane build uses;
+# kept while the binary there says it is COSIGN_VERSION, rebuilt when the pin changes.
+COSIGN_VERSION := v3.1.3
+COSIGN := target/tools/cosign
+
+## cosign: build cosign into target/tools/cosign (first build takes a few minutes).
+cosign:
+	@if [ -x $(COSIGN) ] && $(COSIGN) version 2>/dev/null | grep -qx 'GitVersion: *$(COSIGN_VERSION)'; then \
+	  exit 0; fi; \
+	mkdir -p $(dir $(COSIGN)); \
+	echo "cosign: building cosign $(COSIGN_VERSION) into $(COSIGN) (first build takes a few minutes)"; \
+	GOBIN=$(abspath $(dir $(COSIGN))) CGO_ENABLED=0 $(CONTROLPLANE_GO) install $(CONTROLPLANE_GO_BUILD_FLAGS) \
+	  -trimpath -ldflags '-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$(COSIGN_VERSION)' \
+	  github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 
 ## browser: install headless Chromium and pdftotext (Debian's chromium, poppler-utils) for the
 ## browser tests (tests/common/browser.rs) when missing; a cold install takes about 40 s.

@@ -23,5 +23,6 @@ pub mod runtime;
 pub mod sandbox;
 pub mod scan;
 pub mod server;
+pub mod svr;
 pub mod tls;
 pub mod web;

@@ -170,6 +170,7 @@ fn status_schema_has_the_design_fields() {
             "scanErrors",
             "scannedAt",
             "scannedBy",
+            "verdictAttestation",
             "violations",
         ]
     );

@@ -9,7 +9,8 @@
 //! attestation or one older than `maxAge` give their condition and no verdict; no report
 //! ConfigMap is written.
 //!
-//! Also without an apiserver: the registry client finds the envelopes by cosign's tag.
+//! Also without an apiserver: the registry client finds the envelopes by cosign's tag, and a
+//! verdict's blob upload that the registry sends to another port is refused.
 
 mod common;
 
@@ -522,4 +523,55 @@ async fn referrers_are_read_first_within_the_bounds_and_the_egress_rules() {
         other => panic!("expected a refused redirect, got {other:?}"),
     }
     assert_eq!(sink.connections(), 0);
+}
+
+/// Verdicts out: a registry whose blob upload sends the upload to another loopback port gets
+/// nothing there; the push fails with a refused redirect, and the verdict is not stored.
+#[tokio::test]
+async fn a_verdict_upload_sent_elsewhere_is_refused_with_nothing_sent_there() {
+    if std::env::var("SCANGATE_E2E").as_deref() != Ok("1") {
+        eprintln!("skipping: set SCANGATE_E2E=1 for registry tests");
+        return;
+    }
+    use axum::http::StatusCode;
+    use axum::http::header::LOCATION;
+    use axum::response::IntoResponse;
+    let sink = common::hostile::sink().await;
+    let port = sink.port;
+    let registry = common::hostile::Hostile::start(true, move |_, uri, _| {
+        if uri.path() == "/v2/team/app/blobs/uploads/" {
+            return (
+                StatusCode::ACCEPTED,
+                [(LOCATION, format!("https://127.0.0.1:{port}/upload"))],
+            )
+                .into_response();
+        }
+        StatusCode::NOT_FOUND.into_response()
+    })
+    .await;
+    let resolver = registry.resolver(scangate::registry::Egress::default());
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let image = registry
+        .image("1")
+        .with_digest(&digest)
+        .expect("pinned image");
+    let pushed = resolver
+        .push_attestation(&image, None, b"{}", scangate::svr::SVR_V01)
+        .await;
+    match pushed {
+        Err(error @ scangate::registry::Error::RefusedRedirect { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(&image.to_string()), "{message}");
+            assert!(!message.contains(&port.to_string()), "{message}");
+        }
+        other => panic!("expected a refused redirect, got {other:?}"),
+    }
+    assert_eq!(sink.connections(), 0);
+    // No manifest was written.
+    let asked: Vec<String> = registry.seen().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        asked.iter().filter(|p| p.contains("/manifests/")).count(),
+        1,
+        "only the existing attestations were asked: {asked:?}"
+    );
 }

@@ -212,6 +212,10 @@ fn lint_is_clean_with_every_option() {
             "--set",
             "registry.resolveTags=false,registry.caConfigMap=registry-ca",
         ],
+        &[
+            "--set",
+            "admission.attestations.sign.keySecret=verdict-key,admission.attestations.sign.pushSecret=verdict-push",
+        ],
     ] {
         let mut args = vec!["lint", "--strict", CHART];
         args.extend_from_slice(values);
@@ -229,6 +233,7 @@ fn lint_is_clean_with_every_option() {
         "admission.onPendng=warn",
         "admission.firstSight.perNamespace=0",
         "networkPolicy.apiserverCIDRs={not-a-cidr}",
+        "admission.attestations.sign.pushSecret=verdict-push",
     ] {
         let out = helm(cluster, &["lint", CHART, "--set", bad]);
         assert!(!out.status.success(), "{bad} passed lint");

@@ -198,6 +198,24 @@ pub struct AttestationRules {
     /// no result. Unset or `0`: attestations do not age.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
+    /// Verdicts out: when set, the controller signs its verdict on each digest that a trusted
+    /// ImageScan finds Completed or Failed and pushes it to the image's registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<SignRules>,
+}
+
+/// Where the controller's verdict signing key and push credentials are (Secrets in
+/// `scangateNamespace`, read by the controller only).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignRules {
+    /// The Secret holding the ECDSA P-256 private key: `cosign.key` and `cosign.password`
+    /// (as `cosign generate-key-pair k8s://NAMESPACE/NAME` creates it) or `key.pem`.
+    pub key_secret: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret with credentials that may push to the
+    /// images' repositories; unset: push without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_secret: Option<String>,
 }
 
 /// A named public key.
@@ -467,6 +485,20 @@ impl AdmissionConfig {
         config.attestations.keys()?;
         if let Some(age) = &config.attestations.max_age {
             parse_duration(age).map_err(Error::AttestationMaxAge)?;
+        }
+        if let Some(sign) = &config.attestations.sign {
+            if sign.key_secret.is_empty() {
+                return Err(Error::EmptyField {
+                    field: "attestations.sign.keySecret",
+                    what: "the Secret with the verdict signing key",
+                });
+            }
+            if sign.push_secret.as_deref() == Some("") {
+                return Err(Error::EmptyField {
+                    field: "attestations.sign.pushSecret",
+                    what: "the Secret with push credentials, or leave it out",
+                });
+            }
         }
         if config.trusted_scan_namespaces.iter().any(String::is_empty) {
             return Err(Error::EmptyNamespace);
@@ -1012,5 +1044,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(age.contains("attestations.maxAge"), "{age}");
+    }
+
+    #[test]
+    fn verdict_signing_names_its_secrets() {
+        let config = AdmissionConfig::from_yaml(
+            "attestations: {sign: {keySecret: verdict-key, pushSecret: verdict-push}}",
+        )
+        .unwrap();
+        let sign = config.attestations.sign.unwrap();
+        assert_eq!(sign.key_secret, "verdict-key");
+        assert_eq!(sign.push_secret.as_deref(), Some("verdict-push"));
+        assert_eq!(AdmissionConfig::default().attestations.sign, None);
+        for bad in [
+            "attestations: {sign: {keySecret: ''}}",
+            "attestations: {sign: {keySecret: k, pushSecret: ''}}",
+        ] {
+            let error = AdmissionConfig::from_yaml(bad).unwrap_err().to_string();
+            assert!(error.contains("attestations.sign."), "{bad}: {error}");
+        }
+        let typo = AdmissionConfig::from_yaml("attestations: {sign: {key: k}}").unwrap_err();
+        assert!(typo.to_string().contains("key"), "{typo}");
     }
 }

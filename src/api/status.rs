@@ -769,6 +769,12 @@ pub struct ScanStatus {
     /// The report itself stays in the registry. Written by scangate only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<AttestationResult>,
+    /// scangate's own signed verdict on the scanned digest, pushed to the image's registry
+    /// when the admission config's `attestations.sign` is set: once per digest and verdict,
+    /// for trusted ImageScans that are Completed or Failed. A failed push says why here and
+    /// never changes the verdict. Written by scangate only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_attestation: Option<VerdictAttestation>,
     /// The ScanPolicy the report was judged by, and why that one: the scan's `scanPolicy`, else
     /// for a trusted scan the admission config's `defaultScanPolicy` or scangate's built-in
     /// default policy. Absent when no policy judges the report (a namespace's own scan that
@@ -870,6 +876,28 @@ pub struct AttestationResult {
     /// The scanner's vulnerability database version, when the attestation says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_version: Option<String>,
+}
+
+/// scangate's signed verdict (an in-toto Simple Verification Result) on a digest.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictAttestation {
+    /// The digest the verdict is on, `sha256:…`.
+    pub digest: String,
+    /// The verdict signed: Completed or Failed.
+    pub verdict: Phase,
+    /// When it was pushed; absent while it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<Time>,
+    /// Where it was pushed: `repository:sha256-<hex>.att`, cosign's attestation tag.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Why the last push failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The pushes tried for this digest and verdict and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<i64>,
 }
 
 /// A decided result on content the scan held before (see `ScanStatus::earlier_results`).

@@ -420,6 +420,7 @@ impl Term<'_> {
             written: std::sync::Mutex::default(),
             evaluations: std::sync::Mutex::default(),
             attestations: std::sync::Mutex::default(),
+            verdict_attempts: std::sync::Mutex::default(),
         });
         let images = controller_for(
             image_watch,

@@ -1,8 +1,11 @@
 //! Fetching an image's attestations (DSSE envelopes) from its registry, within the same egress
 //! rules and authentication as tag resolution: the OCI 1.1 referrers API first
-//! (`GET /v2/<repo>/referrers/<digest>`), then cosign's tag (`<repo>:sha256-<hex>.att`, an
-//! image manifest whose layers are the envelopes). Registries without the referrers API (the
-//! CNCF distribution registry among them) answer it with 404: only the tag is read there.
+//! (`GET /v2/<repo>/referrers/<digest>`), or where a registry lacks it (404; the CNCF
+//! distribution registry among them) the referrers tag schema's index (`<repo>:sha256-<hex>`,
+//! where cosign 3 attaches its Sigstore bundles), then cosign's tag (`<repo>:sha256-<hex>.att`,
+//! an image manifest whose layers are the envelopes, as cosign 2 and `--new-bundle-format=false`
+//! attach them). A Sigstore bundle layer gives the DSSE envelope it holds (`dsseEnvelope`);
+//! its transparency log entries are not looked at: the admin's keys decide.
 //!
 //! Bounded: at most [`MAX_ATTESTATIONS`] envelopes, each at most [`MAX_ENVELOPE_BYTES`], and
 //! [`MAX_TOTAL_BYTES`] in all; manifests and the referrers list at most the manifest bound.
@@ -15,6 +18,10 @@ use serde::Deserialize;
 
 use super::{Answer, Asking, Authorization, Credentials, Error, Resolution, Resolver, Result};
 use crate::attest::{DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, MAX_ATTESTATIONS, MAX_ENVELOPE_BYTES};
+
+/// The media type (and artifact type) of a Sigstore bundle, as cosign 3 attaches it; earlier
+/// bundle versions have the same prefix.
+const SIGSTORE_BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 use crate::image::ImageRef;
 
 /// The most bytes of envelopes read for one image.
@@ -66,7 +73,14 @@ impl Resolver {
             total: 0,
         };
         let referrers = fetch.url(&format!("referrers/{digest}"))?;
-        let manifests = match fetch.get(referrers, OCI_INDEX, Answer::Referrers).await? {
+        let listing = match fetch.get(referrers, OCI_INDEX, Answer::Referrers).await? {
+            Some(body) => Some(body),
+            None => {
+                let tag = fetch.url(&format!("manifests/{}", referrers_tag(digest)))?;
+                fetch.get(tag, OCI_INDEX, Answer::Referrers).await?
+            }
+        };
+        let manifests = match listing {
             Some(body) => attestation_manifests(&body).map_err(|problem| {
                 resolution.bad_response(
                     Answer::Referrers,
@@ -220,10 +234,33 @@ impl<'c> Fetch<'_, 'c> {
                 ));
             }
             self.total += blob.len();
-            self.envelopes.push(blob);
+            let envelope = if layer.media_type.starts_with(SIGSTORE_BUNDLE_PREFIX) {
+                match bundle_envelope(&blob) {
+                    Some(envelope) => envelope,
+                    None => {
+                        tracing::warn!(digest = %layer.digest, "a Sigstore bundle without a DSSE envelope: skipped");
+                        continue;
+                    }
+                }
+            } else {
+                blob
+            };
+            self.envelopes.push(envelope);
         }
         Ok(())
     }
+}
+
+/// The referrers tag schema's tag of a digest (OCI distribution 1.1): `sha256-<hex>`.
+pub fn referrers_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+/// The DSSE envelope a Sigstore bundle holds (`dsseEnvelope`, the same JSON shape), if any.
+pub fn bundle_envelope(bundle: &[u8]) -> Option<Vec<u8>> {
+    let bundle: serde_json::Value = serde_json::from_slice(bundle).ok()?;
+    let envelope = bundle.get("dsseEnvelope").filter(|e| e.is_object())?;
+    serde_json::to_vec(envelope).ok()
 }
 
 /// cosign's attestation tag of a digest: `sha256-<hex>.att`.
@@ -263,7 +300,10 @@ pub fn attestation_manifests(body: &[u8]) -> Result<Vec<String>, String> {
             matches!(
                 m.artifact_type.as_deref(),
                 Some(DSSE_MEDIA_TYPE | IN_TOTO_PAYLOAD_TYPE)
-            )
+            ) || m
+                .artifact_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with(SIGSTORE_BUNDLE_PREFIX))
         })
         .filter(|m| is_sha256(&m.digest))
         .map(|m| m.digest)
@@ -278,7 +318,10 @@ fn envelope_layers(body: &[u8]) -> Result<Vec<Descriptor>, String> {
     Ok(listing
         .layers
         .into_iter()
-        .filter(|l| l.media_type == DSSE_MEDIA_TYPE && is_sha256(&l.digest))
+        .filter(|l| {
+            (l.media_type == DSSE_MEDIA_TYPE || l.media_type.starts_with(SIGSTORE_BUNDLE_PREFIX))
+                && is_sha256(&l.digest)
+        })
         .take(MAX_ATTESTATIONS)
         .collect())
 }
@@ -332,5 +375,36 @@ mod tests {
         let layers = envelope_layers(&serde_json::to_vec(&manifest).unwrap()).unwrap();
         assert_eq!(layers.len(), 1);
         assert_eq!(layers[0].size, 100);
+    }
+
+    #[test]
+    fn cosign_3_bundles_are_listed_and_give_their_envelope() {
+        let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        let listing = serde_json::json!({"manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": D, "size": 10, "artifactType": bundle_type},
+        ]});
+        let kept = attestation_manifests(&serde_json::to_vec(&listing).unwrap()).unwrap();
+        assert_eq!(kept, [D]);
+        let manifest = serde_json::json!({"layers": [
+            {"mediaType": bundle_type, "digest": D, "size": 100},
+        ]});
+        assert_eq!(
+            envelope_layers(&serde_json::to_vec(&manifest).unwrap())
+                .unwrap()
+                .len(),
+            1
+        );
+        let envelope = serde_json::json!({"payloadType": IN_TOTO_PAYLOAD_TYPE, "payload": "e30=",
+            "signatures": [{"sig": "AA=="}]});
+        let bundle = serde_json::json!({"mediaType": bundle_type,
+            "verificationMaterial": {"publicKey": {"hint": "x"}}, "dsseEnvelope": envelope});
+        let got = bundle_envelope(&serde_json::to_vec(&bundle).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&got).unwrap(),
+            envelope
+        );
+        assert_eq!(bundle_envelope(br#"{"messageSignature": {}}"#), None);
+        assert_eq!(bundle_envelope(b"nope"), None);
+        assert_eq!(referrers_tag(D), D.replacen(':', "-", 1));
     }
 }

@@ -200,6 +200,11 @@ pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
 
+/// The scope a push asks a token for: pushing needs pulling too.
+pub fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
 /// The token endpoint's answer: `token`, or OAuth2's `access_token`.
 pub fn token_from_answer(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]

@@ -11,6 +11,7 @@ mod attestations;
 pub mod auth;
 pub mod egress;
 pub mod manifest;
+mod push;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,6 +111,22 @@ pub enum Error {
         answer: Answer,
         /// What was wrong with it, URL included: for the log only.
         detail: String,
+    },
+    #[error(
+        "registry {registry} refused to store the verdict attestation of {image} ({status}) \
+         {}",
+        if *credentials_sent {
+            "with the push secret's credentials: check that its user may push to this repository"
+        } else {
+            "without credentials: name a dockerconfigjson Secret that may push to this \
+             repository in the admission config's attestations.sign.pushSecret"
+        }
+    )]
+    PushRefused {
+        registry: String,
+        image: String,
+        status: u16,
+        credentials_sent: bool,
     },
     #[error("the pull secret cannot be used: {problem}")]
     PullSecret { problem: String },
@@ -376,6 +393,17 @@ impl Resolution<'_> {
         response: &reqwest::Response,
         credentials: Option<&'c Credentials>,
     ) -> Result<Authorization<'c>> {
+        self.authorize_for(response, credentials, None).await
+    }
+
+    /// [`Resolution::authorize`] with a token asked for `scope` when given (a push), else for
+    /// the challenge's scope or a pull.
+    async fn authorize_for<'c>(
+        &self,
+        response: &reqwest::Response,
+        credentials: Option<&'c Credentials>,
+        own_scope: Option<&str>,
+    ) -> Result<Authorization<'c>> {
         let values = response.headers().get_all(WWW_AUTHENTICATE);
         let challenge = Challenge::from_headers(values.iter().filter_map(|v| v.to_str().ok()));
         match (challenge, credentials) {
@@ -389,7 +417,10 @@ impl Resolution<'_> {
                 }),
                 credentials,
             ) => {
-                let scope = scope.unwrap_or_else(|| auth::pull_scope(self.image.repository()));
+                let scope = match own_scope {
+                    Some(asked) => asked.to_string(),
+                    None => scope.unwrap_or_else(|| auth::pull_scope(self.image.repository())),
+                };
                 let token = self
                     .token(&realm, service.as_deref(), &scope, credentials)
                     .await?;

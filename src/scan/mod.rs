@@ -21,6 +21,7 @@
 //! - [`triggers`]: what wakes a reconcile besides a change of the scan;
 //! - [`reconcile`]: one reconcile: observe, plan, apply;
 //! - [`upload`]: `scangate report --to-configmap`;
+//! - [`verdicts`]: signing and pushing the verdicts of trusted ImageScans (`attestations.sign`);
 //! - [`metrics`]: the lifecycle's Prometheus metrics.
 
 pub mod cache;
@@ -40,6 +41,7 @@ pub mod store;
 pub mod target;
 pub mod triggers;
 pub mod upload;
+pub mod verdicts;
 pub mod writes;
 
 /// The name of the controller in events, status writes' reporter and the default lease.

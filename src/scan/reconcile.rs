@@ -101,6 +101,8 @@ pub struct Context {
     /// `rescanInterval`; after the error-retry delay when it could not be asked), or when the
     /// scan's generation changes, not at every reconcile.
     pub attestations: Mutex<HashMap<String, LastFetch>>,
+    /// The failed pushes of each scan's signed verdict (see [`super::verdicts`]).
+    pub verdict_attempts: super::verdicts::Attempts,
 }
 
 /// An ImageScan with `resultsFrom: Attestation` looks at its image's attestations again this
@@ -221,6 +223,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             if let Ok(mut looks) = ctx.attestations.lock() {
                 looks.remove(&key);
             }
+            if let Ok(mut attempts) = ctx.verdict_attempts.lock() {
+                attempts.remove(&key);
+            }
             return Ok(Action::await_change());
         }
         Plan::Work(work) => work,
@@ -258,7 +263,10 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
         ctx.queue.release(&id);
     }
     let outcomes = outcomes?;
-    let settled = settle(&observed, work, outcomes, rules);
+    let mut settled = settle(&observed, work, outcomes, rules);
+    let verdict_retry =
+        super::verdicts::sign_verdict(scan, &failure_key(scan), &observed, &mut settled.write, ctx)
+            .await;
     if let Some(status) = &settled.write {
         if let Some(retry) = write_status(scan, status, ctx).await {
             return Ok(Action::requeue(retry));
@@ -272,10 +280,10 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
     {
         evaluations.insert(failure_key(scan), evaluation);
     }
-    let requeue = match (settled.requeue_after, recheck) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let requeue = [settled.requeue_after, recheck, verdict_retry]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
@@ -755,7 +763,11 @@ async fn resolve(target: &ResolveTarget, namespace: &str, ctx: &Context) -> Resu
 }
 
 /// The `.dockerconfigjson` of the Secret `name` in `namespace`.
-async fn pull_secret(name: &str, namespace: &str, ctx: &Context) -> Result<DockerConfig> {
+pub(super) async fn pull_secret(
+    name: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<DockerConfig> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.requested(Verb::get, ApiResource::secrets);
     let secret = secrets

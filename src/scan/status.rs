@@ -259,6 +259,8 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
         handled_rescan: inputs.handled_rescan.clone(),
         handled_cancel: inputs.handled_cancel.clone(),
         resolved: inputs.resolved.clone(),
+        // Written by the verdict signer (`super::verdicts`), carried over here.
+        verdict_attestation: inputs.previous.and_then(|p| p.verdict_attestation.clone()),
         ..ScanStatus::default()
     };
     let scan_errors = match (&inputs.state, &inputs.results) {
