@@ -347,8 +347,9 @@ impl Term<'_> {
                 config: self.config.clone(),
                 format: args.policy_reports,
                 metrics: self.admin.metrics.runtime.clone(),
-                publish: Box::new(move |entries, scans| {
-                    let snapshot = web::model::Snapshot::build(entries, scans.iter().map(|s| &**s));
+                publish: Box::new(move |entries, ended, scans| {
+                    let snapshot =
+                        web::model::Snapshot::build(entries, ended, scans.iter().map(|s| &**s));
                     view.send_replace(View::Ready(Arc::new(snapshot)));
                 }),
             }

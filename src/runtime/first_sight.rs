@@ -514,6 +514,7 @@ mod tests {
                 name: "web-7d9".into(),
                 uid: "u1".into(),
             }),
+            ended: None,
         }
     }
 

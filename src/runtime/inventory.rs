@@ -14,13 +14,20 @@
 //! - **The verdict** is what the rules say about the image ([`Action`]), before the namespace's
 //!   enforcement mode: an image that would be denied is `fail` in an audit namespace too.
 //!
+//! - **What ended**: a pod that stopped running (Succeeded, Failed, or deleted while Running)
+//!   keeps its images in the runtime view with the time it ended ([`Entry::ended`]), for the
+//!   results page's window (the past hour by default, [`ENDED_KEPT`] at most). The API keeps
+//!   an ended pod until it is deleted; [`Ended`] remembers the deleted ones, bounded in count
+//!   ([`MAX_ENDED`]) and in age. PolicyReports hold the running images only.
+//!
 //! Everything here is pure; [`super::reports`] writes what it computes.
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{
-    Container as PodContainer, ContainerStatus, EphemeralContainer, Pod, PodSpec, PodStatus, Volume,
+    Container as PodContainer, ContainerState, ContainerStateTerminated, ContainerStatus,
+    EphemeralContainer, Pod, PodSpec, PodStatus, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prometheus_client::encoding::EncodeLabelValue;
@@ -36,6 +43,14 @@ pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 /// How many CVE ids a result names.
 pub const TOP_CVES: usize = 5;
+
+/// How long the images of an ended pod stay in the runtime view: the largest window the
+/// results page offers.
+pub const ENDED_KEPT: SignedDuration = SignedDuration::from_hours(24);
+
+/// How many deleted pods the inventory remembers at most; past it, those that ended first are
+/// forgotten first.
+pub const MAX_ENDED: usize = 5000;
 
 /// What a running image gets, as PolicyReports spell it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, EncodeLabelValue)]
@@ -127,6 +142,8 @@ pub struct Entry {
     /// The controller that owns the pod (a ReplicaSet, a Job, …), which the pod's Events
     /// concern; `None` for a pod without one.
     pub owner: Option<Owner>,
+    /// When the pod stopped running; `None` while it runs.
+    pub ended: Option<Timestamp>,
 }
 
 /// A pod's controller owner, as the apiserver stored it.
@@ -139,8 +156,8 @@ pub struct Owner {
 }
 
 /// A Pod as the inventory caches it: names, owners and the `pod-template-hash` label; the
-/// images of its containers and image volumes; its phase and the image IDs of its container
-/// statuses.
+/// images of its containers and image volumes; its phase, and the image IDs and end times
+/// (`state.terminated.finishedAt`) of its container statuses.
 pub fn strip_pod(pod: &mut Pod) {
     let meta = std::mem::take(&mut pod.metadata);
     pod.metadata = ObjectMeta {
@@ -192,6 +209,16 @@ pub fn strip_pod(pod: &mut Pod) {
                 .map(|s| ContainerStatus {
                     name: s.name,
                     image_id: s.image_id,
+                    state: s
+                        .state
+                        .and_then(|state| state.terminated)
+                        .map(|t| ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                finished_at: t.finished_at,
+                                ..ContainerStateTerminated::default()
+                            }),
+                            ..ContainerState::default()
+                        }),
                     ..ContainerStatus::default()
                 })
                 .collect()
@@ -209,6 +236,105 @@ pub fn strip_pod(pod: &mut Pod) {
 /// Whether the pod is in phase Running.
 pub fn is_running(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// When a pod that ran ended: Succeeded or Failed, at the latest `finishedAt` of its
+/// containers. `None` while it runs, or when no container says it ran and finished.
+pub fn ended_at(pod: &Pod) -> Option<Timestamp> {
+    let status = pod.status.as_ref()?;
+    if !matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    [&status.init_container_statuses, &status.container_statuses]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|s| s.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0)
+        .max()
+}
+
+/// When a deleted pod stopped running, seen deleted at `observed`: then if it was Running, when
+/// it ended if it had ([`ended_at`]), `None` if it never ran.
+pub fn gone_at(pod: &Pod, observed: Timestamp) -> Option<Timestamp> {
+    if is_running(pod) {
+        Some(observed)
+    } else {
+        ended_at(pod)
+    }
+}
+
+/// The deleted pods that ran, with when they ended: at most [`MAX_ENDED`], none that ended
+/// more than [`ENDED_KEPT`] ago.
+#[derive(Clone, Debug, Default)]
+pub struct Ended {
+    /// By pod UID.
+    pods: BTreeMap<String, (Timestamp, Pod)>,
+}
+
+impl Ended {
+    /// Remembers a pod seen deleted at `now`, if it ran.
+    pub fn remember(&mut self, pod: Pod, now: Timestamp) {
+        let Some(at) = gone_at(&pod, now) else {
+            return;
+        };
+        let uid = pod
+            .metadata
+            .uid
+            .clone()
+            .or_else(|| {
+                Some(format!(
+                    "{}/{}",
+                    pod.metadata.namespace.as_deref()?,
+                    pod.metadata.name.as_deref()?
+                ))
+            })
+            .unwrap_or_default();
+        self.pods.insert(uid, (at, pod));
+        self.prune(now);
+    }
+
+    /// Forgets the pods that ended more than [`ENDED_KEPT`] before `now`, then, past
+    /// [`MAX_ENDED`], those that ended first.
+    pub fn prune(&mut self, now: Timestamp) {
+        let oldest = now.checked_sub(ENDED_KEPT).unwrap_or(Timestamp::MIN);
+        self.pods.retain(|_, (at, _)| *at >= oldest);
+        if self.pods.len() > MAX_ENDED {
+            let mut ends: Vec<(Timestamp, String)> = self
+                .pods
+                .iter()
+                .map(|(uid, (at, _))| (*at, uid.clone()))
+                .collect();
+            ends.sort();
+            let extra = ends.len() - MAX_ENDED;
+            for (_, uid) in ends.into_iter().take(extra) {
+                self.pods.remove(&uid);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// The namespaces of the remembered pods.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.pods
+            .values()
+            .filter_map(|(_, p)| p.metadata.namespace.as_deref())
+    }
+
+    /// The remembered pods of a namespace, with when they ended.
+    pub fn of<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = (Timestamp, &'a Pod)> {
+        self.pods
+            .values()
+            .filter(move |(_, p)| p.metadata.namespace.as_deref() == Some(namespace))
+            .map(|(at, p)| (*at, p))
+    }
 }
 
 /// The workload a pod belongs to (see the module's doc).
@@ -314,62 +440,10 @@ pub fn images_of(pod: &Pod) -> Result<Vec<Container>, pod::Error> {
 pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -> Vec<Entry> {
     let mut found: BTreeMap<(Workload, String), Entry> = BTreeMap::new();
     for pod in pods.into_iter().filter(|p| is_running(p)) {
-        let containers = match images_of(pod) {
-            Ok(containers) => containers,
-            Err(error) => {
-                tracing::warn!(namespace = ctx.namespace, %error, "skipping a running pod whose images cannot be read");
-                continue;
-            }
-        };
-        let workload = workload_of(pod);
-        let decision = workload::decide(ctx, &containers);
-        for (verdict, container) in decision.verdicts.into_iter().zip(&containers) {
-            let scan = verdict.decided_by.as_ref().and_then(|d| {
-                let indexed = ctx.index.get(&d.namespace, &d.name)?;
-                Some((d.origin, indexed))
-            });
-            let decided =
-                scan.is_some_and(|(_, s)| matches!(s.phase, Phase::Completed | Phase::Failed));
-            let violations = scan
-                .map(|(_, s)| s.violations.as_slice())
-                .unwrap_or_default();
-            let mut worst: Vec<_> = violations.iter().collect();
-            worst.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.id.cmp(&b.id)));
-            let mut cves: Vec<String> = vec![];
-            for v in worst.iter() {
-                if cves.len() == TOP_CVES {
-                    break;
-                }
-                if !cves.contains(&v.id) {
-                    cves.push(v.id.clone());
-                }
-            }
-            // The reference the pod runs (pinned), not the scan's.
-            let image = container.image.clone();
-            let unscanned = verdict.state == workload::ImageState::Unscanned;
-            let entry = Entry {
-                workload: workload.clone(),
-                pod: pod.metadata.name.clone().unwrap_or_default(),
-                container: container.name.clone(),
-                image: image.clone(),
-                verdict: RuntimeVerdict::of(verdict.action, decided, verdict.exception.is_some()),
-                message: verdict.reason,
-                scan: scan.map(|(origin, s)| DecidingScan {
-                    namespace: s.namespace.clone(),
-                    name: s.name.clone(),
-                    origin,
-                    phase: s.phase,
-                    as_of: s.as_of,
-                }),
-                exception: verdict.exception,
-                severity: worst.first().map(|v| v.severity),
-                cves,
-                unscanned,
-                owner: controller_owner(pod),
-            };
+        for entry in pod_entries(ctx, pod, None) {
             // Two pods of a workload may run different digests of a tag: each is an entry;
             // the same image twice keeps the most severe verdict.
-            let key = (workload.clone(), image);
+            let key = (entry.workload.clone(), entry.image.clone());
             match found.get(&key) {
                 Some(old) if old.verdict <= entry.verdict => {}
                 _ => {
@@ -383,6 +457,97 @@ pub fn entries<'p>(ctx: &Context<'_>, pods: impl IntoIterator<Item = &'p Pod>) -
         (a.verdict, &a.workload, &a.image).cmp(&(b.verdict, &b.workload, &b.image))
     });
     entries
+}
+
+/// The entries of a namespace's pods that ended at or after `since` (each with when it
+/// ended), one per workload and image that no `running` entry holds: the latest to end, sorted
+/// by workload and image.
+pub fn ended_entries<'p>(
+    ctx: &Context<'_>,
+    ended: impl IntoIterator<Item = (Timestamp, &'p Pod)>,
+    running: &[Entry],
+    since: Timestamp,
+) -> Vec<Entry> {
+    let runs: std::collections::BTreeSet<(&Workload, &str)> = running
+        .iter()
+        .map(|e| (&e.workload, e.image.as_str()))
+        .collect();
+    let mut found: BTreeMap<(Workload, String), Entry> = BTreeMap::new();
+    for (at, pod) in ended.into_iter().filter(|(at, _)| *at >= since) {
+        for entry in pod_entries(ctx, pod, Some(at)) {
+            if runs.contains(&(&entry.workload, entry.image.as_str())) {
+                continue;
+            }
+            let key = (entry.workload.clone(), entry.image.clone());
+            match found.get(&key) {
+                Some(old) if old.ended >= entry.ended => {}
+                _ => {
+                    found.insert(key, entry);
+                }
+            }
+        }
+    }
+    found.into_values().collect()
+}
+
+/// A pod's entries, one per image in pod order, the pod ended at `ended` (or running).
+fn pod_entries(ctx: &Context<'_>, pod: &Pod, ended: Option<Timestamp>) -> Vec<Entry> {
+    let containers = match images_of(pod) {
+        Ok(containers) => containers,
+        Err(error) => {
+            tracing::warn!(namespace = ctx.namespace, %error, "skipping a pod whose images cannot be read");
+            return vec![];
+        }
+    };
+    let workload = workload_of(pod);
+    let decision = workload::decide(ctx, &containers);
+    let mut out = vec![];
+    for (verdict, container) in decision.verdicts.into_iter().zip(&containers) {
+        let scan = verdict.decided_by.as_ref().and_then(|d| {
+            let indexed = ctx.index.get(&d.namespace, &d.name)?;
+            Some((d.origin, indexed))
+        });
+        let decided =
+            scan.is_some_and(|(_, s)| matches!(s.phase, Phase::Completed | Phase::Failed));
+        let violations = scan
+            .map(|(_, s)| s.violations.as_slice())
+            .unwrap_or_default();
+        let mut worst: Vec<_> = violations.iter().collect();
+        worst.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.id.cmp(&b.id)));
+        let mut cves: Vec<String> = vec![];
+        for v in worst.iter() {
+            if cves.len() == TOP_CVES {
+                break;
+            }
+            if !cves.contains(&v.id) {
+                cves.push(v.id.clone());
+            }
+        }
+        let unscanned = verdict.state == workload::ImageState::Unscanned;
+        out.push(Entry {
+            workload: workload.clone(),
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            container: container.name.clone(),
+            // The reference the pod runs (pinned), not the scan's.
+            image: container.image.clone(),
+            verdict: RuntimeVerdict::of(verdict.action, decided, verdict.exception.is_some()),
+            message: verdict.reason,
+            scan: scan.map(|(origin, s)| DecidingScan {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                origin,
+                phase: s.phase,
+                as_of: s.as_of,
+            }),
+            exception: verdict.exception,
+            severity: worst.first().map(|v| v.severity),
+            cves,
+            unscanned,
+            owner: controller_owner(pod),
+            ended,
+        });
+    }
+    out
 }
 
 /// The number of entries per verdict.
@@ -692,5 +857,137 @@ mod tests {
             RuntimeVerdict::of(Action::Warn, true, false),
             RuntimeVerdict::warn
         );
+    }
+
+    /// `pod` ended (`phase`) with its container finished at `finished`.
+    fn ended(name: &str, image: &str, phase: &str, finished: Option<&str>) -> Pod {
+        let mut p = running(name, None, None, image, "");
+        p.metadata.uid = Some(format!("uid-{name}"));
+        let state = finished.map(|at| json!({"terminated": {"exitCode": 0, "finishedAt": at}}));
+        p.status = Some(
+            serde_json::from_value(json!({"phase": phase, "containerStatuses": [
+                {"name": "app", "image": image, "imageID": "", "ready": false, "restartCount": 0, "state": state}]}))
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        p
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_pod_ends_when_its_last_container_finished() {
+        let done = ended("job", "app:1", "Succeeded", Some("2026-01-02T10:00:00Z"));
+        assert_eq!(ended_at(&done), Some(at("2026-01-02T10:00:00Z")));
+        // Stripped, it still says when.
+        let mut stripped = done.clone();
+        strip_pod(&mut stripped);
+        assert_eq!(ended_at(&stripped), Some(at("2026-01-02T10:00:00Z")));
+        assert_eq!(
+            ended_at(&ended("f", "app:1", "Failed", Some("2026-01-02T09:00:00Z"))),
+            Some(at("2026-01-02T09:00:00Z"))
+        );
+        // Running, or ended with no container that says it ran: no end.
+        assert_eq!(ended_at(&running("r", None, None, "app:1", "")), None);
+        assert_eq!(ended_at(&ended("x", "app:1", "Failed", None)), None);
+        // Deleted: a Running pod ended when it was seen deleted; a Pending one never ran.
+        let now = at("2026-01-02T12:00:00Z");
+        assert_eq!(
+            gone_at(&running("r", None, None, "app:1", ""), now),
+            Some(now)
+        );
+        assert_eq!(gone_at(&done, now), Some(at("2026-01-02T10:00:00Z")));
+        let mut pending = running("p", None, None, "app:1", "");
+        if let Some(s) = pending.status.as_mut() {
+            s.phase = Some("Pending".into());
+        }
+        assert_eq!(gone_at(&pending, now), None);
+    }
+
+    #[test]
+    fn deleted_pods_are_remembered_for_a_day_at_most_and_in_bounded_number() {
+        let now = at("2026-01-02T12:00:00Z");
+        let mut gone = Ended::default();
+        gone.remember(
+            ended("old", "app:1", "Succeeded", Some("2026-01-01T11:59:59Z")),
+            now,
+        );
+        assert!(gone.is_empty(), "ended more than a day ago");
+        gone.remember(ended("never", "app:1", "Failed", None), now);
+        assert!(gone.is_empty(), "never ran");
+        gone.remember(
+            ended("job", "app:1", "Succeeded", Some("2026-01-02T11:50:00Z")),
+            now,
+        );
+        gone.remember(running("web", None, None, "app:1", ""), now);
+        assert_eq!(gone.len(), 2);
+        assert_eq!(gone.namespaces().collect::<Vec<_>>(), ["shop", "shop"]);
+        assert_eq!(gone.of("shop").count(), 2);
+        assert_eq!(gone.of("blog").count(), 0);
+        // A day later the job is forgotten; the web pod, which ended at `now`, is not yet.
+        gone.prune(at("2026-01-03T11:55:00Z"));
+        assert_eq!(gone.of("shop").map(|(t, _)| t).collect::<Vec<_>>(), [now]);
+        // Past MAX_ENDED, those that ended first go first.
+        let mut many = Ended::default();
+        for i in 0..MAX_ENDED + 3 {
+            let finished = now - SignedDuration::from_secs(i as i64);
+            let mut p = ended(&format!("p{i}"), "app:1", "Succeeded", None);
+            if let Some(s) = p.status.as_mut()
+                && let Some(c) = s.container_statuses.as_mut()
+            {
+                c[0].state = Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        finished_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            finished,
+                        )),
+                        ..ContainerStateTerminated::default()
+                    }),
+                    ..ContainerState::default()
+                });
+            }
+            many.remember(p, now);
+        }
+        assert_eq!(many.len(), MAX_ENDED);
+        let oldest = many.of("shop").map(|(t, _)| t).min();
+        assert_eq!(
+            oldest,
+            Some(now - SignedDuration::from_secs(MAX_ENDED as i64 - 1))
+        );
+    }
+
+    #[test]
+    fn an_ended_pods_images_are_entries_with_their_end_unless_they_still_run() {
+        let scans = [scan("bad", "bad:1", BAD, "Failed", &[("CVE-1", "high")])];
+        let config = AdmissionConfig::default();
+        let index = ScanIndex::with_aliases(config.registry_aliases.clone(), &scans);
+        let ctx = Context {
+            config: &config,
+            index: &index,
+            exceptions: &[],
+            namespace: "shop",
+            enforcement: Enforcement::Audit,
+            now: at("2026-01-03T00:00:00Z"),
+            pins_tags: true,
+        };
+        let still = running("web", None, None, "web:1", "");
+        let runs = entries(&ctx, [&still]);
+        let first = ended("bad", "bad:1", "Succeeded", Some("2026-01-02T23:00:00Z"));
+        let later = ended("bad", "bad:1", "Succeeded", Some("2026-01-02T23:50:00Z"));
+        let web = ended("web", "web:1", "Succeeded", Some("2026-01-02T23:55:00Z"));
+        let stale = ended("old", "old:1", "Succeeded", Some("2026-01-01T00:00:00Z"));
+        let pods = [&first, &later, &web, &stale].map(|p| (ended_at(p).unwrap_or_default(), p));
+        let found = ended_entries(&ctx, pods, &runs, at("2026-01-02T00:00:00Z"));
+        // One entry per workload and image, the latest end; the image still running is not
+        // repeated; what ended before `since` is left out.
+        assert_eq!(
+            found
+                .iter()
+                .map(|e| (e.workload.name.as_str(), e.ended))
+                .collect::<Vec<_>>(),
+            [("bad", Some(at("2026-01-02T23:50:00Z")))]
+        );
+        assert_eq!(found[0].verdict, RuntimeVerdict::fail);
+        assert_eq!(runs[0].ended, None);
     }
 }

@@ -198,19 +198,26 @@ pub struct Inventory {
     pub config: Arc<AdmissionConfig>,
     pub format: ReportFormat,
     pub metrics: Arc<Metrics>,
-    /// Called after each recompute with the entries per namespace and the ImageScans it read
-    /// (the controller publishes them to the results page).
+    /// Called after each recompute with the entries per namespace (running, and ended within
+    /// [`inventory::ENDED_KEPT`]) and the ImageScans it read (the controller publishes them to
+    /// the results page).
     pub publish: Publish,
 }
 
-/// What the inventory hands on after each recompute: the entries per namespace, and the
-/// ImageScans they were decided from.
-pub type Publish = Box<dyn Fn(&BTreeMap<String, Vec<Entry>>, &[Arc<ImageScan>]) + Send + Sync>;
+/// What the inventory hands on after each recompute: the entries per namespace of what runs
+/// and of what ended (each with its end), and the ImageScans they were decided from.
+pub type Publish = Box<
+    dyn Fn(&BTreeMap<String, Vec<Entry>>, &BTreeMap<String, Vec<Entry>>, &[Arc<ImageScan>])
+        + Send
+        + Sync,
+>;
 
 /// A change the watches saw.
 enum Change {
     /// A pod of this namespace.
     Pod(Option<String>),
+    /// A pod was deleted (remembered if it ran, for the results page's window).
+    PodGone(Box<Pod>),
     /// An ImageScan.
     Scan,
     /// A ScanException of this namespace.
@@ -255,6 +262,7 @@ impl Inventory {
         .modify(inventory::strip_pod)
         .reflect(pod_writer)
         .map(|event| match event {
+            Ok(watcher::Event::Delete(pod)) => Change::PodGone(Box::new(pod)),
             Ok(e) => Change::Pod(event_namespace(&e)),
             Err(e) => Change::Failed(e),
         });
@@ -303,6 +311,8 @@ impl Inventory {
             written: HashMap::new(),
             oldest: HashMap::new(),
             latest: BTreeMap::new(),
+            gone: inventory::Ended::default(),
+            latest_ended: BTreeMap::new(),
             effects: super::first_sight::Effects::new(self.client.clone(), self.metrics.clone()),
         };
         state.find_reports().await;
@@ -390,6 +400,11 @@ fn mark(change: &Change, scangate_namespace: &str, dirty: &mut Dirty) {
             dirty.namespaces.insert(ns.clone());
         }
         Change::Exception(_) | Change::Scan => dirty.all = true,
+        Change::PodGone(pod) => {
+            if let Some(ns) = &pod.metadata.namespace {
+                dirty.namespaces.insert(ns.clone());
+            }
+        }
         Change::Pod(None) | Change::Failed(_) => {}
     }
 }
@@ -409,6 +424,11 @@ struct State<'a> {
     oldest: HashMap<String, Timestamp>,
     /// The entries of each namespace that runs something, as last computed.
     latest: BTreeMap<String, Vec<Entry>>,
+    /// The deleted pods that ran in the last [`inventory::ENDED_KEPT`].
+    gone: inventory::Ended,
+    /// The entries of each namespace's pods that ended in the last [`inventory::ENDED_KEPT`]
+    /// and run no more, as last computed (for the results page).
+    latest_ended: BTreeMap<String, Vec<Entry>>,
     /// First-sight scans and VerdictTurned Events, from these entries.
     effects: super::first_sight::Effects,
 }
@@ -429,6 +449,12 @@ impl State<'_> {
         match change {
             Change::Failed(error) => {
                 tracing::warn!(%error, "an inventory watch failed; retrying with backoff");
+            }
+            change @ Change::PodGone(_) => {
+                mark(&change, &self.inventory.config.scangate_namespace, dirty);
+                if let Change::PodGone(pod) = change {
+                    self.gone.remember(*pod, Timestamp::now());
+                }
             }
             Change::Scan => {
                 self.scans_changed = true;
@@ -489,12 +515,16 @@ impl State<'_> {
                 by_namespace.entry(ns.clone()).or_default().push(pod);
             }
         }
+        let now = Timestamp::now();
+        self.gone.prune(now);
         let namespaces: BTreeSet<String> = if dirty.all {
             by_namespace
                 .keys()
                 .chain(self.written.keys())
                 .chain(self.oldest.keys())
+                .chain(self.latest_ended.keys())
                 .cloned()
+                .chain(self.gone.namespaces().map(str::to_string))
                 .collect()
         } else {
             dirty.namespaces
@@ -505,7 +535,7 @@ impl State<'_> {
             .flat_map(|s| s.state())
             .map(|e| Exception::from_exception(&e))
             .collect();
-        let now = Timestamp::now();
+        let ended_since = now.checked_sub(inventory::ENDED_KEPT).unwrap_or(now);
         let metrics = &self.inventory.metrics;
         for ns in namespaces {
             let ctx = Context {
@@ -519,6 +549,17 @@ impl State<'_> {
             };
             let entries =
                 inventory::entries(&ctx, by_namespace.get(&ns).into_iter().flatten().copied());
+            let in_store = by_namespace
+                .get(&ns)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some((inventory::ended_at(p)?, *p)));
+            let ended = inventory::ended_entries(
+                &ctx,
+                in_store.chain(self.gone.of(&ns)),
+                &entries,
+                ended_since,
+            );
             metrics.set_running_images(&ns, &inventory::counts(&entries), entries.is_empty());
             match inventory::oldest_result(&entries) {
                 Some(at) => self.oldest.insert(ns.clone(), at),
@@ -528,6 +569,11 @@ impl State<'_> {
                 tracing::warn!(namespace = %ns, error = %error, "report not written; retried at the next change");
             }
             self.effects.verdicts_turned(&ns, &entries).await;
+            if ended.is_empty() {
+                self.latest_ended.remove(&ns);
+            } else {
+                self.latest_ended.insert(ns.clone(), ended);
+            }
             if entries.is_empty() {
                 self.latest.remove(&ns);
             } else {
@@ -545,7 +591,7 @@ impl State<'_> {
                 &scans,
             )
             .await;
-        (self.inventory.publish)(&self.latest, &scans);
+        (self.inventory.publish)(&self.latest, &self.latest_ended, &scans);
         let max_duration = config.exception_max_duration().unwrap_or_default();
         // First-sight scans wait for a token or a budget, or age towards unusedAfter: back
         // after FIRST_SIGHT_RECHECK.
@@ -655,6 +701,7 @@ mod tests {
             cves: vec!["CVE-1".into(), "CVE-2".into()],
             unscanned: false,
             owner: None,
+            ended: None,
         }
     }
 
@@ -766,6 +813,12 @@ mod tests {
             (false, vec!["shop".into()])
         );
         assert_eq!(marked(Change::Pod(None)), (false, vec![]));
+        let mut gone = Pod::default();
+        gone.metadata.namespace = Some("blog".into());
+        assert_eq!(
+            marked(Change::PodGone(Box::new(gone))),
+            (false, vec!["blog".into()])
+        );
         assert_eq!(
             marked(Change::Exception(Some("shop".into()))),
             (false, vec!["shop".into()])

@@ -1,7 +1,9 @@
 //! What a viewer may do from the page: scan an unscanned image now (an ImageScan in scangate's
-//! namespace, as `scangate scan` makes it), rescan a scan, reevaluate its policy, record an
-//! OpenVEX statement about one of its CVEs (a ScanException with `spec.vex`, named as
-//! `scangate vex import` names it; only an approver's is written, and counts). Each write is
+//! namespace, as `scangate scan` makes it), rescan a scan, reevaluate its policy, pause it
+//! (`spec.suspend: true`), resume it (`spec.suspend: false`), cancel its round for good
+//! (annotation [`annotation::CANCEL`]), record an OpenVEX statement about one of its CVEs (a
+//! ScanException with `spec.vex`, named as `scangate vex import` names it; only an approver's
+//! is written, and counts). Each write is
 //! made **with the viewer's own token**, so the viewer's RBAC decides and the apiserver's audit
 //! log names the viewer; the controller's own rights are never lent. A form from a session must
 //! carry the session's CSRF token (a request with a bearer token cannot be forged by another
@@ -46,6 +48,12 @@ pub enum Action {
     Rescan { namespace: String, name: String },
     /// Its policy evaluated again on its report.
     Reevaluate { namespace: String, name: String },
+    /// `spec.suspend: true`: the scan keeps its place and stops where it is.
+    Pause { namespace: String, name: String },
+    /// `spec.suspend: false`.
+    Resume { namespace: String, name: String },
+    /// Its current round canceled for good (a rescan starts a new one).
+    Cancel { namespace: String, name: String },
     /// An OpenVEX statement, ScanException `namespace/name` (built by [`vex_statement`]).
     RecordVex {
         namespace: String,
@@ -64,6 +72,9 @@ impl Action {
             Self::Reevaluate { namespace, name } => {
                 format!("reevaluate imagescan {namespace}/{name}")
             }
+            Self::Pause { namespace, name } => format!("pause imagescan {namespace}/{name}"),
+            Self::Resume { namespace, name } => format!("resume imagescan {namespace}/{name}"),
+            Self::Cancel { namespace, name } => format!("cancel imagescan {namespace}/{name}"),
             Self::RecordVex {
                 namespace, spec, ..
             } => format!(
@@ -74,6 +85,45 @@ impl Action {
             ),
         }
     }
+
+    /// The action on a scan named in a page's path (`/scans/NS/NAME/ACTION`).
+    #[must_use]
+    pub fn on_scan(action: &str, namespace: String, name: String) -> Option<Action> {
+        Some(match action {
+            "rescan" => Self::Rescan { namespace, name },
+            "reevaluate" => Self::Reevaluate { namespace, name },
+            "pause" => Self::Pause { namespace, name },
+            "resume" => Self::Resume { namespace, name },
+            "cancel" => Self::Cancel { namespace, name },
+            _ => return None,
+        })
+    }
+}
+
+/// The merge patch an action on an existing scan writes at `now`, with its `record`
+/// ([`REQUESTED_BY`]); `None` for "scan now" and a VEX statement, which write other objects.
+#[must_use]
+pub fn scan_patch(action: &Action, record: &str, now: Timestamp) -> Option<serde_json::Value> {
+    let annotate = |annotation: &str| {
+        json!({"metadata": {"annotations": {
+            annotation: now.to_string(),
+            REQUESTED_BY: record,
+        }}})
+    };
+    let suspend = |suspend: bool| {
+        json!({
+            "metadata": {"annotations": {REQUESTED_BY: record}},
+            "spec": {"suspend": suspend},
+        })
+    };
+    Some(match action {
+        Action::ScanNow { .. } | Action::RecordVex { .. } => return None,
+        Action::Rescan { .. } => annotate(annotation::RESCAN),
+        Action::Reevaluate { .. } => annotate(annotation::REEVALUATE),
+        Action::Cancel { .. } => annotate(annotation::CANCEL),
+        Action::Pause { .. } => suspend(true),
+        Action::Resume { .. } => suspend(false),
+    })
 }
 
 /// Why an action was not done.
@@ -318,16 +368,13 @@ pub async fn perform(
                 Err(e) => Err(api_error(e)),
             }
         }
-        Action::Rescan { namespace, name } | Action::Reevaluate { namespace, name } => {
-            let annotation = match action {
-                Action::Rescan { .. } => annotation::RESCAN,
-                _ => annotation::REEVALUATE,
-            };
+        Action::Rescan { namespace, name }
+        | Action::Reevaluate { namespace, name }
+        | Action::Pause { namespace, name }
+        | Action::Resume { namespace, name }
+        | Action::Cancel { namespace, name } => {
             let api: Api<ImageScan> = Api::namespaced(client, namespace);
-            let patch = json!({"metadata": {"annotations": {
-                annotation: now.to_string(),
-                REQUESTED_BY: record,
-            }}});
+            let patch = scan_patch(action, &record, now).unwrap_or_default();
             let params = PatchParams {
                 field_manager: Some(MANAGER.into()),
                 ..PatchParams::default()
@@ -486,6 +533,52 @@ mod tests {
         assert!(
             requested_by("bob", &rescan, now).starts_with("bob asked to rescan imagescan shop/web")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn pause_resume_and_cancel_write_the_spec_or_the_annotation_and_the_record()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let now: Timestamp = "2026-12-07T05:00:00Z".parse()?;
+        let on = |action: &str| {
+            Action::on_scan(action, "shop".into(), "web".into())
+                .unwrap_or_else(|| panic!("{action} is an action"))
+        };
+        assert_eq!(Action::on_scan("delete", "shop".into(), "web".into()), None);
+        let pause = on("pause");
+        let record = requested_by("alice", &pause, now);
+        assert_eq!(
+            record,
+            "alice asked to pause imagescan shop/web on the results page at 2026-12-07T05:00:00Z"
+        );
+        assert_eq!(
+            scan_patch(&pause, &record, now),
+            Some(json!({
+                "metadata": {"annotations": {REQUESTED_BY: record}},
+                "spec": {"suspend": true},
+            }))
+        );
+        assert_eq!(
+            scan_patch(&on("resume"), "r", now),
+            Some(json!({
+                "metadata": {"annotations": {REQUESTED_BY: "r"}},
+                "spec": {"suspend": false},
+            }))
+        );
+        assert_eq!(
+            scan_patch(&on("cancel"), "r", now),
+            Some(json!({"metadata": {"annotations": {
+                annotation::CANCEL: "2026-12-07T05:00:00Z",
+                REQUESTED_BY: "r",
+            }}}))
+        );
+        // Rescan and reevaluate touch no spec.
+        for action in ["rescan", "reevaluate"] {
+            let patch = scan_patch(&on(action), "r", now).unwrap_or_default();
+            assert_eq!(patch.get("spec"), None, "{patch}");
+        }
+        let image = ImageRef::parse("nginx:1.27")?;
+        assert_eq!(scan_patch(&Action::ScanNow { image }, "r", now), None);
         Ok(())
     }
 }

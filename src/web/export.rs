@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::model::{Running, Scan};
 
-pub const RUNNING_COLUMNS: [&str; 7] = [
+/// `ended`: when the pod stopped running (RFC 3339), empty while it runs.
+pub const RUNNING_COLUMNS: [&str; 8] = [
     "namespace",
     "workload",
     "pod",
@@ -13,9 +14,11 @@ pub const RUNNING_COLUMNS: [&str; 7] = [
     "image",
     "verdict",
     "scan",
+    "ended",
 ];
 
-pub const SCAN_COLUMNS: [&str; 10] = [
+/// `progress`: where the current round stands, in words (`scan running`, `done`).
+pub const SCAN_COLUMNS: [&str; 11] = [
     "namespace",
     "name",
     "image",
@@ -26,6 +29,7 @@ pub const SCAN_COLUMNS: [&str; 10] = [
     "low",
     "unknown",
     "scanned_at",
+    "progress",
 ];
 
 /// A field quoted when it holds a comma, a quote, CR or LF; quotes doubled.
@@ -63,6 +67,7 @@ pub fn running_object(r: &Running) -> Value {
         "image": r.image,
         "verdict": r.verdict.as_str(),
         "scan": r.scan.clone().unwrap_or_default(),
+        "ended": r.ended.map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default(),
     })
 }
 
@@ -78,6 +83,7 @@ pub fn scan_object(s: &Scan) -> Value {
         "low": s.counts.low,
         "unknown": s.counts.unknown,
         "scanned_at": s.scanned_at.clone().unwrap_or_default(),
+        "progress": super::view::progress_summary(&s.progress),
     })
 }
 
@@ -114,8 +120,8 @@ mod tests {
         let text = running_csv([r].iter());
         assert_eq!(
             text,
-            "namespace,workload,pod,container,image,verdict,scan\r\n\
-             shop,Deployment/web,\"p,\"\"1\"\"\r\n\",app,alpine:3,fail,scangate-system/web\r\n"
+            "namespace,workload,pod,container,image,verdict,scan,ended\r\n\
+             shop,Deployment/web,\"p,\"\"1\"\"\r\n\",app,alpine:3,fail,scangate-system/web,\r\n"
         );
     }
 
@@ -138,7 +144,9 @@ mod tests {
         assert_eq!(lines.next(), Some(SCAN_COLUMNS.join(",").as_str()));
         assert_eq!(
             lines.next(),
-            Some("scangate-system,bad,quay.io/x/bad:1,Failed,1,2,0,0,0,2026-01-02T00:00:00Z")
+            Some(
+                "scangate-system,bad,quay.io/x/bad:1,Failed,1,2,0,0,0,2026-01-02T00:00:00Z,no progress recorded"
+            )
         );
         assert_eq!(running_json(s.running.iter())[2]["verdict"], "unscanned");
     }

@@ -7,7 +7,8 @@
 //! - [`view`]: the HTML pages (pure);
 //! - [`export`]: CSV and JSON (pure); [`pdf`]: a scan's PDF (pure);
 //! - [`auth`]: the reviews, sessions and bearer cache;
-//! - [`actions`]: scan now, rescan, reevaluate, each as the viewer.
+//! - [`actions`]: scan now, rescan, reevaluate, pause, resume, cancel, each as the viewer;
+//! - [`searches`]: each viewer's saved searches, stored by the controller in the cluster.
 //!
 //! The pages read the inventory's latest [`model::View`] from a watch channel; the API is
 //! called to check tokens, and with the viewer's own token for the actions.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod export;
 pub mod model;
 pub mod pdf;
+pub mod searches;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -44,6 +46,7 @@ use crate::tls;
 use actions::{Action, Actor};
 use auth::{Decision, Sessions};
 use model::{RunningFilter, ScanFilter, Snapshot, View};
+use searches::{SearchPage, Store};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "scangate-session";
@@ -156,6 +159,8 @@ struct Pages {
     client: Client,
     config: kube::Config,
     scangate_namespace: String,
+    /// The viewers' saved searches, in scangate's namespace.
+    searches: Store,
     sessions: Sessions,
     /// Served over TLS: the cookie is `Secure`.
     secure: bool,
@@ -174,6 +179,10 @@ pub async fn serve(
     let router = router(Arc::new(Pages {
         view,
         mirror,
+        searches: Store {
+            client: cluster.client.clone(),
+            namespace: cluster.scangate_namespace.clone(),
+        },
         client: cluster.client,
         config: cluster.config,
         scangate_namespace: cluster.scangate_namespace,
@@ -259,6 +268,8 @@ fn router(pages: Arc<Pages>) -> Router {
         .route("/scans/{namespace}/{name}/report.pdf", get(scan_pdf))
         .route("/scans/{namespace}/{name}/{action}", post(scan_action))
         .route("/scan-now", post(scan_now))
+        .route("/searches", post(save_search))
+        .route("/searches/delete", post(delete_search))
         .route_layer(middleware::from_fn_with_state(pages.clone(), require_user));
     Router::new()
         .route("/login", get(login_form).post(login))
@@ -318,7 +329,7 @@ async fn count(State(pages): State<Arc<Pages>>, request: Request, next: Next) ->
 
 /// The route template of a path, as the metrics label it.
 fn page_of(path: &str) -> &'static str {
-    const PAGES: [&str; 12] = [
+    const PAGES: [&str; 14] = [
         "/",
         "/login",
         "/logout",
@@ -329,6 +340,8 @@ fn page_of(path: &str) -> &'static str {
         "/scans.json",
         "/scans.csv",
         "/scan-now",
+        "/searches",
+        "/searches/delete",
         "/static/app.js",
         "/static/app.css",
     ];
@@ -343,6 +356,9 @@ fn page_of(path: &str) -> &'static str {
         Some([_, _, "report.pdf"]) => "/scans/{namespace}/{name}/report.pdf",
         Some([_, _, "rescan"]) => "/scans/{namespace}/{name}/rescan",
         Some([_, _, "reevaluate"]) => "/scans/{namespace}/{name}/reevaluate",
+        Some([_, _, "pause"]) => "/scans/{namespace}/{name}/pause",
+        Some([_, _, "resume"]) => "/scans/{namespace}/{name}/resume",
+        Some([_, _, "cancel"]) => "/scans/{namespace}/{name}/cancel",
         _ => "other",
     }
 }
@@ -573,12 +589,17 @@ fn query(request: &Request) -> &str {
     request.uri().query().unwrap_or_default()
 }
 
-fn running_rows<'s>(snapshot: &'s Snapshot, q: &str) -> (RunningFilter, Vec<&'s model::Running>) {
+/// The rows of `/running` the query shows at `now` (its window ends then).
+fn running_rows<'s>(
+    snapshot: &'s Snapshot,
+    q: &str,
+    now: jiff::Timestamp,
+) -> (RunningFilter, Vec<&'s model::Running>) {
     let (filter, valid) = RunningFilter::from_query(q);
     let rows = snapshot
         .running
         .iter()
-        .filter(|r| valid && filter.matches(r))
+        .filter(|r| valid && filter.shows(r, now))
         .collect();
     (filter, rows)
 }
@@ -626,27 +647,48 @@ async fn landing(State(pages): State<Arc<Pages>>) -> Response {
     }
 }
 
-async fn running(State(pages): State<Arc<Pages>>, request: Request) -> Response {
-    let csrf = request
-        .extensions()
-        .get::<Actor>()
-        .and_then(|a| a.csrf.clone());
-    match snapshot(&pages) {
-        Ok(s) => {
-            let (filter, rows) = running_rows(&s, query(&request));
-            html(
-                StatusCode::OK,
-                view::running(&s, &filter, &rows, csrf.as_deref()),
-            )
+/// The viewer's saved searches of a page, or why they cannot be shown.
+/// (The read is bounded by [`auth::REVIEW_TIMEOUT`]: the page never waits longer for them.)
+async fn saved_of(pages: &Pages, actor: &Actor, page: SearchPage) -> view::SavedView {
+    let read = tokio::time::timeout(auth::REVIEW_TIMEOUT, pages.searches.list(&actor.user));
+    match read.await {
+        Ok(Ok(list)) => {
+            view::SavedView::Listed(list.into_iter().filter(|s| s.page == page).collect())
         }
-        Err(why) => unavailable(why),
+        Ok(Err(error)) => {
+            tracing::warn!(user = %actor.user, %error, "cannot read saved searches");
+            view::SavedView::Unavailable(error.to_string())
+        }
+        Err(_) => view::SavedView::Unavailable(format!(
+            "the cluster did not answer within {:?}; reload to try again",
+            auth::REVIEW_TIMEOUT
+        )),
     }
+}
+
+async fn running(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    request: Request,
+) -> Response {
+    let s = match snapshot(&pages) {
+        Ok(s) => s,
+        Err(why) => return unavailable(why),
+    };
+    let saved = saved_of(&pages, &actor, SearchPage::Running).await;
+    let (filter, rows) = running_rows(&s, query(&request), jiff::Timestamp::now());
+    html(
+        StatusCode::OK,
+        view::running(&s, &filter, &rows, actor.csrf.as_deref(), &saved),
+    )
 }
 
 async fn running_json(State(pages): State<Arc<Pages>>, request: Request) -> Response {
     match snapshot(&pages) {
         Ok(s) => json(export::running_json(
-            running_rows(&s, query(&request)).1.into_iter(),
+            running_rows(&s, query(&request), jiff::Timestamp::now())
+                .1
+                .into_iter(),
         )),
         Err(why) => unavailable(why),
     }
@@ -656,19 +698,132 @@ async fn running_csv(State(pages): State<Arc<Pages>>, request: Request) -> Respo
     match snapshot(&pages) {
         Ok(s) => csv(
             "running.csv",
-            export::running_csv(running_rows(&s, query(&request)).1.into_iter()),
+            export::running_csv(
+                running_rows(&s, query(&request), jiff::Timestamp::now())
+                    .1
+                    .into_iter(),
+            ),
         ),
         Err(why) => unavailable(why),
     }
 }
 
-async fn scans(State(pages): State<Arc<Pages>>, request: Request) -> Response {
-    match snapshot(&pages) {
-        Ok(s) => {
-            let (filter, rows) = scan_rows(&s, query(&request));
-            html(StatusCode::OK, view::scans(&s, &filter, &rows))
+async fn scans(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    request: Request,
+) -> Response {
+    let s = match snapshot(&pages) {
+        Ok(s) => s,
+        Err(why) => return unavailable(why),
+    };
+    let saved = saved_of(&pages, &actor, SearchPage::Scans).await;
+    let (filter, rows) = scan_rows(&s, query(&request));
+    html(
+        StatusCode::OK,
+        view::scans(&s, &filter, &rows, actor.csrf.as_deref(), &saved),
+    )
+}
+
+/// `POST /searches`: saves the search `query` of `page` under `name` (the form's fields), then
+/// shows the page with it.
+async fn save_search(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
+    if let Err(e) = actions::check_csrf(&actor, fields.get("csrf").map(String::as_str)) {
+        return html(
+            StatusCode::FORBIDDEN,
+            view::message("Not saved", &e.to_string()),
+        );
+    }
+    let saved = match SearchPage::parse(field("page"))
+        .and_then(|page| searches::Saved::new(field("name"), page, field("query")))
+    {
+        Ok(saved) => saved,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message("Not saved", &e.to_string()),
+            );
         }
-        Err(why) => unavailable(why),
+    };
+    let href = saved.href();
+    match pages
+        .searches
+        .update(&actor.user, |list| searches::save(list, saved))
+        .await
+    {
+        Ok(()) => see_other(&href),
+        Err(e) => search_refused("Not saved", &actor, e),
+    }
+}
+
+/// `POST /searches/delete`: deletes the saved search `name` of `page`.
+async fn delete_search(
+    State(pages): State<Arc<Pages>>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
+    if let Err(e) = actions::check_csrf(&actor, fields.get("csrf").map(String::as_str)) {
+        return html(
+            StatusCode::FORBIDDEN,
+            view::message("Not deleted", &e.to_string()),
+        );
+    }
+    let page = match SearchPage::parse(field("page")) {
+        Ok(page) => page,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message("Not deleted", &e.to_string()),
+            );
+        }
+    };
+    let name = field("name").to_string();
+    match pages
+        .searches
+        .update(&actor.user, |list| searches::delete(list, page, &name))
+        .await
+    {
+        Ok(()) => see_other(&format!("/{}", page.as_str())),
+        Err(e) => search_refused("Not deleted", &actor, e),
+    }
+}
+
+/// A refused change of saved searches: the viewer's mistake (4xx) or the cluster's (5xx).
+fn search_refused(title: &str, actor: &Actor, error: searches::Error) -> Response {
+    use searches::Error as E;
+    tracing::info!(user = %actor.user, %error, "saved searches not changed");
+    let code = match &error {
+        E::NoName
+        | E::NameTooLong(_)
+        | E::NameChars
+        | E::QueryTooLong(_)
+        | E::TooMany
+        | E::UnknownPage(_) => StatusCode::BAD_REQUEST,
+        E::NotFound(..) => StatusCode::NOT_FOUND,
+        E::Conflict => StatusCode::CONFLICT,
+        E::NotYours { .. } | E::Unreadable { .. } => StatusCode::FORBIDDEN,
+        E::Api { .. } => StatusCode::BAD_GATEWAY,
+    };
+    html(code, view::message(title, &error.to_string()))
+}
+
+/// 303 to a page of this site.
+fn see_other(href: &str) -> Response {
+    match HeaderValue::from_str(href) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, HeaderValue::from_static("/"))],
+        )
+            .into_response(),
     }
 }
 
@@ -800,8 +955,8 @@ async fn act(
     }
 }
 
-/// `POST /scans/{namespace}/{name}/{action}`: `rescan`, `reevaluate`, or `vex` (record an
-/// OpenVEX statement about one of its CVEs).
+/// `POST /scans/{namespace}/{name}/{action}`: `rescan`, `reevaluate`, `pause`, `resume`,
+/// `cancel`, or `vex` (record an OpenVEX statement about one of its CVEs).
 async fn scan_action(
     State(pages): State<Arc<Pages>>,
     Extension(actor): Extension<Actor>,
@@ -810,8 +965,6 @@ async fn scan_action(
 ) -> Response {
     let fields = form(&body);
     let action = match action.as_str() {
-        "rescan" => Action::Rescan { namespace, name },
-        "reevaluate" => Action::Reevaluate { namespace, name },
         "vex" => {
             // The statement is about the scan's image, as the index knows it.
             let image = match snapshot(&pages) {
@@ -836,7 +989,10 @@ async fn scan_action(
                 Err(why) => return html(StatusCode::BAD_REQUEST, view::message("Not done", &why)),
             }
         }
-        _ => return not_found().await,
+        other => match Action::on_scan(other, namespace, name) {
+            Some(action) => action,
+            None => return not_found().await,
+        },
     };
     act(&pages, &actor, &fields, action).await
 }
@@ -910,6 +1066,11 @@ mod tests {
         assert_eq!(page_of("/scans.csv"), "/scans.csv");
         assert_eq!(page_of("/scans/shop/web"), "/scans/{namespace}/{name}");
         assert_eq!(page_of("/scans/shop"), "other");
+        assert_eq!(
+            page_of("/scans/shop/web/pause"),
+            "/scans/{namespace}/{name}/pause"
+        );
+        assert_eq!(page_of("/searches/delete"), "/searches/delete");
         assert_eq!(page_of("/anything/else"), "other");
     }
 

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::api::{Condition, ImageScan, Phase, Violation};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::api::{Condition, ImageScan, Phase, StageProgress, StageState, Violation};
 use crate::image::ImageRef;
 use crate::runtime::inventory::{Entry, RuntimeVerdict};
 
@@ -66,6 +68,85 @@ pub struct Running {
     pub scan: Option<String>,
     /// Why, in one line (the webhook's reason).
     pub message: String,
+    /// When the pod stopped running; `None` while it runs.
+    pub ended: Option<Timestamp>,
+}
+
+/// The time the runtime view looks back over (`window=`): the images running now, and those
+/// of pods that ended within it. The past hour by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Window {
+    /// Running now only.
+    Now,
+    Minutes15,
+    #[default]
+    Hour,
+    Hours6,
+    /// The largest: the inventory keeps ended pods this long ([`crate::runtime::inventory::ENDED_KEPT`]).
+    Hours24,
+}
+
+impl Window {
+    pub const ALL: [Window; 5] = [
+        Window::Now,
+        Window::Minutes15,
+        Window::Hour,
+        Window::Hours6,
+        Window::Hours24,
+    ];
+
+    /// The value in the query string.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Window::Now => "now",
+            Window::Minutes15 => "15m",
+            Window::Hour => "1h",
+            Window::Hours6 => "6h",
+            Window::Hours24 => "24h",
+        }
+    }
+
+    /// The choice in words.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Window::Now => "running now",
+            Window::Minutes15 => "the past 15 minutes",
+            Window::Hour => "the past hour",
+            Window::Hours6 => "the past 6 hours",
+            Window::Hours24 => "the past 24 hours",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Window> {
+        Window::ALL.into_iter().find(|w| w.as_str() == value)
+    }
+
+    /// How far back it looks.
+    #[must_use]
+    pub const fn duration(self) -> SignedDuration {
+        match self {
+            Window::Now => SignedDuration::ZERO,
+            Window::Minutes15 => SignedDuration::from_mins(15),
+            Window::Hour => SignedDuration::from_hours(1),
+            Window::Hours6 => SignedDuration::from_hours(6),
+            Window::Hours24 => SignedDuration::from_hours(24),
+        }
+    }
+
+    /// Whether an image that runs (`ended` is `None`) or ran until `ended` is in the window
+    /// that ends at `now`.
+    #[must_use]
+    pub fn covers(self, ended: Option<Timestamp>, now: Timestamp) -> bool {
+        match ended {
+            None => true,
+            Some(_) if self == Window::Now => false,
+            Some(at) => now
+                .checked_sub(self.duration())
+                .is_ok_and(|since| at >= since),
+        }
+    }
 }
 
 /// Vulnerability counts of a scan.
@@ -97,9 +178,22 @@ pub struct Scan {
     pub resolved: Option<String>,
     pub policy: Option<String>,
     pub scanner: Option<String>,
+    /// `spec.suspend`: paused.
+    pub suspended: bool,
+    /// `status.progress`: the current round's stages.
+    pub progress: Vec<StageProgress>,
 }
 
 impl Scan {
+    /// How many stages of the round are done (well or not).
+    #[must_use]
+    pub fn stages_done(&self) -> usize {
+        self.progress
+            .iter()
+            .filter(|p| matches!(p.state, StageState::Done | StageState::DoneWithIssues))
+            .count()
+    }
+
     /// Its PolicySucceeded condition: the policy's verdict, when a policy judges it.
     #[must_use]
     pub fn verdict(&self) -> Option<&Condition> {
@@ -112,7 +206,8 @@ impl Scan {
 /// The inventory's view at one recompute.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    /// Sorted by namespace, workload, image.
+    /// Sorted by namespace, workload, image: what runs, and what ran in the last
+    /// [`crate::runtime::inventory::ENDED_KEPT`] (with when it ended).
     pub running: Vec<Running>,
     /// Sorted by namespace, name.
     pub scans: Vec<Scan>,
@@ -135,13 +230,16 @@ pub fn registry_of(image: &str) -> String {
 }
 
 impl Snapshot {
-    /// Builds the view from the inventory's entries per namespace and the ImageScans.
+    /// Builds the view from the inventory's entries per namespace (running, and ended) and
+    /// the ImageScans.
     pub fn build<'a>(
         entries: &BTreeMap<String, Vec<Entry>>,
+        ended: &BTreeMap<String, Vec<Entry>>,
         scans: impl IntoIterator<Item = &'a ImageScan>,
     ) -> Snapshot {
         let mut running: Vec<Running> = entries
             .iter()
+            .chain(ended)
             .flat_map(|(ns, list)| list.iter().map(move |e| (ns, e)))
             .map(|(ns, e)| Running {
                 namespace: ns.clone(),
@@ -156,10 +254,16 @@ impl Snapshot {
                     .as_ref()
                     .map(|s| format!("{}/{}", s.namespace, s.name)),
                 message: e.message.clone(),
+                ended: e.ended,
             })
             .collect();
         running.sort_by(|a, b| {
-            (&a.namespace, &a.workload, &a.image).cmp(&(&b.namespace, &b.workload, &b.image))
+            (&a.namespace, &a.workload, &a.image, a.ended).cmp(&(
+                &b.namespace,
+                &b.workload,
+                &b.image,
+                b.ended,
+            ))
         });
         let mut scans: Vec<Scan> = scans.into_iter().map(scan_of).collect();
         scans.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -214,6 +318,8 @@ fn scan_of(scan: &ImageScan) -> Scan {
                 b.scanner.name, b.scanner.version, b.scanner.vendor
             )
         }),
+        suspended: scan.spec.scan.suspend,
+        progress: status.map(|s| s.progress.clone()).unwrap_or_default(),
     }
 }
 
@@ -236,7 +342,7 @@ fn resolution(r: &crate::api::Resolution) -> String {
 }
 
 /// The landing page's figures (as `scangate status` counts them: every ImageScan by phase, a
-/// scan without status is Pending; the running images by verdict).
+/// scan without status is Pending; the images running now by verdict).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Figures {
     pub images_scanned: usize,
@@ -273,10 +379,14 @@ impl Figures {
             scans_failed: phase(&[Phase::Failed]),
             scans_error: phase(&[Phase::Error]),
             scans_pending: phase(&[Phase::Pending, Phase::Scanning]),
-            running_total: snapshot.running.len(),
+            running_total: snapshot
+                .running
+                .iter()
+                .filter(|r| r.ended.is_none())
+                .count(),
             ..Figures::default()
         };
-        for r in &snapshot.running {
+        for r in snapshot.running.iter().filter(|r| r.ended.is_none()) {
             *figures.running.entry(r.verdict).or_default() += 1;
             *figures
                 .by_registry
@@ -306,6 +416,7 @@ pub struct RunningFilter {
     pub verdict: Option<Verdict>,
     pub registry: Option<String>,
     pub q: Option<String>,
+    pub window: Window,
 }
 
 /// The filters of `/scans` and its exports.
@@ -340,10 +451,12 @@ pub enum ScanColumn {
     Low,
     Unknown,
     ScannedAt,
+    /// How many stages of the current round are done.
+    Progress,
 }
 
 impl ScanColumn {
-    pub const ALL: [ScanColumn; 10] = [
+    pub const ALL: [ScanColumn; 11] = [
         Self::Namespace,
         Self::Name,
         Self::Image,
@@ -354,6 +467,7 @@ impl ScanColumn {
         Self::Low,
         Self::Unknown,
         Self::ScannedAt,
+        Self::Progress,
     ];
 
     /// The name in the query string (the CSV's header).
@@ -370,6 +484,7 @@ impl ScanColumn {
             Self::Low => "low",
             Self::Unknown => "unknown",
             Self::ScannedAt => "scanned_at",
+            Self::Progress => "progress",
         }
     }
 
@@ -402,6 +517,7 @@ impl ScanColumn {
             Self::Unknown => a.counts.unknown.cmp(&b.counts.unknown),
             // RFC 3339 times in UTC, as the status writes them, sort as text.
             Self::ScannedAt => a.scanned_at.cmp(&b.scanned_at),
+            Self::Progress => a.stages_done().cmp(&b.stages_done()),
         };
         first
             .then_with(|| a.namespace.cmp(&b.namespace))
@@ -435,20 +551,27 @@ fn keyword_matches(q: &Option<String>, fields: &[&str]) -> bool {
 }
 
 impl RunningFilter {
-    /// An unknown verdict matches nothing.
+    /// An unknown verdict or window matches nothing.
     pub fn from_query(query: &str) -> (RunningFilter, bool) {
         let mut pairs = query_pairs(query);
         let verdict = pairs.remove("verdict");
         let parsed = verdict.as_deref().map(Verdict::parse);
+        let window = pairs.remove("window").map(|w| Window::parse(&w));
         (
             RunningFilter {
                 namespace: pairs.remove("namespace"),
                 verdict: parsed.flatten(),
                 registry: pairs.remove("registry"),
                 q: pairs.remove("q"),
+                window: window.flatten().unwrap_or_default(),
             },
-            parsed != Some(None),
+            parsed != Some(None) && window != Some(None),
         )
+    }
+
+    /// Whether a row is shown at `now`: it matches and is in the window.
+    pub fn shows(&self, r: &Running, now: Timestamp) -> bool {
+        self.matches(r) && self.window.covers(r.ended, now)
     }
 
     pub fn matches(&self, r: &Running) -> bool {
@@ -458,13 +581,16 @@ impl RunningFilter {
             && keyword_matches(&self.q, &[&r.image, &r.namespace, &r.workload])
     }
 
-    /// The filter as a query string (`?…`, or empty), to carry over to the exports.
+    /// The filter as a query string (`?…`, or empty), to carry over to the exports; the
+    /// default window is left out.
     pub fn to_query(&self) -> String {
+        let window = (self.window != Window::default()).then(|| self.window.as_str());
         to_query(&[
             ("namespace", self.namespace.as_deref()),
             ("verdict", self.verdict.map(Verdict::as_str)),
             ("registry", self.registry.as_deref()),
             ("q", self.q.as_deref()),
+            ("window", window),
         ])
     }
 }
@@ -543,6 +669,7 @@ pub(crate) mod tests {
             verdict,
             scan: Some(format!("scangate-system/{workload}")),
             message: "m".into(),
+            ended: None,
         }
     }
 
@@ -574,7 +701,7 @@ pub(crate) mod tests {
             scan("shop", "err", "ghcr.io/e:1", Some("Error")),
             scan("shop", "run", "ghcr.io/r:1", Some("Scanning")),
         ];
-        let mut s = Snapshot::build(&BTreeMap::new(), scans.iter());
+        let mut s = Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), scans.iter());
         s.running = vec![
             running("shop", "web", "alpine:3", Verdict::Pass),
             running("shop", "bad", "quay.io/x/bad:1", Verdict::Fail),
@@ -682,5 +809,83 @@ pub(crate) mod tests {
         assert_eq!(scans("phase=pending"), "");
         assert_eq!(scans("registry=ghcr.io"), "err,run");
         assert_eq!(scans("namespace=shop&q=mi"), "mine");
+    }
+
+    #[test]
+    fn the_window_counts_what_runs_and_what_ended_within_it() {
+        let now: Timestamp = "2026-12-07T08:00:00Z".parse().unwrap_or_default();
+        let ago = |mins: i64| Some(now - SignedDuration::from_mins(mins));
+        assert_eq!(Window::default(), Window::Hour);
+        for w in Window::ALL {
+            assert!(w.covers(None, now), "{w:?} shows what runs");
+            assert_eq!(Window::parse(w.as_str()), Some(w));
+        }
+        assert!(!Window::Now.covers(ago(0), now));
+        assert!(Window::Minutes15.covers(ago(10), now));
+        assert!(!Window::Minutes15.covers(ago(16), now));
+        assert!(Window::Hour.covers(ago(10), now));
+        assert!(Window::Hour.covers(ago(60), now));
+        assert!(!Window::Hour.covers(ago(61), now));
+        assert!(Window::Hours6.covers(ago(120), now));
+        assert!(Window::Hours24.covers(ago(24 * 60), now));
+        assert!(!Window::Hours24.covers(ago(24 * 60 + 1), now));
+        assert_eq!(Window::parse("2h"), None);
+
+        let (f, valid) = RunningFilter::from_query("window=6h&q=x");
+        assert!(valid);
+        assert_eq!(f.window, Window::Hours6);
+        assert_eq!(f.to_query(), "?q=x&window=6h");
+        // The default is left out; an unknown window matches nothing.
+        assert_eq!(RunningFilter::from_query("window=1h").0.to_query(), "");
+        assert!(!RunningFilter::from_query("window=forever").1);
+
+        let mut gone = running("shop", "job", "alpine:3", Verdict::Pass);
+        gone.ended = ago(10);
+        let runs = running("shop", "web", "alpine:3", Verdict::Pass);
+        let hour = RunningFilter::default();
+        assert!(hour.shows(&gone, now) && hour.shows(&runs, now));
+        let (just_now, _) = RunningFilter::from_query("window=now");
+        assert!(!just_now.shows(&gone, now) && just_now.shows(&runs, now));
+        // The landing page's figures are of what runs now.
+        let snapshot = Snapshot {
+            running: vec![runs, gone],
+            scans: vec![],
+        };
+        let f = Figures::of(&snapshot);
+        assert_eq!((f.running_total, f.running(Verdict::Pass)), (1, 1));
+    }
+
+    #[test]
+    fn scans_sort_by_progress_and_know_when_they_are_paused() {
+        let mut value = serde_json::to_value(scan("shop", "a", "alpine:3", Some("Scanning")))
+            .unwrap_or_default();
+        value["spec"]["suspend"] = json!(true);
+        value["status"]["progress"] = json!([
+            {"stage": "Resolve", "state": "Done"},
+            {"stage": "Queue", "state": "DoneWithIssues"},
+            {"stage": "Scan", "state": "Paused", "since": "2026-12-07T07:00:00Z"},
+            {"stage": "Report", "state": "NotStarted"},
+            {"stage": "Evaluate", "state": "NotStarted"},
+        ]);
+        let paused: ImageScan = serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"));
+        let fresh = scan("shop", "b", "alpine:3", None);
+        let s = Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&paused, &fresh]);
+        let a = s.scan("shop", "a").unwrap_or_else(|| panic!("a"));
+        assert!(a.suspended);
+        assert_eq!(a.progress.len(), 5);
+        assert_eq!(a.stages_done(), 2);
+        let b = s.scan("shop", "b").unwrap_or_else(|| panic!("b"));
+        assert!(!b.suspended && b.progress.is_empty());
+        let mut rows: Vec<&Scan> = s.scans.iter().collect();
+        sort_scans(&mut rows, ScanColumn::parse("-progress"));
+        assert_eq!(
+            rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        sort_scans(&mut rows, ScanColumn::parse("progress"));
+        assert_eq!(
+            rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
     }
 }

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::model::{
-    Figures, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot, Verdict,
+    Figures, Order, Running, RunningFilter, Scan, ScanColumn, ScanFilter, Snapshot, Verdict, Window,
 };
 use super::pdf::Line;
-use crate::api::Phase;
+use super::searches::{MAX_NAME, Saved, SearchPage};
+use crate::api::{Phase, Stage, StageProgress, StageState};
 use crate::mirror::MirrorView;
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -318,6 +319,152 @@ fn action_form(action: &str, csrf: Option<&str>, fields: &[(&str, &str)], button
     )
 }
 
+/// A viewer's saved searches of a page, or why they cannot be shown.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SavedView {
+    Listed(Vec<Saved>),
+    Unavailable(String),
+}
+
+/// The saved searches of a list page: each applied by its link and deleted by its button; the
+/// search shown saved under a name; a reset to the page's default search.
+fn saved_searches(page: SearchPage, query: &str, csrf: Option<&str>, saved: &SavedView) -> String {
+    let here = format!("/{}", page.as_str());
+    let mut out =
+        String::from("<section id=\"saved-searches\" class=\"searches\"><h2>Saved searches</h2>");
+    match saved {
+        SavedView::Unavailable(why) => {
+            let _ = write!(
+                out,
+                "<p class=\"message\">Saved searches are not available now: {}</p>",
+                esc(why)
+            );
+        }
+        SavedView::Listed(list) if list.is_empty() => {
+            out += "<p class=\"none\">None yet: filter or sort the list, then save it under a name.</p>";
+        }
+        SavedView::Listed(list) => {
+            out += "<ul>";
+            for s in list {
+                let _ = write!(
+                    out,
+                    "<li data-search=\"{name}\"><a href=\"{href}\">{name}</a> {}</li>",
+                    action_form(
+                        "/searches/delete",
+                        csrf,
+                        &[("page", page.as_str()), ("name", &s.name)],
+                        "Delete"
+                    ),
+                    name = esc(&s.name),
+                    href = esc(&s.href()),
+                );
+            }
+            out += "</ul>";
+        }
+    }
+    let mut hidden = String::new();
+    for (name, value) in csrf.map(|c| ("csrf", c)).into_iter().chain([
+        ("page", page.as_str()),
+        ("query", query.trim_start_matches('?')),
+    ]) {
+        let _ = write!(
+            hidden,
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            esc(value)
+        );
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"/searches\" class=\"save-search\">{hidden}\
+<label for=\"search-name\">Save this search as</label><input type=\"text\" id=\"search-name\" name=\"name\" maxlength=\"{MAX_NAME}\" required>\
+<button type=\"submit\">Save</button></form> <a class=\"reset\" href=\"{here}\">Reset to the default search</a></section>"
+    );
+    out
+}
+
+/// A stage's name on the page.
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Resolve => "resolve",
+        Stage::Queue => "queue",
+        Stage::Scan => "scan",
+        Stage::Report => "report",
+        Stage::Evaluate => "evaluate",
+    }
+}
+
+/// A state's class (its colour in app.css) and its words.
+fn state_of(state: StageState) -> (&'static str, &'static str) {
+    match state {
+        StageState::NotStarted => ("not-started", "not started"),
+        StageState::Running => ("running", "running"),
+        StageState::Paused => ("paused", "paused"),
+        StageState::Done => ("done", "done"),
+        StageState::DoneWithIssues => ("done-with-issues", "done with issues"),
+        StageState::Failed => ("failed", "failed"),
+        StageState::Canceled => ("canceled", "canceled"),
+    }
+}
+
+/// Where a round stands in words: the first stage not done and its state, or done.
+pub fn progress_summary(progress: &[StageProgress]) -> String {
+    let done =
+        |p: &&StageProgress| matches!(p.state, StageState::Done | StageState::DoneWithIssues);
+    match progress.iter().find(|p| !done(p)) {
+        Some(p) => format!("{} {}", stage_name(p.stage), state_of(p.state).1),
+        None if progress.is_empty() => "no progress recorded".into(),
+        None if progress
+            .iter()
+            .any(|p| p.state == StageState::DoneWithIssues) =>
+        {
+            "done with issues".into()
+        }
+        None => "done".into(),
+    }
+}
+
+/// A round's stages as coloured bars, each with its name, state and since when.
+fn progress_bars(progress: &[StageProgress]) -> String {
+    if progress.is_empty() {
+        return "<p class=\"progress none\">No progress recorded for this round yet.</p>".into();
+    }
+    let mut out = String::from("<ol class=\"progress\" aria-label=\"Progress of the round\">");
+    for p in progress {
+        let (class, words) = state_of(p.state);
+        let since = p
+            .since
+            .as_ref()
+            .map(|t| format!(" <time>since {}</time>", t.0))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<li class=\"stage {class}\" data-stage=\"{name}\" data-state=\"{class}\"><span class=\"bar\"></span><span class=\"name\">{name}</span> <span class=\"state\">{words}</span>{since}</li>",
+            name = stage_name(p.stage),
+        );
+    }
+    out.push_str("</ol>");
+    out
+}
+
+/// A round's stages, compact: small bars (named in their titles) and the summary in words.
+fn progress_compact(progress: &[StageProgress]) -> String {
+    let mut out = String::from("<span class=\"progress compact\">");
+    for p in progress {
+        let (class, words) = state_of(p.state);
+        let _ = write!(
+            out,
+            "<span class=\"stage {class}\" title=\"{}: {words}\"></span>",
+            stage_name(p.stage)
+        );
+    }
+    let _ = write!(
+        out,
+        "</span> <span class=\"progress-text\">{}</span>",
+        progress_summary(progress)
+    );
+    out
+}
+
 /// `/running`: the running images that match the filter; one with no scan has a "Scan now"
 /// button (the viewer's own rights decide, see [`super::actions`]).
 pub fn running(
@@ -325,6 +472,7 @@ pub fn running(
     filter: &RunningFilter,
     rows: &[&Running],
     csrf: Option<&str>,
+    saved: &SavedView,
 ) -> String {
     let namespaces = distinct(snapshot.running.iter().map(|r| r.namespace.as_str()));
     let registries = distinct(snapshot.running.iter().map(|r| r.registry.as_str()));
@@ -332,7 +480,23 @@ pub fn running(
         .iter()
         .map(|v| v.as_str().to_string())
         .collect();
-    let mut body = filter_form(
+    let mut windows =
+        String::from("<label for=\"window\">Over</label><select id=\"window\" name=\"window\">");
+    for w in Window::ALL {
+        let sel = if w == filter.window { " selected" } else { "" };
+        let _ = write!(
+            windows,
+            "<option value=\"{}\"{sel}>{}</option>",
+            w.as_str(),
+            w.label()
+        );
+    }
+    windows.push_str("</select>");
+    let mut body = format!(
+        "<p class=\"window\">Images that ran over <strong>{}</strong>: those running now, and those of pods that ended within it.</p>",
+        filter.window.label()
+    );
+    body += &filter_form(
         "/running",
         filter.q.as_deref(),
         &[
@@ -354,17 +518,29 @@ pub fn running(
                 &namespaces,
                 filter.namespace.as_deref(),
             ),
+            windows,
         ],
         rows.len(),
         snapshot.running.len(),
     );
-    body += "<table id=\"running\"><thead><tr><th>Namespace</th><th>Workload</th><th>Image</th><th>Registry</th><th>Verdict</th><th>Scan</th><th>Why</th></tr></thead><tbody>";
+    body += &saved_searches(SearchPage::Running, &filter.to_query(), csrf, saved);
+    body += "<table id=\"running\"><thead><tr><th>Namespace</th><th>Workload</th><th>Image</th><th>Registry</th><th>Verdict</th><th>Scan</th><th>Why</th><th>Ran</th></tr></thead><tbody>";
     for r in rows {
+        let (ended, ran) = match r.ended {
+            Some(at) => {
+                let at = at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                (
+                    format!(" data-ended=\"{at}\""),
+                    format!("ended <time>{at}</time>"),
+                )
+            }
+            None => (String::new(), "running".to_string()),
+        };
         let _ = write!(
             body,
-            "<tr data-namespace=\"{ns}\" data-workload=\"{w}\" data-image=\"{img}\" data-registry=\"{reg}\" data-verdict=\"{v}\">\
+            "<tr data-namespace=\"{ns}\" data-workload=\"{w}\" data-image=\"{img}\" data-registry=\"{reg}\" data-verdict=\"{v}\"{ended}>\
 <td><a href=\"/running?namespace={ens}\">{ns}</a></td><td>{w}</td><td class=\"image\">{img}</td><td>{reg}</td>\
-<td><span class=\"verdict {v}\">{v}</span></td><td>{scan}</td><td class=\"why\">{why}</td></tr>",
+<td><span class=\"verdict {v}\">{v}</span></td><td>{scan}</td><td class=\"why\">{why}</td><td class=\"ran\">{ran}</td></tr>",
             ns = esc(&r.namespace),
             ens = esc(&enc(&r.namespace)),
             w = esc(&r.workload),
@@ -397,6 +573,7 @@ fn sort_header(filter: &ScanFilter, column: ScanColumn) -> String {
         ScanColumn::Low => "low",
         ScanColumn::Unknown => "unknown",
         ScanColumn::ScannedAt => "Scanned at",
+        ScanColumn::Progress => "Progress",
     };
     let now = filter.sort.filter(|(c, _)| *c == column).map(|(_, o)| o);
     let next = match now {
@@ -432,7 +609,13 @@ fn sort_header(filter: &ScanFilter, column: ScanColumn) -> String {
 }
 
 /// `/scans`: the ImageScans that match the filter.
-pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String {
+pub fn scans(
+    snapshot: &Snapshot,
+    filter: &ScanFilter,
+    rows: &[&Scan],
+    csrf: Option<&str>,
+    saved: &SavedView,
+) -> String {
     let namespaces = distinct(snapshot.scans.iter().map(|s| s.namespace.as_str()));
     let registries = distinct(snapshot.scans.iter().map(|s| s.registry.as_str()));
     let phases: Vec<String> = Phase::ALL.iter().map(|p| p.as_str().to_string()).collect();
@@ -457,6 +640,7 @@ pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String
         rows.len(),
         snapshot.scans.len(),
     );
+    body += &saved_searches(SearchPage::Scans, &filter.to_query(), csrf, saved);
     body += "<table id=\"scans\"><thead><tr>";
     for column in ScanColumn::ALL {
         body += &sort_header(filter, column);
@@ -468,12 +652,13 @@ pub fn scans(snapshot: &Snapshot, filter: &ScanFilter, rows: &[&Scan]) -> String
             body,
             "<tr data-namespace=\"{ns}\" data-name=\"{name}\" data-image=\"{img}\" data-registry=\"{reg}\" data-phase=\"{phase}\">\
 <td>{ns}</td><td>{link}</td><td class=\"image\">{img}</td><td><span class=\"phase {phase}\">{phase}</span></td>\
-<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{at}</td></tr>",
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{at}</td><td>{progress}</td></tr>",
             c.critical,
             c.high,
             c.medium,
             c.low,
             c.unknown,
+            progress = progress_compact(&s.progress),
             ns = esc(&s.namespace),
             name = esc(&s.name),
             link = scan_link(&format!("{}/{}", s.namespace, s.name)),
@@ -505,9 +690,14 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
         phase = s.phase.as_str(),
     );
     let here = format!("/scans/{}/{}", enc(&s.namespace), enc(&s.name));
+    let pause_or_resume = if s.suspended {
+        action_form(&format!("{here}/resume"), csrf, &[], "Resume")
+    } else {
+        action_form(&format!("{here}/pause"), csrf, &[], "Pause")
+    };
     let _ = write!(
         body,
-        "<div class=\"actions\">{}{}</div>",
+        "<div class=\"actions\">{}{}{pause_or_resume}{}</div>",
         action_form(&format!("{here}/rescan"), csrf, &[], "Rescan"),
         action_form(
             &format!("{here}/reevaluate"),
@@ -515,6 +705,17 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
             &[],
             "Reevaluate policy"
         ),
+        action_form(&format!("{here}/cancel"), csrf, &[], "Cancel scan"),
+    );
+    let paused = if s.suspended {
+        "<p class=\"paused\" id=\"paused\">Paused (spec.suspend): it keeps its place; Resume goes on.</p>"
+    } else {
+        ""
+    };
+    let _ = write!(
+        body,
+        "<section id=\"progress\"><h2>Progress</h2>{paused}{}</section>",
+        progress_bars(&s.progress)
     );
     let c = s.counts;
     let _ = write!(
@@ -743,6 +944,10 @@ mod tests {
     use super::super::model::tests::{running as row, scan as image_scan, snapshot};
     use super::*;
 
+    fn none() -> SavedView {
+        SavedView::Listed(vec![])
+    }
+
     #[test]
     fn text_from_the_cluster_is_escaped() {
         assert_eq!(
@@ -759,14 +964,15 @@ mod tests {
         bad.message = "<script>alert(2)</script>".into();
         s.running.push(bad);
         let scan = image_scan("shop", "x", "evil.io/<script>:1", Some("Failed"));
-        let mut detail = super::super::model::Snapshot::build(&BTreeMap::new(), [&scan])
-            .scans
-            .remove(0);
+        let mut detail =
+            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
+                .scans
+                .remove(0);
         detail.violations[0].id = "CVE-<script>".into();
         detail.violations[0].package = "\"><script>alert(3)</script>".into();
         let rows: Vec<&Running> = s.running.iter().collect();
         for html in [
-            running(&s, &RunningFilter::default(), &rows, Some("c")),
+            running(&s, &RunningFilter::default(), &rows, Some("c"), &none()),
             landing(
                 &s,
                 &MirrorView::Behind {
@@ -795,9 +1001,10 @@ mod tests {
     #[test]
     fn a_scans_pdf_has_both_sections_and_every_vulnerability_or_says_why_not() {
         let scan = image_scan("shop", "web", "nginx:1", Some("Failed"));
-        let detail = super::super::model::Snapshot::build(&BTreeMap::new(), [&scan])
-            .scans
-            .remove(0);
+        let detail =
+            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
+                .scans
+                .remove(0);
         let report = crate::report::Report {
             vulnerabilities: vec![crate::report::Vulnerability {
                 id: "CVE-2099-1".into(),
@@ -848,8 +1055,11 @@ mod tests {
                 "2026-06-01T00:00:00Z".parse().unwrap_or_default(),
             ));
         }
-        let snapshot =
-            super::super::model::Snapshot::build(&BTreeMap::new(), [&older, &newer, &never]);
+        let snapshot = super::super::model::Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&older, &newer, &never],
+        );
         let order = |query: &str| {
             let (filter, _) = ScanFilter::from_query(query);
             let mut rows: Vec<&Scan> = snapshot.scans.iter().collect();
@@ -862,7 +1072,7 @@ mod tests {
         assert_eq!(order("sort=bogus"), ["b", "c", "a"], "unknown: as listed");
         let (filter, _) = ScanFilter::from_query("phase=Failed&sort=scanned_at");
         let rows: Vec<&Scan> = snapshot.scans.iter().collect();
-        let html = scans(&snapshot, &filter, &rows);
+        let html = scans(&snapshot, &filter, &rows, None, &none());
         assert!(
             html.contains("<th aria-sort=\"ascending\"><a href=\"/scans?phase=Failed&amp;sort=-scanned_at\" data-sort=\"scanned_at\">Scanned at</a></th>"),
             "{html}"
@@ -892,7 +1102,13 @@ mod tests {
         new.scan = None;
         s.running.push(new);
         let rows: Vec<&Running> = s.running.iter().collect();
-        let html = running(&s, &RunningFilter::default(), &rows, Some("tok\"en"));
+        let html = running(
+            &s,
+            &RunningFilter::default(),
+            &rows,
+            Some("tok\"en"),
+            &none(),
+        );
         // The image with no scan (and only it) can be scanned now, with the session's token;
         // one with a scan links to it.
         assert_eq!(html.matches("action=\"/scan-now\"").count(), 1, "{html}");
@@ -901,9 +1117,10 @@ mod tests {
             "{html}"
         );
         let scan = image_scan("shop", "web app", "nginx:1", Some("Failed"));
-        let detail = super::super::model::Snapshot::build(&BTreeMap::new(), [&scan])
-            .scans
-            .remove(0);
+        let detail =
+            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
+                .scans
+                .remove(0);
         let html = super::scan(&detail, Some("t"));
         assert!(
             html.contains("<form method=\"post\" action=\"/scans/shop/web+app/rescan\" class=\"action\"><input type=\"hidden\" name=\"csrf\" value=\"t\">"),
@@ -996,7 +1213,7 @@ mod tests {
         let s = snapshot();
         let (filter, _) = RunningFilter::from_query("registry=quay.io&q=b");
         let rows: Vec<&Running> = s.running.iter().filter(|r| filter.matches(r)).collect();
-        let html = running(&s, &filter, &rows, None);
+        let html = running(&s, &filter, &rows, None, &none());
         assert_eq!(html.matches("<tr data-namespace=").count(), 1, "{html}");
         assert!(html.contains("data-verdict=\"fail\""));
         assert!(html.contains("<option value=\"quay.io\" selected>"));
@@ -1007,8 +1224,181 @@ mod tests {
         );
         assert!(html.contains("href=\"/scans/scangate-system/bad\""));
         let all: Vec<&Scan> = s.scans.iter().collect();
-        let html = scans(&s, &ScanFilter::default(), &all);
+        let html = scans(&s, &ScanFilter::default(), &all, None, &none());
         assert_eq!(html.matches("<tr data-namespace=").count(), 5);
         assert!(html.contains("data-phase=\"Scanning\""));
+    }
+
+    #[test]
+    fn progress_is_coloured_bars_with_words() {
+        let mut value =
+            serde_json::to_value(image_scan("shop", "web", "nginx:1", Some("Scanning")))
+                .unwrap_or_default();
+        value["status"]["progress"] = serde_json::json!([
+            {"stage": "Resolve", "state": "Done"},
+            {"stage": "Queue", "state": "Done"},
+            {"stage": "Scan", "state": "Running", "since": "2026-12-07T07:00:00Z"},
+            {"stage": "Report", "state": "NotStarted"},
+            {"stage": "Evaluate", "state": "NotStarted"},
+        ]);
+        let scan: crate::api::ImageScan =
+            serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"));
+        let snapshot =
+            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan]);
+        let detail = &snapshot.scans[0];
+        let html = super::scan(detail, None);
+        assert!(
+            html.contains("<li class=\"stage running\" data-stage=\"scan\" data-state=\"running\"><span class=\"bar\"></span><span class=\"name\">scan</span> <span class=\"state\">running</span> <time>since 2026-12-07T07:00:00Z</time></li>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("class=\"stage done\"").count(), 2, "{html}");
+        assert!(!html.contains("style="), "no inline style");
+        let rows: Vec<&Scan> = snapshot.scans.iter().collect();
+        let list = scans(&snapshot, &ScanFilter::default(), &rows, None, &none());
+        assert!(
+            list.contains("<span class=\"stage running\" title=\"scan: running\"></span>"),
+            "{list}"
+        );
+        assert!(
+            list.contains("<span class=\"progress-text\">scan running</span>"),
+            "{list}"
+        );
+        assert!(
+            list.contains("data-sort=\"progress\">Progress</a>"),
+            "{list}"
+        );
+        // Every state has its words and its colour class.
+        use crate::api::{Stage, StageProgress, StageState};
+        let one = |state| {
+            progress_summary(&[StageProgress {
+                stage: Stage::Evaluate,
+                state,
+                since: None,
+            }])
+        };
+        assert_eq!(one(StageState::Paused), "evaluate paused");
+        assert_eq!(one(StageState::Failed), "evaluate failed");
+        assert_eq!(one(StageState::Canceled), "evaluate canceled");
+        assert_eq!(one(StageState::NotStarted), "evaluate not started");
+        assert_eq!(one(StageState::DoneWithIssues), "done with issues");
+        assert_eq!(one(StageState::Done), "done");
+        assert_eq!(progress_summary(&[]), "no progress recorded");
+        let css = include_str!("static/app.css");
+        for class in [
+            "not-started",
+            "running",
+            "paused",
+            "done",
+            "done-with-issues",
+            "failed",
+            "canceled",
+        ] {
+            assert!(
+                css.contains(&format!(".stage.{class} .bar")),
+                "{class} in app.css"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scan_can_be_paused_resumed_and_canceled() {
+        let scan = image_scan("shop", "web", "nginx:1", Some("Scanning"));
+        let mut detail =
+            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
+                .scans
+                .remove(0);
+        let html = super::scan(&detail, Some("t"));
+        for action in ["pause", "cancel", "rescan"] {
+            assert!(
+                html.contains(&format!("<form method=\"post\" action=\"/scans/shop/web/{action}\" class=\"action\"><input type=\"hidden\" name=\"csrf\" value=\"t\">")),
+                "{action}: {html}"
+            );
+        }
+        assert!(!html.contains("/resume\""), "{html}");
+        assert!(!html.contains("id=\"paused\""), "{html}");
+        detail.suspended = true;
+        let html = super::scan(&detail, Some("t"));
+        assert!(html.contains("action=\"/scans/shop/web/resume\""), "{html}");
+        assert!(!html.contains("/pause\""), "{html}");
+        assert!(html.contains("id=\"paused\">Paused"), "{html}");
+    }
+
+    #[test]
+    fn saved_searches_are_listed_applied_deleted_and_saved_with_the_sessions_token() {
+        let s = snapshot();
+        let (filter, _) = ScanFilter::from_query("phase=Failed&sort=-scanned_at");
+        let rows: Vec<&Scan> = s.scans.iter().collect();
+        let saved = SavedView::Listed(vec![
+            Saved::new("<b>failed</b>", SearchPage::Scans, "phase=Failed")
+                .unwrap_or_else(|e| panic!("{e}")),
+        ]);
+        let html = scans(&s, &filter, &rows, Some("tok"), &saved);
+        assert!(
+            html.contains("<li data-search=\"&lt;b&gt;failed&lt;/b&gt;\"><a href=\"/scans?phase=Failed\">&lt;b&gt;failed&lt;/b&gt;</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<form method=\"post\" action=\"/searches/delete\" class=\"action\"><input type=\"hidden\" name=\"csrf\" value=\"tok\"><input type=\"hidden\" name=\"page\" value=\"scans\"><input type=\"hidden\" name=\"name\" value=\"&lt;b&gt;failed&lt;/b&gt;\">"),
+            "{html}"
+        );
+        // The search shown is what Save stores.
+        assert!(
+            html.contains("<form method=\"post\" action=\"/searches\" class=\"save-search\"><input type=\"hidden\" name=\"csrf\" value=\"tok\"><input type=\"hidden\" name=\"page\" value=\"scans\"><input type=\"hidden\" name=\"query\" value=\"phase=Failed&amp;sort=-scanned_at\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a class=\"reset\" href=\"/scans\">Reset to the default search</a>"),
+            "{html}"
+        );
+        let down = scans(
+            &s,
+            &filter,
+            &rows,
+            None,
+            &SavedView::Unavailable("<x>".into()),
+        );
+        assert!(
+            down.contains("Saved searches are not available now: &lt;x&gt;"),
+            "{down}"
+        );
+        let running_html = running(&s, &RunningFilter::default(), &[], None, &none());
+        assert!(
+            running_html.contains("name=\"page\" value=\"running\""),
+            "{running_html}"
+        );
+        assert!(running_html.contains("None yet"), "{running_html}");
+    }
+
+    #[test]
+    fn the_running_page_says_its_window_and_when_each_ended_image_ran_until() {
+        let mut s = snapshot();
+        let mut gone = row("shop", "job", "alpine:3", Verdict::Pass);
+        gone.ended = Some("2026-12-07T07:50:00Z".parse().unwrap_or_default());
+        s.running.push(gone);
+        let (filter, _) = RunningFilter::from_query("window=6h");
+        let rows: Vec<&Running> = s.running.iter().collect();
+        let html = running(&s, &filter, &rows, None, &none());
+        assert!(
+            html.contains("Images that ran over <strong>the past 6 hours</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<option value=\"6h\" selected>the past 6 hours</option>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-verdict=\"pass\" data-ended=\"2026-12-07T07:50:00Z\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"ran\">ended <time>2026-12-07T07:50:00Z</time></td>"),
+            "{html}"
+        );
+        assert_eq!(
+            html.matches("<td class=\"ran\">running</td>").count(),
+            4,
+            "{html}"
+        );
+        assert!(html.contains("href=\"/running.csv?window=6h\""), "{html}");
     }
 }

@@ -1,7 +1,7 @@
 //! The results page's exports as the tests read them.
 
 /// The CSV headers of the results page's exports.
-pub const SCANS_CSV: [&str; 10] = [
+pub const SCANS_CSV: [&str; 11] = [
     "namespace",
     "name",
     "image",
@@ -12,8 +12,9 @@ pub const SCANS_CSV: [&str; 10] = [
     "low",
     "unknown",
     "scanned_at",
+    "progress",
 ];
-pub const RUNNING_CSV: [&str; 7] = [
+pub const RUNNING_CSV: [&str; 8] = [
     "namespace",
     "workload",
     "pod",
@@ -21,6 +22,7 @@ pub const RUNNING_CSV: [&str; 7] = [
     "image",
     "verdict",
     "scan",
+    "ended",
 ];
 
 /// An RFC 4180 export (CRLF line ends, quoted fields): its header and its records.
