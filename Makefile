@@ -39,7 +39,7 @@ test: helm registry-build cosign browser
 	@echo "test: tests built at $$(date +%T)"
 	$(MAKE) --no-print-directory controlplane
 	@echo "test: control plane up at $$(date +%T)"
-	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked || rc=$$?; \
+	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --no-fail-fast || rc=$$?; \
 	  echo "test: tests ran until $$(date +%T)"; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
