@@ -324,14 +324,19 @@ async fn wait_scan(
 ) -> ImageScan {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(scan) = api.get(name).await
-            && check(&scan)
+        let seen = api.get(name).await;
+        if let Ok(scan) = &seen
+            && check(scan)
         {
-            return scan;
+            return scan.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {name}: {what}"
+            "timed out waiting for {name}: {what}; last seen status: {}",
+            seen.map_or_else(
+                |e| e.to_string(),
+                |s| serde_json::to_string(&s.status).unwrap_or_default()
+            )
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -480,6 +485,11 @@ fn rescan_then_pause_suspends_the_job_and_resuming_finishes_the_scan_with_it() {
             phase(s) == Some(Phase::Scanning)
         })
         .await;
+        // A report is told from the previous round's by when it was stored, to the second (as
+        // the apiserver records it); a real scan takes longer than that, this harness does not.
+        while jiff::Timestamp::now().as_second() <= first_scanned.as_second() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(finish(&client, &ns.name, &resumed_job, &report).await);
         let resumed = wait_scan(&api, "web", "Completed again", |s| {
             phase(s) == Some(Phase::Completed) && scanned_at(s) != Some(first_scanned)
