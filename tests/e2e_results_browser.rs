@@ -14,38 +14,15 @@ use std::time::Duration;
 
 use common::browser::{Browser, Page, assert_png, browser, pdf_text};
 use common::cluster::{Cluster, TestNamespace, cluster, deployment, stderr};
-use common::controller::Controller;
 use common::enforced::Enforced;
 use common::exports::{RUNNING_CSV, SCANS_CSV, parse_csv};
 use common::fixtures::{ALPINE, GRYPE_BUSYBOX as FIXTURE, PASSED};
-use common::net::free_port;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The controller, cluster-wide (the page's figures are the cluster's), serving the results
-/// page over TLS with the test's serving certificate (Enforced wrote it for 127.0.0.1).
-fn start_controller(enforced: &Enforced) -> (Controller, String) {
-    let dir = enforced.dir.path();
-    let page = format!("127.0.0.1:{}", free_port());
-    let controller =
-        Controller::cluster_wide(enforced.cluster.kubeconfig_as("scangate-controller"))
-            .config(&enforced.config)
-            .lease(&format!("scangate-e2e-results-{}", enforced.ns.name), None)
-            .args(&[
-                "--results-listen",
-                &page,
-                "--results-tls-cert-file",
-                &dir.join("tls.crt").display().to_string(),
-                "--results-tls-key-file",
-                &dir.join("tls.key").display().to_string(),
-            ])
-            .start();
-    (controller, format!("https://{page}"))
 }
 
 fn phase(enforced: &Enforced, name: &str) -> String {
@@ -307,7 +284,7 @@ fn the_results_page_in_a_real_browser() {
     let ns = enforced.ns.name.clone();
     // A namespace no webhook enforces on: its image is running unscanned.
     let free = cluster.namespace("e2e-results-free", &[]);
-    let (_controller, base) = start_controller(&enforced);
+    let (_controller, base) = enforced.results_page("scangate-e2e-results");
     let apply = |object: Value| {
         let out = enforced.ns.apply(&object.to_string());
         assert!(out.status.success(), "{}", stderr(&out));

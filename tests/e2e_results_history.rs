@@ -24,7 +24,6 @@ use common::cluster::{Cluster, TestNamespace, cluster, stderr};
 use common::controller::Controller;
 use common::enforced::Enforced;
 use common::fixtures::{ALPINE, PASSED};
-use common::net::free_port;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -40,22 +39,7 @@ fn start_controller(enforced: &Enforced) -> (Controller, String) {
         "--clusterrole=scangate-controller-saved-searches",
         "--serviceaccount=scangate-system:scangate-controller",
     ]);
-    let dir = enforced.dir.path();
-    let page = format!("127.0.0.1:{}", free_port());
-    let controller =
-        Controller::cluster_wide(enforced.cluster.kubeconfig_as("scangate-controller"))
-            .config(&enforced.config)
-            .lease(&format!("scangate-e2e-history-{}", enforced.ns.name), None)
-            .args(&[
-                "--results-listen",
-                &page,
-                "--results-tls-cert-file",
-                &dir.join("tls.crt").display().to_string(),
-                "--results-tls-key-file",
-                &dir.join("tls.key").display().to_string(),
-            ])
-            .start();
-    (controller, format!("https://{page}"))
+    enforced.results_page("scangate-e2e-history")
 }
 
 /// A ServiceAccount token of `ns/name`, bound to scangate-view cluster-wide (a viewer).

@@ -732,17 +732,12 @@ async fn save_search(
     Extension(actor): Extension<Actor>,
     body: Bytes,
 ) -> Response {
-    let fields = form(&body);
+    let (fields, page) = match search_form(&actor, &body, "Not saved") {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
     let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Err(e) = actions::check_csrf(&actor, fields.get("csrf").map(String::as_str)) {
-        return html(
-            StatusCode::FORBIDDEN,
-            view::message("Not saved", &e.to_string()),
-        );
-    }
-    let saved = match SearchPage::parse(field("page"))
-        .and_then(|page| searches::Saved::new(field("name"), page, field("query")))
-    {
+    let saved = match searches::Saved::new(field("name"), page, field("query")) {
         Ok(saved) => saved,
         Err(e) => {
             return html(
@@ -768,24 +763,11 @@ async fn delete_search(
     Extension(actor): Extension<Actor>,
     body: Bytes,
 ) -> Response {
-    let fields = form(&body);
-    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Err(e) = actions::check_csrf(&actor, fields.get("csrf").map(String::as_str)) {
-        return html(
-            StatusCode::FORBIDDEN,
-            view::message("Not deleted", &e.to_string()),
-        );
-    }
-    let page = match SearchPage::parse(field("page")) {
-        Ok(page) => page,
-        Err(e) => {
-            return html(
-                StatusCode::BAD_REQUEST,
-                view::message("Not deleted", &e.to_string()),
-            );
-        }
+    let (fields, page) = match search_form(&actor, &body, "Not deleted") {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    let name = field("name").to_string();
+    let name = fields.get("name").cloned().unwrap_or_default();
     match pages
         .searches
         .update(&actor.user, |list| searches::delete(list, page, &name))
@@ -793,6 +775,30 @@ async fn delete_search(
     {
         Ok(()) => see_other(&format!("/{}", page.as_str())),
         Err(e) => search_refused("Not deleted", &actor, e),
+    }
+}
+
+/// A saved-search form's fields and page, once its CSRF token is checked; else the refusal,
+/// titled `title` (403 for the token, 400 for an unknown page).
+fn search_form(
+    actor: &Actor,
+    body: &[u8],
+    title: &str,
+) -> Result<(std::collections::HashMap<String, String>, SearchPage), Box<Response>> {
+    let fields = form(body);
+    if let Err(e) = actions::check_csrf(actor, fields.get("csrf").map(String::as_str)) {
+        return Err(Box::new(html(
+            StatusCode::FORBIDDEN,
+            view::message(title, &e.to_string()),
+        )));
+    }
+    let page = fields.get("page").map(String::as_str).unwrap_or_default();
+    match SearchPage::parse(page) {
+        Ok(page) => Ok((fields, page)),
+        Err(e) => Err(Box::new(html(
+            StatusCode::BAD_REQUEST,
+            view::message(title, &e.to_string()),
+        ))),
     }
 }
 
