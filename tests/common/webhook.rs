@@ -62,9 +62,15 @@ impl Webhook {
         args: &[&str],
         env: &[(&str, &Path)],
     ) -> Webhook {
-        let webhook = Self::spawn(workdir, tls_dir, args, env);
-        webhook.wait_ready();
-        webhook
+        // A port free_port found free can be taken by another test before the webhook binds
+        // it: then start again, on other ports.
+        for _ in 0..5 {
+            let mut webhook = Self::spawn(workdir, tls_dir, args, env);
+            if webhook.wait_ready() {
+                return webhook;
+            }
+        }
+        panic!("the webhook lost its ports to other processes 5 times in a row");
     }
 
     /// Like [`Webhook::start_with_env`], waiting only until it is alive (`/livez`), not ready.
@@ -117,11 +123,17 @@ impl Webhook {
         }
     }
 
-    fn wait_ready(&self) {
+    /// Waits until ready: true; false when the webhook ended because a port of its was taken.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if http_get(&self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
-                return;
+                return true;
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_)))
+                && self.logs().contains("Address already in use")
+            {
+                return false;
             }
             assert!(
                 Instant::now() < deadline,
