@@ -985,6 +985,29 @@ fn plan_sending(
     }
 }
 
+/// The round after a reconcile whose status write succeeded, planned from the same
+/// observations over the status written (and the evaluation it remembers): `Some` with its
+/// wake-up when that round would do nothing (no step, no slot, no write), so the write's own
+/// watch event need not start it; `None` when it has work, and the event must reconcile.
+pub fn idle_after_write(
+    mut o: Observed,
+    written: &ScanStatus,
+    evaluation: Option<LastEvaluation>,
+    rules: Rules<'_>,
+) -> Option<Option<Duration>> {
+    o.previous = Some(written.clone());
+    if evaluation.is_some() {
+        o.last_evaluation = evaluation;
+    }
+    match plan(&o, rules) {
+        Plan::Work(work) if work.steps.is_empty() && work.slot.is_none() => {
+            let next = settle(&o, work, Outcomes::default(), rules);
+            next.write.is_none().then_some(next.requeue_after)
+        }
+        Plan::Work(_) | Plan::Forget => None,
+    }
+}
+
 /// The status, event and requeue of a reconcile, from its work and the steps' outcomes.
 pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_>) -> Settled {
     let Work {
@@ -1553,6 +1576,83 @@ mod tests {
         assert_eq!(status.phase, Some(Phase::Failed));
         assert!(end.publish_event);
         assert_eq!(end.requeue_after, None);
+    }
+
+    /// The reconcile that writes a verdict: its next round has nothing to do.
+    #[test]
+    fn after_a_verdict_is_written_the_next_round_is_idle() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.settings.scan_policy = Some("strict".into());
+        o.policy = Some(policy());
+        o.report = Some(pushed(report()));
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Complete {
+                message: "Complete".into(),
+                at: ts(STORED),
+            },
+        )];
+        let end = settle(
+            &o,
+            work(&o, rules(&config)),
+            evaluated(denied_by_strict()),
+            rules(&config),
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            idle_after_write(o.clone(), &status, end.evaluation.clone(), rules(&config)),
+            Some(None)
+        );
+        // Without the evaluation it remembers, the next round would evaluate again: not idle.
+        assert_eq!(idle_after_write(o, &status, None, rules(&config)), None);
+    }
+
+    /// A failed Job written as Error: the next round only waits for the retry, which the
+    /// writing reconcile keeps as its wake-up (the write's event would have planned it).
+    #[test]
+    fn after_an_error_is_written_the_next_round_waits_for_the_retry() {
+        let config = config();
+        let mut o = with_template(scan());
+        o.jobs = vec![job(
+            "busybox-1",
+            &o,
+            JobState::Failed {
+                message: "Failed: BackoffLimitExceeded".into(),
+                error: "boom".into(),
+                at: ts("2026-01-01T23:59:30Z"),
+            },
+        )];
+        let end = run(&o, rules(&config), Outcomes::default());
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(status.phase, Some(Phase::Error));
+        let next = idle_after_write(o.clone(), &status, None, rules(&config));
+        let wake = next
+            .flatten()
+            .unwrap_or_else(|| panic!("an idle round with a retry: {next:?}"));
+        assert!(
+            wake > Duration::ZERO && wake <= Duration::from_secs(60),
+            "{wake:?}"
+        );
+    }
+
+    /// A round that creates a Job writes Scanning; the Job is not in the caches yet, so the
+    /// next round is not known to be idle and the write's event reconciles.
+    #[test]
+    fn after_a_job_is_created_the_next_round_is_not_taken_for_idle() {
+        let config = config();
+        let o = with_template(scan());
+        let end = run(
+            &o,
+            rules(&config),
+            Outcomes {
+                created: Some(Ok(JobState::Running)),
+                ..Outcomes::default()
+            },
+        );
+        let status = end.write.unwrap_or_else(|| panic!("written"));
+        assert_eq!(idle_after_write(o, &status, None, rules(&config)), None);
     }
 
     #[test]
