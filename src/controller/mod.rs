@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -314,8 +314,9 @@ impl Term<'_> {
             controller_policy_limits(args),
         )?);
         let namespace = args.namespace.as_deref();
-        let (image_store, image_watch) = scan_watch::<ImageScan>(&self.client, namespace);
-        let (source_store, source_watch) = scan_watch::<SourceScan>(&self.client, namespace);
+        let (image_store, image_watch, images_changed) =
+            scan_watch::<ImageScan>(&self.client, namespace);
+        let (source_store, source_watch, _) = scan_watch::<SourceScan>(&self.client, namespace);
         let (triggers, image_triggers, source_triggers) = triggers::triggers();
         let queue = Arc::new(queue::Queue::new(
             queue::Limits {
@@ -348,6 +349,11 @@ impl Term<'_> {
                 config: self.config.clone(),
                 format: args.policy_reports,
                 metrics: self.admin.metrics.runtime.clone(),
+                shared_scans: reports::SharedScans {
+                    namespace: args.namespace.clone(),
+                    store: image_store.clone(),
+                    changed: images_changed,
+                },
                 publish: Box::new(move |entries, ended, scans| {
                     let snapshot =
                         web::model::Snapshot::build(entries, ended, scans.iter().map(|s| &**s));
@@ -498,25 +504,32 @@ fn own_namespace() -> String {
 }
 
 /// The watch of one scan kind into its store (stripped of what the controller never reads):
-/// the store, and the stream of scans that changed, for their controller.
+/// the store, the stream of scans that changed, for their controller, and a signal sent at
+/// each event the store applied.
 fn scan_watch<K: ScanKind>(
     client: &Client,
     namespace: Option<&str>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    tokio::sync::watch::Receiver<()>,
 ) {
     let api = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     let (store, writer) = reflector::store();
+    // Others that read the store (the runtime inventory) hear of each event applied to it.
+    let (changed, receiver) = tokio::sync::watch::channel(());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(cache::strip_scan::<K>)
         .reflect(writer)
+        .inspect_ok(move |_| {
+            changed.send_replace(());
+        })
         .applied_objects();
-    (store, stream)
+    (store, stream, receiver)
 }
 
 /// The controller of one scan kind: reconciles each scan that changed, and each scan the

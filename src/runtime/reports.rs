@@ -202,6 +202,18 @@ pub struct Inventory {
     /// [`inventory::ENDED_KEPT`]) and the ImageScans it read (the controller publishes them to
     /// the results page).
     pub publish: Publish,
+    /// The scan controller's store of the ImageScans it watches, read instead of watching them
+    /// a second time.
+    pub shared_scans: SharedScans,
+}
+
+/// A store of ImageScans another watch keeps: the scans of `namespace` (every namespace when
+/// `None`), stripped as [`crate::scan::cache::strip_scan`] strips them, and a signal sent each
+/// time that watch applies an event.
+pub struct SharedScans {
+    pub namespace: Option<String>,
+    pub store: Store<ImageScan>,
+    pub changed: tokio::sync::watch::Receiver<()>,
 }
 
 /// What the inventory hands on after each recompute: the entries per namespace of what runs
@@ -271,20 +283,32 @@ impl Inventory {
         let mut exception_stores = vec![];
         let mut scan_stores = vec![];
         for ns in scan_namespaces(&config, namespace) {
-            let (store, writer) = reflector::store::<ImageScan>();
-            let scans = watcher(
-                api::<ImageScan>(&self.client, ns.as_deref()),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .modify(crate::scan::cache::strip_scan::<ImageScan>)
-            .reflect(writer)
-            .map(|event| match event {
-                Ok(_) => Change::Scan,
-                Err(e) => Change::Failed(e),
-            });
-            streams.push(scans.boxed());
-            scan_stores.push(store);
+            if ns == self.shared_scans.namespace {
+                let changes = futures::stream::unfold(
+                    self.shared_scans.changed.clone(),
+                    |mut changed| async move {
+                        changed.changed().await.ok()?;
+                        Some((Change::Scan, changed))
+                    },
+                );
+                streams.push(changes.boxed());
+                scan_stores.push(self.shared_scans.store.clone());
+            } else {
+                let (store, writer) = reflector::store::<ImageScan>();
+                let scans = watcher(
+                    api::<ImageScan>(&self.client, ns.as_deref()),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .modify(crate::scan::cache::strip_scan::<ImageScan>)
+                .reflect(writer)
+                .map(|event| match event {
+                    Ok(_) => Change::Scan,
+                    Err(e) => Change::Failed(e),
+                });
+                streams.push(scans.boxed());
+                scan_stores.push(store);
+            }
             let (store, writer) = reflector::store::<ScanException>();
             let exceptions = watcher(
                 api::<ScanException>(&self.client, ns.as_deref()),
