@@ -592,7 +592,9 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
             count / reconciles
         );
     }
-    let _ = cluster.kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
+    // Waited for: the garbage collector deleting this namespace's report ConfigMaps (it GETs
+    // each first) would otherwise count among the next size's requests.
+    let _ = cluster.kubectl(&["delete", "namespace", &ns, "--timeout=600s"], None);
     Ok(steady)
 }
 
