@@ -46,6 +46,8 @@ fn start_controller(
             mirror,
             "--mirror-namespace-label",
             "scangate.dev/e2e-no-namespace=none",
+            // A revoked viewer is refused within this (60 s by default).
+            "--results-access-recheck=5s",
         ])
         .start();
     (controller, format!("https://{page}"))
@@ -806,7 +808,7 @@ fn the_results_page_shows_what_kubectl_shows_to_those_allowed() {
     let mut session_refused = false;
     cluster.eventually(
         "the revoked viewer's session and token to be refused",
-        Duration::from_secs(90),
+        Duration::from_secs(30),
         || {
             // Refused once (403), the session is gone (401 after).
             let session = page.get("/", Auth::Cookie(&cookie)).code;

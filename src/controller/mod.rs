@@ -149,6 +149,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     if let Some(listener) = args.results.listener()? {
         web::serve(
             listener,
+            args.results.results_access_recheck,
             web::Cluster {
                 client: client.clone(),
                 config: kube_config,

@@ -20,9 +20,6 @@ use sha2::{Digest, Sha256};
 
 /// How long a session lives.
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
-/// How long a bearer token's decision is kept, and how often a session's rights are asked
-/// again (so a revoked viewer loses the page within this, not at the session's end).
-pub const BEARER_TTL: Duration = Duration::from_secs(60);
 /// How long a review may take.
 pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -166,10 +163,13 @@ pub fn live(expires: Instant, now: Instant) -> bool {
 }
 
 /// The sessions and the bearer decisions, in memory.
-#[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     bearer: Mutex<HashMap<[u8; 32], (Decision, Instant)>>,
+    /// How long a bearer token's decision is kept, and how often a session's rights are asked
+    /// again (`--results-access-recheck`): a revoked viewer loses the page within this, not
+    /// at the session's end.
+    recheck: Duration,
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -187,6 +187,15 @@ fn random_hex() -> Result<String> {
 }
 
 impl Sessions {
+    /// No session yet; rights are asked again every `recheck`.
+    pub fn new(recheck: Duration) -> Self {
+        Sessions {
+            sessions: Mutex::default(),
+            bearer: Mutex::default(),
+            recheck,
+        }
+    }
+
     /// Starts a session for `user`, who logged in with `token`: its random id.
     pub fn start(&self, user: UserInfo, token: String, now: Instant) -> Result<String> {
         let id = random_hex()?;
@@ -207,7 +216,7 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The user of a live session; its rights are due again [`BEARER_TTL`] after they were
+    /// The user of a live session; its rights are due again `recheck` after they were
     /// last confirmed.
     pub fn user(&self, id: &str, now: Instant) -> Option<Live> {
         let mut sessions = self.sessions.lock().ok()?;
@@ -216,7 +225,7 @@ impl Sessions {
                 user: s.user.clone(),
                 token: s.token.clone(),
                 csrf: s.csrf.clone(),
-                recheck: !live(s.checked + BEARER_TTL, now),
+                recheck: !live(s.checked + self.recheck, now),
             }),
             Some(_) => {
                 sessions.remove(id);
@@ -241,18 +250,19 @@ impl Sessions {
         }
     }
 
-    /// The decision on a bearer token made less than [`BEARER_TTL`] ago.
+    /// The decision on a bearer token made less than `recheck` ago.
     pub fn cached(&self, token: &str, now: Instant) -> Option<Decision> {
         let bearer = self.bearer.lock().ok()?;
         bearer
             .get(&token_hash(token))
-            .filter(|(_, at)| live(*at + BEARER_TTL, now))
+            .filter(|(_, at)| live(*at + self.recheck, now))
             .map(|(d, _)| d.clone())
     }
 
     pub fn remember(&self, token: &str, decision: Decision, now: Instant) {
         if let Ok(mut bearer) = self.bearer.lock() {
-            bearer.retain(|_, (_, at)| live(*at + BEARER_TTL, now));
+            let recheck = self.recheck;
+            bearer.retain(|_, (_, at)| live(*at + recheck, now));
             bearer.insert(token_hash(token), (decision, now));
         }
     }
@@ -317,9 +327,11 @@ mod tests {
         assert_eq!(attrs.group.as_deref(), Some("scanning.scangate.dev"));
     }
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     #[test]
     fn sessions_expire_after_an_hour_end_on_logout_and_are_rechecked_each_minute() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(MINUTE);
         let t0 = Instant::now();
         let id = sessions
             .start(user("alice"), "alice-token".into(), t0)
@@ -338,9 +350,9 @@ mod tests {
         let live = |at: Duration| sessions.user(&id, t0 + at).map(|l| l.recheck);
         assert_eq!(live(Duration::from_secs(59)), Some(false));
         // A minute on, the user's rights are asked again; confirmed, they hold another minute.
-        assert_eq!(live(BEARER_TTL), Some(true));
-        sessions.confirmed(&id, t0 + BEARER_TTL);
-        assert_eq!(live(BEARER_TTL + Duration::from_secs(59)), Some(false));
+        assert_eq!(live(MINUTE), Some(true));
+        sessions.confirmed(&id, t0 + MINUTE);
+        assert_eq!(live(MINUTE + Duration::from_secs(59)), Some(false));
         assert_eq!(
             sessions
                 .user(&id, t0 + Duration::from_secs(3599))
@@ -355,14 +367,14 @@ mod tests {
 
     #[test]
     fn bearer_decisions_are_kept_a_minute() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(MINUTE);
         let t0 = Instant::now();
         sessions.remember("tok", Decision::Unauthenticated, t0);
         assert_eq!(
             sessions.cached("tok", t0 + Duration::from_secs(59)),
             Some(Decision::Unauthenticated)
         );
-        assert_eq!(sessions.cached("tok", t0 + BEARER_TTL), None);
+        assert_eq!(sessions.cached("tok", t0 + MINUTE), None);
         assert_eq!(sessions.cached("other", t0), None);
     }
 }

@@ -88,6 +88,10 @@ pub struct ResultsArgs {
     /// server's service proxy; tokens travel in the clear otherwise).
     #[arg(long, env = "SCANGATE_RESULTS_INSECURE_HTTP")]
     pub results_insecure_http: bool,
+    /// How often a viewer's rights are asked again (a session's, a bearer token's): a revoked
+    /// viewer loses the page within this. Each ask is a TokenReview and SubjectAccessReviews.
+    #[arg(long, env = "SCANGATE_RESULTS_ACCESS_RECHECK", default_value = "60s", value_parser = crate::cli::duration)]
+    pub results_access_recheck: std::time::Duration,
 }
 
 /// How the page is served.
@@ -170,6 +174,7 @@ struct Pages {
 /// Binds the listener and serves the page in the background.
 pub async fn serve(
     listener: Listener,
+    access_recheck: std::time::Duration,
     cluster: Cluster,
     view: watch::Receiver<View>,
     mirror: watch::Receiver<MirrorView>,
@@ -186,7 +191,7 @@ pub async fn serve(
         client: cluster.client,
         config: cluster.config,
         scangate_namespace: cluster.scangate_namespace,
-        sessions: Sessions::default(),
+        sessions: Sessions::new(access_recheck),
         secure,
         metrics,
     }));
@@ -1032,6 +1037,7 @@ mod tests {
             results_tls_cert_file: cert.then(|| "c.pem".into()),
             results_tls_key_file: key.then(|| "k.pem".into()),
             results_insecure_http: insecure,
+            results_access_recheck: std::time::Duration::from_secs(60),
         }
     }
 
