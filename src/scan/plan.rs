@@ -1545,9 +1545,8 @@ mod tests {
         assert_eq!(crate::api::consistency_problem(&status.conditions), None);
     }
 
-    #[test]
-    fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
-        let config = config();
+    /// A scan of the `strict` policy whose Job completed with its pushed report.
+    fn completed_with_report() -> Observed {
         let mut o = with_template(scan());
         o.settings.scan_policy = Some("strict".into());
         o.policy = Some(policy());
@@ -1560,6 +1559,13 @@ mod tests {
                 at: ts(STORED),
             },
         )];
+        o
+    }
+
+    #[test]
+    fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
+        let config = config();
+        let o = completed_with_report();
         let w = work(&o, rules(&config));
         assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
         let source = w.results.as_ref().map(|r| r.source.clone());
@@ -1582,18 +1588,7 @@ mod tests {
     #[test]
     fn after_a_verdict_is_written_the_next_round_is_idle() {
         let config = config();
-        let mut o = with_template(scan());
-        o.settings.scan_policy = Some("strict".into());
-        o.policy = Some(policy());
-        o.report = Some(pushed(report()));
-        o.jobs = vec![job(
-            "busybox-1",
-            &o,
-            JobState::Complete {
-                message: "Complete".into(),
-                at: ts(STORED),
-            },
-        )];
+        let o = completed_with_report();
         let end = settle(
             &o,
             work(&o, rules(&config)),
