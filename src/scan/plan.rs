@@ -1350,6 +1350,14 @@ mod tests {
     }
 
     /// Plans, settles with `outcomes`, and returns the settled end.
+    /// The outcomes of a reconcile that created the scan's Job, or was refused it.
+    fn created(job: Result<JobState, String>) -> Outcomes {
+        Outcomes {
+            created: Some(job),
+            ..Outcomes::default()
+        }
+    }
+
     fn run(o: &Observed, rules: Rules<'_>, outcomes: Outcomes) -> Settled {
         settle(o, work(o, rules), outcomes, rules)
     }
@@ -1443,10 +1451,7 @@ mod tests {
         let end = run(
             &o,
             rules(&config),
-            Outcomes {
-                created: Some(Err("cannot create the scan Job: quota".into())),
-                ..Outcomes::default()
-            },
+            created(Err("cannot create the scan Job: quota".into())),
         );
         assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
         assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
@@ -1638,14 +1643,7 @@ mod tests {
     fn after_a_job_is_created_the_next_round_is_not_taken_for_idle() {
         let config = config();
         let o = with_template(scan());
-        let end = run(
-            &o,
-            rules(&config),
-            Outcomes {
-                created: Some(Ok(JobState::Running)),
-                ..Outcomes::default()
-            },
-        );
+        let end = run(&o, rules(&config), created(Ok(JobState::Running)));
         let status = end.write.unwrap_or_else(|| panic!("written"));
         assert_eq!(idle_after_write(o, &status, None, rules(&config)), None);
     }
