@@ -36,7 +36,6 @@ use crate::mirror::{self, MirrorView};
 use crate::runtime::reports;
 use crate::scan::kinds::ScanKind;
 use crate::scan::reconcile::{self, Context, Settings};
-use crate::scan::writes::Written;
 use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
 use crate::web::{self, model::View};
 use args::ControllerArgs;
@@ -425,7 +424,7 @@ impl Term<'_> {
             caches,
             queue,
             status_failures: std::sync::Mutex::default(),
-            written: Written::default(),
+            written: std::sync::Mutex::default(),
             evaluations: std::sync::Mutex::default(),
             attestations: std::sync::Mutex::default(),
             verdict_attempts: std::sync::Mutex::default(),

@@ -20,18 +20,8 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub kind: String,
-    pub result: Reconciled,
-}
-
-/// How a reconcile ended, the `result` label of `scangate_controller_reconciles_total`.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)] // label values as Prometheus users write them
-pub enum Reconciled {
-    ok,
-    error,
-    /// The reconcile of the controller's own status write, ended at once: the reconcile that
-    /// wrote it planned the round after it (not in the duration histogram).
-    echo,
+    /// `ok` or `error`.
+    pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -181,17 +171,14 @@ impl Metrics {
     }
 
     /// Counts one reconciliation.
-    pub fn reconciled(&self, kind: &str, result: Reconciled, seconds: f64) {
+    pub fn reconciled(&self, kind: &str, ok: bool, seconds: f64) {
         self.reconciles
             .get_or_create(&ResultLabels {
                 kind: kind.into(),
-                result,
+                result: if ok { "ok" } else { "error" }.into(),
             })
             .inc();
-        if result == Reconciled::echo {
-            return;
-        }
-        if result == Reconciled::error {
+        if !ok {
             self.errors
                 .get_or_create(&KindLabels { kind: kind.into() })
                 .inc();
@@ -235,9 +222,8 @@ mod tests {
     #[test]
     fn exports_in_prometheus_text_format() {
         let metrics = Metrics::new();
-        metrics.reconciled("ImageScan", Reconciled::ok, 0.01);
-        metrics.reconciled("ImageScan", Reconciled::error, 0.02);
-        metrics.reconciled("ImageScan", Reconciled::echo, 0.0);
+        metrics.reconciled("ImageScan", true, 0.01);
+        metrics.reconciled("ImageScan", false, 0.02);
         metrics.set_phases("ImageScan", &[(crate::api::Phase::Failed, 2)]);
         metrics.status_written(StatusWrite::refused);
         metrics.status_written(StatusWrite::ok);
@@ -253,7 +239,6 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         for expected in [
             "scangate_controller_reconciles_total{kind=\"ImageScan\",result=\"ok\"} 1",
-            "scangate_controller_reconciles_total{kind=\"ImageScan\",result=\"echo\"} 1",
             "scangate_controller_reconcile_errors_total{kind=\"ImageScan\"} 1",
             "scangate_controller_reconcile_duration_seconds_count{kind=\"ImageScan\"} 2",
             "scangate_controller_scans{kind=\"ImageScan\",phase=\"Failed\"} 2",

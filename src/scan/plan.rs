@@ -985,29 +985,6 @@ fn plan_sending(
     }
 }
 
-/// The round after a reconcile whose status write succeeded, planned from the same
-/// observations over the status written (and the evaluation it remembers): `Some` with its
-/// wake-up when that round would do nothing (no step, no slot, no write), so the write's own
-/// watch event need not start it; `None` when it has work, and the event must reconcile.
-pub fn idle_after_write(
-    mut o: Observed,
-    written: &ScanStatus,
-    evaluation: Option<LastEvaluation>,
-    rules: Rules<'_>,
-) -> Option<Option<Duration>> {
-    o.previous = Some(written.clone());
-    if evaluation.is_some() {
-        o.last_evaluation = evaluation;
-    }
-    match plan(&o, rules) {
-        Plan::Work(work) if work.steps.is_empty() && work.slot.is_none() => {
-            let next = settle(&o, work, Outcomes::default(), rules);
-            next.write.is_none().then_some(next.requeue_after)
-        }
-        Plan::Work(_) | Plan::Forget => None,
-    }
-}
-
 /// The status, event and requeue of a reconcile, from its work and the steps' outcomes.
 pub fn settle(o: &Observed, work: Box<Work>, outcomes: Outcomes, rules: Rules<'_>) -> Settled {
     let Work {
@@ -1350,14 +1327,6 @@ mod tests {
     }
 
     /// Plans, settles with `outcomes`, and returns the settled end.
-    /// The outcomes of a reconcile that created the scan's Job, or was refused it.
-    fn created(job: Result<JobState, String>) -> Outcomes {
-        Outcomes {
-            created: Some(job),
-            ..Outcomes::default()
-        }
-    }
-
     fn run(o: &Observed, rules: Rules<'_>, outcomes: Outcomes) -> Settled {
         settle(o, work(o, rules), outcomes, rules)
     }
@@ -1451,7 +1420,10 @@ mod tests {
         let end = run(
             &o,
             rules(&config),
-            created(Err("cannot create the scan Job: quota".into())),
+            Outcomes {
+                created: Some(Err("cannot create the scan Job: quota".into())),
+                ..Outcomes::default()
+            },
         );
         assert_eq!(end.write.and_then(|s| s.phase), Some(Phase::Error));
         assert_eq!(end.requeue_after, Some(Duration::from_secs(60)));
@@ -1550,8 +1522,9 @@ mod tests {
         assert_eq!(crate::api::consistency_problem(&status.conditions), None);
     }
 
-    /// A scan of the `strict` policy whose Job completed with its pushed report.
-    fn completed_with_report() -> Observed {
+    #[test]
+    fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
+        let config = config();
         let mut o = with_template(scan());
         o.settings.scan_policy = Some("strict".into());
         o.policy = Some(policy());
@@ -1564,13 +1537,6 @@ mod tests {
                 at: ts(STORED),
             },
         )];
-        o
-    }
-
-    #[test]
-    fn a_completed_job_with_its_report_evaluates_the_policy_then_settles_on_its_outcome() {
-        let config = config();
-        let o = completed_with_report();
         let w = work(&o, rules(&config));
         assert_eq!(steps(&w), ["evaluate apps/strict with 0 exceptions"]);
         let source = w.results.as_ref().map(|r| r.source.clone());
@@ -1587,65 +1553,6 @@ mod tests {
         assert_eq!(status.phase, Some(Phase::Failed));
         assert!(end.publish_event);
         assert_eq!(end.requeue_after, None);
-    }
-
-    /// The reconcile that writes a verdict: its next round has nothing to do.
-    #[test]
-    fn after_a_verdict_is_written_the_next_round_is_idle() {
-        let config = config();
-        let o = completed_with_report();
-        let end = settle(
-            &o,
-            work(&o, rules(&config)),
-            evaluated(denied_by_strict()),
-            rules(&config),
-        );
-        let status = end.write.unwrap_or_else(|| panic!("written"));
-        assert_eq!(
-            idle_after_write(o.clone(), &status, end.evaluation.clone(), rules(&config)),
-            Some(None)
-        );
-        // Without the evaluation it remembers, the next round would evaluate again: not idle.
-        assert_eq!(idle_after_write(o, &status, None, rules(&config)), None);
-    }
-
-    /// A failed Job written as Error: the next round only waits for the retry, which the
-    /// writing reconcile keeps as its wake-up (the write's event would have planned it).
-    #[test]
-    fn after_an_error_is_written_the_next_round_waits_for_the_retry() {
-        let config = config();
-        let mut o = with_template(scan());
-        o.jobs = vec![job(
-            "busybox-1",
-            &o,
-            JobState::Failed {
-                message: "Failed: BackoffLimitExceeded".into(),
-                error: "boom".into(),
-                at: ts("2026-01-01T23:59:30Z"),
-            },
-        )];
-        let end = run(&o, rules(&config), Outcomes::default());
-        let status = end.write.unwrap_or_else(|| panic!("written"));
-        assert_eq!(status.phase, Some(Phase::Error));
-        let next = idle_after_write(o.clone(), &status, None, rules(&config));
-        let wake = next
-            .flatten()
-            .unwrap_or_else(|| panic!("an idle round with a retry: {next:?}"));
-        assert!(
-            wake > Duration::ZERO && wake <= Duration::from_secs(60),
-            "{wake:?}"
-        );
-    }
-
-    /// A round that creates a Job writes Scanning; the Job is not in the caches yet, so the
-    /// next round is not known to be idle and the write's event reconciles.
-    #[test]
-    fn after_a_job_is_created_the_next_round_is_not_taken_for_idle() {
-        let config = config();
-        let o = with_template(scan());
-        let end = run(&o, rules(&config), created(Ok(JobState::Running)));
-        let status = end.write.unwrap_or_else(|| panic!("written"));
-        assert_eq!(idle_after_write(o, &status, None, rules(&config)), None);
     }
 
     #[test]

@@ -23,16 +23,16 @@ use super::evaluation::LastEvaluation;
 use super::events::phase_note;
 use super::job::{JobSummary, build_job, spec_fingerprint};
 use super::kinds::{ScanKind, check_resolved};
-use super::metrics::{ApiResource, Metrics, Reconciled, Verb};
+use super::metrics::{ApiResource, Metrics, Verb};
 use super::plan::{
     AttestationFound, Observed, ObservedReport, Outcomes, Plan, ReportFacts, ResolveTarget, Rules,
-    Step, idle_after_write, plan, rescan_interval, settle,
+    Step, plan, rescan_interval, settle,
 };
 use super::policy::PolicyCache;
 use super::queue::{Decision, Pool, Queue, ScanId};
 use super::status::{PolicyState, ReportSource, SendState};
 use super::store::{MetadataStore, ScanIdentity};
-use super::writes::{StatusWrite, Written, backoff, classify};
+use super::writes::{StatusWrite, backoff, classify};
 use super::{Error, Result};
 use crate::admission::config::AdmissionConfig;
 use crate::api::{Phase, ScanPolicy, ScanStatus, annotation, reason};
@@ -86,9 +86,10 @@ pub struct Context {
     /// Status writes that failed in a row, per scan (`kind/namespace/name`); an entry goes
     /// when a write succeeds or the scan is being deleted.
     pub status_failures: Mutex<HashMap<String, u32>>,
-    /// The status last written per scan until the scans' watch shows it; the reconcile of a
-    /// write's own event ends at once when the writing reconcile found nothing left to do.
-    pub written: Written,
+    /// The status last written per scan, with the resourceVersion of the scan it was written
+    /// over: while the scan's cache still shows that version, the write is what the status is.
+    /// An entry goes when the cache shows another version or the scan is being deleted.
+    pub written: Mutex<HashMap<String, (Option<String>, ScanStatus)>>,
     /// The last policy evaluation per scan, remembered once its status is written: an
     /// unchanged input is not evaluated again, one that gave no answer is retried with backoff.
     pub evaluations: Mutex<HashMap<String, LastEvaluation>>,
@@ -138,16 +139,6 @@ enum WriteError {
 /// Reconciles one scan, in a span, counting it.
 pub async fn reconcile<K: ScanKind>(scan: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let kind = K::kind(&());
-    if let Some(wake) = ctx
-        .written
-        .echo(&failure_key(&*scan), scan.resource_version().as_deref())
-    {
-        // This controller's own status write, whose reconcile planned the round after it.
-        ctx.metrics.reconciled(&kind, Reconciled::echo, 0.0);
-        return Ok(wake.map_or_else(Action::await_change, |at| {
-            Action::requeue(at.saturating_duration_since(Instant::now()))
-        }));
-    }
     let span = tracing::info_span!(
         "reconcile",
         kind = %kind,
@@ -156,12 +147,8 @@ pub async fn reconcile<K: ScanKind>(scan: Arc<K>, ctx: Arc<Context>) -> Result<A
     );
     let started = Instant::now();
     let result = reconcile_scan(&*scan, &ctx).instrument(span.clone()).await;
-    let reconciled = match result {
-        Ok(_) => Reconciled::ok,
-        Err(_) => Reconciled::error,
-    };
     ctx.metrics
-        .reconciled(&kind, reconciled, started.elapsed().as_secs_f64());
+        .reconciled(&kind, result.is_ok(), started.elapsed().as_secs_f64());
     if let Err(e) = &result {
         span.in_scope(|| tracing::warn!(error = %e, "reconcile failed"));
     }
@@ -177,7 +164,7 @@ pub fn error_policy<K: ScanKind>(_scan: Arc<K>, _error: &Error, ctx: Arc<Context
 type ReadReport = Result<(Report, Timestamp), String>;
 
 /// The key of a scan in [`Context::status_failures`] and [`Context::written`].
-pub fn failure_key<K: ScanKind>(scan: &K) -> String {
+fn failure_key<K: ScanKind>(scan: &K) -> String {
     format!(
         "{}/{}/{}",
         K::kind(&()),
@@ -227,7 +214,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             if let Ok(mut failures) = ctx.status_failures.lock() {
                 failures.remove(&key);
             }
-            ctx.written.forget(&key);
+            if let Ok(mut written) = ctx.written.lock() {
+                written.remove(&key);
+            }
             if let Ok(mut evaluations) = ctx.evaluations.lock() {
                 evaluations.remove(&key);
             }
@@ -278,18 +267,9 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
     let verdict_retry =
         super::verdicts::sign_verdict(scan, &failure_key(scan), &observed, &mut settled.write, ctx)
             .await;
-    let mut next_round = None;
     if let Some(status) = &settled.write {
-        let echo = match write_status(scan, status, ctx).await {
-            Ok(echo) => echo,
-            Err(retry) => return Ok(Action::requeue(retry)),
-        };
-        // The round after this write, planned now from what this one observed: when it would
-        // do nothing, the reconcile of the write's own watch event ends at once.
-        next_round = idle_after_write(observed, status, settled.evaluation.clone(), rules);
-        if let Some(wake) = next_round {
-            let at = wake.map(|after| Instant::now() + after);
-            ctx.written.expect_echo(&failure_key(scan), echo, at);
+        if let Some(retry) = write_status(scan, status, ctx).await {
+            return Ok(Action::requeue(retry));
         }
         if settled.publish_event {
             publish_phase_event(scan, status, ctx).await;
@@ -300,15 +280,10 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
     {
         evaluations.insert(failure_key(scan), evaluation);
     }
-    let requeue = [
-        settled.requeue_after,
-        recheck,
-        verdict_retry,
-        next_round.flatten(),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
+    let requeue = [settled.requeue_after, recheck, verdict_retry]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
@@ -529,10 +504,19 @@ fn observe<K: ScanKind>(scan: &K, ctx: &Context) -> Observed {
     let uid = scan.uid().unwrap_or_default();
     let settings = scan.settings().clone();
     let key = failure_key(scan);
-    let previous = ctx
+    let mut written = ctx
         .written
-        .status_over(&key, scan.resource_version().as_deref())
-        .or_else(|| scan.scan_status().cloned());
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = match written.get(&key) {
+        Some((over, status)) if *over == scan.resource_version() => Some(status.clone()),
+        Some(_) => {
+            written.remove(&key);
+            scan.scan_status().cloned()
+        }
+        None => scan.scan_status().cloned(),
+    };
+    drop(written);
     let last_evaluation = ctx
         .evaluations
         .lock()
@@ -819,15 +803,15 @@ pub(super) async fn pull_secret(
 const DOCKER_CONFIG_TYPE: &str = "kubernetes.io/dockerconfigjson";
 const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
 
-/// Writes the scan's status (server-side apply) and counts the write. When written, the
-/// resourceVersion the apiserver answered with (that of the write's own watch event); when the
-/// apiserver refused it or could not be reached, the delay after which to try again (1 s,
-/// doubled per failure in a row of this scan, at most `error_retry`), with the cause logged.
+/// Writes the scan's status (server-side apply) and counts the write. `None` when written;
+/// when the apiserver refused it or could not be reached, the delay after which to try again
+/// (1 s, doubled per failure in a row of this scan, at most `error_retry`), with the cause
+/// logged.
 async fn write_status<K: ScanKind>(
     scan: &K,
     desired: &ScanStatus,
     ctx: &Context,
-) -> std::result::Result<Option<String>, Duration> {
+) -> Option<Duration> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &scan.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": K::api_version(&()),
@@ -853,11 +837,12 @@ async fn write_status<K: ScanKind>(
         Ok(Ok(updated)) => {
             failures.remove(&key);
             ctx.metrics.status_written(StatusWrite::ok);
-            if let Some(status) = updated.scan_status() {
-                ctx.written
-                    .record(key, scan.resource_version(), status.clone());
+            if let Some(status) = updated.scan_status()
+                && let Ok(mut written) = ctx.written.lock()
+            {
+                written.insert(key, (scan.resource_version(), status.clone()));
             }
-            return Ok(updated.resource_version());
+            return None;
         }
         Ok(Err(error)) => WriteError::Kube(error),
         Err(_) => WriteError::Timeout,
@@ -889,7 +874,7 @@ async fn write_status<K: ScanKind>(
             "the status write failed; retrying"
         ),
     }
-    Err(retry)
+    Some(retry)
 }
 
 /// Whether a report ConfigMap belongs to the scan: it carries the scan's label, and when it
