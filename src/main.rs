@@ -1,17 +1,10 @@
 use std::process::ExitCode;
 
-use mimalloc::MiMalloc;
-
 use anyhow::Context;
 use scangate::admission::config::AdmissionConfig;
 use scangate::api::Phase;
 use scangate::cli::{Cli, Command, EXIT_PIPE_CLOSED, LogArgs, LogFormat, Written, write_output};
 use scangate::cmd::{self, check::CheckArgs, policy_eval::PolicyCommand, vex::VexCommand};
-
-// Chosen by measurement (BENCHMARKS.md): glibc's malloc took 18-27 % of the webhook's request
-// path, and the controller's heap did not shrink back after a burst of verdicts.
-#[global_allocator]
-static ALLOCATOR: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     // The one TLS provider of the process: the webhook's servers and every client (kube, HTTP)
