@@ -15,7 +15,7 @@ use common::cluster::{Cluster, TestNamespace, cluster, deployment, stderr};
 use common::controller::Controller;
 use common::exports::{RUNNING_CSV, SCANS_CSV, parse_csv};
 use common::fixtures::GRYPE_BUSYBOX;
-use common::webhook::{certs, client_builder, free_port};
+use common::webhook::{certs, client_builder};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -31,16 +31,11 @@ fn start_controller(
     mirror: &str,
 ) -> (Controller, String) {
     common::mirror::grant(cluster, &system.name);
-    let page = format!("127.0.0.1:{}", free_port());
-    let controller = Controller::cluster_wide(cluster.kubeconfig_as("scangate-controller"))
+    let (start, base) = Controller::cluster_wide(cluster.kubeconfig_as("scangate-controller"))
         .config(config)
+        .results_page(dir);
+    let controller = start
         .args(&[
-            "--results-listen",
-            &page,
-            "--results-tls-cert-file",
-            &dir.join("tls.crt").display().to_string(),
-            "--results-tls-key-file",
-            &dir.join("tls.key").display().to_string(),
             "--mirror",
             "--mirror-name",
             mirror,
@@ -50,7 +45,7 @@ fn start_controller(
             "--results-access-recheck=5s",
         ])
         .start();
-    (controller, format!("https://{page}"))
+    (controller, base)
 }
 
 /// An answer: status, headers, body.

@@ -15,7 +15,7 @@ use common::cluster::{Cluster, cluster, deployment, stderr};
 use common::controller::Controller;
 use common::enforced::Enforced;
 use common::fixtures::{BUSYBOX, FAILED, GRYPE_BUSYBOX, grype_template};
-use common::webhook::{client_builder, free_port};
+use common::webhook::client_builder;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -271,19 +271,8 @@ fn under_investigation_is_under_review_until_an_approvers_not_affected_admits_he
     // trusted result in scangate's namespace decides everywhere else.
     let env = Enforced::with_config(cluster, "e2e-vex", &[], "trustNamespaceScans: true");
     // The controller serves the results page too, with the webhook's test certificate.
-    let page = format!("127.0.0.1:{}", free_port());
-    let tls = |file: &str| env.dir.path().join(file).display().to_string();
-    let _controller = Controller::of_enforced(&env, "vex")
-        .args(&[
-            "--results-listen",
-            &page,
-            "--results-tls-cert-file",
-            &tls("tls.crt"),
-            "--results-tls-key-file",
-            &tls("tls.key"),
-        ])
-        .start();
-    let page = format!("https://{page}");
+    let (start, page) = Controller::of_enforced(&env, "vex").results_page(env.dir.path());
+    let _controller = start.start();
     let ns = env.ns.name.clone();
     let other = env.namespace("e2e-vex-other");
     let tenant = env.tenant();

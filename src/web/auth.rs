@@ -261,8 +261,7 @@ impl Sessions {
 
     pub fn remember(&self, token: &str, decision: Decision, now: Instant) {
         if let Ok(mut bearer) = self.bearer.lock() {
-            let recheck = self.recheck;
-            bearer.retain(|_, (_, at)| live(*at + recheck, now));
+            bearer.retain(|_, (_, at)| live(*at + self.recheck, now));
             bearer.insert(token_hash(token), (decision, now));
         }
     }

@@ -115,6 +115,22 @@ impl Start {
         self
     }
 
+    /// Serve the results page on a free loopback port over TLS, with the serving certificate
+    /// in `dir` (`tls.crt`, `tls.key`, written for 127.0.0.1); and the page's base URL.
+    pub fn results_page(self, dir: &Path) -> (Self, String) {
+        let page = format!("127.0.0.1:{}", free_port());
+        let file = |name: &str| dir.join(name).display().to_string();
+        let start = self.args(&[
+            "--results-listen",
+            &page,
+            "--results-tls-cert-file",
+            &file("tls.crt"),
+            "--results-tls-key-file",
+            &file("tls.key"),
+        ]);
+        (start, format!("https://{page}"))
+    }
+
     pub fn args(mut self, extra: &[&str]) -> Self {
         self.extra.extend(extra.iter().map(|a| a.to_string()));
         self

@@ -10,7 +10,6 @@ use scangate::cmd::webhook_config::{self, Ca, FailurePolicy, Namespaces, Target}
 
 use super::cluster::{Cluster, TestNamespace};
 use super::controller::Controller;
-use super::net::free_port;
 use super::webhook::{Webhook, certs};
 
 /// The label that ties a namespace to its test's webhook configurations.
@@ -323,21 +322,11 @@ impl Enforced {
     /// page over TLS with the test's serving certificate (written for 127.0.0.1), under the
     /// lease `LEASE-<the test's namespace>`; and the page's base URL.
     pub fn results_page(&self, lease: &str) -> (Controller, String) {
-        let dir = self.dir.path();
-        let page = format!("127.0.0.1:{}", free_port());
-        let controller =
+        let (start, base) =
             Controller::cluster_wide(self.cluster.kubeconfig_as("scangate-controller"))
                 .config(&self.config)
                 .lease(&format!("{lease}-{}", self.ns.name), None)
-                .args(&[
-                    "--results-listen",
-                    &page,
-                    "--results-tls-cert-file",
-                    &dir.join("tls.crt").display().to_string(),
-                    "--results-tls-key-file",
-                    &dir.join("tls.key").display().to_string(),
-                ])
-                .start();
-        (controller, format!("https://{page}"))
+                .results_page(self.dir.path());
+        (start.start(), base)
     }
 }
