@@ -125,7 +125,8 @@ $(OPA):
 ## fuzz/artifacts/<target>/ (replay it with `cd fuzz && cargo fuzz run <target> <file>`).
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := admission_review report configmap_report rego_input
-# No sanitizer: scangate has no unsafe code, and one doubles the build and halves the speed.
+# No sanitizer: the scangate library forbids unsafe code (the fuzz targets link it, not the
+# binary's allocator), and one doubles the build and halves the speed.
 FUZZ_FLAGS := --sanitizer none --codegen-units 16
 # cargo-fuzz needs a nightly compiler: the nightly toolchain when there is one, else stable with
 # its unstable flags unlocked.

@@ -5,6 +5,10 @@
 //! (`runtime`), the verdict mirror (`mirror`) and the results page (`web`). The roles share only
 //! the core below them: `api`, `image`, `index`, `report`, `policy`, `sandbox`, `registry`,
 //! `attest`, `tls`, `admin`. Decisions are pure functions; I/O lives at the edges.
+//!
+//! No unsafe code: the binary's choice of allocator (`src/main.rs`) is the only unsafe block.
+
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod admission;

@@ -19,6 +19,9 @@
 //! - **core dumps**: none (`RLIMIT_CORE` 0);
 //! - **OOM score**: `oom_score_adj` 1000, so a container out of memory loses a worker first.
 //!
+//! A worker also keeps the C library's `malloc` ([`SYSTEM_ALLOCATOR_ENV`]), where the webhook and
+//! the controller use mimalloc: these limits were set and proven against the system allocator.
+//!
 //! The parent ([`Sandbox`]) kills a worker still running at the wall-clock time limit. Trusted
 //! work (scangate's namespace, trusted namespaces) and tenants' work each run at most
 //! `concurrency` workers at once with at most `queue` more waiting, so no tenant can delay the
@@ -35,9 +38,16 @@ mod pool;
 pub mod protocol;
 pub mod worker;
 
+use std::ffi::CStr;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Set in a worker's environment: the scangate binary then allocates with the C library's
+/// `malloc` instead of mimalloc (`src/main.rs` reads it at the process's first allocation).
+/// With mimalloc a worker evaluates faster, so a CPU-bound hostile policy that also grows a
+/// collection reached the memory limit before the time limit and was refused for memory.
+pub const SYSTEM_ALLOCATOR_ENV: &CStr = c"SCANGATE_SYSTEM_ALLOCATOR";
 
 pub use fair::Requester;
 pub use pool::Sandbox;

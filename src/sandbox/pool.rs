@@ -1,5 +1,7 @@
 //! The parent's side: a bounded pool of policy workers, awaited without blocking the runtime.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::fair::{ByLane, LaneLimits, Lanes, Requester};
 use super::protocol::{self, Answer, Ended, Finished, MAX_ANSWER_BYTES, MAX_STDERR_BYTES};
-use super::{Error, Limits, Request, Result, Seconds};
+use super::{Error, Limits, Request, Result, SYSTEM_ALLOCATOR_ENV, Seconds};
 use crate::policy::{CompatInput, Evaluation};
 
 /// The hidden subcommand that runs a worker.
@@ -141,6 +143,7 @@ impl Sandbox {
             .arg(format!("--cpu-seconds={}", self.limits.cpu_seconds()))
             .arg(format!("--time-limit-ms={}", self.limits.time.as_millis()))
             .env_clear()
+            .env(OsStr::from_bytes(SYSTEM_ALLOCATOR_ENV.to_bytes()), "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
