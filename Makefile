@@ -121,9 +121,11 @@ $(OPA):
 	  github.com/open-policy-agent/opa@$(OPA_VERSION)
 
 ## fuzz: build the fuzz targets in fuzz/ (cargo-fuzz, libFuzzer) and run each for FUZZ_SECONDS
-## (default 20) from its seeds in fuzz/corpus/; fails on a crash, whose input is left in
+## (default 20) from its seeds in fuzz/corpus/, FUZZ_JOBS at a time (default: one per core, as
+## libFuzzer runs on one); fails on a crash, whose input is left in
 ## fuzz/artifacts/<target>/ (replay it with `cd fuzz && cargo fuzz run <target> <file>`).
 FUZZ_SECONDS ?= 20
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 FUZZ_TARGETS := admission_review report configmap_report rego_input
 # No sanitizer: the scangate library forbids unsafe code (the fuzz targets link it, not the
 # binary's allocator), and one doubles the build and halves the speed.
@@ -134,10 +136,14 @@ FUZZ_CARGO = $(if $(shell rustup toolchain list 2>/dev/null | grep '^nightly'),$
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && $(FUZZ_CARGO) fuzz build $(FUZZ_FLAGS)
-	cd fuzz && passed=0 failed=0; for target in $(FUZZ_TARGETS); do \
-	  mkdir -p target/corpus/$$target; \
-	  if $(FUZZ_CARGO) fuzz run $(FUZZ_FLAGS) $$target target/corpus/$$target corpus/$$target -- \
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	  while [ "$$(jobs -rp | wc -l)" -ge $(FUZZ_JOBS) ]; do wait -n || true; done; \
+	  mkdir -p target/corpus/$$target; rm -f target/$$target.status; \
+	  { $(FUZZ_CARGO) fuzz run $(FUZZ_FLAGS) $$target target/corpus/$$target corpus/$$target -- \
 	    -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 > target/$$target.log 2>&1; \
+	    echo $$? > target/$$target.status; } & \
+	done; wait; passed=0 failed=0; for target in $(FUZZ_TARGETS); do \
+	  if [ "$$(cat target/$$target.status 2>/dev/null)" = 0 ]; \
 	  then passed=$$((passed + 1)); { grep -E '^(Done|stat::)' target/$$target.log | sed "s/^/$$target: /" || true; }; \
 	  else failed=$$((failed + 1)); tail -n 60 target/$$target.log; echo "fuzz target $$target found a crash"; fi; \
 	done; echo "fuzz: $$passed passed, $$failed failed"; test $$failed -eq 0
