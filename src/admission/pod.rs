@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::request::{Object, Shape};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     #[error("{kind} {name:?} has no pod template at {path}")]
@@ -91,6 +93,20 @@ impl WorkloadKind {
             WorkloadKind::CronJob => "/spec/jobTemplate/spec/template/spec",
         }
     }
+
+    /// What [`containers_named`] reads of its objects.
+    fn images_shape(self) -> &'static Shape {
+        match self {
+            WorkloadKind::Pod => &POD_IMAGES,
+            WorkloadKind::Deployment
+            | WorkloadKind::ReplicaSet
+            | WorkloadKind::StatefulSet
+            | WorkloadKind::DaemonSet
+            | WorkloadKind::Job
+            | WorkloadKind::ReplicationController => &TEMPLATE_IMAGES,
+            WorkloadKind::CronJob => &JOB_TEMPLATE_IMAGES,
+        }
+    }
 }
 
 impl fmt::Display for WorkloadKind {
@@ -98,6 +114,29 @@ impl fmt::Display for WorkloadKind {
         f.write_str(self.as_str())
     }
 }
+
+/// What [`containers_named`] reads of a pod spec.
+const POD_SPEC_IMAGES: Shape = Shape::Fields(&[
+    ("initContainers", Shape::Items(&CONTAINER)),
+    ("containers", Shape::Items(&CONTAINER)),
+    ("ephemeralContainers", Shape::Items(&CONTAINER)),
+    ("volumes", Shape::Items(&VOLUME)),
+]);
+const CONTAINER: Shape = Shape::Fields(&[("name", Shape::All), ("image", Shape::All)]);
+const VOLUME: Shape = Shape::Fields(&[
+    ("name", Shape::All),
+    ("image", Shape::Fields(&[("reference", Shape::All)])),
+]);
+
+/// What [`containers_named`] reads of a workload object, kind by kind: its pod spec's images,
+/// at [`WorkloadKind::pod_spec_path`].
+const POD_IMAGES: Shape = Shape::Fields(&[("spec", POD_SPEC_IMAGES)]);
+const TEMPLATE_IMAGES: Shape = Shape::Fields(&[(
+    "spec",
+    Shape::Fields(&[("template", Shape::Fields(&[("spec", POD_SPEC_IMAGES)]))]),
+)]);
+const JOB_TEMPLATE_IMAGES: Shape =
+    Shape::Fields(&[("spec", Shape::Fields(&[("jobTemplate", TEMPLATE_IMAGES)]))]);
 
 /// Where in a pod spec an image is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -164,6 +203,16 @@ pub fn containers(kind: WorkloadKind, object: &Value) -> Result<Vec<Container>> 
         .and_then(Value::as_str)
         .unwrap_or_default();
     containers_named(kind, name, object)
+}
+
+/// The images of a request's workload object, as [`containers_named`] finds them, read from the
+/// object's text without building the rest of it.
+pub fn object_images(kind: WorkloadKind, object: &Object) -> Result<Vec<Container>> {
+    containers_named(
+        kind,
+        object.display_name(),
+        &object.project(kind.images_shape()),
+    )
 }
 
 /// Like [`containers`], for an object whose name is known and whose `spec` is at the root of
@@ -284,6 +333,39 @@ mod tests {
             ]
             .map(|(w, i)| (w.to_string(), i.to_string()));
             assert_eq!(found, expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn images_read_from_a_requests_text_are_those_of_the_whole_object() {
+        let specs = [
+            json!({"initContainers": [{"name": "i", "image": "init:1", "args": ["x"]}],
+                   "containers": [{"name": "c", "image": "app:1", "ports": [{"containerPort": 1}]}],
+                   "ephemeralContainers": null,
+                   "volumes": [{"name": "data", "emptyDir": {}},
+                               {"name": "v", "image": {"reference": "models:1"}},
+                               {"name": "s", "image": "not an object"}]}),
+            json!({"containers": "not a list"}),
+            json!({"containers": [{"name": "x"}]}),
+            json!({"containers": [{"name": "x", "image": 7}]}),
+            json!({"containers": [5]}),
+            json!({"containers": [{"name": "c", "image": "a:1"}], "volumes": {"name": "v"}}),
+            json!({"containers": [{"name": "c", "image": "a:1"}],
+                   "volumes": [{"name": "v", "image": {"reference": 7}}]}),
+            json!("not a spec"),
+            json!(null),
+        ];
+        for kind in WorkloadKind::ALL {
+            for spec in &specs {
+                let whole = template_of(kind, spec);
+                let object: Object = serde_json::from_str(&whole.to_string())
+                    .unwrap_or_else(|e| panic!("{kind} {spec}: {e}"));
+                assert_eq!(
+                    object_images(kind, &object),
+                    containers(kind, &whole),
+                    "{kind}: {spec}"
+                );
+            }
         }
     }
 

@@ -1,19 +1,21 @@
 //! An admission request as the reviews read it, decoded once from the AdmissionReview body:
-//! the request's own fields, and each object as the JSON it came as (but the `managedFields`
-//! no review reads), with its metadata typed beside it. (kube's `DynamicObject` decodes an object through two flattened fields, which
-//! buffers the whole object before building its metadata and a second JSON tree from that
-//! buffer; reviews then encoded it back to JSON to read it.)
+//! the request's own fields, and each object checked, its metadata typed and the rest kept as
+//! the text it came as, built into JSON only when and as far as a review reads it ([`Object`]).
+//! (kube's `DynamicObject` decodes an object through two flattened fields, which buffers the
+//! whole object before building its metadata and a second JSON tree from that buffer; and a
+//! tree built for every request cost the Pod review a fifth of its time, BENCHMARKS.md.)
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionResponse, Operation};
 use kube::core::{GroupVersionKind, GroupVersionResource, Status};
-use serde::de::value::MapDeserializer;
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::value::{MapAccessDeserializer, MapDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The API version of the AdmissionReviews scangate answers.
 pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
@@ -87,12 +89,12 @@ impl Request {
 
     /// The request's object as JSON.
     pub fn object_json(&self) -> Option<&Value> {
-        self.object.as_ref().map(|o| &o.json)
+        self.object.as_ref().map(Object::json)
     }
 
     /// The object the request replaces, as JSON.
     pub fn old_object_json(&self) -> Option<&Value> {
-        self.old_object.as_ref().map(|o| &o.json)
+        self.old_object.as_ref().map(Object::json)
     }
 
     /// The namespace, `""` for a cluster-scoped object.
@@ -101,13 +103,22 @@ impl Request {
     }
 }
 
-/// An object of a request: a JSON object as it came but for the metadata's `managedFields`,
-/// which no review reads and which are skipped unread, and its metadata. Decodes what kube's
-/// `DynamicObject` decodes, and refuses what it refuses but malformed `managedFields`.
-#[derive(Clone, Debug, PartialEq)]
+/// An object of a request. Decoding checks it by the rules kube's `DynamicObject` decodes it by
+/// (all but the metadata's `managedFields`, which no review reads) and types its metadata, but
+/// builds no JSON tree: the object stays as the text it came as until a review reads it whole
+/// ([`Object::json`], built once) or reads a few fields of it ([`Object::project`]: the workload
+/// review reads only the names and images of a pod spec).
+#[derive(Clone, Debug)]
 pub struct Object {
     pub metadata: ObjectMeta,
-    pub json: Value,
+    text: Box<RawValue>,
+    json: OnceLock<Value>,
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.metadata == other.metadata && self.text.get() == other.text.get()
+    }
 }
 
 impl Object {
@@ -119,12 +130,41 @@ impl Object {
             .or(self.metadata.generate_name.as_deref())
             .unwrap_or_default()
     }
+
+    /// The object as JSON, but the metadata's `managedFields`; built at the first call.
+    pub fn json(&self) -> &Value {
+        self.json.get_or_init(|| {
+            let mut text = serde_json::Deserializer::from_str(self.text.get());
+            text.deserialize_map(Fields { top: true })
+                .map(Value::Object)
+                .unwrap_or_else(|e| unreadable(&e))
+        })
+    }
+
+    /// The fields of the object that `shape` names, as JSON; nothing else is built.
+    pub fn project(&self, shape: &Shape) -> Value {
+        let mut text = serde_json::Deserializer::from_str(self.text.get());
+        Project(shape)
+            .deserialize(&mut text)
+            .unwrap_or_else(|e| unreadable(&e))
+    }
+}
+
+/// What a read of a decoded object gives should it fail, which it cannot: decoding checked the
+/// object by the same rules ([`Check`]). A review then finds no object where it looks.
+fn unreadable(e: &serde_json::Error) -> Value {
+    tracing::error!(error = %e, "an admission object that decoded could not be read again");
+    Value::Null
 }
 
 impl<'de> Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = deserializer.deserialize_map(Fields { top: true })?;
-        let metadata = match map.get("metadata") {
+        let text = Box::<RawValue>::deserialize(deserializer)?;
+        let mut checked = serde_json::Deserializer::from_str(text.get());
+        let metadata = checked
+            .deserialize_map(Check)
+            .map_err(serde::de::Error::custom)?;
+        let metadata = match metadata {
             Some(Value::Object(fields)) => {
                 let fields = fields.iter().map(|(key, value)| (key.as_str(), value));
                 ObjectMeta::deserialize(MapDeserializer::<_, serde_json::Error>::new(fields))
@@ -134,8 +174,224 @@ impl<'de> Deserialize<'de> for Object {
         };
         Ok(Object {
             metadata,
-            json: Value::Object(map),
+            text,
+            json: OnceLock::new(),
         })
+    }
+}
+
+/// Reads an object's fields by the rules [`Fields`] reads them by, so that a decoded object can
+/// always be read again, building only its metadata (as [`Metadata`] does, for the type check):
+/// every other value is read, number and escape checked, but not kept.
+struct Check;
+
+impl<'de> Visitor<'de> for Check {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut metadata = None;
+        while let Some(key) = access.next_key_seed(Key("metadata"))? {
+            if key {
+                metadata = Some(access.next_value_seed(Metadata)?);
+            } else {
+                access.next_value_seed(Checked)?;
+            }
+        }
+        Ok(metadata)
+    }
+}
+
+/// Whether a map key is the one field a visitor keeps.
+struct Key(&'static str);
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+/// Any JSON value, read as a `Value` would be (the same recursion limit, numbers and escapes
+/// checked the same way) and dropped as it is read.
+struct Checked;
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        while access.next_element_seed(Checked)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        while access.next_key_seed(Checked)?.is_some() {
+            access.next_value_seed(Checked)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which parts of a JSON value [`Object::project`] builds.
+#[derive(Debug)]
+pub enum Shape {
+    /// The whole value.
+    All,
+    /// Of an object, these fields, each by its shape, and no other; any other value whole.
+    Fields(&'static [(&'static str, Shape)]),
+    /// Of an array, every item by this shape; any other value whole.
+    Items(&'static Shape),
+}
+
+/// Builds the parts of a value its [`Shape`] names. What a shape expects but the value is not
+/// (an array where it names fields) is built whole, so that a reader finds it as it came.
+struct Project<'s>(&'s Shape);
+
+impl<'de> DeserializeSeed<'de> for Project<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match self.0 {
+            Shape::All => Value::deserialize(deserializer),
+            Shape::Fields(_) | Shape::Items(_) => deserializer.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Project<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let Shape::Items(item) = self.0 else {
+            return Value::deserialize(SeqAccessDeserializer::new(access));
+        };
+        let mut items = Vec::new();
+        while let Some(value) = access.next_element_seed(Project(item))? {
+            items.push(value);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let Shape::Fields(fields) = self.0 else {
+            return Value::deserialize(MapAccessDeserializer::new(access));
+        };
+        let mut map = serde_json::Map::new();
+        while let Some(field) = access.next_key_seed(FieldOf(fields))? {
+            match field {
+                Some((name, shape)) => {
+                    let value = access.next_value_seed(Project(shape))?;
+                    map.insert((*name).to_owned(), value);
+                }
+                None => {
+                    access.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// The field of a [`Shape::Fields`] a map key names, if any.
+struct FieldOf(&'static [(&'static str, Shape)]);
+
+impl<'de> DeserializeSeed<'de> for FieldOf {
+    type Value = Option<&'static (&'static str, Shape)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldOf {
+    type Value = Option<&'static (&'static str, Shape)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().find(|(name, _)| *name == key))
     }
 }
 
@@ -218,7 +474,7 @@ mod tests {
     use serde_json::json;
 
     fn object(value: Value) -> Result<Object, serde_json::Error> {
-        serde_json::from_value(value)
+        serde_json::from_str(&value.to_string())
     }
 
     #[test]
@@ -234,7 +490,7 @@ mod tests {
         if let Some(metadata) = unmanaged["metadata"].as_object_mut() {
             metadata.remove("managedFields");
         }
-        assert_eq!(decoded.json, unmanaged);
+        assert_eq!(decoded.json(), &unmanaged);
         assert_eq!(decoded.display_name(), "web-");
         assert_eq!(decoded.metadata.managed_fields, None);
         assert_eq!(
@@ -278,6 +534,48 @@ mod tests {
         let fields = json!({"metadata": {"managedFields": "not a list"}});
         assert!(object(fields.clone()).is_ok());
         assert!(serde_json::from_value::<kube::core::DynamicObject>(fields).is_err());
+    }
+
+    #[test]
+    fn an_object_is_refused_where_a_json_value_is_and_reads_as_one() {
+        // Object::json builds the tree later, so decoding must refuse all that a tree refuses.
+        let deep = format!("{{\"spec\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        let cases = [
+            deep.as_str(),
+            r#"{"spec": {"replicas": 1e400}}"#,
+            r#"{"spec": {"a": "\ud800"}}"#,
+            r#"{"spec": {"a": "caf\u00e9\n", "b": [1, -2, 0.5, true, null, {}]}}"#,
+            r#"{"metadata": {"name": "x", "managedFields": [1]}, "spec": {"spec": 1}, "spec": 2}"#,
+        ];
+        for text in cases {
+            let as_value = serde_json::from_str::<Value>(text);
+            let as_object = serde_json::from_str::<Object>(text);
+            assert_eq!(as_object.is_ok(), as_value.is_ok(), "{text}: {as_value:?}");
+            if let (Ok(object), Ok(mut value)) = (as_object, as_value) {
+                if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                    metadata.remove("managedFields");
+                }
+                assert_eq!(object.json(), &value, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_projection_builds_the_fields_its_shape_names_and_values_of_another_type_whole() {
+        const ITEM: Shape = Shape::Fields(&[("a", Shape::All)]);
+        const SHAPE: Shape = Shape::Fields(&[
+            ("list", Shape::Items(&ITEM)),
+            ("odd", Shape::Items(&ITEM)),
+            ("whole", Shape::All),
+        ]);
+        let text = json!({"list": [{"a": {"x": 1}, "b": 2}, 5, [{"b": 1}]],
+                          "odd": {"b": [1]}, "whole": {"b": [1]}, "other": [1, 2]});
+        let decoded = object(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            decoded.project(&SHAPE),
+            json!({"list": [{"a": {"x": 1}}, 5, [{"b": 1}]],
+                   "odd": {"b": [1]}, "whole": {"b": [1]}})
+        );
     }
 
     /// The captured reviews (tests/fixtures/admission), each as a whole AdmissionReview body.
@@ -359,7 +657,7 @@ mod tests {
                 assert_eq!(ours.metadata, metadata, "{name}");
                 // What DynamicObject keeps besides its type and metadata, the JSON has as it came.
                 for (key, value) in theirs.data.as_object().into_iter().flatten() {
-                    assert_eq!(ours.json.get(key), Some(value), "{name}: {key}");
+                    assert_eq!(ours.json().get(key), Some(value), "{name}: {key}");
                 }
             }
         }

@@ -94,7 +94,8 @@ fn diagnose(body: &[u8]) -> Result<Request, Rejection> {
             "AdmissionReview has no request.uid; the apiserver always sends one".into(),
         ));
     }
-    let review: Review = serde_json::from_value(value)
+    // Read from the text again: an object is kept as the text it came as.
+    let review: Review = serde_json::from_slice(body)
         .map_err(|e| reject(format!("AdmissionReview request is not valid: {e}")))?;
     review
         .request
@@ -135,7 +136,7 @@ impl WorkloadOutcome {
 fn old_images(req: &Request, kind: WorkloadKind) -> Vec<String> {
     req.old_object
         .as_ref()
-        .and_then(|old| pod::containers_named(kind, old.display_name(), &old.json).ok())
+        .and_then(|old| pod::object_images(kind, old).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.image)
@@ -225,7 +226,7 @@ pub fn review_workload(req: &Request, ctx: &Context<'_>) -> (AdmissionResponse, 
             WorkloadOutcome::Malformed,
         );
     };
-    let containers = match pod::containers_named(kind, object.display_name(), &object.json) {
+    let containers = match pod::object_images(kind, object) {
         Ok(c) => c,
         Err(e) => return (req.deny(e), WorkloadOutcome::Malformed),
     };
@@ -233,8 +234,8 @@ pub fn review_workload(req: &Request, ctx: &Context<'_>) -> (AdmissionResponse, 
     let write = match (&req.operation, req.old_object.as_ref()) {
         (Operation::Update, Some(old)) => Write::Update {
             kind,
-            old: &old.json,
-            new: &object.json,
+            old: old.json(),
+            new: object.json(),
             by_its_controller: created_by_its_controller(kind, &object.metadata, username)
                 .is_some(),
         },
