@@ -1,4 +1,5 @@
-//! An AdmissionReview body, as the webhook's endpoints receive it: decoded, then (when it
+//! An AdmissionReview body, as the webhook's endpoints receive it: decoded as the workload
+//! endpoint decodes it and reviewed as a workload; decoded as the others decode it, then (when it
 //! decodes) reviewed as a workload, a scan status write, an exception write and a scanning
 //! object, with the default config and an empty index, and every answer encoded. No input may
 //! panic; a refusal must encode as well as an answer.
@@ -37,7 +38,8 @@ fn encode(response: AdmissionResponse) {
     let _ = serde_json::to_vec(&Answer::of(&response));
 }
 
-fn review_all(req: &Request, enforcement: Enforcement) {
+/// Reviews a request as a workload and encodes the answer.
+fn review_workload(req: &Request, enforcement: Enforcement) {
     let config = AdmissionConfig::default();
     let index = ScanIndex::default();
     let namespace = req.namespace.clone().unwrap_or_default();
@@ -53,6 +55,12 @@ fn review_all(req: &Request, enforcement: Enforcement) {
     let (response, outcome) = review::review_workload(req, &ctx);
     let _ = outcome.verdict_label();
     encode(response);
+}
+
+fn review_all(req: &Request, enforcement: Enforcement) {
+    review_workload(req, enforcement);
+    let config = AdmissionConfig::default();
+    let namespace = req.namespace.clone().unwrap_or_default();
 
     // Once as someone else, once as the controller itself, so the status is enriched.
     encode(review::review_status(
@@ -88,15 +96,17 @@ fn review_all(req: &Request, enforcement: Enforcement) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let enforcement = match data.len() % 3 {
+        0 => Enforcement::Enforce,
+        1 => Enforcement::Warn,
+        _ => Enforcement::Audit,
+    };
+    // The workload endpoint's decode, which leaves a create's objects unbuilt.
+    if let Ok(req) = review::decode_workload(data) {
+        review_workload(&req, enforcement);
+    }
     match review::decode(data) {
-        Ok(req) => {
-            let enforcement = match data.len() % 3 {
-                0 => Enforcement::Enforce,
-                1 => Enforcement::Warn,
-                _ => Enforcement::Audit,
-            };
-            review_all(&req, enforcement);
-        }
+        Ok(req) => review_all(&req, enforcement),
         Err(rejection) => {
             let _ = rejection.to_string();
             let _ = serde_json::to_vec(&rejection.into_review());

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::request::{Object, Shape};
+use super::request::{Object, Shape, Unreadable};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
@@ -31,6 +31,13 @@ pub enum Error {
         kind: WorkloadKind,
         name: String,
         index: usize,
+    },
+    #[error("{kind} {name:?}: {source}")]
+    Unreadable {
+        kind: WorkloadKind,
+        name: String,
+        #[source]
+        source: Unreadable,
     },
 }
 
@@ -208,11 +215,15 @@ pub fn containers(kind: WorkloadKind, object: &Value) -> Result<Vec<Container>> 
 /// The images of a request's workload object, as [`containers_named`] finds them, read from the
 /// object's text without building the rest of it.
 pub fn object_images(kind: WorkloadKind, object: &Object) -> Result<Vec<Container>> {
-    containers_named(
-        kind,
-        object.display_name(),
-        &object.project(kind.images_shape()),
-    )
+    let name = object.display_name();
+    let images = object
+        .project(kind.images_shape())
+        .map_err(|source| Error::Unreadable {
+            kind,
+            name: name.to_owned(),
+            source,
+        })?;
+    containers_named(kind, name, &images)
 }
 
 /// Like [`containers`], for an object whose name is known and whose `spec` is at the root of

@@ -5,6 +5,7 @@
 //! whole object before building its metadata and a second JSON tree from that buffer; and a
 //! tree built for every request cost the Pod review a fifth of its time, BENCHMARKS.md.)
 
+use std::marker::PhantomData;
 use std::sync::{LazyLock, OnceLock};
 
 use k8s_openapi::api::authentication::v1::UserInfo;
@@ -88,13 +89,24 @@ impl Request {
     }
 
     /// The request's object as JSON.
+    ///
+    /// Built at decode, unless `review::decode_workload` decoded a create; then `None` too when
+    /// the object cannot be read ([`Object::json`] says why).
     pub fn object_json(&self) -> Option<&Value> {
-        self.object.as_ref().map(Object::json)
+        self.object.as_ref().and_then(|o| o.json().ok())
     }
 
     /// The object the request replaces, as JSON.
     pub fn old_object_json(&self) -> Option<&Value> {
-        self.old_object.as_ref().map(Object::json)
+        self.old_object.as_ref().and_then(|o| o.json().ok())
+    }
+
+    /// Builds the objects' JSON ([`Object::json`]), or says why one cannot be read.
+    pub fn build_objects(&self) -> Result<(), Unreadable> {
+        for object in [&self.object, &self.old_object].into_iter().flatten() {
+            object.json()?;
+        }
+        Ok(())
     }
 
     /// The namespace, `""` for a cluster-scoped object.
@@ -103,21 +115,37 @@ impl Request {
     }
 }
 
-/// An object of a request. Decoding checks it by the rules kube's `DynamicObject` decodes it by
-/// (all but the metadata's `managedFields`, which no review reads) and types its metadata, but
-/// builds no JSON tree: the object stays as the text it came as until a review reads it whole
-/// ([`Object::json`], built once) or reads a few fields of it ([`Object::project`]: the workload
-/// review reads only the names and images of a pod spec).
+/// An object of a request: its metadata, typed and as JSON (but the `managedFields` no review
+/// reads, which are skipped unread), and each of its other fields as the text it came as. The
+/// object is built into JSON when a review first reads it whole ([`Object::json`]: at decode,
+/// unless `review::decode_workload` decoded a create), or in part ([`Object::project`]: the
+/// workload review reads only the names and images of a pod spec). Decodes what kube's
+/// `DynamicObject` decodes, and refuses what it refuses but malformed `managedFields`, once
+/// built.
 #[derive(Clone, Debug)]
 pub struct Object {
     pub metadata: ObjectMeta,
-    text: Box<RawValue>,
-    json: OnceLock<Value>,
+    metadata_json: Option<Value>,
+    fields: Vec<(String, Box<RawValue>)>,
+    json: OnceLock<Result<Value, Unreadable>>,
+}
+
+/// An object whose text is JSON but not a JSON value scangate reads (a number out of range,
+/// nesting past serde_json's limit, a lone surrogate escape).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the object's {field} cannot be read: {message}")]
+pub struct Unreadable {
+    field: String,
+    message: String,
 }
 
 impl PartialEq for Object {
     fn eq(&self, other: &Self) -> bool {
-        self.metadata == other.metadata && self.text.get() == other.text.get()
+        self.metadata == other.metadata
+            && self.metadata_json == other.metadata_json
+            && self.fields.len() == other.fields.len()
+            && (self.fields.iter().zip(&other.fields))
+                .all(|((a, a_text), (b, b_text))| a == b && a_text.get() == b_text.get())
     }
 }
 
@@ -132,39 +160,65 @@ impl Object {
     }
 
     /// The object as JSON, but the metadata's `managedFields`; built at the first call.
-    pub fn json(&self) -> &Value {
-        self.json.get_or_init(|| {
-            let mut text = serde_json::Deserializer::from_str(self.text.get());
-            text.deserialize_map(Fields { top: true })
-                .map(Value::Object)
-                .unwrap_or_else(|e| unreadable(&e))
-        })
+    pub fn json(&self) -> Result<&Value, Unreadable> {
+        self.json
+            .get_or_init(|| {
+                let mut map = serde_json::Map::new();
+                if let Some(metadata) = &self.metadata_json {
+                    map.insert("metadata".to_owned(), metadata.clone());
+                }
+                for (field, text) in &self.fields {
+                    map.insert(field.clone(), read(field, text, PhantomData::<Value>)?);
+                }
+                Ok(Value::Object(map))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
-    /// The fields of the object that `shape` names, as JSON; nothing else is built.
-    pub fn project(&self, shape: &Shape) -> Value {
-        let mut text = serde_json::Deserializer::from_str(self.text.get());
-        Project(shape)
-            .deserialize(&mut text)
-            .unwrap_or_else(|e| unreadable(&e))
+    /// The fields of the object that `shape` names, as JSON: nothing else is built, and the
+    /// text of a top-level field `shape` does not name is not read again.
+    pub fn project(&self, shape: &Shape) -> Result<Value, Unreadable> {
+        let Shape::Fields(wanted) = shape else {
+            return self.json().cloned();
+        };
+        let mut map = serde_json::Map::new();
+        for (name, shape) in *wanted {
+            if *name == "metadata" {
+                if let Some(metadata) = &self.metadata_json {
+                    map.insert("metadata".to_owned(), metadata.clone());
+                }
+                continue;
+            }
+            // The last of repeated fields, as a JSON tree keeps it.
+            if let Some((field, text)) = self.fields.iter().rev().find(|(f, _)| f == name) {
+                let value = read(field, text, Project(shape))?;
+                map.insert(field.clone(), value);
+            }
+        }
+        Ok(Value::Object(map))
     }
 }
 
-/// What a read of a decoded object gives should it fail, which it cannot: decoding checked the
-/// object by the same rules ([`Check`]). A review then finds no object where it looks.
-fn unreadable(e: &serde_json::Error) -> Value {
-    tracing::error!(error = %e, "an admission object that decoded could not be read again");
-    Value::Null
+/// Reads the text of a field of an object with `seed`, which must read all of it.
+fn read<T>(
+    field: &str,
+    text: &RawValue,
+    seed: impl for<'de> DeserializeSeed<'de, Value = T>,
+) -> Result<T, Unreadable> {
+    let mut deserializer = serde_json::Deserializer::from_str(text.get());
+    seed.deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|e| Unreadable {
+            field: field.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 impl<'de> Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = Box::<RawValue>::deserialize(deserializer)?;
-        let mut checked = serde_json::Deserializer::from_str(text.get());
-        let metadata = checked
-            .deserialize_map(Check)
-            .map_err(serde::de::Error::custom)?;
-        let metadata = match metadata {
+        let (metadata_json, fields) = deserializer.deserialize_map(TopFields)?;
+        let metadata = match &metadata_json {
             Some(Value::Object(fields)) => {
                 let fields = fields.iter().map(|(key, value)| (key.as_str(), value));
                 ObjectMeta::deserialize(MapDeserializer::<_, serde_json::Error>::new(fields))
@@ -174,19 +228,19 @@ impl<'de> Deserialize<'de> for Object {
         };
         Ok(Object {
             metadata,
-            text,
+            metadata_json,
+            fields,
             json: OnceLock::new(),
         })
     }
 }
 
-/// Reads an object's fields by the rules [`Fields`] reads them by, so that a decoded object can
-/// always be read again, building only its metadata (as [`Metadata`] does, for the type check):
-/// every other value is read, number and escape checked, but not kept.
-struct Check;
+/// The top-level fields of an object: its metadata as JSON ([`Metadata`]), and every other
+/// field as its text.
+struct TopFields;
 
-impl<'de> Visitor<'de> for Check {
-    type Value = Option<Value>;
+impl<'de> Visitor<'de> for TopFields {
+    type Value = (Option<Value>, Vec<(String, Box<RawValue>)>);
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -194,93 +248,15 @@ impl<'de> Visitor<'de> for Check {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut metadata = None;
-        while let Some(key) = access.next_key_seed(Key("metadata"))? {
-            if key {
+        let mut fields = Vec::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if key == "metadata" {
                 metadata = Some(access.next_value_seed(Metadata)?);
             } else {
-                access.next_value_seed(Checked)?;
+                fields.push((key, access.next_value::<Box<RawValue>>()?));
             }
         }
-        Ok(metadata)
-    }
-}
-
-/// Whether a map key is the one field a visitor keeps.
-struct Key(&'static str);
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
-        Ok(key == self.0)
-    }
-}
-
-/// Any JSON value, read as a `Value` would be (the same recursion limit, numbers and escapes
-/// checked the same way) and dropped as it is read.
-struct Checked;
-
-impl<'de> DeserializeSeed<'de> for Checked {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        while access.next_element_seed(Checked)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        while access.next_key_seed(Checked)?.is_some() {
-            access.next_value_seed(Checked)?;
-        }
-        Ok(())
+        Ok((metadata, fields))
     }
 }
 
@@ -395,36 +371,6 @@ impl<'de> Visitor<'de> for FieldOf {
     }
 }
 
-/// The fields of an object (`top`) or of its metadata, as JSON, but the metadata's
-/// `managedFields`, which are skipped unread.
-struct Fields {
-    top: bool,
-}
-
-impl<'de> Visitor<'de> for Fields {
-    type Value = serde_json::Map<String, Value>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut map = serde_json::Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            if self.top && key == "metadata" {
-                let metadata = access.next_value_seed(Metadata)?;
-                map.insert(key, metadata);
-            } else if !self.top && key == "managedFields" {
-                access.next_value::<IgnoredAny>()?;
-            } else {
-                let value = access.next_value::<Value>()?;
-                map.insert(key, value);
-            }
-        }
-        Ok(map)
-    }
-}
-
 /// An object's metadata: a JSON object, whose fields are kept but `managedFields`. (Anything
 /// else is refused, as kube's typed metadata refuses it.)
 struct Metadata;
@@ -444,8 +390,17 @@ impl<'de> Visitor<'de> for Metadata {
         f.write_str("object metadata")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Value, A::Error> {
-        Fields { top: false }.visit_map(access).map(Value::Object)
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if key == "managedFields" {
+                access.next_value::<IgnoredAny>()?;
+            } else {
+                let value = access.next_value::<Value>()?;
+                map.insert(key, value);
+            }
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -490,7 +445,7 @@ mod tests {
         if let Some(metadata) = unmanaged["metadata"].as_object_mut() {
             metadata.remove("managedFields");
         }
-        assert_eq!(decoded.json(), &unmanaged);
+        assert_eq!(decoded.json().ok(), Some(&unmanaged));
         assert_eq!(decoded.display_name(), "web-");
         assert_eq!(decoded.metadata.managed_fields, None);
         assert_eq!(
@@ -537,8 +492,8 @@ mod tests {
     }
 
     #[test]
-    fn an_object_is_refused_where_a_json_value_is_and_reads_as_one() {
-        // Object::json builds the tree later, so decoding must refuse all that a tree refuses.
+    fn an_object_is_built_where_a_json_value_is_and_reads_as_one() {
+        // Object::json builds the tree from the text: what a tree refuses, it refuses.
         let deep = format!("{{\"spec\": {}1{}}}", "[".repeat(200), "]".repeat(200));
         let cases = [
             deep.as_str(),
@@ -548,14 +503,18 @@ mod tests {
             r#"{"metadata": {"name": "x", "managedFields": [1]}, "spec": {"spec": 1}, "spec": 2}"#,
         ];
         for text in cases {
-            let as_value = serde_json::from_str::<Value>(text);
-            let as_object = serde_json::from_str::<Object>(text);
-            assert_eq!(as_object.is_ok(), as_value.is_ok(), "{text}: {as_value:?}");
-            if let (Ok(object), Ok(mut value)) = (as_object, as_value) {
+            let as_value = serde_json::from_str::<Value>(text).map(|mut value| {
                 if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
                     metadata.remove("managedFields");
                 }
-                assert_eq!(object.json(), &value, "{text}");
+                value
+            });
+            let as_object = serde_json::from_str::<Object>(text)
+                .unwrap_or_else(|e| panic!("{text}: the text is JSON: {e}"));
+            let built = as_object.json();
+            assert_eq!(built.is_ok(), as_value.is_ok(), "{text}: {built:?}");
+            if let (Ok(built), Ok(value)) = (built, as_value) {
+                assert_eq!(built, &value, "{text}");
             }
         }
     }
@@ -572,9 +531,9 @@ mod tests {
                           "odd": {"b": [1]}, "whole": {"b": [1]}, "other": [1, 2]});
         let decoded = object(text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            decoded.project(&SHAPE),
-            json!({"list": [{"a": {"x": 1}}, 5, [{"b": 1}]],
-                   "odd": {"b": [1]}, "whole": {"b": [1]}})
+            decoded.project(&SHAPE).ok(),
+            Some(json!({"list": [{"a": {"x": 1}}, 5, [{"b": 1}]],
+                   "odd": {"b": [1]}, "whole": {"b": [1]}}))
         );
     }
 
@@ -657,7 +616,11 @@ mod tests {
                 assert_eq!(ours.metadata, metadata, "{name}");
                 // What DynamicObject keeps besides its type and metadata, the JSON has as it came.
                 for (key, value) in theirs.data.as_object().into_iter().flatten() {
-                    assert_eq!(ours.json().get(key), Some(value), "{name}: {key}");
+                    assert_eq!(
+                        ours.json().ok().and_then(|json| json.get(key)),
+                        Some(value),
+                        "{name}: {key}"
+                    );
                 }
             }
         }

@@ -79,6 +79,16 @@ fn not_synced(app: &AppState) -> Option<Response> {
 /// Reads and decodes a body, or gives the answer refusing it: 200 with `allowed: false` for a
 /// review the apiserver can match by uid, 400 otherwise.
 async fn decode(app: &AppState, body: Body) -> Result<Request, Response> {
+    decode_with(app, body, review::decode).await
+}
+
+/// Reads a body and decodes it with `decode` (`review::decode`, or the workload review's
+/// `review::decode_workload`).
+async fn decode_with(
+    app: &AppState,
+    body: Body,
+    decode: fn(&[u8]) -> Result<Request, Rejection>,
+) -> Result<Request, Response> {
     let bytes: Bytes = match axum::body::to_bytes(body, app.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -93,7 +103,7 @@ async fn decode(app: &AppState, body: Body) -> Result<Request, Response> {
             ));
         }
     };
-    review::decode(&bytes).map_err(|rejection| {
+    decode(&bytes).map_err(|rejection| {
         tracing::warn!(error = %rejection, "refused an undecodable admission request");
         let status = match rejection {
             Rejection::Identified { .. } => StatusCode::OK,
@@ -149,7 +159,7 @@ async fn validate_workloads(State(app): State<AppState>, body: Body) -> Response
     if let Some(unavailable) = not_synced(&app) {
         return unavailable;
     }
-    let req = match decode(&app, body).await {
+    let req = match decode_with(&app, body, review::decode_workload).await {
         Ok(req) => req,
         Err(refusal) => return refusal,
     };
