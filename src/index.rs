@@ -4,6 +4,7 @@
 //! no network call; and exceptions with their image patterns parsed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
 
@@ -46,6 +47,32 @@ pub struct IndexedScan {
     pub as_of: Timestamp,
     /// Where the deciding report came from, when scangate recorded it.
     pub source: Option<String>,
+    /// The violations as a denial lists them, written at the first denial
+    /// (`admission::workload`), not at every one.
+    pub violations_text: Derived<String>,
+}
+
+/// A value derived from the rest of its struct at its first use. It adds nothing to the
+/// struct's identity: any two compare equal.
+#[derive(Clone, Default)]
+pub struct Derived<T>(OnceLock<T>);
+
+impl<T> Derived<T> {
+    pub fn get_or_init(&self, derive: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(derive)
+    }
+}
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl IndexedScan {
@@ -134,6 +161,7 @@ impl IndexedScan {
             violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
             as_of,
             source: last.map(|l| l.source.clone()).filter(|s| !s.is_empty()),
+            violations_text: Derived::default(),
         })
     }
 
@@ -167,6 +195,7 @@ impl IndexedScan {
                     violations: e.violations.clone(),
                     as_of: e.scanned_at.0,
                     source: None,
+                    violations_text: Derived::default(),
                 })
             })
             .collect()

@@ -587,20 +587,25 @@ fn failed_reason(who: &str, scan: &IndexedScan, which: &str) -> String {
         .as_deref()
         .map_or_else(String::new, |p| format!(" (policy {p})"));
     let mut reason = format!("{who}: image {} failed {which}{policy}", scan.image);
-    if !scan.violations.is_empty() {
-        let shown: Vec<String> = scan
-            .violations
-            .iter()
-            .take(TOP_CVES)
-            .map(describe)
-            .collect();
-        let _ = write!(reason, ": {}", shown.join(", "));
-        let more = scan.violations.len().saturating_sub(TOP_CVES);
+    reason.push_str(
+        scan.violations_text
+            .get_or_init(|| violations_text(&scan.violations)),
+    );
+    reason
+}
+
+/// `: ` and the first [`TOP_CVES`] violations, `and N more`; empty without violations.
+fn violations_text(violations: &[Violation]) -> String {
+    let mut text = String::new();
+    if !violations.is_empty() {
+        let shown: Vec<String> = violations.iter().take(TOP_CVES).map(describe).collect();
+        let _ = write!(text, ": {}", shown.join(", "));
+        let more = violations.len().saturating_sub(TOP_CVES);
         if more > 0 {
-            let _ = write!(reason, " and {more} more");
+            let _ = write!(text, " and {more} more");
         }
     }
-    reason
+    text
 }
 
 fn describe(v: &Violation) -> String {
