@@ -818,6 +818,14 @@ mod tests {
         assert_eq!(review["kind"], "AdmissionReview");
     }
 
+    /// The default config, but an image without a scan is denied.
+    fn unscanned_denied() -> AdmissionConfig {
+        AdmissionConfig {
+            on_unscanned: Action::Deny,
+            ..AdmissionConfig::default()
+        }
+    }
+
     fn ctx<'a>(config: &'a AdmissionConfig, index: &'a ScanIndex) -> Context<'a> {
         Context {
             config,
@@ -832,10 +840,7 @@ mod tests {
 
     #[test]
     fn objects_that_cannot_be_read_are_refused_where_they_are_read() {
-        let config = AdmissionConfig {
-            on_unscanned: Action::Deny,
-            ..AdmissionConfig::default()
-        };
+        let config = unscanned_denied();
         let index = ScanIndex::default();
         let body = |operation: &str, unreadable: &str| {
             let body = review(pod_request(operation, &["a:1"], Some(&["a:1"])));
@@ -885,10 +890,7 @@ mod tests {
 
     #[test]
     fn updates_only_decide_new_images() {
-        let config = AdmissionConfig {
-            on_unscanned: Action::Deny,
-            ..AdmissionConfig::default()
-        };
+        let config = unscanned_denied();
         let index = ScanIndex::default();
         let same = decoded(&review(pod_request("UPDATE", &["a:1"], Some(&["a:1"]))));
         let (response, outcome) = review_workload(&same, &ctx(&config, &index));
@@ -942,10 +944,7 @@ mod tests {
 
     #[test]
     fn a_template_change_is_decided_in_full_and_scaling_what_runs_is_not() {
-        let config = AdmissionConfig {
-            on_unscanned: Action::Deny,
-            ..AdmissionConfig::default()
-        };
+        let config = unscanned_denied();
         let index = ScanIndex::default();
         let running = deployment("a:1", 2, None);
         // `kubectl set env`: the image string is unchanged, the template is not.
@@ -999,10 +998,7 @@ mod tests {
 
     #[test]
     fn scales_that_revive_a_template_are_decided_on_the_scaled_object() {
-        let config = AdmissionConfig {
-            on_unscanned: Action::Deny,
-            ..AdmissionConfig::default()
-        };
+        let config = unscanned_denied();
         let index = ScanIndex::default();
         let scale = |replicas: i64| {
             json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
@@ -1069,10 +1065,7 @@ mod tests {
 
     #[test]
     fn ephemeral_containers_and_image_volumes_are_decided() {
-        let config = AdmissionConfig {
-            on_unscanned: Action::Deny,
-            ..AdmissionConfig::default()
-        };
+        let config = unscanned_denied();
         let index = ScanIndex::default();
         let pod = |spec: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}, "spec": spec});
         let running = json!({"containers": [{"name": "app", "image": "a:1"}]});
@@ -1141,10 +1134,7 @@ mod tests {
 
     #[test]
     fn pods_of_admitted_templates_pass_when_their_controller_creates_them() {
-        let config = AdmissionConfig {
-            on_unscanned: Action::Deny,
-            ..AdmissionConfig::default()
-        };
+        let config = unscanned_denied();
         let index = ScanIndex::default();
         const RS: &str = "system:serviceaccount:kube-system:replicaset-controller";
         let (response, outcome) =
