@@ -18,8 +18,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::api::annotation::LAST_APPLIED;
-
 /// The API version of the AdmissionReviews scangate answers.
 pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -117,13 +115,13 @@ impl Request {
     }
 }
 
-/// An object of a request: its metadata, typed and as JSON (but the `managedFields` and the
-/// last-applied annotation no review reads, which are skipped unread, see [`Metadata`]), and each of its other fields as the text it came as. The
+/// An object of a request: its metadata, typed and as JSON (but the `managedFields` no review
+/// reads, which are skipped unread), and each of its other fields as the text it came as. The
 /// object is built into JSON when a review first reads it whole ([`Object::json`]: at decode,
 /// unless `review::decode_workload` decoded a create), or in part ([`Object::project`]: the
 /// workload review reads only the names and images of a pod spec). Decodes what kube's
-/// `DynamicObject` decodes, and refuses what it refuses but malformed `managedFields` or
-/// last-applied annotation, once built.
+/// `DynamicObject` decodes, and refuses what it refuses but malformed `managedFields`, once
+/// built.
 #[derive(Clone, Debug)]
 pub struct Object {
     pub metadata: ObjectMeta,
@@ -271,8 +269,6 @@ pub enum Shape {
     Fields(&'static [(&'static str, Shape)]),
     /// Of an array, every item by this shape; any other value whole.
     Items(&'static Shape),
-    /// Of an object, every field whole but these; any other value whole.
-    AllBut(&'static [&'static str]),
 }
 
 /// Builds the parts of a value its [`Shape`] names. What a shape expects but the value is not
@@ -285,9 +281,7 @@ impl<'de> DeserializeSeed<'de> for Project<'_> {
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         match self.0 {
             Shape::All => Value::deserialize(deserializer),
-            Shape::Fields(_) | Shape::Items(_) | Shape::AllBut(_) => {
-                deserializer.deserialize_any(self)
-            }
+            Shape::Fields(_) | Shape::Items(_) => deserializer.deserialize_any(self),
         }
     }
 }
@@ -335,22 +329,8 @@ impl<'de> Visitor<'de> for Project<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let fields = match self.0 {
-            Shape::Fields(fields) => fields,
-            Shape::AllBut(left_out) => {
-                let mut map = serde_json::Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    if left_out.contains(&key.as_str()) {
-                        access.next_value::<IgnoredAny>()?;
-                    } else {
-                        map.insert(key, access.next_value()?);
-                    }
-                }
-                return Ok(Value::Object(map));
-            }
-            Shape::All | Shape::Items(_) => {
-                return Value::deserialize(MapAccessDeserializer::new(access));
-            }
+        let Shape::Fields(fields) = self.0 else {
+            return Value::deserialize(MapAccessDeserializer::new(access));
         };
         let mut map = serde_json::Map::new();
         while let Some(field) = access.next_key_seed(FieldOf(fields))? {
@@ -391,14 +371,9 @@ impl<'de> Visitor<'de> for FieldOf {
     }
 }
 
-/// An object's metadata: a JSON object, whose fields are kept but `managedFields` and the
-/// annotation holding kubectl's last-applied copy of the object (often the largest field, and
-/// as escaped JSON the slowest to read), which no review reads either. (Anything else is
-/// refused, as kube's typed metadata refuses it.)
+/// An object's metadata: a JSON object, whose fields are kept but `managedFields`. (Anything
+/// else is refused, as kube's typed metadata refuses it.)
 struct Metadata;
-
-/// What [`Metadata`] keeps of the annotations.
-const ANNOTATIONS: Shape = Shape::AllBut(&[LAST_APPLIED]);
 
 impl<'de> DeserializeSeed<'de> for Metadata {
     type Value = Value;
@@ -420,9 +395,6 @@ impl<'de> Visitor<'de> for Metadata {
         while let Some(key) = access.next_key::<String>()? {
             if key == "managedFields" {
                 access.next_value::<IgnoredAny>()?;
-            } else if key == "annotations" {
-                let value = access.next_value_seed(Project(&ANNOTATIONS))?;
-                map.insert(key, value);
             } else {
                 let value = access.next_value::<Value>()?;
                 map.insert(key, value);
@@ -461,10 +433,9 @@ mod tests {
     }
 
     #[test]
-    fn an_object_keeps_its_json_but_managed_fields_and_last_applied_and_types_its_metadata() {
+    fn an_object_keeps_its_json_but_managed_fields_and_types_its_metadata() {
         let json = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": "web-", "labels": {"app": "web"},
-                         "annotations": {LAST_APPLIED: "{\"kind\":\"Pod\"}", "team": "a"},
                          "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                               "name": "web-1", "uid": "u", "controller": true}]},
@@ -474,26 +445,8 @@ mod tests {
         if let Some(metadata) = unmanaged["metadata"].as_object_mut() {
             metadata.remove("managedFields");
         }
-        if let Some(annotations) = unmanaged["metadata"]["annotations"].as_object_mut() {
-            annotations.remove(LAST_APPLIED);
-        }
         assert_eq!(decoded.json().ok(), Some(&unmanaged));
         assert_eq!(decoded.display_name(), "web-");
-        assert_eq!(
-            decoded.metadata.annotations,
-            Some([("team".to_string(), "a".to_string())].into())
-        );
-        // Alone, it leaves the annotations there and empty, as a patch of them expects.
-        let alone = object(json!({"metadata": {"annotations": {LAST_APPLIED: "{}"}}}))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(alone.metadata.annotations, Some(Default::default()));
-        for annotations in [json!(null), json!(5), json!({"a": 5}), json!([])] {
-            let as_kube = serde_json::from_value::<kube::core::DynamicObject>(
-                json!({"metadata": {"annotations": annotations.clone()}}),
-            );
-            let ours = object(json!({"metadata": {"annotations": annotations.clone()}}));
-            assert_eq!(ours.is_ok(), as_kube.is_ok(), "{annotations}");
-        }
         assert_eq!(decoded.metadata.managed_fields, None);
         assert_eq!(
             decoded.metadata.labels.and_then(|l| l.get("app").cloned()),
@@ -660,9 +613,6 @@ mod tests {
                 };
                 let mut metadata = theirs.metadata.clone();
                 metadata.managed_fields = None;
-                if let Some(annotations) = &mut metadata.annotations {
-                    annotations.remove(LAST_APPLIED);
-                }
                 assert_eq!(ours.metadata, metadata, "{name}");
                 // What DynamicObject keeps besides its type and metadata, the JSON has as it came.
                 for (key, value) in theirs.data.as_object().into_iter().flatten() {

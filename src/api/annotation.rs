@@ -1,6 +1,5 @@
 //! The annotations users (the CLI, the results page, `kubectl annotate`) set on a scan to ask
-//! the controller for something, the one the page records its writes with, and kubectl's
-//! last-applied copy, which scangate leaves out of what it keeps.
+//! the controller for something, and the one the page records its writes with.
 
 /// Any new value of this annotation on a scan rescans it now (`kubectl scangate rescan`).
 pub const RESCAN: &str = "scangate.dev/rescan";
@@ -16,7 +15,3 @@ pub const CANCEL: &str = "scangate.dev/cancel";
 /// Who asked for a change on the results page, what and when (`USER asked to ACTION on the
 /// results page at T`).
 pub const REQUESTED_BY: &str = "scangate.dev/requested-by";
-
-/// The annotation `kubectl apply` keeps a copy of the whole object in. No part of scangate reads
-/// it: the controller's caches and admission's objects leave it out.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

@@ -21,9 +21,11 @@ use super::kinds::ScanKind;
 use super::queue::{Queue, ScanId};
 use super::triggers::{Triggers, owners};
 use crate::admission::config::AdmissionConfig;
-use crate::api::annotation::LAST_APPLIED;
 use crate::api::{ImageScan, ScanException, ScanPolicy, ScanSettings, ScanTemplate, SourceScan};
 use crate::report::{REPORT_KEY, REPORTED_BY, SCAN_LABEL};
+
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The stores a reconcile reads.
 #[derive(Clone)]
