@@ -1,6 +1,7 @@
 //! An admission request as the reviews read it, decoded once from the AdmissionReview body:
-//! the request's own fields, and each object checked, its metadata typed and the rest kept as
-//! the text it came as, built into JSON only when and as far as a review reads it ([`Object`]).
+//! the request's own fields, and each object with its metadata typed and its other fields kept
+//! as the text they came as, built into JSON only when and as far as a review reads it
+//! ([`Object`]).
 //! (kube's `DynamicObject` decodes an object through two flattened fields, which buffers the
 //! whole object before building its metadata and a second JSON tree from that buffer; and a
 //! tree built for every request cost the Pod review a fifth of its time, BENCHMARKS.md.)
