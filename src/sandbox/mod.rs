@@ -45,8 +45,10 @@ use std::time::Duration;
 
 /// Set in a worker's environment: the scangate binary then allocates with the C library's
 /// `malloc` instead of mimalloc (`src/main.rs` reads it at the process's first allocation).
-/// With mimalloc a worker evaluates faster, so a CPU-bound hostile policy that also grows a
-/// collection reached the memory limit before the time limit and was refused for memory.
+/// With mimalloc a worker mapped a 1 GiB arena at its start, before it lowered `RLIMIT_DATA`,
+/// so a policy could allocate past the memory limit inside that arena (a 480 MB allocation
+/// passed a 256 MiB limit), and a CPU-bound policy that also grows a collection was refused
+/// for memory instead of time.
 pub const SYSTEM_ALLOCATOR_ENV: &CStr = c"SCANGATE_SYSTEM_ALLOCATOR";
 
 pub use fair::Requester;
