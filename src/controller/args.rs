@@ -69,6 +69,14 @@ pub struct ControllerArgs {
     /// Scans reconciled at the same time, per kind.
     #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
+    /// Phase Events published per second at most, after a burst of `--event-burst`. A
+    /// reconcile queues its Event and goes on; beyond 1,000 waiting, Events are dropped and
+    /// counted (`scangate_controller_events_dropped_total`): a scan's status is its record.
+    #[arg(long, env = "SCANGATE_EVENT_QPS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_qps: u32,
+    /// Phase Events published at once before `--event-qps` applies.
+    #[arg(long, env = "SCANGATE_EVENT_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_burst: u32,
     /// The admission rules (YAML) the webhook reads: which namespaces are trusted and the
     /// exception rules, read once at start. Without it, the defaults.
     #[arg(long, env = "SCANGATE_CONFIG")]

@@ -21,7 +21,6 @@ use axum::routing::get;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -37,6 +36,7 @@ use crate::runtime::reports;
 use crate::scan::kinds::ScanKind;
 use crate::scan::reconcile::{self, Context, Settings};
 use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
+use crate::scan::publisher::{Publisher, Rate, Reporter};
 use crate::web::{self, model::View};
 use args::ControllerArgs;
 
@@ -414,12 +414,17 @@ impl Term<'_> {
             store: self.store.clone(),
             policies,
             metrics: self.admin.metrics.scan.clone(),
-            recorder: Recorder::new(
+            events: Publisher::spawn(
                 self.client.clone(),
                 Reporter {
                     controller: CONTROLLER_NAME.into(),
-                    instance: Some(self.identity.clone()),
+                    instance: self.identity.clone(),
                 },
+                Rate {
+                    qps: args.event_qps,
+                    burst: args.event_burst,
+                },
+                self.admin.metrics.scan.clone(),
             ),
             caches,
             queue,

@@ -53,7 +53,7 @@ pub enum ApiResource {
     scans,
     jobs,
     configmaps,
-    /// A phase event (the recorder patches a repeated one).
+    /// A phase Event (created by the publisher, off the reconcile).
     events,
     /// A scan's imagePullSecret, read to resolve its image's tag.
     secrets,
@@ -83,6 +83,8 @@ pub struct Metrics {
     pub scans_queued: Family<KindLabels, Gauge>,
     /// Scan Jobs running (no terminal condition in the Job cache).
     pub scan_jobs_running: Gauge,
+    /// Phase Events dropped because the publisher's queue was full.
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -103,6 +105,7 @@ impl Metrics {
             api_requests: Family::default(),
             scans_queued: Family::default(),
             scan_jobs_running: Gauge::default(),
+            events_dropped: Counter::default(),
         }
     }
 
@@ -152,6 +155,11 @@ impl Metrics {
             "scan_jobs_running",
             "Scan Jobs running (without a Complete or Failed condition)",
             self.scan_jobs_running.clone(),
+        );
+        registry.register(
+            "controller_events_dropped",
+            "Phase Events dropped because the queue of Events waiting to be published (1,000, published at --event-qps) was full",
+            self.events_dropped.clone(),
         );
     }
 
@@ -228,6 +236,7 @@ mod tests {
         metrics.status_written(StatusWrite::refused);
         metrics.status_written(StatusWrite::ok);
         metrics.requested(Verb::patch, ApiResource::scans);
+        metrics.events_dropped.inc();
         metrics.set_queue(
             &std::collections::BTreeMap::from([(Kind::ImageScan, 7), (Kind::SourceScan, 0)]),
             3,
@@ -248,6 +257,7 @@ mod tests {
             "scangate_scans_queued{kind=\"ImageScan\"} 7",
             "scangate_scans_queued{kind=\"SourceScan\"} 0",
             "scangate_scan_jobs_running 3",
+            "scangate_controller_events_dropped_total 1",
         ] {
             assert!(text.contains(expected), "{expected} not in {text}");
         }

@@ -16,6 +16,7 @@
 //! - [`policy`]: compiled policy cache and exception input;
 //! - [`store`]: the metadata store client;
 //! - [`events`]: Event notes that fit the API's limit (pure);
+//! - [`publisher`]: phase Events published off the reconcile, at a limited rate;
 //! - [`writes`]: counting and retrying status writes (pure);
 //! - [`target`]: whether a report is for the scan it was stored for (pure);
 //! - [`triggers`]: what wakes a reconcile besides a change of the scan;
@@ -34,6 +35,7 @@ pub mod naming;
 pub mod plan;
 pub mod policy;
 pub mod progress;
+pub mod publisher;
 pub mod queue;
 pub mod reconcile;
 pub mod status;

@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -78,7 +78,8 @@ pub struct Context {
     pub store: Option<MetadataStore>,
     pub policies: PolicyCache,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// Publishes the phase Events, off the reconcile.
+    pub events: super::publisher::Publisher,
     /// What a reconcile reads.
     pub caches: Caches,
     /// The scans waiting for a slot to start their Job, and the slots granted.
@@ -272,7 +273,7 @@ async fn reconcile_scan<K: ScanKind>(scan: &K, ctx: &Context) -> Result<Action> 
             return Ok(Action::requeue(retry));
         }
         if settled.publish_event {
-            publish_phase_event(scan, status, ctx).await;
+            publish_phase_event(scan, status, ctx);
         }
     }
     if let Some(evaluation) = settled.evaluation
@@ -1027,7 +1028,8 @@ async fn send_results<K: ScanKind>(scan: &K, report: &Report, ctx: &Context) -> 
     }
 }
 
-async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &Context) {
+/// Queues the Event of a phase change (see [`super::publisher`]).
+fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &Context) {
     let phase = status.phase.unwrap_or(Phase::Pending);
     let type_ = match phase {
         Phase::Failed | Phase::Error => EventType::Warning,
@@ -1040,10 +1042,7 @@ async fn publish_phase_event<K: ScanKind>(scan: &K, status: &ScanStatus, ctx: &C
         action: "Reconcile".into(),
         secondary: None,
     };
-    ctx.metrics.requested(Verb::create, ApiResource::events);
-    if let Err(e) = ctx.recorder.publish(&event, &scan.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish an event");
-    }
+    ctx.events.send(event, scan.object_ref(&()));
 }
 
 #[cfg(test)]

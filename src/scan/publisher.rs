@@ -1,0 +1,275 @@
+//! Phase Events, published off the reconcile. A reconcile hands its Event to a bounded queue and
+//! goes on; one task publishes the queue at a limited rate (`--event-qps`, after a burst of
+//! `--event-burst`). When the queue is full, as in a burst of thousands of verdicts, an Event is
+//! dropped and counted (`scangate_controller_events_dropped_total`): the scan's status is the
+//! record and an Event its notice, so the apiserver's writes go to statuses first. client-go's
+//! event recorders do the same (a queue of 1,000 that drops, a rate limit).
+//!
+//! Each Event is created as it comes, without kube's `Recorder`: that keeps every Event it
+//! published for 6 minutes (to count repeats into a series) and scans them all at each
+//! publish, which at 10,000 verdicts is 10,000 Events held and a write lock per scan.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use kube::runtime::events::{Event, EventType};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+use super::metrics::{ApiResource, Metrics, Verb};
+
+/// Events waiting to be published at most; more are dropped (client-go's `maxQueuedEvents`).
+pub const QUEUE: usize = 1000;
+
+/// How fast Events are published: `qps` a second, after a burst of `burst`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    pub qps: u32,
+    pub burst: u32,
+}
+
+/// A token bucket: `burst` tokens, refilled at `qps` a second; each Event takes one.
+#[derive(Debug)]
+pub struct Bucket {
+    rate: Rate,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    pub fn full(rate: Rate, now: Instant) -> Self {
+        Bucket {
+            rate,
+            tokens: f64::from(rate.burst.max(1)),
+            at: now,
+        }
+    }
+
+    /// Takes a token at `now` and says how long to wait before using it (zero when one was
+    /// there). A token taken ahead is owed: the next one is due that much later.
+    pub fn take(&mut self, now: Instant) -> Duration {
+        let qps = f64::from(self.rate.qps.max(1));
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * qps).min(f64::from(self.rate.burst.max(1)));
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / qps)
+        }
+    }
+}
+
+/// Who the Events say reported them.
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    pub controller: String,
+    pub instance: String,
+}
+
+/// An Event for an object, waiting in the queue.
+struct Queued {
+    event: Event,
+    regarding: ObjectReference,
+}
+
+/// The sending side, held by the reconciles' context.
+pub struct Publisher {
+    queue: mpsc::Sender<Queued>,
+    dropped: Counter,
+}
+
+impl Publisher {
+    /// A publisher whose task publishes on `client` at `rate`; the task ends once the
+    /// publisher is dropped and its queue published.
+    pub fn spawn(
+        client: kube::Client,
+        reporter: Reporter,
+        rate: Rate,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (publisher, queue) = Self::with_queue(QUEUE, metrics.events_dropped.clone());
+        tokio::spawn(publish(client, reporter, rate, queue, metrics));
+        publisher
+    }
+
+    fn with_queue(capacity: usize, dropped: Counter) -> (Self, mpsc::Receiver<Queued>) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        (Publisher { queue, dropped }, receiver)
+    }
+
+    /// Queues `event` about `regarding`, or drops it (counted) when the queue is full.
+    pub fn send(&self, event: Event, regarding: ObjectReference) {
+        if self.queue.try_send(Queued { event, regarding }).is_err() {
+            self.dropped.inc();
+            tracing::debug!("event queue full: an event was dropped");
+        }
+    }
+}
+
+async fn publish(
+    client: kube::Client,
+    reporter: Reporter,
+    rate: Rate,
+    mut queue: mpsc::Receiver<Queued>,
+    metrics: Arc<Metrics>,
+) {
+    let mut bucket = Bucket::full(rate, Instant::now());
+    while let Some(Queued { event, regarding }) = queue.recv().await {
+        let wait = bucket.take(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let namespace = regarding.namespace.clone().unwrap_or_default();
+        let api: Api<K8sEvent> = Api::namespaced(client.clone(), &namespace);
+        let event = k8s_event(&event, regarding, &reporter, jiff::Timestamp::now());
+        metrics.requested(Verb::create, ApiResource::events);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(error = %e, "cannot publish an event");
+        }
+    }
+}
+
+/// The `events.k8s.io/v1` Event, named as kube's recorder names them (the object's name and the
+/// time in hex nanoseconds).
+fn k8s_event(
+    event: &Event,
+    regarding: ObjectReference,
+    reporter: &Reporter,
+    now: jiff::Timestamp,
+) -> K8sEvent {
+    let name = format!(
+        "{}.{:x}",
+        regarding.name.as_deref().unwrap_or(&reporter.controller),
+        now.as_nanosecond()
+    );
+    K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: regarding.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        action: Some(event.action.clone()),
+        reason: Some(event.reason.clone()),
+        note: event.note.clone(),
+        type_: Some(
+            match event.type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .into(),
+        ),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(regarding),
+        related: event.secondary.clone(),
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: Some(reporter.instance.clone()),
+        ..K8sEvent::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: Rate = Rate { qps: 10, burst: 3 };
+
+    #[test]
+    fn a_burst_goes_at_once_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(RATE, start);
+        for _ in 0..3 {
+            assert_eq!(bucket.take(start), Duration::ZERO);
+        }
+        // The fourth and fifth at once are owed: 0.1 s and 0.2 s from now.
+        let fourth = bucket.take(start).as_secs_f64();
+        let fifth = bucket.take(start).as_secs_f64();
+        assert!((fourth - 0.1).abs() < 1e-9, "{fourth}");
+        assert!((fifth - 0.2).abs() < 1e-9, "{fifth}");
+    }
+
+    #[test]
+    fn tokens_come_back_at_the_rate_up_to_the_burst() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(RATE, start);
+        for _ in 0..3 {
+            bucket.take(start);
+        }
+        // 0.25 s later: 2.5 tokens back, so two at once and the third waits 0.05 s.
+        let later = start + Duration::from_millis(250);
+        assert_eq!(bucket.take(later), Duration::ZERO);
+        assert_eq!(bucket.take(later), Duration::ZERO);
+        let third = bucket.take(later).as_secs_f64();
+        assert!((third - 0.05).abs() < 1e-9, "{third}");
+        // An hour idle refills to the burst, not beyond.
+        let hour = later + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert_eq!(bucket.take(hour), Duration::ZERO);
+        }
+        assert!(bucket.take(hour) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let dropped = Counter::default();
+        let (publisher, mut queue) = Publisher::with_queue(2, dropped.clone());
+        let event = || Event {
+            type_: EventType::Warning,
+            reason: "Failed".into(),
+            note: Some("The scan is Failed".into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        for _ in 0..5 {
+            publisher.send(event(), ObjectReference::default());
+        }
+        assert_eq!(dropped.get(), 3);
+        assert!(queue.try_recv().is_ok());
+        assert!(queue.try_recv().is_ok());
+        assert!(queue.try_recv().is_err());
+        // Room again: queued, not dropped.
+        publisher.send(event(), ObjectReference::default());
+        assert_eq!(dropped.get(), 3);
+    }
+
+    #[test]
+    fn events_are_named_and_attributed_as_kube_names_them() {
+        let regarding = ObjectReference {
+            api_version: Some("scanning.scangate.dev/v1beta1".into()),
+            kind: Some("ImageScan".into()),
+            name: Some("busybox".into()),
+            namespace: Some("team-a".into()),
+            ..ObjectReference::default()
+        };
+        let reporter = Reporter {
+            controller: "scangate-controller".into(),
+            instance: "pod-1".into(),
+        };
+        let now = jiff::Timestamp::from_nanosecond(0x1234).unwrap_or_else(|e| panic!("{e}"));
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "Failed".into(),
+            note: Some("The scan is Failed".into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let k8s = k8s_event(&event, regarding.clone(), &reporter, now);
+        assert_eq!(k8s.metadata.name.as_deref(), Some("busybox.1234"));
+        assert_eq!(k8s.metadata.namespace.as_deref(), Some("team-a"));
+        assert_eq!(k8s.type_.as_deref(), Some("Warning"));
+        assert_eq!(k8s.reason.as_deref(), Some("Failed"));
+        assert_eq!(k8s.note.as_deref(), Some("The scan is Failed"));
+        assert_eq!(k8s.regarding, Some(regarding));
+        assert_eq!(
+            k8s.reporting_controller.as_deref(),
+            Some("scangate-controller")
+        );
+        assert_eq!(k8s.reporting_instance.as_deref(), Some("pod-1"));
+        assert_eq!(k8s.series, None);
+    }
+}
