@@ -6,6 +6,7 @@
 //! whole object before building its metadata and a second JSON tree from that buffer; and a
 //! tree built for every request cost the Pod review a fifth of its time, BENCHMARKS.md.)
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::{LazyLock, OnceLock};
 
@@ -13,8 +14,8 @@ use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionResponse, Operation};
 use kube::core::{GroupVersionKind, GroupVersionResource, Status};
-use serde::de::value::{MapAccessDeserializer, MapDeserializer, SeqAccessDeserializer};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -116,17 +117,17 @@ impl Request {
     }
 }
 
-/// An object of a request: its metadata, typed and as JSON (but the `managedFields` no review
-/// reads, which are skipped unread), and each of its other fields as the text it came as. The
-/// object is built into JSON when a review first reads it whole ([`Object::json`]: at decode,
-/// unless `review::decode_workload` decoded a create), or in part ([`Object::project`]: the
-/// workload review reads only the names and images of a pod spec). Decodes what kube's
-/// `DynamicObject` decodes, and refuses what it refuses but malformed `managedFields`, once
-/// built.
+/// An object of a request: its metadata, typed (but the `managedFields` no review reads, which
+/// are skipped unread), and each of its top-level fields, the metadata too, as the text it came
+/// as. The object is built into JSON when a review first reads it whole ([`Object::json`]: at
+/// decode, unless `review::decode_workload` decoded a create), or in part
+/// ([`Object::project`]: the workload review reads only the names and images of a pod spec).
+/// Decodes what kube's `DynamicObject` decodes, and refuses what it refuses but malformed
+/// `managedFields`, once built.
 #[derive(Clone, Debug)]
 pub struct Object {
     pub metadata: ObjectMeta,
-    metadata_json: Option<Value>,
+    metadata_text: Option<Box<RawValue>>,
     fields: Vec<(String, Box<RawValue>)>,
     json: OnceLock<Result<Value, Unreadable>>,
 }
@@ -143,7 +144,8 @@ pub struct Unreadable {
 impl PartialEq for Object {
     fn eq(&self, other: &Self) -> bool {
         self.metadata == other.metadata
-            && self.metadata_json == other.metadata_json
+            && self.metadata_text.as_ref().map(|text| text.get())
+                == other.metadata_text.as_ref().map(|text| text.get())
             && self.fields.len() == other.fields.len()
             && (self.fields.iter().zip(&other.fields))
                 .all(|((a, a_text), (b, b_text))| a == b && a_text.get() == b_text.get())
@@ -165,8 +167,8 @@ impl Object {
         self.json
             .get_or_init(|| {
                 let mut map = serde_json::Map::new();
-                if let Some(metadata) = &self.metadata_json {
-                    map.insert("metadata".to_owned(), metadata.clone());
+                if let Some(text) = &self.metadata_text {
+                    map.insert("metadata".to_owned(), read("metadata", text, Metadata)?);
                 }
                 for (field, text) in &self.fields {
                     map.insert(field.clone(), read(field, text, PhantomData::<Value>)?);
@@ -186,8 +188,8 @@ impl Object {
         let mut map = serde_json::Map::new();
         for (name, shape) in *wanted {
             if *name == "metadata" {
-                if let Some(metadata) = &self.metadata_json {
-                    map.insert("metadata".to_owned(), metadata.clone());
+                if let Some(text) = &self.metadata_text {
+                    map.insert("metadata".to_owned(), read("metadata", text, Metadata)?);
                 }
                 continue;
             }
@@ -218,30 +220,29 @@ fn read<T>(
 
 impl<'de> Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (metadata_json, fields) = deserializer.deserialize_map(TopFields)?;
-        let metadata = match &metadata_json {
-            Some(Value::Object(fields)) => {
-                let fields = fields.iter().map(|(key, value)| (key.as_str(), value));
-                ObjectMeta::deserialize(MapDeserializer::<_, serde_json::Error>::new(fields))
+        let (metadata_text, fields) = deserializer.deserialize_map(TopFields)?;
+        let metadata = match &metadata_text {
+            Some(text) => {
+                let mut text = serde_json::Deserializer::from_str(text.get());
+                ObjectMeta::deserialize(WithoutManagedFields(&mut text))
                     .map_err(serde::de::Error::custom)?
             }
-            _ => ObjectMeta::default(),
+            None => ObjectMeta::default(),
         };
         Ok(Object {
             metadata,
-            metadata_json,
+            metadata_text,
             fields,
             json: OnceLock::new(),
         })
     }
 }
 
-/// The top-level fields of an object: its metadata as JSON ([`Metadata`]), and every other
-/// field as its text.
+/// The top-level fields of an object, each as its text: the metadata, and every other field.
 struct TopFields;
 
 impl<'de> Visitor<'de> for TopFields {
-    type Value = (Option<Value>, Vec<(String, Box<RawValue>)>);
+    type Value = (Option<Box<RawValue>>, Vec<(String, Box<RawValue>)>);
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -252,7 +253,7 @@ impl<'de> Visitor<'de> for TopFields {
         let mut fields = Vec::new();
         while let Some(key) = access.next_key::<String>()? {
             if key == "metadata" {
-                metadata = Some(access.next_value_seed(Metadata)?);
+                metadata = Some(access.next_value::<Box<RawValue>>()?);
             } else {
                 fields.push((key, access.next_value::<Box<RawValue>>()?));
             }
@@ -372,6 +373,91 @@ impl<'de> Visitor<'de> for FieldOf {
     }
 }
 
+/// Reads metadata from a deserializer as it is, but a map's `managedFields`, skipped unread: what
+/// no review reads is not typed (a `managedFields` entry holds any JSON).
+struct WithoutManagedFields<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for WithoutManagedFields<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(SkipManagedFields(visitor))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+/// A visitor of a map whose `managedFields` it does not see.
+struct SkipManagedFields<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for SkipManagedFields<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
+        self.0.visit_map(SkippingManagedFields(access))
+    }
+}
+
+/// A map's entries but `managedFields`.
+struct SkippingManagedFields<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkippingManagedFields<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        while let Some(Key(key)) = self.0.next_key()? {
+            if key == "managedFields" {
+                self.0.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            return seed.deserialize(key.into_deserializer()).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+}
+
+/// A map key, borrowed from the text unless it has escapes (serde's `Cow<str>` always copies).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(key.to_owned())))
+    }
+}
+
 /// An object's metadata: a JSON object, whose fields are kept but `managedFields`. (Anything
 /// else is refused, as kube's typed metadata refuses it.)
 struct Metadata;
@@ -485,6 +571,18 @@ mod tests {
                 dynamic.is_ok(),
                 "{case}: {dynamic:?}"
             );
+        }
+        // Keys with escapes, and managedFields anywhere among the keys, read as kube reads them.
+        for text in [
+            r#"{"metadata": {"na\u006de": "a", "managedFields": [{"manager": "m"}], "uid": "u"}}"#,
+            r#"{"metadata": {"managedFields": [], "labels": {"\u0061pp": "web"}}}"#,
+        ] {
+            let ours: Object = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let theirs: kube::core::DynamicObject =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let mut metadata = theirs.metadata;
+            assert!(metadata.managed_fields.take().is_some(), "{text}");
+            assert_eq!(ours.metadata, metadata, "{text}");
         }
         // The one difference: managedFields, which no review reads, are not decoded.
         let fields = json!({"metadata": {"managedFields": "not a list"}});
