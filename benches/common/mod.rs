@@ -186,9 +186,17 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time used so far, in seconds: the process's own (user + system) and its reaped
-/// children's (the policy workers), from /proc/PID/stat.
+/// CPU time used so far, in seconds: the process's own (user + system) and its children's (the
+/// policy workers: those reaped, and those still running, which live as long as they keep
+/// within their limits), from /proc/PID/stat.
 pub fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let (own, reaped) = stat_seconds(pid);
+    let running: f64 = children(pid).into_iter().map(|c| stat_seconds(c).0).sum();
+    (own, reaped + running)
+}
+
+/// The process's own CPU seconds and its reaped children's, from /proc/PID/stat.
+fn stat_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name (which may hold spaces), from field 3 (state).
     let fields: Vec<f64> = stat
@@ -197,6 +205,22 @@ pub fn cpu_seconds(pid: u32) -> (f64, f64) {
         .unwrap_or_default();
     let ticks = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / CLOCK_TICKS;
     (ticks(14) + ticks(15), ticks(16) + ticks(17))
+}
+
+/// The running children of a process, from each of its threads' /proc/PID/task/TID/children.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return vec![];
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// Starts the measured `scangate controller` as its ServiceAccount, of `namespace` or of every
