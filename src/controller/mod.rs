@@ -20,14 +20,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::sync::Semaphore;
 
 use crate::admin::AbortOnDrop;
 use crate::admission::config::AdmissionConfig;
@@ -35,9 +34,9 @@ use crate::api::{ImageScan, Phase, SourceScan};
 use crate::mirror::{self, MirrorView};
 use crate::runtime::reports;
 use crate::scan::kinds::ScanKind;
-use crate::scan::publisher::{Publisher, Rate, Reporter};
 use crate::scan::reconcile::{self, Context, Settings};
 use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
+use crate::scan::publisher::{Publisher, Rate, Reporter};
 use crate::web::{self, model::View};
 use args::ControllerArgs;
 
@@ -541,14 +540,6 @@ fn scan_watch<K: ScanKind>(
 /// The controller of one scan kind: reconciles each scan that changed, and each scan the
 /// caches' index sends; stops taking new reconciles when `stop` resolves and ends once those
 /// under way are done.
-/// Runs the reconciles of one kind, `concurrency` at a time, in the order their scans came due.
-///
-/// kube-runtime's runner, once at its own concurrency limit, keeps the scans that came due in a
-/// hash set and takes them in no order: in a burst of 10,000 reports some scans waited for
-/// nearly all the others (p99 41.5 s from report to verdict against a p50 of 7.6 s,
-/// BENCHMARKS.md). So the runner takes every scan as it comes due, and a fair semaphore gives
-/// the turns ([`in_turn`]); a run ending (the stop) closes it, so that no waiting reconcile
-/// starts.
 fn controller_for<K: ScanKind>(
     scans: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
     store: Store<K>,
@@ -558,49 +549,17 @@ fn controller_for<K: ScanKind>(
     ctx: Arc<Context>,
 ) -> impl std::future::Future<Output = ()> + Send {
     let kind = K::kind(&()).into_owned();
-    let turns = Arc::new(Semaphore::new(usize::from(concurrency.max(1))));
-    let closing = {
-        let turns = turns.clone();
-        async move {
-            stop.await;
-            turns.close();
-        }
-    };
-    let latest = store.clone();
     Controller::for_stream(scans, store)
-        // Unbounded: the turns are the limit.
-        .with_config(ControllerConfig::default().concurrency(0))
+        .with_config(ControllerConfig::default().concurrency(concurrency))
         .reconcile_on(triggers)
-        .graceful_shutdown_on(closing)
-        .run(
-            move |scan, ctx| in_turn(turns.clone(), latest.clone(), scan, ctx),
-            reconcile::error_policy::<K>,
-            ctx,
-        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
         .for_each(move |result| {
             if let Err(e) = result {
                 tracing::debug!(kind = %kind, error = %e, "controller event");
             }
             futures::future::ready(())
         })
-}
-
-/// Reconciles `scan` when a turn is free, as the store has it then (it may have changed while it
-/// waited; gone, nothing is done); nothing either when the turns closed (the run is stopping).
-async fn in_turn<K: ScanKind>(
-    turns: Arc<Semaphore>,
-    store: Store<K>,
-    scan: Arc<K>,
-    ctx: Arc<Context>,
-) -> crate::scan::Result<Action> {
-    let Ok(_turn) = turns.acquire().await else {
-        return Ok(Action::await_change());
-    };
-    let Some(scan) = store.get(&ObjectRef::from_obj(&*scan)) else {
-        return Ok(Action::await_change());
-    };
-    // Boxed, so that a reconcile waiting for its turn holds a pointer, not the whole state.
-    Box::pin(reconcile::reconcile(scan, ctx)).await
 }
 
 fn admin_router(admin: Arc<Admin>) -> Router {
