@@ -34,9 +34,9 @@ use crate::api::{ImageScan, Phase, SourceScan};
 use crate::mirror::{self, MirrorView};
 use crate::runtime::reports;
 use crate::scan::kinds::ScanKind;
+use crate::scan::publisher::{Publisher, Rate, Reporter};
 use crate::scan::reconcile::{self, Context, Settings};
 use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
-use crate::scan::publisher::{Publisher, Rate, Reporter};
 use crate::web::{self, model::View};
 use args::ControllerArgs;
 
@@ -355,8 +355,7 @@ impl Term<'_> {
                     changed: images_changed,
                 },
                 publish: Box::new(move |entries, ended, scans| {
-                    let snapshot =
-                        web::model::Snapshot::build(entries, ended, scans.iter().map(|s| &**s));
+                    let snapshot = web::model::Snapshot::build(entries, ended, scans);
                     view.send_replace(View::Ready(Arc::new(snapshot)));
                 }),
             }

@@ -83,7 +83,7 @@ pub fn scan_object(s: &Scan) -> Value {
         "low": s.counts.low,
         "unknown": s.counts.unknown,
         "scanned_at": s.scanned_at.clone().unwrap_or_default(),
-        "progress": super::view::progress_summary(&s.progress),
+        "progress": super::view::progress_summary(s.progress()),
     })
 }
 

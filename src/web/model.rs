@@ -160,7 +160,7 @@ pub struct Counts {
 }
 
 /// An ImageScan as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Scan {
     pub namespace: String,
     pub name: String,
@@ -169,8 +169,6 @@ pub struct Scan {
     pub phase: Phase,
     pub counts: Counts,
     pub scanned_at: Option<String>,
-    pub violations: Vec<Violation>,
-    pub conditions: Vec<Condition>,
     /// `lastResult.source`.
     pub source: Option<String>,
     pub artifact: Option<String>,
@@ -180,15 +178,52 @@ pub struct Scan {
     pub scanner: Option<String>,
     /// `spec.suspend`: paused.
     pub suspended: bool,
-    /// `status.progress`: the current round's stages.
-    pub progress: Vec<StageProgress>,
+    /// The ImageScan itself, shared with the controller's store rather than copied: the
+    /// violations, conditions and progress are read from it (at 10,000 scans, copies of them
+    /// held about 2.5 KiB per scan, BENCHMARKS.md).
+    object: Arc<ImageScan>,
 }
 
 impl Scan {
+    /// `status.violations`.
+    #[must_use]
+    pub fn violations(&self) -> &[Violation] {
+        self.object
+            .status
+            .as_ref()
+            .map_or(&[], |s| s.violations.as_slice())
+    }
+
+    /// `status.conditions`.
+    #[must_use]
+    pub fn conditions(&self) -> &[Condition] {
+        self.object
+            .status
+            .as_ref()
+            .map_or(&[], |s| s.conditions.as_slice())
+    }
+
+    /// `status.progress`: the current round's stages.
+    #[must_use]
+    pub fn progress(&self) -> &[StageProgress] {
+        self.object
+            .status
+            .as_ref()
+            .map_or(&[], |s| s.progress.as_slice())
+    }
+
+    /// The status, to change what a test shows (copied from the store's on first change).
+    #[cfg(test)]
+    pub fn status_mut(&mut self) -> &mut crate::api::ScanStatus {
+        Arc::make_mut(&mut self.object)
+            .status
+            .get_or_insert_with(Default::default)
+    }
+
     /// How many stages of the round are done (well or not).
     #[must_use]
     pub fn stages_done(&self) -> usize {
-        self.progress
+        self.progress()
             .iter()
             .filter(|p| matches!(p.state, StageState::Done | StageState::DoneWithIssues))
             .count()
@@ -197,14 +232,14 @@ impl Scan {
     /// Its PolicySucceeded condition: the policy's verdict, when a policy judges it.
     #[must_use]
     pub fn verdict(&self) -> Option<&Condition> {
-        self.conditions
+        self.conditions()
             .iter()
             .find(|c| c.type_ == crate::api::ConditionType::PolicySucceeded)
     }
 }
 
 /// The inventory's view at one recompute.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Sorted by namespace, workload, image: what runs, and what ran in the last
     /// [`crate::runtime::inventory::ENDED_KEPT`] (with when it ended).
@@ -231,11 +266,11 @@ pub fn registry_of(image: &str) -> String {
 
 impl Snapshot {
     /// Builds the view from the inventory's entries per namespace (running, and ended) and
-    /// the ImageScans.
+    /// the ImageScans (the controller's store's, shared).
     pub fn build<'a>(
         entries: &BTreeMap<String, Vec<Entry>>,
         ended: &BTreeMap<String, Vec<Entry>>,
-        scans: impl IntoIterator<Item = &'a ImageScan>,
+        scans: impl IntoIterator<Item = &'a Arc<ImageScan>>,
     ) -> Snapshot {
         let mut running: Vec<Running> = entries
             .iter()
@@ -277,7 +312,8 @@ impl Snapshot {
     }
 }
 
-fn scan_of(scan: &ImageScan) -> Scan {
+fn scan_of(object: &Arc<ImageScan>) -> Scan {
+    let scan = &**object;
     let status = scan.status.as_ref();
     let image = scan.spec.registry.image.clone();
     let counts = status
@@ -300,8 +336,6 @@ fn scan_of(scan: &ImageScan) -> Scan {
         scanned_at: status
             .and_then(|s| s.scanned_at.as_ref())
             .map(|t| t.0.to_string()),
-        violations: status.map(|s| s.violations.clone()).unwrap_or_default(),
-        conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
         source: status
             .and_then(|s| s.last_result.as_ref())
             .map(|r| r.source.clone())
@@ -319,7 +353,7 @@ fn scan_of(scan: &ImageScan) -> Scan {
             )
         }),
         suspended: scan.spec.scan.suspend,
-        progress: status.map(|s| s.progress.clone()).unwrap_or_default(),
+        object: object.clone(),
     }
 }
 
@@ -701,7 +735,7 @@ pub(crate) mod tests {
             scan("shop", "err", "ghcr.io/e:1", Some("Error")),
             scan("shop", "run", "ghcr.io/r:1", Some("Scanning")),
         ];
-        let mut s = Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), scans.iter());
+        let mut s = Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), &scans.map(Arc::new));
         s.running = vec![
             running("shop", "web", "alpine:3", Verdict::Pass),
             running("shop", "bad", "quay.io/x/bad:1", Verdict::Fail),
@@ -748,7 +782,7 @@ pub(crate) mod tests {
         assert_eq!(web.counts.high, 2);
         assert_eq!(web.source.as_deref(), Some("job"));
         assert_eq!(web.policy.as_deref(), Some("default"));
-        assert_eq!(web.violations[0].fixed_version.as_deref(), Some("2"));
+        assert_eq!(web.violations()[0].fixed_version.as_deref(), Some("2"));
         assert_eq!(
             web.resolved.as_deref(),
             Some(
@@ -869,13 +903,17 @@ pub(crate) mod tests {
         ]);
         let paused: ImageScan = serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"));
         let fresh = scan("shop", "b", "alpine:3", None);
-        let s = Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&paused, &fresh]);
+        let s = Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&Arc::new(paused), &Arc::new(fresh)],
+        );
         let a = s.scan("shop", "a").unwrap_or_else(|| panic!("a"));
         assert!(a.suspended);
-        assert_eq!(a.progress.len(), 5);
+        assert_eq!(a.progress().len(), 5);
         assert_eq!(a.stages_done(), 2);
         let b = s.scan("shop", "b").unwrap_or_else(|| panic!("b"));
-        assert!(!b.suspended && b.progress.is_empty());
+        assert!(!b.suspended && b.progress().is_empty());
         let mut rows: Vec<&Scan> = s.scans.iter().collect();
         sort_scans(&mut rows, ScanColumn::parse("-progress"));
         assert_eq!(

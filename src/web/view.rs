@@ -658,7 +658,7 @@ pub fn scans(
             c.medium,
             c.low,
             c.unknown,
-            progress = progress_compact(&s.progress),
+            progress = progress_compact(s.progress()),
             ns = esc(&s.namespace),
             name = esc(&s.name),
             link = scan_link(&format!("{}/{}", s.namespace, s.name)),
@@ -715,7 +715,7 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
     let _ = write!(
         body,
         "<section id=\"progress\"><h2>Progress</h2>{paused}{}</section>",
-        progress_bars(&s.progress)
+        progress_bars(s.progress())
     );
     let c = s.counts;
     let _ = write!(
@@ -742,9 +742,9 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
         esc(&decided),
         esc(s.policy.as_deref().unwrap_or("(the namespace's default)")),
         esc(&verdict_text),
-        s.violations.len(),
+        s.violations().len(),
     );
-    for v in &s.violations {
+    for v in s.violations() {
         let _ = write!(
             body,
             "<tr data-cve=\"{id}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -756,12 +756,12 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
         );
     }
     body += "</tbody></table></details>";
-    if !s.violations.is_empty() {
+    if !s.violations().is_empty() {
         body += &vex_form(&format!("{here}/vex"), csrf, s);
     }
     body += "</section>";
     body += "<h2>Conditions</h2><table id=\"conditions\"><thead><tr><th>Type</th><th>Status</th><th>Reason</th><th>Message</th><th>Since</th></tr></thead><tbody>";
-    for c in &s.conditions {
+    for c in s.conditions() {
         let message = said(c);
         let _ = write!(
             body,
@@ -793,7 +793,7 @@ pub fn scan(s: &Scan, csrf: Option<&str>) -> String {
 /// The scan page's form to record an OpenVEX statement about one of its violations (approvers:
 /// the write is the viewer's, so RBAC and the webhook decide; docs/vex.md).
 fn vex_form(action: &str, csrf: Option<&str>, s: &Scan) -> String {
-    let mut cves: Vec<&str> = s.violations.iter().map(|v| v.id.as_str()).collect();
+    let mut cves: Vec<&str> = s.violations().iter().map(|v| v.id.as_str()).collect();
     cves.dedup();
     let options = |values: &[&str]| -> String {
         values
@@ -899,9 +899,9 @@ pub fn scan_pdf_lines(s: &Scan, report: Result<&crate::report::Report, String>) 
     }
     lines.push(Line::Heading(format!(
         "Violations ({})",
-        s.violations.len()
+        s.violations().len()
     )));
-    for v in &s.violations {
+    for v in s.violations() {
         lines.push(text(format!(
             "{} {} {} {} fixed in {}",
             v.id,
@@ -943,6 +943,7 @@ pub fn scan_pdf_lines(s: &Scan, report: Result<&crate::report::Report, String>) 
 mod tests {
     use super::super::model::tests::{running as row, scan as image_scan, snapshot};
     use super::*;
+    use std::sync::Arc;
 
     fn none() -> SavedView {
         SavedView::Listed(vec![])
@@ -964,12 +965,15 @@ mod tests {
         bad.message = "<script>alert(2)</script>".into();
         s.running.push(bad);
         let scan = image_scan("shop", "x", "evil.io/<script>:1", Some("Failed"));
-        let mut detail =
-            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
-                .scans
-                .remove(0);
-        detail.violations[0].id = "CVE-<script>".into();
-        detail.violations[0].package = "\"><script>alert(3)</script>".into();
+        let mut detail = super::super::model::Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&Arc::new(scan)],
+        )
+        .scans
+        .remove(0);
+        detail.status_mut().violations[0].id = "CVE-<script>".into();
+        detail.status_mut().violations[0].package = "\"><script>alert(3)</script>".into();
         let rows: Vec<&Running> = s.running.iter().collect();
         for html in [
             running(&s, &RunningFilter::default(), &rows, Some("c"), &none()),
@@ -1001,10 +1005,13 @@ mod tests {
     #[test]
     fn a_scans_pdf_has_both_sections_and_every_vulnerability_or_says_why_not() {
         let scan = image_scan("shop", "web", "nginx:1", Some("Failed"));
-        let detail =
-            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
-                .scans
-                .remove(0);
+        let detail = super::super::model::Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&Arc::new(scan)],
+        )
+        .scans
+        .remove(0);
         let report = crate::report::Report {
             vulnerabilities: vec![crate::report::Vulnerability {
                 id: "CVE-2099-1".into(),
@@ -1058,7 +1065,7 @@ mod tests {
         let snapshot = super::super::model::Snapshot::build(
             &BTreeMap::new(),
             &BTreeMap::new(),
-            [&older, &newer, &never],
+            [&Arc::new(older), &Arc::new(newer), &Arc::new(never)],
         );
         let order = |query: &str| {
             let (filter, _) = ScanFilter::from_query(query);
@@ -1117,10 +1124,13 @@ mod tests {
             "{html}"
         );
         let scan = image_scan("shop", "web app", "nginx:1", Some("Failed"));
-        let detail =
-            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
-                .scans
-                .remove(0);
+        let detail = super::super::model::Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&Arc::new(scan)],
+        )
+        .scans
+        .remove(0);
         let html = super::scan(&detail, Some("t"));
         assert!(
             html.contains("<form method=\"post\" action=\"/scans/shop/web+app/rescan\" class=\"action\"><input type=\"hidden\" name=\"csrf\" value=\"t\">"),
@@ -1134,10 +1144,10 @@ mod tests {
         assert!(!super::scan(&detail, None).contains("name=\"csrf\""));
         // No violation, nothing to state; with one, the VEX form names it, with the token.
         let mut clean = detail.clone();
-        clean.violations.clear();
+        clean.status_mut().violations.clear();
         assert!(!super::scan(&clean, Some("t")).contains("/vex\""));
         let mut failing = detail.clone();
-        failing.violations = vec![crate::api::Violation {
+        failing.status_mut().violations = vec![crate::api::Violation {
             id: "CVE-2022-48174".into(),
             severity: crate::api::Severity::Critical,
             package: "busybox".into(),
@@ -1243,8 +1253,11 @@ mod tests {
         ]);
         let scan: crate::api::ImageScan =
             serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"));
-        let snapshot =
-            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan]);
+        let snapshot = super::super::model::Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&Arc::new(scan)],
+        );
         let detail = &snapshot.scans[0];
         let html = super::scan(detail, None);
         assert!(
@@ -1303,10 +1316,13 @@ mod tests {
     #[test]
     fn a_scan_can_be_paused_resumed_and_canceled() {
         let scan = image_scan("shop", "web", "nginx:1", Some("Scanning"));
-        let mut detail =
-            super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&scan])
-                .scans
-                .remove(0);
+        let mut detail = super::super::model::Snapshot::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            [&Arc::new(scan)],
+        )
+        .scans
+        .remove(0);
         let html = super::scan(&detail, Some("t"));
         for action in ["pause", "cancel", "rescan"] {
             assert!(
