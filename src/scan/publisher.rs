@@ -78,29 +78,45 @@ struct Queued {
     regarding: ObjectReference,
 }
 
-/// The sending side, held by the reconciles' context.
+/// The sending side, held by the reconciles' context: its task ends with it (a term that ended
+/// publishes nothing more, even what was queued).
 pub struct Publisher {
     queue: mpsc::Sender<Queued>,
     dropped: Counter,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 impl Publisher {
-    /// A publisher whose task publishes on `client` at `rate`; the task ends once the
-    /// publisher is dropped and its queue published.
+    /// A publisher whose task publishes on `client` at `rate`.
     pub fn spawn(
         client: kube::Client,
         reporter: Reporter,
         rate: Rate,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (publisher, queue) = Self::with_queue(QUEUE, metrics.events_dropped.clone());
-        tokio::spawn(publish(client, reporter, rate, queue, metrics));
+        let (mut publisher, queue) = Self::with_queue(QUEUE, metrics.events_dropped.clone());
+        publisher.task = Some(tokio::spawn(publish(
+            client, reporter, rate, queue, metrics,
+        )));
         publisher
     }
 
     fn with_queue(capacity: usize, dropped: Counter) -> (Self, mpsc::Receiver<Queued>) {
         let (queue, receiver) = mpsc::channel(capacity);
-        (Publisher { queue, dropped }, receiver)
+        let publisher = Publisher {
+            queue,
+            dropped,
+            task: None,
+        };
+        (publisher, receiver)
     }
 
     /// Queues `event` about `regarding`, or drops it (counted) when the queue is full.
