@@ -945,6 +945,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// The page's row of one ImageScan.
+    fn detail_of(scan: crate::api::ImageScan) -> Scan {
+        super::super::model::Snapshot::build(&BTreeMap::new(), &BTreeMap::new(), [&Arc::new(scan)])
+            .scans
+            .remove(0)
+    }
+
     fn none() -> SavedView {
         SavedView::Listed(vec![])
     }
@@ -965,13 +972,7 @@ mod tests {
         bad.message = "<script>alert(2)</script>".into();
         s.running.push(bad);
         let scan = image_scan("shop", "x", "evil.io/<script>:1", Some("Failed"));
-        let mut detail = super::super::model::Snapshot::build(
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            [&Arc::new(scan)],
-        )
-        .scans
-        .remove(0);
+        let mut detail = detail_of(scan);
         detail.status_mut().violations[0].id = "CVE-<script>".into();
         detail.status_mut().violations[0].package = "\"><script>alert(3)</script>".into();
         let rows: Vec<&Running> = s.running.iter().collect();
@@ -1005,13 +1006,7 @@ mod tests {
     #[test]
     fn a_scans_pdf_has_both_sections_and_every_vulnerability_or_says_why_not() {
         let scan = image_scan("shop", "web", "nginx:1", Some("Failed"));
-        let detail = super::super::model::Snapshot::build(
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            [&Arc::new(scan)],
-        )
-        .scans
-        .remove(0);
+        let detail = detail_of(scan);
         let report = crate::report::Report {
             vulnerabilities: vec![crate::report::Vulnerability {
                 id: "CVE-2099-1".into(),
@@ -1124,13 +1119,7 @@ mod tests {
             "{html}"
         );
         let scan = image_scan("shop", "web app", "nginx:1", Some("Failed"));
-        let detail = super::super::model::Snapshot::build(
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            [&Arc::new(scan)],
-        )
-        .scans
-        .remove(0);
+        let detail = detail_of(scan);
         let html = super::scan(&detail, Some("t"));
         assert!(
             html.contains("<form method=\"post\" action=\"/scans/shop/web+app/rescan\" class=\"action\"><input type=\"hidden\" name=\"csrf\" value=\"t\">"),
@@ -1316,13 +1305,7 @@ mod tests {
     #[test]
     fn a_scan_can_be_paused_resumed_and_canceled() {
         let scan = image_scan("shop", "web", "nginx:1", Some("Scanning"));
-        let mut detail = super::super::model::Snapshot::build(
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            [&Arc::new(scan)],
-        )
-        .scans
-        .remove(0);
+        let mut detail = detail_of(scan);
         let html = super::scan(&detail, Some("t"));
         for action in ["pause", "cancel", "rescan"] {
             assert!(
