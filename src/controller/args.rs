@@ -69,9 +69,10 @@ pub struct ControllerArgs {
     /// Scans reconciled at the same time, per kind.
     #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
-    /// Phase Events published per second at most, after a burst of `--event-burst`. A
-    /// reconcile queues its Event and goes on; beyond 1,000 waiting, Events are dropped and
-    /// counted (`scangate_controller_events_dropped_total`): a scan's status is its record.
+    /// Phase Events published per second at most (Warnings first), after a burst of
+    /// `--event-burst`. A reconcile queues its Event and goes on; beyond 1,000 of a type waiting,
+    /// Events are dropped and counted (`scangate_controller_events_dropped_total`): a scan's
+    /// status is its record.
     #[arg(long, env = "SCANGATE_EVENT_QPS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_qps: u32,
     /// Phase Events published at once before `--event-qps` applies.

@@ -158,7 +158,7 @@ impl Metrics {
         );
         registry.register(
             "controller_events_dropped",
-            "Phase Events dropped because the queue of Events waiting to be published (1,000, published at --event-qps) was full",
+            "Phase Events dropped because the queue of their type (Warning, Normal: 1,000 each, published at --event-qps) was full",
             self.events_dropped.clone(),
         );
     }

@@ -1,9 +1,11 @@
 //! Phase Events, published off the reconcile. A reconcile hands its Event to a bounded queue and
-//! goes on; one task publishes the queue at a limited rate (`--event-qps`, after a burst of
-//! `--event-burst`). When the queue is full, as in a burst of thousands of verdicts, an Event is
-//! dropped and counted (`scangate_controller_events_dropped_total`): the scan's status is the
-//! record and an Event its notice, so the apiserver's writes go to statuses first. client-go's
-//! event recorders do the same (a queue of 1,000 that drops, a rate limit).
+//! goes on; one task publishes the queues at a limited rate (`--event-qps`, after a burst of
+//! `--event-burst`), Warnings (Failed, Error) before the others. When a queue is full, as in a
+//! burst of thousands of verdicts, an Event is dropped and counted
+//! (`scangate_controller_events_dropped_total`): the scan's status is the record and an Event its
+//! notice, so the apiserver's writes go to statuses first. client-go's event recorders do the same
+//! (a queue of 1,000 that drops, a rate limit); the Warnings' own queue keeps a burst of
+//! Pending notices from crowding out the Failed ones.
 //!
 //! Each Event is created as it comes, without kube's `Recorder`: that keeps every Event it
 //! published for 6 minutes (to count repeats into a series) and scans them all at each
@@ -22,7 +24,8 @@ use tokio::sync::mpsc;
 
 use super::metrics::{ApiResource, Metrics, Verb};
 
-/// Events waiting to be published at most; more are dropped (client-go's `maxQueuedEvents`).
+/// Events of each type waiting to be published at most; more are dropped (client-go's
+/// `maxQueuedEvents`).
 pub const QUEUE: usize = 1000;
 
 /// How fast Events are published: `qps` a second, after a burst of `burst`.
@@ -81,7 +84,8 @@ struct Queued {
 /// The sending side, held by the reconciles' context: its task ends with it (a term that ended
 /// publishes nothing more, even what was queued).
 pub struct Publisher {
-    queue: mpsc::Sender<Queued>,
+    warnings: mpsc::Sender<Queued>,
+    notices: mpsc::Sender<Queued>,
     dropped: Counter,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -102,28 +106,57 @@ impl Publisher {
         rate: Rate,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (mut publisher, queue) = Self::with_queue(QUEUE, metrics.events_dropped.clone());
+        let (mut publisher, queues) = Self::with_queues(QUEUE, metrics.events_dropped.clone());
         publisher.task = Some(tokio::spawn(publish(
-            client, reporter, rate, queue, metrics,
+            client, reporter, rate, queues, metrics,
         )));
         publisher
     }
 
-    fn with_queue(capacity: usize, dropped: Counter) -> (Self, mpsc::Receiver<Queued>) {
-        let (queue, receiver) = mpsc::channel(capacity);
+    fn with_queues(capacity: usize, dropped: Counter) -> (Self, Queues) {
+        let (warnings, warnings_received) = mpsc::channel(capacity);
+        let (notices, notices_received) = mpsc::channel(capacity);
         let publisher = Publisher {
-            queue,
+            warnings,
+            notices,
             dropped,
             task: None,
         };
-        (publisher, receiver)
+        let queues = Queues {
+            warnings: warnings_received,
+            notices: notices_received,
+        };
+        (publisher, queues)
     }
 
-    /// Queues `event` about `regarding`, or drops it (counted) when the queue is full.
+    /// Queues `event` about `regarding`, or drops it (counted) when its type's queue is full.
     pub fn send(&self, event: Event, regarding: ObjectReference) {
-        if self.queue.try_send(Queued { event, regarding }).is_err() {
+        let queue = match event.type_ {
+            EventType::Warning => &self.warnings,
+            EventType::Normal => &self.notices,
+        };
+        if queue.try_send(Queued { event, regarding }).is_err() {
             self.dropped.inc();
             tracing::debug!("event queue full: an event was dropped");
+        }
+    }
+}
+
+/// The receiving side: Warnings, and the others.
+struct Queues {
+    warnings: mpsc::Receiver<Queued>,
+    notices: mpsc::Receiver<Queued>,
+}
+
+impl Queues {
+    /// The next Event to publish: a Warning while there is one; `None` once both queues are
+    /// closed and empty.
+    async fn next(&mut self) -> Option<Queued> {
+        tokio::select! {
+            biased;
+            Some(warning) = self.warnings.recv() => Some(warning),
+            Some(notice) = self.notices.recv() => Some(notice),
+            else => None,
         }
     }
 }
@@ -132,11 +165,11 @@ async fn publish(
     client: kube::Client,
     reporter: Reporter,
     rate: Rate,
-    mut queue: mpsc::Receiver<Queued>,
+    mut queues: Queues,
     metrics: Arc<Metrics>,
 ) {
     let mut bucket = Bucket::full(rate, Instant::now());
-    while let Some(Queued { event, regarding }) = queue.recv().await {
+    while let Some(Queued { event, regarding }) = queues.next().await {
         let wait = bucket.take(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -230,27 +263,67 @@ mod tests {
         assert!(bucket.take(hour) > Duration::ZERO);
     }
 
+    fn event(type_: EventType, reason: &str) -> Event {
+        Event {
+            type_,
+            reason: reason.into(),
+            note: Some(format!("The scan is {reason}")),
+            action: "Reconcile".into(),
+            secondary: None,
+        }
+    }
+
     #[test]
     fn a_full_queue_drops_and_counts() {
         let dropped = Counter::default();
-        let (publisher, mut queue) = Publisher::with_queue(2, dropped.clone());
-        let event = || Event {
-            type_: EventType::Warning,
-            reason: "Failed".into(),
-            note: Some("The scan is Failed".into()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
+        let (publisher, mut queues) = Publisher::with_queues(2, dropped.clone());
         for _ in 0..5 {
-            publisher.send(event(), ObjectReference::default());
+            publisher.send(
+                event(EventType::Warning, "Failed"),
+                ObjectReference::default(),
+            );
         }
         assert_eq!(dropped.get(), 3);
-        assert!(queue.try_recv().is_ok());
-        assert!(queue.try_recv().is_ok());
-        assert!(queue.try_recv().is_err());
+        assert!(queues.warnings.try_recv().is_ok());
+        assert!(queues.warnings.try_recv().is_ok());
+        assert!(queues.warnings.try_recv().is_err());
         // Room again: queued, not dropped.
-        publisher.send(event(), ObjectReference::default());
+        publisher.send(
+            event(EventType::Warning, "Failed"),
+            ObjectReference::default(),
+        );
         assert_eq!(dropped.get(), 3);
+        // The other type's queue has its own room.
+        publisher.send(
+            event(EventType::Normal, "Pending"),
+            ObjectReference::default(),
+        );
+        publisher.send(
+            event(EventType::Normal, "Pending"),
+            ObjectReference::default(),
+        );
+        assert_eq!(dropped.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn warnings_go_first_then_the_rest_in_order() {
+        let (publisher, mut queues) = Publisher::with_queues(10, Counter::default());
+        for reason in ["Pending", "Scanning", "Failed", "Completed", "Error"] {
+            let type_ = match reason {
+                "Failed" | "Error" => EventType::Warning,
+                _ => EventType::Normal,
+            };
+            publisher.send(event(type_, reason), ObjectReference::default());
+        }
+        drop(publisher);
+        let mut order = vec![];
+        while let Some(queued) = queues.next().await {
+            order.push(queued.event.reason);
+        }
+        assert_eq!(
+            order,
+            ["Failed", "Error", "Pending", "Scanning", "Completed"]
+        );
     }
 
     #[test]
