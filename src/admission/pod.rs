@@ -122,7 +122,7 @@ impl fmt::Display for WorkloadKind {
     }
 }
 
-/// What [`containers_named`] reads of a pod spec.
+/// What [`containers_named`] reads of a pod spec: each container's and image volume's name and image.
 const POD_SPEC_IMAGES: Shape = Shape::Fields(&[
     ("initContainers", Shape::Items(&CONTAINER)),
     ("containers", Shape::Items(&CONTAINER)),
