@@ -179,7 +179,14 @@ async fn publish(
         let event = k8s_event(&event, regarding, &reporter, jiff::Timestamp::now());
         metrics.requested(Verb::create, ApiResource::events);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::warn!(error = %e, "cannot publish an event");
+            let regarding = event.regarding.as_ref();
+            tracing::warn!(
+                error = %e,
+                namespace = %namespace,
+                name = regarding.and_then(|r| r.name.as_deref()).unwrap_or_default(),
+                reason = event.reason.as_deref().unwrap_or_default(),
+                "cannot publish an event"
+            );
         }
     }
 }
