@@ -458,36 +458,15 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
-/// An object's metadata: a JSON object, whose fields are kept but `managedFields`. (Anything
-/// else is refused, as kube's typed metadata refuses it.)
+/// An object's metadata as JSON: its fields but `managedFields`, skipped as the typed metadata
+/// skips them ([`WithoutManagedFields`]).
 struct Metadata;
 
 impl<'de> DeserializeSeed<'de> for Metadata {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Metadata {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("object metadata")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = serde_json::Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            if key == "managedFields" {
-                access.next_value::<IgnoredAny>()?;
-            } else {
-                let value = access.next_value::<Value>()?;
-                map.insert(key, value);
-            }
-        }
-        Ok(Value::Object(map))
+        Value::deserialize(WithoutManagedFields(deserializer))
     }
 }
 
