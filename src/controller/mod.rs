@@ -21,6 +21,7 @@ use axum::routing::get;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -34,7 +35,7 @@ use crate::api::{ImageScan, Phase, SourceScan};
 use crate::mirror::{self, MirrorView};
 use crate::runtime::reports;
 use crate::scan::kinds::ScanKind;
-use crate::scan::publisher::{Publisher, Rate, Reporter};
+use crate::scan::publisher::{Publisher, Rate};
 use crate::scan::reconcile::{self, Context, Settings};
 use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
 use crate::web::{self, model::View};
@@ -417,7 +418,7 @@ impl Term<'_> {
                 self.client.clone(),
                 Reporter {
                     controller: CONTROLLER_NAME.into(),
-                    instance: self.identity.clone(),
+                    instance: Some(self.identity.clone()),
                 },
                 Rate {
                     qps: args.event_qps,

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Reporter};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
@@ -66,13 +66,6 @@ impl Bucket {
             Duration::from_secs_f64(-self.tokens / qps)
         }
     }
-}
-
-/// Who the Events say reported them.
-#[derive(Clone, Debug)]
-pub struct Reporter {
-    pub controller: String,
-    pub instance: String,
 }
 
 /// An Event for an object, waiting in the queue.
@@ -224,7 +217,12 @@ fn k8s_event(
         regarding: Some(regarding),
         related: event.secondary.clone(),
         reporting_controller: Some(reporter.controller.clone()),
-        reporting_instance: Some(reporter.instance.clone()),
+        reporting_instance: Some(
+            reporter
+                .instance
+                .clone()
+                .unwrap_or_else(|| reporter.controller.clone()),
+        ),
         ..K8sEvent::default()
     }
 }
@@ -344,7 +342,7 @@ mod tests {
         };
         let reporter = Reporter {
             controller: "scangate-controller".into(),
-            instance: "pod-1".into(),
+            instance: Some("pod-1".into()),
         };
         let now = jiff::Timestamp::from_nanosecond(0x1234).unwrap_or_else(|e| panic!("{e}"));
         let event = Event {
