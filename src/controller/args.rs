@@ -66,8 +66,10 @@ pub struct ControllerArgs {
     /// Scan Jobs running at once in one namespace.
     #[arg(long, env = "SCANGATE_MAX_RUNNING_JOBS_PER_NAMESPACE", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running_jobs_per_namespace: u32,
-    /// Scans reconciled at the same time, per kind.
-    #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 8)]
+    /// Scans reconciled at the same time, per kind. A reconcile mostly waits on the apiserver
+    /// (its status write), so this bounds the controller's writes in flight; the apiserver's
+    /// priority and fairness shares it with its other clients.
+    #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
     /// Phase Events published per second at most (Warnings first), after a burst of
     /// `--event-burst`. A reconcile queues its Event and goes on; beyond 1,000 of a type waiting,
