@@ -32,6 +32,16 @@ tools:
 unit-test:
 	$(CARGO) test --locked
 
+# The slowest end-to-end binaries mostly wait (leases, retries, rollouts, a control plane of
+# their own), and each acts only in namespaces of its own, with controllers of those namespaces
+# only: `make test` runs them in two lanes at once, before the others. A binary that starts a
+# cluster-wide controller or cluster-wide webhook configurations (the results page, VEX, Helm,
+# the deploy tests) must not join a lane: it would act on the other lane's namespaces.
+E2E_LANE_A := e2e_resolve e2e_controller_faults e2e_controller
+E2E_LANE_B := e2e_webhook_faults e2e_rollout_bound e2e_queue
+# Every other test binary, one after another as cargo runs them.
+E2E_SEQUENTIAL := $(foreach t,$(filter-out $(E2E_LANE_A) $(E2E_LANE_B),$(basename $(notdir $(wildcard tests/*.rs)))),--test $(t))
+
 ## test: every test, the end-to-end ones on a fresh local control plane (stopped afterwards).
 test: helm registry-build cosign browser
 	@echo "test: tools ready at $$(date +%T)"
@@ -39,7 +49,14 @@ test: helm registry-build cosign browser
 	@echo "test: tests built at $$(date +%T)"
 	$(MAKE) --no-print-directory controlplane
 	@echo "test: control plane up at $$(date +%T)"
-	rc=0; SCANGATE_E2E=1 $(CARGO) test --locked --no-fail-fast || rc=$$?; \
+	rc=0; export SCANGATE_E2E=1; \
+	  $(CARGO) test --locked --no-fail-fast $(addprefix --test ,$(E2E_LANE_B)) > target/e2e-lane-b.log 2>&1 & lane_b=$$!; \
+	  $(CARGO) test --locked --no-fail-fast $(addprefix --test ,$(E2E_LANE_A)) || rc=$$?; \
+	  wait $$lane_b || rc=$$?; \
+	  echo "test: lane B ($(E2E_LANE_B)):"; cat target/e2e-lane-b.log; \
+	  echo "test: lanes ran until $$(date +%T)"; \
+	  $(CARGO) test --locked --no-fail-fast --lib --bins $(E2E_SEQUENTIAL) || rc=$$?; \
+	  $(CARGO) test --locked --doc || rc=$$?; \
 	  echo "test: tests ran until $$(date +%T)"; \
 	  $(MAKE) --no-print-directory controlplane-stop; exit $$rc
 
