@@ -4,7 +4,7 @@
 //! controller process (`controller`) that composes the scan lifecycle (`scan`), the runtime view
 //! (`runtime`), the verdict mirror (`mirror`) and the results page (`web`). The roles share only
 //! the core below them: `api`, `image`, `index`, `report`, `policy`, `sandbox`, `registry`,
-//! `attest`, `tls`, `admin`. Decisions are pure functions; I/O lives at the edges.
+//! `attest`, `tls`, `admin`, `rate`. Decisions are pure functions; I/O lives at the edges.
 //!
 //! No unsafe code: the binary's choice of allocator (`src/main.rs`) is the only unsafe block.
 
@@ -21,6 +21,7 @@ pub mod image;
 pub mod index;
 pub mod mirror;
 pub mod policy;
+pub mod rate;
 pub mod registry;
 pub mod report;
 pub mod runtime;

@@ -33,9 +33,10 @@ use crate::admin::AbortOnDrop;
 use crate::admission::config::AdmissionConfig;
 use crate::api::{ImageScan, Phase, SourceScan};
 use crate::mirror::{self, MirrorView};
+use crate::rate::Rate;
 use crate::runtime::reports;
 use crate::scan::kinds::ScanKind;
-use crate::scan::publisher::{Publisher, Rate};
+use crate::scan::publisher::Publisher;
 use crate::scan::reconcile::{self, Context, Settings};
 use crate::scan::{CONTROLLER_NAME, cache, policy, queue, store, triggers};
 use crate::web::{self, model::View};
@@ -420,10 +421,7 @@ impl Term<'_> {
                     controller: CONTROLLER_NAME.into(),
                     instance: Some(self.identity.clone()),
                 },
-                Rate {
-                    qps: args.event_qps,
-                    burst: args.event_burst,
-                },
+                Rate::per_second(args.event_qps, args.event_burst),
                 self.admin.metrics.scan.clone(),
             ),
             caches,

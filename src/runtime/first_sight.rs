@@ -32,6 +32,7 @@ use super::metrics::{FirstSightOutcome, Metrics};
 use crate::admission::config::{AdmissionConfig, FirstSightRules};
 use crate::api::{ImageScan, ImageScanSpec, RegistrySpec, ScanSettings};
 use crate::image::ImageRef;
+use crate::rate::{Rate, TokenBucket};
 use crate::scan::events::{MAX_NOTE_BYTES, summarise};
 
 /// How long one create or delete may take.
@@ -285,38 +286,6 @@ pub fn turned(namespace: &str, entries: &[Entry]) -> Vec<Turned> {
     found.into_values().collect()
 }
 
-/// A token bucket: holds up to `per_minute` tokens, refilled evenly over a minute.
-#[derive(Debug)]
-pub struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket of `per_minute` tokens at `now`.
-    pub fn new(per_minute: u32, now: Instant) -> Self {
-        TokenBucket {
-            tokens: f64::from(per_minute),
-            last: now,
-        }
-    }
-
-    /// Takes a token at `now`, if there is one, with `per_minute` as the current rate.
-    pub fn take(&mut self, per_minute: u32, now: Instant) -> bool {
-        let capacity = f64::from(per_minute);
-        let elapsed = now.saturating_duration_since(self.last);
-        let refill = elapsed.as_secs_f64() * capacity / Duration::from_secs(60).as_secs_f64();
-        self.tokens = (self.tokens + refill).min(capacity);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// The writes of first sight and VerdictTurned, and what they remember between recomputes.
 pub struct Effects {
     client: Client,
@@ -431,13 +400,13 @@ impl Effects {
             &existing,
             per_namespace,
         );
-        let per_minute = rules.per_minute();
+        let rate = Rate::per_minute(rules.per_minute());
         let bucket = self
             .bucket
-            .get_or_insert_with(|| TokenBucket::new(per_minute, Instant::now()));
+            .get_or_insert_with(|| TokenBucket::full(rate, Instant::now()));
         let mut waiting = false;
         for request in requests {
-            if !bucket.take(per_minute, Instant::now()) {
+            if !bucket.try_take(rate, Instant::now()) {
                 self.metrics.count_first_sight(FirstSightOutcome::limited);
                 waiting = true;
                 break;
@@ -752,20 +721,5 @@ mod tests {
             event.key.2,
             "scangate-system/alpine@2026-01-02T00:00:00Z".to_string()
         );
-    }
-
-    #[test]
-    fn the_bucket_refills_evenly() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(3, start);
-        assert!((0..3).all(|_| bucket.take(3, start)));
-        assert!(!bucket.take(3, start));
-        // One token every 20 s at 3 a minute.
-        assert!(!bucket.take(3, start + Duration::from_secs(19)));
-        assert!(bucket.take(3, start + Duration::from_secs(20)));
-        // Never more than a minute's worth.
-        let later = start + Duration::from_secs(3600);
-        assert!((0..3).all(|_| bucket.take(3, later)));
-        assert!(!bucket.take(3, later));
     }
 }

@@ -12,7 +12,7 @@
 //! publish, which at 10,000 verdicts is 10,000 Events held and a write lock per scan.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
@@ -23,50 +23,11 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use super::metrics::{ApiResource, Metrics, Verb};
+use crate::rate::{Rate, TokenBucket};
 
 /// Events of each type waiting to be published at most; more are dropped (client-go's
 /// `maxQueuedEvents`).
 pub const QUEUE: usize = 1000;
-
-/// How fast Events are published: `qps` a second, after a burst of `burst`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Rate {
-    pub qps: u32,
-    pub burst: u32,
-}
-
-/// A token bucket: `burst` tokens, refilled at `qps` a second; each Event takes one.
-#[derive(Debug)]
-pub struct Bucket {
-    rate: Rate,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    pub fn full(rate: Rate, now: Instant) -> Self {
-        Bucket {
-            rate,
-            tokens: f64::from(rate.burst.max(1)),
-            at: now,
-        }
-    }
-
-    /// Takes a token at `now` and says how long to wait before using it (zero when one was
-    /// there). A token taken ahead is owed: the next one is due that much later.
-    pub fn take(&mut self, now: Instant) -> Duration {
-        let qps = f64::from(self.rate.qps.max(1));
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * qps).min(f64::from(self.rate.burst.max(1)));
-        self.at = now;
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / qps)
-        }
-    }
-}
 
 /// An Event for an object, waiting in the queue.
 struct Queued {
@@ -161,9 +122,9 @@ async fn publish(
     mut queues: Queues,
     metrics: Arc<Metrics>,
 ) {
-    let mut bucket = Bucket::full(rate, Instant::now());
+    let mut bucket = TokenBucket::full(rate, Instant::now());
     while let Some(Queued { event, regarding }) = queues.next().await {
-        let wait = bucket.take(Instant::now());
+        let wait = bucket.take_owed(rate, Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -230,43 +191,6 @@ fn k8s_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const RATE: Rate = Rate { qps: 10, burst: 3 };
-
-    #[test]
-    fn a_burst_goes_at_once_then_the_rate() {
-        let start = Instant::now();
-        let mut bucket = Bucket::full(RATE, start);
-        for _ in 0..3 {
-            assert_eq!(bucket.take(start), Duration::ZERO);
-        }
-        // The fourth and fifth at once are owed: 0.1 s and 0.2 s from now.
-        let fourth = bucket.take(start).as_secs_f64();
-        let fifth = bucket.take(start).as_secs_f64();
-        assert!((fourth - 0.1).abs() < 1e-9, "{fourth}");
-        assert!((fifth - 0.2).abs() < 1e-9, "{fifth}");
-    }
-
-    #[test]
-    fn tokens_come_back_at_the_rate_up_to_the_burst() {
-        let start = Instant::now();
-        let mut bucket = Bucket::full(RATE, start);
-        for _ in 0..3 {
-            bucket.take(start);
-        }
-        // 0.25 s later: 2.5 tokens back, so two at once and the third waits 0.05 s.
-        let later = start + Duration::from_millis(250);
-        assert_eq!(bucket.take(later), Duration::ZERO);
-        assert_eq!(bucket.take(later), Duration::ZERO);
-        let third = bucket.take(later).as_secs_f64();
-        assert!((third - 0.05).abs() < 1e-9, "{third}");
-        // An hour idle refills to the burst, not beyond.
-        let hour = later + Duration::from_secs(3600);
-        for _ in 0..3 {
-            assert_eq!(bucket.take(hour), Duration::ZERO);
-        }
-        assert!(bucket.take(hour) > Duration::ZERO);
-    }
 
     fn event(type_: EventType, reason: &str) -> Event {
         Event {
