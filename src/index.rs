@@ -4,7 +4,7 @@
 //! no network call; and exceptions with their image patterns parsed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 
@@ -41,7 +41,7 @@ pub struct IndexedScan {
     /// The policy that judged the report (`status.policy`, e.g. `scangate-system/strict` or
     /// scangate's built-in default), else the one the spec names, as `namespace/name`.
     pub policy: Option<String>,
-    pub violations: Vec<Violation>,
+    pub violations: Arc<[Violation]>,
     /// When scangate recorded the deciding report (status is written by scangate only), or
     /// for undecided scans when the scan was created. Ranks results of the same kind.
     pub as_of: Timestamp,
@@ -1435,7 +1435,7 @@ mod tests {
                 index: None,
                 phase: Phase::Failed,
                 scanned_at: Time(ts("2026-02-01T00:00:00Z")),
-                violations: vec![],
+                violations: Default::default(),
             }];
         }
         let mut index = ScanIndex::new([&s]);

@@ -812,10 +812,12 @@ mod tests {
         let config = AdmissionConfig::default();
         let mut failed = scan("scangate-system", "busybox", "busybox:1", D1, "Failed");
         if let Some(status) = failed.status.as_mut() {
-            status.violations.push(crate::api::Violation {
+            let mut violations = status.violations.to_vec();
+            violations.push(crate::api::Violation {
                 id: "CVE-2".into(),
-                ..status.violations[0].clone()
+                ..violations[0].clone()
             });
+            status.violations = violations.into();
         }
         let index = ScanIndex::new(&[failed]);
         let now: Timestamp = "2026-01-10T00:00:00Z"

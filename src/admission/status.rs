@@ -95,8 +95,10 @@ pub fn enrich(
     }
 
     // Severity's order is worst first.
-    status.violations.sort_by_key(|v| v.severity);
-    status.violations.truncate(MAX_VIOLATIONS);
+    let mut violations = status.violations.to_vec();
+    violations.sort_by_key(|v| v.severity);
+    violations.truncate(MAX_VIOLATIONS);
+    status.violations = violations.into();
     Ok(status)
 }
 

@@ -561,7 +561,7 @@ pub fn covering<'e>(
         return None;
     }
     let mut by: Vec<&Exception> = vec![];
-    for v in &scan.violations {
+    for v in scan.violations.iter() {
         let e = exceptions.iter().find(|e| e.covers(&v.id))?;
         if !by.iter().any(|b| std::ptr::eq(*b, *e)) {
             by.push(e);

@@ -4,6 +4,7 @@
 //! users of the system they describe read and script against these exact strings.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::severity::{ALL_SEVERITIES, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -698,6 +699,10 @@ pub struct Violation {
     pub fixed_version: Option<String>,
 }
 
+fn no_violations(violations: &Arc<[Violation]>) -> bool {
+    violations.is_empty()
+}
+
 /// The scanner that produced the report.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -734,8 +739,9 @@ pub struct ScanStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliant_artifact: Option<Artifact>,
     /// The first 20 policy violations, worst first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub violations: Vec<Violation>,
+    // Shared, not copied, by what reads them from a cached scan (the admission index).
+    #[serde(default, skip_serializing_if = "no_violations")]
+    pub violations: Arc<[Violation]>,
     /// Where the metadata store keeps the results; only when the integration is configured.
     #[serde(
         default,
@@ -914,8 +920,8 @@ pub struct EarlierResult {
     /// When scangate recorded the report this result is from.
     pub scanned_at: Time,
     /// The first policy violations of that result (at most [`MAX_EARLIER_VIOLATIONS`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub violations: Vec<Violation>,
+    #[serde(default, skip_serializing_if = "no_violations")]
+    pub violations: Arc<[Violation]>,
 }
 
 /// At most this many earlier results are kept.

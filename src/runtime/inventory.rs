@@ -509,9 +509,7 @@ fn pod_entries(ctx: &Context<'_>, pod: &Pod, ended: Option<Timestamp>) -> Vec<En
         });
         let decided =
             scan.is_some_and(|(_, s)| matches!(s.phase, Phase::Completed | Phase::Failed));
-        let violations = scan
-            .map(|(_, s)| s.violations.as_slice())
-            .unwrap_or_default();
+        let violations = scan.map(|(_, s)| &s.violations[..]).unwrap_or_default();
         let mut worst: Vec<_> = violations.iter().collect();
         worst.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.id.cmp(&b.id)));
         let mut cves: Vec<String> = vec![];

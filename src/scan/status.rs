@@ -385,7 +385,7 @@ pub fn desired_status(inputs: &StatusInputs<'_>) -> ScanStatus {
                 generation,
             } => {
                 status.observed_policy_generation = *generation;
-                status.violations = outcome.violations.clone();
+                status.violations = outcome.violations.as_slice().into();
                 conditions.push(outcome.condition.clone());
             }
         }
@@ -1349,7 +1349,7 @@ mod tests {
         assert_eq!(earlier.image, "docker.io/library/busybox:1.32.1@sha256:aa");
         assert_eq!(earlier.phase, Phase::Failed);
         assert_eq!(
-            earlier.violations,
+            earlier.violations[..],
             failed.violations[..earlier.violations.len()]
         );
         // Moving back to the old content drops its earlier verdict (the scan holds it again),

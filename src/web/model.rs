@@ -191,7 +191,7 @@ impl Scan {
         self.object
             .status
             .as_ref()
-            .map_or(&[], |s| s.violations.as_slice())
+            .map_or(&[], |s| &s.violations[..])
     }
 
     /// `status.conditions`.

@@ -973,8 +973,11 @@ mod tests {
         s.running.push(bad);
         let scan = image_scan("shop", "x", "evil.io/<script>:1", Some("Failed"));
         let mut detail = detail_of(scan);
-        detail.status_mut().violations[0].id = "CVE-<script>".into();
-        detail.status_mut().violations[0].package = "\"><script>alert(3)</script>".into();
+        let status = detail.status_mut();
+        let mut violations = status.violations.to_vec();
+        violations[0].id = "CVE-<script>".into();
+        violations[0].package = "\"><script>alert(3)</script>".into();
+        status.violations = violations.into();
         let rows: Vec<&Running> = s.running.iter().collect();
         for html in [
             running(&s, &RunningFilter::default(), &rows, Some("c"), &none()),
@@ -1133,16 +1136,17 @@ mod tests {
         assert!(!super::scan(&detail, None).contains("name=\"csrf\""));
         // No violation, nothing to state; with one, the VEX form names it, with the token.
         let mut clean = detail.clone();
-        clean.status_mut().violations.clear();
+        clean.status_mut().violations = Default::default();
         assert!(!super::scan(&clean, Some("t")).contains("/vex\""));
         let mut failing = detail.clone();
-        failing.status_mut().violations = vec![crate::api::Violation {
+        failing.status_mut().violations = [crate::api::Violation {
             id: "CVE-2022-48174".into(),
             severity: crate::api::Severity::Critical,
             package: "busybox".into(),
             version: "1.32.1".into(),
             fixed_version: None,
-        }];
+        }]
+        .into();
         let html = super::scan(&failing, Some("t"));
         assert!(
             html.contains("<form method=\"post\" action=\"/scans/shop/web+app/vex\" class=\"vex\"><input type=\"hidden\" name=\"csrf\" value=\"t\">"),
