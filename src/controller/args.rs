@@ -69,7 +69,7 @@ pub struct ControllerArgs {
     /// Scans reconciled at the same time, per kind. A reconcile mostly waits on the apiserver
     /// (its status write), so this bounds the controller's writes in flight; the apiserver's
     /// priority and fairness shares it with its other clients.
-    #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
     /// Phase Events published per second at most (Warnings first), after a burst of
     /// `--event-burst`. A reconcile queues its Event and goes on; beyond 1,000 of a type waiting,
