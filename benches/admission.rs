@@ -13,6 +13,8 @@
 
 #[path = "common/admission_data.rs"]
 mod admission_data;
+#[path = "common/load.rs"]
+mod load;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -391,11 +393,9 @@ fn main() -> Result<()> {
     let rate = env_or("BENCH_RATE", 2_000);
     let opa = std::env::var_os("BENCH_OPA").map(PathBuf::from);
     // Figures taken while anything else runs are noise: say how quiet the machine was.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split(' ').take(3).collect();
     println!(
         "load average (1, 5, 15 min) when the bench started: {}",
-        load.join(" ")
+        load::load_averages().join(" ")
     );
     let dir = tempfile::tempdir()?;
     scangate::cmd::certs::generate(&["127.0.0.1".to_string()], 2)?.write(dir.path())?;

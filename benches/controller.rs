@@ -309,12 +309,10 @@ fn verdict(met: bool, by: String) -> String {
     }
 }
 
-/// The 1-minute load average, from /proc/loadavg.
+/// The 1-minute load average.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split(' ').next().map(String::from))
-        .unwrap_or_else(|| "unknown".into())
+    let [one_minute, ..] = common::load::load_averages();
+    one_minute
 }
 
 fn mib(kib: u64) -> f64 {

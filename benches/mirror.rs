@@ -27,6 +27,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod e2e;
+#[path = "common/load.rs"]
+mod load;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -60,12 +62,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split(' ')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    load::load_averages().join(" ")
 }
 
 /// The digest of denied scan `i`.

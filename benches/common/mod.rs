@@ -2,6 +2,7 @@
 //! of deploy/, impersonation, the apiserver's request counts) and the binary they measure.
 #![allow(dead_code)] // each bench uses part of it
 
+pub mod load;
 #[path = "../../tests/common/net.rs"]
 pub mod net;
 #[path = "../../tests/common/prom.rs"]
