@@ -433,7 +433,12 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
 
     // A policy edit: every scan is evaluated again.
     let load_before_edit = load_average();
+    let control_plane_before_edit = cluster.cpu_seconds();
     let reevaluation = reevaluate_all(client, &ns, n, timeout).await?;
+    let control_plane_edit = cluster
+        .cpu_seconds()
+        .zip(control_plane_before_edit)
+        .map(|(after, before)| after - before);
     let m_edited = cluster.requests()?;
 
     // A full re-list: a new controller process (the old one killed) reads every scan and
@@ -506,6 +511,16 @@ async fn run(cluster: &Cluster, client: &Client, n: usize) -> Result<u64> {
             )
         )
     );
+    let edit_writes = sum(&prom::increase(&m2, &m_edited), is_status_write);
+    match control_plane_edit {
+        Some(seconds) => println!(
+            "control plane CPU      {seconds:.1} s while re-evaluating: {:.2} ms per status write ({edit_writes} writes)",
+            1000.0 * seconds / edit_writes.max(1.0)
+        ),
+        None => println!(
+            "control plane CPU      unknown: its process_cpu_seconds_total could not be read"
+        ),
+    }
     println!(
         "controller CPU         {:.1} s own + {:.1} s in policy workers while reporting ({:.1} ms per reconcile)",
         cpu_after.0 - cpu_before.0,

@@ -137,6 +137,15 @@ impl Cluster {
         ))
     }
 
+    /// The control plane process's CPU seconds so far (its `process_cpu_seconds_total`: the
+    /// apiserver with its etcd, which run in one process here); `None` when it cannot be read.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let text = self.kubectl(&["get", "--raw", "/metrics"], None).ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
     /// A kube client acting as the admin.
     pub async fn client(&self) -> Result<kube::Client> {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
