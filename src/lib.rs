@@ -6,7 +6,8 @@
 //! the core below them: `api`, `image`, `index`, `report`, `policy`, `sandbox`, `registry`,
 //! `attest`, `tls`, `admin`, `rate`. Decisions are pure functions; I/O lives at the edges.
 //!
-//! No unsafe code: the binary's choice of allocator (`src/main.rs`) is the only unsafe block.
+//! No unsafe code: the binary's allocator (`src/main.rs`: which one, and the controller's purge
+//! delay) is the only unsafe code.
 
 #![forbid(unsafe_code)]
 
