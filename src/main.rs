@@ -49,9 +49,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// The controller gives memory it frees back to the system at once, not after mimalloc's
 /// default delay of a second. With the default, the process that had just decided 10,000 scans
-/// held 188-190 MiB in three runs of four; with no delay, 161-162 MiB in two, as little as a
-/// fresh process holding the same scans (BENCHMARKS.md). The webhook keeps the default: its
-/// requests free and reuse memory all the time, and its memory does not grow with a burst.
+/// held 188-190 MiB in three runs of four; with no delay, 161-165 MiB in three, as little as a
+/// fresh process holding the same scans (BENCHMARKS.md). The webhook keeps the default (not
+/// measured with 0): each request frees memory the next one reuses, and giving it back at once
+/// could cost the request path.
 fn purge_freed_memory_at_once() {
     if !ProcessAllocator::system() {
         // SAFETY: sets one of mimalloc's options; called before the runtime starts any thread,
