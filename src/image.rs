@@ -175,12 +175,12 @@ impl ImageRef {
 
     /// `registry/repository@digest`, when the reference has a digest.
     pub fn by_digest(&self) -> Option<String> {
-        self.digest.as_ref().map(|d| format!("{}@{d}", self.name()))
+        (self.digest.as_ref()).map(|d| format!("{}/{}@{d}", self.registry, self.repository))
     }
 
     /// `registry/repository:tag`, when the reference has a tag.
     pub fn by_tag(&self) -> Option<String> {
-        self.tag.as_ref().map(|t| format!("{}:{t}", self.name()))
+        (self.tag.as_ref()).map(|t| format!("{}/{}:{t}", self.registry, self.repository))
     }
 
     /// The same repository path, tag and digest on another (canonical) registry.

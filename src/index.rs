@@ -3,6 +3,7 @@
 //! webhook's watch, or built from files by `scangate check` and `--scans-dir`), looked up with
 //! no network call; and exceptions with their image patterns parsed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
@@ -430,12 +431,14 @@ impl ScanIndex {
     /// name, and for the index and platform manifests tied to it.
     pub fn lookup(&self, image: &ImageRef, origin: impl Fn(&str) -> Option<Origin>) -> Found<'_> {
         let image = self.aliases.canonicalize(image);
-        let name = image.name();
+        let image: &ImageRef = &image;
+        // The tag's key, built once for both origins.
+        let tag_key = image.digest().is_none().then(|| image.by_tag()).flatten();
         let of = |wanted: Origin| -> (Results<'_>, Option<Timestamp>) {
             let (digest, tag_seen_at) = match image.digest() {
-                Some(digest) => (digest.to_string(), None),
+                Some(digest) => (digest, None),
                 None => {
-                    let keys = image.by_tag().and_then(|t| self.by_tag.get(&t));
+                    let keys = tag_key.as_ref().and_then(|t| self.by_tag.get(t));
                     let Some(by_tag) = self
                         .scans_of(keys)
                         .filter(|s| origin(&s.namespace) == Some(wanted))
@@ -453,15 +456,15 @@ impl ScanIndex {
                             Some(by_tag.tag_seen_at),
                         );
                     };
-                    (digest.to_string(), Some(by_tag.tag_seen_at))
+                    (digest, Some(by_tag.tag_seen_at))
                 }
             };
             let candidates = self
-                .scans_of(self.by_digest.get(&digest))
+                .scans_of(self.by_digest.get(digest))
                 .filter(|s| origin(&s.namespace) == Some(wanted))
                 .map(|s| {
-                    let scanned_as = self.aliases.canonicalize(&s.image).name();
-                    (tie(s, &scanned_as, &name, &digest), scanned_as, s)
+                    let scanned_as = canonical_name(&self.aliases, &s.image);
+                    (tie(s, &scanned_as, image, digest), scanned_as, s)
                 });
             (results(candidates), tag_seen_at)
         };
@@ -513,8 +516,22 @@ impl ScanIndex {
 
 /// How `scan`, of content named `scanned_as`, relates to content `digest` pulled as `name`
 /// (both names canonical).
-fn tie(scan: &IndexedScan, scanned_as: &str, name: &str, digest: &str) -> Tie {
-    if scanned_as != name {
+/// An image's name where a mirror in `aliases` stands for another registry: its registry and
+/// repository, borrowed unless the mirror renames them (no name is formatted for a lookup).
+type Name<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+fn canonical_name<'a>(aliases: &RegistryAliases, image: &'a ImageRef) -> Name<'a> {
+    match aliases.canonicalize(image) {
+        Cow::Borrowed(image) => (image.registry().into(), image.repository().into()),
+        Cow::Owned(image) => (
+            image.registry().to_owned().into(),
+            image.repository().to_owned().into(),
+        ),
+    }
+}
+
+fn tie(scan: &IndexedScan, scanned_as: &Name<'_>, image: &ImageRef, digest: &str) -> Tie {
+    if scanned_as.0 != image.registry() || scanned_as.1 != image.repository() {
         Tie::Other
     } else if scan.image.digest() == Some(digest) {
         Tie::Same
@@ -529,15 +546,16 @@ fn tie(scan: &IndexedScan, scanned_as: &str, name: &str, digest: &str) -> Tie {
 /// name and scanned digest compete by rank, and the best of each such group stands for it; the
 /// group of the looked-up name and digest decides (else the best of the index's platforms),
 /// and every other group's standing result adds its denial.
-fn results<'a>(candidates: impl Iterator<Item = (Tie, String, &'a IndexedScan)>) -> Results<'a> {
-    let mut groups: HashMap<(Tie, String, Option<&str>), &IndexedScan> = HashMap::new();
+fn results<'a>(candidates: impl Iterator<Item = (Tie, Name<'a>, &'a IndexedScan)>) -> Results<'a> {
+    // A content has a handful of results: a list searched in order beats hashing each key.
+    type Group<'a> = (Tie, Name<'a>, Option<&'a str>);
+    let mut groups: Vec<(Group<'a>, &IndexedScan)> = Vec::new();
     for (tie, scanned_as, scan) in candidates {
         let group = (tie, scanned_as, scan.image.digest());
-        match groups.get(&group) {
-            Some(best) if best.rank() >= scan.rank() => {}
-            _ => {
-                groups.insert(group, scan);
-            }
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, best)) if best.rank() >= scan.rank() => {}
+            Some((_, best)) => *best = scan,
+            None => groups.push((group, scan)),
         }
     }
     let standing = |wanted: Tie| {
@@ -550,8 +568,8 @@ fn results<'a>(candidates: impl Iterator<Item = (Tie, String, &'a IndexedScan)>)
         .next()
         .or_else(|| standing(Tie::PlatformOfIndex).max_by(|a, b| a.rank().cmp(&b.rank())));
     let mut tied_denials: Vec<&IndexedScan> = groups
-        .values()
-        .copied()
+        .iter()
+        .map(|(_, scan)| *scan)
         .filter(|scan| scan.denies() && result.is_none_or(|r| !std::ptr::eq(*scan, r)))
         .collect();
     tied_denials.sort_by(|a, b| b.rank().cmp(&a.rank()));

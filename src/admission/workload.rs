@@ -278,12 +278,13 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
     };
     // The same bytes judged under another name, and an index's platforms, can only make it
     // worse; so can the namespace's own scans.
-    let pulled_as = format!("{who} (pulled as {image})");
+    // Formatted only for the bytes' other names, which most images do not have.
+    let pulled_as = || format!("{who} (pulled as {image})");
     let stricter = found
         .trusted
         .tied_denials
         .iter()
-        .map(|scan| judge(ctx, &pulled_as, scan, Origin::Trusted, &exceptions))
+        .map(|scan| judge(ctx, &pulled_as(), scan, Origin::Trusted, &exceptions))
         .chain(
             found
                 .namespace
@@ -296,7 +297,7 @@ fn verdict(ctx: &Context<'_>, container: &Container) -> ContainerVerdict {
                 .namespace
                 .tied_denials
                 .iter()
-                .map(|scan| judge(ctx, &pulled_as, scan, Origin::Namespace, &exceptions)),
+                .map(|scan| judge(ctx, &pulled_as(), scan, Origin::Namespace, &exceptions)),
         );
     let judged = stricter.fold(judged, |worst, other| {
         if strictness(other.action) > strictness(worst.action) {
