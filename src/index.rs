@@ -514,10 +514,8 @@ impl ScanIndex {
     }
 }
 
-/// How `scan`, of content named `scanned_as`, relates to content `digest` pulled as `name`
-/// (both names canonical).
-/// An image's name where a mirror in `aliases` stands for another registry: its registry and
-/// repository, borrowed unless the mirror renames them (no name is formatted for a lookup).
+/// An image's canonical name: its registry and repository, borrowed from the scan unless a
+/// mirror in the aliases renames them (a lookup formats no name).
 type Name<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 fn canonical_name<'a>(aliases: &RegistryAliases, image: &'a ImageRef) -> Name<'a> {
@@ -530,6 +528,8 @@ fn canonical_name<'a>(aliases: &RegistryAliases, image: &'a ImageRef) -> Name<'a
     }
 }
 
+/// How `scan`, of content named `scanned_as`, relates to content `digest` pulled as `image`
+/// (both names canonical).
 fn tie(scan: &IndexedScan, scanned_as: &Name<'_>, image: &ImageRef, digest: &str) -> Tie {
     if scanned_as.0 != image.registry() || scanned_as.1 != image.repository() {
         Tie::Other
@@ -547,15 +547,15 @@ fn tie(scan: &IndexedScan, scanned_as: &Name<'_>, image: &ImageRef, digest: &str
 /// group of the looked-up name and digest decides (else the best of the index's platforms),
 /// and every other group's standing result adds its denial.
 fn results<'a>(candidates: impl Iterator<Item = (Tie, Name<'a>, &'a IndexedScan)>) -> Results<'a> {
-    // A content has a handful of results: a list searched in order beats hashing each key.
-    type Group<'a> = (Tie, Name<'a>, Option<&'a str>);
-    let mut groups: Vec<(Group<'a>, &IndexedScan)> = Vec::new();
+    // A map, not a list searched in order: a tenant may index many results for one content.
+    let mut groups: HashMap<(Tie, Name<'a>, Option<&str>), &IndexedScan> = HashMap::new();
     for (tie, scanned_as, scan) in candidates {
         let group = (tie, scanned_as, scan.image.digest());
-        match groups.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, best)) if best.rank() >= scan.rank() => {}
-            Some((_, best)) => *best = scan,
-            None => groups.push((group, scan)),
+        match groups.get(&group) {
+            Some(best) if best.rank() >= scan.rank() => {}
+            _ => {
+                groups.insert(group, scan);
+            }
         }
     }
     let standing = |wanted: Tie| {
@@ -568,8 +568,8 @@ fn results<'a>(candidates: impl Iterator<Item = (Tie, Name<'a>, &'a IndexedScan)
         .next()
         .or_else(|| standing(Tie::PlatformOfIndex).max_by(|a, b| a.rank().cmp(&b.rank())));
     let mut tied_denials: Vec<&IndexedScan> = groups
-        .iter()
-        .map(|(_, scan)| *scan)
+        .values()
+        .copied()
         .filter(|scan| scan.denies() && result.is_none_or(|r| !std::ptr::eq(*scan, r)))
         .collect();
     tied_denials.sort_by(|a, b| b.rank().cmp(&a.rank()));
