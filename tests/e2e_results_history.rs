@@ -257,13 +257,16 @@ fn searches_history_and_scan_actions_in_a_real_browser() {
     // The past hour (the default window): what runs, and the pod that ended ten minutes ago.
     let page = log_in(&browser, base, &alice);
     let recent = ("Pod/recent".to_string(), ten_minutes_ago);
-    let past_hour = cluster.eventually("the past hour to show the ended pod", WAIT, || {
+    // Both ends are seen by the inventory's watch, one after the other: wait for both.
+    let past_hour = cluster.eventually("the past hour to show the ended pods", WAIT, || {
         page.navigate(&format!("{base}/running?namespace={ns}"))
             .expect("navigate");
         let rows = running_rows(&page);
-        rows.iter()
-            .any(|(w, ended)| *w == recent.0 && !ended.is_empty())
-            .then_some(rows)
+        let recent_ended = rows
+            .iter()
+            .any(|(w, ended)| *w == recent.0 && !ended.is_empty());
+        let long_ago_shown = rows.iter().any(|(w, _)| w == "Pod/long-ago");
+        (recent_ended && !long_ago_shown).then_some(rows)
     });
     let workloads: Vec<&str> = past_hour.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(workloads, ["Pod/recent", "Pod/still"], "{past_hour:?}");
